@@ -1,0 +1,24 @@
+"""Guangdong: agencies receive and send the canonical JSON application.
+
+Every jurisdiction folder has the same shape: ``JURISDICTION`` and ``codec(mappings_dir)``
+(wire format <-> canonical application). Guangdong's own exchange format is the canonical
+model itself (the canonical codes are Guangdong's implementation codes), so its codec is the
+canonical one under Guangdong's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.mapping.canonical import CanonicalCodec
+
+JURISDICTION = "GD"
+
+
+class GuangdongCodec(CanonicalCodec):
+    jurisdiction = JURISDICTION
+
+
+def codec(mappings_dir: Path) -> GuangdongCodec:
+    del mappings_dir  # the canonical model needs no field mapping
+    return GuangdongCodec()

@@ -1,0 +1,18 @@
+"""Hong Kong: the HK native XML application format, mapped by ``mappings/fields/hk.yaml``.
+
+Every jurisdiction folder has the same shape: ``JURISDICTION`` and ``codec(mappings_dir)``
+(wire format <-> canonical application). The identity profile (iAM Smart claims -> canonical
+identity) joins this folder with the identity federation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.mapping.fields import XmlCodec
+
+JURISDICTION = "HK"
+
+
+def codec(mappings_dir: Path) -> XmlCodec:
+    return XmlCodec.load(mappings_dir / "fields" / "hk.yaml", JURISDICTION)

@@ -1,0 +1,20 @@
+"""Macau: the Macau native XML application format, mapped by ``mappings/fields/macau.yaml``.
+
+Every jurisdiction folder has the same shape: ``JURISDICTION`` and ``codec(mappings_dir)``
+(wire format <-> canonical application). The format has Portuguese element names with
+Portuguese and Traditional Chinese labels (``mappings/schemas/macau-application.xsd``). The
+identity profile (Macao One Account claims -> canonical identity) joins this folder with the
+identity federation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.mapping.fields import XmlCodec
+
+JURISDICTION = "MO"
+
+
+def codec(mappings_dir: Path) -> XmlCodec:
+    return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION)

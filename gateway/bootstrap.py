@@ -1,0 +1,173 @@
+"""The one module that imports everything: it wires the gateway from its Settings.
+
+:func:`create_app` builds the aiohttp application; each resource it needs is one cleanup
+context, set up and torn down side by side: keys and registry, mappings, database, relay,
+sandbox. Tests call the same function with fakes for the clock or the partner transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+import adapters.guangdong
+import adapters.hk
+import adapters.macau
+from gateway.domain.errors import ConfigurationError
+from gateway.mapping.canonical import CanonicalCodec
+from gateway.mapping.catalog import Catalog
+from gateway.sandbox.setup import install_sandbox
+from gateway.services.calendars import HolidayCalendar
+from gateway.services.handlers import Dependencies
+from gateway.services.ports import Clock, DocumentCodec, PartnerTransport
+from gateway.services.relay import Relay, RelayPolicy
+from gateway.settings import Settings
+from gateway.store.database import create_engine, create_schema
+from gateway.store.unit_of_work import SqlUnitOfWorkFactory
+from gateway.trust import keystore
+from gateway.trust.receipts import JwsReceiptIssuer
+from gateway.trust.registry import AgencyRegistry, load_registry
+from gateway.web import partner_routes, public_routes
+from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, REGISTRY, RELAY, SETTINGS
+from gateway.web.metrics import Metrics
+from gateway.web.middlewares import request_context, sign_partner_responses
+from gateway.web.partner_client import HttpPartnerTransport
+from gateway.web.problems import problem_middleware
+
+ADAPTERS = (adapters.hk, adapters.macau, adapters.guangdong)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Seams for tests: a fixed clock, a fake transport, a quieter relay."""
+
+    clock: Clock | None = None
+    transport: PartnerTransport | None = None
+    relay_policy: RelayPolicy | None = None
+
+
+def check_production(settings: Settings, ring: keystore.KeyRing) -> None:
+    """Production refuses sandbox material and a missing trust configuration."""
+    if settings.sandbox:
+        return
+    problems = []
+    if ring.sandbox:
+        problems.append("the key directory holds sandbox keys")
+    anchors = settings.trust_anchors_dir
+    if anchors is None or not anchors.is_dir() or not any(anchors.rglob("*.pem")):
+        problems.append("no trust anchors are configured (trust_anchors_dir with *.pem files)")
+    if settings.agencies_file is None:
+        problems.append("no agency registry is configured (agencies_file)")
+    if not settings.database_url:
+        problems.append("no database is configured (database_url)")
+    if problems:
+        raise ConfigurationError("production mode refuses to start: " + "; ".join(problems))
+
+
+def load_keyring(settings: Settings) -> keystore.KeyRing:
+    if settings.sandbox:
+        directory = settings.keys_dir or settings.sandbox_dir / "keys" / "gateway"
+        if not (directory / keystore.MANIFEST).exists():
+            return keystore.generate(directory, sandbox=True)
+        return keystore.load(directory)
+    if settings.keys_dir is None:
+        raise ConfigurationError("production mode refuses to start: keys_dir is not set")
+    return keystore.load(settings.keys_dir)
+
+
+def codecs(settings: Settings) -> dict[str, DocumentCodec]:
+    table: dict[str, DocumentCodec] = {"canonical": CanonicalCodec()}
+    for adapter in ADAPTERS:
+        table[adapter.JURISDICTION] = adapter.codec(settings.mappings_dir)
+    return table
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.sandbox_dir / 'gateway.db'}"
+
+
+def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
+    """The gateway as an aiohttp application. Nothing starts until the app starts."""
+    overrides = overrides or Overrides()
+    clock = overrides.clock or SystemClock()
+    ring = load_keyring(settings)
+    check_production(settings, ring)
+    registry = load_registry(settings.agencies_file) if settings.agencies_file else AgencyRegistry()
+    catalog = Catalog.load(settings.mappings_dir / "matters")
+
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            request_context,
+            sign_partner_responses(ring, settings.base_url, clock),
+            problem_middleware(settings.base_url),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[KEYRING] = ring
+    app[REGISTRY] = registry
+    app[METRICS] = Metrics()
+    app[READINESS] = {"keys": bool(ring.keys), "mappings": bool(catalog.all(clock.now().date()))}
+    engine = create_engine(database_url(settings), schema=settings.database_schema or None)
+    uow = SqlUnitOfWorkFactory(engine)
+    transport = overrides.transport or HttpPartnerTransport(
+        lambda: ring.current("http"),
+        registry.resolve_key,
+        clock,
+        timeout=settings.partner_timeout,
+    )
+    relay = Relay(
+        uow,
+        transport,
+        registry,
+        clock,
+        overrides.relay_policy or RelayPolicy(concurrency=settings.relay_concurrency),
+    )
+    app[RELAY] = relay
+    app[DEPENDENCIES] = Dependencies(
+        uow=uow,
+        clock=clock,
+        catalog=catalog,
+        codecs=codecs(settings),
+        agencies=registry,
+        receipts=JwsReceiptIssuer(ring.current("seal")),
+        calendar=HolidayCalendar(),
+        issuer=settings.base_url,
+        outbox_written=relay.wake,
+    )
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        await create_schema(engine)
+        yield
+        await engine.dispose()
+
+    async def delivery(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if isinstance(transport, HttpPartnerTransport):
+            await transport.close()
+
+    app.cleanup_ctx.append(database)
+    if settings.sandbox:
+        install_sandbox(app, settings, ring, registry, clock)
+    app.cleanup_ctx.append(delivery)
+    app.add_routes(partner_routes.routes)
+    app.add_routes(public_routes.routes)
+    return app

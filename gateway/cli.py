@@ -1,0 +1,211 @@
+"""``gba-gateway``: the one command.
+
+::
+
+    gba-gateway serve   [--config FILE] [--host H] [--port P]   production mode
+    gba-gateway sandbox [--host H] [--port P] [--data-dir DIR]   sandbox mode, SQLite
+    gba-gateway sandbox demo [--url URL] [--data-dir DIR]        the tracer flow, narrated
+    gba-gateway keys generate --out DIR [--sandbox]              the gateway's signing keys
+    gba-gateway --version
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.domain.errors import ConfigurationError, GatewayError
+from gateway.observability import configure_logging
+from gateway.settings import Settings, load_settings
+from gateway.trust import keystore
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _serving_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; GBA_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080; GBA_PORT)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gba-gateway",
+        description="Greater Bay Area cross-border interoperability gateway.",
+    )
+    parser.add_argument("--version", action="version", version=f"gba-gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway in production mode",
+        description="Run the gateway in production mode from a TOML "
+        "file and GBA_* environment variables.",
+    )
+    serve.add_argument("--config", type=Path, help="TOML settings file")
+    _serving_options(serve)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the gateway in sandbox mode",
+        description="Run the gateway in sandbox mode on an embedded "
+        "SQLite file, with sandbox agencies, personas and keys "
+        "generated into the sandbox folder.",
+    )
+    _serving_options(sandbox)
+    sandbox.add_argument(
+        "--data-dir", type=Path, help="sandbox folder for keys and the database (default .sandbox)"
+    )
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
+    demo = sandbox_commands.add_parser(
+        "demo",
+        help="run the tracer flow against a running sandbox",
+        description="Submit the sample HK application for 陳大文 as the sandbox HK agency and "
+        "follow it to the Guangdong agency's decision, printing each step.",
+    )
+    demo.add_argument("--url", default=DEFAULT_URL, help=f"gateway URL (default {DEFAULT_URL})")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        dest="demo_data_dir",
+        help="the sandbox folder holding the agency keys (default .sandbox)",
+    )
+    demo.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the decision (default 30)"
+    )
+
+    keys = commands.add_parser("keys", help="manage the gateway's signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
+    generate = keys_commands.add_parser(
+        "generate",
+        help="generate a seal key and an HTTP-signature key",
+        description="Generate the gateway's receipt seal key and RFC 9421 signing key into "
+        "DIR (private keys mode 0600, with a keys.json manifest).",
+    )
+    generate.add_argument("--out", type=Path, required=True, help="key directory")
+    generate.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="mark the keys as sandbox material (refused in production)",
+    )
+    generate.add_argument(
+        "--alg",
+        choices=["ecdsa-p256-sha256", "ed25519"],
+        default="ecdsa-p256-sha256",
+        help="key algorithm (default ES256)",
+    )
+    return parser
+
+
+def banner(settings: Settings) -> str:
+    from gateway.sandbox.agencies import SANDBOX_AGENCIES
+    from gateway.sandbox.personas import PERSONAS
+
+    base = settings.base_url
+    lines = [
+        f"gba-gateway {__version__} — {settings.mode} mode",
+        "",
+        f"  API            {base}/",
+        f"  OpenAPI        {base}/openapi.json",
+        f"  JWKS           {base}/.well-known/jwks.json",
+        f"  matters        {base}/v1/matters",
+        f"  health         {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
+    ]
+    if settings.sandbox:
+        lines += [
+            f"  personas       {base}/sandbox/v1/personas",
+            f"  agencies       {base}/sandbox/v1/agencies",
+            f"  data           {settings.sandbox_dir}",
+            "",
+            "  Sandbox agencies (keys in <data>/keys/agencies/):",
+            *(f"    {a.id:<10} {a.jurisdiction}  {a.names['en']}" for a in SANDBOX_AGENCIES),
+            "",
+            "  Personas:",
+            *(
+                f"    {p.id:<14} {p.jurisdiction}  {p.name_original} {p.family_name_latin} "
+                f"{p.given_names_latin}  ({p.assurance})"
+                for p in PERSONAS
+            ),
+            "",
+            "  Try it:  gba-gateway sandbox demo",
+        ]
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings) -> None:
+    from gateway.bootstrap import create_app
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    print(banner(settings), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("gba-gateway: shutting down", flush=True)
+        await runner.cleanup()
+
+
+def _run(coro: object) -> int:
+    try:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except ConfigurationError as exc:
+        print(f"gba-gateway: {exc.detail}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"gba-gateway: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = load_settings(args.config, host=args.host, port=args.port)
+            configure_logging(settings.log_level, settings.log_format, sys.stderr)
+            return _run(serve(settings))
+        if args.command == "sandbox" and args.sandbox_command == "demo":
+            from gateway.sandbox.demo import run_demo
+
+            data_dir = args.demo_data_dir or load_settings(mode="sandbox").sandbox_dir
+            return _run(run_demo(args.url, data_dir, timeout=args.timeout))
+        if args.command == "sandbox":
+            settings = load_settings(
+                mode="sandbox",
+                host=args.host,
+                port=args.port,
+                sandbox_dir=args.data_dir,
+                log_format="console",
+            )
+            configure_logging(settings.log_level, settings.log_format, sys.stderr)
+            return _run(serve(settings))
+        if args.command == "keys":
+            ring = keystore.generate(args.out, sandbox=args.sandbox, alg=args.alg)
+            for key in ring.keys:
+                print(f"{key.kid}  {key.purpose}  {key.alg}")
+            return 0
+    except GatewayError as exc:
+        print(f"gba-gateway: {exc.detail}", file=sys.stderr)
+        return 2
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

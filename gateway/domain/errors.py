@@ -1,0 +1,204 @@
+"""The one error tree of the gateway.
+
+Every error a caller can see is a :class:`GatewayError`. Each class carries the slug of its
+RFC 9457 problem type (documented in ``docs/problems/<slug>.md``), a title and an HTTP status.
+The web edge renders them as ``application/problem+json``; nothing else does.
+
+::
+
+    GatewayError
+    ├── BadRequestError                 400  bad-request
+    │   ├── MalformedBodyError          400  malformed-body
+    │   └── MissingHeaderError          400  missing-header
+    ├── AuthenticationError             401  unauthenticated
+    │   ├── SignatureMissingError       401  signature-missing
+    │   ├── SignatureInvalidError       401  signature-invalid
+    │   ├── UnknownKeyError             401  unknown-key
+    │   └── ReplayedRequestError        401  replayed-request
+    ├── DigestMismatchError             400  digest-mismatch
+    ├── ForbiddenError                  403  forbidden
+    ├── NotFoundError                   404  not-found
+    │   └── UnknownMatterError          404  unknown-matter
+    ├── MethodNotAllowedError           405  method-not-allowed
+    ├── ConflictError                   409  conflict
+    │   └── IllegalTransitionError      409  illegal-transition
+    ├── PayloadTooLargeError            413  payload-too-large
+    ├── UnsupportedMediaTypeError       415  unsupported-media-type
+    ├── ValidationFailedError           422  validation-failed
+    ├── IdempotencyConflictError        422  idempotency-conflict
+    ├── NotReadyError                   503  not-ready
+    ├── DeliveryError                   (not rendered: outbox relay only)
+    │   ├── TransientDeliveryError      retried with backoff
+    │   └── PermanentDeliveryError      parked as dead letter
+    └── ConfigurationError              (not rendered: refuses to start)
+
+``detail`` never carries personal data: callers build it from codes and counts only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Localized:
+    """A short message in the three scripts every page and error must speak."""
+
+    zh_hant: str
+    zh_hans: str
+    en: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"zh-Hant": self.zh_hant, "zh-Hans": self.zh_hans, "en": self.en}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One problem found in a document: where (JSON pointer or XPath), what (code), why."""
+
+    code: str
+    message: Localized
+    pointer: str | None = None
+    xpath: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        where = {"xpath": self.xpath} if self.xpath is not None else {"pointer": self.pointer or ""}
+        return {**where, "code": self.code, "message": self.message.as_dict()}
+
+
+class GatewayError(Exception):
+    """Root of every error a caller or an operator can see."""
+
+    slug = "internal-error"
+    title = "Internal error"
+    status = 500
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldProblem] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        self.errors = tuple(errors)
+        self.headers = dict(headers or {})
+        super().__init__(self.detail)
+
+
+class BadRequestError(GatewayError):
+    slug, title, status = "bad-request", "Bad request", 400
+
+
+class MalformedBodyError(BadRequestError):
+    slug, title = "malformed-body", "The body cannot be parsed"
+
+
+class MissingHeaderError(BadRequestError):
+    slug, title = "missing-header", "A required header is missing"
+
+
+class DigestMismatchError(GatewayError):
+    slug, title, status = "digest-mismatch", "Content-Digest does not match the body", 400
+
+
+class AuthenticationError(GatewayError):
+    slug, title, status = "unauthenticated", "Authentication required", 401
+
+
+class SignatureMissingError(AuthenticationError):
+    slug, title = "signature-missing", "The request carries no acceptable signature"
+
+
+class SignatureInvalidError(AuthenticationError):
+    slug, title = "signature-invalid", "The request signature does not verify"
+
+
+class UnknownKeyError(AuthenticationError):
+    slug, title = "unknown-key", "The signing key is unknown, revoked or not valid now"
+
+
+class ReplayedRequestError(AuthenticationError):
+    slug, title = "replayed-request", "The signature nonce was already used"
+
+
+class ForbiddenError(GatewayError):
+    slug, title, status = "forbidden", "Not allowed for this caller", 403
+
+
+class NotFoundError(GatewayError):
+    slug, title, status = "not-found", "Not found", 404
+
+
+class UnknownMatterError(NotFoundError):
+    slug, title = "unknown-matter", "No matter with this code is in force"
+
+
+class MethodNotAllowedError(GatewayError):
+    slug, title, status = "method-not-allowed", "Method not allowed", 405
+
+
+class ConflictError(GatewayError):
+    slug, title, status = "conflict", "Conflict with the current state", 409
+
+
+class IllegalTransitionError(ConflictError):
+    slug, title = "illegal-transition", "The application cannot move to that state now"
+
+
+class PayloadTooLargeError(GatewayError):
+    slug, title, status = "payload-too-large", "The body is larger than allowed", 413
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    slug, title, status = "unsupported-media-type", "Unsupported content type", 415
+
+
+class ValidationFailedError(GatewayError):
+    slug, title, status = "validation-failed", "The document is not valid", 422
+
+
+class IdempotencyConflictError(GatewayError):
+    slug, title, status = (
+        "idempotency-conflict",
+        "The Idempotency-Key was used with another body",
+        422,
+    )
+
+
+class NotReadyError(GatewayError):
+    slug, title, status = "not-ready", "The gateway is not ready", 503
+
+
+class DeliveryError(GatewayError):
+    """A forward to a partner agency failed. Never rendered to a caller."""
+
+    slug, title, status = "delivery-failed", "Delivery to a partner failed", 502
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later: timeouts, connection errors, 5xx, 429."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: the partner refused the message or answered unverifiably."""
+
+
+class ConfigurationError(GatewayError):
+    """The gateway refuses to start. Never rendered to a caller."""
+
+    slug, title, status = "configuration", "Invalid configuration", 500
+
+
+def renderable_errors() -> tuple[type[GatewayError], ...]:
+    """All error classes a caller may receive (excludes delivery and configuration errors)."""
+    seen: list[type[GatewayError]] = [GatewayError]
+    stack = list(GatewayError.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        if issubclass(cls, DeliveryError | ConfigurationError):
+            continue
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return tuple(seen)

@@ -1,0 +1,51 @@
+"""Working-day calendars of the three jurisdictions (domain.md §6.1).
+
+- GD: mainland public holidays with the State Council's adjusted working weekends.
+- HK: the 17 general holidays (``OPTIONAL`` category) with a Saturday + Sunday weekend,
+  because government offices close on Saturdays.
+- MO: public and government holidays, Saturday + Sunday weekend.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+
+import holidays
+
+
+@lru_cache(maxsize=64)
+def _calendar(jurisdiction: str, year: int) -> holidays.HolidayBase:
+    if jurisdiction == "GD":
+        return holidays.China(years=year)
+    if jurisdiction == "HK":
+        cal = holidays.HongKong(years=year, categories=(holidays.OPTIONAL,))
+        cal.weekend = {5, 6}
+        return cal
+    if jurisdiction == "MO":
+        return holidays.Macau(years=year, categories=(holidays.PUBLIC, holidays.GOVERNMENT))
+    raise ValueError(f"no working-day calendar for {jurisdiction!r}")
+
+
+def is_working_day(jurisdiction: str, day: date) -> bool:
+    return bool(_calendar(jurisdiction, day.year).is_working_day(day))
+
+
+class HolidayCalendar:
+    """:class:`~gateway.services.ports.WorkingCalendar` backed by the ``holidays`` package."""
+
+    def add_working_days(self, jurisdiction: str, start: date, days: int) -> date:
+        """The day on which ``days`` working days after ``start`` have passed.
+
+        With ``days == 0`` (same-day matters) this is ``start`` itself when it is a working
+        day, else the next working day.
+        """
+        day = start
+        while not is_working_day(jurisdiction, day):
+            day += timedelta(days=1)
+        remaining = days
+        while remaining > 0:
+            day += timedelta(days=1)
+            if is_working_day(jurisdiction, day):
+                remaining -= 1
+        return day

@@ -1,0 +1,313 @@
+"""Use cases of the partner API. Each handler reads as the case it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.domain import ids
+from gateway.domain.application import Application
+from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
+from gateway.domain.errors import (
+    ConflictError,
+    FieldProblem,
+    ForbiddenError,
+    IdempotencyConflictError,
+    NotFoundError,
+    UnknownMatterError,
+    UnsupportedMediaTypeError,
+    ValidationFailedError,
+)
+from gateway.domain.matters import Matter
+from gateway.services.ports import (
+    AgencyDirectory,
+    Clock,
+    Decoded,
+    DocumentCodec,
+    MatterCatalog,
+    OutboxMessage,
+    ReceiptIssuer,
+    StoredResponse,
+    UnitOfWorkFactory,
+    WorkingCalendar,
+)
+from gateway.services.validation import MESSAGES, assess
+
+CANONICAL = "canonical"
+_OFFLOAD_BYTES = 64 * 1024  # parse bigger documents in a thread, off the event loop
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """Everything the use cases need, wired once by :mod:`gateway.bootstrap`."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    catalog: MatterCatalog
+    codecs: Mapping[str, DocumentCodec]  # by jurisdiction code, plus "canonical"
+    agencies: AgencyDirectory
+    receipts: ReceiptIssuer
+    calendar: WorkingCalendar
+    issuer: str
+    outbox_written: Callable[[], None] = lambda: None
+
+
+def canonical_digest(document: Mapping[str, Any]) -> str:
+    """RFC 9530-form digest of a canonical document in its one serialisation."""
+    data = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data.encode()).digest()).decode() + ":"
+
+
+async def _replayed(
+    deps: Dependencies, caller: Caller, key: str, request_digest: str
+) -> StoredResponse | None:
+    async with deps.uow() as uow:
+        stored = await uow.idempotency.get(caller.agency_id, key)
+    if stored is None:
+        return None
+    if stored.request_digest != request_digest:
+        raise IdempotencyConflictError("this Idempotency-Key was used with another body")
+    return stored
+
+
+async def _once(
+    deps: Dependencies,
+    caller: Caller,
+    key: str,
+    request_digest: str,
+    work: Callable[[], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """Run ``work`` at most once per (agency, Idempotency-Key); replay its stored answer."""
+    stored = await _replayed(deps, caller, key, request_digest)
+    if stored is not None:
+        return stored
+    try:
+        return await work()
+    except ConflictError:
+        # Another request with the same key committed first: answer as it did.
+        stored = await _replayed(deps, caller, key, request_digest)
+        if stored is None:
+            raise
+        return stored
+
+
+def _codec_for(deps: Dependencies, caller: Caller, media_type: str) -> DocumentCodec:
+    for name in (CANONICAL, caller.jurisdiction):
+        codec = deps.codecs.get(name)
+        if codec is not None and media_type in codec.media_types:
+            return codec
+    raise UnsupportedMediaTypeError(
+        f"{media_type} is not accepted from a {caller.jurisdiction} agency"
+    )
+
+
+def _matter_of(deps: Dependencies, document: Mapping[str, Any]) -> Matter:
+    code = document.get("matter")
+    try:
+        return deps.catalog.get(str(code or ""), deps.clock.now().date())
+    except UnknownMatterError:
+        raise ValidationFailedError(
+            "the application names no matter in force",
+            errors=[FieldProblem("unknown_matter", MESSAGES["unknown_matter"], pointer="/matter")],
+        ) from None
+
+
+async def submit_application(cmd: SubmitApplication, deps: Dependencies) -> StoredResponse:
+    """A partner agency submits an application (canonical JSON or its native format)."""
+
+    async def work() -> StoredResponse:
+        codec = _codec_for(deps, cmd.caller, cmd.media_type)
+        if len(cmd.body) > _OFFLOAD_BYTES:
+            decoded = await asyncio.to_thread(codec.decode, cmd.body)
+        else:
+            decoded = codec.decode(cmd.body)
+        return await _store_submission(cmd, deps, codec, decoded)
+
+    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.content_digest, work)
+
+
+async def _store_submission(
+    cmd: SubmitApplication, deps: Dependencies, codec: DocumentCodec, decoded: Decoded
+) -> StoredResponse:
+    document = decoded.document
+    matter = _matter_of(deps, document)
+    submitter = deps.agencies.agency(cmd.caller.agency_id)
+    if not submitter.may_handle(str(matter.code)):
+        raise ForbiddenError("the agency may not submit applications for this matter")
+    assessment = assess(document, matter)
+    if assessment.problems:
+        raise ValidationFailedError(
+            f"{len(assessment.problems)} problem(s) found", errors=assessment.problems
+        )
+    now = deps.clock.now()
+    deadline = None
+    if not assessment.missing:
+        limit = matter.promised_limit
+        deadline = deps.calendar.add_working_days(limit.calendar, now.date(), limit.value)
+    app = Application.receive(
+        application_id=ids.new_application_id(),
+        matter=str(matter.code),
+        matter_version=matter.version,
+        submitted_by=cmd.caller.agency_id,
+        channel=cmd.channel.value,
+        source_format=codec.jurisdiction,
+        content_digest=cmd.content_digest,
+        document=document,
+        handlers=matter.route.handlers,
+        missing=assessment.missing,
+        deadline=deadline.isoformat() if deadline else None,
+        at=now,
+    )
+    messages = [] if assessment.missing else _forwards(app, decoded, deps)
+    receipt = deps.receipts.issue(
+        {
+            "iss": deps.issuer,
+            "sub": app.id,
+            "iat": int(now.timestamp()),
+            "jti": ids.new_receipt_id(),
+            "matter": app.matter,
+            "status": app.status.value,
+            "received_at": now.isoformat(),
+            "content_digest": cmd.content_digest,
+            "missing": list(app.missing),
+            "deadline": app.deadline,
+        }
+    )
+    response = StoredResponse(
+        request_digest=cmd.content_digest,
+        status=202,
+        body={"application_id": app.id, "status": app.status.value, "receipt": receipt},
+        resource=app.id,
+    )
+    async with deps.uow() as uow:
+        await uow.applications.add(app)
+        for message in messages:
+            await uow.outbox.add(message)
+        await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+        await uow.commit()
+    if messages:
+        deps.outbox_written()
+    return response
+
+
+def _forwards(app: Application, decoded: Decoded, deps: Dependencies) -> list[OutboxMessage]:
+    """One signed-to-be message per handling agency, in that agency's format."""
+    messages = []
+    for handler in app.handlers:
+        agency = deps.agencies.agency(handler.agency_id)
+        codec = deps.codecs[agency.jurisdiction]
+        message_id = ids.new_message_id()
+        envelope = {
+            "message_id": message_id,
+            "application_id": app.id,
+            "matter": app.matter,
+            "matter_version": app.matter_version,
+            "role": handler.role,
+            "submitted_by": app.submitted_by,
+            "channel": app.channel,
+            "received_at": app.received_at.isoformat(),
+            "deadline": app.deadline,
+            "translation": {
+                "source_format": app.source_format,
+                "source_digest": app.content_digest,
+                "mapping_version": decoded.mapping_version,
+                "canonical_digest": canonical_digest(app.document),
+            },
+            "consent_id": None,
+        }
+        body, media_type = codec.encode(app.document, envelope)
+        messages.append(
+            OutboxMessage(
+                message_id, app.id, agency.id, media_type, body, next_attempt_at=app.received_at
+            )
+        )
+        app.message_queued(agency.id, message_id, app.received_at)
+    return messages
+
+
+async def record_decision(cmd: RecordDecision, deps: Dependencies) -> StoredResponse:
+    """A handling agency decides; the case is decided when every handler has."""
+
+    async def work() -> StoredResponse:
+        now = deps.clock.now()
+        async with deps.uow() as uow:
+            app = await uow.applications.get(cmd.application_id)
+            if app is None or not app.is_party(cmd.caller.agency_id):
+                raise NotFoundError("no such application for this agency")
+            app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
+            await uow.applications.save(app)
+            handler = app.handler(cmd.caller.agency_id)
+            response = StoredResponse(
+                request_digest=cmd.body_digest,
+                status=200,
+                body={
+                    "application_id": app.id,
+                    "status": app.status.value,
+                    "handler": {"agency_id": handler.agency_id, "state": handler.state.value},
+                },
+                resource=app.id,
+            )
+            await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+            await uow.commit()
+        return response
+
+    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.body_digest, work)
+
+
+async def application_view(deps: Dependencies, caller: Caller, application_id: str) -> dict:
+    """The case as a party sees it: state per handler, deadlines, the whole timeline."""
+    async with deps.uow() as uow:
+        app = await uow.applications.get(application_id)
+        if app is None or not app.is_party(caller.agency_id):
+            raise NotFoundError("no such application for this agency")
+        timeline = await uow.applications.timeline(application_id)
+    return {
+        "application_id": app.id,
+        "matter": app.matter,
+        "status": app.status.value,
+        "submitted_by": app.submitted_by,
+        "channel": app.channel,
+        "received_at": app.received_at.isoformat(),
+        "missing": list(app.missing),
+        "handlers": [
+            {
+                "agency_id": h.agency_id,
+                "role": h.role,
+                "state": h.state.value,
+                "reasons": list(h.reasons),
+            }
+            for h in app.handlers
+        ],
+        "deadlines": {"promised": app.deadline},
+        "timeline": [
+            {"seq": e.seq, "type": e.type, "at": e.at.isoformat(), "actor": e.actor, **e.data}
+            for e in timeline
+        ],
+    }
+
+
+async def work_list(
+    deps: Dependencies, caller: Caller, *, limit: int, after: str | None
+) -> dict[str, Any]:
+    """The calling agency's cases (only those it handles), oldest first, cursor-paged."""
+    async with deps.uow() as uow:
+        apps = await uow.applications.handled_by(caller.agency_id, limit=limit + 1, after=after)
+    page, more = apps[:limit], len(apps) > limit
+    return {
+        "items": [
+            {
+                "application_id": a.id,
+                "matter": a.matter,
+                "status": a.status.value,
+                "received_at": a.received_at.isoformat(),
+                "deadline": a.deadline,
+            }
+            for a in page
+        ],
+        "next": page[-1].id if more and page else None,
+    }

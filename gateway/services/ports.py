@@ -1,0 +1,198 @@
+"""Ports: what the use cases need from the world, as protocols. Adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from gateway.domain.application import Application
+from gateway.domain.matters import Matter
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """A partner agency as the use cases see it (keys stay in the trust layer)."""
+
+    id: str
+    jurisdiction: str
+    names: Mapping[str, str]
+    endpoint: str | None = None
+    matters: tuple[str, ...] = ()  # deny by default; "*" for every matter
+
+    def may_handle(self, matter: str) -> bool:
+        return "*" in self.matters or matter in self.matters
+
+
+class AgencyDirectory(Protocol):
+    def agency(self, agency_id: str) -> Agency:
+        """The agency, or :class:`~gateway.domain.errors.NotFoundError`."""
+        ...
+
+
+class MatterCatalog(Protocol):
+    def get(self, code: str, on: date) -> Matter:
+        """The version in force on ``on``, or UnknownMatterError."""
+        ...
+
+    def all(self, on: date) -> Sequence[Matter]: ...
+
+    def search(self, text: str, on: date) -> Sequence[Matter]:
+        """Matters in force whose names contain ``text`` in any script."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A native document translated to the canonical model, with its translation record."""
+
+    document: dict[str, Any]
+    mapping_version: str
+
+
+class DocumentCodec(Protocol):
+    """One jurisdiction's wire format <-> canonical application."""
+
+    jurisdiction: str
+    media_types: frozenset[str]
+
+    def decode(self, body: bytes) -> Decoded:
+        """Parse and translate; MalformedBodyError or ValidationFailedError with every problem."""
+        ...
+
+    def encode(self, document: Mapping[str, Any], envelope: Mapping[str, Any]) -> tuple[bytes, str]:
+        """The forwarded message body in this jurisdiction's format, and its media type."""
+        ...
+
+
+class ReceiptIssuer(Protocol):
+    def issue(self, claims: Mapping[str, Any]) -> str:
+        """A signed, offline-verifiable receipt (JWS compact)."""
+        ...
+
+
+class WorkingCalendar(Protocol):
+    def add_working_days(self, jurisdiction: str, start: date, days: int) -> date: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    request_digest: str
+    status: int
+    body: dict[str, Any]
+    resource: str | None = None
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    id: str
+    application_id: str
+    destination: str
+    media_type: str
+    body: bytes
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    status: str = "pending"  # pending | in_flight | delivered | dead
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """A partner's verified, signed answer to a forwarded message."""
+
+    status: int
+    key_id: str
+    body_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    seq: int
+    type: str
+    at: datetime
+    actor: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ApplicationRepository(Protocol):
+    async def add(self, application: Application) -> None: ...
+
+    async def get(self, application_id: str) -> Application | None: ...
+
+    async def save(self, application: Application) -> None:
+        """Persist state and append pending events; raises ConflictError on a lost update."""
+        ...
+
+    async def timeline(self, application_id: str) -> list[TimelineEntry]: ...
+
+    async def handled_by(
+        self, agency_id: str, *, limit: int, after: str | None
+    ) -> list[Application]: ...
+
+
+class OutboxRepository(Protocol):
+    async def add(self, message: OutboxMessage) -> None: ...
+
+    async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
+        """Take due messages for delivery; another relay cannot take them until the lease ends."""
+        ...
+
+    async def delivered(self, message_id: str, at: datetime) -> None: ...
+
+    async def retry_later(self, message_id: str, at: datetime, error: str) -> None: ...
+
+    async def dead(self, message_id: str, error: str) -> None: ...
+
+
+class IdempotencyStore(Protocol):
+    async def get(self, agency_id: str, key: str) -> StoredResponse | None: ...
+
+    async def put(
+        self, agency_id: str, key: str, response: StoredResponse, at: datetime
+    ) -> None: ...
+
+
+class NonceStore(Protocol):
+    async def use(self, key_id: str, nonce: str, *, now: datetime, expires_at: datetime) -> bool:
+        """Record a nonce; False when it was already used (a replay)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Rolls back on exit unless :meth:`commit` was called."""
+
+    applications: ApplicationRepository
+    outbox: OutboxRepository
+    idempotency: IdempotencyStore
+    nonces: NonceStore
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+    async def ping(self) -> None:
+        """Raise when the database cannot be reached."""
+        ...
+
+
+class PartnerTransport(Protocol):
+    async def deliver(self, agency: Agency, message: OutboxMessage) -> Acknowledgement:
+        """Send one signed message; TransientDeliveryError or PermanentDeliveryError on failure."""
+        ...

@@ -1,0 +1,163 @@
+"""Checks a canonical application against its matter, all problems in one pass (Art. 19(3)).
+
+Two outcomes are kept apart, as DESIGN.md asks:
+
+- *structural* problems (a field the matter needs is absent or malformed): the submission is
+  refused with 422 and every problem listed, and nothing is stored;
+- *missing materials*: the application is well-formed but incomplete; it is stored as
+  ``awaiting_supplement`` with one notice listing everything missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from gateway.domain.errors import FieldProblem, Localized
+from gateway.domain.matters import MaterialRule, Matter
+from gateway.domain.values import DocumentType, IdentityDocument
+
+_DOCUMENT_TYPES = frozenset(t.value for t in DocumentType)
+_DIGEST_RE = re.compile(r"^sha-(256|512)=:[A-Za-z0-9+/]+={0,2}:$")
+
+MESSAGES: dict[str, Localized] = {
+    "required": Localized("此欄位必須填寫", "此字段必须填写", "This field is required"),
+    "unknown_matter": Localized(
+        "沒有以此編碼生效的事項", "没有以此编码生效的事项", "No matter with this code is in force"
+    ),
+    "invalid_date": Localized(
+        "日期無效，應為 YYYY-MM-DD", "日期无效，应为 YYYY-MM-DD", "Not a valid date (YYYY-MM-DD)"
+    ),
+    "invalid_document": Localized(
+        "證件號碼無效或校驗位不符",
+        "证件号码无效或校验位不符",
+        "The identity document number is invalid",
+    ),
+    "unknown_document_type": Localized(
+        "不支援的證件類型", "不支持的证件类型", "Unknown identity document type"
+    ),
+    "no_identity_document": Localized(
+        "至少須提供一種身份證明文件",
+        "至少须提供一种身份证明文件",
+        "At least one identity document is required",
+    ),
+    "unknown_material": Localized(
+        "此事項不需要此材料", "此事项不需要此材料", "This material is not part of the matter"
+    ),
+    "invalid_digest": Localized(
+        "材料摘要格式無效", "材料摘要格式无效", "The material digest is not in RFC 9530 form"
+    ),
+    "wrong_type": Localized("欄位類型不正確", "字段类型不正确", "The field has the wrong type"),
+    "unexpected_field": Localized(
+        "此事項不收集此欄位（資料最小化）",
+        "此事项不收集此字段（数据最小化）",
+        "The matter does not collect this field (data minimisation)",
+    ),
+}
+
+
+def problem(pointer: str, code: str) -> FieldProblem:
+    return FieldProblem(code=code, message=MESSAGES[code], pointer=pointer)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    problems: tuple[FieldProblem, ...]
+    missing: tuple[str, ...]
+
+
+def assess(document: Mapping[str, Any], matter: Matter) -> Assessment:
+    """Every structural problem, and the materials still missing for acceptance."""
+    problems: list[FieldProblem] = []
+    problems += _applicant_problems(document.get("applicant"))
+    problems += _particulars_problems(document.get("particulars"), matter)
+    materials = document.get("materials", [])
+    if not isinstance(materials, list):
+        problems.append(problem("/materials", "wrong_type"))
+        materials = []
+    problems += _material_problems(materials, matter)
+    provided = {m.get("code") for m in materials if isinstance(m, dict)}
+    commitments = {
+        c.get("material") for c in document.get("commitments") or () if isinstance(c, dict)
+    }
+    missing = tuple(
+        m.code
+        for m in matter.materials
+        if m.code not in provided
+        and (
+            m.rule is MaterialRule.REQUIRED
+            or (m.rule is MaterialRule.COMMITMENT_ALLOWED and m.code not in commitments)
+        )
+    )
+    return Assessment(tuple(problems), missing)
+
+
+def _applicant_problems(applicant: object) -> list[FieldProblem]:
+    if not isinstance(applicant, dict):
+        return [problem("/applicant", "required")]
+    out: list[FieldProblem] = []
+    names = applicant.get("names")
+    if not isinstance(names, dict) or not str(names.get("original") or "").strip():
+        out.append(problem("/applicant/names/original", "required"))
+    birth = applicant.get("birth_date")
+    if not birth:
+        out.append(problem("/applicant/birth_date", "required"))
+    else:
+        try:
+            date.fromisoformat(str(birth))
+        except ValueError:
+            out.append(problem("/applicant/birth_date", "invalid_date"))
+    documents = applicant.get("documents")
+    if not isinstance(documents, list) or not documents:
+        out.append(problem("/applicant/documents", "no_identity_document"))
+        return out
+    for i, doc in enumerate(documents):
+        pointer = f"/applicant/documents/{i}"
+        if not isinstance(doc, dict):
+            out.append(problem(pointer, "wrong_type"))
+            continue
+        if doc.get("type") not in _DOCUMENT_TYPES:
+            out.append(problem(pointer + "/type", "unknown_document_type"))
+            continue
+        try:
+            IdentityDocument.parse(doc["type"], str(doc.get("number") or ""))
+        except ValueError:
+            out.append(problem(pointer + "/number", "invalid_document"))
+    return out
+
+
+def _particulars_problems(particulars: object, matter: Matter) -> list[FieldProblem]:
+    if particulars is None:
+        particulars = {}
+    if not isinstance(particulars, dict):
+        return [problem("/particulars", "wrong_type")]
+    known = {p.name for p in matter.particulars}
+    out = [
+        problem(f"/particulars/{p.name}", "required")
+        for p in matter.particulars
+        if p.required and particulars.get(p.name) in (None, "", {}, [])
+    ]
+    out += [
+        problem(f"/particulars/{name}", "unexpected_field")
+        for name in particulars
+        if name not in known
+    ]
+    return out
+
+
+def _material_problems(materials: list[Any], matter: Matter) -> list[FieldProblem]:
+    known = {m.code for m in matter.materials}
+    out: list[FieldProblem] = []
+    for i, item in enumerate(materials):
+        pointer = f"/materials/{i}"
+        if not isinstance(item, dict):
+            out.append(problem(pointer, "wrong_type"))
+            continue
+        if item.get("code") not in known:
+            out.append(problem(pointer + "/code", "unknown_material"))
+        if not _DIGEST_RE.match(str(item.get("digest") or "")):
+            out.append(problem(pointer + "/digest", "invalid_digest"))
+    return out

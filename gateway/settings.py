@@ -1,0 +1,118 @@
+"""One frozen Settings, built once from an optional TOML file and ``GBA_*`` environment.
+
+Precedence: built-in defaults < TOML file < environment < command-line flags. Everything is
+validated before anything starts; every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.domain.errors import ConfigurationError
+
+Mode = Literal["production", "sandbox"]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    mode: Mode = "production"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # defaults to http://host:port; behind a proxy, the external URL
+    database_url: str = ""
+    database_schema: str = ""  # PostgreSQL schema for the tables (default: search_path)
+    keys_dir: Path | None = None  # the gateway's own private keys (files, never inline)
+    trust_anchors_dir: Path | None = None  # per-jurisdiction CA certificates
+    agencies_file: Path | None = None  # the partner-agency registry (YAML)
+    mappings_dir: Path = REPO_ROOT / "mappings"
+    sandbox_dir: Path = REPO_ROOT / ".sandbox"
+    max_body_bytes: int = 1024 * 1024
+    signature_max_skew: int = 300
+    log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
+    relay_enabled: bool = True
+    relay_concurrency: int = 8
+    partner_timeout: float = 10.0
+
+    @property
+    def sandbox(self) -> bool:
+        return self.mode == "sandbox"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return _validated(replace(self, **{k: v for k, v in changes.items() if v is not None}))
+
+
+_PATHS = {"keys_dir", "trust_anchors_dir", "agencies_file", "mappings_dir", "sandbox_dir"}
+_INTS = {"port", "max_body_bytes", "signature_max_skew", "relay_concurrency"}
+_BOOLS = {"relay_enabled"}
+_FLOATS = {"partner_timeout"}
+
+
+def _coerce(name: str, value: Any, base: Path) -> Any:
+    try:
+        if name in _PATHS:
+            path = Path(str(value)).expanduser()
+            return path if path.is_absolute() else (base / path)
+        if name in _INTS:
+            return int(value)
+        if name in _FLOATS:
+            return float(value)
+        if name in _BOOLS:
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    except ValueError as exc:
+        raise ConfigurationError(f"setting {name}: {exc}") from None
+    return value
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults, then the TOML file (table ``[gateway]`` or top level), then ``GBA_*``."""
+    environ = os.environ if environ is None else environ
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read {config_file}: {exc}") from None
+        data = data.get("gateway", data)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(f"{config_file}: unknown settings {', '.join(unknown)}")
+        values.update({k: _coerce(k, v, config_file.parent) for k, v in data.items()})
+    for name in known:
+        env = environ.get("GBA_" + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env, Path.cwd())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _validated(Settings(**values))
+
+
+def _validated(settings: Settings) -> Settings:
+    problems = []
+    if settings.mode not in ("production", "sandbox"):
+        problems.append(f"mode must be 'production' or 'sandbox', not {settings.mode!r}")
+    if not 0 < settings.port < 65536:
+        problems.append("port must be 1-65535")
+    if settings.max_body_bytes < 1024:
+        problems.append("max_body_bytes must be at least 1024")
+    if not 30 <= settings.signature_max_skew <= 3600:
+        problems.append("signature_max_skew must be 30-3600 seconds")
+    if settings.log_format not in ("json", "console"):
+        problems.append("log_format must be 'json' or 'console'")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return settings

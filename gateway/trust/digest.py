@@ -1,0 +1,64 @@
+"""RFC 9530 ``Content-Digest``: the digest of the bytes of a message's content.
+
+The gateway writes ``sha-256`` (or ``sha-512``) and accepts a header carrying either or
+both; other algorithms in the header are ignored, but at least one of the two must be
+there and every one of them that is there must match. The header is a structured
+dictionary (RFC 8941) whose members are byte sequences, e.g.
+``sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:``.
+
+The digest is over the content as sent (after any content coding), so callers pass the
+raw body bytes. Error details never contain the body or the header value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from http_sfv import Dictionary, Item
+
+from gateway.domain.errors import DigestMismatchError, MissingHeaderError
+
+# RFC 9530 algorithm name -> hashlib name. Only these two are accepted or written.
+DIGEST_ALGORITHMS: dict[str, str] = {"sha-256": "sha256", "sha-512": "sha512"}
+
+
+def _digest(algorithm: str, body: bytes) -> bytes:
+    return hashlib.new(DIGEST_ALGORITHMS[algorithm], body).digest()
+
+
+def content_digest(body: bytes, algorithm: str = "sha-256") -> str:
+    """The ``Content-Digest`` header value of ``body`` with one algorithm."""
+    try:
+        digest = _digest(algorithm, body)
+    except KeyError:
+        raise ValueError(f"unsupported digest algorithm {algorithm!r}") from None
+    header = Dictionary()
+    header[algorithm] = Item(digest)
+    return str(header)
+
+
+def verify_content_digest(header: str | None, body: bytes) -> None:
+    """Check a ``Content-Digest`` header against ``body``, or raise.
+
+    :raises MissingHeaderError: no header.
+    :raises DigestMismatchError: the header cannot be parsed, names neither ``sha-256`` nor
+        ``sha-512``, or a digest it carries does not match the body.
+    """
+    if header is None:
+        raise MissingHeaderError("Content-Digest is required")
+    parsed = Dictionary()
+    try:
+        parsed.parse(header.encode("ascii"))
+    except ValueError as exc:  # includes UnicodeEncodeError
+        raise DigestMismatchError("Content-Digest is not a valid structured dictionary") from exc
+    known = [name for name in DIGEST_ALGORITHMS if name in parsed]
+    if not known:
+        raise DigestMismatchError("Content-Digest carries neither sha-256 nor sha-512")
+    for name in known:
+        member = parsed[name]
+        if not isinstance(member, Item) or not isinstance(member.value, bytes):
+            raise DigestMismatchError(f"Content-Digest {name} is not a byte sequence")
+        expected = _digest(name, body)
+        if not hmac.compare_digest(expected, member.value):
+            raise DigestMismatchError(f"Content-Digest {name} does not match the body")

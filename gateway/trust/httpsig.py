@@ -1,0 +1,332 @@
+"""RFC 9421 HTTP Message Signatures: the gateway's signing and verification profile.
+
+Framework-free: the web edge and the outbound client turn their messages into an
+:class:`HttpMessage`, call :func:`sign` or :func:`verify`, and act on the result.
+
+The profile (DESIGN.md):
+
+* One signature per message, under the label the policy names (``sig1``); signatures
+  under any other label are ignored, so a second signature cannot stand in for the first.
+* ``created`` (integer) and ``keyid`` (string) are required, ``nonce`` is required by
+  default, ``tag`` must be the gateway's application tag (``gba-gateway``), and ``created``
+  must lie within ``now ± max_skew``; an ``expires`` in the past refuses the signature.
+  Only the registered parameters (``created``, ``expires``, ``nonce``, ``alg``, ``keyid``,
+  ``tag``) are accepted.
+* The key comes only from the caller's resolver, by ``keyid``, and must be valid now. Its
+  algorithm is the key's own; an ``alg`` parameter may only repeat it. ``hmac-sha256`` is
+  refused outright: there are no shared secrets.
+* A request with a body covers ``"@method" "@target-uri" "content-digest" "content-type"``,
+  one without a body ``"@method" "@target-uri"``, and ``idempotency-key`` whenever that
+  header is present (:meth:`VerifyPolicy.for_request`). A response covers ``"@status"``,
+  ``"content-digest"``, ``"content-type"`` and the request's ``"@method";req`` and
+  ``"@target-uri";req`` (:meth:`VerifyPolicy.for_response`).
+* Covering ``content-digest`` binds the header, not the body: the caller also checks the
+  digest against the bytes with :func:`gateway.trust.digest.verify_content_digest`.
+* Nonce replay is the caller's business (a durable store); :func:`verify` returns the nonce.
+
+Errors are the ones of :mod:`gateway.domain.errors`; their details name components, labels
+and key ids only, never a header value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from http_sfv import Dictionary, InnerList, Item, Token
+
+from gateway.domain.errors import (
+    SignatureInvalidError,
+    SignatureMissingError,
+    UnknownKeyError,
+)
+from gateway.trust.httpsig_components import (
+    Component,
+    ComponentError,
+    HttpMessage,
+    component_value,
+    components,
+)
+from gateway.trust.keys import HTTP_SIG_ALGS, SigningKey, VerificationKey, verify_bytes
+
+__all__ = [
+    "APPLICATION_TAG",
+    "Component",
+    "HttpMessage",
+    "SignatureParams",
+    "VerifiedSignature",
+    "VerifyPolicy",
+    "components",
+    "sign",
+    "signature_base",
+    "verify",
+]
+
+APPLICATION_TAG = "gba-gateway"
+_PARAM_ORDER = ("created", "expires", "keyid", "nonce", "alg", "tag")
+_REFUSED_ALGS = frozenset({"hmac-sha256"})
+
+
+@dataclass(frozen=True)
+class SignatureParams:
+    """What a signature covers and its metadata, serialized in the order of ``_PARAM_ORDER``."""
+
+    components: tuple[Component, ...]
+    created: int
+    keyid: str
+    nonce: str | None = None
+    expires: int | None = None
+    alg: str | None = None
+    tag: str | None = None
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(c, Component) for c in self.components):
+            raise TypeError("components must be Component objects (see components())")
+        _check_unique(self.components)
+        for name in ("created", "expires"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer")
+
+    def inner_list(self) -> InnerList:
+        """The ``@signature-params`` value: covered components plus parameters."""
+        inner = InnerList([c.to_item() for c in self.components])
+        for name in _PARAM_ORDER:
+            value = getattr(self, name)
+            if value is not None:
+                inner.params[name] = value
+        return inner
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """What :func:`verify` demands of a signature."""
+
+    required_components: tuple[Component, ...] = components("@method", "@target-uri")
+    also_cover_if_present: tuple[str, ...] = ()
+    label: str = "sig1"
+    tag: str | None = APPLICATION_TAG
+    max_skew: int = 300
+    max_age: int | None = None
+    require_nonce: bool = True
+
+    @classmethod
+    def for_request(cls, *, has_body: bool, label: str = "sig1") -> VerifyPolicy:
+        """The DESIGN.md profile for an inbound request."""
+        required = ["@method", "@target-uri"]
+        if has_body:
+            required += ["content-digest", "content-type"]
+        return cls(
+            required_components=components(*required),
+            also_cover_if_present=("idempotency-key",),
+            label=label,
+        )
+
+    @classmethod
+    def for_response(cls, *, label: str = "sig1") -> VerifyPolicy:
+        """The DESIGN.md profile for a partner's response to our request."""
+        return cls(
+            required_components=components(
+                "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
+            ),
+            label=label,
+        )
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """A signature that verified, and what it says."""
+
+    label: str
+    keyid: str
+    key: VerificationKey
+    created: int
+    expires: int | None
+    nonce: str | None
+    alg: str | None
+    tag: str | None
+    components: tuple[Component, ...]
+    signature: bytes
+
+
+def _check_unique(covered: tuple[Component, ...]) -> None:
+    identities = [c.identity for c in covered]
+    if len(set(identities)) != len(identities):
+        raise ComponentError("a component is covered more than once")
+
+
+def signature_base(
+    covered: tuple[Component, ...],
+    signature_params: InnerList,
+    message: HttpMessage,
+    request: HttpMessage | None = None,
+) -> str:
+    """The RFC 9421 §2.5 signature base (no trailing newline)."""
+    lines = [f"{c.identifier}: {component_value(c, message, request)}" for c in covered]
+    lines.append(f'"@signature-params": {signature_params}')
+    return "\n".join(lines)
+
+
+def sign(
+    message: HttpMessage,
+    key: SigningKey,
+    params: SignatureParams,
+    *,
+    label: str = "sig1",
+    request: HttpMessage | None = None,
+) -> dict[str, str]:
+    """The ``Signature-Input`` and ``Signature`` header values signing ``message``."""
+    if params.keyid != key.kid:
+        raise ValueError("keyid does not name the signing key")
+    if params.alg is not None and params.alg != key.alg:
+        raise ValueError("alg does not match the signing key")
+    inner = params.inner_list()
+    base = signature_base(params.components, inner, message, request)
+    signature = key.sign(base.encode("ascii"))
+    signature_input = Dictionary()
+    signature_input[label] = inner
+    signature_field = Dictionary()
+    signature_field[label] = Item(signature)
+    return {"Signature-Input": str(signature_input), "Signature": str(signature_field)}
+
+
+def _parse_dictionary(value: str, field_name: str) -> Dictionary:
+    parsed = Dictionary()
+    try:
+        parsed.parse(value.encode("ascii"))
+    except ValueError as exc:  # includes UnicodeEncodeError
+        raise SignatureInvalidError(f"{field_name} is not a valid structured dictionary") from exc
+    return parsed
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str) and not isinstance(value, Token)
+
+
+def _select(message: HttpMessage, label: str) -> tuple[InnerList, bytes]:
+    raw_input = message.header("signature-input")
+    raw_signature = message.header("signature")
+    if raw_input is None or raw_signature is None:
+        raise SignatureMissingError("Signature and Signature-Input headers are required")
+    inputs = _parse_dictionary(raw_input, "Signature-Input")
+    signatures = _parse_dictionary(raw_signature, "Signature")
+    if label not in inputs or label not in signatures:
+        raise SignatureMissingError(f"no signature labelled {label!r}")
+    inner = inputs[label]
+    if not isinstance(inner, InnerList):
+        raise SignatureInvalidError(f"Signature-Input {label!r} is not an inner list")
+    item = signatures[label]
+    if not isinstance(item, Item) or not isinstance(item.value, bytes):
+        raise SignatureInvalidError(f"Signature {label!r} is not a byte sequence")
+    return inner, item.value
+
+
+def _check_params(inner: InnerList, policy: VerifyPolicy, now: int) -> None:
+    params = inner.params
+    unknown = set(params) - set(_PARAM_ORDER)
+    if unknown:
+        raise SignatureInvalidError("the signature has unsupported parameters")
+    created = params.get("created")
+    if type(created) is not int:
+        raise SignatureInvalidError("the created parameter is required (integer)")
+    if not _is_str(params.get("keyid")):
+        raise SignatureInvalidError("the keyid parameter is required (string)")
+    for name in ("nonce", "alg", "tag"):
+        if name in params and not _is_str(params[name]):
+            raise SignatureInvalidError(f"the {name} parameter must be a string")
+    if policy.tag is not None and params.get("tag") != policy.tag:
+        raise SignatureInvalidError("the signature does not carry the expected tag")
+    if policy.require_nonce and "nonce" not in params:
+        raise SignatureInvalidError("the nonce parameter is required")
+    if params.get("alg") in _REFUSED_ALGS:
+        raise SignatureInvalidError("shared-secret algorithms are refused")
+    if created > now + policy.max_skew:
+        raise SignatureInvalidError("signature created in the future")
+    if created < now - policy.max_skew:
+        raise SignatureInvalidError("signature created too long ago")
+    if policy.max_age is not None and now - created > policy.max_age:
+        raise SignatureInvalidError("signature older than the maximum age")
+    if "expires" in params:
+        expires = params["expires"]
+        if type(expires) is not int:
+            raise SignatureInvalidError("the expires parameter must be an integer")
+        if now >= expires:
+            raise SignatureInvalidError("signature expired")
+
+
+def _check_coverage(
+    covered: tuple[Component, ...], policy: VerifyPolicy, message: HttpMessage
+) -> None:
+    identities = {c.identity for c in covered}
+    for required in policy.required_components:
+        if required.identity not in identities:
+            raise SignatureInvalidError(
+                f"the signature does not cover the required component {required.identifier}"
+            )
+    for name in policy.also_cover_if_present:
+        field_component = Component(name.lower())
+        if message.header(name) is not None and field_component.identity not in identities:
+            raise SignatureInvalidError(
+                f"the signature does not cover the present field {field_component.identifier}"
+            )
+
+
+def verify(
+    message: HttpMessage,
+    *,
+    resolve_key: Callable[[str], VerificationKey],
+    policy: VerifyPolicy,
+    now: datetime,
+    request: HttpMessage | None = None,
+) -> VerifiedSignature:
+    """Verify the signature labelled ``policy.label`` on ``message``, or raise.
+
+    ``resolve_key`` raises :class:`UnknownKeyError` for a key id it does not know; a key it
+    returns that is not valid at ``now`` (not yet valid, expired, revoked) is refused with
+    the same error. ``request`` is the request a response answers (``req`` components).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    now_ts = int(now.timestamp())
+    inner, signature = _select(message, policy.label)
+    _check_params(inner, policy, now_ts)
+    try:
+        covered = tuple(Component.from_item(item) for item in inner)
+        _check_unique(covered)
+    except ComponentError as exc:
+        raise SignatureInvalidError(str(exc)) from exc
+    _check_coverage(covered, policy, message)
+
+    params = inner.params
+    keyid = str(params["keyid"])
+    key = resolve_key(keyid)
+    if not key.valid_at(now):
+        raise UnknownKeyError(f"key {keyid!r} is not valid now")
+    if key.alg not in HTTP_SIG_ALGS:
+        raise SignatureInvalidError(f"key {keyid!r} has no allowed signature algorithm")
+    alg = params.get("alg")
+    if alg is not None and alg != key.alg:
+        raise SignatureInvalidError("the alg parameter does not match the key")
+
+    try:
+        base = signature_base(covered, inner, message, request)
+    except ComponentError as exc:
+        raise SignatureInvalidError(str(exc)) from exc
+    if not verify_bytes(key.alg, key.public_key, base.encode("ascii"), signature):
+        raise SignatureInvalidError("the signature does not verify")
+    expires = params.get("expires")
+    nonce = params.get("nonce")
+    tag = params.get("tag")
+    return VerifiedSignature(
+        label=policy.label,
+        keyid=keyid,
+        key=key,
+        created=int(params["created"]),
+        expires=expires if isinstance(expires, int) else None,
+        nonce=str(nonce) if nonce is not None else None,
+        alg=str(alg) if alg is not None else None,
+        tag=str(tag) if tag is not None else None,
+        components=covered,
+        signature=signature,
+    )

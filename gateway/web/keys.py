@@ -1,0 +1,20 @@
+"""Typed application keys: every resource the web edge shares, named once."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.services.handlers import Dependencies
+from gateway.services.relay import Relay
+from gateway.settings import Settings
+from gateway.trust.keystore import KeyRing
+from gateway.trust.registry import AgencyRegistry
+from gateway.web.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+DEPENDENCIES = web.AppKey("dependencies", Dependencies)
+KEYRING = web.AppKey("keyring", KeyRing)
+REGISTRY = web.AppKey("registry", AgencyRegistry)
+RELAY = web.AppKey("relay", Relay)
+METRICS = web.AppKey("metrics", Metrics)
+READINESS = web.AppKey("readiness", dict[str, bool])

@@ -1,0 +1,81 @@
+"""Request id and access logs, metrics, and the signature on every answer to a partner.
+
+Order, outermost first: :func:`request_context` (request id, log context, metrics, access
+log) -> :func:`sign_partner_responses` -> the problem middleware -> the route. So every
+answer to a signed partner request, a problem included, leaves signed.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.services.ports import Clock
+from gateway.trust.keystore import KeyRing
+from gateway.trust.profile import sign_response
+from gateway.web.keys import METRICS
+from gateway.web.messages import request_message
+
+log = structlog.get_logger("gateway.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id (the caller's if well-formed), bound into every log line of the request."""
+    offered = request.headers.get("X-Request-Id", "")
+    request_id = offered if _REQUEST_ID.match(offered) else secrets.token_hex(12)
+    request["request_id"] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    response = await handler(request)
+    elapsed = time.perf_counter() - started
+    response.headers["X-Request-Id"] = request_id
+    route = request.match_info.route.resource
+    route_name = route.canonical if route is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.requests.labels(request.method, route_name, str(response.status)).inc()
+    metrics.latency.labels(route_name).observe(elapsed)
+    if response.status >= 400 and response.content_type == "application/problem+json":
+        metrics.refusals.labels(str(response.status)).inc()
+    log.info(
+        "http.request",
+        method=request.method,
+        route=route_name,
+        status=response.status,
+        ms=round(elapsed * 1000, 2),
+        agency=request.get("agency_id"),
+    )
+    return response
+
+
+def sign_partner_responses(keyring: KeyRing, base_url: str, clock: Clock) -> Any:
+    """Sign the answer to every partner request (one that carried a signature) on /v1."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if not request.path.startswith("/v1/") or "Signature-Input" not in request.headers:
+            return response
+        if not isinstance(response, web.Response) or response.body is None:
+            return response
+        body = response.body if isinstance(response.body, bytes) else b""
+        headers = sign_response(
+            status=response.status,
+            body=body,
+            content_type=response.headers.get("Content-Type", "application/octet-stream"),
+            request=request_message(request, base_url),
+            key=keyring.current("http"),
+            now=clock.now(),
+        )
+        response.headers.update(headers)
+        return response
+
+    return middleware

@@ -1,0 +1,181 @@
+"""Partner API v1: applications and decisions, every call signed both ways."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.commands import RecordDecision, SubmitApplication
+from gateway.domain.errors import FieldProblem, UnsupportedMediaTypeError, ValidationFailedError
+from gateway.mapping.canonical import loads_strict
+from gateway.services import handlers
+from gateway.services.ports import StoredResponse
+from gateway.services.validation import problem
+from gateway.web.auth import authenticate
+from gateway.web.keys import DEPENDENCIES, SETTINGS
+from gateway.web.openapi import operation, query
+
+routes = web.RouteTableDef()
+
+_SUBMIT_RESULT = {
+    "type": "object",
+    "required": ["application_id", "status", "receipt"],
+    "properties": {
+        "application_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["accepted", "awaiting_supplement"]},
+        "receipt": {"type": "string", "description": "JWS compact, typ gba-receipt+jwt"},
+    },
+}
+_VIEW = {
+    "type": "object",
+    "required": ["application_id", "matter", "status", "handlers", "deadlines", "timeline"],
+    "properties": {
+        "application_id": {"type": "string"},
+        "matter": {"type": "string"},
+        "status": {"type": "string"},
+        "handlers": {"type": "array", "items": {"type": "object"}},
+        "deadlines": {"type": "object"},
+        "timeline": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_DECISION = {
+    "type": "object",
+    "required": ["decision"],
+    "properties": {
+        "decision": {"type": "string", "enum": ["approved", "rejected"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_ERRORS = {400: "Malformed body or digest", 401: "Signature refused", 404: "No such case"}
+
+
+def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
+    headers = {}
+    if stored.resource and stored.status == 202:
+        headers["Location"] = f"{request.app[SETTINGS].base_url}/v1/applications/{stored.resource}"
+    return web.json_response(stored.body, status=stored.status, headers=headers)
+
+
+@routes.post("/v1/applications")
+@operation(
+    summary="Submit an application (canonical JSON or the agency's native format)",
+    tag="applications",
+    request={"application/json": {"type": "object"}, "application/xml": {"type": "string"}},
+    responses={
+        202: ("Stored; the receipt is the signed voucher", _SUBMIT_RESULT),
+        **_ERRORS,
+        403: "The agency may not submit this matter",
+        413: "Body too large",
+        415: "Unsupported content type",
+        422: "Invalid document or Idempotency-Key reuse",
+    },
+    signed=True,
+)
+async def submit(request: web.Request) -> web.Response:
+    signed = await authenticate(request, require_idempotency=True)
+    assert signed.idempotency_key is not None
+    stored = await handlers.submit_application(
+        SubmitApplication(
+            caller=signed.caller,
+            body=signed.body,
+            media_type=signed.media_type,
+            content_digest=signed.content_digest,
+            idempotency_key=signed.idempotency_key,
+        ),
+        request.app[DEPENDENCIES],
+    )
+    return _answer(request, stored)
+
+
+@routes.get("/v1/applications")
+@operation(
+    summary="The calling agency's work list (cases it handles)",
+    tag="applications",
+    parameters=[
+        query("after", "cursor from the previous page"),
+        query("limit", "page size, 1-200", {"type": "integer"}),
+    ],
+    responses={200: ("A page of cases", {"type": "object"}), 401: "Signature refused"},
+    signed=True,
+)
+async def work_list(request: web.Request) -> web.Response:
+    signed = await authenticate(request, require_idempotency=False)
+    try:
+        limit = min(max(int(request.query.get("limit", "50")), 1), 200)
+    except ValueError:
+        raise ValidationFailedError(
+            "limit must be an integer", errors=[problem("/limit", "wrong_type")]
+        ) from None
+    page = await handlers.work_list(
+        request.app[DEPENDENCIES], signed.caller, limit=limit, after=request.query.get("after")
+    )
+    return web.json_response(page)
+
+
+@routes.get("/v1/applications/{application_id}")
+@operation(
+    summary="A case: status, each handler's state, deadlines and the whole timeline",
+    tag="applications",
+    responses={200: ("The case", _VIEW), 401: "Signature refused", 404: "No such case"},
+    signed=True,
+)
+async def get_application(request: web.Request) -> web.Response:
+    signed = await authenticate(request, require_idempotency=False)
+    view = await handlers.application_view(
+        request.app[DEPENDENCIES], signed.caller, request.match_info["application_id"]
+    )
+    return web.json_response(view)
+
+
+def _decision_of(body: bytes) -> tuple[str, tuple[str, ...]]:
+    data: Any = loads_strict(body)
+    problems: list[FieldProblem] = []
+    if not isinstance(data, dict):
+        raise ValidationFailedError(
+            "a decision is a JSON object", errors=[problem("", "wrong_type")]
+        )
+    decision = data.get("decision")
+    if decision not in ("approved", "rejected"):
+        problems.append(problem("/decision", "required"))
+    reasons = data.get("reasons", [])
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        problems.append(problem("/reasons", "wrong_type"))
+        reasons = []
+    if problems:
+        raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
+    return str(decision), tuple(reasons)
+
+
+@routes.post("/v1/applications/{application_id}/decisions")
+@operation(
+    summary="A handling agency's decision on a case",
+    tag="applications",
+    request={"application/json": _DECISION},
+    responses={
+        200: ("Recorded", {"type": "object"}),
+        **_ERRORS,
+        409: "Not decidable in the case's current state",
+        415: "Not JSON",
+        422: "Invalid decision",
+    },
+    signed=True,
+)
+async def post_decision(request: web.Request) -> web.Response:
+    signed = await authenticate(request, require_idempotency=True)
+    if signed.media_type != "application/json":
+        raise UnsupportedMediaTypeError("a decision is application/json")
+    decision, reasons = _decision_of(signed.body)
+    assert signed.idempotency_key is not None
+    stored = await handlers.record_decision(
+        RecordDecision(
+            caller=signed.caller,
+            application_id=request.match_info["application_id"],
+            decision=decision,
+            reasons=reasons,
+            idempotency_key=signed.idempotency_key,
+            body_digest=signed.content_digest,
+        ),
+        request.app[DEPENDENCIES],
+    )
+    return _answer(request, stored)

@@ -1,0 +1,88 @@
+"""RFC 9457 problem details: the one place errors become responses.
+
+:func:`problem_middleware` turns every :class:`GatewayError`, every aiohttp HTTP error
+(404, 405, 413 ...) and every unexpected exception into ``application/problem+json``. An
+unexpected exception is a 500 with a trace id, logged once with its stack; the body never
+carries a stack trace or personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.domain import errors as e
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("gateway.web")
+
+_HTTP_ERRORS: dict[int, type[e.GatewayError]] = {
+    400: e.BadRequestError,
+    401: e.AuthenticationError,
+    403: e.ForbiddenError,
+    404: e.NotFoundError,
+    405: e.MethodNotAllowedError,
+    409: e.ConflictError,
+    413: e.PayloadTooLargeError,
+    415: e.UnsupportedMediaTypeError,
+    422: e.ValidationFailedError,
+    503: e.NotReadyError,
+}
+
+_DETAILS: dict[int, str] = {
+    404: "no resource at this path",
+    405: "this method is not allowed on this path",
+    413: "the body is larger than the configured limit",
+}
+
+
+def translate_http_error(exc: web.HTTPException) -> e.GatewayError:
+    """aiohttp's own errors, mapped to the GatewayError of the same status."""
+    cls = _HTTP_ERRORS.get(exc.status, e.BadRequestError if exc.status < 500 else e.GatewayError)
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return cls(_DETAILS.get(exc.status, cls.title), headers=headers)
+
+
+def problem_response(request: web.Request, error: e.GatewayError, base_url: str) -> web.Response:
+    body: dict[str, Any] = {
+        "type": f"{base_url}/problems/{error.slug}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": request.path,
+        "trace_id": request.get("request_id", ""),
+    }
+    if error.errors:
+        body["errors"] = [p.as_dict() for p in error.errors]
+    return web.Response(
+        status=error.status,
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        content_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+def problem_middleware(base_url: str) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except e.GatewayError as error:
+            if error.status >= 500 and not isinstance(error, e.NotReadyError):
+                log.exception("request.failed", problem=error.slug)
+            return problem_response(request, error, base_url)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return problem_response(request, translate_http_error(exc), base_url)
+        except Exception:
+            log.exception("request.crashed")
+            return problem_response(
+                request, e.GatewayError("an unexpected error occurred"), base_url
+            )
+
+    return middleware

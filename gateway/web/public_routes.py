@@ -1,0 +1,214 @@
+"""Public routes: the matter catalog (Art. 10), keys, health, metrics, the API's own docs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import __version__
+from gateway.domain.errors import NotFoundError, NotReadyError, ValidationFailedError
+from gateway.domain.matters import Matter
+from gateway.domain.values import Jurisdiction
+from gateway.services.validation import problem
+from gateway.settings import REPO_ROOT
+from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS
+from gateway.web.openapi import build_document, operation, query
+
+routes = web.RouteTableDef()
+PROBLEM_DOCS = REPO_ROOT / "docs" / "problems"
+
+
+def matter_json(matter: Matter, counterpart_of: Jurisdiction | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "code": str(matter.code),
+        "version": matter.version,
+        "names": matter.names.as_dict(),
+        "type": matter.matter_type,
+        "legal_basis": matter.legal_basis,
+        "time_limits": {
+            "statutory": matter.statutory_limit.as_dict(),
+            "promised": matter.promised_limit.as_dict(),
+        },
+        "fee": matter.fee,
+        "channels": [c.value for c in matter.channels],
+        "min_assurance": matter.min_assurance.value,
+        "agent_allowed": matter.agent_allowed,
+        "materials": [
+            {"code": m.code, "names": m.names.as_dict(), "rule": m.rule.value}
+            for m in matter.materials
+        ],
+        "route": {"lead": matter.route.lead, "reviewers": list(matter.route.reviewers)},
+        "effective_from": matter.effective_from.isoformat(),
+    }
+    counterparts = matter.counterparts
+    if counterpart_of is not None:
+        counterparts = tuple(c for c in counterparts if c.jurisdiction is counterpart_of)
+    out["counterparts"] = [
+        {
+            "jurisdiction": c.jurisdiction.value,
+            "relation": c.relation,
+            "service": c.service,
+            "names": c.names.as_dict() if c.names else None,
+        }
+        for c in counterparts
+    ]
+    return out
+
+
+def _day(request: web.Request) -> date:
+    text = request.query.get("at")
+    if not text:
+        return request.app[DEPENDENCIES].clock.now().date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailedError(
+            "at must be YYYY-MM-DD", errors=[problem("/at", "invalid_date")]
+        ) from None
+
+
+def _jurisdiction(request: web.Request) -> Jurisdiction | None:
+    text = request.query.get("jurisdiction")
+    if not text:
+        return None
+    try:
+        return Jurisdiction.parse(text)
+    except ValueError:
+        raise ValidationFailedError(
+            "jurisdiction is HK, MO or GD", errors=[problem("/jurisdiction", "wrong_type")]
+        ) from None
+
+
+@routes.get("/v1/matters")
+@operation(
+    summary="The matter catalog; ?q= searches names in any script",
+    tag="matters",
+    parameters=[
+        query("q", "text in any script"),
+        query("jurisdiction", "HK, MO or GD"),
+        query("at", "the date the catalog is read at (YYYY-MM-DD)"),
+    ],
+    responses={200: ("Matters in force", {"type": "object"}), 422: "Bad query"},
+)
+async def list_matters(request: web.Request) -> web.Response:
+    catalog = request.app[DEPENDENCIES].catalog
+    day, jurisdiction = _day(request), _jurisdiction(request)
+    text = request.query.get("q", "").strip()
+    matters = catalog.search(text, day) if text else catalog.all(day)
+    if jurisdiction is not None:
+        matters = [
+            m
+            for m in matters
+            if jurisdiction is Jurisdiction.GD or m.counterpart(jurisdiction) is not None
+        ]
+    return web.json_response(
+        {"items": [matter_json(m, jurisdiction) for m in matters], "next": None}
+    )
+
+
+@routes.get("/v1/matters/{code}")
+@operation(
+    summary="One matter; ?jurisdiction= gives its counterpart, ?at= the version in force",
+    tag="matters",
+    parameters=[query("jurisdiction", "HK, MO or GD"), query("at", "YYYY-MM-DD")],
+    responses={200: ("The matter", {"type": "object"}), 404: "No such matter in force"},
+)
+async def get_matter(request: web.Request) -> web.Response:
+    matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
+    return web.json_response(matter_json(matter, _jurisdiction(request)))
+
+
+@routes.get("/.well-known/jwks.json")
+@operation(
+    summary="The gateway's public keys (receipts, vouchers, message signatures)",
+    tag="keys",
+    responses={200: ("JWK set", {"type": "object"})},
+)
+async def jwks(request: web.Request) -> web.Response:
+    return web.json_response(
+        request.app[KEYRING].jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@routes.get("/openapi.json")
+@operation(summary="This document", tag="meta", responses={200: ("OpenAPI 3.1", {})})
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_document(request.app, request.app[SETTINGS].base_url))
+
+
+@routes.get("/healthz")
+@operation(
+    summary="Liveness: the process answers",
+    tag="meta",
+    responses={200: ("Alive", {"type": "object"})},
+)
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+@routes.get("/readyz")
+@operation(
+    summary="Readiness: database reachable, keys and mappings loaded",
+    tag="meta",
+    responses={200: ("Ready", {"type": "object"}), 503: "Not ready"},
+)
+async def readyz(request: web.Request) -> web.Response:
+    checks = dict(request.app[READINESS])
+    try:
+        await asyncio.wait_for(request.app[DEPENDENCIES].uow.ping(), timeout=2)
+        checks["database"] = True
+    except Exception:  # any failure to reach the database means not ready
+        checks["database"] = False
+    if not all(checks.values()):
+        failing = ", ".join(sorted(name for name, ok in checks.items() if not ok))
+        raise NotReadyError(f"not ready: {failing}")
+    return web.json_response({"status": "ready", "checks": checks})
+
+
+@routes.get("/metrics")
+@operation(summary="Prometheus metrics", tag="meta", responses={200: "Prometheus text"})
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/problems/{slug}")
+@operation(
+    summary="What a problem type means and what to do about it",
+    tag="meta",
+    responses={200: "Markdown", 404: "No such problem type"},
+)
+async def problem_doc(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    path = PROBLEM_DOCS / f"{slug}.md"
+    if not slug.replace("-", "").isalnum() or not path.is_file():
+        raise NotFoundError("no such problem type")
+    return web.Response(text=path.read_text("utf-8"), content_type="text/markdown")
+
+
+@routes.get("/")
+@operation(summary="Where things are", tag="meta", responses={200: ("Links", {})})
+async def index(request: web.Request) -> web.Response:
+    base = request.app[SETTINGS].base_url
+    return web.json_response(
+        {
+            "name": "GBA cross-border gateway",
+            "version": __version__,
+            "mode": request.app[SETTINGS].mode,
+            "links": {
+                name: base + path
+                for name, path in (
+                    ("openapi", "/openapi.json"),
+                    ("jwks", "/.well-known/jwks.json"),
+                    ("matters", "/v1/matters"),
+                    ("health", "/healthz"),
+                    ("ready", "/readyz"),
+                    ("metrics", "/metrics"),
+                )
+            },
+        }
+    )

@@ -1,0 +1,90 @@
+"""The matter catalog: loading the reviewed YAML, versions in force, search in every script."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway.domain.errors import UnknownMatterError
+from gateway.domain.matters import MaterialRule
+from gateway.mapping.catalog import Catalog
+from gateway.mapping.fields import MappingError
+
+MATTERS = Path(__file__).parents[3] / "mappings" / "matters"
+CODE = "11440400MB2C00081P4440120002000"
+IN_FORCE = date(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load(MATTERS)
+
+
+def test_catalog_loads_the_reviewed_matters(catalog: Catalog) -> None:
+    assert [str(m.code) for m in catalog.all(IN_FORCE)] == [CODE]
+
+
+def test_get_returns_the_version_in_force(catalog: Catalog) -> None:
+    matter = catalog.get(CODE, IN_FORCE)
+
+    assert str(matter.code) == CODE
+    assert matter.version == 1
+    assert matter.effective_from == date(2024, 1, 1)
+    assert matter.names.zh_hant == "港澳居民個體工商戶登記"
+    assert matter.statutory_limit.value == 3
+    assert matter.promised_limit.value == 0
+    assert [(m.code, m.rule) for m in matter.materials] == [
+        ("APPLICATION_FORM", MaterialRule.REQUIRED),
+        ("IDENTITY_PROOF", MaterialRule.BY_DATA_SHARING),
+        ("PREMISES_PROOF", MaterialRule.COMMITMENT_ALLOWED),
+    ]
+
+
+def test_get_on_the_first_day_in_force(catalog: Catalog) -> None:
+    assert catalog.get(CODE, date(2024, 1, 1)).version == 1
+
+
+def test_get_before_effective_from_is_an_unknown_matter(catalog: Catalog) -> None:
+    with pytest.raises(UnknownMatterError, match="in force on 2023-12-31"):
+        catalog.get(CODE, date(2023, 12, 31))
+
+
+def test_get_of_an_unknown_code_is_an_unknown_matter(catalog: Catalog) -> None:
+    with pytest.raises(UnknownMatterError):
+        catalog.get("11440400MB2C00081P4440120009999", IN_FORCE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["個體工商戶", "个体工商户", "individual business", "INDIVIDUAL Business", " Hengqin "],
+)
+def test_search_finds_the_matter_in_every_script(catalog: Catalog, text: str) -> None:
+    assert [str(m.code) for m in catalog.search(text, IN_FORCE)] == [CODE]
+
+
+def test_search_finds_nothing_for_an_unrelated_text(catalog: Catalog) -> None:
+    assert catalog.search("駕駛執照", IN_FORCE) == []
+
+
+def test_search_finds_nothing_before_the_matter_is_in_force(catalog: Catalog) -> None:
+    assert catalog.search("individual business", date(2023, 6, 1)) == []
+
+
+def test_broken_matter_reports_every_problem_at_once(tmp_path: Path) -> None:
+    text = (MATTERS / f"{CODE}.yaml").read_text("utf-8")
+    promised = "promised: {value: 0, unit: working_days, calendar: GD}"
+    assert text.count(promised) == 1
+    text = text.replace(promised, "promised: {value: 5, unit: working_days, calendar: GD}")
+    # version 1 has no effective_to, so a second version overlaps it
+    assert text.endswith("effective_from: 2024-01-01\n")
+    text += "  - version: 2\n    effective_from: 2025-07-01\n"
+    (tmp_path / f"{CODE}.yaml").write_text(text, "utf-8")
+
+    with pytest.raises(MappingError) as info:
+        Catalog.load(tmp_path)
+
+    message = str(info.value)
+    assert f"{CODE} v1: promised limit exceeds statutory limit" in message
+    assert f"{CODE}: versions 1 and 2 overlap" in message
