@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.sandbox.demo import run_demo
 
             data_dir = args.demo_data_dir or load_settings(mode="sandbox").sandbox_dir
-            return _run(run_demo(args.url, data_dir, timeout=args.timeout))
+            return _run(run_demo(args.url, data_dir, patience=args.timeout))
         if args.command == "sandbox":
             settings = load_settings(
                 mode="sandbox",

@@ -18,10 +18,10 @@ import structlog
 
 _SENSITIVE = re.compile(
     r"eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*){1,2}"  # JWS / JWT
-    r"|\b[A-Z]{1,2}[0-9]{6}\(?[0-9A]\)?"  # HKID
-    r"|\b[157][0-9]{6}\(?[0-9]\)?"  # Macao BIR
     r"|\b[HM][0-9]{8}(?:[0-9]{2})?\b"  # Home Return Permit
     r"|\b[0-9]{17}[0-9X]\b"  # mainland RIC, residence permit
+    r"|\b[A-Z]{1,2}[0-9]{6}(?:\([0-9A]\)|[0-9A]\b)"  # HKID
+    r"|\b[157][0-9]{6}(?:\([0-9]\)|[0-9]\b)"  # Macao BIR
 )
 REDACTED = "[redacted]"
 

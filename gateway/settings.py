@@ -46,7 +46,8 @@ class Settings:
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
 
     def with_overrides(self, **changes: Any) -> Settings:
         return _validated(replace(self, **{k: v for k, v in changes.items() if v is not None}))

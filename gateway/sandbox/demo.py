@@ -85,7 +85,7 @@ class PartnerClient:
 
 
 async def run_demo(
-    url: str, data_dir: Path, *, timeout: float = 30.0, say: Say = print
+    url: str, data_dir: Path, *, patience: float = 30.0, say: Say = print
 ) -> dict[str, Any]:
     """Run the tracer flow against the sandbox at ``url``; return the final case view."""
     url = url.rstrip("/")
@@ -125,7 +125,7 @@ async def run_demo(
         )
 
         seen = 0
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience
         view: dict[str, Any] = {}
         while time.monotonic() < deadline:
             status, view, _ = await client.call("GET", f"/v1/applications/{application_id}")
@@ -136,7 +136,7 @@ async def run_demo(
                 break
             await asyncio.sleep(0.2)
         else:
-            raise DemoError(f"no decision within {timeout:.0f} s (status {view.get('status')})")
+            raise DemoError(f"no decision within {patience:.0f} s (status {view.get('status')})")
         handlers = ", ".join(f"{h['agency_id']}: {h['state']}" for h in view["handlers"])
         say(f"6. case {application_id} is {view['status']} ({handlers})")
         return view

@@ -41,10 +41,10 @@ from gateway.domain.errors import (
     SignatureMissingError,
     UnknownKeyError,
 )
+from gateway.trust.httpmessage import HttpMessage
 from gateway.trust.httpsig_components import (
     Component,
     ComponentError,
-    HttpMessage,
     component_value,
     components,
 )

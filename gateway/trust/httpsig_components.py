@@ -1,10 +1,4 @@
-"""HTTP messages and their RFC 9421 components, without any web framework.
-
-:class:`HttpMessage` is the neutral view of a request or a response that the signing code
-works on: the web edge and the outbound client build one from whatever their framework
-hands them. Field lines are normalised on construction as RFC 9421 §2.1 asks: names are
-lowercased, obsolete line folding becomes one space, each value is trimmed and the values
-of one field are combined with ``", "``.
+"""RFC 9421 covered components and their values, without any web framework.
 
 :class:`Component` names one covered component (``"@method"``, ``"content-digest"``,
 ``"@target-uri";req`` ...) and :func:`component_value` derives its value (§2.1, §2.2).
@@ -21,11 +15,21 @@ a value: values are message content and may be personal data.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from http_sfv import Dictionary, Item, List, Token
+
+from gateway.trust.httpmessage import HttpMessage
+
+__all__ = [
+    "DERIVED_COMPONENTS",
+    "Component",
+    "ComponentError",
+    "HttpMessage",
+    "component_value",
+    "components",
+]
 
 ParamValue = str | bool
 
@@ -59,7 +63,6 @@ _DICTIONARY_FIELDS = frozenset(
 _LIST_FIELDS = frozenset({"cache-status", "proxy-status"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 _FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._")
 
 
@@ -69,62 +72,6 @@ class ComponentError(ValueError):
 
 def _short(text: str) -> str:
     return text if len(text) <= 64 else text[:61] + "..."
-
-
-def _normalize_headers(
-    headers: Iterable[tuple[str, str]] | Mapping[str, str],
-) -> tuple[tuple[str, str], ...]:
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    combined: dict[str, list[str]] = {}
-    for name, value in pairs:
-        combined.setdefault(name.lower(), []).append(_OBS_FOLD.sub(" ", value).strip(" \t"))
-    return tuple((name, ", ".join(values)) for name, values in combined.items())
-
-
-@dataclass(frozen=True)
-class HttpMessage:
-    """A request (``method`` and ``target_uri``) or a response (``status``) and its fields."""
-
-    method: str | None
-    target_uri: str | None
-    status: int | None
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "headers", _normalize_headers(self.headers))
-
-    @classmethod
-    def request(
-        cls,
-        method: str,
-        target_uri: str,
-        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
-    ) -> HttpMessage:
-        return cls(method, target_uri, None, _normalize_headers(headers))
-
-    @classmethod
-    def response(
-        cls, status: int, headers: Iterable[tuple[str, str]] | Mapping[str, str] = ()
-    ) -> HttpMessage:
-        return cls(None, None, status, _normalize_headers(headers))
-
-    @property
-    def is_response(self) -> bool:
-        return self.status is not None
-
-    def header(self, name: str) -> str | None:
-        """The combined value of field ``name`` (any case), or None when absent."""
-        wanted = name.lower()
-        for field_name, value in self.headers:
-            if field_name == wanted:
-                return value
-        return None
-
-    def with_headers(self, extra: Mapping[str, str]) -> HttpMessage:
-        """A copy with the ``extra`` fields set, replacing any field of the same name."""
-        replaced = {name.lower() for name in extra}
-        kept = [(name, value) for name, value in self.headers if name not in replaced]
-        return HttpMessage(self.method, self.target_uri, self.status, (*kept, *extra.items()))
 
 
 @dataclass(frozen=True)
@@ -245,7 +192,7 @@ def component_value(
     """The value of ``component`` in ``message`` (or in ``request`` when it has ``req``)."""
     source = message
     if component.req:
-        if False:
+        if not message.is_response:
             raise ComponentError(f"{component.identifier} is only valid in a response")
         if request is None:
             raise ComponentError(f"{component.identifier} needs the request the response answers")

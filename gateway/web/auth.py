@@ -21,7 +21,7 @@ from gateway.domain.errors import (
 )
 from gateway.trust.digest import content_digest
 from gateway.trust.profile import verify_request
-from gateway.web.keys import DEPENDENCIES, REGISTRY, SETTINGS
+from gateway.web.keys import AGENCY_ID, DEPENDENCIES, REGISTRY, SETTINGS
 from gateway.web.messages import request_message
 
 
@@ -76,7 +76,7 @@ async def authenticate(request: web.Request, *, require_idempotency: bool) -> Si
     if not fresh:
         raise ReplayedRequestError("this signature nonce was already used")
     agency = registry.agency(verified.key.owner)
-    request["agency_id"] = agency.id
+    request[AGENCY_ID] = agency.id
     return SignedRequest(
         caller=Caller(agency.id, agency.jurisdiction, verified.keyid),
         body=body,

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler
 from gateway.services.ports import Clock
 from gateway.trust.keystore import KeyRing
 from gateway.trust.profile import sign_response
-from gateway.web.keys import METRICS
+from gateway.web.keys import AGENCY_ID, METRICS, REQUEST_ID
 from gateway.web.messages import request_message
 
 log = structlog.get_logger("gateway.access")
@@ -31,11 +31,24 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """A request id (the caller's if well-formed), bound into every log line of the request."""
     offered = request.headers.get("X-Request-Id", "")
     request_id = offered if _REQUEST_ID.match(offered) else secrets.token_hex(12)
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except Exception:  # the problem middleware answers everything; this is the last resort
+        log.exception("request.crashed")
+        response = web.json_response(
+            {
+                "type": "about:blank",
+                "title": "Internal error",
+                "status": 500,
+                "trace_id": request_id,
+            },
+            status=500,
+            content_type="application/problem+json",
+        )
     elapsed = time.perf_counter() - started
     response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
@@ -51,7 +64,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         route=route_name,
         status=response.status,
         ms=round(elapsed * 1000, 2),
-        agency=request.get("agency_id"),
+        agency=request.get(AGENCY_ID),
     )
     return response
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.domain import errors as e
+from gateway.web.keys import REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("gateway.web")
@@ -54,7 +55,7 @@ def problem_response(request: web.Request, error: e.GatewayError, base_url: str)
         "status": error.status,
         "detail": error.detail,
         "instance": request.path,
-        "trace_id": request.get("request_id", ""),
+        "trace_id": request.get(REQUEST_ID, ""),
     }
     if error.errors:
         body["errors"] = [p.as_dict() for p in error.errors]

@@ -1,0 +1,64 @@
+"""The neutral view of an HTTP request or response that signing and verification work on.
+
+The web edge and the outbound client build an :class:`HttpMessage` from whatever their
+framework hands them. Field lines are normalised on construction as RFC 9421 §2.1 asks:
+names are lowercased, obsolete line folding becomes one space, each value is trimmed of
+spaces and tabs, and the values of one field are combined, in order, with ``", "``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+Headers = Iterable[tuple[str, str]] | Mapping[str, str]
+
+_OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+
+
+def _normalize_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    combined: dict[str, list[str]] = {}
+    for name, value in pairs:
+        combined.setdefault(name.lower(), []).append(_OBS_FOLD.sub(" ", value).strip(" \t"))
+    return tuple((name, ", ".join(values)) for name, values in combined.items())
+
+
+@dataclass(frozen=True)
+class HttpMessage:
+    """A request (``method`` and ``target_uri``) or a response (``status``) and its fields."""
+
+    method: str | None
+    target_uri: str | None
+    status: int | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", _normalize_headers(self.headers))
+
+    @classmethod
+    def request(cls, method: str, target_uri: str, headers: Headers = ()) -> HttpMessage:
+        return cls(method, target_uri, None, _normalize_headers(headers))
+
+    @classmethod
+    def response(cls, status: int, headers: Headers = ()) -> HttpMessage:
+        return cls(None, None, status, _normalize_headers(headers))
+
+    @property
+    def is_response(self) -> bool:
+        return self.status is not None
+
+    def header(self, name: str) -> str | None:
+        """The combined value of field ``name`` (any case), or None when absent."""
+        wanted = name.lower()
+        for field_name, value in self.headers:
+            if field_name == wanted:
+                return value
+        return None
+
+    def with_headers(self, extra: Mapping[str, str]) -> HttpMessage:
+        """A copy with the ``extra`` fields set, replacing any field of the same name."""
+        replaced = {name.lower() for name in extra}
+        kept = [(name, value) for name, value in self.headers if name not in replaced]
+        return HttpMessage(self.method, self.target_uri, self.status, (*kept, *extra.items()))

@@ -1,0 +1,98 @@
+"""The tracer flow end to end: HK agency -> gateway -> Guangdong agency -> decision.
+
+Everything is real: a sandbox gateway on a loopback port, RFC 9421 signatures both ways,
+XML parsed and mapped, rows in SQLite or PostgreSQL, the relay delivering over HTTP, the
+Guangdong sandbox agency verifying, acknowledging and posting its decision.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import aiohttp
+import pytest
+from jwcrypto import jwk, jws
+
+from gateway.observability import configure_logging
+from gateway.sandbox.demo import run_demo
+from tests.conftest import RunningGateway
+from tests.support import sample_xml, send
+
+HKID_OR_PERMIT = re.compile(r"A123456|A1234563|H12345678|810000198803150123")
+
+
+async def test_the_demo_follows_one_application_to_its_approval(gateway: RunningGateway) -> None:
+    lines: list[str] = []
+    logs = io.StringIO()
+    configure_logging("info", "json", logs)
+
+    view = await run_demo(gateway.url, gateway.settings.sandbox_dir, patience=20, say=lines.append)
+
+    assert view["status"] == "approved"
+    assert view["handlers"] == [
+        {"agency_id": "gd-hq-csb", "role": "lead", "state": "approved", "reasons": []}
+    ]
+    assert [e["type"] for e in view["timeline"]] == [
+        "application.received",
+        "application.accepted",
+        "message.queued",
+        "message.delivered",
+        "review.started",
+        "decision.recorded",
+        "application.approved",
+    ]
+    assert [e["actor"] for e in view["timeline"]][:1] == ["hk-ird"]
+    assert view["timeline"][3]["actor"] == "gd-hq-csb"
+    assert view["deadlines"]["promised"] is not None
+    assert any("receipt verified" in line for line in lines)
+
+    # The Guangdong agency received the canonical JSON with its translation record, once.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url + "/sandbox/partners/gd-hq-csb/messages") as response,
+    ):
+        inbox = await response.json()
+    assert inbox["duplicates"] == 0
+    (received,) = inbox["items"]
+    assert received["application_id"] == view["application_id"]
+    translation = received["translation"]
+    assert translation["source_format"] == "HK"
+    assert translation["mapping_version"] == "hk-2026.1"
+    assert translation["source_digest"].startswith("sha-256=:")
+    assert translation["canonical_digest"].startswith("sha-256=:")
+
+    # No identity number and no token ever reached a log line.
+    text = logs.getvalue()
+    assert "http.request" in text
+    assert not HKID_OR_PERMIT.search(text)
+    assert "eyJ" not in text
+
+
+async def test_the_receipt_verifies_with_an_independent_jose_library(
+    gateway: RunningGateway,
+) -> None:
+    answer = await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=sample_xml(),
+        content_type="application/xml",
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url + "/.well-known/jwks.json") as response,
+    ):
+        key_set = jwk.JWKSet.from_json(await response.text())
+
+    token = jws.JWS()
+    token.deserialize(answer.json()["receipt"])
+    token.verify(key_set.get_key(token.jose_header["kid"]))
+    claims = json.loads(token.payload)
+    assert claims["sub"] == answer.json()["application_id"]
+    assert claims["status"] == "accepted"
+
+    token.deserialize(answer.json()["receipt"][:-4] + "AAAA")
+    with pytest.raises(jws.InvalidJWSSignature):
+        token.verify(key_set.get_key(token.jose_header["kid"]))

@@ -1,0 +1,97 @@
+"""Helpers for tests that talk to a running gateway as a partner agency would."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+
+from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
+from gateway.sandbox.personas import persona
+from gateway.sandbox.samples import hk_individual_business
+from gateway.settings import Settings
+from gateway.store.database import create_engine
+from gateway.store.tables import applications, idempotency_keys, outbox, timeline
+from gateway.trust.keys import SigningKey
+from gateway.trust.profile import sign_request
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def agency_key(settings: Settings, agency_id: str) -> SigningKey:
+    return ensure_agency_key(settings.sandbox_dir, sandbox_agency(agency_id))
+
+
+def sample_xml() -> bytes:
+    return hk_individual_business(persona("chan-tai-man"))
+
+
+async def send(
+    settings: Settings,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    content_type: str | None = None,
+    agency: str = "hk-ird",
+    idempotency_key: str | None = None,
+    sign: bool = True,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One request to the gateway, signed by a sandbox agency unless ``sign`` is False."""
+    url = settings.base_url + path
+    out = dict(headers or {})
+    if sign:
+        if method == "POST" and idempotency_key is None:
+            idempotency_key = secrets.token_urlsafe(12)
+        out = sign_request(
+            method=method,
+            url=url,
+            key=agency_key(settings, agency),
+            now=datetime.now(UTC),
+            body=body,
+            content_type=content_type,
+            idempotency_key=idempotency_key,
+            extra_headers=out,
+        )
+    elif content_type:
+        out.setdefault("Content-Type", content_type)
+    data = io.BytesIO(body) if body is not None and len(body) > 512 * 1024 else body
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, data=data, headers=out) as response,
+    ):
+        return Answer(response.status, await response.read(), dict(response.headers))
+
+
+async def row_counts(settings: Settings) -> dict[str, int]:
+    """How many rows each case table holds (to assert that a refusal stored nothing)."""
+    engine = create_engine(settings.database_url, schema=settings.database_schema or None)
+    try:
+        async with engine.connect() as conn:
+            return {
+                table.name: (
+                    await conn.execute(sa.select(sa.func.count()).select_from(table))
+                ).scalar_one()
+                for table in (applications, timeline, outbox, idempotency_keys)
+            }
+    finally:
+        await engine.dispose()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
