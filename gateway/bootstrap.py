@@ -1,8 +1,11 @@
 """The one module that imports everything: it wires the gateway from its Settings.
 
-:func:`create_app` builds the aiohttp application; each resource it needs is one cleanup
-context, set up and torn down side by side: keys and registry, mappings, database, relay,
-sandbox. Tests call the same function with fakes for the clock or the partner transport.
+:func:`create_app` builds the aiohttp application. What must be valid before anything
+starts is loaded and checked at once, so a bad configuration never serves a request: keys,
+the agency registry, the matter catalog and field mappings. Resources with a lifetime are one
+cleanup context each, set up and torn down side by side: the database engine, the sandbox
+agencies' client session, the relay task and the partner HTTP sessions. Tests call the same
+function with fakes for the clock or the partner transport.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from aiohttp import web
 
@@ -19,6 +22,7 @@ import adapters.guangdong
 import adapters.hk
 import adapters.macau
 from gateway.domain.errors import ConfigurationError
+from gateway.domain.values import local_date
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.sandbox.setup import install_sandbox
@@ -74,6 +78,22 @@ def check_production(settings: Settings, ring: keystore.KeyRing) -> None:
         raise ConfigurationError("production mode refuses to start: " + "; ".join(problems))
 
 
+def check_routes(catalog: Catalog, registry: AgencyRegistry, today: date) -> None:
+    """Every agency a matter in force routes cases to must be registered."""
+    missing = sorted(
+        {
+            f"{agency} (matter {matter.code})"
+            for matter in catalog.all(today)
+            for agency in matter.route.handlers
+            if agency not in {a.id for a in registry.agencies()}
+        }
+    )
+    if missing:
+        raise ConfigurationError(
+            "matters route cases to unregistered agencies: " + ", ".join(missing)
+        )
+
+
 def load_keyring(settings: Settings) -> keystore.KeyRing:
     if settings.sandbox:
         directory = settings.keys_dir or settings.sandbox_dir / "keys" / "gateway"
@@ -120,7 +140,10 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app[KEYRING] = ring
     app[REGISTRY] = registry
     app[METRICS] = Metrics()
-    app[READINESS] = {"keys": bool(ring.keys), "mappings": bool(catalog.all(clock.now().date()))}
+    app[READINESS] = {
+        "keys": bool(ring.keys),
+        "mappings": bool(catalog.all(local_date(clock.now()))),
+    }
     engine = create_engine(database_url(settings), schema=settings.database_schema or None)
     uow = SqlUnitOfWorkFactory(engine)
     transport = overrides.transport or HttpPartnerTransport(
@@ -167,6 +190,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(database)
     if settings.sandbox:
         install_sandbox(app, settings, ring, registry, clock)
+    check_routes(catalog, registry, local_date(clock.now()))
     app.cleanup_ctx.append(delivery)
     app.add_routes(partner_routes.routes)
     app.add_routes(public_routes.routes)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from gateway import __version__
@@ -176,21 +178,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            settings = load_settings(args.config, host=args.host, port=args.port)
+            settings = load_settings(args.config, mode="production", host=args.host, port=args.port)
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
             return _run(serve(settings))
         if args.command == "sandbox" and args.sandbox_command == "demo":
-            from gateway.sandbox.demo import run_demo
+            from gateway.sandbox.demo import DemoError, run_demo
 
             data_dir = args.demo_data_dir or load_settings(mode="sandbox").sandbox_dir
-            return _run(run_demo(args.url, data_dir, patience=args.timeout))
+            try:
+                return _run(run_demo(args.url, data_dir, patience=args.timeout))
+            except (DemoError, aiohttp.ClientError) as exc:
+                print(f"gba-gateway: demo failed: {exc}", file=sys.stderr)
+                return 1
         if args.command == "sandbox":
             settings = load_settings(
                 mode="sandbox",
                 host=args.host,
                 port=args.port,
                 sandbox_dir=args.data_dir,
-                log_format="console",
+                log_format=os.environ.get("GBA_LOG_FORMAT", "console"),
             )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
             return _run(serve(settings))

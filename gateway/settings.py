@@ -112,6 +112,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("max_body_bytes must be at least 1024")
     if not 30 <= settings.signature_max_skew <= 3600:
         problems.append("signature_max_skew must be 30-3600 seconds")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        problems.append("log_level must be debug, info, warning or error")
     if settings.log_format not in ("json", "console"):
         problems.append("log_format must be 'json' or 'console'")
     if problems:

@@ -111,3 +111,20 @@ def _quiet_logs() -> None:
         processors=[structlog.processors.JSONRenderer()],
         logger_factory=structlog.ReturnLoggerFactory(),
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly whether the PostgreSQL half of the suite ran (CI must show that it did)."""
+    reports = [
+        report
+        for outcome in ("passed", "failed", "error", "skipped")
+        for report in terminalreporter.stats.get(outcome, [])
+        if "[postgres" in getattr(report, "nodeid", "")
+    ]
+    ran = sum(1 for r in reports if r.when == "call")
+    skipped = sum(1 for r in reports if r.skipped)
+    dsn = os.environ.get(POSTGRES_DSN_ENV, "")
+    target = dsn.split("@")[-1] if dsn else "no DSN"
+    terminalreporter.write_line(
+        f"PostgreSQL backend: {ran} tests ran, {skipped} skipped ({target})"
+    )

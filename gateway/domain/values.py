@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 
 
@@ -25,6 +25,16 @@ class Jurisdiction(StrEnum):
             return cls(text.upper())
         except ValueError:
             raise ValueError(f"unknown jurisdiction {text!r}") from None
+
+
+# Hong Kong, Macao and Guangdong all keep UTC+8 without daylight saving (since 1992), so one
+# fixed offset gives each jurisdiction's calendar date without a time-zone database.
+GBA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar date in the Greater Bay Area at ``moment`` (an aware datetime)."""
+    return moment.astimezone(GBA_TIME).date()
 
 
 class Channel(StrEnum):
@@ -190,6 +200,8 @@ _ISSUERS = {
 def normalise_document_number(doc_type: DocumentType, raw: str) -> str:
     """Compact, upper-case form with the check character validated; ValueError otherwise."""
     compact = re.sub(r"[\s\-]", "", raw).upper()
+    if not compact.isascii():
+        raise ValueError("identity numbers are written in ASCII letters and digits")
     return _NORMALISERS[doc_type](compact)
 
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.domain.documents import Decoded
 from gateway.domain.errors import MalformedBodyError
-from gateway.services.ports import Decoded
 
 CANONICAL_VERSION = "canonical-1"
 JSON_TYPES = frozenset({"application/json"})

@@ -17,27 +17,17 @@ from typing import Any
 import yaml
 from lxml import etree
 
-from gateway.domain.errors import FieldProblem, Localized, ValidationFailedError
+from gateway.domain.documents import MESSAGES, Decoded
+from gateway.domain.errors import ConfigurationError, FieldProblem, ValidationFailedError
 from gateway.mapping import transforms
 from gateway.mapping.canonical import encode_envelope
 from gateway.mapping.xml import parse_xml
-from gateway.services.ports import Decoded
-from gateway.services.validation import MESSAGES, problem
 
-_PROBLEMS: dict[str, Localized] = {
-    **MESSAGES,
-    "schema": Localized(
-        "文件不符合結構定義", "文件不符合结构定义", "The document does not conform to its schema"
-    ),
-    "invalid_phone": Localized("電話號碼無效", "电话号码无效", "Not a valid phone number"),
-    "unknown_code": Localized(
-        "代碼不在代碼表內", "代码不在代码表内", "The code is not in the code list"
-    ),
-    "invalid_amount": Localized("金額無效", "金额无效", "Not a valid amount"),
-}
+# Schemas are our own reviewed files, but they are parsed as strictly as any input.
+_SCHEMA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-class MappingError(ValueError):
+class MappingError(ConfigurationError):
     """A mapping file is not valid; the gateway refuses to start with it."""
 
 
@@ -125,31 +115,46 @@ class XmlCodec:
 
     @classmethod
     def load(cls, path: Path, jurisdiction: str) -> XmlCodec:
-        spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
-        ns = spec.get("namespaces", {})
-        schema = None
-        if spec.get("schema"):
-            schema_path = path.parent.parent / "schemas" / spec["schema"]
-            schema = etree.XMLSchema(etree.parse(str(schema_path)))
-        fields = tuple(_compile_field(f, ns) for f in spec.get("fields", ()))
-        lists = tuple(
-            ListRule(
-                pointer=_split_pointer(str(item["to"])),
-                source=str(item["each"]),
-                each=etree.XPath(item["each"], namespaces=ns),
-                fields=tuple(_compile_field(f, ns) for f in item["fields"]),
+        """Load and compile a mapping file; MappingError names the file and the problem."""
+        try:
+            spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
+            ns = spec.get("namespaces", {})
+            schema = None
+            if spec.get("schema"):
+                schema_path = path.parent.parent / "schemas" / spec["schema"]
+                schema = etree.XMLSchema(etree.parse(str(schema_path), _SCHEMA_PARSER))
+            fields = tuple(_compile_field(f, ns) for f in spec.get("fields", ()))
+            lists = tuple(
+                ListRule(
+                    pointer=_split_pointer(str(item["to"])),
+                    source=str(item["each"]),
+                    each=etree.XPath(item["each"], namespaces=ns),
+                    fields=tuple(_compile_field(f, ns) for f in item["fields"]),
+                )
+                for item in spec.get("lists", ())
             )
-            for item in spec.get("lists", ())
-        )
-        root = etree.QName(ns.get(spec["root"].split(":")[0], ""), spec["root"].split(":")[-1])
-        return cls(jurisdiction, str(spec["version"]), root.text, schema, fields, lists)
+            prefix, _, local = str(spec["root"]).rpartition(":")
+            root = etree.QName(ns.get(prefix) or None, local)
+            version = str(spec["version"])
+        except MappingError as exc:
+            raise MappingError(f"{path.name}: {exc.detail}") from exc
+        except (
+            OSError,
+            yaml.YAMLError,
+            etree.LxmlError,
+            KeyError,
+            TypeError,
+            AttributeError,
+        ) as exc:
+            raise MappingError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
+        return cls(jurisdiction, version, root.text, schema, fields, lists)
 
     def decode(self, body: bytes) -> Decoded:
         root = parse_xml(body)
         if root.tag != self._root:
             raise ValidationFailedError(
                 "the XML root element is not this jurisdiction's application",
-                errors=[FieldProblem("schema", _PROBLEMS["schema"], xpath="/")],
+                errors=[FieldProblem("schema", MESSAGES["schema"], xpath="/")],
             )
         problems = self._schema_problems(root)
         document: dict[str, Any] = {}
@@ -175,7 +180,7 @@ class XmlCodec:
         if self._schema is None or self._schema.validate(root):
             return []
         return [
-            FieldProblem("schema", _PROBLEMS["schema"], xpath=entry.path or "/")
+            FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
             for entry in self._schema.error_log
         ]
 
@@ -190,12 +195,12 @@ class XmlCodec:
         raw = rule.value if rule.xpath is None else _first_text(rule.xpath(context))
         if raw is None:
             if rule.required:
-                problems.append(FieldProblem("required", _PROBLEMS["required"], xpath=where))
+                problems.append(FieldProblem("required", MESSAGES["required"], xpath=where))
             return
         try:
             _set(target, rule.pointer, rule.transform(raw))
         except transforms.TransformError as exc:
-            problems.append(FieldProblem(exc.code, _PROBLEMS[exc.code], xpath=where))
+            problems.append(FieldProblem(exc.code, MESSAGES[exc.code], xpath=where))
 
 
-__all__ = ["MappingError", "XmlCodec", "problem"]
+__all__ = ["MappingError", "XmlCodec"]

@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 
-from gateway.domain.errors import GatewayError
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
 from gateway.sandbox.samples import hk_individual_business
@@ -32,8 +31,8 @@ from gateway.trust.receipts import verify_receipt
 Say = Callable[[str], None]
 
 
-class DemoError(GatewayError):
-    slug, title, status = "demo-failed", "The demo flow failed", 500
+class DemoError(RuntimeError):
+    """The tracer flow did not complete; the message says at which step."""
 
 
 def _jwks_resolver(jwks: dict[str, Any]) -> Callable[[str], VerificationKey]:

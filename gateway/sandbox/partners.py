@@ -54,6 +54,7 @@ class SandboxPartners:
         self._clock = clock
         self._delay = decision_delay
         self.inboxes: dict[str, Inbox] = {agency_id: Inbox() for agency_id in agencies}
+        self.auto_decide = True  # agencies set to decide do so; testers may switch it off
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -94,7 +95,7 @@ class SandboxPartners:
         else:
             inbox.messages[message_id] = envelope
             log.info("sandbox.partner_received", agency=agency_id, message_id=message_id)
-            if agency.auto_decision:
+            if agency.auto_decision and self.auto_decide:
                 self._spawn(self._decide(agency, key, str(envelope["application_id"])))
         return self._signed(
             request,

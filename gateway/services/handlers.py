@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from gateway.domain import ids
 from gateway.domain.application import Application
 from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
+from gateway.domain.documents import MESSAGES
 from gateway.domain.errors import (
     ConflictError,
     FieldProblem,
@@ -23,7 +26,8 @@ from gateway.domain.errors import (
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
-from gateway.domain.matters import Matter
+from gateway.domain.matters import Matter, TimeLimit, TimeUnit
+from gateway.domain.values import local_date
 from gateway.services.ports import (
     AgencyDirectory,
     Clock,
@@ -36,7 +40,7 @@ from gateway.services.ports import (
     UnitOfWorkFactory,
     WorkingCalendar,
 )
-from gateway.services.validation import MESSAGES, assess
+from gateway.services.validation import assess
 
 CANONICAL = "canonical"
 _OFFLOAD_BYTES = 64 * 1024  # parse bigger documents in a thread, off the event loop
@@ -63,6 +67,13 @@ def canonical_digest(document: Mapping[str, Any]) -> str:
     return "sha-256=:" + base64.b64encode(hashlib.sha256(data.encode()).digest()).decode() + ":"
 
 
+def deadline_of(limit: TimeLimit, start: date, calendar: WorkingCalendar) -> date:
+    """The last day of a time limit counted from ``start`` in the limit's own calendar."""
+    if limit.unit is TimeUnit.NATURAL_DAYS:
+        return start + timedelta(days=limit.value)
+    return calendar.add_working_days(limit.calendar, start, limit.value)
+
+
 async def _replayed(
     deps: Dependencies, caller: Caller, key: str, request_digest: str
 ) -> StoredResponse | None:
@@ -72,7 +83,7 @@ async def _replayed(
         return None
     if stored.request_digest != request_digest:
         raise IdempotencyConflictError("this Idempotency-Key was used with another body")
-    return stored
+    return dataclasses.replace(stored, replayed=True)
 
 
 async def _once(
@@ -109,7 +120,7 @@ def _codec_for(deps: Dependencies, caller: Caller, media_type: str) -> DocumentC
 def _matter_of(deps: Dependencies, document: Mapping[str, Any]) -> Matter:
     code = document.get("matter")
     try:
-        return deps.catalog.get(str(code or ""), deps.clock.now().date())
+        return deps.catalog.get(str(code or ""), local_date(deps.clock.now()))
     except UnknownMatterError:
         raise ValidationFailedError(
             "the application names no matter in force",
@@ -148,7 +159,7 @@ async def _store_submission(
     deadline = None
     if not assessment.missing:
         limit = matter.promised_limit
-        deadline = deps.calendar.add_working_days(limit.calendar, now.date(), limit.value)
+        deadline = deadline_of(limit, local_date(now), deps.calendar)
     app = Application.receive(
         application_id=ids.new_application_id(),
         matter=str(matter.code),
@@ -181,7 +192,12 @@ async def _store_submission(
     response = StoredResponse(
         request_digest=cmd.content_digest,
         status=202,
-        body={"application_id": app.id, "status": app.status.value, "receipt": receipt},
+        body={
+            "application_id": app.id,
+            "matter": app.matter,
+            "status": app.status.value,
+            "receipt": receipt,
+        },
         resource=app.id,
     )
     async with deps.uow() as uow:

@@ -8,26 +8,14 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
+from gateway.domain.documents import Decoded
 from gateway.domain.matters import Matter
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Agency:
-    """A partner agency as the use cases see it (keys stay in the trust layer)."""
-
-    id: str
-    jurisdiction: str
-    names: Mapping[str, str]
-    endpoint: str | None = None
-    matters: tuple[str, ...] = ()  # deny by default; "*" for every matter
-
-    def may_handle(self, matter: str) -> bool:
-        return "*" in self.matters or matter in self.matters
 
 
 class AgencyDirectory(Protocol):
@@ -46,14 +34,6 @@ class MatterCatalog(Protocol):
     def search(self, text: str, on: date) -> Sequence[Matter]:
         """Matters in force whose names contain ``text`` in any script."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """A native document translated to the canonical model, with its translation record."""
-
-    document: dict[str, Any]
-    mapping_version: str
 
 
 class DocumentCodec(Protocol):
@@ -87,6 +67,7 @@ class StoredResponse:
     status: int
     body: dict[str, Any]
     resource: str | None = None
+    replayed: bool = field(default=False, compare=False)  # answered from the store
 
 
 @dataclass(slots=True)

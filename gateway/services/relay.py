@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from tenacity import RetryCallState
 from tenacity.wait import wait_exponential_jitter
 
-from gateway.domain.errors import NotFoundError, PermanentDeliveryError, TransientDeliveryError
+from gateway.domain.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from gateway.services.ports import (
     AgencyDirectory,
     Clock,
@@ -28,6 +35,7 @@ from gateway.services.ports import (
 )
 
 log = structlog.get_logger("gateway.relay")
+_RECORD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +66,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(self.policy.concurrency)
         self._backoff = wait_exponential_jitter(
-            initial=self.policy.backoff_initial, max=self.policy.backoff_max
+            multiplier=self.policy.backoff_initial, max=self.policy.backoff_max
         )
 
     def wake(self) -> None:
@@ -92,16 +100,31 @@ class Relay:
         return len(claimed)
 
     async def _deliver(self, message: OutboxMessage) -> None:
+        """Send one message and record the outcome; never lets one failure stop the batch."""
         async with self._limit:
             try:
                 agency = self._agencies.agency(message.destination)
                 ack = await self._transport.deliver(agency, message)
             except TransientDeliveryError as exc:
-                await self._failed(message, str(exc.detail), permanent=False)
+                record = partial(self._failed, message, str(exc.detail), permanent=False)
             except (PermanentDeliveryError, NotFoundError) as exc:
-                await self._failed(message, str(exc.detail), permanent=True)
+                record = partial(self._failed, message, str(exc.detail), permanent=True)
             else:
-                await self._acknowledged(message, ack.body_digest)
+                record = partial(self._acknowledged, message, ack.body_digest)
+            await self._record(message, record)
+
+    async def _record(self, message: OutboxMessage, record: Callable[[], Awaitable[None]]) -> None:
+        """Commit an outcome, retrying when another handler's outcome changed the case first."""
+        for attempt in range(_RECORD_ATTEMPTS):
+            try:
+                await record()
+                return
+            except ConflictError:
+                await asyncio.sleep(0.01 * (attempt + 1))
+            except Exception:  # the lease runs out and the message is sent again (deduplicated)
+                log.exception("outbox.record_failed", message_id=message.id)
+                return
+        log.error("outbox.record_conflicted", message_id=message.id, attempts=_RECORD_ATTEMPTS)
 
     async def _acknowledged(self, message: OutboxMessage, ack_digest: str) -> None:
         now = self._clock.now()
@@ -124,25 +147,15 @@ class Relay:
                 if app is not None:
                     app.delivery_failed(message.destination, message.id, error, now)
                     await uow.applications.save(app)
-                log.warning(
-                    "outbox.dead_lettered",
-                    message_id=message.id,
-                    agency=message.destination,
-                    attempts=attempts,
-                    error=error,
-                )
+                event = "outbox.dead_lettered"
             else:
                 delay = self._backoff(_attempt_state(attempts))
                 await uow.outbox.retry_later(message.id, now + timedelta(seconds=delay), error)
-                log.info(
-                    "outbox.retry_scheduled",
-                    message_id=message.id,
-                    agency=message.destination,
-                    attempts=attempts,
-                    delay_s=round(delay, 3),
-                    error=error,
-                )
+                event = "outbox.retry_scheduled"
             await uow.commit()
+        log.warning(
+            event, message_id=message.id, agency=message.destination, attempts=attempts, error=error
+        )
 
 
 def _attempt_state(attempt: int) -> RetryCallState:

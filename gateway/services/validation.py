@@ -16,51 +16,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from gateway.domain.errors import FieldProblem, Localized
+from gateway.domain.documents import problem
+from gateway.domain.errors import FieldProblem
 from gateway.domain.matters import MaterialRule, Matter
 from gateway.domain.values import DocumentType, IdentityDocument
 
 _DOCUMENT_TYPES = frozenset(t.value for t in DocumentType)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DIGEST_RE = re.compile(r"^sha-(256|512)=:[A-Za-z0-9+/]+={0,2}:$")
-
-MESSAGES: dict[str, Localized] = {
-    "required": Localized("此欄位必須填寫", "此字段必须填写", "This field is required"),
-    "unknown_matter": Localized(
-        "沒有以此編碼生效的事項", "没有以此编码生效的事项", "No matter with this code is in force"
-    ),
-    "invalid_date": Localized(
-        "日期無效，應為 YYYY-MM-DD", "日期无效，应为 YYYY-MM-DD", "Not a valid date (YYYY-MM-DD)"
-    ),
-    "invalid_document": Localized(
-        "證件號碼無效或校驗位不符",
-        "证件号码无效或校验位不符",
-        "The identity document number is invalid",
-    ),
-    "unknown_document_type": Localized(
-        "不支援的證件類型", "不支持的证件类型", "Unknown identity document type"
-    ),
-    "no_identity_document": Localized(
-        "至少須提供一種身份證明文件",
-        "至少须提供一种身份证明文件",
-        "At least one identity document is required",
-    ),
-    "unknown_material": Localized(
-        "此事項不需要此材料", "此事项不需要此材料", "This material is not part of the matter"
-    ),
-    "invalid_digest": Localized(
-        "材料摘要格式無效", "材料摘要格式无效", "The material digest is not in RFC 9530 form"
-    ),
-    "wrong_type": Localized("欄位類型不正確", "字段类型不正确", "The field has the wrong type"),
-    "unexpected_field": Localized(
-        "此事項不收集此欄位（資料最小化）",
-        "此事项不收集此字段（数据最小化）",
-        "The matter does not collect this field (data minimisation)",
-    ),
-}
-
-
-def problem(pointer: str, code: str) -> FieldProblem:
-    return FieldProblem(code=code, message=MESSAGES[code], pointer=pointer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +58,17 @@ def assess(document: Mapping[str, Any], matter: Matter) -> Assessment:
     return Assessment(tuple(problems), missing)
 
 
+def _is_iso_date(value: object) -> bool:
+    """Exactly YYYY-MM-DD (``date.fromisoformat`` alone also takes 19880315 and week dates)."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _applicant_problems(applicant: object) -> list[FieldProblem]:
     if not isinstance(applicant, dict):
         return [problem("/applicant", "required")]
@@ -105,11 +79,8 @@ def _applicant_problems(applicant: object) -> list[FieldProblem]:
     birth = applicant.get("birth_date")
     if not birth:
         out.append(problem("/applicant/birth_date", "required"))
-    else:
-        try:
-            date.fromisoformat(str(birth))
-        except ValueError:
-            out.append(problem("/applicant/birth_date", "invalid_date"))
+    elif not _is_iso_date(birth):
+        out.append(problem("/applicant/birth_date", "invalid_date"))
     documents = applicant.get("documents")
     if not isinstance(documents, list) or not documents:
         out.append(problem("/applicant/documents", "no_identity_document"))

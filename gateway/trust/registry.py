@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
+from gateway.domain.agencies import Agency
 from gateway.domain.errors import ConfigurationError, NotFoundError, UnknownKeyError
 from gateway.domain.values import Jurisdiction
-from gateway.services.ports import Agency
 from gateway.trust.keys import (
     KeyMisuseError,
     VerificationKey,

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.domain.commands import Caller
 from gateway.domain.errors import (
+    BadRequestError,
     MissingHeaderError,
     PayloadTooLargeError,
     ReplayedRequestError,
@@ -63,7 +64,7 @@ async def authenticate(request: web.Request, *, require_idempotency: bool) -> Si
     if require_idempotency and not idempotency_key:
         raise MissingHeaderError("Idempotency-Key is required on every POST")
     if idempotency_key is not None and not 8 <= len(idempotency_key) <= 200:
-        raise MissingHeaderError("Idempotency-Key must be 8 to 200 characters")
+        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
     assert verified.nonce is not None  # the profile requires one
     async with deps.uow() as uow:
         fresh = await uow.nonces.use(

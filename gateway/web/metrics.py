@@ -23,13 +23,13 @@ class Metrics:
         )
         self.applications = Counter(
             "gba_applications_received",
-            "Applications stored",
+            "Applications stored, by matter and first status",
             ["matter", "status"],
             registry=self.registry,
         )
         self.refusals = Counter(
             "gba_requests_refused",
-            "Requests refused with a problem",
+            "Requests answered with a problem, by problem type",
             ["type"],
             registry=self.registry,
         )

@@ -56,8 +56,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     metrics = request.app[METRICS]
     metrics.requests.labels(request.method, route_name, str(response.status)).inc()
     metrics.latency.labels(route_name).observe(elapsed)
-    if response.status >= 400 and response.content_type == "application/problem+json":
-        metrics.refusals.labels(str(response.status)).inc()
     log.info(
         "http.request",
         method=request.method,

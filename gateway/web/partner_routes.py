@@ -7,13 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.commands import RecordDecision, SubmitApplication
+from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, UnsupportedMediaTypeError, ValidationFailedError
 from gateway.mapping.canonical import loads_strict
 from gateway.services import handlers
 from gateway.services.ports import StoredResponse
-from gateway.services.validation import problem
 from gateway.web.auth import authenticate
-from gateway.web.keys import DEPENDENCIES, SETTINGS
+from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
 
 routes = web.RouteTableDef()
@@ -23,6 +23,7 @@ _SUBMIT_RESULT = {
     "required": ["application_id", "status", "receipt"],
     "properties": {
         "application_id": {"type": "string"},
+        "matter": {"type": "string"},
         "status": {"type": "string", "enum": ["accepted", "awaiting_supplement"]},
         "receipt": {"type": "string", "description": "JWS compact, typ gba-receipt+jwt"},
     },
@@ -85,6 +86,9 @@ async def submit(request: web.Request) -> web.Response:
         ),
         request.app[DEPENDENCIES],
     )
+    if not stored.replayed:
+        metrics = request.app[METRICS]
+        metrics.applications.labels(stored.body["matter"], stored.body["status"]).inc()
     return _answer(request, stored)
 
 
@@ -142,6 +146,8 @@ def _decision_of(body: bytes) -> tuple[str, tuple[str, ...]]:
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         problems.append(problem("/reasons", "wrong_type"))
         reasons = []
+    if decision == "rejected" and not reasons:
+        problems.append(problem("/reasons", "reasons_required"))
     if problems:
         raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
     return str(decision), tuple(reasons)

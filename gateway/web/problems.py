@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.domain import errors as e
-from gateway.web.keys import REQUEST_ID
+from gateway.web.keys import METRICS, REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("gateway.web")
@@ -59,6 +59,7 @@ def problem_response(request: web.Request, error: e.GatewayError, base_url: str)
     }
     if error.errors:
         body["errors"] = [p.as_dict() for p in error.errors]
+    request.app[METRICS].refusals.labels(error.slug).inc()
     return web.Response(
         status=error.status,
         body=json.dumps(body, ensure_ascii=False).encode(),

@@ -10,10 +10,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import __version__
+from gateway.domain.documents import problem
 from gateway.domain.errors import NotFoundError, NotReadyError, ValidationFailedError
 from gateway.domain.matters import Matter
-from gateway.domain.values import Jurisdiction
-from gateway.services.validation import problem
+from gateway.domain.values import Jurisdiction, local_date
 from gateway.settings import REPO_ROOT
 from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS
 from gateway.web.openapi import build_document, operation, query
@@ -62,7 +62,7 @@ def matter_json(matter: Matter, counterpart_of: Jurisdiction | None = None) -> d
 def _day(request: web.Request) -> date:
     text = request.query.get("at")
     if not text:
-        return request.app[DEPENDENCIES].clock.now().date()
+        return local_date(request.app[DEPENDENCIES].clock.now())
     try:
         return date.fromisoformat(text)
     except ValueError:

@@ -192,3 +192,74 @@ async def test_a_case_is_visible_to_its_parties_only(gateway: RunningGateway) ->
     assert (await send(gateway.settings, "GET", "/v1/applications", agency="mo-dsf")).json()[
         "items"
     ] == []
+
+
+async def _accepted_and_delivered(gateway: RunningGateway) -> str:
+    """A case the GD sandbox agency holds; its automatic decision is switched off."""
+    from gateway.sandbox.routes import PARTNERS
+
+    partners = gateway.app[PARTNERS]  # type: ignore[index]
+    partners.auto_decide = False
+    created = await send(
+        gateway.settings, "POST", "/v1/applications", body=sample_xml(), content_type=XML
+    )
+    application_id = created.json()["application_id"]
+    for _ in range(100):
+        view = await send(gateway.settings, "GET", f"/v1/applications/{application_id}")
+        if view.json()["status"] == "under_review":
+            return application_id
+        await asyncio.sleep(0.05)
+    raise AssertionError("the case never reached under_review")
+
+
+async def test_a_rejection_needs_reasons_and_only_handlers_decide(
+    gateway: RunningGateway,
+) -> None:
+    application_id = await _accepted_and_delivered(gateway)
+    path = f"/v1/applications/{application_id}/decisions"
+
+    no_reasons = await send(
+        gateway.settings,
+        "POST",
+        path,
+        agency="gd-hq-csb",
+        body=b'{"decision": "rejected"}',
+        content_type=JSON,
+    )
+    assert no_reasons.status == 422
+    assert [e["pointer"] for e in no_reasons.json()["errors"]] == ["/reasons"]
+
+    by_submitter = await send(
+        gateway.settings,
+        "POST",
+        path,
+        agency="hk-ird",
+        body=b'{"decision": "approved"}',
+        content_type=JSON,
+    )
+    assert by_submitter.status == 403
+
+    rejected = await send(
+        gateway.settings,
+        "POST",
+        path,
+        agency="gd-hq-csb",
+        body='{"decision": "rejected", "reasons": ["經營範圍不符"]}'.encode(),
+        content_type=JSON,
+    )
+    assert rejected.status == 200
+    assert rejected.json()["status"] == "rejected"
+
+    again = await send(
+        gateway.settings,
+        "POST",
+        path,
+        agency="gd-hq-csb",
+        body=b'{"decision": "approved"}',
+        content_type=JSON,
+    )
+    assert again.status == 409
+    assert again.json()["type"].endswith("/problems/illegal-transition")
+    view = (await send(gateway.settings, "GET", f"/v1/applications/{application_id}")).json()
+    assert view["handlers"][0]["reasons"] == ["經營範圍不符"]
+    assert view["timeline"][-1]["type"] == "application.rejected"

@@ -195,7 +195,9 @@ def _rfc_policy(label: str, tag: str | None = None) -> VerifyPolicy:
     return VerifyPolicy(required_components=(), label=label, tag=tag, require_nonce=False)
 
 
-def _with_signature(message: HttpMessage, label: str, signature_input: str, signature: str):
+def _with_signature(
+    message: HttpMessage, label: str, signature_input: str, signature: str
+) -> HttpMessage:
     return message.with_headers(
         {"Signature-Input": f"{label}={signature_input}", "Signature": f"{label}=:{signature}:"}
     )

@@ -1,0 +1,76 @@
+"""A document translated to the canonical model, and the problems found in documents.
+
+Problem messages speak the three scripts of every page (Art. 15); codes are stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.domain.errors import FieldProblem, Localized
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A native document translated to the canonical model, with its translation record."""
+
+    document: dict[str, Any]
+    mapping_version: str
+
+
+MESSAGES: dict[str, Localized] = {
+    "required": Localized("此欄位必須填寫", "此字段必须填写", "This field is required"),
+    "unknown_matter": Localized(
+        "沒有以此編碼生效的事項", "没有以此编码生效的事项", "No matter with this code is in force"
+    ),
+    "invalid_date": Localized(
+        "日期無效，應為 YYYY-MM-DD", "日期无效，应为 YYYY-MM-DD", "Not a valid date (YYYY-MM-DD)"
+    ),
+    "invalid_document": Localized(
+        "證件號碼無效或校驗位不符",
+        "证件号码无效或校验位不符",
+        "The identity document number is invalid",
+    ),
+    "unknown_document_type": Localized(
+        "不支援的證件類型", "不支持的证件类型", "Unknown identity document type"
+    ),
+    "no_identity_document": Localized(
+        "至少須提供一種身份證明文件",
+        "至少须提供一种身份证明文件",
+        "At least one identity document is required",
+    ),
+    "unknown_material": Localized(
+        "此事項不需要此材料", "此事项不需要此材料", "This material is not part of the matter"
+    ),
+    "invalid_digest": Localized(
+        "材料摘要格式無效", "材料摘要格式无效", "The material digest is not in RFC 9530 form"
+    ),
+    "wrong_type": Localized("欄位類型不正確", "字段类型不正确", "The field has the wrong type"),
+    "unexpected_field": Localized(
+        "此事項不收集此欄位（資料最小化）",
+        "此事项不收集此字段（数据最小化）",
+        "The matter does not collect this field (data minimisation)",
+    ),
+    "schema": Localized(
+        "文件不符合結構定義", "文件不符合结构定义", "The document does not conform to its schema"
+    ),
+    "invalid_phone": Localized("電話號碼無效", "电话号码无效", "Not a valid phone number"),
+    "unknown_code": Localized(
+        "代碼不在代碼表內", "代码不在代码表内", "The code is not in the code list"
+    ),
+    "invalid_amount": Localized("金額無效", "金额无效", "Not a valid amount"),
+    "reasons_required": Localized(
+        "不予批准必須說明理由", "不予批准必须说明理由", "A rejection must state its reasons"
+    ),
+}
+
+
+def problem(pointer: str, code: str) -> FieldProblem:
+    """A problem at a JSON pointer, with its message in three scripts."""
+    return FieldProblem(code=code, message=MESSAGES[code], pointer=pointer)
+
+
+def xml_problem(xpath: str, code: str) -> FieldProblem:
+    """A problem at an XPath, with its message in three scripts."""
+    return FieldProblem(code=code, message=MESSAGES[code], xpath=xpath)

@@ -1,0 +1,569 @@
+"""In-memory fakes of the service ports (``gateway.services.ports``) for unit tests.
+
+They follow the documented behaviour of the ports and of the SQL store that implements them:
+
+- :class:`FakeUnitOfWorkFactory` holds the committed state. Each :class:`FakeUnitOfWork` is one
+  transaction: its writes are validated when made, kept aside, and applied (validated again)
+  only on :meth:`FakeUnitOfWork.commit`; leaving the ``async with`` block without a commit
+  discards them. Reads see the committed state plus the transaction's own writes.
+- Every repository call yields to the event loop once, as a database round trip would, so
+  concurrent use cases interleave as they would against a real database.
+- Applications are deep-copied on the way in and out: a test cannot change storage by
+  mutating an object it holds.
+
+Inspection helpers on the factory (``applications()``, ``messages()``, ``timeline()`` ...)
+read the committed state only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from gateway.domain.application import Application
+from gateway.domain.errors import (
+    ConflictError,
+    DeliveryError,
+    NotFoundError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from gateway.services.ports import (
+    Acknowledgement,
+    Agency,
+    OutboxMessage,
+    StoredResponse,
+    TimelineEntry,
+)
+
+# --------------------------------------------------------------------------- storage state
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """One outbox row: the message plus the columns the port does not expose."""
+
+    message: OutboxMessage
+    lease_until: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class StoredKey:
+    response: StoredResponse
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class State:
+    """Everything a database would hold. Only ever replaced whole, on commit."""
+
+    applications: dict[str, Application] = field(default_factory=dict)
+    timelines: dict[str, list[TimelineEntry]] = field(default_factory=dict)
+    outbox: dict[str, StoredMessage] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
+    nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+
+Operation = Callable[[State], None]
+
+
+def _stored_copy(app: Application) -> Application:
+    """What storage keeps of an application: its state, without pending events."""
+    stored = copy.deepcopy(app)
+    stored.pending_events = []
+    return stored
+
+
+def _append_events(state: State, app: Application) -> None:
+    entries = state.timelines.setdefault(app.id, [])
+    last = entries[-1].seq if entries else 0
+    entries.extend(
+        TimelineEntry(last + i, e.type, e.at, e.actor, copy.deepcopy(e.data))
+        for i, e in enumerate(app.pending_events, start=1)
+    )
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+class FakeApplications:
+    """:class:`~gateway.services.ports.ApplicationRepository` in memory."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, application: Application) -> None:
+        await self._uow.io()
+        snapshot = copy.deepcopy(application)
+
+        def op(state: State) -> None:
+            if snapshot.id in state.applications:
+                raise ValueError(f"duplicate application id {snapshot.id}")
+            stored = _stored_copy(snapshot)
+            stored.version = 1
+            state.applications[snapshot.id] = stored
+            state.timelines[snapshot.id] = []
+            _append_events(state, snapshot)
+
+        self._uow.write(op)
+        application.version = 1
+        application.pending_events.clear()
+
+    async def get(self, application_id: str) -> Application | None:
+        await self._uow.io()
+        found = self._uow.view().applications.get(application_id)
+        return _stored_copy(found) if found is not None else None
+
+    async def save(self, application: Application) -> None:
+        """Optimistic concurrency: the stored version must be the one that was read."""
+        await self._uow.io()
+        snapshot = copy.deepcopy(application)
+
+        def op(state: State) -> None:
+            current = state.applications.get(snapshot.id)
+            if current is None or current.version != snapshot.version:
+                raise ConflictError("the application was changed concurrently; retry")
+            stored = _stored_copy(snapshot)
+            stored.version = snapshot.version + 1
+            state.applications[snapshot.id] = stored
+            _append_events(state, snapshot)
+
+        self._uow.write(op)
+        application.version += 1
+        application.pending_events.clear()
+
+    async def timeline(self, application_id: str) -> list[TimelineEntry]:
+        await self._uow.io()
+        return list(self._uow.view().timelines.get(application_id, []))
+
+    async def handled_by(
+        self, agency_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        await self._uow.io()
+        apps = sorted(
+            (
+                a
+                for a in self._uow.view().applications.values()
+                if any(h.agency_id == agency_id for h in a.handlers)
+                and (after is None or a.id > after)
+            ),
+            key=lambda a: a.id,
+        )
+        return [_stored_copy(a) for a in apps[:limit]]
+
+
+class FakeOutbox:
+    """:class:`~gateway.services.ports.OutboxRepository` in memory, with claim leases."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, message: OutboxMessage) -> None:
+        await self._uow.io()
+        if message.next_attempt_at is None:
+            raise ValueError("an outbox message needs its first attempt time")
+        row = copy.deepcopy(message)
+        row.status, row.attempts, row.last_error = "pending", 0, None
+
+        def op(state: State) -> None:
+            if row.id in state.outbox:
+                raise ValueError(f"duplicate outbox message id {row.id}")
+            state.outbox[row.id] = StoredMessage(copy.deepcopy(row))
+
+        self._uow.write(op)
+
+    async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
+        """Due messages (pending and due, or in flight with an expired lease), oldest first.
+
+        Rows claimed by another open transaction are skipped (``SKIP LOCKED``).
+        """
+        await self._uow.io()
+        locked = self._uow.factory.locked_by_others(self._uow)
+        due = sorted(
+            (
+                row
+                for row in self._uow.view().outbox.values()
+                if row.message.id not in locked
+                and (
+                    (row.message.status == "pending" and _le(row.message.next_attempt_at, now))
+                    or (
+                        row.message.status == "in_flight"
+                        and row.lease_until is not None
+                        and row.lease_until < now
+                    )
+                )
+            ),
+            key=lambda row: row.message.next_attempt_at or now,
+        )[:limit]
+        ids = [row.message.id for row in due]
+        lease_until = now + timedelta(seconds=lease_seconds)
+
+        def op(state: State) -> None:
+            for message_id in ids:
+                row = state.outbox[message_id]
+                row.message.status = "in_flight"
+                row.lease_until = lease_until
+
+        self._uow.write(op)
+        self._uow.lock(ids)
+        claimed = []
+        for row in due:
+            message = copy.deepcopy(row.message)
+            message.status = "in_flight"
+            claimed.append(message)
+        return claimed
+
+    async def delivered(self, message_id: str, at: datetime) -> None:
+        await self._uow.io()
+
+        def op(state: State) -> None:
+            row = state.outbox.get(message_id)
+            if row is not None:  # like an UPDATE that matches nothing
+                row.message.status = "delivered"
+                row.message.last_error = None
+                row.delivered_at = at
+                row.lease_until = None
+
+        self._uow.write(op)
+
+    async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
+        await self._uow.io()
+
+        def op(state: State) -> None:
+            row = state.outbox.get(message_id)
+            if row is not None:
+                row.message.status = "pending"
+                row.message.next_attempt_at = at
+                row.message.attempts += 1
+                row.message.last_error = error[:2000]
+                row.lease_until = None
+
+        self._uow.write(op)
+
+    async def dead(self, message_id: str, error: str) -> None:
+        await self._uow.io()
+
+        def op(state: State) -> None:
+            row = state.outbox.get(message_id)
+            if row is not None:
+                row.message.status = "dead"
+                row.message.attempts += 1
+                row.message.last_error = error[:2000]
+                row.lease_until = None
+
+        self._uow.write(op)
+
+
+def _le(when: datetime | None, now: datetime) -> bool:
+    return when is not None and when <= now
+
+
+class FakeIdempotency:
+    """:class:`~gateway.services.ports.IdempotencyStore`: one response per (agency, key)."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def get(self, agency_id: str, key: str) -> StoredResponse | None:
+        await self._uow.io()
+        found = self._uow.view().idempotency.get((agency_id, key))
+        return copy.deepcopy(found.response) if found is not None else None
+
+    async def put(self, agency_id: str, key: str, response: StoredResponse, at: datetime) -> None:
+        await self._uow.io()
+        stored = StoredKey(copy.deepcopy(response), at)
+
+        def op(state: State) -> None:
+            if (agency_id, key) in state.idempotency:
+                raise ConflictError("the Idempotency-Key is being used by another request")
+            state.idempotency[(agency_id, key)] = copy.deepcopy(stored)
+
+        self._uow.write(op)
+
+
+class FakeNonces:
+    """:class:`~gateway.services.ports.NonceStore`: False when a nonce is reused."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def use(self, key_id: str, nonce: str, *, now: datetime, expires_at: datetime) -> bool:
+        await self._uow.io()
+        view = self._uow.view()
+        expired = [k for k, until in view.nonces.items() if k[0] == key_id and until < now]
+        fresh = (key_id, nonce) not in view.nonces or (key_id, nonce) in expired
+
+        def op(state: State) -> None:
+            for k in expired:
+                state.nonces.pop(k, None)
+            if (key_id, nonce) in state.nonces:
+                # Someone else recorded it since: like the unique row, the later insert loses.
+                return
+            state.nonces[(key_id, nonce)] = expires_at
+
+        self._uow.write(op)
+        return fresh
+
+
+# --------------------------------------------------------------------------- unit of work
+
+
+class FakeUnitOfWork:
+    """One transaction over the factory's state. Rolls back unless :meth:`commit` is called."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, factory: FakeUnitOfWorkFactory) -> None:
+        self.factory = factory
+        self.number = next(self._numbers)
+        self._operations: list[Operation] = []
+        self._active = False
+        self.committed = False
+        self.applications = FakeApplications(self)
+        self.outbox = FakeOutbox(self)
+        self.idempotency = FakeIdempotency(self)
+        self.nonces = FakeNonces(self)
+
+    async def __aenter__(self) -> Self:
+        if self._active or self.committed:
+            raise RuntimeError("a unit of work is entered once")
+        await self.factory.io()
+        self._active = True
+        self.factory.opened += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            self._operations.clear()
+            self.factory.rolled_back += 1
+        self._active = False
+        self.factory.unlock(self)
+
+    async def commit(self) -> None:
+        self._check_active()
+        await self.factory.io()
+        draft = copy.deepcopy(self.factory.state)
+        for operation in self._operations:
+            operation(draft)  # validated again against what others committed meanwhile
+        self.factory.state = draft
+        self._operations.clear()
+        self.committed = True
+        self.factory.commits += 1
+
+    async def io(self) -> None:
+        self._check_active()
+        await self.factory.io()
+
+    def view(self) -> State:
+        """The committed state with this transaction's own writes applied."""
+        self._check_active()
+        draft = copy.deepcopy(self.factory.state)
+        for operation in self._operations:
+            operation(draft)
+        return draft
+
+    def write(self, operation: Operation) -> None:
+        operation(self.view())  # raises now, as the SQL statement would
+        self._operations.append(operation)
+
+    def lock(self, ids: Iterable[str]) -> None:
+        self.factory.locks.update(dict.fromkeys(ids, self.number))
+
+    def _check_active(self) -> None:
+        if not self._active or self.committed:
+            raise RuntimeError("the unit of work is used outside its 'async with' block")
+
+
+class FakeUnitOfWorkFactory:
+    """:class:`~gateway.services.ports.UnitOfWorkFactory` over one in-memory database."""
+
+    def __init__(self, *, yield_on_io: bool = True) -> None:
+        self.state = State()
+        self.yield_on_io = yield_on_io
+        self.locks: dict[str, int] = {}  # outbox id -> number of the uow that claimed it
+        self.opened = 0
+        self.commits = 0
+        self.rolled_back = 0
+        self.reachable = True
+
+    def __call__(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
+    async def ping(self) -> None:
+        await self.io()
+        if not self.reachable:
+            raise ConnectionError("the fake database is unreachable")
+
+    async def io(self) -> None:
+        if self.yield_on_io:
+            await asyncio.sleep(0)
+
+    def locked_by_others(self, uow: FakeUnitOfWork) -> set[str]:
+        return {i for i, owner in self.locks.items() if owner != uow.number}
+
+    def unlock(self, uow: FakeUnitOfWork) -> None:
+        for message_id in [i for i, owner in self.locks.items() if owner == uow.number]:
+            del self.locks[message_id]
+
+    # Inspection of the committed state (copies: tests cannot change storage through them).
+
+    def applications(self) -> list[Application]:
+        return [_stored_copy(a) for a in sorted(self.state.applications.values(), key=_id)]
+
+    def application(self, application_id: str) -> Application:
+        return _stored_copy(self.state.applications[application_id])
+
+    def timeline(self, application_id: str) -> list[TimelineEntry]:
+        return copy.deepcopy(self.state.timelines.get(application_id, []))
+
+    def event_types(self, application_id: str) -> list[str]:
+        return [e.type for e in self.state.timelines.get(application_id, [])]
+
+    def messages(self) -> list[OutboxMessage]:
+        return [copy.deepcopy(row.message) for row in self.state.outbox.values()]
+
+    def message(self, message_id: str) -> OutboxMessage:
+        return copy.deepcopy(self.state.outbox[message_id].message)
+
+    def lease_until(self, message_id: str) -> datetime | None:
+        return self.state.outbox[message_id].lease_until
+
+    def idempotency_keys(self) -> dict[tuple[str, str], StoredResponse]:
+        return {k: copy.deepcopy(v.response) for k, v in self.state.idempotency.items()}
+
+
+def _id(app: Application) -> str:
+    return app.id
+
+
+# --------------------------------------------------------------------------- other ports
+
+
+class FixedClock:
+    """:class:`~gateway.services.ports.Clock` that only moves when told to.
+
+    ``clock.current`` is settable; ``clock.now()`` answers it; ``advance`` moves it on.
+    """
+
+    def __init__(self, current: datetime) -> None:
+        if current.tzinfo is None:
+            raise ValueError("the clock keeps aware datetimes")
+        self.current = current
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, current: datetime) -> None:
+        self.current = current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    agency_id: str
+    message: OutboxMessage
+
+
+class FakeTransport:
+    """:class:`~gateway.services.ports.PartnerTransport` that records every call.
+
+    ``fail_next(n, error)`` makes the next ``n`` calls raise ``error`` (a
+    :class:`TransientDeliveryError` or :class:`PermanentDeliveryError` class or instance).
+    With ``gate`` set, each call waits for the event before answering; ``in_flight`` and
+    ``max_in_flight`` count the calls waiting at once.
+    """
+
+    def __init__(self, *, gate: asyncio.Event | None = None) -> None:
+        self.gate = gate
+        self.deliveries: list[Delivery] = []
+        self.acknowledged: list[Delivery] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._failures: list[DeliveryError] = []
+        self._started = asyncio.Event()
+
+    def fail_next(
+        self,
+        times: int,
+        error: type[DeliveryError] | DeliveryError = TransientDeliveryError,
+    ) -> None:
+        if isinstance(error, type):
+            if not issubclass(error, TransientDeliveryError | PermanentDeliveryError):
+                raise TypeError("a transport fails transiently or permanently")
+            error = error(f"fake {error.__name__}")
+        self._failures.extend([error] * times)
+
+    async def deliver(self, agency: Agency, message: OutboxMessage) -> Acknowledgement:
+        delivery = Delivery(agency.id, copy.deepcopy(message))
+        self.deliveries.append(delivery)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._started.set()
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            else:
+                await asyncio.sleep(0)
+            if self._failures:
+                raise self._failures.pop(0)
+        finally:
+            self.in_flight -= 1
+        self.acknowledged.append(delivery)
+        return Acknowledgement(200, f"{agency.id}-key-1", ack_digest(message.id))
+
+    async def wait_in_flight(self, count: int) -> None:
+        """Return once ``count`` calls are waiting at the gate at the same time."""
+        while self.in_flight < count:
+            self._started.clear()
+            await self._started.wait()
+
+    def delivered_ids(self) -> list[str]:
+        return [d.message.id for d in self.deliveries]
+
+
+def ack_digest(message_id: str) -> str:
+    """The acknowledgement digest the fake transport answers for a message."""
+    return "sha-256=:" + hashlib.sha256(message_id.encode()).hexdigest() + ":"
+
+
+class FakeReceipts:
+    """:class:`~gateway.services.ports.ReceiptIssuer`: deterministic strings, claims recorded."""
+
+    def __init__(self) -> None:
+        self.claims: list[dict[str, Any]] = []
+
+    def issue(self, claims: Mapping[str, Any]) -> str:
+        self.claims.append(copy.deepcopy(dict(claims)))
+        return f"fake-receipt.{len(self.claims)}.{claims.get('sub')}"
+
+
+class FakeDirectory:
+    """:class:`~gateway.services.ports.AgencyDirectory` over a fixed set of agencies."""
+
+    def __init__(self, agencies: Iterable[Agency] = ()) -> None:
+        self._agencies = {a.id: a for a in agencies}
+
+    def add(self, agency: Agency) -> None:
+        self._agencies[agency.id] = agency
+
+    def agency(self, agency_id: str) -> Agency:
+        try:
+            return self._agencies[agency_id]
+        except KeyError:
+            raise NotFoundError("no such agency") from None
