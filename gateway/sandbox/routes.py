@@ -11,6 +11,7 @@ from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.personas import PERSONAS
 from gateway.web.keys import REGISTRY
 from gateway.web.openapi import operation
+from gateway.web.problems import json_response
 
 PARTNERS = web.AppKey("sandbox_partners", SandboxPartners)
 routes = web.RouteTableDef()
@@ -24,7 +25,7 @@ routes = web.RouteTableDef()
     sandbox_only=True,
 )
 async def personas(request: web.Request) -> web.Response:
-    return web.json_response({"items": [p.summary() for p in PERSONAS], "next": None})
+    return json_response({"items": [p.summary() for p in PERSONAS], "next": None})
 
 
 @routes.get("/sandbox/v1/agencies")
@@ -47,7 +48,7 @@ async def agencies(request: web.Request) -> web.Response:
         }
         for a in registry.agencies()
     ]
-    return web.json_response({"items": items, "next": None})
+    return json_response({"items": items, "next": None})
 
 
 @routes.post("/sandbox/partners/{agency_id}/messages")
@@ -88,4 +89,4 @@ async def inbox_contents(request: web.Request) -> web.Response:
         }
         for mid, env in box.messages.items()
     ]
-    return web.json_response({"items": items, "duplicates": box.duplicates, "next": None})
+    return json_response({"items": items, "duplicates": box.duplicates, "next": None})

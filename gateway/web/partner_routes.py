@@ -15,6 +15,7 @@ from gateway.services.ports import StoredResponse
 from gateway.web.auth import authenticate
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
+from gateway.web.problems import json_response
 
 routes = web.RouteTableDef()
 
@@ -55,7 +56,7 @@ def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
     headers = {}
     if stored.resource and stored.status == 202:
         headers["Location"] = f"{request.app[SETTINGS].base_url}/v1/applications/{stored.resource}"
-    return web.json_response(stored.body, status=stored.status, headers=headers)
+    return json_response(stored.body, status=stored.status, headers=headers)
 
 
 @routes.post("/v1/applications")
@@ -114,7 +115,7 @@ async def work_list(request: web.Request) -> web.Response:
     page = await handlers.work_list(
         request.app[DEPENDENCIES], signed.caller, limit=limit, after=request.query.get("after")
     )
-    return web.json_response(page)
+    return json_response(page)
 
 
 @routes.get("/v1/applications/{application_id}")
@@ -129,7 +130,7 @@ async def get_application(request: web.Request) -> web.Response:
     view = await handlers.application_view(
         request.app[DEPENDENCIES], signed.caller, request.match_info["application_id"]
     )
-    return web.json_response(view)
+    return json_response(view)
 
 
 def _decision_of(body: bytes) -> tuple[str, tuple[str, ...]]:

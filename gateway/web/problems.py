@@ -9,6 +9,7 @@ carries a stack trace or personal data.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import structlog
@@ -88,3 +89,12 @@ def problem_middleware(base_url: str) -> Any:
             )
 
     return middleware
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """JSON in UTF-8 as written (Chinese and Portuguese stay readable, not \\u-escaped)."""
+    return web.json_response(
+        data, status=status, headers=headers, dumps=partial(json.dumps, ensure_ascii=False)
+    )

@@ -17,6 +17,7 @@ from gateway.domain.values import Jurisdiction, local_date
 from gateway.settings import REPO_ROOT
 from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS
 from gateway.web.openapi import build_document, operation, query
+from gateway.web.problems import json_response
 
 routes = web.RouteTableDef()
 PROBLEM_DOCS = REPO_ROOT / "docs" / "problems"
@@ -105,9 +106,7 @@ async def list_matters(request: web.Request) -> web.Response:
             for m in matters
             if jurisdiction is Jurisdiction.GD or m.counterpart(jurisdiction) is not None
         ]
-    return web.json_response(
-        {"items": [matter_json(m, jurisdiction) for m in matters], "next": None}
-    )
+    return json_response({"items": [matter_json(m, jurisdiction) for m in matters], "next": None})
 
 
 @routes.get("/v1/matters/{code}")
@@ -119,7 +118,7 @@ async def list_matters(request: web.Request) -> web.Response:
 )
 async def get_matter(request: web.Request) -> web.Response:
     matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
-    return web.json_response(matter_json(matter, _jurisdiction(request)))
+    return json_response(matter_json(matter, _jurisdiction(request)))
 
 
 @routes.get("/.well-known/jwks.json")
@@ -129,7 +128,7 @@ async def get_matter(request: web.Request) -> web.Response:
     responses={200: ("JWK set", {"type": "object"})},
 )
 async def jwks(request: web.Request) -> web.Response:
-    return web.json_response(
+    return json_response(
         request.app[KEYRING].jwks(), headers={"Cache-Control": "public, max-age=300"}
     )
 
@@ -137,7 +136,7 @@ async def jwks(request: web.Request) -> web.Response:
 @routes.get("/openapi.json")
 @operation(summary="This document", tag="meta", responses={200: ("OpenAPI 3.1", {})})
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_document(request.app, request.app[SETTINGS].base_url))
+    return json_response(build_document(request.app, request.app[SETTINGS].base_url))
 
 
 @routes.get("/healthz")
@@ -147,7 +146,7 @@ async def openapi(request: web.Request) -> web.Response:
     responses={200: ("Alive", {"type": "object"})},
 )
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__})
+    return json_response({"status": "ok", "version": __version__})
 
 
 @routes.get("/readyz")
@@ -166,7 +165,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not all(checks.values()):
         failing = ", ".join(sorted(name for name, ok in checks.items() if not ok))
         raise NotReadyError(f"not ready: {failing}")
-    return web.json_response({"status": "ready", "checks": checks})
+    return json_response({"status": "ready", "checks": checks})
 
 
 @routes.get("/metrics")
@@ -194,7 +193,7 @@ async def problem_doc(request: web.Request) -> web.Response:
 @operation(summary="Where things are", tag="meta", responses={200: ("Links", {})})
 async def index(request: web.Request) -> web.Response:
     base = request.app[SETTINGS].base_url
-    return web.json_response(
+    return json_response(
         {
             "name": "GBA cross-border gateway",
             "version": __version__,
