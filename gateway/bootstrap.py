@@ -25,6 +25,7 @@ from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import local_date
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.sandbox.pki import generate_test_pki
 from gateway.sandbox.setup import install_sandbox
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import Dependencies
@@ -34,10 +35,12 @@ from gateway.settings import Settings
 from gateway.store.database import create_engine, create_schema
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust import keystore
+from gateway.trust.certificates import TrustAnchors
+from gateway.trust.keys import VerificationKey
 from gateway.trust.receipts import JwsReceiptIssuer
-from gateway.trust.registry import AgencyRegistry, load_registry
+from gateway.trust.registry import load_registry_file
 from gateway.web import partner_routes, public_routes
-from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, REGISTRY, RELAY, SETTINGS
+from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, RELAY, SETTINGS, STORE
 from gateway.web.metrics import Metrics
 from gateway.web.middlewares import request_context, sign_partner_responses
 from gateway.web.partner_client import HttpPartnerTransport
@@ -78,14 +81,14 @@ def check_production(settings: Settings, ring: keystore.KeyRing) -> None:
         raise ConfigurationError("production mode refuses to start: " + "; ".join(problems))
 
 
-def check_routes(catalog: Catalog, registry: AgencyRegistry, today: date) -> None:
+def check_routes(catalog: Catalog, registered: set[str], today: date) -> None:
     """Every agency a matter in force routes cases to must be registered."""
     missing = sorted(
         {
             f"{agency} (matter {matter.code})"
             for matter in catalog.all(today)
             for agency in matter.route.handlers
-            if agency not in {a.id for a in registry.agencies()}
+            if agency not in registered
         }
     )
     if missing:
@@ -119,13 +122,31 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{settings.sandbox_dir / 'gateway.db'}"
 
 
+def trust_anchors(settings: Settings) -> TrustAnchors | None:
+    """Production: the configured anchors. Sandbox: a test PKI generated at run time."""
+    if settings.sandbox:
+        pki_dir = settings.trust_anchors_dir or settings.sandbox_dir / "pki"
+        generate_test_pki(pki_dir)
+        return TrustAnchors.load(pki_dir)
+    return TrustAnchors.load(settings.trust_anchors_dir) if settings.trust_anchors_dir else None
+
+
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     """The gateway as an aiohttp application. Nothing starts until the app starts."""
     overrides = overrides or Overrides()
     clock = overrides.clock or SystemClock()
     ring = load_keyring(settings)
     check_production(settings, ring)
-    registry = load_registry(settings.agencies_file) if settings.agencies_file else AgencyRegistry()
+    anchors = trust_anchors(settings)
+    if not settings.sandbox and anchors is not None and anchors.sandbox_anchors():
+        raise ConfigurationError(
+            "production mode refuses to start: sandbox trust anchors in trust_anchors_dir"
+        )
+    registrations = (
+        load_registry_file(settings.agencies_file, anchors=anchors, now=clock.now())
+        if settings.agencies_file
+        else []
+    )
     catalog = Catalog.load(settings.mappings_dir / "matters")
 
     app = web.Application(
@@ -138,7 +159,6 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     )
     app[SETTINGS] = settings
     app[KEYRING] = ring
-    app[REGISTRY] = registry
     app[METRICS] = Metrics()
     app[READINESS] = {
         "keys": bool(ring.keys),
@@ -146,26 +166,27 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     }
     engine = create_engine(database_url(settings), schema=settings.database_schema or None)
     uow = SqlUnitOfWorkFactory(engine)
+
+    async def key_lookup(kid: str) -> VerificationKey:
+        async with uow() as tx:
+            return await tx.agencies.key(kid)
+
     transport = overrides.transport or HttpPartnerTransport(
-        lambda: ring.current("http"),
-        registry.resolve_key,
-        clock,
-        timeout=settings.partner_timeout,
+        lambda: ring.current("http"), key_lookup, clock, timeout=settings.partner_timeout
     )
     relay = Relay(
         uow,
         transport,
-        registry,
         clock,
         overrides.relay_policy or RelayPolicy(concurrency=settings.relay_concurrency),
     )
     app[RELAY] = relay
+    app[STORE] = uow
     app[DEPENDENCIES] = Dependencies(
         uow=uow,
         clock=clock,
         catalog=catalog,
         codecs=codecs(settings),
-        agencies=registry,
         receipts=JwsReceiptIssuer(ring.current("seal")),
         calendar=HolidayCalendar(),
         issuer=settings.base_url,
@@ -174,8 +195,18 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         await create_schema(engine)
+        async with uow() as tx:
+            for registration in registrations:
+                await tx.agencies.register(registration, clock.now())
+            await tx.commit()
         yield
         await engine.dispose()
+
+    async def routed(app: web.Application) -> AsyncIterator[None]:
+        async with uow() as tx:
+            registered = {agency.id for agency, _ in await tx.agencies.all()}
+        check_routes(catalog, registered, local_date(clock.now()))
+        yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
@@ -189,8 +220,8 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
 
     app.cleanup_ctx.append(database)
     if settings.sandbox:
-        install_sandbox(app, settings, ring, registry, clock)
-    check_routes(catalog, registry, local_date(clock.now()))
+        install_sandbox(app, settings, ring, uow, clock, anchors)
+    app.cleanup_ctx.append(routed)
     app.cleanup_ctx.append(delivery)
     app.add_routes(partner_routes.routes)
     app.add_routes(public_routes.routes)

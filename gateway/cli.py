@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -103,7 +106,91 @@ def build_parser() -> argparse.ArgumentParser:
         default="ecdsa-p256-sha256",
         help="key algorithm (default ES256)",
     )
+    _agency_commands(commands)
+    _evidence_commands(commands)
     return parser
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (as for serve)")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="work on the sandbox's database (.sandbox/gateway.db)",
+    )
+
+
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--jwk", type=Path, help="file holding the public JWK")
+    source.add_argument(
+        "--certificate",
+        type=Path,
+        help="file holding the PEM chain (leaf first) to the trust anchor",
+    )
+    parser.add_argument("--kid", help="key id (default: the JWK's kid / from the certificate)")
+    parser.add_argument("--not-before", help="valid from (ISO 8601 with time zone)")
+    parser.add_argument("--not-after", help="valid until (ISO 8601 with time zone)")
+
+
+def _agency_commands(commands: Any) -> None:
+    agencies = commands.add_parser(
+        "agencies",
+        help="manage the partner-agency registry",
+        description="Manage partner agencies and their keys in the "
+        "database. Changes apply to every gateway process at once.",
+    )
+    sub = agencies.add_subparsers(dest="agencies_command", metavar="SUBCOMMAND", required=True)
+    add = sub.add_parser("add", help="register an agency (or update one) with a key")
+    _store_options(add)
+    add.add_argument("--id", required=True, help="agency id (lower-case letters, digits, -)")
+    add.add_argument("--jurisdiction", required=True, choices=["HK", "MO", "GD"])
+    add.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="LANG=TEXT",
+        help="display name, e.g. en=Companies Registry (repeatable)",
+    )
+    add.add_argument("--endpoint", help="URL where it receives forwarded applications")
+    add.add_argument(
+        "--matter",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="matter it may submit or handle; '*' for all (default: none)",
+    )
+    _key_options(add)
+    listing = sub.add_parser("list", help="list agencies, their rights and keys")
+    _store_options(listing)
+    revoke = sub.add_parser("revoke", help="revoke a key now, for every process")
+    _store_options(revoke)
+    revoke.add_argument("kid", help="the key id to revoke")
+    rotate = sub.add_parser("rotate", help="add a new key; older keys end after an overlap")
+    _store_options(rotate)
+    rotate.add_argument("agency", help="agency id")
+    rotate.add_argument(
+        "--overlap-days", type=float, default=7.0, help="days the older keys stay valid (default 7)"
+    )
+    _key_options(rotate)
+
+
+def _evidence_commands(commands: Any) -> None:
+    receipts = commands.add_parser("receipts", help="verify receipts and vouchers offline")
+    sub = receipts.add_subparsers(dest="receipts_command", metavar="SUBCOMMAND", required=True)
+    verify = sub.add_parser(
+        "verify",
+        help="verify one receipt against a JWKS file",
+        description="Verify a receipt (compact JWS) offline against the "
+        "gateway's published key set and print its claims.",
+    )
+    verify.add_argument("file", type=Path, help="file holding the receipt")
+    verify.add_argument(
+        "--jwks",
+        type=Path,
+        required=True,
+        help="the gateway's /.well-known/jwks.json, saved to a file",
+    )
 
 
 def banner(settings: Settings) -> str:
@@ -173,6 +260,37 @@ def _run(coro: object) -> int:
     return 0
 
 
+def _operate(args: argparse.Namespace) -> int:
+    from gateway import operations
+
+    if args.command == "receipts":
+        from gateway.trust.receipts import verify_receipt_file
+
+        claims = verify_receipt_file(args.file, args.jwks)
+        print(json.dumps(claims, ensure_ascii=False, indent=2))
+        return 0
+    settings = load_settings(args.config, mode="sandbox" if args.sandbox else None)
+    if args.agencies_command == "list":
+        return _run(operations.agencies_list(settings, print))
+    if args.agencies_command == "revoke":
+        return _run(operations.agencies_revoke(settings, args.kid, print))
+    key = operations.KeySource(
+        args.jwk, args.certificate, args.kid, args.not_before, args.not_after
+    )
+    if args.agencies_command == "rotate":
+        overlap = timedelta(days=args.overlap_days)
+        return _run(operations.agencies_rotate(settings, args.agency, key, overlap, print))
+    names = dict(item.split("=", 1) for item in args.name if "=" in item)
+    spec = {
+        "agency_id": args.id,
+        "jurisdiction": args.jurisdiction,
+        "names": names,
+        "endpoint": args.endpoint,
+        "matters": args.matter,
+    }
+    return _run(operations.agencies_add(settings, spec, key, print))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -200,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
             return _run(serve(settings))
+        if args.command in ("agencies", "receipts"):
+            return _operate(args)
         if args.command == "keys":
             ring = keystore.generate(args.out, sandbox=args.sandbox, alg=args.alg)
             for key in ring.keys:

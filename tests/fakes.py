@@ -31,7 +31,6 @@ from gateway.domain.application import Application
 from gateway.domain.errors import (
     ConflictError,
     DeliveryError,
-    NotFoundError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
@@ -331,6 +330,7 @@ class FakeUnitOfWork:
         self.outbox = FakeOutbox(self)
         self.idempotency = FakeIdempotency(self)
         self.nonces = FakeNonces(self)
+        self.agencies = factory.agencies
 
     async def __aenter__(self) -> Self:
         if self._active or self.committed:
@@ -398,6 +398,7 @@ class FakeUnitOfWorkFactory:
         self.commits = 0
         self.rolled_back = 0
         self.reachable = True
+        self.agencies = FakeDirectory()
 
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -554,7 +555,7 @@ class FakeReceipts:
 
 
 class FakeDirectory:
-    """:class:`~gateway.services.ports.AgencyDirectory` over a fixed set of agencies."""
+    """:class:`~gateway.services.ports.AgencyRepository` over a fixed set of agencies."""
 
     def __init__(self, agencies: Iterable[Agency] = ()) -> None:
         self._agencies = {a.id: a for a in agencies}
@@ -562,8 +563,5 @@ class FakeDirectory:
     def add(self, agency: Agency) -> None:
         self._agencies[agency.id] = agency
 
-    def agency(self, agency_id: str) -> Agency:
-        try:
-            return self._agencies[agency_id]
-        except KeyError:
-            raise NotFoundError("no such agency") from None
+    async def get(self, agency_id: str) -> Agency | None:
+        return self._agencies.get(agency_id)

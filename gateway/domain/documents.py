@@ -60,6 +60,11 @@ MESSAGES: dict[str, Localized] = {
         "代碼不在代碼表內", "代码不在代码表内", "The code is not in the code list"
     ),
     "invalid_amount": Localized("金額無效", "金额无效", "Not a valid amount"),
+    "invalid_key": Localized(
+        "公鑰或證書無效或不受信任",
+        "公钥或证书无效或不受信任",
+        "The key or certificate is invalid or not trusted",
+    ),
     "reasons_required": Localized(
         "不予批准必須說明理由", "不予批准必须说明理由", "A rejection must state its reasons"
     ),

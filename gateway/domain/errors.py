@@ -25,6 +25,7 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     ├── PayloadTooLargeError            413  payload-too-large
     ├── UnsupportedMediaTypeError       415  unsupported-media-type
     ├── ValidationFailedError           422  validation-failed
+    ├── CertificateError                422  untrusted-certificate
     ├── IdempotencyConflictError        422  idempotency-conflict
     ├── NotReadyError                   503  not-ready
     ├── DeliveryError                   (not rendered: outbox relay only)
@@ -157,6 +158,12 @@ class UnsupportedMediaTypeError(GatewayError):
 
 class ValidationFailedError(GatewayError):
     slug, title, status = "validation-failed", "The document is not valid", 422
+
+
+class CertificateError(GatewayError):
+    """A certificate chain was refused; ``detail`` names the failed check, never a name."""
+
+    slug, title, status = "untrusted-certificate", "The certificate chain is not trusted", 422
 
 
 class IdempotencyConflictError(GatewayError):

@@ -24,7 +24,14 @@ from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
 from gateway.sandbox.samples import hk_individual_business
 from gateway.trust.httpsig import HttpMessage
-from gateway.trust.keys import SigningKey, VerificationKey, alg_for_public_key, public_key_from_jwk
+from gateway.trust.keys import (
+    HTTP,
+    PURPOSE_MEMBER,
+    SigningKey,
+    VerificationKey,
+    alg_for_public_key,
+    public_key_from_jwk,
+)
 from gateway.trust.profile import sign_request, verify_response
 from gateway.trust.receipts import verify_receipt
 
@@ -38,7 +45,7 @@ class DemoError(RuntimeError):
 def _jwks_resolver(jwks: dict[str, Any]) -> Callable[[str], VerificationKey]:
     def resolve(kid: str) -> VerificationKey:
         for jwk in jwks.get("keys", []):
-            if jwk.get("kid") == kid:
+            if jwk.get("kid") == kid and jwk.get(PURPOSE_MEMBER) == HTTP:
                 public = public_key_from_jwk(jwk)
                 return VerificationKey(kid, "gateway", public, alg_for_public_key(public))
         raise DemoError(f"the gateway signed with {kid}, which its JWKS does not publish")

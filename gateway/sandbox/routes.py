@@ -5,15 +5,26 @@ They exist only in an application built in sandbox mode; in production these pat
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from aiohttp import web
 
+from gateway.domain.agencies import Agency
+from gateway.domain.documents import problem
+from gateway.domain.errors import ConflictError, UnsupportedMediaTypeError, ValidationFailedError
+from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.personas import PERSONAS
-from gateway.web.keys import REGISTRY
+from gateway.trust.certificates import TrustAnchors
+from gateway.trust.registry import KeySpec, registration
+from gateway.web.auth import read_body
+from gateway.web.keys import DEPENDENCIES, STORE
 from gateway.web.openapi import operation
 from gateway.web.problems import json_response
 
 PARTNERS = web.AppKey("sandbox_partners", SandboxPartners)
+ANCHORS = web.AppKey("sandbox_anchors", TrustAnchors)
 routes = web.RouteTableDef()
 
 
@@ -28,27 +39,110 @@ async def personas(request: web.Request) -> web.Response:
     return json_response({"items": [p.summary() for p in PERSONAS], "next": None})
 
 
+def _agency_json(agency: Agency, keys: list[KeySpec], sandbox: bool) -> dict[str, Any]:
+    return {
+        "agency_id": agency.id,
+        "jurisdiction": agency.jurisdiction,
+        "names": dict(agency.names),
+        "endpoint": agency.endpoint,
+        "matters": list(agency.matters),
+        "sandbox": sandbox,
+        "keys": [
+            {
+                "kid": k.kid,
+                "jwk": k.jwk,
+                "not_before": k.not_before and k.not_before.isoformat(),
+                "not_after": k.not_after and k.not_after.isoformat(),
+                "revoked": k.revoked_at is not None,
+            }
+            for k in keys
+        ],
+    }
+
+
 @routes.get("/sandbox/v1/agencies")
 @operation(
-    summary="The sandbox partner agencies and their key ids",
+    summary="Every registered agency and its public keys",
     tag="sandbox",
     responses={200: ("Agencies", {"type": "object"})},
     sandbox_only=True,
 )
 async def agencies(request: web.Request) -> web.Response:
-    registry = request.app[REGISTRY]
+    async with request.app[STORE]() as uow:
+        registered = await uow.agencies.all()
+        keys = await uow.agencies.keys()
     items = [
-        {
-            "agency_id": a.id,
-            "jurisdiction": a.jurisdiction,
-            "names": dict(a.names),
-            "endpoint": a.endpoint,
-            "matters": list(a.matters),
-            "keys": [{"kid": k.kid, "alg": k.alg} for k in registry.keys_of(a.id)],
-        }
-        for a in registry.agencies()
+        _agency_json(agency, [spec for owner, spec in keys if owner == agency.id], sandbox)
+        for agency, sandbox in registered
     ]
     return json_response({"items": items, "next": None})
+
+
+_REGISTRATION = {
+    "type": "object",
+    "required": ["agency_id", "jurisdiction", "keys"],
+    "properties": {
+        "agency_id": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"},
+        "jurisdiction": {"type": "string", "enum": ["HK", "MO", "GD"]},
+        "names": {"type": "object", "additionalProperties": {"type": "string"}},
+        "keys": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": 'public JWKs with kid, or {"certificate": PEM chain}',
+        },
+        "matters": {"type": "array", "items": {"type": "string"}},
+        "endpoint": {"type": "string", "format": "uri"},
+    },
+}
+
+
+@routes.post("/sandbox/v1/agencies")
+@operation(
+    summary="Register a tester's agency and its keys; its signed calls are accepted at once",
+    tag="sandbox",
+    request={"application/json": _REGISTRATION},
+    responses={
+        201: ("The stored agency", {"type": "object"}),
+        400: "Malformed JSON",
+        409: "The agency or a key id is already registered",
+        415: "Not JSON",
+        422: "Invalid registration (every problem listed)",
+    },
+    sandbox_only=True,
+)
+async def register_agency(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaTypeError("a registration is application/json")
+    body = loads_strict(await read_body(request))
+    if not isinstance(body, dict):
+        raise ValidationFailedError(
+            "a registration is a JSON object", errors=[problem("", "wrong_type")]
+        )
+    spec = {**body, "keys": [_key_entry(k) for k in body.get("keys") or []]}
+    deps = request.app[DEPENDENCIES]
+    now = deps.clock.now()
+    reg = registration(spec, anchors=request.app.get(ANCHORS), now=now, sandbox=True)
+    if not reg.keys and not reg.problems:
+        reg = dataclasses.replace(reg, problems=(problem("/keys", "required"),))
+    if reg.problems:
+        raise ValidationFailedError(f"{len(reg.problems)} problem(s) found", errors=reg.problems)
+    async with request.app[STORE]() as uow:
+        if await uow.agencies.get(reg.agency.id) is not None:
+            raise ConflictError("an agency with this id is already registered")
+        await uow.agencies.register(reg, now)
+        await uow.commit()
+    return json_response(
+        _agency_json(reg.agency, list(reg.keys), True),
+        status=201,
+        headers={"Location": f"/sandbox/v1/agencies/{reg.agency.id}"},
+    )
+
+
+def _key_entry(key: Any) -> Any:
+    """A bare JWK (DESIGN.md) or a registry entry ({"jwk": ...} / {"certificate": ...})."""
+    if isinstance(key, dict) and "kty" in key:
+        return {"jwk": key, "kid": key.get("kid")}
+    return key
 
 
 @routes.post("/sandbox/partners/{agency_id}/messages")

@@ -8,34 +8,42 @@ from aiohttp import web
 
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
 from gateway.sandbox.partners import SandboxPartners
-from gateway.sandbox.routes import PARTNERS, routes
+from gateway.sandbox.routes import ANCHORS, PARTNERS, routes
 from gateway.services.ports import Clock
 from gateway.settings import Settings
-from gateway.trust.keys import VerificationKey
+from gateway.store.unit_of_work import SqlUnitOfWorkFactory
+from gateway.trust.certificates import TrustAnchors
 from gateway.trust.keystore import KeyRing
-from gateway.trust.registry import AgencyRegistry
+from gateway.trust.registry import KeySpec, Registration
 
 
 def install_sandbox(
     app: web.Application,
     settings: Settings,
     ring: KeyRing,
-    registry: AgencyRegistry,
+    uow: SqlUnitOfWorkFactory,
     clock: Clock,
+    anchors: TrustAnchors | None,
 ) -> None:
     """Sandbox agencies get keys (generated once into the sandbox folder) and an inbox."""
-    agencies = {}
+    agencies, registrations = {}, []
     for sandbox_agency in SANDBOX_AGENCIES:
         key = ensure_agency_key(settings.sandbox_dir, sandbox_agency)
-        public = VerificationKey(
-            key.kid, sandbox_agency.id, key.public.public_key, key.alg, sandbox=True
+        spec = KeySpec(key.kid, key.jwk(), sandbox=True)
+        registrations.append(
+            Registration(sandbox_agency.agency(settings.base_url), (spec,), sandbox=True)
         )
-        registry.add(sandbox_agency.agency(settings.base_url), [public])
         agencies[sandbox_agency.id] = (sandbox_agency, key)
     partners = SandboxPartners(agencies, ring.resolve, settings.base_url, clock)
     app[PARTNERS] = partners
+    if anchors is not None:
+        app[ANCHORS] = anchors
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with uow() as tx:
+            for registration in registrations:
+                await tx.agencies.register(registration, clock.now())
+            await tx.commit()
         await partners.start()
         yield
         await partners.stop()

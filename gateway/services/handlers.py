@@ -9,10 +9,11 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from gateway.domain import ids
+from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
 from gateway.domain.documents import MESSAGES
@@ -22,6 +23,7 @@ from gateway.domain.errors import (
     ForbiddenError,
     IdempotencyConflictError,
     NotFoundError,
+    NotReadyError,
     UnknownMatterError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
@@ -29,7 +31,7 @@ from gateway.domain.errors import (
 from gateway.domain.matters import Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
 from gateway.services.ports import (
-    AgencyDirectory,
+    AgencyRepository,
     Clock,
     Decoded,
     DocumentCodec,
@@ -54,7 +56,6 @@ class Dependencies:
     clock: Clock
     catalog: MatterCatalog
     codecs: Mapping[str, DocumentCodec]  # by jurisdiction code, plus "canonical"
-    agencies: AgencyDirectory
     receipts: ReceiptIssuer
     calendar: WorkingCalendar
     issuer: str
@@ -147,34 +148,57 @@ async def _store_submission(
 ) -> StoredResponse:
     document = decoded.document
     matter = _matter_of(deps, document)
-    submitter = deps.agencies.agency(cmd.caller.agency_id)
-    if not submitter.may_handle(str(matter.code)):
-        raise ForbiddenError("the agency may not submit applications for this matter")
-    assessment = assess(document, matter)
-    if assessment.problems:
-        raise ValidationFailedError(
-            f"{len(assessment.problems)} problem(s) found", errors=assessment.problems
+    async with deps.uow() as uow:
+        submitter = await uow.agencies.get(cmd.caller.agency_id)
+        if submitter is None or not submitter.may_handle(str(matter.code)):
+            raise ForbiddenError("the agency may not submit applications for this matter")
+        assessment = assess(document, matter)
+        if assessment.problems:
+            raise ValidationFailedError(
+                f"{len(assessment.problems)} problem(s) found", errors=assessment.problems
+            )
+        handlers = {a: await _registered(uow.agencies, a) for a in matter.route.handlers}
+        now = deps.clock.now()
+        deadline = None
+        if not assessment.missing:
+            deadline = deadline_of(matter.promised_limit, local_date(now), deps.calendar)
+        app = Application.receive(
+            application_id=ids.new_application_id(),
+            matter=str(matter.code),
+            matter_version=matter.version,
+            submitted_by=cmd.caller.agency_id,
+            channel=cmd.channel.value,
+            source_format=codec.jurisdiction,
+            content_digest=cmd.content_digest,
+            document=document,
+            handlers=matter.route.handlers,
+            missing=assessment.missing,
+            deadline=deadline.isoformat() if deadline else None,
+            at=now,
         )
-    now = deps.clock.now()
-    deadline = None
-    if not assessment.missing:
-        limit = matter.promised_limit
-        deadline = deadline_of(limit, local_date(now), deps.calendar)
-    app = Application.receive(
-        application_id=ids.new_application_id(),
-        matter=str(matter.code),
-        matter_version=matter.version,
-        submitted_by=cmd.caller.agency_id,
-        channel=cmd.channel.value,
-        source_format=codec.jurisdiction,
-        content_digest=cmd.content_digest,
-        document=document,
-        handlers=matter.route.handlers,
-        missing=assessment.missing,
-        deadline=deadline.isoformat() if deadline else None,
-        at=now,
-    )
-    messages = [] if assessment.missing else _forwards(app, decoded, deps)
+        messages = [] if assessment.missing else _forwards(app, decoded, deps, handlers)
+        response = _receipted(app, cmd, deps, now)
+        await uow.applications.add(app)
+        for message in messages:
+            await uow.outbox.add(message)
+        await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+        await uow.commit()
+    if messages:
+        deps.outbox_written()
+    return response
+
+
+async def _registered(agencies: AgencyRepository, agency_id: str) -> Agency:
+    agency = await agencies.get(agency_id)
+    if agency is None:  # refused at start-up; only an agency removed since can get here
+        raise NotReadyError("a handling agency of this matter is not registered")
+    return agency
+
+
+def _receipted(
+    app: Application, cmd: SubmitApplication, deps: Dependencies, now: datetime
+) -> StoredResponse:
+    """The 202 answer with its receipt: the signed voucher of receipt (Art. 19(4))."""
     receipt = deps.receipts.issue(
         {
             "iss": deps.issuer,
@@ -189,7 +213,7 @@ async def _store_submission(
             "deadline": app.deadline,
         }
     )
-    response = StoredResponse(
+    return StoredResponse(
         request_digest=cmd.content_digest,
         status=202,
         body={
@@ -200,22 +224,15 @@ async def _store_submission(
         },
         resource=app.id,
     )
-    async with deps.uow() as uow:
-        await uow.applications.add(app)
-        for message in messages:
-            await uow.outbox.add(message)
-        await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
-        await uow.commit()
-    if messages:
-        deps.outbox_written()
-    return response
 
 
-def _forwards(app: Application, decoded: Decoded, deps: Dependencies) -> list[OutboxMessage]:
+def _forwards(
+    app: Application, decoded: Decoded, deps: Dependencies, agencies: Mapping[str, Agency]
+) -> list[OutboxMessage]:
     """One signed-to-be message per handling agency, in that agency's format."""
     messages = []
     for handler in app.handlers:
-        agency = deps.agencies.agency(handler.agency_id)
+        agency = agencies[handler.agency_id]
         codec = deps.codecs[agency.jurisdiction]
         message_id = ids.new_message_id()
         envelope = {

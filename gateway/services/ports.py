@@ -18,9 +18,9 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-class AgencyDirectory(Protocol):
-    def agency(self, agency_id: str) -> Agency:
-        """The agency, or :class:`~gateway.domain.errors.NotFoundError`."""
+class AgencyRepository(Protocol):
+    async def get(self, agency_id: str) -> Agency | None:
+        """The registered agency, or None."""
         ...
 
 
@@ -149,6 +149,7 @@ class UnitOfWork(Protocol):
     """One transaction. Rolls back on exit unless :meth:`commit` was called."""
 
     applications: ApplicationRepository
+    agencies: AgencyRepository
     outbox: OutboxRepository
     idempotency: IdempotencyStore
     nonces: NonceStore

@@ -22,12 +22,10 @@ from tenacity.wait import wait_exponential_jitter
 
 from gateway.domain.errors import (
     ConflictError,
-    NotFoundError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
 from gateway.services.ports import (
-    AgencyDirectory,
     Clock,
     OutboxMessage,
     PartnerTransport,
@@ -54,13 +52,11 @@ class Relay:
         self,
         uow: UnitOfWorkFactory,
         transport: PartnerTransport,
-        agencies: AgencyDirectory,
         clock: Clock,
         policy: RelayPolicy | None = None,
     ) -> None:
         self._uow = uow
         self._transport = transport
-        self._agencies = agencies
         self._clock = clock
         self.policy = policy or RelayPolicy()
         self._wake = asyncio.Event()
@@ -103,11 +99,14 @@ class Relay:
         """Send one message and record the outcome; never lets one failure stop the batch."""
         async with self._limit:
             try:
-                agency = self._agencies.agency(message.destination)
+                async with self._uow() as uow:
+                    agency = await uow.agencies.get(message.destination)
+                if agency is None:
+                    raise PermanentDeliveryError("the destination agency is not registered")
                 ack = await self._transport.deliver(agency, message)
             except TransientDeliveryError as exc:
                 record = partial(self._failed, message, str(exc.detail), permanent=False)
-            except (PermanentDeliveryError, NotFoundError) as exc:
+            except PermanentDeliveryError as exc:
                 record = partial(self._failed, message, str(exc.detail), permanent=True)
             else:
                 record = partial(self._acknowledged, message, ack.body_digest)

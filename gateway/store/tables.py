@@ -107,3 +107,30 @@ idempotency_keys = sa.Table(
     sa.Column("resource", sa.String(40)),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+agencies = sa.Table(
+    "agencies",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("jurisdiction", sa.String(2), nullable=False),
+    sa.Column("names", sa.JSON, nullable=False),
+    sa.Column("endpoint", sa.String(500)),
+    sa.Column("matters", sa.JSON, nullable=False),
+    sa.Column("sandbox", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+agency_keys = sa.Table(
+    "agency_keys",
+    metadata,
+    sa.Column("kid", sa.String(200), primary_key=True),
+    sa.Column("agency_id", sa.ForeignKey("agencies.id"), nullable=False),
+    sa.Column("jwk", sa.JSON, nullable=False),
+    sa.Column("certificate", sa.Text),  # the PEM chain it was validated from, if any
+    sa.Column("not_before", UTCDateTime),
+    sa.Column("not_after", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("sandbox", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_agency_keys_agency", "agency_id"),
+)

@@ -15,6 +15,7 @@ from gateway.domain.application import Application, Handler, HandlerState, Statu
 from gateway.domain.errors import ConflictError
 from gateway.services.ports import OutboxMessage, StoredResponse, TimelineEntry
 from gateway.store import database
+from gateway.store.registry import SqlAgencies
 from gateway.store.tables import (
     applications,
     handlers,
@@ -330,6 +331,7 @@ class SqlUnitOfWork:
         self._conn = await self._engine.connect()
         await self._conn.begin()
         self.applications = SqlApplications(self._conn)
+        self.agencies = SqlAgencies(self._conn)
         self.outbox = SqlOutbox(self._conn)
         self.idempotency = SqlIdempotency(self._conn)
         self.nonces = SqlNonces(self._conn)

@@ -60,6 +60,7 @@ __all__ = [
     "components",
     "sign",
     "signature_base",
+    "signature_keyid",
     "verify",
 ]
 
@@ -220,6 +221,15 @@ def _select(message: HttpMessage, label: str) -> tuple[InnerList, bytes]:
     if not isinstance(item, Item) or not isinstance(item.value, bytes):
         raise SignatureInvalidError(f"Signature {label!r} is not a byte sequence")
     return inner, item.value
+
+
+def signature_keyid(message: HttpMessage, label: str = "sig1") -> str:
+    """The ``keyid`` of the signature ``label`` (to look the key up before verifying)."""
+    inner, _ = _select(message, label)
+    keyid = inner.params.get("keyid")
+    if not isinstance(keyid, str) or not keyid:
+        raise SignatureInvalidError("the signature has no keyid")
+    return keyid
 
 
 def _check_params(inner: InnerList, policy: VerifyPolicy, now: int) -> None:

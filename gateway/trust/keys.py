@@ -26,6 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 HttpSigAlg = Literal["ed25519", "ecdsa-p256-sha256", "rsa-pss-sha512"]
 HTTP_SIG_ALGS: frozenset[str] = frozenset({"ed25519", "ecdsa-p256-sha256", "rsa-pss-sha512"})
 
+PURPOSE_MEMBER = "gba_use"  # a private JWK member: what the gateway uses a key for
+SEAL = "seal"  # receipts, vouchers, checkpoints
+HTTP = "http"  # RFC 9421 message signatures
+
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from gateway.domain.errors import ConfigurationError, UnknownKeyError
 from gateway.trust.keys import (
+    HTTP,
+    PURPOSE_MEMBER,
+    SEAL,
     SigningKey,
     VerificationKey,
     generate_private_key,
@@ -27,7 +30,7 @@ from gateway.trust.keys import (
 
 MANIFEST = "keys.json"
 SANDBOX_PREFIX = "sandbox-"
-PURPOSES = ("seal", "http")
+PURPOSES = (SEAL, HTTP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,8 @@ class KeyRing:
         raise UnknownKeyError("not a key of this gateway")
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        return {"keys": [k.jwk() for k in self.keys]}
+        """Every key, marked with what it is for: a seal key never verifies as HTTP and back."""
+        return {"keys": [{**k.jwk(), PURPOSE_MEMBER: k.purpose} for k in self.keys]}
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -1,12 +1,16 @@
-"""The partner-agency registry: who an agency is, which keys are its own, what it may do.
+"""Agency registrations: who an agency is, which keys are its own, what it may do.
 
-``keyid`` in a signature is an exact-match lookup here and nothing more: no path, no query,
-no fetch. A key belongs to exactly one agency; its algorithm comes from the key itself.
+A registration comes from the production registry file (YAML), the ``gba-gateway agencies``
+command, or — in sandbox mode only — ``POST /sandbox/v1/agencies``. Each key is either a
+public JWK or an X.509 chain that must chain to that jurisdiction's trust anchor. The
+registrations are stored in the database (``gateway.store.registry``) so that every gateway
+process sees a revocation at once; ``keyid`` is an exact-match lookup there and nothing more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,61 +18,57 @@ from typing import Any
 import yaml
 
 from gateway.domain.agencies import Agency
-from gateway.domain.errors import ConfigurationError, NotFoundError, UnknownKeyError
+from gateway.domain.documents import problem
+from gateway.domain.errors import ConfigurationError, FieldProblem, GatewayError
 from gateway.domain.values import Jurisdiction
 from gateway.trust.keys import (
     KeyMisuseError,
     VerificationKey,
     alg_for_public_key,
+    public_jwk,
     public_key_from_jwk,
 )
 
-_MAX_KID = 200
+MAX_KID = 200
+_AGENCY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
-class AgencyRegistry:
-    """In-memory registry; implements the AgencyDirectory port and the key resolver."""
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """A registered public key as stored: its JWK, and the chain it was validated from."""
 
-    def __init__(self) -> None:
-        self._agencies: dict[str, Agency] = {}
-        self._keys: dict[str, VerificationKey] = {}
+    kid: str
+    jwk: dict[str, Any]
+    certificate: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    revoked_at: datetime | None = None
+    sandbox: bool = False
 
-    def add(self, agency: Agency, keys: Iterable[VerificationKey]) -> None:
-        Jurisdiction.parse(agency.jurisdiction)
-        keys = list(keys)
-        for key in keys:
-            if key.owner != agency.id:
-                raise ConfigurationError(f"key {key.kid} is not owned by {agency.id}")
-            holder = self._keys.get(key.kid)
-            if holder is not None and holder.owner != agency.id:
-                raise ConfigurationError(
-                    f"key id {key.kid} is already registered to another agency"
-                )
-        self._agencies[agency.id] = agency
-        for key in keys:
-            self._keys[key.kid] = key
+    def verification_key(self, owner: str) -> VerificationKey:
+        public = public_key_from_jwk(self.jwk)
+        return VerificationKey(
+            kid=self.kid,
+            owner=owner,
+            public_key=public,
+            alg=alg_for_public_key(public),
+            not_before=self.not_before,
+            not_after=self.not_after,
+            revoked_at=self.revoked_at,
+            sandbox=self.sandbox,
+        )
 
-    def agency(self, agency_id: str) -> Agency:
-        try:
-            return self._agencies[agency_id]
-        except KeyError:
-            raise NotFoundError("no such agency") from None
 
-    def agencies(self) -> list[Agency]:
-        return list(self._agencies.values())
-
-    def resolve_key(self, kid: str) -> VerificationKey:
-        key = self._keys.get(kid) if len(kid) <= _MAX_KID else None
-        if key is None:
-            raise UnknownKeyError("the key id is not registered")
-        return key
-
-    def keys_of(self, agency_id: str) -> list[VerificationKey]:
-        return [k for k in self._keys.values() if k.owner == agency_id]
+@dataclass(frozen=True, slots=True)
+class Registration:
+    agency: Agency
+    keys: tuple[KeySpec, ...] = ()
+    sandbox: bool = False
+    problems: tuple[FieldProblem, ...] = field(default=(), compare=False)
 
 
 def _when(value: Any) -> datetime | None:
-    if value is None:
+    if value is None or value == "":
         return None
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     if when.tzinfo is None:
@@ -76,51 +76,91 @@ def _when(value: Any) -> datetime | None:
     return when
 
 
-def verification_key(
-    owner: str, spec: Mapping[str, Any], *, sandbox: bool = False
-) -> VerificationKey:
-    """A registered key from its registry entry: ``{"kid", "jwk", "not_before", "not_after"}``."""
-    jwk = dict(spec["jwk"])
-    kid = str(spec.get("kid") or jwk.get("kid") or "")
-    if not kid or len(kid) > _MAX_KID:
-        raise ConfigurationError(f"{owner}: every key needs a kid of at most {_MAX_KID} characters")
+def _key_spec(
+    entry: Mapping[str, Any], anchors: Any, jurisdiction: str, now: datetime, sandbox: bool
+) -> KeySpec:
+    """One key entry: ``{"jwk": {...}}`` or ``{"certificate": PEM chain}``, plus validity."""
+    not_before, not_after = _when(entry.get("not_before")), _when(entry.get("not_after"))
+    certificate = entry.get("certificate")
+    if certificate:
+        if anchors is None:
+            raise ValueError("certificates need configured trust anchors")
+        validated = anchors.validate_chain(jurisdiction, [str(certificate).encode()], now)
+        kid = str(entry.get("kid") or f"x509-{validated.fingerprint[:16]}")
+        jwk = public_jwk(validated.public_key, kid=kid)
+        not_before = max(filter(None, (not_before, validated.not_before)))
+        not_after = min(filter(None, (not_after, validated.not_after)))
+    else:
+        jwk = dict(entry["jwk"])
+        kid = str(entry.get("kid") or jwk.get("kid") or "")
+        public_key_from_jwk(jwk)  # refuses private, symmetric and disallowed keys
+    if not kid or len(kid) > MAX_KID or not kid.isprintable():
+        raise ValueError(f"every key needs a printable kid of at most {MAX_KID} characters")
+    jwk["kid"] = kid
+    return KeySpec(
+        kid,
+        jwk,
+        str(certificate) if certificate else None,
+        not_before,
+        not_after,
+        _when(entry.get("revoked_at")),
+        sandbox,
+    )
+
+
+def registration(
+    spec: Mapping[str, Any], *, anchors: Any = None, now: datetime, sandbox: bool = False
+) -> Registration:
+    """Parse and check one agency registration; ValidationFailedError lists every problem."""
+    problems: list[FieldProblem] = []
+    agency_id = str(spec.get("agency_id") or spec.get("id") or "")
+    if not agency_id or len(agency_id) > 64 or not set(agency_id) <= _AGENCY_ID_CHARS:
+        problems.append(problem("/agency_id", "wrong_type"))
     try:
-        public = public_key_from_jwk(jwk)
-        alg = alg_for_public_key(public)
-        return VerificationKey(
-            kid=kid,
-            owner=owner,
-            public_key=public,
-            alg=alg,
-            not_before=_when(spec.get("not_before")),
-            not_after=_when(spec.get("not_after")),
-            revoked_at=_when(spec.get("revoked_at")),
-            sandbox=sandbox,
-        )
-    except (KeyMisuseError, ValueError, TypeError) as exc:
-        raise ConfigurationError(f"{owner}: key {kid}: {exc}") from None
+        jurisdiction = Jurisdiction.parse(str(spec.get("jurisdiction", ""))).value
+    except ValueError:
+        problems.append(problem("/jurisdiction", "wrong_type"))
+        jurisdiction = ""
+    names = spec.get("names") or {}
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+        problems.append(problem("/names", "wrong_type"))
+        names = {}
+    matters = spec.get("matters", [])
+    if not isinstance(matters, list) or not all(isinstance(m, str) for m in matters):
+        problems.append(problem("/matters", "wrong_type"))
+        matters = []
+    endpoint = spec.get("endpoint")
+    if endpoint is not None and not str(endpoint).startswith(("https://", "http://")):
+        problems.append(problem("/endpoint", "wrong_type"))
+    keys = []
+    for i, entry in enumerate(spec.get("keys") or []):
+        try:
+            keys.append(_key_spec(entry, anchors, jurisdiction, now, sandbox))
+        except (KeyError, TypeError, ValueError, KeyMisuseError, GatewayError):
+            problems.append(problem(f"/keys/{i}", "invalid_key"))
+    if len({k.kid for k in keys}) != len(keys):
+        problems.append(problem("/keys", "invalid_key"))
+    agency = Agency(agency_id, jurisdiction, dict(names), endpoint, tuple(matters))
+    return Registration(agency, tuple(keys), sandbox, tuple(problems))
 
 
-def load_registry(path: Path) -> AgencyRegistry:
-    """Load the production registry file (YAML); every problem is reported at once."""
+def load_registry_file(path: Path, *, anchors: Any, now: datetime) -> list[Registration]:
+    """The production registry (YAML); ConfigurationError lists every problem at once."""
     try:
         spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"cannot read the agency registry {path}: {exc}") from None
-    registry = AgencyRegistry()
-    problems = []
+    out, problems = [], []
     for entry in spec.get("agencies", []):
         try:
-            agency = Agency(
-                id=str(entry["id"]),
-                jurisdiction=str(entry["jurisdiction"]),
-                names=dict(entry.get("names", {})),
-                endpoint=entry.get("endpoint"),
-                matters=tuple(entry.get("matters", ())),
-            )
-            registry.add(agency, [verification_key(agency.id, k) for k in entry.get("keys", [])])
-        except (KeyError, ValueError, ConfigurationError) as exc:
+            reg = registration(entry, anchors=anchors, now=now)
+        except Exception as exc:  # a certificate problem is reported per agency
             problems.append(f"{entry.get('id', '?')}: {exc}")
+            continue
+        if reg.problems:
+            listed = ", ".join(f"{p.pointer} {p.code}" for p in reg.problems)
+            problems.append(f"{reg.agency.id or '?'}: {listed}")
+        out.append(reg)
     if problems:
         raise ConfigurationError("agency registry: " + "; ".join(problems))
-    return registry
+    return out

@@ -19,10 +19,12 @@ from gateway.domain.errors import (
     PayloadTooLargeError,
     ReplayedRequestError,
     SignatureInvalidError,
+    UnknownKeyError,
 )
 from gateway.trust.digest import content_digest
+from gateway.trust.httpsig import signature_keyid
 from gateway.trust.profile import verify_request
-from gateway.web.keys import AGENCY_ID, DEPENDENCIES, REGISTRY, SETTINGS
+from gateway.web.keys import AGENCY_ID, DEPENDENCIES, SETTINGS
 from gateway.web.messages import request_message
 
 
@@ -46,37 +48,46 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def authenticate(request: web.Request, *, require_idempotency: bool) -> SignedRequest:
+    """The calling agency, once its signature, digest and nonce all hold; else a problem.
+
+    One transaction: the key is read from the registry (so a revocation anywhere is seen at
+    once), the signature and digest are verified, and the nonce is recorded.
+    """
     settings = request.app[SETTINGS]
     deps = request.app[DEPENDENCIES]
-    registry = request.app[REGISTRY]
     body = await read_body(request)
-    now = deps.clock.now()
-    verified = verify_request(
-        request_message(request, settings.base_url),
-        body,
-        resolve_key=registry.resolve_key,
-        now=now,
-        max_skew=settings.signature_max_skew,
-    )
-    if verified.key.sandbox and not settings.sandbox:
-        raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
+    message = request_message(request, settings.base_url)
+    keyid = signature_keyid(message)
     idempotency_key = request.headers.get("Idempotency-Key")
-    if require_idempotency and not idempotency_key:
-        raise MissingHeaderError("Idempotency-Key is required on every POST")
-    if idempotency_key is not None and not 8 <= len(idempotency_key) <= 200:
-        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
-    assert verified.nonce is not None  # the profile requires one
+    now = deps.clock.now()
     async with deps.uow() as uow:
+        key = await uow.agencies.key(keyid)
+        verified = verify_request(
+            message,
+            body,
+            resolve_key=lambda _kid: key,
+            now=now,
+            max_skew=settings.signature_max_skew,
+        )
+        if key.sandbox and not settings.sandbox:
+            raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
+        if require_idempotency and not idempotency_key:
+            raise MissingHeaderError("Idempotency-Key is required on every POST")
+        if idempotency_key is not None and not 8 <= len(idempotency_key) <= 200:
+            raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+        agency = await uow.agencies.get(key.owner)
+        if agency is None:
+            raise UnknownKeyError("the key's agency is not registered")
+        assert verified.nonce is not None  # the profile requires one
         fresh = await uow.nonces.use(
             verified.keyid,
             verified.nonce,
             now=now,
             expires_at=now + timedelta(seconds=2 * settings.signature_max_skew),
         )
+        if not fresh:
+            raise ReplayedRequestError("this signature nonce was already used")
         await uow.commit()
-    if not fresh:
-        raise ReplayedRequestError("this signature nonce was already used")
-    agency = registry.agency(verified.key.owner)
     request[AGENCY_ID] = agency.id
     return SignedRequest(
         caller=Caller(agency.id, agency.jurisdiction, verified.keyid),

@@ -7,14 +7,14 @@ from aiohttp import web
 from gateway.services.handlers import Dependencies
 from gateway.services.relay import Relay
 from gateway.settings import Settings
+from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust.keystore import KeyRing
-from gateway.trust.registry import AgencyRegistry
 from gateway.web.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", SqlUnitOfWorkFactory)  # for the edges that administer the registry
 DEPENDENCIES = web.AppKey("dependencies", Dependencies)
 KEYRING = web.AppKey("keyring", KeyRing)
-REGISTRY = web.AppKey("registry", AgencyRegistry)
 RELAY = web.AppKey("relay", Relay)
 METRICS = web.AppKey("metrics", Metrics)
 READINESS = web.AppKey("readiness", dict[str, bool])

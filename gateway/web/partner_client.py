@@ -10,7 +10,7 @@ in the database by the relay.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
@@ -22,7 +22,7 @@ from gateway.domain.errors import (
 )
 from gateway.services.ports import Acknowledgement, Agency, Clock, OutboxMessage
 from gateway.trust.digest import content_digest
-from gateway.trust.httpsig import HttpMessage
+from gateway.trust.httpsig import HttpMessage, signature_keyid
 from gateway.trust.keys import SigningKey, VerificationKey
 from gateway.trust.profile import sign_request, verify_response
 from gateway.web.messages import client_response_message
@@ -37,14 +37,14 @@ class HttpPartnerTransport:
     def __init__(
         self,
         key: Callable[[], SigningKey],
-        resolve_key: Callable[[str], VerificationKey],
+        key_lookup: Callable[[str], Awaitable[VerificationKey]],
         clock: Clock,
         *,
         timeout: float = 10.0,
         connections_per_partner: int = 8,
     ) -> None:
         self._key = key
-        self._resolve_key = resolve_key
+        self._key_lookup = key_lookup
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
         self._limit = connections_per_partner
@@ -111,12 +111,14 @@ class HttpPartnerTransport:
                 raise TransientDeliveryError(f"{agency.id} answered {response.status}")
             if response.status >= 400:
                 raise PermanentDeliveryError(f"{agency.id} refused the message ({response.status})")
+            answer = client_response_message(response)
             try:
+                key = await self._key_lookup(signature_keyid(answer))
                 verified = verify_response(
-                    client_response_message(response),
+                    answer,
                     body,
                     request=request,
-                    resolve_key=self._resolve_key,
+                    resolve_key=lambda _kid: key,
                     now=self._clock.now(),
                 )
             except GatewayError as exc:

@@ -86,13 +86,13 @@ def _world(catalog: Any) -> World:
     clock = FixedClock(TUESDAY)
     receipts = FakeReceipts()
     agencies = FakeDirectory([HK_IRD, GD_CSB, GD_TAX, MO_DSF, HK_TD])
+    uow.agencies = agencies
     wakes: list[int] = []
     deps = Dependencies(
         uow=uow,
         clock=clock,
         catalog=catalog,
         codecs={"canonical": CanonicalCodec(), "GD": GuangdongCodec()},
-        agencies=agencies,
         receipts=receipts,
         calendar=HolidayCalendar(),
         issuer=ISSUER,
@@ -160,7 +160,7 @@ def _assert_nothing_stored(world: World) -> None:
 
 
 async def _deliver_all(world: World) -> None:
-    relay = Relay(world.uow, FakeTransport(), world.agencies, world.clock)
+    relay = Relay(world.uow, FakeTransport(), world.clock)
     while await relay.run_once():
         pass
 
@@ -535,9 +535,7 @@ async def test_joint_case_is_decided_when_both_handlers_decided(catalog: Catalog
     response = await submit_application(_submit(), world.deps)
     application_id = response.body["application_id"]
     # One delivery at a time: two acknowledgements of one case must not race (see test_relay).
-    relay = Relay(
-        world.uow, FakeTransport(), world.agencies, world.clock, RelayPolicy(concurrency=1)
-    )
+    relay = Relay(world.uow, FakeTransport(), world.clock, RelayPolicy(concurrency=1))
     assert await relay.run_once() == 2
     assert world.uow.application(application_id).status.value == "under_review"
 

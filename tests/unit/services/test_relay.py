@@ -77,12 +77,14 @@ def _relay(
     clock: FixedClock,
     **policy: float,
 ) -> Relay:
-    return Relay(uow, transport, AGENCIES, clock, RelayPolicy(**policy))  # type: ignore[arg-type]
+    return Relay(uow, transport, clock, RelayPolicy(**policy))  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def uow() -> FakeUnitOfWorkFactory:
-    return FakeUnitOfWorkFactory()
+    factory = FakeUnitOfWorkFactory()
+    factory.agencies = AGENCIES
+    return factory
 
 
 @pytest.fixture

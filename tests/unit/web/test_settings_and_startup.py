@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway.bootstrap import create_app
 from gateway.domain.errors import ConfigurationError, UnknownKeyError
+from gateway.sandbox.pki import generate_test_pki
 from gateway.settings import load_settings
 from gateway.trust import keystore
 from gateway.trust.keys import generate_private_key, public_jwk
-from gateway.web.keys import REGISTRY
+from gateway.web.keys import STORE
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -42,27 +49,44 @@ def _production(tmp_path: Path, **changes: object):
     return load_settings(environ={}, **values)
 
 
-def test_production_refuses_sandbox_keys(tmp_path: Path) -> None:
-    keystore.generate(tmp_path / "keys", sandbox=True)
-    anchors = tmp_path / "certs"
-    anchors.mkdir()
-    (anchors / "hk-root.pem").write_text("placeholder: chain validation arrives with the registry")
-    agencies = tmp_path / "agencies.yaml"
-    agencies.write_text("agencies: []\n")
-    settings = _production(
-        tmp_path, keys_dir=tmp_path / "keys", trust_anchors_dir=anchors, agencies_file=agencies
+def _ca(directory: Path, organisation: str = "Example Digital Policy Office") -> Path:
+    """A self-signed root CA (public part only on disk) in ``directory/hk/root.pem``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.COMMON_NAME, "HK Agencies Root"),
+        ]
     )
-    with pytest.raises(ConfigurationError, match="sandbox keys"):
-        create_app(settings)
-
-
-def test_production_refuses_to_start_without_trust_anchors(tmp_path: Path) -> None:
-    keystore.generate(tmp_path / "keys", sandbox=False)
-    settings = _production(tmp_path, keys_dir=tmp_path / "keys")
-    with pytest.raises(ConfigurationError) as info:
-        create_app(settings)
-    assert "trust anchors" in info.value.detail
-    assert "agency registry" in info.value.detail
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "hk").mkdir(parents=True, exist_ok=True)
+    (directory / "hk" / "root.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return directory
 
 
 def _registry(tmp_path: Path, *agency_ids: str) -> Path:
@@ -86,42 +110,80 @@ def _registry(tmp_path: Path, *agency_ids: str) -> Path:
     return path
 
 
-def _anchors(tmp_path: Path) -> Path:
-    anchors = tmp_path / "certs" / "hk"
-    anchors.mkdir(parents=True)
-    (anchors / "root.pem").write_text("-")
-    return tmp_path / "certs"
+def test_production_refuses_sandbox_keys(tmp_path: Path) -> None:
+    keystore.generate(tmp_path / "keys", sandbox=True)
+    settings = _production(
+        tmp_path,
+        keys_dir=tmp_path / "keys",
+        trust_anchors_dir=_ca(tmp_path / "certs"),
+        agencies_file=_registry(tmp_path, "gd-hq-csb"),
+    )
+    with pytest.raises(ConfigurationError, match="sandbox keys"):
+        create_app(settings)
 
 
-def test_production_starts_with_its_own_keys_anchors_and_registry(tmp_path: Path) -> None:
+def test_production_refuses_sandbox_trust_anchors(tmp_path: Path) -> None:
+    keystore.generate(tmp_path / "keys", sandbox=False)
+    generate_test_pki(tmp_path / "certs")
+    settings = _production(
+        tmp_path,
+        keys_dir=tmp_path / "keys",
+        trust_anchors_dir=tmp_path / "certs",
+        agencies_file=_registry(tmp_path, "gd-hq-csb"),
+    )
+    with pytest.raises(ConfigurationError, match="sandbox trust anchors"):
+        create_app(settings)
+
+
+def test_production_refuses_to_start_without_trust_anchors(tmp_path: Path) -> None:
+    keystore.generate(tmp_path / "keys", sandbox=False)
+    settings = _production(tmp_path, keys_dir=tmp_path / "keys")
+    with pytest.raises(ConfigurationError) as info:
+        create_app(settings)
+    assert "trust anchors" in info.value.detail
+    assert "agency registry" in info.value.detail
+
+
+async def test_production_starts_with_its_own_keys_anchors_and_registry(tmp_path: Path) -> None:
     keystore.generate(tmp_path / "keys", sandbox=False)
     app = create_app(
         _production(
             tmp_path,
             keys_dir=tmp_path / "keys",
-            trust_anchors_dir=_anchors(tmp_path),
+            trust_anchors_dir=_ca(tmp_path / "certs"),
             agencies_file=_registry(tmp_path, "gd-hq-csb"),
         )
     )
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert "/v1/applications" in paths
     assert not any(p.startswith("/sandbox") for p in paths)
-    registry = app[REGISTRY]
-    assert registry.resolve_key("gd-hq-csb-2026").owner == "gd-hq-csb"
-    with pytest.raises(UnknownKeyError):
-        registry.resolve_key("../gd-hq-csb-2026")
+    runner = web.AppRunner(app)
+    await runner.setup()  # runs the start-up: schema, registry import, route check
+    try:
+        async with app[STORE]() as uow:
+            key = await uow.agencies.key("gd-hq-csb-2026")
+            assert key.owner == "gd-hq-csb"
+            assert key.not_before == datetime(2026, 1, 1, tzinfo=UTC) - timedelta(hours=8)
+            with pytest.raises(UnknownKeyError):
+                await uow.agencies.key("../gd-hq-csb-2026")
+    finally:
+        await runner.cleanup()
 
 
-def test_production_refuses_matters_routed_to_unregistered_agencies(tmp_path: Path) -> None:
+async def test_production_refuses_matters_routed_to_unregistered_agencies(tmp_path: Path) -> None:
     keystore.generate(tmp_path / "keys", sandbox=False)
-    settings = _production(
-        tmp_path,
-        keys_dir=tmp_path / "keys",
-        trust_anchors_dir=_anchors(tmp_path),
-        agencies_file=_registry(tmp_path, "gd-other"),
+    app = create_app(
+        _production(
+            tmp_path,
+            keys_dir=tmp_path / "keys",
+            trust_anchors_dir=_ca(tmp_path / "certs"),
+            agencies_file=_registry(tmp_path, "gd-other"),
+        )
     )
+    runner = web.AppRunner(app)
     with pytest.raises(ConfigurationError, match=r"unregistered agencies: gd-hq-csb"):
-        create_app(settings)
+        await runner.setup()
+    await runner.cleanup()
 
 
 def test_generated_private_keys_are_owner_only(tmp_path: Path) -> None:

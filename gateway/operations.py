@@ -1,0 +1,147 @@
+"""Operator commands that work on the database: the agency registry (``gba-gateway agencies``).
+
+Each command opens the configured database (the same settings as ``serve``; ``--sandbox``
+for the sandbox's SQLite file), does one transaction and prints what it did. A revocation
+takes effect for every gateway process at the next request: keys are read per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.bootstrap import database_url, trust_anchors
+from gateway.domain.errors import ConfigurationError, NotFoundError
+from gateway.settings import Settings
+from gateway.store.database import create_engine, create_schema
+from gateway.store.unit_of_work import SqlUnitOfWorkFactory
+from gateway.trust.registry import registration
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class KeySource:
+    jwk_file: Path | None = None
+    certificate_file: Path | None = None
+    kid: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+
+    def entry(self) -> dict[str, Any]:
+        if (self.jwk_file is None) == (self.certificate_file is None):
+            raise ConfigurationError("give exactly one of --jwk FILE or --certificate FILE")
+        entry: dict[str, Any] = {
+            "kid": self.kid,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+        }
+        try:
+            if self.jwk_file is not None:
+                entry["jwk"] = json.loads(self.jwk_file.read_text("utf-8"))
+            else:
+                assert self.certificate_file is not None
+                entry["certificate"] = self.certificate_file.read_text("ascii")
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the key: {exc}") from None
+        return entry
+
+
+async def _store(settings: Settings) -> SqlUnitOfWorkFactory:
+    engine = create_engine(database_url(settings), schema=settings.database_schema or None)
+    await create_schema(engine)
+    return SqlUnitOfWorkFactory(engine)
+
+
+def _registered(settings: Settings, spec: dict[str, Any], now: datetime) -> Any:
+    reg = registration(spec, anchors=trust_anchors(settings), now=now, sandbox=settings.sandbox)
+    if reg.problems:
+        listed = ", ".join(f"{p.pointer or '/'} {p.code}" for p in reg.problems)
+        raise ConfigurationError(f"the registration is not valid: {listed}")
+    return reg
+
+
+async def agencies_add(settings: Settings, spec: dict[str, Any], key: KeySource, say: Say) -> None:
+    now = datetime.now(UTC)
+    reg = _registered(settings, {**spec, "keys": [key.entry()]}, now)
+    store = await _store(settings)
+    try:
+        async with store() as uow:
+            await uow.agencies.register(reg, now)
+            await uow.commit()
+    finally:
+        await store.engine.dispose()
+    say(f"registered {reg.agency.id} ({reg.agency.jurisdiction}) with key {reg.keys[0].kid}")
+
+
+async def agencies_list(settings: Settings, say: Say) -> None:
+    store = await _store(settings)
+    try:
+        async with store() as uow:
+            agencies = await uow.agencies.all()
+            keys = await uow.agencies.keys()
+    finally:
+        await store.engine.dispose()
+    now = datetime.now(UTC)
+    for agency, sandbox in agencies:
+        mark = " [sandbox]" if sandbox else ""
+        say(f"{agency.id}  {agency.jurisdiction}  {agency.names.get('en', '')}{mark}")
+        say(f"    matters: {', '.join(agency.matters) or '(none: deny by default)'}")
+        for owner, spec in keys:
+            if owner != agency.id:
+                continue
+            key = spec.verification_key(owner)
+            state = (
+                "revoked" if spec.revoked_at else "valid" if key.valid_at(now) else "not valid now"
+            )
+            until = spec.not_after.isoformat() if spec.not_after else "open-ended"
+            say(f"    key {spec.kid}  {key.alg}  {state}  until {until}")
+
+
+async def agencies_revoke(settings: Settings, kid: str, say: Say) -> None:
+    now = datetime.now(UTC)
+    store = await _store(settings)
+    try:
+        async with store() as uow:
+            if not await uow.agencies.revoke(kid, now):
+                raise NotFoundError(f"no key {kid!r} is registered")
+            await uow.commit()
+    finally:
+        await store.engine.dispose()
+    say(f"revoked {kid} as of {now.isoformat(timespec='seconds')}")
+
+
+async def agencies_rotate(
+    settings: Settings, agency_id: str, key: KeySource, overlap: timedelta, say: Say
+) -> None:
+    """Add a new key; the agency's other keys stay valid for ``overlap``, then end."""
+    now = datetime.now(UTC)
+    store = await _store(settings)
+    try:
+        async with store() as uow:
+            agency = await uow.agencies.get(agency_id)
+            if agency is None:
+                raise NotFoundError(f"no agency {agency_id!r} is registered")
+            spec = {
+                "agency_id": agency.id,
+                "jurisdiction": agency.jurisdiction,
+                "names": dict(agency.names),
+                "endpoint": agency.endpoint,
+                "matters": list(agency.matters),
+                "keys": [key.entry()],
+            }
+            reg = _registered(settings, spec, now)
+            new_key = reg.keys[0]
+            await uow.agencies.add_key(agency.id, new_key, now)
+            retired = await uow.agencies.retire_others(agency.id, new_key.kid, now + overlap)
+            await uow.commit()
+    finally:
+        await store.engine.dispose()
+    say(
+        f"added {new_key.kid} to {agency_id}; {retired} older key(s) end at "
+        f"{(now + overlap).isoformat(timespec='seconds')}"
+    )

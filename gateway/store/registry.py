@@ -1,0 +1,146 @@
+"""Agencies and their keys in the database: one registry for every gateway process.
+
+Key lookups go to the database on every signed request, so a revocation takes effect at once
+in all processes. Revocation is sticky: re-importing the registry file never clears it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.domain.agencies import Agency
+from gateway.domain.errors import ConflictError, UnknownKeyError
+from gateway.store.tables import agencies, agency_keys
+from gateway.trust.keys import VerificationKey
+from gateway.trust.registry import MAX_KID, KeySpec, Registration
+
+
+def _agency(row: Any) -> Agency:
+    return Agency(row.id, row.jurisdiction, dict(row.names), row.endpoint, tuple(row.matters))
+
+
+def _spec(row: Any) -> KeySpec:
+    return KeySpec(
+        row.kid,
+        dict(row.jwk),
+        row.certificate,
+        row.not_before,
+        row.not_after,
+        row.revoked_at,
+        row.sandbox,
+    )
+
+
+class SqlAgencies:
+    """The AgencyRepository port, and the registry's administration."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, agency_id: str) -> Agency | None:
+        row = (
+            await self._conn.execute(agencies.select().where(agencies.c.id == agency_id))
+        ).one_or_none()
+        return None if row is None else _agency(row)
+
+    async def all(self) -> list[tuple[Agency, bool]]:
+        rows = await self._conn.execute(agencies.select().order_by(agencies.c.id))
+        return [(_agency(r), r.sandbox) for r in rows]
+
+    async def key(self, kid: str) -> VerificationKey:
+        """The registered key with exactly this id, or UnknownKeyError."""
+        row = None
+        if len(kid) <= MAX_KID:
+            row = (
+                await self._conn.execute(agency_keys.select().where(agency_keys.c.kid == kid))
+            ).one_or_none()
+        if row is None:
+            raise UnknownKeyError("the key id is not registered")
+        return _spec(row).verification_key(row.agency_id)
+
+    async def keys(self, agency_id: str | None = None) -> list[tuple[str, KeySpec]]:
+        query = agency_keys.select().order_by(agency_keys.c.agency_id, agency_keys.c.created_at)
+        if agency_id is not None:
+            query = query.where(agency_keys.c.agency_id == agency_id)
+        return [(r.agency_id, _spec(r)) for r in await self._conn.execute(query)]
+
+    async def register(self, reg: Registration, at: datetime) -> None:
+        """Create or update an agency and add its keys (existing keys keep their revocation)."""
+        agency = reg.agency
+        values = {
+            "jurisdiction": agency.jurisdiction,
+            "names": dict(agency.names),
+            "endpoint": agency.endpoint,
+            "matters": list(agency.matters),
+            "sandbox": reg.sandbox,
+            "updated_at": at,
+        }
+        existing = await self.get(agency.id)
+        if existing is None:
+            await self._conn.execute(agencies.insert().values(id=agency.id, **values))
+        else:
+            await self._conn.execute(
+                agencies.update().where(agencies.c.id == agency.id).values(**values)
+            )
+        for spec in reg.keys:
+            await self.add_key(agency.id, spec, at)
+
+    async def add_key(self, agency_id: str, spec: KeySpec, at: datetime) -> None:
+        row = (
+            await self._conn.execute(agency_keys.select().where(agency_keys.c.kid == spec.kid))
+        ).one_or_none()
+        if row is not None and row.agency_id != agency_id:
+            raise ConflictError("this key id is registered to another agency")
+        if row is not None and row.jwk != spec.jwk:
+            raise ConflictError("this key id is already registered with another key")
+        values = {
+            "not_before": spec.not_before,
+            "not_after": spec.not_after,
+            "certificate": spec.certificate,
+        }
+        if row is not None:
+            await self._conn.execute(
+                agency_keys.update().where(agency_keys.c.kid == spec.kid).values(**values)
+            )
+            return
+        try:
+            await self._conn.execute(
+                agency_keys.insert().values(
+                    kid=spec.kid,
+                    agency_id=agency_id,
+                    jwk=spec.jwk,
+                    sandbox=spec.sandbox,
+                    revoked_at=spec.revoked_at,
+                    created_at=at,
+                    **values,
+                )
+            )
+        except IntegrityError as exc:
+            raise ConflictError("this key id was registered concurrently") from exc
+
+    async def revoke(self, kid: str, at: datetime) -> bool:
+        """Revoke a key from ``at`` on; False when no such key exists."""
+        result = await self._conn.execute(
+            agency_keys.update()
+            .where(agency_keys.c.kid == kid)
+            .values(revoked_at=sa.func.coalesce(agency_keys.c.revoked_at, at))
+        )
+        return result.rowcount == 1
+
+    async def retire_others(self, agency_id: str, keep: str, until: datetime) -> int:
+        """Rotation: every other open-ended or later-ending key of the agency ends at ``until``."""
+        result = await self._conn.execute(
+            agency_keys.update()
+            .where(
+                agency_keys.c.agency_id == agency_id,
+                agency_keys.c.kid != keep,
+                sa.or_(agency_keys.c.not_after.is_(None), agency_keys.c.not_after > until),
+            )
+            .values(not_after=until)
+        )
+        return result.rowcount

@@ -1,0 +1,38 @@
+"""The gateway's key ring: purposes are published and never mixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.domain.errors import SignatureInvalidError
+from gateway.trust import keystore
+from gateway.trust.receipts import JwsReceiptIssuer, verify_receipt
+
+CLAIMS = {"iss": "https://gw.example", "sub": "app_1", "iat": 1_790_000_000, "jti": "rcp_1"}
+
+
+def test_the_key_set_says_what_each_key_is_for(tmp_path: Path) -> None:
+    ring = keystore.generate(tmp_path, sandbox=False)
+    purposes = {k["kid"]: k["gba_use"] for k in ring.jwks()["keys"]}
+    assert purposes == {ring.current("seal").kid: "seal", ring.current("http").kid: "http"}
+    assert all("d" not in k for k in ring.jwks()["keys"])
+
+
+def test_a_receipt_sealed_with_the_http_key_is_refused(tmp_path: Path) -> None:
+    ring = keystore.generate(tmp_path, sandbox=False)
+    sealed = JwsReceiptIssuer(ring.current("seal")).issue(CLAIMS)
+    assert verify_receipt(sealed, ring.jwks())["sub"] == "app_1"
+    forged = JwsReceiptIssuer(ring.current("http")).issue(CLAIMS)
+    with pytest.raises(SignatureInvalidError):
+        verify_receipt(forged, ring.jwks())
+
+
+def test_rotation_keeps_old_keys_published_and_signs_with_the_newest(tmp_path: Path) -> None:
+    first = keystore.generate(tmp_path, sandbox=False)
+    old_receipt = JwsReceiptIssuer(first.current("seal")).issue(CLAIMS)
+    second = keystore.generate(tmp_path, sandbox=False)
+    assert second.current("seal").kid != first.current("seal").kid
+    assert len(second.jwks()["keys"]) == 4
+    assert verify_receipt(old_receipt, second.jwks())["jti"] == "rcp_1"
