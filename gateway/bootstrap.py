@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import structlog
 from aiohttp import web
 
 import adapters.guangdong
@@ -32,6 +33,7 @@ from gateway.services.handlers import Dependencies
 from gateway.services.ports import Clock, DocumentCodec, PartnerTransport
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.settings import Settings
+from gateway.store.audit import write_checkpoint
 from gateway.store.database import create_engine, create_schema
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust import keystore
@@ -47,6 +49,7 @@ from gateway.web.partner_client import HttpPartnerTransport
 from gateway.web.problems import problem_middleware
 
 ADAPTERS = (adapters.hk, adapters.macau, adapters.guangdong)
+log = structlog.get_logger("gateway.bootstrap")
 
 
 class SystemClock:
@@ -218,7 +221,25 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         if isinstance(transport, HttpPartnerTransport):
             await transport.close()
 
+    async def checkpoints(app: web.Application) -> AsyncIterator[None]:
+        async def every_interval() -> None:
+            while True:
+                await asyncio.sleep(settings.audit_checkpoint_seconds)
+                try:
+                    await write_checkpoint(uow, ring.current("seal"), clock.now())
+                except Exception:  # the database may be away; try again next time
+                    log.exception("audit.checkpoint_failed")
+
+        task = asyncio.create_task(every_interval())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):  # seal what this process appended, if it can
+            await write_checkpoint(uow, ring.current("seal"), clock.now())
+
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(checkpoints)
     if settings.sandbox:
         install_sandbox(app, settings, ring, uow, clock, anchors)
     app.cleanup_ctx.append(routed)

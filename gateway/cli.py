@@ -191,6 +191,20 @@ def _evidence_commands(commands: Any) -> None:
         required=True,
         help="the gateway's /.well-known/jwks.json, saved to a file",
     )
+    audit = commands.add_parser("audit", help="check the tamper-evident audit chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    audit_verify = audit_sub.add_parser(
+        "verify",
+        help="verify every entry and signed checkpoint",
+        description="Recompute the audit hash chain and check its signed checkpoints; report "
+        "the first entry that was modified, deleted, inserted or reordered. Exit 1 if broken.",
+    )
+    _store_options(audit_verify)
+    audit_verify.add_argument(
+        "--jwks",
+        type=Path,
+        help="key set to check checkpoints with (default: the gateway's own key directory)",
+    )
 
 
 def banner(settings: Settings) -> str:
@@ -270,6 +284,9 @@ def _operate(args: argparse.Namespace) -> int:
         print(json.dumps(claims, ensure_ascii=False, indent=2))
         return 0
     settings = load_settings(args.config, mode="sandbox" if args.sandbox else None)
+    if args.command == "audit":
+        intact = asyncio.run(operations.audit_verify(settings, args.jwks, print))
+        return 0 if intact else 1
     if args.agencies_command == "list":
         return _run(operations.agencies_list(settings, print))
     if args.agencies_command == "revoke":
@@ -318,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
             return _run(serve(settings))
-        if args.command in ("agencies", "receipts"):
+        if args.command in ("agencies", "receipts", "audit"):
             return _operate(args)
         if args.command == "keys":
             ring = keystore.generate(args.out, sandbox=args.sandbox, alg=args.alg)

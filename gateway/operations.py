@@ -1,4 +1,4 @@
-"""Operator commands that work on the database: the agency registry (``gba-gateway agencies``).
+"""Operator commands on the database: ``gba-gateway agencies ...`` and ``audit verify``.
 
 Each command opens the configured database (the same settings as ``serve``; ``--sandbox``
 for the sandbox's SQLite file), does one transaction and prints what it did. A revocation
@@ -7,6 +7,7 @@ takes effect for every gateway process at the next request: keys are read per re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.bootstrap import database_url, trust_anchors
+from gateway.bootstrap import database_url, load_keyring, trust_anchors
 from gateway.domain.errors import ConfigurationError, NotFoundError
 from gateway.settings import Settings
+from gateway.store.audit import verify_stored_chain
 from gateway.store.database import create_engine, create_schema
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust.registry import registration
@@ -145,3 +147,24 @@ async def agencies_rotate(
         f"added {new_key.kid} to {agency_id}; {retired} older key(s) end at "
         f"{(now + overlap).isoformat(timespec='seconds')}"
     )
+
+
+async def audit_verify(settings: Settings, jwks_file: Path | None, say: Say) -> bool:
+    """Verify the stored audit chain against its signed checkpoints; True when intact."""
+    if jwks_file is not None:
+        jwks = json.loads(await asyncio.to_thread(jwks_file.read_text, "utf-8"))
+    else:
+        jwks = load_keyring(settings).jwks()
+    store = await _store(settings)
+    try:
+        report = await verify_stored_chain(store, jwks)
+    finally:
+        await store.engine.dispose()
+    if report.ok:
+        say(f"audit chain intact: {report.count} entries, head {report.head[:16]}…")
+        return True
+    say(
+        f"audit chain BROKEN at seq {report.seq}: {report.problem} ({report.detail}); "
+        f"{report.count} entries checked"
+    )
+    return False

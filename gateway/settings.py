@@ -39,6 +39,7 @@ class Settings:
     relay_enabled: bool = True
     relay_concurrency: int = 8
     partner_timeout: float = 10.0
+    audit_checkpoint_seconds: float = 60.0
 
     @property
     def sandbox(self) -> bool:
@@ -56,7 +57,7 @@ class Settings:
 _PATHS = {"keys_dir", "trust_anchors_dir", "agencies_file", "mappings_dir", "sandbox_dir"}
 _INTS = {"port", "max_body_bytes", "signature_max_skew", "relay_concurrency"}
 _BOOLS = {"relay_enabled"}
-_FLOATS = {"partner_timeout"}
+_FLOATS = {"partner_timeout", "audit_checkpoint_seconds"}
 
 
 def _coerce(name: str, value: Any, base: Path) -> Any:

@@ -69,6 +69,8 @@ class State:
     outbox: dict[str, StoredMessage] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    audit: list[tuple[str, str, str, dict[str, Any], datetime]] = field(default_factory=list)
+    evidence: dict[str, bytes] = field(default_factory=dict)
 
 
 Operation = Callable[[State], None]
@@ -88,6 +90,7 @@ def _append_events(state: State, app: Application) -> None:
         TimelineEntry(last + i, e.type, e.at, e.actor, copy.deepcopy(e.data))
         for i, e in enumerate(app.pending_events, start=1)
     )
+    state.audit.extend((e.type, e.actor, app.id, dict(e.data), e.at) for e in app.pending_events)
 
 
 # --------------------------------------------------------------------------- repositories
@@ -315,6 +318,22 @@ class FakeNonces:
 # --------------------------------------------------------------------------- unit of work
 
 
+class FakeAudit:
+    """:class:`~gateway.services.ports.AuditTrail` that keeps committed records in order."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def record(
+        self, kind: str, actor: str, subject: str, data: Mapping[str, Any], at: datetime
+    ) -> None:
+        entry = (kind, actor, subject, dict(data), at)
+        self._uow.write(lambda state: state.audit.append(entry))
+
+    async def keep_evidence(self, digest: str, media_type: str, body: bytes, at: datetime) -> None:
+        self._uow.write(lambda state: state.evidence.setdefault(digest, body))
+
+
 class FakeUnitOfWork:
     """One transaction over the factory's state. Rolls back unless :meth:`commit` is called."""
 
@@ -331,6 +350,7 @@ class FakeUnitOfWork:
         self.idempotency = FakeIdempotency(self)
         self.nonces = FakeNonces(self)
         self.agencies = factory.agencies
+        self.audit = FakeAudit(self)
 
     async def __aenter__(self) -> Self:
         if self._active or self.committed:

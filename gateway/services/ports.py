@@ -145,6 +145,18 @@ class NonceStore(Protocol):
         ...
 
 
+class AuditTrail(Protocol):
+    """The tamper-evident record: appended in the transaction it describes, sealed at commit."""
+
+    def record(
+        self, kind: str, actor: str, subject: str, data: Mapping[str, Any], at: datetime
+    ) -> None: ...
+
+    async def keep_evidence(
+        self, digest: str, media_type: str, body: bytes, at: datetime
+    ) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back on exit unless :meth:`commit` was called."""
 
@@ -153,6 +165,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     idempotency: IdempotencyStore
     nonces: NonceStore
+    audit: AuditTrail
 
     async def __aenter__(self) -> Self: ...
 

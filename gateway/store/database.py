@@ -11,8 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.domain.errors import ConfigurationError
 from gateway.store.tables import metadata
@@ -54,6 +55,11 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     return create_async_engine(
         target, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
     )
+
+
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT that supports ``on_conflict_do_nothing`` on both engines."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 async def create_schema(engine: AsyncEngine) -> None:

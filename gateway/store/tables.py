@@ -134,3 +134,51 @@ agency_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_agency_keys_agency", "agency_id"),
 )
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("entry", sa.LargeBinary, nullable=False),  # the exact bytes that were hashed
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_head = sa.Table(  # one row: the chain's last seq and hash, locked by every appender
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("head", sa.String(64), nullable=False),
+    sa.Column("token", sa.Text, nullable=False),  # JWS signed by the seal key
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+evidence = sa.Table(  # every accepted signed body, kept whole and addressed by its digest
+    "evidence",
+    metadata,
+    sa.Column("digest", sa.String(120), primary_key=True),
+    sa.Column("media_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("stored_at", UTCDateTime, nullable=False),
+)

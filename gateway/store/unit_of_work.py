@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -15,6 +14,8 @@ from gateway.domain.application import Application, Handler, HandlerState, Statu
 from gateway.domain.errors import ConflictError
 from gateway.services.ports import OutboxMessage, StoredResponse, TimelineEntry
 from gateway.store import database
+from gateway.store.audit import SqlAudit
+from gateway.store.database import dialect_insert
 from gateway.store.registry import SqlAgencies
 from gateway.store.tables import (
     applications,
@@ -26,15 +27,10 @@ from gateway.store.tables import (
 )
 
 
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    """A dialect insert that supports ``on_conflict_do_nothing``."""
-    dialect = conn.dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 class SqlApplications:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, audit: SqlAudit) -> None:
         self._conn = conn
+        self._audit = audit
 
     async def add(self, app: Application) -> None:
         await self._conn.execute(applications.insert().values(**self._row(app), version=1))
@@ -135,6 +131,8 @@ class SqlApplications:
                 for i, e in enumerate(app.pending_events)
             ],
         )
+        for e in app.pending_events:  # every state change also goes onto the audit chain
+            self._audit.record(e.type, e.actor, app.id, e.data, e.at)
         app.pending_events.clear()
 
     @staticmethod
@@ -311,7 +309,7 @@ class SqlNonces:
             nonces.delete().where(nonces.c.key_id == key_id, nonces.c.expires_at < now)
         )
         statement = (
-            _insert(self._conn, nonces)
+            dialect_insert(self._conn, nonces)
             .values(key_id=key_id, nonce=nonce, expires_at=expires_at)
             .on_conflict_do_nothing()
         )
@@ -330,7 +328,8 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
         await self._conn.begin()
-        self.applications = SqlApplications(self._conn)
+        self.audit = SqlAudit(self._conn)
+        self.applications = SqlApplications(self._conn, self.audit)
         self.agencies = SqlAgencies(self._conn)
         self.outbox = SqlOutbox(self._conn)
         self.idempotency = SqlIdempotency(self._conn)
@@ -353,6 +352,7 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
+        await self.audit.flush()
         await self._conn.commit()
         self._committed = True
 

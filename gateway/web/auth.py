@@ -7,6 +7,7 @@ refused request leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -87,12 +88,30 @@ async def authenticate(request: web.Request, *, require_idempotency: bool) -> Si
         )
         if not fresh:
             raise ReplayedRequestError("this signature nonce was already used")
+        digest = content_digest(body)
+        if body:
+            await uow.audit.keep_evidence(digest, request.content_type, body, now)
+        uow.audit.record(
+            "message.accepted",
+            agency.id,
+            verified.keyid,
+            {
+                "method": request.method,
+                "target": message.target_uri,
+                "content_digest": digest if body else None,
+                "signature": base64.b64encode(verified.signature).decode(),
+                "signature_input": message.header("signature-input"),
+                "created": verified.created,
+                "idempotency_key": idempotency_key,
+            },
+            now,
+        )
         await uow.commit()
     request[AGENCY_ID] = agency.id
     return SignedRequest(
         caller=Caller(agency.id, agency.jurisdiction, verified.keyid),
         body=body,
         media_type=request.content_type,
-        content_digest=content_digest(body),
+        content_digest=digest,
         idempotency_key=idempotency_key,
     )

@@ -1,0 +1,147 @@
+"""The stored audit chain: every accepted message and state change, and each tampering found.
+
+The tampering is done the way an attacker with database access would: straight SQL on the
+``audit_log`` rows, without the seal key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import sqlalchemy as sa
+
+from gateway.store.audit import verify_stored_chain, write_checkpoint
+from gateway.store.tables import audit_log, evidence
+from gateway.trust.audit import seal
+from gateway.web.keys import KEYRING, STORE
+from tests.conftest import RunningGateway
+from tests.support import sample_xml, send
+
+
+async def _submitted(gateway: RunningGateway, count: int = 2) -> None:
+    for _ in range(count):
+        answer = await send(
+            gateway.settings,
+            "POST",
+            "/v1/applications",
+            body=sample_xml(),
+            content_type="application/xml",
+        )
+        assert answer.status == 202
+
+
+async def _verify(gateway: RunningGateway):
+    return await verify_stored_chain(gateway.app[STORE], gateway.app[KEYRING].jwks())  # type: ignore[index]
+
+
+async def _execute(gateway: RunningGateway, *statements: sa.Executable) -> None:
+    async with gateway.app[STORE]() as uow:  # type: ignore[index]
+        for statement in statements:
+            await uow.applications._conn.execute(statement)
+        await uow.commit()
+
+
+async def _rows(gateway: RunningGateway) -> list[sa.Row]:
+    async with gateway.app[STORE]() as uow:  # type: ignore[index]
+        result = await uow.applications._conn.execute(audit_log.select().order_by(audit_log.c.seq))
+        return list(result)
+
+
+async def test_accepted_messages_and_state_changes_are_chained(gateway: RunningGateway) -> None:
+    await _submitted(gateway)
+    report = await _verify(gateway)
+    assert report.ok, report
+    kinds = [row.kind for row in await _rows(gateway)]
+    assert kinds[:3] == ["message.accepted", "application.received", "application.accepted"]
+    accepted = json.loads((await _rows(gateway))[0].entry)
+    assert accepted["actor"] == "hk-ird"
+    assert accepted["data"]["content_digest"].startswith("sha-256=:")
+    assert "陳大文" not in json.dumps(
+        [json.loads(r.entry) for r in await _rows(gateway)], ensure_ascii=False
+    )
+    async with gateway.app[STORE]() as uow:  # type: ignore[index]
+        kept = (await uow.applications._conn.execute(sa.select(evidence.c.body))).scalars().all()
+    assert sample_xml() in kept  # the signed body itself is kept, whole
+
+
+async def test_an_edited_entry_is_found(gateway: RunningGateway) -> None:
+    await _submitted(gateway)
+    row = (await _rows(gateway))[2]
+    forged = row.entry.replace(b"application.accepted", b"application.rejected")
+    await _execute(
+        gateway, audit_log.update().where(audit_log.c.seq == row.seq).values(entry=forged)
+    )
+    report = await _verify(gateway)
+    assert (report.ok, report.problem, report.seq) == (False, "modified", row.seq)
+
+
+async def test_a_deleted_entry_is_found(gateway: RunningGateway) -> None:
+    await _submitted(gateway)
+    await _execute(gateway, audit_log.delete().where(audit_log.c.seq == 3))
+    report = await _verify(gateway)
+    assert (report.problem, report.seq) == ("deleted", 3)
+
+
+async def test_an_inserted_entry_is_found(gateway: RunningGateway) -> None:
+    await _submitted(gateway)
+    rows = await _rows(gateway)
+    renumber = [  # every later row moves up by one, as an attacker making room would do
+        audit_log.update().where(audit_log.c.seq >= 4).values(seq=audit_log.c.seq + 1_000_000),
+        audit_log.update()
+        .where(audit_log.c.seq >= 1_000_000)
+        .values(seq=audit_log.c.seq - 1_000_000 + 1),
+    ]
+    forged = seal(4, rows[3].at, "application.approved", "gd-hq-csb", "app_x", {}, rows[2].hash)
+    insert = audit_log.insert().values(
+        seq=4,
+        at=forged.at,
+        kind=forged.kind,
+        actor=forged.actor,
+        subject=forged.subject,
+        entry=forged.entry,
+        hash=forged.hash,
+    )
+    await _execute(gateway, *renumber, insert)
+    report = await _verify(gateway)
+    assert (report.problem, report.seq) == ("inserted", 4)
+
+
+async def test_reordered_entries_are_found(gateway: RunningGateway) -> None:
+    await _submitted(gateway)
+    a, b = (await _rows(gateway))[2:4]
+    await _execute(
+        gateway,
+        audit_log.update().where(audit_log.c.seq == a.seq).values(seq=-1),
+        audit_log.update().where(audit_log.c.seq == b.seq).values(seq=a.seq),
+        audit_log.update().where(audit_log.c.seq == -1).values(seq=b.seq),
+    )
+    report = await _verify(gateway)
+    assert (report.problem, report.seq) == ("reordered", a.seq)
+
+
+async def test_a_consistently_rewritten_tail_is_caught_by_a_signed_checkpoint(
+    gateway: RunningGateway,
+) -> None:
+    await _submitted(gateway, count=1)
+    signed = await write_checkpoint(
+        gateway.app[STORE],
+        gateway.app[KEYRING].current("seal"),  # type: ignore[index]
+        (await _rows(gateway))[-1].at,
+    )
+    assert signed == len(await _rows(gateway))
+    rows = await _rows(gateway)
+    prev = rows[0].hash
+    rewrite = []
+    for row in rows[1:]:  # the attacker re-seals every later entry: the chain itself is whole
+        data = json.loads(row.entry)["data"]
+        forged = seal(row.seq, row.at, row.kind, "forger", row.subject, data, prev)
+        prev = forged.hash
+        rewrite.append(
+            audit_log.update()
+            .where(audit_log.c.seq == row.seq)
+            .values(entry=forged.entry, hash=forged.hash, actor="forger")
+        )
+    await _execute(gateway, *rewrite)
+    report = await _verify(gateway)
+    assert (report.problem, report.seq) == ("checkpoint", signed)
