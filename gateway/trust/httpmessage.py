@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 Headers = Iterable[tuple[str, str]] | Mapping[str, str]
 
@@ -21,7 +22,9 @@ def _normalize_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     combined: dict[str, list[str]] = {}
     for name, value in pairs:
-        combined.setdefault(name.lower(), []).append(_OBS_FOLD.sub(" ", value).strip(" \t"))
+        if "\n" in value:  # obs-fold needs a line break: skip the regex otherwise
+            value = _OBS_FOLD.sub(" ", value)
+        combined.setdefault(name.lower(), []).append(value.strip(" \t"))
     return tuple((name, ", ".join(values)) for name, values in combined.items())
 
 
@@ -49,13 +52,13 @@ class HttpMessage:
     def is_response(self) -> bool:
         return self.status is not None
 
+    @cached_property
+    def _fields(self) -> dict[str, str]:
+        return dict(self.headers)  # names are unique once normalised
+
     def header(self, name: str) -> str | None:
         """The combined value of field ``name`` (any case), or None when absent."""
-        wanted = name.lower()
-        for field_name, value in self.headers:
-            if field_name == wanted:
-                return value
-        return None
+        return self._fields.get(name.lower())
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpMessage:
         """A copy with the ``extra`` fields set, replacing any field of the same name."""

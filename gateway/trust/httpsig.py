@@ -25,7 +25,8 @@ The profile (DESIGN.md):
 * Nonce replay is the caller's business (a durable store); :func:`verify` returns the nonce.
 
 Errors are the ones of :mod:`gateway.domain.errors`; their details name components, labels
-and key ids only, never a header value.
+and key ids only, never a header value. Structured fields are read and written through
+:mod:`gateway.trust.sfv`, a canonical fast path that gives exactly ``http_sfv``'s results.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from http_sfv import Dictionary, InnerList, Item, Token
 
@@ -49,6 +51,13 @@ from gateway.trust.httpsig_components import (
     components,
 )
 from gateway.trust.keys import HTTP_SIG_ALGS, SigningKey, VerificationKey, verify_bytes
+from gateway.trust.sfv import (
+    parse_dictionary_texts,
+    serialize,
+    serialize_inner_list_parts,
+    serialize_item_parts,
+    serialize_key,
+)
 
 __all__ = [
     "APPLICATION_TAG",
@@ -66,6 +75,7 @@ __all__ = [
 
 APPLICATION_TAG = "gba-gateway"
 _PARAM_ORDER = ("created", "expires", "keyid", "nonce", "alg", "tag")
+_PARAM_NAMES = frozenset(_PARAM_ORDER)
 _REFUSED_ALGS = frozenset({"hmac-sha256"})
 
 
@@ -157,6 +167,34 @@ def _check_unique(covered: tuple[Component, ...]) -> None:
         raise ComponentError("a component is covered more than once")
 
 
+# Lists of covered components already met, by their names when every item is a plain
+# string without parameters: verifiers meet the same few lists on every request. Only
+# lists that passed every check are kept; when full (say, flooded with made-up lists
+# before any signature is checked) it starts afresh, so it only ever costs a rebuild.
+_COVERED: dict[tuple[str, ...], tuple[Component, ...]] = {}
+_COVERED_LIMIT = 256
+
+
+def _covered(items: list[Item]) -> tuple[Component, ...]:
+    """The components an inner list's items name, all valid and none twice, or raise."""
+    names = []
+    for item in items:
+        if type(item.value) is not str or item.params:
+            covered = tuple([Component.from_item(item) for item in items])
+            _check_unique(covered)
+            return covered
+        names.append(item.value)
+    key = tuple(names)
+    covered = _COVERED.get(key)
+    if covered is None:
+        covered = tuple([Component.from_item(item) for item in items])
+        _check_unique(covered)
+        if len(_COVERED) >= _COVERED_LIMIT:
+            _COVERED.clear()
+        _COVERED[key] = covered
+    return covered
+
+
 def signature_base(
     covered: tuple[Component, ...],
     signature_params: InnerList,
@@ -164,9 +202,27 @@ def signature_base(
     request: HttpMessage | None = None,
 ) -> str:
     """The RFC 9421 §2.5 signature base (no trailing newline)."""
+    return _signature_base(covered, serialize(signature_params), message, request)
+
+
+def _signature_base(
+    covered: tuple[Component, ...],
+    params_text: str,
+    message: HttpMessage,
+    request: HttpMessage | None,
+) -> str:
     lines = [f"{c.identifier}: {component_value(c, message, request)}" for c in covered]
-    lines.append(f'"@signature-params": {signature_params}')
+    lines.append(f'"@signature-params": {params_text}')
     return "\n".join(lines)
+
+
+def _params_text(params: SignatureParams) -> str:
+    """``str(params.inner_list())``, without building the list."""
+    pairs = [(name, getattr(params, name)) for name in _PARAM_ORDER]
+    return serialize_inner_list_parts(
+        [c.identifier for c in params.components],
+        [(name, value) for name, value in pairs if value is not None],
+    )
 
 
 def sign(
@@ -182,50 +238,50 @@ def sign(
         raise ValueError("keyid does not name the signing key")
     if params.alg is not None and params.alg != key.alg:
         raise ValueError("alg does not match the signing key")
-    inner = params.inner_list()
-    base = signature_base(params.components, inner, message, request)
+    params_text = _params_text(params)
+    base = _signature_base(params.components, params_text, message, request)
     signature = key.sign(base.encode("ascii"))
-    signature_input = Dictionary()
-    signature_input[label] = inner
-    signature_field = Dictionary()
-    signature_field[label] = Item(signature)
-    return {"Signature-Input": str(signature_input), "Signature": str(signature_field)}
+    member = serialize_key(label)  # as str() of a one-member Dictionary would write it
+    return {
+        "Signature-Input": f"{member}={params_text}",
+        "Signature": f"{member}={serialize_item_parts(signature)}",
+    }
 
 
-def _parse_dictionary(value: str, field_name: str) -> Dictionary:
-    parsed = Dictionary()
+def _parse_dictionary(value: str, field_name: str) -> tuple[Dictionary, dict[str, str]]:
     try:
-        parsed.parse(value.encode("ascii"))
+        return parse_dictionary_texts(value)
     except ValueError as exc:  # includes UnicodeEncodeError
         raise SignatureInvalidError(f"{field_name} is not a valid structured dictionary") from exc
-    return parsed
 
 
 def _is_str(value: object) -> bool:
     return isinstance(value, str) and not isinstance(value, Token)
 
 
-def _select(message: HttpMessage, label: str) -> tuple[InnerList, bytes]:
+def _select(message: HttpMessage, label: str) -> tuple[InnerList, bytes, str]:
+    """The signature ``label``: its parameters, its bytes and ``str()`` of the parameters."""
     raw_input = message.header("signature-input")
     raw_signature = message.header("signature")
     if raw_input is None or raw_signature is None:
         raise SignatureMissingError("Signature and Signature-Input headers are required")
-    inputs = _parse_dictionary(raw_input, "Signature-Input")
-    signatures = _parse_dictionary(raw_signature, "Signature")
-    if label not in inputs or label not in signatures:
+    inputs, input_texts = _parse_dictionary(raw_input, "Signature-Input")
+    signatures, _ = _parse_dictionary(raw_signature, "Signature")
+    inner = inputs.data.get(label)  # the members; a Dictionary is a UserDict
+    item = signatures.data.get(label)
+    if inner is None or item is None:
         raise SignatureMissingError(f"no signature labelled {label!r}")
-    inner = inputs[label]
     if not isinstance(inner, InnerList):
         raise SignatureInvalidError(f"Signature-Input {label!r} is not an inner list")
-    item = signatures[label]
     if not isinstance(item, Item) or not isinstance(item.value, bytes):
         raise SignatureInvalidError(f"Signature {label!r} is not a byte sequence")
-    return inner, item.value
+    text = input_texts.get(label)
+    return inner, item.value, serialize(inner) if text is None else text
 
 
 def signature_keyid(message: HttpMessage, label: str = "sig1") -> str:
     """The ``keyid`` of the signature ``label`` (to look the key up before verifying)."""
-    inner, _ = _select(message, label)
+    inner, _, _ = _select(message, label)
     keyid = inner.params.get("keyid")
     if not isinstance(keyid, str) or not keyid:
         raise SignatureInvalidError("the signature has no keyid")
@@ -234,8 +290,7 @@ def signature_keyid(message: HttpMessage, label: str = "sig1") -> str:
 
 def _check_params(inner: InnerList, policy: VerifyPolicy, now: int) -> None:
     params = inner.params
-    unknown = set(params) - set(_PARAM_ORDER)
-    if unknown:
+    if not params.keys() <= _PARAM_NAMES:
         raise SignatureInvalidError("the signature has unsupported parameters")
     created = params.get("created")
     if type(created) is not int:
@@ -265,6 +320,11 @@ def _check_params(inner: InnerList, policy: VerifyPolicy, now: int) -> None:
             raise SignatureInvalidError("signature expired")
 
 
+@lru_cache(maxsize=64)
+def _field_component(name: str) -> Component:
+    return Component(name.lower())
+
+
 def _check_coverage(
     covered: tuple[Component, ...], policy: VerifyPolicy, message: HttpMessage
 ) -> None:
@@ -275,7 +335,7 @@ def _check_coverage(
                 f"the signature does not cover the required component {required.identifier}"
             )
     for name in policy.also_cover_if_present:
-        field_component = Component(name.lower())
+        field_component = _field_component(name)
         if message.header(name) is not None and field_component.identity not in identities:
             raise SignatureInvalidError(
                 f"the signature does not cover the present field {field_component.identifier}"
@@ -299,11 +359,10 @@ def verify(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now_ts = int(now.timestamp())
-    inner, signature = _select(message, policy.label)
+    inner, signature, params_text = _select(message, policy.label)
     _check_params(inner, policy, now_ts)
     try:
-        covered = tuple(Component.from_item(item) for item in inner)
-        _check_unique(covered)
+        covered = _covered(inner.data)
     except ComponentError as exc:
         raise SignatureInvalidError(str(exc)) from exc
     _check_coverage(covered, policy, message)
@@ -320,7 +379,7 @@ def verify(
         raise SignatureInvalidError("the alg parameter does not match the key")
 
     try:
-        base = signature_base(covered, inner, message, request)
+        base = _signature_base(covered, params_text, message, request)
     except ComponentError as exc:
         raise SignatureInvalidError(str(exc)) from exc
     if not verify_bytes(key.alg, key.public_key, base.encode("ascii"), signature):

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import parse_qsl, urlsplit
 
 from http_sfv import Dictionary, Item, List, Token
 
 from gateway.trust.httpmessage import HttpMessage
+from gateway.trust.sfv import serialize_item_parts
 
 __all__ = [
     "DERIVED_COMPONENTS",
@@ -64,6 +66,11 @@ _LIST_FIELDS = frozenset({"cache-status", "proxy-status"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
 _FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-._")
+# Valid components parsed from plain-str items, by (name, params): every signature names the
+# same few, so verification reuses them instead of re-checking. Bounded: when full, it
+# starts afresh.
+_INTERNED: dict[tuple[str, tuple[tuple[str, ParamValue], ...]], Component] = {}
+_INTERN_LIMIT = 512
 
 
 class ComponentError(ValueError):
@@ -122,19 +129,34 @@ class Component:
         value = item.value
         if not isinstance(value, str) or isinstance(value, Token):
             raise ComponentError("a component identifier must be a string")
-        return cls(value, tuple(item.params.items()))
+        params = tuple(item.params.items())
+        # Only exact str names, keys and values (or True) are interned, so that no equal but
+        # differently typed item (a DisplayString name, a 1 for True) can share an entry.
+        if cls is not Component or type(value) is not str:
+            return cls(value, params)
+        for param_name, param_value in params:
+            if type(param_name) is not str or not (param_value is True or type(param_value) is str):
+                return cls(value, params)
+        key = (value, params)
+        component = _INTERNED.get(key)
+        if component is None:
+            component = cls(value, params)  # raises ComponentError when invalid
+            if len(_INTERNED) >= _INTERN_LIMIT:
+                _INTERNED.clear()
+            _INTERNED[key] = component
+        return component
 
     def to_item(self) -> Item:
         item = Item(self.name)
         item.params.update(self.params)
         return item
 
-    @property
+    @cached_property
     def identifier(self) -> str:
-        """The serialized identifier, as it starts a signature base line."""
-        return str(self.to_item())
+        """The serialized identifier, as it starts a signature base line (``str(to_item())``)."""
+        return serialize_item_parts(self.name, self.params)
 
-    @property
+    @cached_property
     def identity(self) -> tuple[str, frozenset[tuple[str, ParamValue]]]:
         """Equal for the same component whatever the order of its parameters."""
         return self.name, frozenset(self.params)
@@ -145,7 +167,7 @@ class Component:
                 return value
         return None
 
-    @property
+    @cached_property
     def req(self) -> bool:
         return self.param("req") is True
 
@@ -278,9 +300,11 @@ def _query_param(encoded_name: str, query: str) -> str:
 
 def _field_value(component: Component, message: HttpMessage) -> str:
     value = message.header(component.name)
-    shown = repr(_short(component.name))
     if value is None:
-        raise ComponentError(f"covered field {shown} is absent")
+        raise ComponentError(f"covered field {_short(component.name)!r} is absent")
+    if not component.params:
+        return value
+    shown = repr(_short(component.name))
     key = component.param("key")
     if key is not None:
         dictionary = _parse_structured(Dictionary(), value, shown)

@@ -14,10 +14,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 
 from gateway.trust.digest import content_digest, verify_content_digest
 from gateway.trust.httpsig import (
     APPLICATION_TAG,
+    Component,
     HttpMessage,
     SignatureParams,
     VerifiedSignature,
@@ -32,6 +34,20 @@ LABEL = "sig1"
 _RESPONSE_COMPONENTS = components(
     "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
 )
+_RESPONSE_POLICY = VerifyPolicy.for_response(label=LABEL)
+
+
+@lru_cache(maxsize=16)
+def _request_policy(has_body: bool, max_skew: int) -> VerifyPolicy:
+    """The request policy (immutable), built once per shape rather than on every request."""
+    policy = VerifyPolicy.for_request(has_body=has_body, label=LABEL)
+    return policy if max_skew == policy.max_skew else replace(policy, max_skew=max_skew)
+
+
+@lru_cache(maxsize=16)
+def _covered(*names: str) -> tuple[Component, ...]:
+    """The (immutable) components of a request signature, parsed once per shape."""
+    return components(*names)
 
 
 def new_nonce() -> str:
@@ -61,7 +77,7 @@ def sign_request(
         covered.append("idempotency-key")
     message = HttpMessage.request(method, url, headers)
     params = SignatureParams(
-        components=components(*covered),
+        components=_covered(*covered),
         created=int(now.timestamp()),
         keyid=key.kid,
         nonce=new_nonce(),
@@ -104,9 +120,7 @@ def verify_request(
     max_skew: int = 300,
 ) -> VerifiedSignature:
     """Signature first, then the digest against the raw bytes; nothing is parsed before."""
-    policy = VerifyPolicy.for_request(has_body=bool(body), label=LABEL)
-    if max_skew != policy.max_skew:
-        policy = replace(policy, max_skew=max_skew)
+    policy = _request_policy(bool(body), max_skew)
     verified = verify(message, resolve_key=resolve_key, policy=policy, now=now)
     if body or message.header("content-digest") is not None:
         verify_content_digest(message.header("content-digest"), body)
@@ -125,7 +139,7 @@ def verify_response(
     verified = verify(
         message,
         resolve_key=resolve_key,
-        policy=VerifyPolicy.for_response(label=LABEL),
+        policy=_RESPONSE_POLICY,
         now=now,
         request=request,
     )

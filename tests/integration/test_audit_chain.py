@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
+from gateway.cli import main
 from gateway.store.audit import verify_stored_chain, write_checkpoint
 from gateway.store.tables import audit_log, evidence
 from gateway.trust.audit import seal
@@ -145,3 +148,23 @@ async def test_a_consistently_rewritten_tail_is_caught_by_a_signed_checkpoint(
     await _execute(gateway, *rewrite)
     report = await _verify(gateway)
     assert (report.problem, report.seq) == ("checkpoint", signed)
+
+
+async def test_the_audit_verify_command(
+    gateway: RunningGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _submitted(gateway, count=1)
+    settings = gateway.settings
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'mode = "sandbox"\ndatabase_url = "{settings.database_url}"\n'
+        f'database_schema = "{settings.database_schema}"\n'
+        f'sandbox_dir = "{settings.sandbox_dir}"\n'
+    )
+
+    assert await asyncio.to_thread(main, ["audit", "verify", "--config", str(config)]) == 0
+    assert "audit chain intact" in capsys.readouterr().out
+
+    await _execute(gateway, audit_log.delete().where(audit_log.c.seq == 2))
+    assert await asyncio.to_thread(main, ["audit", "verify", "--config", str(config)]) == 1
+    assert "BROKEN at seq 2: deleted" in capsys.readouterr().out

@@ -269,3 +269,16 @@ async def test_a_key_not_yet_valid_is_refused(gateway: RunningGateway) -> None:
     status, problem = await _post(url, body, _headers(url, body, key))
     _expect(status, problem, 401, "unknown-key")
     await _nothing_stored(gateway)
+
+
+@pytest.mark.parametrize(
+    "kid",
+    ["../../../etc/passwd", "sandbox-hk-ird-1' OR '1'='1", "*)(uid=*))(|(uid=*", "x" * 500],
+)
+async def test_a_keyid_is_only_ever_an_exact_lookup(gateway: RunningGateway, kid: str) -> None:
+    key = agency_key(gateway.settings, "hk-ird")
+    impostor = SigningKey(kid, key.private_key, key.alg)
+    url, body = gateway.url + PATH, sample_xml()
+    status, problem = await _post(url, body, _headers(url, body, impostor))
+    _expect(status, problem, 401, "unknown-key")
+    await _nothing_stored(gateway)
