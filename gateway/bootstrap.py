@@ -221,14 +221,17 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         if isinstance(transport, HttpPartnerTransport):
             await transport.close()
 
-    async def checkpoints(app: web.Application) -> AsyncIterator[None]:
+    async def housekeeping(app: web.Application) -> AsyncIterator[None]:
         async def every_interval() -> None:
             while True:
                 await asyncio.sleep(settings.audit_checkpoint_seconds)
                 try:
                     await write_checkpoint(uow, ring.current("seal"), clock.now())
+                    async with uow() as tx:
+                        await tx.nonces.purge(clock.now())
+                        await tx.commit()
                 except Exception:  # the database may be away; try again next time
-                    log.exception("audit.checkpoint_failed")
+                    log.exception("housekeeping.failed")
 
         task = asyncio.create_task(every_interval())
         yield
@@ -239,7 +242,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
             await write_checkpoint(uow, ring.current("seal"), clock.now())
 
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(checkpoints)
+    app.cleanup_ctx.append(housekeeping)
     if settings.sandbox:
         install_sandbox(app, settings, ring, uow, clock, anchors)
     app.cleanup_ctx.append(routed)

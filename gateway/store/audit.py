@@ -80,11 +80,7 @@ class SqlAudit:
         self._pending.clear()
 
     async def _lock_head(self) -> tuple[int, str]:
-        await self._conn.execute(
-            dialect_insert(self._conn, audit_head)
-            .values(id=_HEAD_ID, seq=0, hash=GENESIS)
-            .on_conflict_do_nothing()
-        )
+        """Lock the chain head (created with the schema) until this transaction ends."""
         row = (
             await self._conn.execute(
                 sa.select(audit_head.c.seq, audit_head.c.hash)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.domain.errors import ConfigurationError
-from gateway.store.tables import metadata
+from gateway.store.tables import audit_head, metadata
 
 
 def async_url(url: str) -> sa.URL:
@@ -53,7 +53,7 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
     return create_async_engine(
-        target, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
+        target, pool_size=10, max_overflow=10, pool_recycle=1800, connect_args=connect_args
     )
 
 
@@ -66,6 +66,11 @@ async def create_schema(engine: AsyncEngine) -> None:
     """Create missing tables (idempotent). Migrations arrive with the first schema change."""
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.execute(  # the audit chain's head row exists before the first append
+            dialect_insert(conn, audit_head)
+            .values(id=1, seq=0, hash="0" * 64)
+            .on_conflict_do_nothing()
+        )
 
 
 async def ping(engine: AsyncEngine) -> None:

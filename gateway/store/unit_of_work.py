@@ -305,16 +305,25 @@ class SqlNonces:
         self._conn = conn
 
     async def use(self, key_id: str, nonce: str, *, now: datetime, expires_at: datetime) -> bool:
-        await self._conn.execute(
-            nonces.delete().where(nonces.c.key_id == key_id, nonces.c.expires_at < now)
-        )
         statement = (
             dialect_insert(self._conn, nonces)
             .values(key_id=key_id, nonce=nonce, expires_at=expires_at)
             .on_conflict_do_nothing()
         )
-        result = await self._conn.execute(statement)
-        return result.rowcount == 1
+        if (await self._conn.execute(statement)).rowcount == 1:
+            return True
+        # Taken: a replay, unless the earlier use has expired (then the window protects).
+        revived = await self._conn.execute(
+            nonces.update()
+            .where(nonces.c.key_id == key_id, nonces.c.nonce == nonce, nonces.c.expires_at < now)
+            .values(expires_at=expires_at)
+        )
+        return revived.rowcount == 1
+
+    async def purge(self, now: datetime) -> int:
+        """Forget nonces whose window has passed (housekeeping, not on the request path)."""
+        result = await self._conn.execute(nonces.delete().where(nonces.c.expires_at < now))
+        return result.rowcount
 
 
 class SqlUnitOfWork:
