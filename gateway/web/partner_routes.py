@@ -10,7 +10,7 @@ from gateway.domain.commands import RecordDecision, SubmitApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, UnsupportedMediaTypeError, ValidationFailedError
 from gateway.mapping.canonical import loads_strict
-from gateway.services import handlers
+from gateway.services import handlers, queries
 from gateway.services.ports import StoredResponse
 from gateway.web.auth import authenticate
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
@@ -112,7 +112,7 @@ async def work_list(request: web.Request) -> web.Response:
         raise ValidationFailedError(
             "limit must be an integer", errors=[problem("/limit", "wrong_type")]
         ) from None
-    page = await handlers.work_list(
+    page = await queries.work_list(
         request.app[DEPENDENCIES], signed.caller, limit=limit, after=request.query.get("after")
     )
     return json_response(page)
@@ -127,7 +127,7 @@ async def work_list(request: web.Request) -> web.Response:
 )
 async def get_application(request: web.Request) -> web.Response:
     signed = await authenticate(request, require_idempotency=False)
-    view = await handlers.application_view(
+    view = await queries.application_view(
         request.app[DEPENDENCIES], signed.caller, request.match_info["application_id"]
     )
     return json_response(view)

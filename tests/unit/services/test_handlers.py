@@ -28,13 +28,12 @@ from gateway.mapping.catalog import Catalog
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import (
     Dependencies,
-    application_view,
     canonical_digest,
     record_decision,
     submit_application,
-    work_list,
 )
 from gateway.services.ports import Agency, StoredResponse
+from gateway.services.queries import application_view, work_list
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.trust.digest import content_digest
 from tests.fakes import (

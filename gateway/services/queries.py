@@ -1,0 +1,63 @@
+"""Read-side use cases: a case as a party sees it, and an agency's work list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.domain.commands import Caller
+from gateway.domain.errors import NotFoundError
+from gateway.services.handlers import Dependencies
+
+
+async def application_view(deps: Dependencies, caller: Caller, application_id: str) -> dict:
+    """The case as a party sees it: state per handler, deadlines, the whole timeline."""
+    async with deps.uow() as uow:
+        app = await uow.applications.get(application_id)
+        if app is None or not app.is_party(caller.agency_id):
+            raise NotFoundError("no such application for this agency")
+        timeline = await uow.applications.timeline(application_id)
+    return {
+        "application_id": app.id,
+        "matter": app.matter,
+        "status": app.status.value,
+        "submitted_by": app.submitted_by,
+        "channel": app.channel,
+        "received_at": app.received_at.isoformat(),
+        "missing": list(app.missing),
+        "handlers": [
+            {
+                "agency_id": h.agency_id,
+                "role": h.role,
+                "state": h.state.value,
+                "reasons": list(h.reasons),
+            }
+            for h in app.handlers
+        ],
+        "deadlines": {"promised": app.deadline},
+        "timeline": [
+            {"seq": e.seq, "type": e.type, "at": e.at.isoformat(), "actor": e.actor, **e.data}
+            for e in timeline
+        ],
+    }
+
+
+async def work_list(
+    deps: Dependencies, caller: Caller, *, limit: int, after: str | None
+) -> dict[str, Any]:
+    """The calling agency's cases (only those it handles), oldest first, cursor-paged."""
+    async with deps.uow() as uow:
+        apps = await uow.applications.handled_by(caller.agency_id, limit=limit + 1, after=after)
+    page, more = apps[:limit], len(apps) > limit
+    return {
+        "items": [
+            {
+                "application_id": a.id,
+                "matter": a.matter,
+                "status": a.status.value,
+                "received_at": a.received_at.isoformat(),
+                "deadline": a.deadline,
+            }
+            for a in page
+        ],
+        "next": page[-1].id if more and page else None,
+    }

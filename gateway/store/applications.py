@@ -1,0 +1,163 @@
+"""Applications, their handlers and their timelines in SQL (the ApplicationRepository port)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.domain.application import Application, Handler, HandlerState, Status
+from gateway.domain.errors import ConflictError
+from gateway.services.ports import TimelineEntry
+from gateway.store.audit import SqlAudit
+from gateway.store.tables import applications, handlers, timeline
+
+
+class SqlApplications:
+    def __init__(self, conn: AsyncConnection, audit: SqlAudit) -> None:
+        self._conn = conn
+        self._audit = audit
+
+    async def add(self, app: Application) -> None:
+        await self._conn.execute(applications.insert().values(**self._row(app), version=1))
+        await self._conn.execute(
+            handlers.insert(),
+            [
+                {
+                    "application_id": app.id,
+                    "agency_id": h.agency_id,
+                    "position": i,
+                    "role": h.role,
+                    "state": h.state.value,
+                    "reasons": list(h.reasons),
+                }
+                for i, h in enumerate(app.handlers)
+            ],
+        )
+        await self._append_events(app, start=1)
+        app.version = 1
+
+    async def get(self, application_id: str) -> Application | None:
+        row = (
+            await self._conn.execute(
+                applications.select().where(applications.c.id == application_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        rows = await self._conn.execute(
+            handlers.select()
+            .where(handlers.c.application_id == application_id)
+            .order_by(handlers.c.position)
+        )
+        return self._application(row, rows.all())
+
+    async def save(self, app: Application) -> None:
+        result = await self._conn.execute(
+            applications.update()
+            .where(applications.c.id == app.id, applications.c.version == app.version)
+            .values(**self._row(app), version=app.version + 1)
+        )
+        if result.rowcount != 1:
+            raise ConflictError("the application was changed concurrently; retry")
+        for h in app.handlers:
+            await self._conn.execute(
+                handlers.update()
+                .where(handlers.c.application_id == app.id, handlers.c.agency_id == h.agency_id)
+                .values(state=h.state.value, reasons=list(h.reasons))
+            )
+        last = (
+            await self._conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(timeline.c.seq), 0)).where(
+                    timeline.c.application_id == app.id
+                )
+            )
+        ).scalar_one()
+        await self._append_events(app, start=last + 1)
+        app.version += 1
+
+    async def timeline(self, application_id: str) -> list[TimelineEntry]:
+        rows = await self._conn.execute(
+            timeline.select()
+            .where(timeline.c.application_id == application_id)
+            .order_by(timeline.c.seq)
+        )
+        return [TimelineEntry(r.seq, r.type, r.at, r.actor, dict(r.data)) for r in rows]
+
+    async def handled_by(
+        self, agency_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        query = (
+            sa.select(applications.c.id)
+            .join(handlers, handlers.c.application_id == applications.c.id)
+            .where(handlers.c.agency_id == agency_id)
+            .order_by(applications.c.id)
+            .limit(limit)
+        )
+        if after:
+            query = query.where(applications.c.id > after)
+        ids = (await self._conn.execute(query)).scalars().all()
+        found = [await self.get(i) for i in ids]
+        return [a for a in found if a is not None]
+
+    async def _append_events(self, app: Application, *, start: int) -> None:
+        if not app.pending_events:
+            return
+        await self._conn.execute(
+            timeline.insert(),
+            [
+                {
+                    "application_id": app.id,
+                    "seq": start + i,
+                    "type": e.type,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "data": e.data,
+                }
+                for i, e in enumerate(app.pending_events)
+            ],
+        )
+        for e in app.pending_events:  # every state change also goes onto the audit chain
+            self._audit.record(e.type, e.actor, app.id, e.data, e.at)
+        app.pending_events.clear()
+
+    @staticmethod
+    def _row(app: Application) -> dict[str, Any]:
+        return {
+            "id": app.id,
+            "matter": app.matter,
+            "matter_version": app.matter_version,
+            "status": app.status.value,
+            "submitted_by": app.submitted_by,
+            "channel": app.channel,
+            "source_format": app.source_format,
+            "content_digest": app.content_digest,
+            "document": app.document,
+            "missing": list(app.missing),
+            "deadline": app.deadline,
+            "received_at": app.received_at,
+            "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
+        }
+
+    @staticmethod
+    def _application(row: Any, handler_rows: list[Any]) -> Application:
+        return Application(
+            id=row.id,
+            matter=row.matter,
+            matter_version=row.matter_version,
+            status=Status(row.status),
+            submitted_by=row.submitted_by,
+            channel=row.channel,
+            source_format=row.source_format,
+            content_digest=row.content_digest,
+            document=dict(row.document),
+            received_at=row.received_at,
+            handlers=[
+                Handler(h.agency_id, h.role, HandlerState(h.state), tuple(h.reasons))
+                for h in handler_rows
+            ],
+            missing=tuple(row.missing),
+            deadline=row.deadline,
+            version=row.version,
+        )
