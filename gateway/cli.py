@@ -345,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         print(f"gba-gateway: {exc.detail}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"gba-gateway: {exc}", file=sys.stderr)
+        return 1
     parser.print_help()
     return 0
 

@@ -111,6 +111,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("port must be 1-65535")
     if settings.max_body_bytes < 1024:
         problems.append("max_body_bytes must be at least 1024")
+    if settings.audit_checkpoint_seconds < 1:
+        problems.append("audit_checkpoint_seconds must be at least 1")
     if not 30 <= settings.signature_max_skew <= 3600:
         problems.append("signature_max_skew must be 30-3600 seconds")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -65,6 +65,11 @@ MESSAGES: dict[str, Localized] = {
         "公钥或证书无效或不受信任",
         "The key or certificate is invalid or not trusted",
     ),
+    "untrusted_certificate": Localized(
+        "證書鏈不受該司法管轄區的信任錨信任",
+        "证书链不受该司法管辖区的信任锚信任",
+        "The certificate chain does not lead to a trust anchor of the agency's jurisdiction",
+    ),
     "reasons_required": Localized(
         "不予批准必須說明理由", "不予批准必须说明理由", "A rejection must state its reasons"
     ),

@@ -12,7 +12,12 @@ from aiohttp import web
 
 from gateway.domain.agencies import Agency
 from gateway.domain.documents import problem
-from gateway.domain.errors import ConflictError, UnsupportedMediaTypeError, ValidationFailedError
+from gateway.domain.errors import (
+    ConflictError,
+    NotFoundError,
+    UnsupportedMediaTypeError,
+    ValidationFailedError,
+)
 from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.personas import PERSONAS
@@ -76,6 +81,24 @@ async def agencies(request: web.Request) -> web.Response:
         for agency, sandbox in registered
     ]
     return json_response({"items": items, "next": None})
+
+
+@routes.get("/sandbox/v1/agencies/{agency_id}")
+@operation(
+    summary="One registered agency and its public keys",
+    tag="sandbox",
+    responses={200: ("The agency", {"type": "object"}), 404: "No such agency"},
+    sandbox_only=True,
+)
+async def agency(request: web.Request) -> web.Response:
+    agency_id = request.match_info["agency_id"]
+    async with request.app[STORE]() as uow:
+        found = await uow.agencies.get(agency_id)
+        keys = await uow.agencies.keys(agency_id)
+        sandbox = any(a.id == agency_id and flag for a, flag in await uow.agencies.all())
+    if found is None:
+        raise NotFoundError("no such agency")
+    return json_response(_agency_json(found, [spec for _, spec in keys], sandbox))
 
 
 _REGISTRATION = {

@@ -64,7 +64,7 @@ import jwt
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from gateway.domain.errors import SignatureInvalidError
-from gateway.trust.keys import KeyMisuseError, SigningKey
+from gateway.trust.keys import PURPOSE_MEMBER, SEAL, KeyMisuseError, SigningKey
 
 GENESIS = "0" * 64
 CHECKPOINT_TYP = "gba-audit-checkpoint+jwt"
@@ -267,7 +267,8 @@ def _jwk(jwks: Mapping[str, Any], kid: str) -> dict[str, Any]:
     """The one ES256 / EdDSA signing JWK with exactly this ``kid``; its ``alg`` is used."""
     keys = [k for k in jwks.get("keys", []) if isinstance(k, Mapping) and k.get("kid") == kid]
     jwk = dict(keys[0]) if len(keys) == 1 else {}
-    alg = jwk.get("alg") if jwk.get("use", "sig") == "sig" else None
+    usable = jwk.get("use", "sig") == "sig" and jwk.get(PURPOSE_MEMBER, SEAL) == SEAL
+    alg = jwk.get("alg") if usable else None
     if isinstance(alg, str) and alg in _JWK_CURVE and jwk.get("crv") == _JWK_CURVE[alg]:
         return jwk
     raise SignatureInvalidError("the checkpoint's key is not in the key set")

@@ -19,7 +19,12 @@ import yaml
 
 from gateway.domain.agencies import Agency
 from gateway.domain.documents import problem
-from gateway.domain.errors import ConfigurationError, FieldProblem, GatewayError
+from gateway.domain.errors import (
+    CertificateError,
+    ConfigurationError,
+    FieldProblem,
+    GatewayError,
+)
 from gateway.domain.values import Jurisdiction
 from gateway.trust.keys import (
     KeyMisuseError,
@@ -136,7 +141,9 @@ def registration(
     for i, entry in enumerate(spec.get("keys") or []):
         try:
             keys.append(_key_spec(entry, anchors, jurisdiction, now, sandbox))
-        except (KeyError, TypeError, ValueError, KeyMisuseError, GatewayError):
+        except CertificateError:
+            problems.append(problem(f"/keys/{i}", "untrusted_certificate"))
+        except (KeyError, TypeError, ValueError, AttributeError, KeyMisuseError, GatewayError):
             problems.append(problem(f"/keys/{i}", "invalid_key"))
     if len({k.kid for k in keys}) != len(keys):
         problems.append(problem("/keys", "invalid_key"))

@@ -36,3 +36,16 @@ def test_rotation_keeps_old_keys_published_and_signs_with_the_newest(tmp_path: P
     assert second.current("seal").kid != first.current("seal").kid
     assert len(second.jwks()["keys"]) == 4
     assert verify_receipt(old_receipt, second.jwks())["jti"] == "rcp_1"
+
+
+def test_an_audit_checkpoint_signed_with_the_http_key_is_refused(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.trust.audit import GENESIS, sign_checkpoint, verify_checkpoint
+
+    ring = keystore.generate(tmp_path, sandbox=False)
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    good = sign_checkpoint(ring.current("seal"), 10, GENESIS, at)
+    assert verify_checkpoint(good, ring.jwks()).seq == 10
+    with pytest.raises(SignatureInvalidError):
+        verify_checkpoint(sign_checkpoint(ring.current("http"), 10, GENESIS, at), ring.jwks())

@@ -128,3 +128,21 @@ def test_receipts_verify_offline(tmp_path: Path, capsys: pytest.CaptureFixture[s
     receipt.write_text(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
     assert main(["receipts", "verify", str(receipt), "--jwks", str(jwks)]) == 2
     assert "does not verify" in capsys.readouterr().err
+
+
+def test_receipts_verify_on_a_missing_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "receipts",
+                "verify",
+                str(tmp_path / "none.jws"),
+                "--jwks",
+                str(tmp_path / "none.json"),
+            ]
+        )
+        == 1
+    )
+    assert "No such file" in capsys.readouterr().err
