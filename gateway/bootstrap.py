@@ -112,7 +112,9 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
 
 
 def codecs(settings: Settings) -> dict[str, DocumentCodec]:
-    table: dict[str, DocumentCodec] = {"canonical": CanonicalCodec()}
+    table: dict[str, DocumentCodec] = {
+        "canonical": CanonicalCodec(settings.mappings_dir / "schemas")
+    }
     for adapter in ADAPTERS:
         table[adapter.JURISDICTION] = adapter.codec(settings.mappings_dir)
     return table

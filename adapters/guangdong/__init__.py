@@ -20,5 +20,5 @@ class GuangdongCodec(CanonicalCodec):
 
 
 def codec(mappings_dir: Path) -> GuangdongCodec:
-    del mappings_dir  # the canonical model needs no field mapping
-    return GuangdongCodec()
+    """Guangdong applications are canonical JSON, checked against the canonical schema."""
+    return GuangdongCodec(mappings_dir / "schemas")

@@ -13,10 +13,15 @@ from gateway.domain.errors import FieldProblem, Localized
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """A native document translated to the canonical model, with its translation record."""
+    """A native document translated to the canonical model, with its translation record.
+
+    ``problems`` are what the codec found without having to stop (schema violations): the
+    use case reports them together with the business-rule problems, all in one answer.
+    """
 
     document: dict[str, Any]
     mapping_version: str
+    problems: tuple[FieldProblem, ...] = ()
 
 
 MESSAGES: dict[str, Localized] = {
@@ -70,6 +75,7 @@ MESSAGES: dict[str, Localized] = {
         "证书链不受该司法管辖区的信任锚信任",
         "The certificate chain does not lead to a trust anchor of the agency's jurisdiction",
     ),
+    "invalid_value": Localized("欄位的值無效", "字段的值无效", "The value is not valid"),
     "reasons_required": Localized(
         "不予批准必須說明理由", "不予批准必须说明理由", "A rejection must state its reasons"
     ),

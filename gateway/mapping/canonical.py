@@ -1,16 +1,28 @@
-"""The canonical JSON form: strict parsing in, one envelope out."""
+"""The canonical JSON form: strict parsing and JSON Schema validation in, one envelope out.
+
+``mappings/schemas/canonical-application.schema.json`` describes the canonical application;
+every violation is reported (JSON pointer, code, message in three scripts), not the first,
+and together with the business-rule problems of the use case.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from gateway.domain.documents import Decoded
-from gateway.domain.errors import MalformedBodyError
+import jsonschema
+from referencing import Registry, Resource
+
+from gateway.domain.documents import Decoded, problem
+from gateway.domain.errors import FieldProblem, MalformedBodyError
 
 CANONICAL_VERSION = "canonical-1"
 JSON_TYPES = frozenset({"application/json"})
+CANONICAL_SCHEMA = "canonical-application.schema.json"
+_CODES = {"required": "required", "additionalProperties": "unexpected_field", "type": "wrong_type"}
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -44,17 +56,64 @@ def encode_envelope(document: Mapping[str, Any], envelope: Mapping[str, Any]) ->
     return json.dumps({**envelope, "application": document}, ensure_ascii=False).encode()
 
 
+@lru_cache(maxsize=8)
+def schema_validator(schemas_dir: Path, name: str) -> jsonschema.Draft202012Validator:
+    """A compiled validator for one of the reviewed schemas (the others resolvable by $id)."""
+    resources = []
+    for path in sorted(schemas_dir.glob("*.schema.json")):
+        contents = json.loads(path.read_text("utf-8"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
+    registry: Registry = Registry().with_resources(resources)
+    schema = json.loads((schemas_dir / name).read_text("utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _pointer(parts: Iterable[Any]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def schema_problems(
+    validator: jsonschema.Draft202012Validator, instance: Any
+) -> list[FieldProblem]:
+    """Every schema violation as a problem at the member it concerns."""
+    problems = []
+    for error in validator.iter_errors(instance):
+        where = _pointer(error.absolute_path)
+        if error.validator == "required":
+            present = error.instance if isinstance(error.instance, dict) else {}
+            problems += [
+                problem(f"{where}/{name}", "required")
+                for name in error.validator_value
+                if name not in present
+            ]
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set(error.schema.get("properties", {}))
+            problems += [
+                problem(f"{where}/{name}", "unexpected_field")
+                for name in error.instance
+                if name not in allowed
+            ]
+        else:
+            problems.append(problem(where, _CODES.get(str(error.validator), "invalid_value")))
+    return sorted(set(problems), key=lambda p: (p.pointer or "", p.code))
+
+
 class CanonicalCodec:
     """Applications already in the canonical model, from any jurisdiction."""
 
     jurisdiction = "canonical"
     media_types = JSON_TYPES
 
+    def __init__(self, schemas_dir: Path | None = None) -> None:
+        self._validator = schema_validator(schemas_dir, CANONICAL_SCHEMA) if schemas_dir else None
+
     def decode(self, body: bytes) -> Decoded:
         document = loads_strict(body)
         if not isinstance(document, dict):
             raise MalformedBodyError("a canonical application is a JSON object")
-        return Decoded(document, CANONICAL_VERSION)
+        found = schema_problems(self._validator, document) if self._validator else []
+        return Decoded(document, CANONICAL_VERSION, tuple(found))
 
     def encode(self, document: Mapping[str, Any], envelope: Mapping[str, Any]) -> tuple[bytes, str]:
         return encode_envelope(document, envelope), "application/json"

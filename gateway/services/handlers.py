@@ -7,10 +7,10 @@ import base64
 import dataclasses
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.domain import ids
 from gateway.domain.agencies import Agency
@@ -118,15 +118,20 @@ def _codec_for(deps: Dependencies, caller: Caller, media_type: str) -> DocumentC
     )
 
 
-def _matter_of(deps: Dependencies, document: Mapping[str, Any]) -> Matter:
-    code = document.get("matter")
+def _refuse(problems: Sequence[FieldProblem]) -> NoReturn:
+    """One answer listing every problem found (Art. 19(3)), each reported once."""
+    unique = list(dict.fromkeys(problems))
+    raise ValidationFailedError(f"{len(unique)} problem(s) found", errors=unique)
+
+
+def _matter_of(deps: Dependencies, decoded: Decoded) -> Matter:
+    """The matter in force that the document names; else every problem found so far."""
+    code = decoded.document.get("matter")
     try:
         return deps.catalog.get(str(code or ""), local_date(deps.clock.now()))
     except UnknownMatterError:
-        raise ValidationFailedError(
-            "the application names no matter in force",
-            errors=[FieldProblem("unknown_matter", MESSAGES["unknown_matter"], pointer="/matter")],
-        ) from None
+        unknown = FieldProblem("unknown_matter", MESSAGES["unknown_matter"], pointer="/matter")
+        _refuse([*decoded.problems, unknown])
 
 
 async def submit_application(cmd: SubmitApplication, deps: Dependencies) -> StoredResponse:
@@ -147,16 +152,14 @@ async def _store_submission(
     cmd: SubmitApplication, deps: Dependencies, codec: DocumentCodec, decoded: Decoded
 ) -> StoredResponse:
     document = decoded.document
-    matter = _matter_of(deps, document)
+    matter = _matter_of(deps, decoded)
     async with deps.uow() as uow:
         submitter = await uow.agencies.get(cmd.caller.agency_id)
         if submitter is None or not submitter.may_handle(str(matter.code)):
             raise ForbiddenError("the agency may not submit applications for this matter")
         assessment = assess(document, matter)
-        if assessment.problems:
-            raise ValidationFailedError(
-                f"{len(assessment.problems)} problem(s) found", errors=assessment.problems
-            )
+        if decoded.problems or assessment.problems:
+            _refuse([*decoded.problems, *assessment.problems])
         handlers = {a: await _registered(uow.agencies, a) for a in matter.route.handlers}
         now = deps.clock.now()
         deadline = None

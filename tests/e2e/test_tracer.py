@@ -13,6 +13,7 @@ import re
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from jwcrypto import jwk, jws
 
 from gateway.observability import configure_logging
@@ -96,3 +97,29 @@ async def test_the_receipt_verifies_with_an_independent_jose_library(
     token.deserialize(answer.json()["receipt"][:-4] + "AAAA")
     with pytest.raises(jws.InvalidJWSSignature):
         token.verify(key_set.get_key(token.jose_header["kid"]))
+
+
+async def test_the_forwarded_message_is_valid_against_the_guangdong_schema(
+    gateway: RunningGateway,
+) -> None:
+    from gateway.mapping.canonical import schema_validator
+    from gateway.store.tables import outbox
+    from gateway.web.keys import STORE
+
+    await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=sample_xml(),
+        content_type="application/xml",
+    )
+    async with gateway.app[STORE]() as uow:  # type: ignore[index]
+        bodies = (await uow.applications._conn.execute(sa.select(outbox.c.body))).scalars().all()
+    validator = schema_validator(
+        gateway.settings.mappings_dir / "schemas", "guangdong-message.schema.json"
+    )
+    (body,) = bodies
+    message = json.loads(body)
+    assert [e.message for e in validator.iter_errors(message)] == []
+    message["application"]["applicant"]["favourite_colour"] = "blue"
+    assert list(validator.iter_errors(message))  # the schema is strict, so this can fail

@@ -125,3 +125,34 @@ async def test_a_post_without_idempotency_key_is_refused(gateway: RunningGateway
         assert response.status == 400
         assert (await response.json(content_type=None))["type"].endswith("/missing-header")
     await _nothing_stored(gateway)
+
+
+async def test_schema_and_business_problems_come_in_one_answer(gateway: RunningGateway) -> None:
+    import json
+
+    from tests.support import FIXTURES
+
+    document = json.loads(
+        (FIXTURES / "documents" / "hk-individual-business.canonical.json").read_text("utf-8")
+    )
+    document["favourite_colour"] = "blue"  # not collected by any matter (Art. 11)
+    del document["applicant"]["birth_date"]
+    document["applicant"]["documents"][0]["number"] = "A1234560"  # wrong HKID check digit
+    document["applicant"]["phone"] = "not a phone"
+    answer = await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=json.dumps(document).encode(),
+        content_type="application/json",
+    )
+    problem = _assert_problem(answer, 422, "validation-failed")
+    found = {(e["pointer"], e["code"]) for e in problem["errors"]}
+    assert {
+        ("/favourite_colour", "unexpected_field"),
+        ("/applicant/birth_date", "required"),
+        ("/applicant/phone", "invalid_value"),
+        ("/applicant/documents/0/number", "invalid_document"),
+    } <= found
+    assert len(problem["errors"]) == len(found)  # each problem once
+    await _nothing_stored(gateway)
