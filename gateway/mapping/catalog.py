@@ -1,17 +1,30 @@
 """The matter catalog: reviewed YAML in ``mappings/matters/`` -> frozen :class:`Matter` objects.
 
-Each file holds one matter's versions. Loading checks every rule it can and reports every
-problem at once: a valid code, promised limit <= statutory limit, known material rules,
-unique codes, non-overlapping versions.
+Each file, named ``<code>.yaml``, holds one matter: top-level fields, and a ``versions:`` list
+whose entries are merged over them. Loading checks every rule it can and reports every problem
+at once, each prefixed with the file name (Art. 10, 12, 20, 24):
+
+- the code is a valid Guangdong implementation code (:class:`MatterCode`); its basic code is in
+  the Guangdong catalogue (``44``) and its type slot equals ``type``, a type of the national
+  dictionary (01-10, 20; ``shared/reference/domain.md`` §1.2-1.3);
+- names in zh-Hans, zh-Hant and en for the matter, its materials and its counterparts;
+- known material rules, channels, assurance levels, time units, calendars and particular kinds;
+- promised limit <= statutory limit (see :func:`_exceeds` for limits in different units);
+- HK or MO counterparts with a known relation; a route whose lead is not also a reviewer and
+  whose reviewers are unique;
+- unique material codes and particular names, non-overlapping versions.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import opencc
 import yaml
@@ -32,67 +45,411 @@ from gateway.domain.matters import (
 from gateway.domain.values import Channel, Jurisdiction, MatterCode
 from gateway.mapping.fields import MappingError
 
+GUANGDONG_CATALOGUE = "44"  # owner of the basic code (domain.md §1.2)
+MATTER_TYPES = frozenset({f"{n:02d}" for n in range(1, 11)} | {"20"})  # domain.md §1.3
+RELATIONS = frozenset({"equivalent", "partial", "reverse-direction", "none"})
+PARTICULAR_KINDS = frozenset({"text", "address", "money", "date"})
+COUNTERPART_JURISDICTIONS = (Jurisdiction.HK, Jurisdiction.MO)
+SCRIPTS = ("zh-Hans", "zh-Hant", "en")
 
-def _names(spec: Mapping[str, str]) -> Names:
-    return Names(spec["zh-Hans"], spec["zh-Hant"], spec["en"], spec.get("pt"))
+_MATERIAL_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+_PARTICULAR_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T")
 
 
-def _limit(spec: Mapping[str, Any]) -> TimeLimit:
+def _enum(kind: type[_E], value: object, what: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(m.value for m in kind)
+        raise ValueError(f"unknown {what} {value!r} (known: {known})") from None
+
+
+def _mapping(spec: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"{what} must be a mapping, not {type(spec).__name__}")
+    return spec
+
+
+def _list(spec: object, what: str) -> list[Any]:
+    if not isinstance(spec, list):
+        raise TypeError(f"{what} must be a list, not {type(spec).__name__}")
+    return spec
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty text, not {value!r}")
+    return value
+
+
+def _names(spec: object) -> Names:
+    names = _mapping(spec, "names")
+    missing = [s for s in SCRIPTS if not isinstance(names.get(s), str) or not names[s].strip()]
+    if missing:
+        raise ValueError(f"no name in {', '.join(missing)}")
+    pt = names.get("pt")
+    if pt is not None and not isinstance(pt, str):
+        raise ValueError("the pt name must be a text")
+    return Names(names["zh-Hans"], names["zh-Hant"], names["en"], pt)
+
+
+def _limit(spec: object) -> TimeLimit:
+    limit = _mapping(spec, "a time limit")
+    value = limit.get("value")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"value must be a whole number of days >= 0, not {value!r}")
     return TimeLimit(
-        int(spec["value"]), TimeUnit(spec["unit"]), Jurisdiction.parse(spec["calendar"])
+        value,
+        _enum(TimeUnit, limit.get("unit"), "time unit"),
+        Jurisdiction.parse(str(limit.get("calendar"))),
     )
 
 
-def _matter(spec: Mapping[str, Any]) -> Matter:
-    return Matter(
-        code=MatterCode(str(spec["code"])),
-        version=int(spec["version"]),
-        effective_from=date.fromisoformat(str(spec["effective_from"])),
-        effective_to=(
-            date.fromisoformat(str(spec["effective_to"])) if spec.get("effective_to") else None
-        ),
-        names=_names(spec["names"]),
-        matter_type=str(spec["type"]),
-        legal_basis=str(spec["legal_basis"]),
-        statutory_limit=_limit(spec["time_limits"]["statutory"]),
-        promised_limit=_limit(spec["time_limits"]["promised"]),
-        fee=str(spec.get("fee", "free")),
-        channels=tuple(Channel(c) for c in spec["channels"]),
-        min_assurance=Assurance(spec["min_assurance"]),
-        agent_allowed=bool(spec["agent_allowed"]),
-        materials=tuple(
-            Material(m["code"], _names(m["names"]), MaterialRule(m["rule"]))
-            for m in spec["materials"]
-        ),
-        particulars=tuple(
-            Particular(p["name"], bool(p.get("required", False)), p.get("kind", "text"))
-            for p in spec.get("particulars", ())
-        ),
-        route=Route(spec["route"]["lead"], tuple(spec["route"].get("reviewers", ()))),
-        counterparts=tuple(
-            Counterpart(
-                Jurisdiction.parse(c["jurisdiction"]),
-                c["relation"],
-                c.get("service"),
-                _names(c["names"]) if c.get("names") else None,
+def _date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _exceeds(promised: TimeLimit, statutory: TimeLimit) -> bool:
+    """Whether the promised limit certainly exceeds the statutory one.
+
+    Limits in the same unit compare by value (working days only on the same calendar). Across
+    units nothing is assumed about a particular calendar: N working days always span at least N
+    natural days, so a promise of N working days exceeds a statutory M natural days when N > M.
+    A promise in natural days against a statutory limit in working days, or working days on two
+    calendars, cannot be compared without dates, so it is not flagged.
+    """
+    p, s = promised, statutory
+    if p.unit is s.unit:
+        if p.unit is TimeUnit.WORKING_DAYS and p.calendar is not s.calendar:
+            return False
+        return p.value > s.value
+    return p.unit is TimeUnit.WORKING_DAYS and p.value > s.value
+
+
+@dataclass
+class _Reader:
+    """Reads one matter version, recording every problem instead of stopping at the first."""
+
+    label: str
+    problems: list[str]
+
+    def problem(self, text: str) -> None:
+        self.problems.append(f"{self.label}: {text}")
+
+    def read(self, spec: Mapping[str, Any], key: str, parse: Callable[[Any], _T]) -> _T | None:
+        return self.parse(spec.get(key), parse, key)
+
+    def parse(self, value: object, parse: Callable[[Any], _T], where: str) -> _T | None:
+        if value is None:
+            self.problem(f"{where} is missing")
+            return None
+        try:
+            return parse(value)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.problem(f"{where}: {exc}")
+            return None
+
+
+def _check(spec: Mapping[str, Any]) -> tuple[Matter | None, Route | None, list[str]]:
+    """One merged matter version -> the matter (None if anything is wrong), its route when that
+    alone is readable, and every problem."""
+    r = _Reader(f"{spec.get('code')} v{spec.get('version')}", [])
+
+    code = r.read(spec, "code", lambda v: MatterCode(str(v)))
+    matter_type = r.read(spec, "type", _matter_type)
+    if code is not None:
+        basic = code.basic_code
+        if not basic.startswith(GUANGDONG_CATALOGUE):
+            r.problem(
+                f"basic code {basic} is not in the Guangdong catalogue ({GUANGDONG_CATALOGUE})"
             )
-            for c in spec.get("counterparts", ())
-        ),
+        if matter_type is not None and basic[2:4] != matter_type:
+            r.problem(
+                f"the type slot of basic code {basic} reads {basic[2:4]}, not type {matter_type}"
+            )
+    version = r.read(spec, "version", _version)
+    effective_from = r.read(spec, "effective_from", _date)
+    effective_to = None
+    if spec.get("effective_to") is not None:
+        effective_to = r.parse(spec["effective_to"], _date, "effective_to")
+    if effective_from and effective_to and effective_to <= effective_from:
+        r.problem("effective_to is not after effective_from")
+    names = r.read(spec, "names", _names)
+    legal_basis = r.read(spec, "legal_basis", _text)
+    fee = r.parse(spec.get("fee", "free"), _text, "fee")
+
+    limits = r.read(spec, "time_limits", lambda v: _mapping(v, "time_limits"))
+    statutory = promised = None
+    if limits is not None:
+        statutory = r.parse(limits.get("statutory"), _limit, "time_limits.statutory")
+        promised = r.parse(limits.get("promised"), _limit, "time_limits.promised")
+    if statutory and promised and _exceeds(promised, statutory):
+        r.problem("promised limit exceeds statutory limit")
+
+    channels = r.read(spec, "channels", _channels)
+    assurance = r.read(spec, "min_assurance", lambda v: _enum(Assurance, v, "assurance level"))
+    agent_allowed = r.read(spec, "agent_allowed", _bool)
+    materials = _materials(spec, r)
+    particulars = _particulars(spec, r)
+    route = _route(spec, r)
+    counterparts = _counterparts(spec, r)
+
+    parts: dict[str, Any] = {
+        "code": code,
+        "version": version,
+        "effective_from": effective_from,
+        "names": names,
+        "matter_type": matter_type,
+        "legal_basis": legal_basis,
+        "statutory_limit": statutory,
+        "promised_limit": promised,
+        "fee": fee,
+        "channels": channels,
+        "min_assurance": assurance,
+        "agent_allowed": agent_allowed,
+        "route": route,
+    }
+    if r.problems or any(v is None for v in parts.values()):
+        return None, route, r.problems
+    matter = Matter(
+        **parts,
+        effective_to=effective_to,
+        materials=materials,
+        particulars=particulars,
+        counterparts=counterparts,
     )
+    return matter, route, []
 
 
-def _check(matter: Matter) -> list[str]:
-    problems = []
-    s, p = matter.statutory_limit, matter.promised_limit
-    if s.unit is p.unit and p.value > s.value:
-        problems.append(f"{matter.code} v{matter.version}: promised limit exceeds statutory limit")
-    if matter.effective_to and matter.effective_to <= matter.effective_from:
-        problems.append(
-            f"{matter.code} v{matter.version}: effective_to is not after effective_from"
+def _matter_type(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f'must be a quoted two-digit text such as "01", not {value!r}')
+    if value not in MATTER_TYPES:
+        raise ValueError(f"{value!r} is not in the national dictionary (01-10, 20)")
+    return value
+
+
+def _version(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"must be a whole number >= 1, not {value!r}")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"must be true or false, not {value!r}")
+    return value
+
+
+def _channels(value: object) -> tuple[Channel, ...]:
+    items = _list(value, "channels")
+    unknown = [c for c in items if c not in {ch.value for ch in Channel}]
+    if unknown:
+        known = ", ".join(c.value for c in Channel)
+        raise ValueError(f"unknown channel(s) {', '.join(map(repr, unknown))} (known: {known})")
+    if not items:
+        raise ValueError("at least one channel is needed")
+    if len(set(items)) != len(items):
+        raise ValueError("a channel is listed twice")
+    return tuple(Channel(c) for c in items)
+
+
+def _materials(spec: Mapping[str, Any], r: _Reader) -> tuple[Material, ...]:
+    items = r.read(spec, "materials", lambda v: _list(v, "materials")) or []
+    out: list[Material] = []
+    for i, item in enumerate(items):
+        where = f"materials[{i}]"
+        if not isinstance(item, Mapping):
+            r.problem(f"{where} must be a mapping")
+            continue
+        code = r.parse(item.get("code"), _material_code, f"{where}.code")
+        where = f"material {code or i}"
+        names = r.parse(item.get("names"), _names, f"{where} names")
+        rule = r.parse(
+            item.get("rule"), lambda v: _enum(MaterialRule, v, "material rule"), f"{where} rule"
         )
-    codes = [m.code for m in matter.materials]
-    if len(set(codes)) != len(codes):
-        problems.append(f"{matter.code} v{matter.version}: duplicate material codes")
+        if code and names and rule:
+            out.append(Material(code, names, rule))
+    codes = [m.get("code") for m in items if isinstance(m, Mapping)]
+    for dup in sorted({str(c) for c in codes if codes.count(c) > 1}):
+        r.problem(f"duplicate material code {dup}")
+    return tuple(out)
+
+
+def _material_code(value: object) -> str:
+    if not isinstance(value, str) or not _MATERIAL_CODE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an UPPER_SNAKE material code")
+    return value
+
+
+def _particulars(spec: Mapping[str, Any], r: _Reader) -> tuple[Particular, ...]:
+    items = r.parse(spec.get("particulars", []), lambda v: _list(v, "particulars"), "particulars")
+    out: list[Particular] = []
+    for i, item in enumerate(items or []):
+        if not isinstance(item, Mapping):
+            r.problem(f"particulars[{i}] must be a mapping")
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not _PARTICULAR_NAME.fullmatch(name):
+            r.problem(f"particulars[{i}]: {name!r} is not a snake_case name")
+            continue
+        kind = item.get("kind", "text")
+        if not isinstance(kind, str) or kind not in PARTICULAR_KINDS:
+            known = ", ".join(sorted(PARTICULAR_KINDS))
+            r.problem(f"particular {name}: unknown kind {kind!r} (known: {known})")
+            continue
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            r.problem(f"particular {name}: required must be true or false")
+            continue
+        out.append(Particular(name, required, kind))
+    names = [item.get("name") for item in items or [] if isinstance(item, Mapping)]
+    for dup in sorted({str(n) for n in names if names.count(n) > 1}):
+        r.problem(f"duplicate particular {dup}")
+    return tuple(out)
+
+
+def _route(spec: Mapping[str, Any], r: _Reader) -> Route | None:
+    route = r.read(spec, "route", lambda v: _mapping(v, "route"))
+    if route is None:
+        return None
+    lead = r.parse(route.get("lead"), _text, "route.lead")
+    reviewers = r.parse(route.get("reviewers", []), _reviewers, "route.reviewers")
+    if lead is None or reviewers is None:
+        return None
+    if lead in reviewers:
+        r.problem(f"route: the lead agency {lead} is also a reviewer")
+    for dup in sorted({a for a in reviewers if reviewers.count(a) > 1}):
+        r.problem(f"route: reviewer {dup} is listed twice")
+    return Route(lead, tuple(reviewers))
+
+
+def _reviewers(value: object) -> list[str]:
+    items = _list(value, "reviewers")
+    if not all(isinstance(a, str) and a.strip() for a in items):
+        raise ValueError("every reviewer must be an agency id")
+    return items
+
+
+def _counterparts(spec: Mapping[str, Any], r: _Reader) -> tuple[Counterpart, ...]:
+    items = r.parse(
+        spec.get("counterparts", []), lambda v: _list(v, "counterparts"), "counterparts"
+    )
+    out: list[Counterpart] = []
+    for i, item in enumerate(items or []):
+        where = f"counterparts[{i}]"
+        if not isinstance(item, Mapping):
+            r.problem(f"{where} must be a mapping")
+            continue
+        jurisdiction = r.parse(item.get("jurisdiction"), _counterpart_jurisdiction, where)
+        where = f"counterpart {jurisdiction or i}"
+        relation = item.get("relation")
+        if not isinstance(relation, str) or relation not in RELATIONS:
+            known = ", ".join(sorted(RELATIONS))
+            r.problem(f"{where}: unknown relation {relation!r} (known: {known})")
+            relation = None
+        service = item.get("service")
+        if service is not None and not isinstance(service, str):
+            r.problem(f"{where}: service must be a text")
+        names = None
+        if item.get("names") is not None:
+            names = r.parse(item["names"], _names, f"{where} names")
+        if jurisdiction and relation:
+            out.append(Counterpart(jurisdiction, relation, service, names))
+    seen = [c.jurisdiction for c in out]
+    for dup in sorted({j.value for j in seen if seen.count(j) > 1}):
+        r.problem(f"more than one {dup} counterpart")
+    return tuple(out)
+
+
+def _counterpart_jurisdiction(value: object) -> Jurisdiction:
+    jurisdiction = Jurisdiction.parse(str(value))
+    if jurisdiction not in COUNTERPART_JURISDICTIONS:
+        raise ValueError(f"a counterpart is in HK or MO, not {jurisdiction.value}")
+    return jurisdiction
+
+
+@dataclass(frozen=True, slots=True)
+class MatterVersion:
+    """One version as read from its file: what could be read, and the matter if all of it was."""
+
+    file: str
+    code: str
+    version: object
+    effective_from: date | None
+    effective_to: date | None
+    route: Route | None
+    matter: Matter | None
+
+
+def read_catalog(directory: Path) -> tuple[list[MatterVersion], list[str]]:
+    """Every matter version under ``directory``, and every problem found, each naming its file."""
+    versions: list[MatterVersion] = []
+    problems: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(f"{path.name}: cannot be read: {type(exc).__name__}: {exc}")
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{path.name}: is not a mapping of matter fields")
+            continue
+        if str(spec.get("code")) != path.stem:
+            problems.append(f"{path.name}: the file is not named after its code {spec.get('code')}")
+        entries = spec.get("versions")
+        if not isinstance(entries, list) or not entries:
+            problems.append(f"{path.name}: versions must be a non-empty list")
+            continue
+        top = {k: v for k, v in spec.items() if k != "versions"}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                problems.append(f"{path.name}: versions[{i}] must be a mapping")
+                continue
+            merged = {**top, **entry}
+            matter, route, found = _check(merged)
+            problems += [f"{path.name}: {p}" for p in found]
+            start, end = _window(merged)
+            versions.append(
+                MatterVersion(
+                    path.name,
+                    str(merged.get("code")),
+                    merged.get("version"),
+                    start,
+                    end,
+                    route,
+                    matter,
+                )
+            )
+    problems += _overlaps(versions)
+    return versions, problems
+
+
+def _window(spec: Mapping[str, Any]) -> tuple[date | None, date | None]:
+    """A version's validity as far as it parses (_check reports what does not)."""
+    try:
+        start = _date(spec["effective_from"])
+        end = _date(spec["effective_to"]) if spec.get("effective_to") else None
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return start, end
+
+
+def _overlaps(versions: Sequence[MatterVersion]) -> list[str]:
+    problems = []
+    by_code: dict[str, list[MatterVersion]] = {}
+    for v in versions:
+        by_code.setdefault(v.code, []).append(v)
+    for code, same in by_code.items():
+        numbers = [v.version for v in same]
+        for dup in sorted({str(n) for n in numbers if numbers.count(n) > 1}):
+            problems.append(f"{same[0].file}: {code}: version {dup} is defined twice")
+        dated = sorted((v for v in same if v.effective_from), key=lambda v: v.effective_from)
+        for a, b in itertools.pairwise(dated):
+            if a.effective_to is None or a.effective_to > b.effective_from:
+                problems.append(f"{b.file}: {code}: versions {a.version} and {b.version} overlap")
     return problems
 
 
@@ -107,21 +464,11 @@ class Catalog:
 
     @classmethod
     def load(cls, directory: Path) -> Catalog:
-        matters: list[Matter] = []
-        problems: list[str] = []
-        for path in sorted(directory.glob("*.yaml")):
-            try:
-                spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
-                for version in spec["versions"]:
-                    matter = _matter({**spec, **version})
-                    problems += _check(matter)
-                    matters.append(matter)
-            except (KeyError, TypeError, ValueError) as exc:
-                problems.append(f"{path.name}: {type(exc).__name__}: {exc}")
-        problems += _overlaps(matters)
+        """The catalog, or MappingError listing every problem of every file."""
+        versions, problems = read_catalog(directory)
         if problems:
             raise MappingError("; ".join(problems))
-        return cls(matters)
+        return cls([v.matter for v in versions if v.matter is not None])
 
     def get(self, code: str, on: date) -> Matter:
         for matter in self._versions.get(code, ()):
@@ -141,16 +488,3 @@ class Catalog:
             if needle
             in self._to_simplified.convert(" ".join(m.names.as_dict().values())).casefold()
         ]
-
-
-def _overlaps(matters: Sequence[Matter]) -> list[str]:
-    problems = []
-    by_code: dict[str, list[Matter]] = {}
-    for m in matters:
-        by_code.setdefault(str(m.code), []).append(m)
-    for code, versions in by_code.items():
-        versions.sort(key=lambda m: m.effective_from)
-        for a, b in itertools.pairwise(versions):
-            if a.effective_to is None or a.effective_to > b.effective_from:
-                problems.append(f"{code}: versions {a.version} and {b.version} overlap")
-    return problems

@@ -1,4 +1,9 @@
-"""Sandbox partner agencies: one per jurisdiction, with keys generated at run time.
+"""Sandbox partner agencies, with keys generated at run time.
+
+Every Guangdong agency a matter in ``mappings/matters/`` routes cases to is here (the gateway
+refuses to start otherwise) and approves every case it receives; the ids are slugs of the
+synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong and Macao have
+two agencies each, which decide nothing on their own.
 
 Their private keys live in ``<sandbox_dir>/keys/agencies/`` (ignored by git) so that the
 demo and testers' scripts can sign as them. Every key id starts ``sandbox-``: production
@@ -78,6 +83,129 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
         },
         alg="ecdsa-p256-sha256",
         auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="sz-amr",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "深圳市市场监督管理局",
+            "zh-Hant": "深圳市市場監督管理局",
+            "en": "Shenzhen Administration for Market Regulation",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="gz-psb",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "广州市公安局",
+            "zh-Hant": "廣州市公安局",
+            "en": "Guangzhou Municipal Public Security Bureau",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="zh-hrss",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "珠海市人力资源和社会保障局",
+            "zh-Hant": "珠海市人力資源和社會保障局",
+            "en": "Zhuhai Human Resources and Social Security Bureau",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="gz-vmo",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "广州市公安局交通警察支队车辆管理所",
+            "zh-Hant": "廣州市公安局交通警察支隊車輛管理所",
+            "en": "Guangzhou Traffic Police Vehicle Management Office",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="jm-nrb",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "江门市自然资源局",
+            "zh-Hant": "江門市自然資源局",
+            "en": "Jiangmen Natural Resources Bureau",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="gd-tax",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "国家税务总局广东省税务局",
+            "zh-Hant": "國家稅務總局廣東省稅務局",
+            "en": "Guangdong Provincial Tax Service, State Taxation Administration",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="zs-ca",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "中山市民政局",
+            "zh-Hant": "中山市民政局",
+            "en": "Zhongshan Civil Affairs Bureau",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="sz-hc",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "深圳市卫生健康委员会",
+            "zh-Hant": "深圳市衛生健康委員會",
+            "en": "Health Commission of Shenzhen Municipality",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    SandboxAgency(
+        id="gz-hpf",
+        jurisdiction="GD",
+        names={
+            "zh-Hans": "广州住房公积金管理中心",
+            "zh-Hant": "廣州住房公積金管理中心",
+            "en": "Guangzhou Housing Provident Fund Management Centre",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
+    ),
+    # For joint reviews with Hong Kong and Macao: they decide nothing on their own.
+    SandboxAgency(
+        id="hk-cr",
+        jurisdiction="HK",
+        names={
+            "zh-Hant": "公司註冊處",
+            "zh-Hans": "公司注册处",
+            "en": "Companies Registry",
+        },
+        alg="ed25519",
+        auto_decision=None,
+    ),
+    SandboxAgency(
+        id="mo-ipim",
+        jurisdiction="MO",
+        names={
+            "zh-Hant": "澳門貿易投資促進局",
+            "zh-Hans": "澳门贸易投资促进局",
+            "en": "Macao Trade and Investment Promotion Institute",
+            "pt": "Instituto de Promoção do Comércio e do Investimento de Macau",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision=None,
     ),
 )
 

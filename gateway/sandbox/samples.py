@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 from base64 import b64encode
 from datetime import date
+from typing import Any
 
 from lxml import etree
 
+from gateway.domain.matters import MaterialRule, Matter
+from gateway.domain.values import IdentityDocument
 from gateway.sandbox.personas import Persona
 
 HK_NS = "urn:gba:hk:application:1"
@@ -62,3 +65,79 @@ def hk_individual_business(persona: Persona, *, business_name: str = "大文茶�
     commitments = el(root, "Commitments")
     el(commitments, "Commitment", material="PREMISES_PROOF")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+_COUNTRY = {"HK": "852", "MO": "853", "GD": "86"}
+_SAMPLE_VALUES = {
+    "business_name": "大文茶餐廳",
+    "business_address": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层",
+    "business_scope": "餐飲服務",
+    "employees": "3",
+}
+
+
+def _phone(persona: Persona) -> str:
+    digits = "".join(ch for ch in persona.phone if ch.isdigit())
+    return f"+{_COUNTRY[persona.jurisdiction]}{digits}"
+
+
+def _particular(name: str, kind: str) -> Any:
+    if name in _SAMPLE_VALUES:
+        return _SAMPLE_VALUES[name]
+    if kind == "money":
+        return {"amount": "50000.00", "currency": "CNY"}
+    if kind == "address":
+        return {"text": "广东省广州市天河区示例路 1 号", "jurisdiction": "GD"}
+    if kind == "date":
+        return date.today().isoformat()
+    return f"示例 {name}"
+
+
+def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
+    """A canonical application for ``matter`` by ``persona`` that the gateway accepts.
+
+    Every required particular is filled, every required material is attached (with the
+    digest of a synthetic file), materials that a commitment may replace are committed to,
+    and materials obtainable by data sharing are not asked for (Art. 19(5)).
+    """
+    names: dict[str, str] = {
+        "original": persona.name_original,
+        "latin": f"{persona.family_name_latin} {persona.given_names_latin}",
+        "family_name_latin": persona.family_name_latin,
+        "given_names_latin": persona.given_names_latin,
+    }
+    materials, commitments = [], []
+    for material in matter.materials:
+        if material.rule is MaterialRule.COMMITMENT_ALLOWED:
+            commitments.append({"material": material.code})
+        elif material.rule is MaterialRule.REQUIRED:
+            data = f"{material.code} of {persona.id}".encode()
+            materials.append(
+                {
+                    "code": material.code,
+                    "digest": material_digest(data),
+                    "media_type": "application/pdf",
+                    "filename": f"{material.code.lower()}.pdf",
+                }
+            )
+    return {
+        "matter": str(matter.code),
+        "applicant": {
+            "names": names,
+            "birth_date": persona.birth_date,
+            "documents": [
+                {"type": doc_type, "number": IdentityDocument.parse(doc_type, number).number}
+                for doc_type, number in persona.documents
+            ],
+            "phone": _phone(persona),
+            "email": persona.email,
+            "address": {
+                "text": persona.address,
+                "district": persona.district,
+                "jurisdiction": persona.jurisdiction,
+            },
+        },
+        "particulars": {p.name: _particular(p.name, p.kind) for p in matter.particulars},
+        "materials": materials,
+        "commitments": commitments,
+    }

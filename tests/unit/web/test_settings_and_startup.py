@@ -43,6 +43,21 @@ def test_unknown_and_invalid_settings_are_refused_together(tmp_path: Path) -> No
     assert "signature_max_skew" in info.value.detail
 
 
+# Every agency a matter in mappings/matters routes cases to (lead or reviewer).
+ROUTED = (
+    "gd-hq-csb",
+    "sz-amr",
+    "gz-psb",
+    "zh-hrss",
+    "gz-vmo",
+    "jm-nrb",
+    "gd-tax",
+    "zs-ca",
+    "sz-hc",
+    "gz-hpf",
+)
+
+
 def _production(tmp_path: Path, **changes: object):
     values = {"mode": "production", "database_url": f"sqlite:///{tmp_path}/g.db"}
     values.update(changes)
@@ -151,7 +166,7 @@ async def test_production_starts_with_its_own_keys_anchors_and_registry(tmp_path
             tmp_path,
             keys_dir=tmp_path / "keys",
             trust_anchors_dir=_ca(tmp_path / "certs"),
-            agencies_file=_registry(tmp_path, "gd-hq-csb"),
+            agencies_file=_registry(tmp_path, *ROUTED),
         )
     )
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}

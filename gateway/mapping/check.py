@@ -1,0 +1,93 @@
+"""``gba-gateway mappings check``: every problem of the reviewed mapping data, one line each.
+
+Mapping data is reviewed like code. This loads everything under ``mappings/`` the way the
+gateway does at start-up, but instead of refusing at the first broken file it lists every
+problem of every file, each line naming the file (relative to ``mappings/``):
+
+- ``matters/*.yaml``: the catalog rules of :mod:`gateway.mapping.catalog`, overlapping versions,
+  and routes to agencies that are not registered (when the registered ids are given);
+- ``fields/*.yaml``: field mappings that do not load (unknown transforms, bad XPath, a missing
+  or broken schema file), as :meth:`XmlCodec.load` reports them;
+- ``schemas/*.xsd``: schema files that do not parse as XML Schema.
+
+An empty list means all is well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+from lxml import etree
+
+from gateway.mapping.catalog import read_catalog
+from gateway.mapping.fields import MappingError, XmlCodec
+
+# A field mapping's `format` -> the jurisdiction whose codec it configures.
+FORMAT_JURISDICTIONS = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
+
+# Our own files, parsed as strictly as any input (as gateway.mapping.fields does).
+_SCHEMA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def check_mappings(mappings_dir: Path, known_agencies: Iterable[str] | None = None) -> list[str]:
+    """Every problem under ``mappings_dir``, one readable line each; [] when all is well."""
+    return [
+        *_matter_problems(mappings_dir / "matters", known_agencies),
+        *_field_problems(mappings_dir / "fields"),
+        *_schema_problems(mappings_dir / "schemas"),
+    ]
+
+
+def _matter_problems(directory: Path, known_agencies: Iterable[str] | None) -> list[str]:
+    if not directory.is_dir():
+        return ["matters/: the folder is missing"]
+    versions, problems = read_catalog(directory)
+    lines = [f"matters/{p}" for p in problems]
+    if known_agencies is not None:
+        known = set(known_agencies)
+        for v in versions:
+            if v.route is None:
+                continue
+            for agency in v.route.handlers:
+                if agency not in known:
+                    lines.append(
+                        f"matters/{v.file}: {v.code} v{v.version}: the route names agency "
+                        f"{agency!r}, which is not registered"
+                    )
+    return lines
+
+
+def field_jurisdiction(path: Path) -> str:
+    """The jurisdiction a field mapping file configures: its ``format``, else its file name."""
+    try:
+        spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        spec = None
+    name = spec.get("format") if isinstance(spec, dict) else None
+    name = str(name or path.stem).lower()
+    return FORMAT_JURISDICTIONS.get(name, name.upper())
+
+
+def _field_problems(directory: Path) -> list[str]:
+    lines = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            XmlCodec.load(path, field_jurisdiction(path))
+        except MappingError as exc:  # the message starts with the file name
+            lines.append(f"fields/{exc.detail}")
+    return lines
+
+
+def _schema_problems(directory: Path) -> list[str]:
+    lines = []
+    for path in sorted(directory.glob("*.xsd")):
+        try:
+            etree.XMLSchema(etree.parse(str(path), _SCHEMA_PARSER))
+        except (OSError, etree.LxmlError) as exc:
+            lines.append(f"schemas/{path.name}: {type(exc).__name__}: {exc}")
+    return lines
+
+
+__all__ = ["check_mappings", "field_jurisdiction"]

@@ -1,0 +1,158 @@
+"""``gba-gateway mappings report``: what each jurisdiction's mapping covers, in plain text.
+
+Read from the reviewed data only (nothing is compiled, so a broken file is still reported on):
+
+1. the canonical pointers each jurisdiction's field mapping (``mappings/fields/*.yaml``) fills,
+   from the ``to:`` of its fields and of its lists' fields (``/list/*/field``: every item);
+2. the pointers one jurisdiction maps and another does not;
+3. the particulars of each matter that a jurisdiction's mapping cannot fill (such a matter
+   cannot be applied for in that jurisdiction's native format);
+4. the matters without an HK or a Macau counterpart (relation ``none``, or none listed).
+
+Guangdong submits the canonical model itself, so it has no field mapping to report on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.domain.matters import Matter
+from gateway.domain.values import Jurisdiction
+from gateway.mapping.catalog import read_catalog
+from gateway.mapping.check import field_jurisdiction
+
+
+def _pointers(spec: Mapping[str, Any]) -> set[str]:
+    def join(base: str, to: object) -> str:
+        return base.rstrip("/") + "/" + str(to).lstrip("/")
+
+    out = {str(f["to"]) for f in spec.get("fields") or () if isinstance(f, Mapping) and "to" in f}
+    for lst in spec.get("lists") or ():
+        if not isinstance(lst, Mapping) or "to" not in lst:
+            continue
+        base = join(str(lst["to"]), "*")
+        out |= {
+            join(base, f["to"])
+            for f in lst.get("fields") or ()
+            if isinstance(f, Mapping) and "to" in f
+        }
+    return out
+
+
+def _field_coverage(directory: Path) -> tuple[dict[str, set[str]], list[str]]:
+    coverage: dict[str, set[str]] = {}
+    unreadable: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            unreadable.append(f"fields/{path.name}: cannot be read ({type(exc).__name__})")
+            continue
+        if not isinstance(spec, Mapping):
+            unreadable.append(f"fields/{path.name}: is not a mapping")
+            continue
+        coverage.setdefault(field_jurisdiction(path), set()).update(_pointers(spec))
+    return coverage, unreadable
+
+
+def _latest(directory: Path) -> tuple[list[Matter], int]:
+    """The latest readable version of each matter, and how many problems the catalog has."""
+    versions, problems = read_catalog(directory) if directory.is_dir() else ([], [])
+    latest: dict[str, Matter] = {}
+    for v in versions:
+        m = v.matter
+        if m is not None and (
+            str(m.code) not in latest or latest[str(m.code)].effective_from < m.effective_from
+        ):
+            latest[str(m.code)] = m
+    return [latest[code] for code in sorted(latest)], len(problems)
+
+
+def _counterpart_gap(matter: Matter, jurisdiction: Jurisdiction) -> str | None:
+    counterpart = matter.counterpart(jurisdiction)
+    if counterpart is None:
+        return f"no {jurisdiction.value} counterpart listed"
+    if counterpart.relation == "none":
+        return f"no {jurisdiction.value} counterpart (relation none)"
+    return None
+
+
+def coverage_report(mappings_dir: Path) -> str:
+    """A plain-text coverage report of the field mappings and the matter counterparts."""
+    coverage, unreadable = _field_coverage(mappings_dir / "fields")
+    matters, problem_count = _latest(mappings_dir / "matters")
+    jurisdictions = sorted(coverage)
+    every = sorted(set().union(*coverage.values())) if coverage else []
+    lines = [f"Mapping coverage of {mappings_dir}", ""]
+
+    lines.append("1. Canonical pointers each jurisdiction's field mapping fills")
+    if not coverage:
+        lines.append("   (no field mappings)")
+    for j in jurisdictions:
+        lines.append(f"   {j} ({len(coverage[j])} pointers):")
+        lines += [f"     {pointer}" for pointer in sorted(coverage[j])]
+    lines += [f"   ! {u}" for u in unreadable]
+    lines.append("   GD submits the canonical model itself (no field mapping).")
+    lines.append("")
+
+    lines.append("2. Pointers one jurisdiction maps and another does not")
+    gaps = []
+    for pointer in every:
+        have = [j for j in jurisdictions if pointer in coverage[j]]
+        lack = [j for j in jurisdictions if pointer not in coverage[j]]
+        if lack:
+            gaps.append(f"   {pointer}: mapped by {', '.join(have)}; not by {', '.join(lack)}")
+    lines += gaps or ["   (none: every jurisdiction maps the same pointers)"]
+    lines.append("")
+
+    lines.append("3. Matter particulars a jurisdiction's field mapping cannot fill")
+    unfilled = []
+    for matter in matters:
+        by_gap: dict[tuple[str, ...], list[str]] = {}
+        for j in jurisdictions:
+            missing = tuple(
+                p.name
+                for p in matter.particulars
+                if not any(
+                    pointer == f"/particulars/{p.name}"
+                    or pointer.startswith(f"/particulars/{p.name}/")
+                    for pointer in coverage[j]
+                )
+            )
+            if missing:
+                by_gap.setdefault(missing, []).append(j)
+        unfilled += [
+            f"   {matter.code} {matter.names.zh_hans}: {', '.join(js)} "
+            f"{'lacks' if len(js) == 1 else 'lack'} {', '.join(missing)}"
+            for missing, js in by_gap.items()
+        ]
+    lines += unfilled or ["   (none)"]
+    lines.append("")
+
+    lines.append("4. Matters without a Hong Kong (HK) or Macao (MO) counterpart")
+    without = []
+    for matter in matters:
+        missing = [
+            gap
+            for j in (Jurisdiction.HK, Jurisdiction.MO)
+            if (gap := _counterpart_gap(matter, j)) is not None
+        ]
+        if missing:
+            without.append(f"   {matter.code} {matter.names.zh_hans}: {'; '.join(missing)}")
+    lines += without or ["   (none: every matter has both)"]
+    lines.append("")
+
+    lines.append(f"{len(matters)} matters, {len(jurisdictions)} field mappings.")
+    if problem_count:
+        lines.append(
+            f"The catalog has {problem_count} problem(s); versions with problems are left out. "
+            "Run `gba-gateway mappings check`."
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["coverage_report"]
