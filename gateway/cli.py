@@ -108,7 +108,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _agency_commands(commands)
     _evidence_commands(commands)
+    _mapping_commands(commands)
     return parser
+
+
+def _mapping_commands(commands: Any) -> None:
+    from gateway.operations import FORMATS
+
+    mappings = commands.add_parser("mappings", help="check, report on and use the mapping data")
+    sub = mappings.add_subparsers(dest="mappings_command", metavar="SUBCOMMAND", required=True)
+    check = sub.add_parser(
+        "check",
+        help="load and check every matter, field mapping and schema",
+        description="Load mappings/ and list every problem: invalid codes, promised > "
+        "statutory, unknown transforms, schema references, version overlaps, routes to "
+        "unknown agencies. Exit 1 when there is any.",
+    )
+    check.add_argument(
+        "--sandbox-agencies",
+        action="store_true",
+        help="also require every route to name a sandbox agency",
+    )
+    sub.add_parser("report", help="which canonical fields each jurisdiction maps; gaps")
+    translate = sub.add_parser("translate", help="translate a document between formats")
+    translate.add_argument("--from", dest="source", choices=FORMATS, required=True)
+    translate.add_argument("--to", dest="target", choices=FORMATS, required=True)
+    translate.add_argument("file", type=Path, help="the document ('-' for standard input)")
+    sample = sub.add_parser("sample", help="print a sample application the sandbox accepts")
+    sample.add_argument("matter", help="the matter's implementation code")
+    sample.add_argument("--format", choices=FORMATS, default="canonical")
+    sample.add_argument("--persona", help="persona id (see GET /sandbox/v1/personas)")
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
@@ -274,6 +303,34 @@ def _run(coro: object) -> int:
     return 0
 
 
+def _mappings(args: argparse.Namespace) -> int:
+    from gateway import operations
+    from gateway.mapping.report import coverage_report
+
+    settings = load_settings(mode="sandbox")
+    if args.mappings_command == "check":
+        return (
+            0
+            if operations.mappings_check(
+                settings, sandbox_agencies=args.sandbox_agencies, say=print
+            )
+            else 1
+        )
+    if args.mappings_command == "report":
+        print(coverage_report(settings.mappings_dir))
+        return 0
+    if args.mappings_command == "translate":
+        data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+        sys.stdout.buffer.write(
+            operations.mappings_translate(settings, args.source, args.target, data)
+        )
+        return 0
+    sys.stdout.buffer.write(
+        operations.mappings_sample(settings, args.matter, args.format, args.persona)
+    )
+    return 0
+
+
 def _operate(args: argparse.Namespace) -> int:
     from gateway import operations
 
@@ -335,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
             return _run(serve(settings))
+        if args.command == "mappings":
+            return _mappings(args)
         if args.command in ("agencies", "receipts", "audit"):
             return _operate(args)
         if args.command == "keys":
@@ -344,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     except GatewayError as exc:
         print(f"gba-gateway: {exc.detail}", file=sys.stderr)
+        for error in exc.errors:
+            where = error.pointer if error.pointer is not None else error.xpath
+            print(f"  {where}: {error.code} ({error.message.en})", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"gba-gateway: {exc}", file=sys.stderr)

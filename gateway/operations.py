@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.bootstrap import database_url, load_keyring, trust_anchors
-from gateway.domain.errors import ConfigurationError, NotFoundError
+from gateway.domain.errors import ConfigurationError, NotFoundError, ValidationFailedError
 from gateway.settings import Settings
 from gateway.store.audit import verify_stored_chain
 from gateway.store.database import create_engine, create_schema
@@ -168,3 +168,66 @@ async def audit_verify(settings: Settings, jwks_file: Path | None, say: Say) -> 
         f"{report.count} entries checked"
     )
     return False
+
+
+FORMATS = ("canonical", "hk", "macau", "guangdong")
+_JURISDICTION = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
+_DEFAULT_PERSONA = {
+    "hk": "chan-tai-man",
+    "macau": "lei-sio-meng",
+    "guangdong": "chan-tai-man",
+    "canonical": "chan-tai-man",
+}
+
+
+def mappings_check(settings: Settings, *, sandbox_agencies: bool, say: Say) -> bool:
+    """Load and check every matter, field mapping and schema; True when all are sound."""
+    from gateway.mapping.check import check_mappings
+    from gateway.sandbox.agencies import SANDBOX_AGENCIES
+
+    known = [a.id for a in SANDBOX_AGENCIES] if sandbox_agencies else None
+    problems = check_mappings(settings.mappings_dir, known_agencies=known)
+    for line in problems:
+        say(line)
+    say(f"mappings: {len(problems)} problem(s)" if problems else "mappings: all sound")
+    return not problems
+
+
+def _codec(settings: Settings, name: str) -> Any:
+    from gateway.bootstrap import codecs
+
+    return codecs(settings)[_JURISDICTION.get(name, "canonical")]
+
+
+def render(settings: Settings, document: dict[str, Any], fmt: str) -> bytes:
+    """A canonical document in ``fmt``: canonical or Guangdong JSON, or HK / Macau XML."""
+    if fmt in ("canonical", "guangdong"):
+        return json.dumps(document, ensure_ascii=False, indent=2).encode() + b"\n"
+    return _codec(settings, fmt).to_native(document)
+
+
+def mappings_translate(settings: Settings, source: str, target: str, data: bytes) -> bytes:
+    """Translate a document from one format to another through the canonical model."""
+    decoded = _codec(settings, source).decode(data)
+    if decoded.problems:
+        raise ValidationFailedError(
+            f"{len(decoded.problems)} problem(s) found", errors=decoded.problems
+        )
+    return render(settings, decoded.document, target)
+
+
+def mappings_sample(settings: Settings, code: str, fmt: str, persona_id: str | None) -> bytes:
+    """A sample application for a matter that the running sandbox accepts."""
+    from gateway.domain.values import local_date
+    from gateway.mapping.catalog import Catalog
+    from gateway.sandbox.personas import persona
+    from gateway.sandbox.samples import canonical_sample
+
+    matter = Catalog.load(settings.mappings_dir / "matters").get(
+        code, local_date(datetime.now(UTC))
+    )
+    try:
+        applicant = persona(persona_id or _DEFAULT_PERSONA[fmt])
+    except KeyError:
+        raise NotFoundError(f"no persona {persona_id!r}") from None
+    return render(settings, canonical_sample(matter, applicant), fmt)

@@ -1,0 +1,65 @@
+"""Every matter of the catalog: its sample application is accepted by the running sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.operations import mappings_sample
+from gateway.settings import REPO_ROOT
+from tests.conftest import RunningGateway
+from tests.support import send
+
+CODES = sorted(p.stem for p in (REPO_ROOT / "mappings" / "matters").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("code", CODES)
+async def test_the_sample_of_every_matter_is_accepted(gateway: RunningGateway, code: str) -> None:
+    body = mappings_sample(gateway.settings, code, "canonical", "chan-tai-man")
+    answer = await send(
+        gateway.settings, "POST", "/v1/applications", body=body, content_type="application/json"
+    )
+    assert answer.status == 202, answer.body
+    assert answer.json()["status"] == "accepted"
+    assert answer.json()["matter"] == code
+
+
+def test_mappings_check_passes_on_the_shipped_data_and_fails_on_a_broken_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["mappings", "check", "--sandbox-agencies"]) == 0
+    assert "all sound" in capsys.readouterr().out
+
+    import shutil
+
+    broken = tmp_path / "mappings"
+    shutil.copytree(REPO_ROOT / "mappings", broken)
+    matter = broken / "matters" / "11440400MB2C00081P4440120002000.yaml"
+    matter.write_text(
+        matter.read_text("utf-8").replace("promised: {value: 0,", "promised: {value: 9,"), "utf-8"
+    )
+    fields = broken / "fields" / "hk.yaml"
+    fields.write_text(
+        fields.read_text("utf-8").replace("transform: date_dmy", "transform: date_mdy"), "utf-8"
+    )
+    monkeypatch.setenv("GBA_MAPPINGS_DIR", str(broken))
+    assert main(["mappings", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "11440400MB2C00081P4440120002000" in out
+    assert "promised" in out
+    assert "hk.yaml" in out
+    assert "mappings: 2 problem(s)" in out
+
+
+def test_mappings_sample_and_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mappings", "sample", CODES[0], "--format", "guangdong"]) == 0
+    assert json.loads(capsys.readouterr().out)["matter"] == CODES[0]
+    assert main(["mappings", "sample", CODES[0], "--persona", "nobody"]) == 2
+    assert "no persona" in capsys.readouterr().err
+    assert main(["mappings", "report"]) == 0
+    report = capsys.readouterr().out
+    assert "HK" in report
+    assert "MO" in report
