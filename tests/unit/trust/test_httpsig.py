@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from http_sfv import Dictionary, InnerList, Item, Token
 
 from gateway.domain.errors import (
@@ -33,7 +34,6 @@ from gateway.trust.httpsig import (
 )
 from gateway.trust.httpsig_components import ComponentError, component_value
 from gateway.trust.keys import (
-    PrivateKey,
     PublicKey,
     SigningKey,
     VerificationKey,
@@ -268,11 +268,19 @@ def test_rfc9421_vectors_fail_once_a_covered_value_changes(
         verify(signed, resolve_key=_resolver(RFC_KEYS), policy=_rfc_policy(label), now=RFC_NOW)
 
 
+# RFC 9421 Appendix B.1.4 publishes this Ed25519 test key so that implementations can
+# reproduce B.2.6 exactly. It is a public test vector, not a secret; kept here as its raw
+# 32 bytes rather than as a key file, because no private key file is ever committed.
+RFC_TEST_ED25519 = bytes.fromhex("9f8362f87a484a954e6e740c5b4c0e84229139a20aa8ab56ff66586f6a7d29c5")
+
+
 def test_rfc9421_b26_ed25519_signature_is_reproduced_byte_for_byte() -> None:
-    private = serialization.load_pem_private_key(
-        (FIXTURES / "test-key-ed25519.pem").read_bytes(), password=None
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(RFC_TEST_ED25519)
+    published = serialization.load_pem_public_key(
+        (FIXTURES / "test-key-ed25519.pub.pem").read_bytes()
     )
-    assert isinstance(private, PrivateKey)
+    assert isinstance(published, ed25519.Ed25519PublicKey)
+    assert private.public_key().public_bytes_raw() == published.public_bytes_raw()
     key = SigningKey("test-key-ed25519", private, "ed25519")
     params = SignatureParams(
         components=components(
