@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from gateway.cli import main
 from gateway.store.audit import verify_stored_chain, write_checkpoint
-from gateway.store.tables import audit_log, evidence
+from gateway.store.tables import audit_head, audit_log, evidence
 from gateway.trust.audit import seal
 from gateway.web.keys import KEYRING, STORE
 from tests.conftest import RunningGateway
@@ -39,9 +39,12 @@ async def _verify(gateway: RunningGateway):
 
 
 async def _execute(gateway: RunningGateway, *statements: sa.Executable) -> None:
+    """Run the tampering in one transaction, holding the chain head so no append interleaves."""
     async with gateway.app[STORE]() as uow:  # type: ignore[index]
+        conn = uow.applications._conn
+        await conn.execute(sa.select(audit_head.c.seq).with_for_update())
         for statement in statements:
-            await uow.applications._conn.execute(statement)
+            await conn.execute(statement)
         await uow.commit()
 
 
