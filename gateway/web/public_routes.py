@@ -91,6 +91,8 @@ def _jurisdiction(request: web.Request) -> Jurisdiction | None:
     parameters=[
         query("q", "text in any script"),
         query("jurisdiction", "HK, MO or GD"),
+        query("type", "matter type code (01 行政许可, 07 行政确认, 20 公共服务 ...)"),
+        query("channel", "online, counter, kiosk or mobile"),
         query("at", "the date the catalog is read at (YYYY-MM-DD)"),
     ],
     responses={200: ("Matters in force", {"type": "object"}), 422: "Bad query"},
@@ -100,6 +102,10 @@ async def list_matters(request: web.Request) -> web.Response:
     day, jurisdiction = _day(request), _jurisdiction(request)
     text = request.query.get("q", "").strip()
     matters = catalog.search(text, day) if text else catalog.all(day)
+    if "type" in request.query:
+        matters = [m for m in matters if m.matter_type == request.query["type"]]
+    if "channel" in request.query:
+        matters = [m for m in matters if request.query["channel"] in m.channels]
     if jurisdiction is not None:
         matters = [
             m

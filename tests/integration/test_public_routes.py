@@ -80,3 +80,19 @@ async def test_problem_types_are_documented_where_they_point(gateway: RunningGat
     assert "422" in body
     status, _, _ = await _get(gateway, "/problems/..%2F..%2Fpyproject")
     assert status == 404
+
+
+async def test_the_catalog_filters_by_type_and_channel(gateway: RunningGateway) -> None:
+    import json
+
+    _, _, body = await _get(gateway, "/v1/matters")
+    everything = json.loads(body)["items"]
+    assert len(everything) == 10
+    assert all({"zh-Hans", "zh-Hant", "en"} <= set(m["names"]) for m in everything)
+    _, _, body = await _get(gateway, "/v1/matters?type=20")
+    public_services = json.loads(body)["items"]
+    assert public_services
+    assert {m["type"] for m in public_services} == {"20"}
+    assert len(public_services) < len(everything)
+    _, _, body = await _get(gateway, "/v1/matters?channel=kiosk")
+    assert all("kiosk" in m["channels"] for m in json.loads(body)["items"])
