@@ -19,7 +19,7 @@ from bench.steps import translation, trust
 
 RESULTS = Path(__file__).parent / "results"
 SUITE: tuple[tuple[str, str, Callable[[], dict[str, float]]], ...] = (
-    ("translation", "HK XML -> canonical vs lxml parse + XSD validate", translation),
+    ("translation", "HK XML -> canonical vs plain lxml parse + XSD + XPath map", translation),
     ("trust", "trust layer per submission vs 2 P-256 verifies", trust),
     ("audit", "audit chain verify vs bare SHA-256 of the entries", audit_verify_rate),
     ("accept", "signed submissions over HTTP vs a bare aiohttp XML handler", accept_path),

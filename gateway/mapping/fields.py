@@ -1,10 +1,15 @@
-"""Declarative field mappings: native XML -> canonical application.
+"""Declarative field mappings: native XML <-> canonical application.
 
 A mapping file in ``mappings/fields/`` names, for each canonical field (a JSON pointer), the
 XPath it comes from and the transform applied (:mod:`gateway.mapping.transforms`). Lists
-(identity documents, materials) map each matching element through relative fields. Every
-XPath is compiled once at load; a document is checked against its XSD first, then every field
-is mapped, and every problem of both steps is reported together (Art. 19(3)).
+(identity documents, materials) map each matching element through relative fields. A
+document is checked against its XSD first, then every field is mapped, and every problem of
+both steps is reported together (Art. 19(3)).
+
+Decoding (:mod:`gateway.mapping.decode`) reads every simple path of the mapping in one walk
+over the tree (:mod:`gateway.mapping.paths`) and gives what evaluating each ``from`` as XPath
+gives, problems included. :meth:`XmlCodec.to_native` is the reverse direction, from the same
+file (:mod:`gateway.mapping.encode`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from gateway.domain.documents import MESSAGES, Decoded
 from gateway.domain.errors import ConfigurationError, FieldProblem, ValidationFailedError
 from gateway.mapping import transforms
 from gateway.mapping.canonical import encode_envelope
+from gateway.mapping.decode import DecodePlan
+from gateway.mapping.encode import NativeEncoder, schema_order
+from gateway.mapping.paths import SimplePath, parse_simple
 from gateway.mapping.xml import parse_xml
 
 # Schemas are our own reviewed files, but they are parsed as strictly as any input.
@@ -33,20 +41,32 @@ class MappingError(ConfigurationError):
 
 @dataclass(frozen=True, slots=True)
 class FieldRule:
+    """One field: canonical ``pointer`` <- ``source`` through ``transform``.
+
+    ``path`` is set when ``source`` is a simple path, ``xpath`` when it is any other XPath.
+    ``inverse`` is set when the encoder writes the field (a simple path, no constant, and a
+    transform with an inverse).
+    """
+
     pointer: tuple[str, ...]
     source: str
     xpath: etree.XPath | None
     transform: transforms.Transform
     required: bool
     value: str | None = None
+    path: SimplePath | None = None
+    inverse: transforms.Inverse | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ListRule:
+    """Each element ``each`` selects becomes one item of the list at ``pointer``."""
+
     pointer: tuple[str, ...]
     source: str
     each: etree.XPath
     fields: tuple[FieldRule, ...]
+    path: SimplePath | None = None
 
 
 def _split_pointer(pointer: str) -> tuple[str, ...]:
@@ -59,37 +79,44 @@ def _compile_field(spec: Mapping[str, Any], ns: Mapping[str, str]) -> FieldRule:
     transform_spec = spec.get("transform", "text")
     if isinstance(transform_spec, str):
         transform_spec = {"name": transform_spec}
+    source = str(spec.get("from", ""))
     try:
         transform = transforms.build(transform_spec["name"], transform_spec)
-        xpath = etree.XPath(spec["from"], namespaces=dict(ns)) if "from" in spec else None
+        path = parse_simple(source, ns) if "from" in spec else None
+        xpath = etree.XPath(source, namespaces=dict(ns)) if "from" in spec else None
+        # Written by the encoder: a simple path, not a constant (an enum must be one-to-one).
+        encoded = path is not None and "value" not in spec
+        inverse = (
+            transforms.build_inverse(transform_spec["name"], transform_spec) if encoded else None
+        )
     except (ValueError, KeyError, etree.XPathSyntaxError) as exc:
         raise MappingError(f"field {spec.get('to')!r}: {exc}") from exc
     if xpath is None and "value" not in spec:
         raise MappingError(f"field {spec.get('to')!r} needs 'from' or 'value'")
     return FieldRule(
         pointer=_split_pointer(str(spec["to"])),
-        source=str(spec.get("from", "")),
-        xpath=xpath,
+        source=source,
+        xpath=None if path is not None else xpath,
         transform=transform,
         required=bool(spec.get("required", False)),
         value=spec.get("value"),
+        path=path,
+        inverse=inverse,
     )
 
 
-def _set(target: dict[str, Any], pointer: tuple[str, ...], value: Any) -> None:
-    node = target
-    for part in pointer[:-1]:
-        node = node.setdefault(part, {})
-    node[pointer[-1]] = value
-
-
-def _first_text(found: Any) -> str | None:
-    if isinstance(found, list):
-        found = found[0] if found else None
-    if found is None:
-        return None
-    text = found.text if isinstance(found, etree._Element) else str(found)
-    return text if text and text.strip() else None
+def _compile_list(spec: Mapping[str, Any], ns: Mapping[str, str]) -> ListRule:
+    try:
+        path = parse_simple(str(spec["each"]), ns)
+    except ValueError as exc:
+        raise MappingError(f"list {spec.get('to')!r}: {exc}") from exc
+    return ListRule(
+        pointer=_split_pointer(str(spec["to"])),
+        source=str(spec["each"]),
+        each=etree.XPath(spec["each"], namespaces=dict(ns)),
+        fields=tuple(_compile_field(f, ns) for f in spec["fields"]),
+        path=path if path is not None and path.attribute is None else None,
+    )
 
 
 class XmlCodec:
@@ -105,6 +132,9 @@ class XmlCodec:
         schema: etree.XMLSchema | None,
         fields: tuple[FieldRule, ...],
         lists: tuple[ListRule, ...],
+        *,
+        namespaces: Mapping[str, str] | None = None,
+        order: Mapping[tuple[str, ...], Mapping[str, int]] | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.version = version
@@ -112,6 +142,8 @@ class XmlCodec:
         self._schema = schema
         self._fields = fields
         self._lists = lists
+        self._plan = DecodePlan(fields, lists, namespaces or {})
+        self._encoder = NativeEncoder(root, schema, fields, lists, namespaces or {}, order)
 
     @classmethod
     def load(cls, path: Path, jurisdiction: str) -> XmlCodec:
@@ -119,23 +151,20 @@ class XmlCodec:
         try:
             spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
             ns = spec.get("namespaces", {})
-            schema = None
+            schema = order = None
             if spec.get("schema"):
                 schema_path = path.parent.parent / "schemas" / spec["schema"]
-                schema = etree.XMLSchema(etree.parse(str(schema_path), _SCHEMA_PARSER))
+                schema_doc = etree.parse(str(schema_path), _SCHEMA_PARSER)
+                schema = etree.XMLSchema(schema_doc)
+                order = schema_order(schema_doc.getroot())
             fields = tuple(_compile_field(f, ns) for f in spec.get("fields", ()))
-            lists = tuple(
-                ListRule(
-                    pointer=_split_pointer(str(item["to"])),
-                    source=str(item["each"]),
-                    each=etree.XPath(item["each"], namespaces=ns),
-                    fields=tuple(_compile_field(f, ns) for f in item["fields"]),
-                )
-                for item in spec.get("lists", ())
-            )
+            lists = tuple(_compile_list(item, ns) for item in spec.get("lists", ()))
             prefix, _, local = str(spec["root"]).rpartition(":")
             root = etree.QName(ns.get(prefix) or None, local)
             version = str(spec["version"])
+            return cls(
+                jurisdiction, version, root.text, schema, fields, lists, namespaces=ns, order=order
+            )
         except MappingError as exc:
             raise MappingError(f"{path.name}: {exc.detail}") from exc
         except (
@@ -145,11 +174,21 @@ class XmlCodec:
             KeyError,
             TypeError,
             AttributeError,
+            ValueError,
         ) as exc:
             raise MappingError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
-        return cls(jurisdiction, version, root.text, schema, fields, lists)
 
     def decode(self, body: bytes) -> Decoded:
+        """The canonical document of ``body``, or ValidationFailedError with every problem."""
+        document, problems = self.translate(body)
+        if problems:
+            raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
+        return Decoded(document, self.version)
+
+    def translate(self, body: bytes) -> tuple[dict[str, Any], list[FieldProblem]]:
+        """What :meth:`decode` finds, without raising for problems: the canonical document
+        as far as it maps, and the schema and field problems (MalformedBodyError and a wrong
+        root element still raise)."""
         root = parse_xml(body)
         if root.tag != self._root:
             raise ValidationFailedError(
@@ -157,20 +196,16 @@ class XmlCodec:
                 errors=[FieldProblem("schema", MESSAGES["schema"], xpath="/")],
             )
         problems = self._schema_problems(root)
-        document: dict[str, Any] = {}
-        for rule in self._fields:
-            self._apply(rule, root, document, rule.source, problems)
-        for lst in self._lists:
-            items = []
-            for i, element in enumerate(lst.each(root), start=1):
-                item: dict[str, Any] = {}
-                for rule in lst.fields:
-                    self._apply(rule, element, item, f"{lst.source}[{i}]/{rule.source}", problems)
-                items.append(item)
-            _set(document, lst.pointer, items)
-        if problems:
-            raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
-        return Decoded(document, self.version)
+        return self._plan.run(root, problems), problems
+
+    def to_native(self, document: Mapping[str, Any]) -> bytes:
+        """The canonical ``document`` as this jurisdiction's XML (UTF-8, with declaration).
+
+        Written from the same mapping file, in the XSD's element order, and checked against
+        the XSD: every problem (a value the reverse transform refuses, a required field that
+        is missing, a schema violation) is reported together in a ValidationFailedError.
+        """
+        return self._encoder.encode(document)
 
     def encode(self, document: Mapping[str, Any], envelope: Mapping[str, Any]) -> tuple[bytes, str]:
         """Forwards to this jurisdiction's agencies carry the canonical JSON envelope."""
@@ -184,23 +219,5 @@ class XmlCodec:
             for entry in self._schema.error_log
         ]
 
-    @staticmethod
-    def _apply(
-        rule: FieldRule,
-        context: etree._Element,
-        target: dict[str, Any],
-        where: str,
-        problems: list[FieldProblem],
-    ) -> None:
-        raw = rule.value if rule.xpath is None else _first_text(rule.xpath(context))
-        if raw is None:
-            if rule.required:
-                problems.append(FieldProblem("required", MESSAGES["required"], xpath=where))
-            return
-        try:
-            _set(target, rule.pointer, rule.transform(raw))
-        except transforms.TransformError as exc:
-            problems.append(FieldProblem(exc.code, MESSAGES[exc.code], xpath=where))
 
-
-__all__ = ["MappingError", "XmlCodec"]
+__all__ = ["FieldRule", "ListRule", "MappingError", "XmlCodec"]

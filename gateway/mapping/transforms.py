@@ -15,6 +15,14 @@ an unknown transform fails to load.
 ``enum``        a code-list map (``map`` argument); unknown codes are problems
 ``decimal``     a money or quantity amount with at most two decimals
 =============== ==============================================================
+
+:func:`build_inverse` gives the reverse direction (canonical value -> native text) used by
+:mod:`gateway.mapping.encode`: ``text``, ``upper`` and ``decimal`` write the value as it is,
+``date_dmy`` writes ``DD/MM/YYYY``, ``e164`` the international form with a space after the
+country code (``+852 9123 4567``), ``id_compact`` the printed form of HKID and Macao BIR
+numbers (``A123456(3)``, ``1234567(8)``; other numbers as they are) and ``enum`` the reverse
+code list, which must be one-to-one. ``hk2s`` and ``s2hk`` have no inverse: the fields they
+fill are derived from the original-script field, which is the one written.
 """
 
 from __future__ import annotations
@@ -37,13 +45,17 @@ class TransformError(ValueError):
 
 Transform = Callable[[str], Any]
 
-_SPACES = re.compile(r"\s+")
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _COUNTRY_CODES = {"HK": "852", "MO": "853", "GD": "86"}
 
 
 def _text(value: str) -> str:
-    return _SPACES.sub(" ", value).strip()
+    # str.split() and re's \s use the same Unicode whitespace: this equals \s+ -> " ", strip.
+    return " ".join(value.split())
+
+
+def _upper(value: str) -> str:
+    return " ".join(value.split()).upper()
 
 
 def _date_dmy(value: str) -> str:
@@ -61,15 +73,26 @@ def _converter(config: str) -> opencc.OpenCC:
     return opencc.OpenCC(config)
 
 
+TEXT: Transform = _text
+"""The ``text`` transform (the decoder runs it inline)."""
+UPPER: Transform = _upper
+"""The ``upper`` transform (the decoder runs it inline)."""
+
+
 def _script(config: str) -> Transform:
-    return lambda value: _converter(config).convert(_text(value))
+    convert = _converter(config).convert
+    return lambda value: convert(" ".join(value.split()))
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s\-().]")
+_ID_PUNCTUATION = re.compile(r"[\s\-()]")
 
 
 def _e164(country: str) -> Transform:
     prefix = _COUNTRY_CODES[country]
 
     def convert(value: str) -> str:
-        digits = re.sub(r"[\s\-().]", "", value)
+        digits = _PHONE_PUNCTUATION.sub("", value)
         if digits.startswith("+"):
             number = digits[1:]
         elif digits.startswith("00"):
@@ -84,7 +107,7 @@ def _e164(country: str) -> Transform:
 
 
 def _id_compact(value: str) -> str:
-    return re.sub(r"[\s\-()]", "", value).upper()
+    return _ID_PUNCTUATION.sub("", value).upper()
 
 
 def _enum(table: Mapping[str, str]) -> Transform:
@@ -114,7 +137,7 @@ def build(name: str, options: Mapping[str, Any]) -> Transform:
     if name == "text":
         return _text
     if name == "upper":
-        return lambda v: _text(v).upper()
+        return _upper
     if name == "date_dmy":
         return _date_dmy
     if name in ("hk2s", "s2hk"):
@@ -127,4 +150,100 @@ def build(name: str, options: Mapping[str, Any]) -> Transform:
         return _enum(dict(options["map"]))
     if name == "decimal":
         return _decimal
+    raise ValueError(f"unknown transform {name!r}")
+
+
+# --- the reverse direction: canonical value -> native text -----------------------------------
+
+Inverse = Callable[[str, Mapping[str, Any]], str]
+"""Canonical value and the canonical object holding it (a list item, or the document)."""
+
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_E164 = re.compile(r"^\+(\d{8,15})$")
+# Printed with the check character in parentheses (IdentityDocument.display does the same).
+_PRINTED_WITH_CHECK = {
+    "HKID": re.compile(r"^[A-Z]{1,2}\d{6}[0-9A]$"),
+    "MO_BIR": re.compile(r"^\d{8}$"),
+}
+
+
+def _as_is(value: str, _: Mapping[str, Any]) -> str:
+    return value
+
+
+def _dmy_from_iso(value: str, _: Mapping[str, Any]) -> str:
+    m = _ISO_DATE.match(value)
+    try:
+        day = date(int(m[1]), int(m[2]), int(m[3])) if m else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise TransformError("invalid_date")
+    return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+
+
+def _international(value: str, _: Mapping[str, Any]) -> str:
+    m = _E164.match(value)
+    if not m:
+        raise TransformError("invalid_phone")
+    number = m[1]
+    for code in _COUNTRY_CODES.values():
+        if number.startswith(code):
+            local = number[len(code) :]
+            if len(local) == 8:
+                local = f"{local[:4]} {local[4:]}"
+            return f"+{code} {local}"
+    return value
+
+
+def _printed_id(value: str, holder: Mapping[str, Any]) -> str:
+    pattern = _PRINTED_WITH_CHECK.get(str(holder.get("type")))
+    if pattern is not None and pattern.match(value):
+        return f"{value[:-1]}({value[-1]})"
+    return value
+
+
+def _amount(value: str, _: Mapping[str, Any]) -> str:
+    _decimal(value)  # refuse what the decoder would refuse, with the same problem code
+    return value
+
+
+def _reverse_enum(table: Mapping[str, str]) -> Inverse:
+    reverse: dict[str, str] = {}
+    for code, canonical in table.items():
+        if canonical in reverse:
+            raise ValueError(
+                f"enum map is not one-to-one: {reverse[canonical]!r} and {code!r} both give"
+                f" {canonical!r}, so {canonical!r} cannot be encoded"
+            )
+        reverse[str(canonical)] = str(code)
+
+    def convert(value: str, _: Mapping[str, Any]) -> str:
+        try:
+            return reverse[value]
+        except KeyError:
+            raise TransformError("unknown_code") from None
+
+    return convert
+
+
+def build_inverse(name: str, options: Mapping[str, Any]) -> Inverse | None:
+    """The reverse of transform ``name``; None for derived fields (``hk2s``, ``s2hk``).
+
+    ValueError for unknown names and for an ``enum`` map that is not one-to-one.
+    """
+    if name in ("text", "upper"):
+        return _as_is
+    if name == "date_dmy":
+        return _dmy_from_iso
+    if name in ("hk2s", "s2hk"):
+        return None
+    if name == "e164":
+        return _international
+    if name == "id_compact":
+        return _printed_id
+    if name == "enum":
+        return _reverse_enum(dict(options["map"]))
+    if name == "decimal":
+        return _amount
     raise ValueError(f"unknown transform {name!r}")
