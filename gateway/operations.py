@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.bootstrap import database_url, load_keyring, trust_anchors
+from gateway.domain.documents import problem
 from gateway.domain.errors import ConfigurationError, NotFoundError, ValidationFailedError
 from gateway.settings import Settings
 from gateway.store.audit import verify_stored_chain
@@ -203,7 +204,17 @@ def render(settings: Settings, document: dict[str, Any], fmt: str) -> bytes:
     """A canonical document in ``fmt``: canonical or Guangdong JSON, or HK / Macau XML."""
     if fmt in ("canonical", "guangdong"):
         return json.dumps(document, ensure_ascii=False, indent=2).encode() + b"\n"
-    return _codec(settings, fmt).to_native(document)
+    codec = _codec(settings, fmt)
+    native = codec.to_native(document)
+    carried = codec.decode(native).document.get("particulars", {})
+    lost = sorted(set(document.get("particulars", {})) - set(carried))
+    if lost:  # never hand out a document that silently dropped what the matter needs
+        raise ValidationFailedError(
+            f"the {fmt} format cannot carry {len(lost)} particular(s) of this matter; "
+            "use --format canonical or guangdong",
+            errors=[problem(f"/particulars/{name}", "not_in_format") for name in lost],
+        )
+    return native
 
 
 def mappings_translate(settings: Settings, source: str, target: str, data: bytes) -> bytes:

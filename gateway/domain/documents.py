@@ -76,6 +76,9 @@ MESSAGES: dict[str, Localized] = {
         "The certificate chain does not lead to a trust anchor of the agency's jurisdiction",
     ),
     "invalid_value": Localized("欄位的值無效", "字段的值无效", "The value is not valid"),
+    "not_in_format": Localized(
+        "此格式無法承載該欄位", "此格式无法承载该字段", "This format cannot carry the field"
+    ),
     "reasons_required": Localized(
         "不予批准必須說明理由", "不予批准必须说明理由", "A rejection must state its reasons"
     ),

@@ -7,6 +7,7 @@ from base64 import b64encode
 from datetime import date
 from typing import Any
 
+import opencc
 from lxml import etree
 
 from gateway.domain.matters import MaterialRule, Matter
@@ -76,6 +77,10 @@ _SAMPLE_VALUES = {
 }
 
 
+def _convert(config: str, text: str) -> str:
+    return opencc.OpenCC(config).convert(text)
+
+
 def _phone(persona: Persona) -> str:
     digits = "".join(ch for ch in persona.phone if ch.isdigit())
     return f"+{_COUNTRY[persona.jurisdiction]}{digits}"
@@ -100,8 +105,11 @@ def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
     digest of a synthetic file), materials that a commitment may replace are committed to,
     and materials obtainable by data sharing are not asked for (Art. 19(5)).
     """
+    simplified = persona.jurisdiction == "GD"
     names: dict[str, str] = {
         "original": persona.name_original,
+        "zh-Hans": persona.name_original if simplified else _convert("hk2s", persona.name_original),
+        "zh-Hant": _convert("s2hk", persona.name_original) if simplified else persona.name_original,
         "latin": f"{persona.family_name_latin} {persona.given_names_latin}",
         "family_name_latin": persona.family_name_latin,
         "given_names_latin": persona.given_names_latin,

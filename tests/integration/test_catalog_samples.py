@@ -63,3 +63,32 @@ def test_mappings_sample_and_report(capsys: pytest.CaptureFixture[str]) -> None:
     report = capsys.readouterr().out
     assert "HK" in report
     assert "MO" in report
+
+
+@pytest.mark.parametrize(("fmt", "agency"), [("hk", "hk-ird"), ("macau", "mo-dsf")])
+async def test_native_samples_are_accepted_from_their_jurisdiction(
+    gateway: RunningGateway, fmt: str, agency: str
+) -> None:
+    code = "11440400MB2C00081P4440120002000"  # the matter both native formats can carry
+    body = mappings_sample(gateway.settings, code, fmt, None)
+    answer = await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=body,
+        content_type="application/xml",
+        agency=agency,
+    )
+    assert answer.status == 202, answer.body
+    assert answer.json()["status"] == "accepted"
+
+
+def test_a_native_sample_that_would_drop_particulars_is_refused() -> None:
+    from gateway.domain.errors import ValidationFailedError
+    from gateway.settings import load_settings
+
+    with pytest.raises(ValidationFailedError) as refused:
+        mappings_sample(
+            load_settings(environ={}, mode="sandbox"), "11440100MB2C0004143440120003000", "hk", None
+        )
+    assert {e.code for e in refused.value.errors} == {"not_in_format"}
