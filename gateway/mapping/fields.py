@@ -179,11 +179,10 @@ class XmlCodec:
             raise MappingError(f"{path.name}: {type(exc).__name__}: {exc}") from exc
 
     def decode(self, body: bytes) -> Decoded:
-        """The canonical document of ``body``, or ValidationFailedError with every problem."""
+        """The canonical document of ``body`` as far as it maps, with every schema and field
+        problem found (the use case adds the business-rule problems and answers once)."""
         document, problems = self.translate(body)
-        if problems:
-            raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
-        return Decoded(document, self.version)
+        return Decoded(document, self.version, tuple(problems))
 
     def translate(self, body: bytes) -> tuple[dict[str, Any], list[FieldProblem]]:
         """What :meth:`decode` finds, without raising for problems: the canonical document

@@ -156,3 +156,17 @@ async def test_schema_and_business_problems_come_in_one_answer(gateway: RunningG
     } <= found
     assert len(problem["errors"]) == len(found)  # each problem once
     await _nothing_stored(gateway)
+
+
+async def test_xml_mapping_and_business_problems_come_in_one_answer(
+    gateway: RunningGateway,
+) -> None:
+    xml = sample_xml().replace(b"15/03/1988", b"31/02/1988").replace(b"A123456(3)", b"A123456(7)")
+    answer = await send(
+        gateway.settings, "POST", "/v1/applications", body=xml, content_type="application/xml"
+    )
+    problem = _assert_problem(answer, 422, "validation-failed")
+    found = {(e.get("xpath") or e.get("pointer"), e["code"]) for e in problem["errors"]}
+    assert ("h:Applicant/h:DateOfBirth", "invalid_date") in found  # from the mapping
+    assert ("/applicant/documents/0/number", "invalid_document") in found  # a business rule
+    await _nothing_stored(gateway)

@@ -165,11 +165,8 @@ def test_hk_document_with_several_errors_reports_every_problem_at_once(
     body = _edit(body, '<Document type="HRP">', '<Document type="PASSPORT">')
     body = _edit(body, "<Phone>9123 4567</Phone>", "<Phone>9123 ABCD</Phone>")
 
-    with pytest.raises(ValidationFailedError) as info:
-        hk_codec.decode(body.encode("utf-8"))
+    errors = hk_codec.decode(body.encode("utf-8")).problems
 
-    errors = info.value.errors
-    assert info.value.detail == "4 problem(s) found"
     assert len(errors) == 4
     assert _where(errors) == {
         # the schema refuses the unknown document type (2nd Document of IdentityDocuments) ...
@@ -179,7 +176,6 @@ def test_hk_document_with_several_errors_reports_every_problem_at_once(
         ("invalid_phone", "h:Applicant/h:Phone"),
         ("unknown_code", "h:Applicant/h:IdentityDocuments/h:Document[2]/@type"),
     }
-    assert info.value.status == 422
 
 
 def test_macau_document_with_several_errors_reports_every_problem_at_once(
@@ -193,11 +189,10 @@ def test_macau_document_with_several_errors_reports_every_problem_at_once(
         body, '<Capital moeda="MOP">80000.5</Capital>', '<Capital moeda="MOP">12.345</Capital>'
     )
 
-    with pytest.raises(ValidationFailedError) as info:
-        macau_codec.decode(body.encode("utf-8"))
+    errors = macau_codec.decode(body.encode("utf-8")).problems
 
-    assert len(info.value.errors) == 5
-    assert _where(info.value.errors) == {
+    assert len(errors) == 5
+    assert _where(errors) == {
         # Documentos where DataNascimento was expected
         ("schema", "/*/*[2]/*[3]"),
         ("required", "m:Requerente/m:DataNascimento"),
@@ -347,14 +342,12 @@ def test_xinclude_is_never_expanded_by_the_parser(secret: Path) -> None:
 def test_xinclude_element_fails_the_schema_and_nothing_is_included(
     secret: Path, hk_codec: XmlCodec
 ) -> None:
-    with pytest.raises((ValidationFailedError, MalformedBodyError)) as info:
-        hk_codec.decode(_with_xinclude(secret))
+    decoded = hk_codec.decode(_with_xinclude(secret))
 
-    assert isinstance(info.value, ValidationFailedError)
     # the schema refuses an element inside Email (the 6th child of Applicant)
-    assert _where(info.value.errors) == {("schema", "/*/*[2]/*[6]")}
-    assert "S3CRET" not in str(info.value)
-    assert "S3CRET" not in repr([p.as_dict() for p in info.value.errors])
+    assert _where(decoded.problems) == {("schema", "/*/*[2]/*[6]")}
+    assert "S3CRET" not in repr(decoded.document)
+    assert "S3CRET" not in repr([p.as_dict() for p in decoded.problems])
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
