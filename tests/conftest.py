@@ -16,9 +16,18 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from gateway.bootstrap import Overrides, create_app
 from gateway.settings import Settings, load_settings
+
+# No per-example deadline: this machine is shared, and a slow example is not a wrong one.
+# No example database: runs leave nothing behind in the work tree.
+hypothesis_settings.register_profile(
+    "gba", deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("gba")
 
 POSTGRES_DSN_ENV = "GBA_TEST_POSTGRES_DSN"
 
