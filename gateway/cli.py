@@ -234,6 +234,11 @@ def _evidence_commands(commands: Any) -> None:
         type=Path,
         help="key set to check checkpoints with (default: the gateway's own key directory)",
     )
+    audit_verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        help="checkpoints kept outside the database (the JSON of /v1/audit/checkpoints)",
+    )
 
 
 def banner(settings: Settings) -> str:
@@ -342,7 +347,7 @@ def _operate(args: argparse.Namespace) -> int:
         return 0
     settings = load_settings(args.config, mode="sandbox" if args.sandbox else None)
     if args.command == "audit":
-        intact = asyncio.run(operations.audit_verify(settings, args.jwks, print))
+        intact = asyncio.run(operations.audit_verify(settings, args.jwks, print, args.checkpoints))
         return 0 if intact else 1
     if args.agencies_command == "list":
         return _run(operations.agencies_list(settings, print))

@@ -150,15 +150,25 @@ async def agencies_rotate(
     )
 
 
-async def audit_verify(settings: Settings, jwks_file: Path | None, say: Say) -> bool:
-    """Verify the stored audit chain against its signed checkpoints; True when intact."""
+async def audit_verify(
+    settings: Settings, jwks_file: Path | None, say: Say, checkpoints_file: Path | None = None
+) -> bool:
+    """Verify the stored audit chain against its signed checkpoints; True when intact.
+
+    ``checkpoints_file`` holds checkpoints kept elsewhere (as served by
+    ``/v1/audit/checkpoints``); they are checked too.
+    """
+    archived: list[str] = []
+    if checkpoints_file is not None:
+        served = json.loads(await asyncio.to_thread(checkpoints_file.read_text, "utf-8"))
+        archived = [item["token"] for item in served.get("items", [])]
     if jwks_file is not None:
         jwks = json.loads(await asyncio.to_thread(jwks_file.read_text, "utf-8"))
     else:
         jwks = load_keyring(settings).jwks()
     store = await _store(settings)
     try:
-        report = await verify_stored_chain(store, jwks)
+        report = await verify_stored_chain(store, jwks, archived)
     finally:
         await store.engine.dispose()
     if report.ok:

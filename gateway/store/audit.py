@@ -9,7 +9,7 @@ every gateway process, and a transaction that rolls back leaves no audit entry b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -135,6 +135,16 @@ class SqlAudit:
         )
         return [str(r.token) for r in rows]
 
+    async def recent_checkpoints(self, limit: int) -> list[dict[str, Any]]:
+        """The newest checkpoints, newest first, for partners to keep (publication)."""
+        rows = await self._conn.execute(
+            audit_checkpoints.select().order_by(audit_checkpoints.c.seq.desc()).limit(limit)
+        )
+        return [
+            {"seq": int(r.seq), "head": r.head, "at": r.at.isoformat(), "token": r.token}
+            for r in rows
+        ]
+
 
 async def write_checkpoint(store: Any, key: SigningKey, now: datetime) -> int | None:
     """Sign the chain's head if it moved since the last checkpoint; the seq signed, or None."""
@@ -148,15 +158,22 @@ async def write_checkpoint(store: Any, key: SigningKey, now: datetime) -> int | 
     return seq if written else None
 
 
-async def verify_stored_chain(store: Any, jwks: Mapping[str, Any]) -> ChainReport:
+async def verify_stored_chain(
+    store: Any, jwks: Mapping[str, Any], archived: Sequence[str] = ()
+) -> ChainReport:
     """Verify the stored chain and its signed checkpoints in constant memory.
+
+    ``archived`` are checkpoint tokens kept outside this database (partners fetch them from
+    ``/v1/audit/checkpoints``): they catch a rewrite that also replaced the stored ones.
 
     The hashing runs in a worker thread; it pulls the entries batch by batch from the
     event loop, so a chain of millions of entries is never held in memory at once.
     """
     loop = asyncio.get_running_loop()
     async with store() as uow:
-        checkpoints = [verify_checkpoint(t, jwks) for t in await uow.audit.checkpoint_tokens()]
+        tokens = [*await uow.audit.checkpoint_tokens(), *archived]
+        unique = {(c.seq, c.head): c for c in (verify_checkpoint(t, jwks) for t in tokens)}
+        checkpoints = sorted(unique.values(), key=lambda c: c.seq)
         batches = uow.audit.entries()
 
         def entries() -> Iterator[StoredEntry]:

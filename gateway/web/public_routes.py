@@ -15,7 +15,7 @@ from gateway.domain.errors import NotFoundError, NotReadyError, ValidationFailed
 from gateway.domain.matters import Matter
 from gateway.domain.values import Jurisdiction, local_date
 from gateway.settings import REPO_ROOT
-from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS
+from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS, STORE
 from gateway.web.openapi import build_document, operation, query
 from gateway.web.problems import json_response
 
@@ -125,6 +125,30 @@ async def list_matters(request: web.Request) -> web.Response:
 async def get_matter(request: web.Request) -> web.Response:
     matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
     return json_response(matter_json(matter, _jurisdiction(request)))
+
+
+@routes.get("/v1/audit/checkpoints")
+@operation(
+    summary="The newest signed audit checkpoints, for partners to keep outside the gateway",
+    tag="audit",
+    parameters=[
+        query("limit", "how many, newest first (1-1000, default 100)", {"type": "integer"})
+    ],
+    responses={
+        200: ("Checkpoints (JWS, typ gba-audit-checkpoint+jwt)", {"type": "object"}),
+        422: "Bad limit",
+    },
+)
+async def audit_checkpoints(request: web.Request) -> web.Response:
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+    except ValueError:
+        raise ValidationFailedError(
+            "limit must be an integer", errors=[problem("/limit", "wrong_type")]
+        ) from None
+    async with request.app[STORE]() as uow:
+        items = await uow.audit.recent_checkpoints(limit)
+    return json_response({"items": items, "next": None})
 
 
 @routes.get("/.well-known/jwks.json")

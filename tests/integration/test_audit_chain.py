@@ -10,12 +10,13 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 
 from gateway.cli import main
 from gateway.store.audit import verify_stored_chain, write_checkpoint
-from gateway.store.tables import audit_head, audit_log, evidence
+from gateway.store.tables import audit_checkpoints, audit_head, audit_log, evidence
 from gateway.trust.audit import seal
 from gateway.web.keys import KEYRING, STORE
 from tests.conftest import RunningGateway
@@ -23,6 +24,8 @@ from tests.support import sample_xml, send
 
 
 async def _submitted(gateway: RunningGateway, count: int = 2) -> None:
+    """Submit and wait until every case is decided, so nothing appends while we tamper."""
+    ids = []
     for _ in range(count):
         answer = await send(
             gateway.settings,
@@ -32,6 +35,15 @@ async def _submitted(gateway: RunningGateway, count: int = 2) -> None:
             content_type="application/xml",
         )
         assert answer.status == 202
+        ids.append(answer.json()["application_id"])
+    for application_id in ids:
+        for _ in range(200):
+            view = await send(gateway.settings, "GET", f"/v1/applications/{application_id}")
+            if view.json()["status"] == "approved":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the sandbox agency never decided")
 
 
 async def _verify(gateway: RunningGateway):
@@ -171,3 +183,44 @@ async def test_the_audit_verify_command(
     await _execute(gateway, audit_log.delete().where(audit_log.c.seq == 2))
     assert await asyncio.to_thread(main, ["audit", "verify", "--config", str(config)]) == 1
     assert "BROKEN at seq 2: deleted" in capsys.readouterr().out
+
+
+async def test_archived_checkpoints_catch_a_rewrite_that_replaced_the_stored_ones(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    await _submitted(gateway, count=1)
+    signed = await write_checkpoint(
+        gateway.app[STORE],
+        gateway.app[KEYRING].current("seal"),  # type: ignore[index]
+        (await _rows(gateway))[-1].at,
+    )
+    assert signed is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url + "/v1/audit/checkpoints") as response,
+    ):
+        published = await response.json()
+    assert published["items"][0]["seq"] == signed
+    archive = tmp_path / "checkpoints.json"
+    archive.write_text(json.dumps(published))
+
+    rows = await _rows(gateway)
+    prev, rewrite = rows[0].hash, [audit_checkpoints.delete()]  # the attacker drops them too
+    for row in rows[1:]:
+        data = json.loads(row.entry)["data"]
+        forged = seal(row.seq, row.at, row.kind, "forger", row.subject, data, prev)
+        prev = forged.hash
+        rewrite.append(
+            audit_log.update()
+            .where(audit_log.c.seq == row.seq)
+            .values(entry=forged.entry, hash=forged.hash, actor="forger")
+        )
+    await _execute(gateway, *rewrite)
+
+    assert (await _verify(gateway)).ok  # the database alone can no longer tell
+    report = await verify_stored_chain(
+        gateway.app[STORE],
+        gateway.app[KEYRING].jwks(),  # type: ignore[index]
+        [item["token"] for item in published["items"]],
+    )
+    assert (report.problem, report.seq) == ("checkpoint", signed)
