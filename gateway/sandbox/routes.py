@@ -15,10 +15,8 @@ from gateway.domain.documents import problem
 from gateway.domain.errors import (
     ConflictError,
     NotFoundError,
-    UnsupportedMediaTypeError,
     ValidationFailedError,
 )
-from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.personas import PERSONAS
 from gateway.trust.certificates import TrustAnchors
@@ -26,7 +24,7 @@ from gateway.trust.registry import KeySpec, registration
 from gateway.web.auth import read_body
 from gateway.web.keys import DEPENDENCIES, STORE
 from gateway.web.openapi import operation
-from gateway.web.problems import json_response
+from gateway.web.problems import json_object, json_response
 
 PARTNERS = web.AppKey("sandbox_partners", SandboxPartners)
 ANCHORS = web.AppKey("sandbox_anchors", TrustAnchors)
@@ -134,13 +132,7 @@ _REGISTRATION = {
     sandbox_only=True,
 )
 async def register_agency(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaTypeError("a registration is application/json")
-    body = loads_strict(await read_body(request))
-    if not isinstance(body, dict):
-        raise ValidationFailedError(
-            "a registration is a JSON object", errors=[problem("", "wrong_type")]
-        )
+    body = json_object(await read_body(request), request.content_type, "a registration")
     spec = {**body, "keys": [_key_entry(k) for k in body.get("keys") or []]}
     deps = request.app[DEPENDENCIES]
     now = deps.clock.now()

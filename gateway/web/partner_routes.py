@@ -8,14 +8,13 @@ from aiohttp import web
 
 from gateway.domain.commands import RecordDecision, SubmitApplication
 from gateway.domain.documents import problem
-from gateway.domain.errors import FieldProblem, UnsupportedMediaTypeError, ValidationFailedError
-from gateway.mapping.canonical import loads_strict
+from gateway.domain.errors import FieldProblem, ValidationFailedError
 from gateway.services import handlers, queries
 from gateway.services.ports import StoredResponse
 from gateway.web.auth import authenticate
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
-from gateway.web.problems import json_response
+from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
 
@@ -133,13 +132,8 @@ async def get_application(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-def _decision_of(body: bytes) -> tuple[str, tuple[str, ...]]:
-    data: Any = loads_strict(body)
+def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     problems: list[FieldProblem] = []
-    if not isinstance(data, dict):
-        raise ValidationFailedError(
-            "a decision is a JSON object", errors=[problem("", "wrong_type")]
-        )
     decision = data.get("decision")
     if decision not in ("approved", "rejected"):
         problems.append(problem("/decision", "required"))
@@ -170,9 +164,7 @@ def _decision_of(body: bytes) -> tuple[str, tuple[str, ...]]:
 )
 async def post_decision(request: web.Request) -> web.Response:
     signed = await authenticate(request, require_idempotency=True)
-    if signed.media_type != "application/json":
-        raise UnsupportedMediaTypeError("a decision is application/json")
-    decision, reasons = _decision_of(signed.body)
+    decision, reasons = _decision_of(json_object(signed.body, signed.media_type, "a decision"))
     assert signed.idempotency_key is not None
     stored = await handlers.record_decision(
         RecordDecision(

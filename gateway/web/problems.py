@@ -17,6 +17,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.domain import errors as e
+from gateway.domain.documents import problem
+from gateway.mapping.canonical import loads_strict
 from gateway.web.keys import METRICS, REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
@@ -98,3 +100,15 @@ def json_response(
     return web.json_response(
         data, status=status, headers=headers, dumps=partial(json.dumps, ensure_ascii=False)
     )
+
+
+def json_object(body: bytes, media_type: str, what: str) -> dict[str, Any]:
+    """A request body that must be one JSON object (``what`` names it in the problem)."""
+    if media_type != "application/json":
+        raise e.UnsupportedMediaTypeError(f"{what} is application/json")
+    data = loads_strict(body)
+    if not isinstance(data, dict):
+        raise e.ValidationFailedError(
+            f"{what} is a JSON object", errors=[problem("", "wrong_type")]
+        )
+    return data
