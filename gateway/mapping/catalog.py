@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import opencc
-import yaml
 
 from gateway.domain.errors import UnknownMatterError
 from gateway.domain.matters import (
@@ -44,6 +43,7 @@ from gateway.domain.matters import (
 )
 from gateway.domain.values import Channel, Jurisdiction, MatterCode
 from gateway.mapping.fields import MappingError
+from gateway.mapping.files import read_yaml_mapping
 
 GUANGDONG_CATALOGUE = "44"  # owner of the basic code (domain.md §1.2)
 MATTER_TYPES = frozenset({f"{n:02d}" for n in range(1, 11)} | {"20"})  # domain.md §1.3
@@ -389,13 +389,9 @@ def read_catalog(directory: Path) -> tuple[list[MatterVersion], list[str]]:
     versions: list[MatterVersion] = []
     problems: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
-        try:
-            spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            problems.append(f"{path.name}: cannot be read: {type(exc).__name__}: {exc}")
-            continue
-        if not isinstance(spec, dict):
-            problems.append(f"{path.name}: is not a mapping of matter fields")
+        spec, reason = read_yaml_mapping(path)
+        if spec is None:
+            problems.append(f"{path.name}: {reason}")
             continue
         if str(spec.get("code")) != path.stem:
             problems.append(f"{path.name}: the file is not named after its code {spec.get('code')}")

@@ -15,14 +15,15 @@ An empty list means all is well.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-import yaml
 from lxml import etree
 
 from gateway.mapping.catalog import read_catalog
 from gateway.mapping.fields import MappingError, XmlCodec
+from gateway.mapping.files import read_yaml_mapping
 
 # A field mapping's `format` -> the jurisdiction whose codec it configures.
 FORMAT_JURISDICTIONS = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
@@ -59,13 +60,11 @@ def _matter_problems(directory: Path, known_agencies: Iterable[str] | None) -> l
     return lines
 
 
-def field_jurisdiction(path: Path) -> str:
+def field_jurisdiction(path: Path, spec: Mapping[str, Any] | None = None) -> str:
     """The jurisdiction a field mapping file configures: its ``format``, else its file name."""
-    try:
-        spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        spec = None
-    name = spec.get("format") if isinstance(spec, dict) else None
+    if spec is None:
+        spec, _ = read_yaml_mapping(path)
+    name = spec.get("format") if spec is not None else None
     name = str(name or path.stem).lower()
     return FORMAT_JURISDICTIONS.get(name, name.upper())
 

@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.domain.matters import Matter
 from gateway.domain.values import Jurisdiction
 from gateway.mapping.catalog import read_catalog
 from gateway.mapping.check import field_jurisdiction
+from gateway.mapping.files import read_yaml_mapping
 
 
 def _pointers(spec: Mapping[str, Any]) -> set[str]:
@@ -47,15 +46,11 @@ def _field_coverage(directory: Path) -> tuple[dict[str, set[str]], list[str]]:
     coverage: dict[str, set[str]] = {}
     unreadable: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
-        try:
-            spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            unreadable.append(f"fields/{path.name}: cannot be read ({type(exc).__name__})")
+        spec, reason = read_yaml_mapping(path)
+        if spec is None:
+            unreadable.append(f"fields/{path.name}: {reason}")
             continue
-        if not isinstance(spec, Mapping):
-            unreadable.append(f"fields/{path.name}: is not a mapping")
-            continue
-        coverage.setdefault(field_jurisdiction(path), set()).update(_pointers(spec))
+        coverage.setdefault(field_jurisdiction(path, spec), set()).update(_pointers(spec))
     return coverage, unreadable
 
 

@@ -60,6 +60,21 @@ async def _execute(gateway: RunningGateway, *statements: sa.Executable) -> None:
         await uow.commit()
 
 
+def _resealed_tail(rows: list[sa.Row]) -> list[sa.Executable]:
+    """An attacker's rewrite: every entry after the first re-sealed, so the chain is whole."""
+    prev, statements = rows[0].hash, []
+    for row in rows[1:]:
+        data = json.loads(row.entry)["data"]
+        forged = seal(row.seq, row.at, row.kind, "forger", row.subject, data, prev)
+        prev = forged.hash
+        statements.append(
+            audit_log.update()
+            .where(audit_log.c.seq == row.seq)
+            .values(entry=forged.entry, hash=forged.hash, actor="forger")
+        )
+    return statements
+
+
 async def _rows(gateway: RunningGateway) -> list[sa.Row]:
     async with gateway.app[STORE]() as uow:  # type: ignore[index]
         result = await uow.applications._conn.execute(audit_log.select().order_by(audit_log.c.seq))
@@ -148,19 +163,7 @@ async def test_a_consistently_rewritten_tail_is_caught_by_a_signed_checkpoint(
         (await _rows(gateway))[-1].at,
     )
     assert signed == len(await _rows(gateway))
-    rows = await _rows(gateway)
-    prev = rows[0].hash
-    rewrite = []
-    for row in rows[1:]:  # the attacker re-seals every later entry: the chain itself is whole
-        data = json.loads(row.entry)["data"]
-        forged = seal(row.seq, row.at, row.kind, "forger", row.subject, data, prev)
-        prev = forged.hash
-        rewrite.append(
-            audit_log.update()
-            .where(audit_log.c.seq == row.seq)
-            .values(entry=forged.entry, hash=forged.hash, actor="forger")
-        )
-    await _execute(gateway, *rewrite)
+    await _execute(gateway, *_resealed_tail(await _rows(gateway)))
     report = await _verify(gateway)
     assert (report.problem, report.seq) == ("checkpoint", signed)
 
@@ -186,7 +189,7 @@ async def test_the_audit_verify_command(
 
 
 async def test_archived_checkpoints_catch_a_rewrite_that_replaced_the_stored_ones(
-    gateway: RunningGateway, tmp_path: Path
+    gateway: RunningGateway,
 ) -> None:
     await _submitted(gateway, count=1)
     signed = await write_checkpoint(
@@ -201,21 +204,9 @@ async def test_archived_checkpoints_catch_a_rewrite_that_replaced_the_stored_one
     ):
         published = await response.json()
     assert published["items"][0]["seq"] == signed
-    archive = tmp_path / "checkpoints.json"
-    archive.write_text(json.dumps(published))
 
-    rows = await _rows(gateway)
-    prev, rewrite = rows[0].hash, [audit_checkpoints.delete()]  # the attacker drops them too
-    for row in rows[1:]:
-        data = json.loads(row.entry)["data"]
-        forged = seal(row.seq, row.at, row.kind, "forger", row.subject, data, prev)
-        prev = forged.hash
-        rewrite.append(
-            audit_log.update()
-            .where(audit_log.c.seq == row.seq)
-            .values(entry=forged.entry, hash=forged.hash, actor="forger")
-        )
-    await _execute(gateway, *rewrite)
+    # The attacker re-seals the tail and drops the stored checkpoints too.
+    await _execute(gateway, audit_checkpoints.delete(), *_resealed_tail(await _rows(gateway)))
 
     assert (await _verify(gateway)).ok  # the database alone can no longer tell
     report = await verify_stored_chain(
