@@ -82,6 +82,21 @@ MESSAGES: dict[str, Localized] = {
     "reasons_required": Localized(
         "不予批准必須說明理由", "不予批准必须说明理由", "A rejection must state its reasons"
     ),
+    "invalid_consent": Localized(
+        "同意書的用途、資料類別或目的地無效",
+        "同意书的用途、数据类别或目的地无效",
+        "The consent's purpose, data categories or destinations are not valid",
+    ),
+    "biometric_consent_separate": Localized(
+        "生物特徵資料須另行單獨同意",
+        "生物特征数据须另行单独同意",
+        "Biometric data needs its own separate consent",
+    ),
+    "identity_from_login": Localized(
+        "申請人身份由登入帳戶提供，毋須再次填寫",
+        "申请人身份由登录账户提供，无须再次填写",
+        "The applicant's identity comes from the login and is not asked again",
+    ),
 }
 
 

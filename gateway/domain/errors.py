@@ -128,6 +128,30 @@ class ForbiddenError(GatewayError):
     slug, title, status = "forbidden", "Not allowed for this caller", 403
 
 
+class InsufficientAssuranceError(ForbiddenError):
+    """The login's assurance level is below what the matter needs, or was not stated."""
+
+    slug, title = "insufficient-assurance", "The login's assurance level is too low"
+
+
+class ConsentRequiredError(ForbiddenError):
+    slug, title = "consent-required", "The applicant's consent is needed for this transfer"
+
+
+class DelegationError(ForbiddenError):
+    slug, title = "delegation-required", "No delegation allows this agent to act"
+
+
+class LoginFailedError(AuthenticationError):
+    """A federated login was refused; ``detail`` names the check, never a token."""
+
+    slug, title = "login-failed", "The login could not be completed"
+
+
+class InvalidTokenError(AuthenticationError):
+    slug, title = "invalid-token", "The access token is missing, invalid or expired"
+
+
 class NotFoundError(GatewayError):
     slug, title, status = "not-found", "Not found", 404
 
