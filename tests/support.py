@@ -18,7 +18,18 @@ from gateway.sandbox.personas import persona
 from gateway.sandbox.samples import hk_individual_business
 from gateway.settings import Settings
 from gateway.store.database import create_engine
-from gateway.store.tables import applications, idempotency_keys, outbox, timeline
+from gateway.store.tables import (
+    applications,
+    consents,
+    delegations,
+    identity_accounts,
+    identity_links,
+    idempotency_keys,
+    logins,
+    outbox,
+    persons,
+    timeline,
+)
 from gateway.trust.keys import SigningKey
 from gateway.trust.profile import sign_request
 
@@ -88,7 +99,18 @@ async def row_counts(settings: Settings) -> dict[str, int]:
                 table.name: (
                     await conn.execute(sa.select(sa.func.count()).select_from(table))
                 ).scalar_one()
-                for table in (applications, timeline, outbox, idempotency_keys)
+                for table in (
+                    applications,
+                    timeline,
+                    outbox,
+                    idempotency_keys,
+                    persons,
+                    identity_accounts,
+                    identity_links,
+                    logins,
+                    consents,
+                    delegations,
+                )
             }
     finally:
         await engine.dispose()

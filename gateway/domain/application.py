@@ -81,6 +81,8 @@ class Application:
     handlers: list[Handler]
     missing: tuple[str, ...] = ()
     deadline: str | None = None
+    applicant_id: str | None = None  # the resident who applied (themselves or by an agent)
+    consent_id: str | None = None  # the consent the cross-border forwards rely on
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -100,6 +102,9 @@ class Application:
         missing: tuple[str, ...],
         deadline: str | None,
         at: datetime,
+        applicant_id: str | None = None,
+        consent_id: str | None = None,
+        agent_id: str | None = None,
     ) -> Application:
         """Record a well-formed submission; it is accepted at once when nothing is missing."""
         app = cls(
@@ -119,7 +124,12 @@ class Application:
             ],
             missing=missing,
             deadline=deadline,
+            applicant_id=applicant_id,
+            consent_id=consent_id,
         )
+        resident = {"consent_id": consent_id} if applicant_id else {}
+        if agent_id:
+            resident["agent"] = agent_id
         app._record(
             ev.ApplicationReceived,
             at,
@@ -128,6 +138,7 @@ class Application:
             channel=channel,
             format=source_format,
             content_digest=content_digest,
+            **resident,
         )
         if missing:
             app._move(Status.AWAITING_SUPPLEMENT)
@@ -143,7 +154,10 @@ class Application:
                 return h
         raise ForbiddenError("the agency does not handle this application")
 
-    def is_party(self, agency_id: str) -> bool:
+    def is_party(self, agency_id: str, person_id: str | None = None) -> bool:
+        """The submitter, a handling agency, or (``person_id``) the resident applicant."""
+        if person_id is not None and person_id == self.applicant_id:
+            return True
         return agency_id == self.submitted_by or any(
             h.agency_id == agency_id for h in self.handlers
         )

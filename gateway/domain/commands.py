@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.domain.values import Channel
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sends a command: an authenticated agency (and the key it signed with)."""
+    """Who sends a command: an authenticated agency (and the key it signed with), or a
+    resident through a gateway access token (``person_id`` set; ``agency_id`` is then
+    ``resident:<person id>``, the namespace of their Idempotency-Keys)."""
 
     agency_id: str
     jurisdiction: str
     key_id: str
+    person_id: str | None = None
+
+    @classmethod
+    def resident(cls, person_id: str, login_id: str) -> Caller:
+        return cls(f"resident:{person_id}", "", f"login:{login_id}", person_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Applicant:
+    """A resident's own submission: the identity part comes from their login (Art. 19(5))."""
+
+    person_id: str
+    login_id: str
+    client_id: str
+    application: Mapping[str, Any]  # the canonical application without ``applicant``
+    consent_id: str | None = None
+    consent: Mapping[str, Any] | None = field(default=None)  # a consent given with it
+    on_behalf_of: str | None = None  # a delegation id: an agent applying for its principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +46,7 @@ class SubmitApplication:
     content_digest: str
     idempotency_key: str
     channel: Channel = Channel.ONLINE
+    applicant: Applicant | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,14 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     │   ├── SignatureMissingError       401  signature-missing
     │   ├── SignatureInvalidError       401  signature-invalid
     │   ├── UnknownKeyError             401  unknown-key
-    │   └── ReplayedRequestError        401  replayed-request
+    │   ├── ReplayedRequestError        401  replayed-request
+    │   ├── LoginFailedError            401  login-failed
+    │   └── InvalidTokenError           401  invalid-token
     ├── DigestMismatchError             400  digest-mismatch
     ├── ForbiddenError                  403  forbidden
+    │   ├── InsufficientAssuranceError  403  insufficient-assurance
+    │   ├── ConsentRequiredError        403  consent-required
+    │   └── DelegationError             403  delegation-required
     ├── NotFoundError                   404  not-found
     │   └── UnknownMatterError          404  unknown-matter
     ├── MethodNotAllowedError           405  method-not-allowed

@@ -15,7 +15,7 @@ agent act for a principal once the principal has confirmed it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -402,33 +402,43 @@ def require_consent(
 
 @dataclass(frozen=True, slots=True)
 class Delegation:
-    """An agent may act for a principal on some matters until a date, once confirmed."""
+    """An agent may act for a principal on some matters until a date, once confirmed.
+
+    The agent names the principal by an identity document; the delegation binds to a person
+    only when someone holding that document (a linked, not conflicting, record) confirms it
+    online. So asking reveals nothing about whether that person uses the gateway.
+    """
 
     id: str
     agent_id: str  # person id of the agent
-    principal_id: str  # person id of the principal
+    principal_document: IdentityDocument
     matters: tuple[str, ...]  # codes, or ("*",)
     until: datetime
     requested_at: datetime
+    principal_id: str | None = None  # set when the principal confirms
     confirmed_at: datetime | None = None
     revoked_at: datetime | None = None
-    principal_document: IdentityDocument | None = field(default=None, compare=False)
 
-    def confirm(self, by_person: str, at: datetime) -> Delegation:
-        if by_person != self.principal_id:
-            raise DelegationError("only the principal can confirm a delegation")
+    def confirm(
+        self, person_id: str, documents: Iterable[IdentityDocument], at: datetime
+    ) -> Delegation:
+        if self.principal_document not in set(documents) or person_id == self.agent_id:
+            raise DelegationError("only the principal named in the delegation can confirm it")
         if self.revoked_at is not None or at >= self.until:
             raise DelegationError("the delegation was revoked or has expired")
-        return self if self.confirmed_at else replace(self, confirmed_at=at)
+        if self.confirmed_at is not None:
+            return self
+        return replace(self, principal_id=person_id, confirmed_at=at)
 
-    def revoke(self, by_person: str, at: datetime) -> Delegation:
-        if by_person not in (self.principal_id, self.agent_id):
+    def revoke(self, person_id: str, at: datetime) -> Delegation:
+        if person_id not in (self.principal_id, self.agent_id):
             raise DelegationError("only the principal or the agent can revoke a delegation")
         return self if self.revoked_at else replace(self, revoked_at=at)
 
     def allows(self, agent_id: str, matter: str, at: datetime) -> bool:
         return (
             self.agent_id == agent_id
+            and self.principal_id is not None
             and self.confirmed_at is not None
             and self.revoked_at is None
             and at < self.until
@@ -438,6 +448,7 @@ class Delegation:
     def as_dict(self) -> dict[str, Any]:
         return {
             "delegation_id": self.id,
+            "principal_document": document_claim(self.principal_document),
             "matters": list(self.matters),
             "until": self.until.isoformat(),
             "requested_at": self.requested_at.isoformat(),
@@ -457,3 +468,49 @@ def require_delegation(
             "no confirmed, unexpired delegation from this applicant covers this matter"
         )
     return delegation
+
+
+# ---- serialisation (the login record keeps the identity as asserted) -----------------------
+
+
+def identity_to_json(identity: CanonicalIdentity) -> dict[str, Any]:
+    def doc(d: IdentityDocument) -> list[str]:
+        return [d.type.value, d.number, d.issuer]
+
+    return {
+        "provider": identity.provider,
+        "issuer": identity.issuer,
+        "subject": identity.subject,
+        "jurisdiction": identity.jurisdiction,
+        "names": identity.names.as_dict(),
+        "birth_date": identity.birth_date.isoformat(),
+        "documents": [doc(d) for d in identity.documents],
+        "bound_documents": [doc(d) for d in identity.bound_documents],
+        "assurance": identity.assurance.value,
+        "acr": identity.acr,
+        "organisation": (
+            {"name": identity.organisation.name, "document": doc(identity.organisation.document)}
+            if identity.organisation
+            else None
+        ),
+    }
+
+
+def identity_from_json(data: Mapping[str, Any]) -> CanonicalIdentity:
+    def doc(item: Sequence[str]) -> IdentityDocument:
+        return IdentityDocument(DocumentType(item[0]), item[1], item[2])
+
+    org = data.get("organisation")
+    return CanonicalIdentity(
+        provider=data["provider"],
+        issuer=data["issuer"],
+        subject=data["subject"],
+        jurisdiction=data["jurisdiction"],
+        names=PersonNames.from_dict(data["names"]),
+        birth_date=date.fromisoformat(data["birth_date"]),
+        documents=tuple(doc(d) for d in data["documents"]),
+        assurance=Assurance(data["assurance"]),
+        acr=data["acr"],
+        organisation=Organisation(org["name"], doc(org["document"])) if org else None,
+        bound_documents=tuple(doc(d) for d in data.get("bound_documents", ())),
+    )

@@ -24,3 +24,19 @@ def new_message_id() -> str:
 
 def new_receipt_id() -> str:
     return "rcp_" + _ulid()
+
+
+def new_person_id() -> str:
+    return "per_" + _ulid()
+
+
+def new_login_id() -> str:
+    return "lgn_" + _ulid()
+
+
+def new_consent_id() -> str:
+    return "cns_" + _ulid()
+
+
+def new_delegation_id() -> str:
+    return "dlg_" + _ulid()

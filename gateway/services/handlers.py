@@ -30,6 +30,7 @@ from gateway.domain.errors import (
 )
 from gateway.domain.matters import Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
+from gateway.services import residents
 from gateway.services.ports import (
     AgencyRepository,
     Clock,
@@ -135,33 +136,48 @@ def _matter_of(deps: Dependencies, decoded: Decoded) -> Matter:
 
 
 async def submit_application(cmd: SubmitApplication, deps: Dependencies) -> StoredResponse:
-    """A partner agency submits an application (canonical JSON or its native format)."""
+    """A partner agency submits an application (canonical JSON or its native format), or a
+    resident submits their own through a portal, the identity part filled from their login."""
 
     async def work() -> StoredResponse:
         codec = _codec_for(deps, cmd.caller, cmd.media_type)
-        if len(cmd.body) > _OFFLOAD_BYTES:
-            decoded = await asyncio.to_thread(codec.decode, cmd.body)
+        body, resident = cmd.body, None
+        if cmd.applicant is not None:
+            resident = await residents.resident_part(cmd.applicant, deps)
+            body = residents.with_applicant(cmd.applicant, resident)
+        if len(body) > _OFFLOAD_BYTES:
+            decoded = await asyncio.to_thread(codec.decode, body)
         else:
-            decoded = codec.decode(cmd.body)
-        return await _store_submission(cmd, deps, codec, decoded)
+            decoded = codec.decode(body)
+        return await _store_submission(cmd, deps, codec, decoded, resident)
 
     return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.content_digest, work)
 
 
 async def _store_submission(
-    cmd: SubmitApplication, deps: Dependencies, codec: DocumentCodec, decoded: Decoded
+    cmd: SubmitApplication,
+    deps: Dependencies,
+    codec: DocumentCodec,
+    decoded: Decoded,
+    resident: residents.ResidentPart | None,
 ) -> StoredResponse:
     document = decoded.document
     matter = _matter_of(deps, decoded)
     async with deps.uow() as uow:
-        submitter = await uow.agencies.get(cmd.caller.agency_id)
-        if submitter is None or not submitter.may_handle(str(matter.code)):
-            raise ForbiddenError("the agency may not submit applications for this matter")
+        now = deps.clock.now()
+        if resident is None:
+            submitter = await uow.agencies.get(cmd.caller.agency_id)
+            if submitter is None or not submitter.may_handle(str(matter.code)):
+                raise ForbiddenError("the agency may not submit applications for this matter")
         assessment = assess(document, matter)
         if decoded.problems or assessment.problems:
             _refuse([*decoded.problems, *assessment.problems])
         handlers = {a: await _registered(uow.agencies, a) for a in matter.route.handlers}
-        now = deps.clock.now()
+        consent = None
+        if resident is not None and cmd.applicant is not None:
+            consent = await residents.admit(
+                cmd.applicant, resident, matter, document, handlers, uow, now
+            )
         deadline = None
         if not assessment.missing:
             deadline = deadline_of(matter.promised_limit, local_date(now), deps.calendar)
@@ -178,6 +194,9 @@ async def _store_submission(
             missing=assessment.missing,
             deadline=deadline.isoformat() if deadline else None,
             at=now,
+            applicant_id=resident.applicant_id if resident else None,
+            consent_id=consent.id if consent else None,
+            agent_id=resident.agent_id if resident else None,
         )
         messages = [] if assessment.missing else _forwards(app, decoded, deps, handlers)
         response = _receipted(app, cmd, deps, now)
@@ -254,7 +273,7 @@ def _forwards(
                 "mapping_version": decoded.mapping_version,
                 "canonical_digest": canonical_digest(app.document),
             },
-            "consent_id": None,
+            "consent_id": app.consent_id,
         }
         body, media_type = codec.encode(app.document, envelope)
         messages.append(

@@ -11,6 +11,13 @@ from typing import Any, Protocol, Self
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.documents import Decoded
+from gateway.domain.identity import (
+    CanonicalIdentity,
+    Consent,
+    Delegation,
+    IdentityLink,
+    Person,
+)
 from gateway.domain.matters import Matter
 
 
@@ -116,6 +123,12 @@ class ApplicationRepository(Protocol):
         self, agency_id: str, *, limit: int, after: str | None
     ) -> list[Application]: ...
 
+    async def applied_by(
+        self, person_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        """The resident's own applications, oldest first."""
+        ...
+
 
 class OutboxRepository(Protocol):
     async def add(self, message: OutboxMessage) -> None: ...
@@ -157,6 +170,60 @@ class AuditTrail(Protocol):
     ) -> None: ...
 
 
+class IdentityRepository(Protocol):
+    """Residents: persons, provider accounts, linked identifiers, logins, consents, delegations."""
+
+    async def person(self, person_id: str) -> Person | None: ...
+
+    async def account_person(self, provider: str, subject: str) -> Person | None: ...
+
+    async def linked(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[IdentityLink, Person]]:
+        """The *linked* (not conflicting) records of these (type, number) documents."""
+        ...
+
+    async def add_person(self, person: Person) -> None: ...
+
+    async def link_account(self, provider: str, subject: str, person_id: str, at: datetime) -> None:
+        """Tie a provider account to a person (first login only; later ones change nothing)."""
+        ...
+
+    async def add_links(self, links: Sequence[IdentityLink]) -> None:
+        """ConflictError when a document got linked to someone else meanwhile."""
+        ...
+
+    async def links_of(self, person_id: str) -> list[IdentityLink]: ...
+
+    async def add_login(
+        self, login_id: str, person_id: str, identity: CanonicalIdentity, at: datetime
+    ) -> None: ...
+
+    async def login(self, login_id: str) -> tuple[str, CanonicalIdentity] | None:
+        """(person id, identity as asserted at that login)."""
+        ...
+
+    async def latest_identity(self, person_id: str) -> CanonicalIdentity | None: ...
+
+    async def add_consent(self, consent: Consent) -> None: ...
+
+    async def save_consent(self, consent: Consent) -> None: ...
+
+    async def consent(self, consent_id: str) -> Consent | None: ...
+
+    async def consents_of(self, person_id: str) -> list[Consent]: ...
+
+    async def add_delegation(self, delegation: Delegation) -> None: ...
+
+    async def save_delegation(self, delegation: Delegation) -> None: ...
+
+    async def delegation(self, delegation_id: str) -> Delegation | None: ...
+
+    async def delegations_of(self, person_id: str) -> list[Delegation]:
+        """As agent, as confirmed principal, or naming one of the person's linked documents."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back on exit unless :meth:`commit` was called."""
 
@@ -166,6 +233,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyStore
     nonces: NonceStore
     audit: AuditTrail
+    identities: IdentityRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.domain.application import Application
 from gateway.domain.commands import Caller
 from gateway.domain.errors import NotFoundError
 from gateway.services.handlers import Dependencies
@@ -13,8 +14,8 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
     """The case as a party sees it: state per handler, deadlines, the whole timeline."""
     async with deps.uow() as uow:
         app = await uow.applications.get(application_id)
-        if app is None or not app.is_party(caller.agency_id):
-            raise NotFoundError("no such application for this agency")
+        if app is None or not app.is_party(caller.agency_id, caller.person_id):
+            raise NotFoundError("no such application for this caller")
         timeline = await uow.applications.timeline(application_id)
     return {
         "application_id": app.id,
@@ -41,12 +42,25 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
     }
 
 
+async def own_applications(
+    deps: Dependencies, person_id: str, *, limit: int, after: str | None
+) -> dict[str, Any]:
+    """A resident's own applications (Art. 22: progress on every channel), cursor-paged."""
+    async with deps.uow() as uow:
+        apps = await uow.applications.applied_by(person_id, limit=limit + 1, after=after)
+    return _page(apps, limit)
+
+
 async def work_list(
     deps: Dependencies, caller: Caller, *, limit: int, after: str | None
 ) -> dict[str, Any]:
     """The calling agency's cases (only those it handles), oldest first, cursor-paged."""
     async with deps.uow() as uow:
         apps = await uow.applications.handled_by(caller.agency_id, limit=limit + 1, after=after)
+    return _page(apps, limit)
+
+
+def _page(apps: list[Application], limit: int) -> dict[str, Any]:
     page, more = apps[:limit], len(apps) > limit
     return {
         "items": [

@@ -101,6 +101,21 @@ class SqlApplications:
         found = [await self.get(i) for i in ids]
         return [a for a in found if a is not None]
 
+    async def applied_by(
+        self, person_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        query = (
+            sa.select(applications.c.id)
+            .where(applications.c.applicant_id == person_id)
+            .order_by(applications.c.id)
+            .limit(limit)
+        )
+        if after:
+            query = query.where(applications.c.id > after)
+        ids = (await self._conn.execute(query)).scalars().all()
+        found = [await self.get(i) for i in ids]
+        return [a for a in found if a is not None]
+
     async def _append_events(self, app: Application, *, start: int) -> None:
         if not app.pending_events:
             return
@@ -136,6 +151,8 @@ class SqlApplications:
             "document": app.document,
             "missing": list(app.missing),
             "deadline": app.deadline,
+            "applicant_id": app.applicant_id,
+            "consent_id": app.consent_id,
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -159,5 +176,7 @@ class SqlApplications:
             ],
             missing=tuple(row.missing),
             deadline=row.deadline,
+            applicant_id=row.applicant_id,
+            consent_id=row.consent_id,
             version=row.version,
         )

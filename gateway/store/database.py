@@ -62,9 +62,27 @@ def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def _add_missing_columns(sync_conn: sa.Connection) -> None:
+    """The one migration rule so far: a new column is nullable and is added where missing."""
+    inspector = sa.inspect(sync_conn)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name, schema=table.schema):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"cannot add NOT NULL column {table.name}.{column.name}")
+            kind = column.type.compile(dialect=sync_conn.dialect)
+            name = sync_conn.dialect.identifier_preparer.format_table(table)
+            sync_conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column.name} {kind}"))
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent). Migrations arrive with the first schema change."""
+    """Create missing tables and add new nullable columns to old ones (idempotent)."""
     async with engine.begin() as conn:
+        await conn.run_sync(_add_missing_columns)
         await conn.run_sync(metadata.create_all)
         await conn.execute(  # the audit chain's head row exists before the first append
             dialect_insert(conn, audit_head)

@@ -41,9 +41,12 @@ applications = sa.Table(
     sa.Column("document", sa.JSON, nullable=False),
     sa.Column("missing", sa.JSON, nullable=False),
     sa.Column("deadline", sa.String(10)),
+    sa.Column("applicant_id", sa.String(40)),  # the resident, when they applied themselves
+    sa.Column("consent_id", sa.String(40)),  # the consent the forwards rely on
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_applications_applicant", "applicant_id", "id"),
 )
 
 handlers = sa.Table(
@@ -172,6 +175,96 @@ audit_checkpoints = sa.Table(
     sa.Column("head", sa.String(64), nullable=False),
     sa.Column("token", sa.Text, nullable=False),  # JWS signed by the seal key
     sa.Column("at", UTCDateTime, nullable=False),
+)
+
+# ---- Residents: persons, linked identifiers, logins, consents, delegations ----
+
+persons = sa.Table(
+    "persons",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("names", sa.JSON, nullable=False),
+    sa.Column("birth_date", sa.String(10), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+identity_accounts = sa.Table(  # one provider account (issuer + subject) -> one person
+    "identity_accounts",
+    metadata,
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("subject", sa.String(200), primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("linked_at", UTCDateTime, nullable=False),
+)
+
+identity_links = sa.Table(
+    "identity_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("doc_type", sa.String(20), nullable=False),
+    sa.Column("number", sa.String(40), nullable=False),
+    sa.Column("issuer", sa.String(2), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("assurance", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # linked | conflict
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_identity_links_person", "person_id"),
+    sa.Index(  # a document is linked to one person at most; conflicts wait for review
+        "ux_identity_links_linked",
+        "doc_type",
+        "number",
+        unique=True,
+        sqlite_where=sa.text("status = 'linked'"),
+        postgresql_where=sa.text("status = 'linked'"),
+    ),
+    sa.Index("ix_identity_links_document", "doc_type", "number"),
+)
+
+logins = sa.Table(  # each completed federated login, with the identity it asserted
+    "logins",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("identity", sa.JSON, nullable=False),
+    sa.Column("assurance", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_logins_person", "person_id", "at"),
+)
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("purpose", sa.String(40), nullable=False),
+    sa.Column("categories", sa.JSON, nullable=False),
+    sa.Column("destinations", sa.JSON, nullable=False),
+    sa.Column("matter", sa.String(40)),
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("granted_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("withdrawn_at", UTCDateTime),
+    sa.Index("ix_consents_person", "person_id"),
+)
+
+delegations = sa.Table(
+    "delegations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("agent_id", sa.ForeignKey("persons.id"), nullable=False),
+    sa.Column("principal_doc_type", sa.String(20), nullable=False),
+    sa.Column("principal_number", sa.String(40), nullable=False),
+    sa.Column("principal_id", sa.String(40)),
+    sa.Column("matters", sa.JSON, nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Index("ix_delegations_agent", "agent_id"),
+    sa.Index("ix_delegations_principal_doc", "principal_doc_type", "principal_number"),
 )
 
 evidence = sa.Table(  # every accepted signed body, kept whole and addressed by its digest

@@ -11,6 +11,7 @@ from gateway.store import database
 from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
+from gateway.store.identity import SqlIdentities
 from gateway.store.registry import SqlAgencies
 
 
@@ -31,6 +32,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(self._conn)
         self.idempotency = SqlIdempotency(self._conn)
         self.nonces = SqlNonces(self._conn)
+        self.identities = SqlIdentities(self._conn)
         return self
 
     async def __aexit__(
