@@ -60,15 +60,15 @@ def _read(r: ClaimReader, issuer: str, assurance: Assurance, acr: str) -> Canoni
         uscc = r.document("USCC", r.member("org", "uscc"), "org.uscc")
         org_name = r.member("org", "name")
         organisation = Organisation(org_name, uscc) if uscc and org_name else None
-    if None in (subject, main, name, born) or r.problems:
+    if subject is None or main is None or name is None or born is None or r.problems:
         return None
     return CanonicalIdentity(
         provider="guangdong",
         issuer=issuer,
-        subject=subject or "",
+        subject=subject,
         jurisdiction="GD",
-        names=person_names(name or "", simplified_original=True),
-        birth_date=born,  # type: ignore[arg-type]
+        names=person_names(name, simplified_original=True),
+        birth_date=born,
         documents=tuple(d for d in (main, hrp) if d is not None),
         assurance=assurance,
         acr=acr,

@@ -31,11 +31,11 @@ def _read(r: ClaimReader, issuer: str, assurance: Assurance, acr: str) -> Canoni
         brn = r.document("HK_BRN", r.member("orgProfile", "brNo"), "orgProfile.brNo")
         name = r.member("orgProfile", "chName", required=False) or r.member("orgProfile", "enName")
         organisation = Organisation(name, brn) if brn and name else None
-    if None in (subject, hkid, english, born):
+    if subject is None or hkid is None or english is None or born is None:
         return None
-    family, _, given = (english or "").partition(",")
+    family, _, given = english.partition(",")
     names = person_names(
-        chinese or english or "",
+        chinese or english,
         simplified_original=False,
         family_name_latin=family.strip() or None,
         given_names_latin=given.strip() or None,
@@ -43,11 +43,11 @@ def _read(r: ClaimReader, issuer: str, assurance: Assurance, acr: str) -> Canoni
     return CanonicalIdentity(
         provider="hk",
         issuer=issuer,
-        subject=subject or "",
+        subject=subject,
         jurisdiction="HK",
         names=names,
-        birth_date=born,  # type: ignore[arg-type]
-        documents=(hkid,),  # type: ignore[arg-type]
+        birth_date=born,
+        documents=(hkid,),
         assurance=assurance,
         acr=acr,
         organisation=organisation,

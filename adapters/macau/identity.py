@@ -29,17 +29,17 @@ def _read(r: ClaimReader, issuer: str, assurance: Assurance, acr: str) -> Canoni
     if not chinese and not portuguese:
         r.problems.append("claims name_zh and name_pt are both missing")
     born = r.birth_date(r.claim("birthdate"), "birthdate")
-    if None in (subject, bir, born) or r.problems:
+    if subject is None or bir is None or born is None or r.problems:
         return None
     names = person_names(chinese or portuguese or "", simplified_original=False, latin=portuguese)
     documents = tuple(d for d in (bir, hrp, permit) if d is not None)
     return CanonicalIdentity(
         provider="macau",
         issuer=issuer,
-        subject=subject or "",
+        subject=subject,
         jurisdiction="MO",
         names=names,
-        birth_date=born,  # type: ignore[arg-type]
+        birth_date=born,
         documents=documents,
         assurance=assurance,
         acr=acr,
