@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +23,9 @@ from gateway.store.tables import (
     applications,
     consents,
     delegations,
+    idempotency_keys,
     identity_accounts,
     identity_links,
-    idempotency_keys,
     logins,
     outbox,
     persons,
@@ -90,8 +91,14 @@ async def send(
         return Answer(response.status, await response.read(), dict(response.headers))
 
 
-async def row_counts(settings: Settings) -> dict[str, int]:
-    """How many rows each case table holds (to assert that a refusal stored nothing)."""
+CASE_TABLES = (applications, timeline, outbox, idempotency_keys)
+RESIDENT_TABLES = (persons, identity_accounts, identity_links, logins, consents, delegations)
+
+
+async def row_counts(
+    settings: Settings, tables: Sequence[sa.Table] = CASE_TABLES
+) -> dict[str, int]:
+    """How many rows each table holds (to assert that a refusal stored nothing)."""
     engine = create_engine(settings.database_url, schema=settings.database_schema or None)
     try:
         async with engine.connect() as conn:
@@ -99,18 +106,7 @@ async def row_counts(settings: Settings) -> dict[str, int]:
                 table.name: (
                     await conn.execute(sa.select(sa.func.count()).select_from(table))
                 ).scalar_one()
-                for table in (
-                    applications,
-                    timeline,
-                    outbox,
-                    idempotency_keys,
-                    persons,
-                    identity_accounts,
-                    identity_links,
-                    logins,
-                    consents,
-                    delegations,
-                )
+                for table in tables
             }
     finally:
         await engine.dispose()

@@ -39,7 +39,7 @@ from gateway.services.identity import (
 )
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import RunningGateway
-from tests.support import row_counts
+from tests.support import CASE_TABLES, RESIDENT_TABLES, row_counts
 
 HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"  # substantial, agents allowed
 IN_PERSON = "11440100MB2C0002124440700001000"  # agents refused (Art. 24)
@@ -160,7 +160,7 @@ async def test_a_guangdong_login_bound_to_the_hkid_is_the_same_person(
         ("HRP", "guangdong", "linked"),
     }
     assert held["identity"]["assurance"] == "substantial"
-    counts = await row_counts(gateway.settings)
+    counts = await row_counts(gateway.settings, CASE_TABLES + RESIDENT_TABLES)
     assert counts["persons"] == 1
     assert counts["logins"] == 3
 
@@ -228,19 +228,19 @@ async def test_a_low_assurance_login_is_refused_and_nothing_is_stored(
     wong = await sign_in(
         hk_person("TA-WONG", "C668668", "9", "WONG, Siu Ming", "19791102", "iamsmart:basic"), deps
     )
-    before = await row_counts(gateway.settings)
+    before = await row_counts(gateway.settings, CASE_TABLES + RESIDENT_TABLES)
 
     with pytest.raises(InsufficientAssuranceError, match="substantial"):
         await submit(gateway, wong, HENGQIN_BUSINESS, "key-00000002", consent=CONSENT)
 
-    after = await row_counts(gateway.settings)
+    after = await row_counts(gateway.settings, CASE_TABLES + RESIDENT_TABLES)
     assert {t: after[t] for t in GUARDED} == {t: before[t] for t in GUARDED}
 
 
 async def test_without_consent_nothing_crosses_the_border(gateway: RunningGateway) -> None:
     deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
     chan = await sign_in(chan_at_hk(), deps)
-    before = await row_counts(gateway.settings)
+    before = await row_counts(gateway.settings, CASE_TABLES + RESIDENT_TABLES)
 
     with pytest.raises(ConsentRequiredError):
         await submit(gateway, chan, HENGQIN_BUSINESS, "key-00000003")
@@ -248,7 +248,7 @@ async def test_without_consent_nothing_crosses_the_border(gateway: RunningGatewa
     with pytest.raises(ConsentRequiredError):  # the application carries more than identity
         await submit(gateway, chan, HENGQIN_BUSINESS, "key-00000004", consent=narrow)
 
-    after = await row_counts(gateway.settings)
+    after = await row_counts(gateway.settings, CASE_TABLES + RESIDENT_TABLES)
     assert {t: after[t] for t in GUARDED} == {t: before[t] for t in GUARDED}
 
 
