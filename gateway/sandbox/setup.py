@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
+from gateway.sandbox.idp import install_identity_providers
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.routes import ANCHORS, PARTNERS, routes
 from gateway.services.ports import Clock
@@ -50,3 +51,4 @@ def install_sandbox(
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(routes)
+    install_identity_providers(app, settings, clock)

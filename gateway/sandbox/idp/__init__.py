@@ -1,0 +1,23 @@
+"""Sandbox OpenID Connect identity providers, modelled on HK iAM Smart (``hk``), Macao One
+Account (``macau``) and Guangdong unified identity (``guangdong``).
+
+Real OpenID providers built on authlib's server side, in memory, for sandbox mode only: code
+flow with PKCE S256, ``private_key_jwt`` client authentication, RFC 9207 ``iss`` in every
+authorization response, pushed authorization requests at ``hk``, and a tamper seam for the
+relying party's negative tests.
+"""
+
+from gateway.sandbox.idp.keys import SIGNING_MODES
+from gateway.sandbox.idp.provider import Faults, SandboxProvider
+from gateway.sandbox.idp.providers import PROVIDER_NAMES, SandboxIdentityProviders
+from gateway.sandbox.idp.routes import IDENTITY_PROVIDERS, install_identity_providers
+
+__all__ = [
+    "IDENTITY_PROVIDERS",
+    "PROVIDER_NAMES",
+    "SIGNING_MODES",
+    "Faults",
+    "SandboxIdentityProviders",
+    "SandboxProvider",
+    "install_identity_providers",
+]
