@@ -5,6 +5,8 @@
     gba-gateway serve   [--config FILE] [--host H] [--port P]   production mode
     gba-gateway sandbox [--host H] [--port P] [--data-dir DIR]   sandbox mode, SQLite
     gba-gateway sandbox demo [--url URL] [--data-dir DIR]        the tracer flow, narrated
+    gba-gateway sandbox login PERSONA [--idp NAME] [--url URL]   a resident's gateway tokens
+    gba-gateway identities conflicts [--sandbox]                 identity links to review
     gba-gateway keys generate --out DIR [--sandbox]              the gateway's signing keys
     gba-gateway --version
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 from aiohttp import web
 
 from gateway import __version__
@@ -85,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for the decision (default 30)"
     )
+    login = sandbox_commands.add_parser(
+        "login",
+        help="log a persona in without a browser and print the gateway tokens",
+        description="Register a throwaway portal (RFC 7591), log PERSONA in through a sandbox "
+        "identity provider (login_hint) and print the access token, the ID token and the "
+        "ID token's claims as JSON. Use the access token as 'Authorization: Bearer' on /v1/me.",
+    )
+    login.add_argument("persona", help="persona id (see GET /sandbox/v1/personas)")
+    login.add_argument(
+        "--idp",
+        choices=["hk", "macau", "guangdong"],
+        help="identity provider (default: the persona's home provider)",
+    )
+    login.add_argument("--url", default=DEFAULT_URL, help=f"gateway URL (default {DEFAULT_URL})")
+    login.add_argument("--agency", help="the partner agency the portal acts for (default sandbox)")
 
     keys = commands.add_parser("keys", help="manage the gateway's signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
@@ -107,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="key algorithm (default ES256)",
     )
     _agency_commands(commands)
+    identities = commands.add_parser("identities", help="review what logins taught the gateway")
+    sub = identities.add_subparsers(dest="identities_command", metavar="SUBCOMMAND", required=True)
+    conflicts = sub.add_parser(
+        "conflicts",
+        help="list identity links flagged for review (never merged)",
+        description="List documents that a login asserted but that are linked to another "
+        "person, or whose birth date disagrees. Numbers are masked.",
+    )
+    _store_options(conflicts)
     _evidence_commands(commands)
     _mapping_commands(commands)
     return parser
@@ -272,6 +299,7 @@ def banner(settings: Settings) -> str:
             ),
             "",
             "  Try it:  gba-gateway sandbox demo",
+            "           gba-gateway sandbox login chan-tai-man   (a resident's gateway token)",
         ]
     return "\n".join(lines)
 
@@ -349,6 +377,8 @@ def _operate(args: argparse.Namespace) -> int:
     if args.command == "audit":
         intact = asyncio.run(operations.audit_verify(settings, args.jwks, print, args.checkpoints))
         return 0 if intact else 1
+    if args.command == "identities":
+        return _run(operations.identity_conflicts(settings, print))
     if args.agencies_command == "list":
         return _run(operations.agencies_list(settings, print))
     if args.agencies_command == "revoke":
@@ -368,6 +398,38 @@ def _operate(args: argparse.Namespace) -> int:
         "matters": args.matter,
     }
     return _run(operations.agencies_add(settings, spec, key, print))
+
+
+def _sandbox_login(args: argparse.Namespace) -> int:
+    from gateway.sandbox.personas import persona
+    from gateway.sandbox.portal import PortalError, SandboxPortal
+
+    try:
+        who = persona(args.persona)
+    except KeyError:
+        print(f"gba-gateway: no persona {args.persona!r}", file=sys.stderr)
+        return 2
+    idp = args.idp or who.providers()[0]
+
+    async def login() -> dict[str, Any]:
+        portal = await SandboxPortal.register(args.url, agency_id=args.agency)
+        tokens = await portal.login(idp, who.id)
+        return {
+            "client_id": portal.client_id,
+            "idp": idp,
+            "access_token": tokens.access_token,
+            "expires_in": tokens.expires_in,
+            "id_token": tokens.id_token,
+            "id_token_claims": jwt.decode(tokens.id_token, options={"verify_signature": False}),
+        }
+
+    try:
+        result = asyncio.run(login())
+    except (PortalError, aiohttp.ClientError) as exc:
+        print(f"gba-gateway: login failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -399,7 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(serve(settings))
         if args.command == "mappings":
             return _mappings(args)
-        if args.command in ("agencies", "receipts", "audit"):
+        if args.command == "sandbox" and args.sandbox_command == "login":
+            return _sandbox_login(args)
+        if args.command in ("agencies", "receipts", "audit", "identities"):
             return _operate(args)
         if args.command == "keys":
             ring = keystore.generate(args.out, sandbox=args.sandbox, alg=args.alg)

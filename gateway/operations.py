@@ -252,3 +252,26 @@ def mappings_sample(settings: Settings, code: str, fmt: str, persona_id: str | N
     except KeyError:
         raise NotFoundError(f"no persona {persona_id!r}") from None
     return render(settings, canonical_sample(matter, applicant), fmt)
+
+
+def _masked(number: str) -> str:
+    """Enough of an identity number to find it, not enough to read it off a screen."""
+    return number[:2] + "*" * max(len(number) - 4, 1) + number[-2:]
+
+
+async def identity_conflicts(settings: Settings, say: Say) -> None:
+    """Identity links a login asserted but the gateway would not merge: for review."""
+    store = await _store(settings)
+    try:
+        async with store() as uow:
+            conflicts = await uow.identities.conflicts()
+    finally:
+        await store.engine.dispose()
+    if not conflicts:
+        say("no identity conflicts to review")
+    for link in conflicts:
+        say(
+            f"{link.at.isoformat()}  {link.person_id}  {link.document.type.value} "
+            f"{_masked(link.document.number)}  from {link.source} ({link.assurance.value}): "
+            f"{link.note}"
+        )

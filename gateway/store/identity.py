@@ -182,6 +182,15 @@ class SqlIdentities:
         )
         return [_link(r) for r in rows]
 
+    async def conflicts(self) -> list[IdentityLink]:
+        """Every link flagged for review, oldest first (operators: ``identities conflicts``)."""
+        rows = await self._conn.execute(
+            identity_links.select()
+            .where(identity_links.c.status == LinkStatus.CONFLICT.value)
+            .order_by(identity_links.c.id)
+        )
+        return [_link(r) for r in rows]
+
     async def add_login(
         self, login_id: str, person_id: str, identity: CanonicalIdentity, at: datetime
     ) -> None:

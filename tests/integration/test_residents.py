@@ -24,6 +24,7 @@ from gateway.domain.errors import (
 )
 from gateway.domain.identity import CanonicalIdentity, LinkStatus
 from gateway.domain.values import local_date
+from gateway.operations import identity_conflicts
 from gateway.sandbox.personas import persona
 from gateway.sandbox.samples import canonical_sample
 from gateway.services import handlers
@@ -182,6 +183,11 @@ async def test_a_document_claimed_by_someone_else_is_flagged_for_review_not_merg
     assert [(x["type"], x["status"]) for x in held["links"]] == [
         ("HKID", LinkStatus.CONFLICT.value)
     ]
+    lines: list[str] = []
+    await identity_conflicts(gateway.settings, lines.append)
+    (line,) = lines
+    assert f"{other.person_id}  HKID A1****63  from hk" in line
+    assert "A1234563" not in line
 
 
 async def test_a_resident_applies_with_the_identity_from_the_login_and_a_consent(
