@@ -34,7 +34,7 @@ def test_keys_generate_writes_a_manifest(
     assert main(["keys", "generate", "--out", str(tmp_path / "k"), "--sandbox"]) == 0
     manifest = json.loads((tmp_path / "k" / "keys.json").read_text())
     assert manifest["sandbox"] is True
-    assert {k["purpose"] for k in manifest["keys"]} == {"seal", "http"}
+    assert {k["purpose"] for k in manifest["keys"]} == {"seal", "http", "oidc"}
     printed = capsys.readouterr().out
     assert all(k["kid"] in printed for k in manifest["keys"])
 

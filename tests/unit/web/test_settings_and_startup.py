@@ -203,7 +203,7 @@ async def test_production_refuses_matters_routed_to_unregistered_agencies(tmp_pa
 
 def test_generated_private_keys_are_owner_only(tmp_path: Path) -> None:
     ring = keystore.generate(tmp_path / "keys", sandbox=False)
-    assert {k.purpose for k in ring.keys} == {"seal", "http"}
+    assert {k.purpose for k in ring.keys} == {"seal", "http", "oidc"}
     for pem in (tmp_path / "keys").glob("*.pem"):
         assert pem.stat().st_mode & 0o077 == 0
     assert not any(k.kid.startswith("sandbox-") for k in ring.keys)
