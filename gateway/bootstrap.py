@@ -20,12 +20,17 @@ import structlog
 from aiohttp import web
 
 import adapters.guangdong
+import adapters.guangdong.identity
 import adapters.hk
+import adapters.hk.identity
 import adapters.macau
+import adapters.macau.identity
 from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import local_date
+from gateway.identity.discovery import SANDBOX_CLIENT_ID
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.sandbox.idp import IDENTITY_PROVIDERS
 from gateway.sandbox.pki import generate_test_pki
 from gateway.sandbox.setup import install_sandbox
 from gateway.services.calendars import HolidayCalendar
@@ -41,7 +46,7 @@ from gateway.trust.certificates import TrustAnchors
 from gateway.trust.keys import VerificationKey
 from gateway.trust.receipts import JwsReceiptIssuer
 from gateway.trust.registry import load_registry_file
-from gateway.web import partner_routes, public_routes
+from gateway.web import me_routes, oidc_routes, partner_routes, public_routes
 from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, RELAY, SETTINGS, STORE
 from gateway.web.metrics import Metrics
 from gateway.web.middlewares import request_context, sign_partner_responses
@@ -49,6 +54,14 @@ from gateway.web.partner_client import HttpPartnerTransport
 from gateway.web.problems import problem_middleware
 
 ADAPTERS = (adapters.hk, adapters.macau, adapters.guangdong)
+IDENTITY_PROFILES = {
+    profile.provider: profile
+    for profile in (
+        adapters.hk.identity.PROFILE,
+        adapters.macau.identity.PROFILE,
+        adapters.guangdong.identity.PROFILE,
+    )
+}
 log = structlog.get_logger("gateway.bootstrap")
 
 
@@ -105,10 +118,20 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
         directory = settings.keys_dir or settings.sandbox_dir / "keys" / "gateway"
         if not (directory / keystore.MANIFEST).exists():
             return keystore.generate(directory, sandbox=True)
-        return keystore.load(directory)
+        return keystore.load(directory, generate_missing=True)
     if settings.keys_dir is None:
         raise ConfigurationError("production mode refuses to start: keys_dir is not set")
     return keystore.load(settings.keys_dir)
+
+
+def register_at_sandbox_providers(app: web.Application, ring: keystore.KeyRing) -> None:
+    """The gateway, as relying party, is a client of each sandbox identity provider."""
+    providers, base_url = app[IDENTITY_PROVIDERS], app[SETTINGS].base_url
+    jwks = {"keys": [key.jwk() for key in ring.keys if key.purpose == keystore.OIDC]}
+    for name in providers.names:
+        providers.provider(name).register_client(
+            SANDBOX_CLIENT_ID, jwks=jwks, redirect_uris=[f"{base_url}/auth/{name}/callback"]
+        )
 
 
 def codecs(settings: Settings) -> dict[str, DocumentCodec]:
@@ -247,8 +270,11 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(housekeeping)
     if settings.sandbox:
         install_sandbox(app, settings, ring, uow, clock, anchors)
+        register_at_sandbox_providers(app, ring)
+    oidc_routes.install(app, engine, ring, IDENTITY_PROFILES)
     app.cleanup_ctx.append(routed)
     app.cleanup_ctx.append(delivery)
     app.add_routes(partner_routes.routes)
     app.add_routes(public_routes.routes)
+    app.add_routes(me_routes.routes)
     return app

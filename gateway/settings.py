@@ -30,6 +30,8 @@ class Settings:
     keys_dir: Path | None = None  # the gateway's own private keys (files, never inline)
     trust_anchors_dir: Path | None = None  # per-jurisdiction CA certificates
     agencies_file: Path | None = None  # the partner-agency registry (YAML)
+    identity_providers_file: Path | None = None  # upstream OIDC providers (YAML; docs/identity.md)
+    clients_file: Path | None = None  # OIDC clients: portals, kiosks, counters (YAML)
     mappings_dir: Path = REPO_ROOT / "mappings"
     sandbox_dir: Path = REPO_ROOT / ".sandbox"
     max_body_bytes: int = 1024 * 1024
@@ -54,7 +56,15 @@ class Settings:
         return _validated(replace(self, **{k: v for k, v in changes.items() if v is not None}))
 
 
-_PATHS = {"keys_dir", "trust_anchors_dir", "agencies_file", "mappings_dir", "sandbox_dir"}
+_PATHS = {
+    "keys_dir",
+    "trust_anchors_dir",
+    "agencies_file",
+    "identity_providers_file",
+    "clients_file",
+    "mappings_dir",
+    "sandbox_dir",
+}
 _INTS = {"port", "max_body_bytes", "signature_max_skew", "relay_concurrency"}
 _BOOLS = {"relay_enabled"}
 _FLOATS = {"partner_timeout", "audit_checkpoint_seconds"}

@@ -275,3 +275,85 @@ evidence = sa.Table(  # every accepted signed body, kept whole and addressed by 
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("stored_at", UTCDateTime, nullable=False),
 )
+
+# ---- OIDC protocol state (gateway.identity) ----
+
+oidc_clients = sa.Table(  # portals, kiosks and counter systems (clients_file or RFC 7591)
+    "oidc_clients",
+    metadata,
+    sa.Column("client_id", sa.String(100), primary_key=True),
+    sa.Column("metadata", sa.JSON, nullable=False),  # redirect_uris, jwks, channel, name
+    sa.Column("agency_id", sa.String(64), nullable=False),
+    sa.Column("sandbox", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+oidc_transactions = sa.Table(  # pending upstream logins: single-use, 10 minutes
+    "oidc_transactions",
+    metadata,
+    sa.Column("state", sa.String(200), primary_key=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("nonce", sa.String(200), nullable=False),
+    sa.Column("code_verifier", sa.String(200), nullable=False),
+    sa.Column("redirect_uri", sa.String(500), nullable=False),
+    sa.Column("request", sa.JSON, nullable=False),  # the portal's authorization request
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_oidc_transactions_expiry", "expires_at"),
+)
+
+oidc_sessions = sa.Table(  # completed logins as userinfo and ID tokens serve them
+    "oidc_sessions",
+    metadata,
+    sa.Column("login_id", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("acr", sa.String(40), nullable=False),
+    sa.Column("auth_time", sa.BigInteger, nullable=False),
+    sa.Column("claims", sa.JSON, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_oidc_sessions_expiry", "expires_at"),
+)
+
+oidc_codes = sa.Table(  # downstream authorization codes, by SHA-256; single-use, 60 s
+    "oidc_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(100), nullable=False),
+    sa.Column("redirect_uri", sa.String(500), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("nonce", sa.String(500), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("login_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("replayed_at", UTCDateTime),
+    sa.Index("ix_oidc_codes_expiry", "expires_at"),
+)
+
+oidc_tokens = sa.Table(  # issued tokens, kept until they expire (revocation, introspection)
+    "oidc_tokens",
+    metadata,
+    sa.Column("jti", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),  # access | id
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(100), nullable=False),
+    sa.Column("agency_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("login_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Index("ix_oidc_tokens_code", "code_hash"),
+    sa.Index("ix_oidc_tokens_expiry", "expires_at"),
+)
+
+oidc_subjects = sa.Table(  # pairwise subject identifiers: one per (agency, person)
+    "oidc_subjects",
+    metadata,
+    sa.Column("agency_id", sa.String(64), primary_key=True),
+    sa.Column("person_id", sa.String(40), primary_key=True),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("agency_id", "subject", name="ux_oidc_subjects_subject"),
+)

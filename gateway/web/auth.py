@@ -48,11 +48,15 @@ async def read_body(request: web.Request) -> bytes:
         raise PayloadTooLargeError(f"the body is larger than {limit} bytes") from None
 
 
-async def authenticate(request: web.Request, *, require_idempotency: bool) -> SignedRequest:
+async def authenticate(
+    request: web.Request, *, require_idempotency: bool, keep_body: bool = True
+) -> SignedRequest:
     """The calling agency, once its signature, digest and nonce all hold; else a problem.
 
     One transaction: the key is read from the registry (so a revocation anywhere is seen at
-    once), the signature and digest are verified, and the nonce is recorded.
+    once), the signature and digest are verified, and the nonce is recorded. The body is kept
+    as evidence unless ``keep_body`` is false (a body holding a bearer secret, such as a token
+    sent for introspection: its digest is still on the audit chain).
     """
     settings = request.app[SETTINGS]
     deps = request.app[DEPENDENCIES]
@@ -89,7 +93,7 @@ async def authenticate(request: web.Request, *, require_idempotency: bool) -> Si
         if not fresh:
             raise ReplayedRequestError("this signature nonce was already used")
         digest = content_digest(body)
-        if body:
+        if body and keep_body:
             await uow.audit.keep_evidence(digest, request.content_type, body, now)
         uow.audit.record(
             "message.accepted",

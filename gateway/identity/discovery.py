@@ -1,0 +1,200 @@
+"""Upstream identity providers: their configuration, and their discovery metadata, cached.
+
+Each provider is configured by name (``hk``, ``macau``, ``guangdong``) with its discovery URL,
+the gateway's client id there, the ID-token algorithms it may use (an allow-list; never
+``none`` or HMAC), the scopes to ask and whether to push the request (PAR). The metadata and
+key set are fetched once and kept; a provider that cannot be fetched is retried and reported
+by ``/readyz`` but does not stop the gateway from starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+import yaml
+
+from gateway.domain.errors import ConfigurationError, NotReadyError
+from gateway.domain.identity import PROVIDERS
+from gateway.identity.jose import ASYMMETRIC_ALGS
+
+SANDBOX_ALGS = {"hk": ("ES256",), "macau": ("PS256",), "guangdong": ("ES256",)}
+SANDBOX_CLIENT_ID = "gba-gateway"
+log = structlog.get_logger("gateway.identity")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    discovery_url: str
+    client_id: str
+    id_token_algs: tuple[str, ...]
+    scopes: tuple[str, ...] = ("openid",)
+    use_par: bool | None = None  # None: push when the provider has a PAR endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks: dict[str, Any]
+    par_endpoint: str | None = None
+
+
+def sandbox_providers(base_url: str) -> tuple[ProviderConfig, ...]:
+    """The three sandbox identity providers, mounted under ``/sandbox/idp/{name}``."""
+    return tuple(
+        ProviderConfig(
+            name=name,
+            discovery_url=f"{base_url}/sandbox/idp/{name}/.well-known/openid-configuration",
+            client_id=SANDBOX_CLIENT_ID,
+            id_token_algs=SANDBOX_ALGS[name],
+            scopes=("openid", "profile"),
+        )
+        for name in PROVIDERS
+    )
+
+
+def load_providers(path: Path) -> tuple[ProviderConfig, ...]:
+    """``identity_providers_file``: a YAML list under ``providers:``; every problem at once."""
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    entries = data.get("providers") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigurationError(f"{path}: expected a list under 'providers'")
+    problems: list[str] = []
+    out = []
+    for n, entry in enumerate(entries):
+        where = f"{path}: providers[{n}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} is not a mapping")
+            continue
+        name, url, client_id = entry.get("name"), entry.get("discovery_url"), entry.get("client_id")
+        algs = entry.get("id_token_algs")
+        if name not in PROVIDERS:
+            problems.append(f"{where}: name must be one of {', '.join(PROVIDERS)}")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            problems.append(f"{where}: discovery_url must be an https URL")
+        if not isinstance(client_id, str) or not client_id:
+            problems.append(f"{where}: client_id is required")
+        if not isinstance(algs, list) or not algs or set(algs) - ASYMMETRIC_ALGS:
+            problems.append(f"{where}: id_token_algs must list some of ES256, PS256, RS256, EdDSA")
+        scopes = entry.get("scopes", ["openid"])
+        if not isinstance(scopes, list) or "openid" not in scopes:
+            problems.append(f"{where}: scopes must be a list including openid")
+        use_par = entry.get("use_par")
+        if use_par is not None and not isinstance(use_par, bool):
+            problems.append(f"{where}: use_par must be true or false")
+        if not problems:
+            out.append(
+                ProviderConfig(name, url, client_id, tuple(algs), tuple(scopes), use_par)  # type: ignore[arg-type]
+            )
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        problems.append(f"{path}: a provider is configured twice")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return tuple(out)
+
+
+def _metadata(config: ProviderConfig, document: Mapping[str, Any]) -> tuple[str, Any]:
+    issuer = document.get("issuer")
+    expected = config.discovery_url.removesuffix("/.well-known/openid-configuration")
+    if issuer != expected:
+        raise ValueError("the issuer does not match the discovery URL")
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        if not isinstance(document.get(name), str):
+            raise ValueError(f"the metadata has no {name}")
+    return issuer, document
+
+
+class Upstreams:
+    """The configured providers and, once fetched, their metadata and key sets."""
+
+    def __init__(
+        self,
+        configs: tuple[ProviderConfig, ...],
+        *,
+        timeout: float,
+        readiness: Callable[[str, bool], None] = lambda _name, _ok: None,
+    ) -> None:
+        self.configs = {c.name: c for c in configs}
+        self._metadata: dict[str, ProviderMetadata] = {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._readiness = readiness
+        self._lock = asyncio.Lock()
+
+    def config(self, name: str) -> ProviderConfig | None:
+        return self.configs.get(name)
+
+    async def metadata(self, name: str, *, report: bool = True) -> ProviderMetadata:
+        """The provider's metadata, fetched now if it is not cached yet."""
+        cached = self._metadata.get(name)
+        if cached is not None:
+            return cached
+        config = self.configs[name]
+        async with self._lock:
+            if name not in self._metadata:
+                try:
+                    self._metadata[name] = await self._fetch(config)
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                    if report:
+                        self._readiness(name, False)
+                    log.warning("idp.unavailable", provider=name, reason=type(exc).__name__)
+                    raise NotReadyError(f"the identity provider {name} is not reachable") from None
+                self._readiness(name, True)
+        return self._metadata[name]
+
+    async def _fetch(self, config: ProviderConfig) -> ProviderMetadata:
+        async with aiohttp.ClientSession(timeout=self._timeout) as session:
+            document = await _get_json(session, config.discovery_url)
+            issuer, document = _metadata(config, document)
+            jwks = await _get_json(session, document["jwks_uri"])
+        if not isinstance(jwks.get("keys"), list):
+            raise ValueError("the key set has no keys")
+        par = document.get("pushed_authorization_request_endpoint")
+        use_par = config.use_par if config.use_par is not None else par is not None
+        if use_par and not isinstance(par, str):
+            raise ValueError("use_par is set but the provider has no PAR endpoint")
+        return ProviderMetadata(
+            issuer=issuer,
+            authorization_endpoint=document["authorization_endpoint"],
+            token_endpoint=document["token_endpoint"],
+            jwks=jwks,
+            par_endpoint=par if use_par else None,
+        )
+
+    async def warm(self, attempts: int = 6) -> None:
+        """Fetch every provider at start, retrying with backoff; failures are only reported."""
+        for name in self.configs:
+            delay = 0.1
+            for attempt in range(attempts):
+                try:
+                    await self.metadata(name, report=attempt >= 2)
+                    break
+                except NotReadyError:
+                    if attempt + 1 < attempts:
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 3, 30.0)
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    async with session.get(url, allow_redirects=False) as response:
+        if response.status != 200:
+            raise ValueError(f"{url} answered {response.status}")
+        body = await response.content.read(256 * 1024 + 1)
+    if len(body) > 256 * 1024:
+        raise ValueError("the metadata is too large")
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("the metadata is not a JSON object")
+    return data

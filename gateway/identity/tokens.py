@@ -1,0 +1,152 @@
+"""The tokens the gateway issues as OpenID Provider, and the one rule-set that reads them back.
+
+Both are ES256 JWS signed with the key ring's ``oidc`` key, and their types are explicit so
+one is never taken for the other (RFC 8725 §3.11):
+
+- access token, header ``typ: at+jwt`` (RFC 9068): ``iss``, ``aud`` = the client's partner
+  agency, ``sub`` = the pairwise subject for that agency, ``client_id``, ``iat``, ``exp`` (300 s),
+  ``jti``, ``acr``, ``auth_time``, ``sid`` (the login id), ``scope``;
+- ID token, header ``typ: JWT``: ``iss``, ``aud`` = the client id, ``azp``, ``sub``, ``iat``,
+  ``exp``, ``auth_time``, ``nonce``, ``acr``, ``sid`` and the canonical identity claims.
+
+:meth:`TokenService.access_token` is the only reader: ``typ`` exactly ``at+jwt``, ``alg``
+ES256, ``kid`` one of the ring's ``oidc`` keys, ``iss``, ``exp`` and ``aud``, then the token
+must be on record and not revoked (a replayed code revokes what it had issued).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from authlib.common.security import generate_token
+
+from gateway.domain.matters import Assurance
+from gateway.identity.jose import JoseError, sign_jwt, verify_jws
+from gateway.identity.ports import Client, IssuedCode, OidcStore, Session, TokenRecord
+from gateway.trust.keys import SigningKey
+
+ACCESS_TOKEN_LIFETIME = 300
+ID_TOKEN_LIFETIME = 300
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JOSE media type, not a secret
+ACR_PREFIX = "urn:gba:loa:"
+LEEWAY = 5
+
+
+def acr_of(assurance: Assurance) -> str:
+    return ACR_PREFIX + assurance.value
+
+
+class TokenRefusedError(ValueError):
+    """An access token that is not valid here; the message names the check."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGrant:
+    """A valid access token, read back: its claims and what the gateway recorded for it."""
+
+    claims: dict[str, Any]
+    record: TokenRecord
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    id_token: str
+    scope: str
+    records: list[TokenRecord]
+
+
+class TokenService:
+    def __init__(
+        self,
+        store: OidcStore,
+        keys: Callable[[], tuple[SigningKey, ...]],
+        *,
+        issuer: str,
+    ) -> None:
+        self._store = store
+        self._keys = keys  # every oidc key of the ring, newest last (newest signs)
+        self.issuer = issuer
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.jwk() for k in self._keys()]}
+
+    async def issue(
+        self, client: Client, code: IssuedCode, session: Session, now: datetime
+    ) -> IssuedTokens:
+        key = self._keys()[-1]
+        subject = await self._store.subject(client.agency_id, code.person_id)
+        at = int(now.timestamp())
+        common = {"iss": self.issuer, "sub": subject, "iat": at, "auth_time": session.auth_time}
+        access_jti, id_jti = generate_token(32), generate_token(32)
+        access = {
+            **common,
+            "aud": client.agency_id,
+            "client_id": client.client_id,
+            "exp": at + ACCESS_TOKEN_LIFETIME,
+            "jti": access_jti,
+            "acr": session.acr,
+            "sid": code.login_id,
+            "scope": code.scope,
+        }
+        identity = {
+            **session.claims,
+            **common,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": at + ID_TOKEN_LIFETIME,
+            "jti": id_jti,
+            "nonce": code.nonce,
+            "acr": session.acr,
+            "sid": code.login_id,
+        }
+
+        def record(jti: str, kind: str, lifetime: int) -> TokenRecord:
+            return TokenRecord(
+                jti=jti,
+                kind=kind,
+                code_hash=code.code_hash,
+                client_id=client.client_id,
+                agency_id=client.agency_id,
+                channel=client.channel,
+                login_id=code.login_id,
+                person_id=code.person_id,
+                expires_at=now + timedelta(seconds=lifetime),
+            )
+
+        return IssuedTokens(
+            access_token=sign_jwt(key, access, typ=ACCESS_TOKEN_TYPE),
+            id_token=sign_jwt(key, identity, typ="JWT"),
+            scope=code.scope,
+            records=[
+                record(access_jti, "access", ACCESS_TOKEN_LIFETIME),
+                record(id_jti, "id", ID_TOKEN_LIFETIME),
+            ],
+        )
+
+    async def access_token(self, token: str, now: datetime) -> AccessGrant:
+        """An access token issued here, valid now and not revoked; else TokenRefusedError."""
+        try:
+            claims = verify_jws(
+                token, self.jwks(), algorithms=["ES256"], typ=ACCESS_TOKEN_TYPE, typ_required=True
+            ).claims
+        except JoseError as exc:
+            raise TokenRefusedError(str(exc)) from None
+        if claims.get("iss") != self.issuer:
+            raise TokenRefusedError("the token was issued by another issuer")
+        if not isinstance(claims.get("aud"), str) or not claims["aud"]:
+            raise TokenRefusedError("the token has no audience")
+        exp, jti = claims.get("exp"), claims.get("jti")
+        if not isinstance(exp, int) or exp <= int(now.timestamp()) - LEEWAY:
+            raise TokenRefusedError("the token has expired")
+        if not isinstance(jti, str):
+            raise TokenRefusedError("the token has no jti")
+        record = await self._store.token(jti)
+        if record is None or record.kind != "access" or record.revoked_at is not None:
+            raise TokenRefusedError("the token was revoked or never issued here")
+        if record.agency_id != claims["aud"] or record.client_id != claims.get("client_id"):
+            raise TokenRefusedError("the token does not match its record")
+        return AccessGrant(claims, record)
