@@ -1,0 +1,246 @@
+"""Applicant API: residents applying themselves through a portal or kiosk holding their token.
+
+Every call carries a gateway access token (``Authorization: Bearer``, ``typ`` at+jwt) from the
+gateway's OpenID Provider; the resident sees and changes only what is theirs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.commands import Applicant, Caller, SubmitApplication
+from gateway.domain.documents import problem
+from gateway.domain.errors import BadRequestError, MissingHeaderError, ValidationFailedError
+from gateway.domain.values import Channel
+from gateway.services import handlers, identity, queries
+from gateway.services.identity import Resident
+from gateway.web.auth import read_body
+from gateway.web.bearer import authenticate_resident
+from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
+from gateway.web.openapi import operation, query
+from gateway.web.problems import json_object, json_response
+
+routes = web.RouteTableDef()
+
+_BEARER = {401: "Access token missing, invalid or expired"}
+_OBJECT = {"type": "object"}
+_SUBMISSION = {
+    "type": "object",
+    "required": ["application"],
+    "additionalProperties": False,
+    "properties": {
+        "application": {
+            "type": "object",
+            "description": "A canonical application WITHOUT `applicant`: it comes from the login",
+        },
+        "consent": {
+            "type": "object",
+            "description": "Consent given with this submission: categories, destinations",
+        },
+        "consent_id": {"type": "string", "description": "A consent recorded before"},
+        "on_behalf_of": {"type": "string", "description": "A confirmed delegation id (agents)"},
+    },
+}
+
+
+async def _resident(request: web.Request) -> Resident:
+    grant = await authenticate_resident(request)
+    return Resident(
+        person_id=grant.person_id,
+        login_id=grant.login_id,
+        client_id=grant.client_id,
+        agency_id=grant.agency_id,
+        channel=grant.channel,
+    )
+
+
+def _caller(resident: Resident) -> Caller:
+    return Caller.resident(resident.person_id, resident.login_id)
+
+
+async def _body(request: web.Request, what: str) -> tuple[bytes, dict[str, Any]]:
+    body = await read_body(request)
+    return body, json_object(body, request.content_type, what)
+
+
+@routes.get("/v1/me")
+@operation(
+    summary="The resident: canonical identity, linked documents, consents, delegations",
+    tag="applicant",
+    responses={200: ("What the gateway holds about the resident", _OBJECT), **_BEARER},
+)
+async def me(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    return json_response(await identity.me(resident, request.app[DEPENDENCIES]))
+
+
+@routes.post("/v1/me/applications")
+@operation(
+    summary="Apply: the identity part is filled from the login and never asked again",
+    tag="applicant",
+    request={"application/json": _SUBMISSION},
+    responses={
+        202: ("Stored; the receipt is the signed voucher", _OBJECT),
+        **_BEARER,
+        403: "Assurance too low, consent or delegation missing",
+        422: "Invalid document or Idempotency-Key reuse",
+    },
+)
+async def submit(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        raise MissingHeaderError("Idempotency-Key is required on every POST")
+    if not 8 <= len(key) <= 200:
+        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+    body, data = await _body(request, "the submission")
+    _check_submission(data)
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+    stored = await handlers.submit_application(
+        SubmitApplication(
+            caller=_caller(resident),
+            body=body,
+            media_type="application/json",
+            content_digest=digest,
+            idempotency_key=key,
+            channel=Channel(resident.channel),
+            applicant=Applicant(
+                person_id=resident.person_id,
+                login_id=resident.login_id,
+                client_id=resident.client_id,
+                application=data["application"],
+                consent_id=data.get("consent_id"),
+                consent=data.get("consent"),
+                on_behalf_of=data.get("on_behalf_of"),
+            ),
+        ),
+        request.app[DEPENDENCIES],
+    )
+    if not stored.replayed:
+        request.app[METRICS].applications.labels(stored.body["matter"], stored.body["status"]).inc()
+    headers = {}
+    if stored.status == 202 and stored.resource:
+        base = request.app[SETTINGS].base_url
+        headers["Location"] = f"{base}/v1/me/applications/{stored.resource}"
+    return json_response(stored.body, status=stored.status, headers=headers)
+
+
+def _check_submission(data: dict[str, Any]) -> None:
+    problems = [
+        problem(f"/{name}", "unexpected_field")
+        for name in data
+        if name not in _SUBMISSION["properties"]
+    ]
+    if not isinstance(data.get("application"), dict):
+        problems.append(problem("/application", "required"))
+    if "consent" in data and not isinstance(data["consent"], dict):
+        problems.append(problem("/consent", "wrong_type"))
+    for name in ("consent_id", "on_behalf_of"):
+        if name in data and not isinstance(data[name], str):
+            problems.append(problem(f"/{name}", "wrong_type"))
+    if problems:
+        raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
+
+
+@routes.get("/v1/me/applications")
+@operation(
+    summary="The resident's own applications, oldest first",
+    tag="applicant",
+    parameters=[query("after", "cursor from the previous page")],
+    responses={200: ("A page of the resident's cases", _OBJECT), **_BEARER},
+)
+async def my_applications(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    page = await queries.own_applications(
+        request.app[DEPENDENCIES], resident.person_id, limit=50, after=request.query.get("after")
+    )
+    return json_response(page)
+
+
+@routes.get("/v1/me/applications/{application_id}")
+@operation(
+    summary="One of the resident's applications with its timeline (Art. 22)",
+    tag="applicant",
+    responses={200: ("The case", _OBJECT), **_BEARER, 404: "Not one of the resident's cases"},
+)
+async def my_application(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    view = await queries.application_view(
+        request.app[DEPENDENCIES], _caller(resident), request.match_info["application_id"]
+    )
+    return json_response(view)
+
+
+@routes.get("/v1/me/consents")
+@operation(
+    summary="The resident's consents, withdrawn ones included",
+    tag="applicant",
+    responses={200: ("Consents", _OBJECT), **_BEARER},
+)
+async def consents(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    held = await identity.me(resident, request.app[DEPENDENCIES])
+    return json_response({"items": held["consents"], "next": None})
+
+
+@routes.post("/v1/me/consents")
+@operation(
+    summary="Give a consent: purpose, data categories, destinations, optional matter and expiry",
+    tag="applicant",
+    request={"application/json": _OBJECT},
+    responses={201: ("The consent recorded", _OBJECT), **_BEARER, 422: "Invalid consent"},
+)
+async def grant(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    _, data = await _body(request, "the consent")
+    consent = await identity.grant_consent(resident, data, request.app[DEPENDENCIES])
+    return json_response(consent, status=201)
+
+
+@routes.post("/v1/me/consents/{consent_id}/withdraw")
+@operation(
+    summary="Withdraw a consent; later forwards can no longer rely on it",
+    tag="applicant",
+    responses={200: ("The consent, withdrawn", _OBJECT), **_BEARER, 404: "Not yours"},
+)
+async def withdraw(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    consent = await identity.withdraw_consent(
+        resident, request.match_info["consent_id"], request.app[DEPENDENCIES]
+    )
+    return json_response(consent)
+
+
+@routes.post("/v1/me/delegations")
+@operation(
+    summary="As an agent, ask the holder of an identity document to let you act for them",
+    tag="applicant",
+    request={"application/json": _OBJECT},
+    responses={201: ("The delegation, awaiting confirmation", _OBJECT), **_BEARER, 422: "Invalid"},
+)
+async def request_delegation(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    _, data = await _body(request, "the delegation")
+    made = await identity.request_delegation(resident, data, request.app[DEPENDENCIES])
+    return json_response(made, status=201)
+
+
+@routes.post("/v1/me/delegations/{delegation_id}/{action:confirm|revoke}")
+@operation(
+    summary="As the principal, confirm a delegation online; either party may revoke it",
+    tag="applicant",
+    responses={200: ("The delegation", _OBJECT), **_BEARER, 403: "Not yours to confirm"},
+)
+async def change_delegation(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    changed = await identity.change_delegation(
+        resident,
+        request.match_info["delegation_id"],
+        request.match_info["action"],
+        request.app[DEPENDENCIES],
+    )
+    return json_response(changed)
