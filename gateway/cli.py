@@ -449,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (DemoError, aiohttp.ClientError) as exc:
                 print(f"gba-gateway: demo failed: {exc}", file=sys.stderr)
                 return 1
+        if args.command == "sandbox" and args.sandbox_command == "login":
+            return _sandbox_login(args)
         if args.command == "sandbox":
             settings = load_settings(
                 mode="sandbox",
@@ -461,8 +463,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(serve(settings))
         if args.command == "mappings":
             return _mappings(args)
-        if args.command == "sandbox" and args.sandbox_command == "login":
-            return _sandbox_login(args)
         if args.command in ("agencies", "receipts", "audit", "identities"):
             return _operate(args)
         if args.command == "keys":

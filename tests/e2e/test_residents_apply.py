@@ -10,6 +10,7 @@ low-assurance login is refused for a matter that needs substantial, with nothing
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,6 +18,7 @@ import aiohttp
 import jwt
 import pytest
 
+from gateway import cli
 from gateway.domain.values import local_date
 from gateway.sandbox.personas import persona
 from gateway.sandbox.portal import SandboxPortal
@@ -184,3 +186,28 @@ async def test_the_resident_sees_identity_links_and_consents_and_can_withdraw(
     )
     assert status == 200
     assert withdrawn["withdrawn_at"] is not None
+
+
+async def test_sandbox_login_prints_a_token_the_applicant_api_accepts(
+    gateway: RunningGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await asyncio.to_thread(
+        cli.main, ["sandbox", "login", "lei-sio-meng", "--url", gateway.url]
+    )
+
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert printed["idp"] == "macau"
+    assert printed["id_token_claims"]["acr"] == "urn:gba:loa:substantial"
+    status, me, _ = await _call(gateway, "GET", "/v1/me", printed["access_token"])
+    assert status == 200
+    assert me["identity"]["gba_documents"][0]["type"] == "MO_BIR"
+
+
+async def test_sandbox_login_refuses_an_unknown_persona(
+    gateway: RunningGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await asyncio.to_thread(cli.main, ["sandbox", "login", "nobody", "--url", gateway.url])
+
+    assert code == 2
+    assert "no persona 'nobody'" in capsys.readouterr().err
