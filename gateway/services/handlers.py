@@ -263,7 +263,7 @@ def _forwards(
             "matter": app.matter,
             "matter_version": app.matter_version,
             "role": handler.role,
-            "submitted_by": app.submitted_by,
+            "submitted_by": "resident" if app.applicant_id else app.submitted_by,
             "channel": app.channel,
             "received_at": app.received_at.isoformat(),
             "deadline": app.deadline,

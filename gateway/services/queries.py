@@ -17,11 +17,16 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
         if app is None or not app.is_party(caller.agency_id, caller.person_id):
             raise NotFoundError("no such application for this caller")
         timeline = await uow.applications.timeline(application_id)
+    own = caller.person_id is not None and caller.person_id in (
+        app.applicant_id,
+        _person(app.submitted_by),
+    )
+    hide = (lambda value: value) if own else _pseudonymous
     return {
         "application_id": app.id,
         "matter": app.matter,
         "status": app.status.value,
-        "submitted_by": app.submitted_by,
+        "submitted_by": hide(app.submitted_by),
         "channel": app.channel,
         "received_at": app.received_at.isoformat(),
         "missing": list(app.missing),
@@ -36,10 +41,30 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
         ],
         "deadlines": {"promised": app.deadline},
         "timeline": [
-            {"seq": e.seq, "type": e.type, "at": e.at.isoformat(), "actor": e.actor, **e.data}
+            {
+                "seq": e.seq,
+                "type": e.type,
+                "at": e.at.isoformat(),
+                "actor": hide(e.actor),
+                **(
+                    e.data
+                    if own
+                    else {k: "resident" if k == "agent" else v for k, v in e.data.items()}
+                ),
+            }
             for e in timeline
         ],
     }
+
+
+def _person(actor: str) -> str | None:
+    return actor.removeprefix("resident:") if actor.startswith("resident:") else None
+
+
+def _pseudonymous(actor: str) -> str:
+    """Agencies see that a resident acted, never the gateway's internal person id (which
+    would link one person across agencies; their tokens carry pairwise subjects instead)."""
+    return "resident" if actor.startswith("resident:") else actor
 
 
 async def own_applications(

@@ -27,7 +27,7 @@ from gateway.store.tables import outbox
 from gateway.trust.receipts import verify_receipt
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import RunningGateway
-from tests.support import CASE_TABLES, row_counts
+from tests.support import CASE_TABLES, row_counts, send
 
 HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"  # min_assurance: substantial
 CONSENT = {
@@ -130,6 +130,16 @@ async def test_a_persona_of_each_jurisdiction_logs_in_and_applies_with_its_ident
     forwarded = json.loads(row.body)
     assert forwarded["consent_id"] == app.consent_id
     assert (app.consent_id is not None) == (consent is not None)
+    # Handling agencies never see the gateway's internal person id (it would link the
+    # resident across agencies); they see that a resident applied.
+    assert b"per_" not in row.body
+    assert forwarded["submitted_by"] == "resident"
+    handler = await send(
+        gateway.settings, "GET", f"/v1/applications/{app.id}", agency=app.handlers[0].agency_id
+    )
+    assert handler.status == 200
+    assert b"per_" not in handler.body
+    assert handler.json()["timeline"][0]["actor"] == "resident"
 
 
 def _key_for(jwks: dict[str, Any], token: str) -> Any:
