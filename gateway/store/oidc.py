@@ -21,7 +21,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.delivery import SqlNonces
 from gateway.store.tables import (
@@ -33,6 +32,7 @@ from gateway.store.tables import (
     oidc_tokens,
     oidc_transactions,
 )
+from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 
 CODE_RETENTION = timedelta(minutes=15)  # a used code is kept past expiry to catch replays
 Row = Mapping[str, Any]
@@ -43,8 +43,8 @@ def _row(row: Any) -> dict[str, Any] | None:
 
 
 class SqlOidcStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: SqlUnitOfWorkFactory) -> None:
+        self._engine = db  # begin() / connect(): gated connections (unit_of_work.py)
 
     # ---- pending upstream logins ------------------------------------------------------
 

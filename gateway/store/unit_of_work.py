@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store import database
 from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
+from gateway.store.complaints import SqlComplaints
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
+from gateway.store.notifications import SqlNotifications
 from gateway.store.registry import SqlAgencies
+
+T = TypeVar("T")
 
 
 class SqlUnitOfWork:
     """One transaction on one connection; rolls back unless committed."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, gate: asyncio.Lock | None = None) -> None:
         self._engine = engine
+        self._gate = gate
         self._conn: AsyncConnection | None = None
         self._committed = False
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._engine.connect()
-        await self._conn.begin()
+        if self._gate is not None:
+            await self._gate.acquire()
+        opening = asyncio.ensure_future(self._open())
+        try:
+            self._conn = await asyncio.shield(opening)
+        except BaseException:
+            with contextlib.suppress(BaseException):  # cancelled while opening: give it back
+                conn = await opening
+                await _completed(self._close(conn, rollback=True))
+            if self._gate is not None:
+                self._gate.release()
+            raise
         self.audit = SqlAudit(self._conn)
         self.applications = SqlApplications(self._conn, self.audit)
         self.agencies = SqlAgencies(self._conn)
@@ -33,6 +51,8 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(self._conn)
         self.nonces = SqlNonces(self._conn)
         self.identities = SqlIdentities(self._conn)
+        self.notifications = SqlNotifications(self._conn)
+        self.complaints = SqlComplaints(self._conn)
         return self
 
     async def __aexit__(
@@ -42,12 +62,36 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._conn is not None
+        conn, self._conn = self._conn, None
         try:
-            if not self._committed:
-                await self._conn.rollback()
+            # Shielded: a cancelled request must still give the connection back, or the
+            # one SQLite connection (and the gate) would stay taken for good.
+            await _completed(self._close(conn, rollback=not self._committed))
         finally:
-            await self._conn.close()
-            self._conn = None
+            if self._gate is not None:
+                self._gate.release()
+
+    async def _open(self) -> AsyncConnection:
+        conn = await self._engine.connect()
+        try:
+            await conn.begin()
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    async def _close(conn: AsyncConnection, *, rollback: bool) -> None:
+        try:
+            if rollback:
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    @property
+    def connection(self) -> AsyncConnection:
+        assert self._conn is not None, "outside the unit of work"
+        return self._conn
 
     async def commit(self) -> None:
         assert self._conn is not None
@@ -56,12 +100,44 @@ class SqlUnitOfWork:
         self._committed = True
 
 
+async def _completed(step: Coroutine[Any, Any, T]) -> T:
+    """Run ``step`` to its end even when the caller is cancelled meanwhile (then re-raise the
+    cancellation): taking and giving back the connection must not stop half-way."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+
+
 class SqlUnitOfWorkFactory:
+    """Units of work on one engine. SQLite has one connection (one writer): transactions take
+    turns through a FIFO gate, because the pool's queue lets a task that just returned the
+    connection take it again before a waiter runs, which starves the relay under load."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self._gate)
 
     async def ping(self) -> None:
-        await database.ping(self.engine)
+        async with self.connect() as conn:  # through the gate, like every other use
+            await conn.execute(sa.text("SELECT 1"))
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection in a transaction committed on success (stores outside the
+        unit of work, e.g. OIDC protocol state), taken and given back like a unit of work."""
+        async with self() as uow:
+            yield uow.connection
+            await uow.commit()
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for reading; its transaction is rolled back."""
+        async with self() as uow:
+            yield uow.connection

@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.domain.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
 from gateway.identity.broker import Broker
@@ -35,7 +34,7 @@ from gateway.trust.keys import SigningKey
 from gateway.trust.keystore import OIDC, KeyRing
 from gateway.web.auth import authenticate, read_body
 from gateway.web.bearer import BROKER, bearer_token
-from gateway.web.keys import DEPENDENCIES, READINESS, SETTINGS
+from gateway.web.keys import DEPENDENCIES, READINESS, SETTINGS, STORE
 from gateway.web.openapi import operation, query
 from gateway.web.problems import json_object, json_response
 
@@ -218,7 +217,6 @@ async def register(request: web.Request) -> web.Response:
 
 def install(
     app: web.Application,
-    engine: AsyncEngine,
     ring: KeyRing,
     profiles: Mapping[str, IdentityProfile],
 ) -> Broker:
@@ -236,7 +234,7 @@ def install(
     def ready(name: str, ok: bool) -> None:
         readiness[f"identity_provider_{name}"] = ok
 
-    store = OidcStore(SqlOidcStore(engine))
+    store = OidcStore(SqlOidcStore(app[STORE]))
     upstreams = Upstreams(configs, timeout=settings.partner_timeout, readiness=ready)
 
     def oidc_keys() -> tuple[SigningKey, ...]:
