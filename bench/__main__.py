@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.audit import audit_verify_rate
 from bench.http import accept_path
+from bench.relay import accept_to_delivered
 from bench.steps import translation, trust
 
 RESULTS = Path(__file__).parent / "results"
@@ -23,6 +24,12 @@ SUITE: tuple[tuple[str, str, Callable[[], dict[str, float]]], ...] = (
     ("trust", "trust layer per submission vs 2 P-256 verifies", trust),
     ("audit", "audit chain verify vs bare SHA-256 of the entries", audit_verify_rate),
     ("accept", "signed submissions over HTTP vs a bare aiohttp XML handler", accept_path),
+    (
+        "relay",
+        "forwards delivered to a sandbox partner vs submissions accepted, same run "
+        "(2 clients; p50/p99 accept -> delivered)",
+        accept_to_delivered,
+    ),
 )
 
 

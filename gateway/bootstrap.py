@@ -28,13 +28,16 @@ import adapters.macau.identity
 from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import local_date
 from gateway.identity.discovery import SANDBOX_CLIENT_ID
+from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.sandbox.idp import IDENTITY_PROVIDERS
 from gateway.sandbox.pki import generate_test_pki
 from gateway.sandbox.setup import install_sandbox
+from gateway.services import lifecycle
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import Dependencies
+from gateway.services.milestones import settle
 from gateway.services.ports import Clock, DocumentCodec, PartnerTransport
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.settings import Settings
@@ -46,10 +49,18 @@ from gateway.trust.certificates import TrustAnchors
 from gateway.trust.keys import VerificationKey
 from gateway.trust.receipts import JwsReceiptIssuer
 from gateway.trust.registry import load_registry_file
-from gateway.web import me_routes, oidc_routes, partner_routes, public_routes
+from gateway.web import (
+    case_routes,
+    complaint_routes,
+    me_routes,
+    oidc_routes,
+    partner_routes,
+    public_routes,
+)
 from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, RELAY, SETTINGS, STORE
 from gateway.web.metrics import Metrics
 from gateway.web.middlewares import request_context, sign_partner_responses
+from gateway.web.notifier import install_notifications
 from gateway.web.partner_client import HttpPartnerTransport
 from gateway.web.problems import problem_middleware
 
@@ -159,6 +170,17 @@ def trust_anchors(settings: Settings) -> TrustAnchors | None:
     return TrustAnchors.load(settings.trust_anchors_dir) if settings.trust_anchors_dir else None
 
 
+async def sweep_deadlines(app: web.Application) -> dict[str, int]:
+    """Deemed acceptance and overdue cases (Art. 19(3), Art. 20): counted, logged, notified."""
+    done = await lifecycle.sweep(app[DEPENDENCIES])
+    metrics = app[METRICS]
+    metrics.deemed_acceptances.inc(done["deemed_accepted"])
+    metrics.overdue.inc(done["overdue"])
+    if done["deemed_accepted"] or done["overdue"]:
+        log.warning("deadline.sweep", **done)
+    return done
+
+
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     """The gateway as an aiohttp application. Nothing starts until the app starts."""
     overrides = overrides or Overrides()
@@ -206,7 +228,11 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         uow,
         transport,
         clock,
-        overrides.relay_policy or RelayPolicy(concurrency=settings.relay_concurrency),
+        overrides.relay_policy
+        or RelayPolicy(
+            concurrency=settings.relay_concurrency, per_partner=settings.relay_per_partner
+        ),
+        settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
     )
     app[RELAY] = relay
     app[STORE] = uow
@@ -219,6 +245,8 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         calendar=HolidayCalendar(),
         issuer=settings.base_url,
         outbox_written=relay.wake,
+        appeals=AppealRoutes.load(settings.mappings_dir / "appeals.yaml"),
+        notify=True,
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -255,6 +283,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
                     async with uow() as tx:
                         await tx.nonces.purge(clock.now())
                         await tx.commit()
+                    await sweep_deadlines(app)
                 except Exception:  # the database may be away; try again next time
                     log.exception("housekeeping.failed")
 
@@ -271,10 +300,15 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     if settings.sandbox:
         install_sandbox(app, settings, ring, uow, clock, anchors)
         register_at_sandbox_providers(app, ring)
-    oidc_routes.install(app, engine, ring, IDENTITY_PROFILES)
+    oidc_routes.install(app, ring, IDENTITY_PROFILES)
     app.cleanup_ctx.append(routed)
     app.cleanup_ctx.append(delivery)
     app.add_routes(partner_routes.routes)
     app.add_routes(public_routes.routes)
     app.add_routes(me_routes.routes)
+    app.add_routes(case_routes.routes)
+    app.add_routes(complaint_routes.routes)
+    install_notifications(
+        app, uow, clock, lambda: ring.current("http"), enabled=settings.relay_enabled
+    )
     return app

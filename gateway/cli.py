@@ -7,6 +7,8 @@
     gba-gateway sandbox demo [--url URL] [--data-dir DIR]        the tracer flow, narrated
     gba-gateway sandbox login PERSONA [--idp NAME] [--url URL]   a resident's gateway tokens
     gba-gateway identities conflicts [--sandbox]                 identity links to review
+    gba-gateway outbox list|retry ID|requeue [--sandbox]          forwarded messages
+    gba-gateway archive export ID --out FILE | verify FILE --jwks F   closed cases
     gba-gateway keys generate --out DIR [--sandbox]              the gateway's signing keys
     gba-gateway --version
 """
@@ -134,9 +136,45 @@ def build_parser() -> argparse.ArgumentParser:
         "person, or whose birth date disagrees. Numbers are masked.",
     )
     _store_options(conflicts)
+    _delivery_commands(commands)
     _evidence_commands(commands)
     _mapping_commands(commands)
     return parser
+
+
+def _delivery_commands(commands: Any) -> None:
+    outbox = commands.add_parser("outbox", help="inspect and release forwarded messages")
+    sub = outbox.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND", required=True)
+    listing = sub.add_parser(
+        "list", help="messages in the order they are due, with attempts and last error"
+    )
+    _store_options(listing)
+    listing.add_argument("--status", choices=["pending", "in_flight", "delivered", "dead"])
+    listing.add_argument("--destination", help="one destination agency")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    retry = sub.add_parser("retry", help="send one waiting or dead message now")
+    _store_options(retry)
+    retry.add_argument("message_id")
+    requeue = sub.add_parser("requeue", help="put every dead message back in the queue")
+    _store_options(requeue)
+    requeue.add_argument("--destination", help="only the dead messages to this agency")
+
+    archive = commands.add_parser("archive", help="export and verify closed cases (Art. 23)")
+    sub = archive.add_subparsers(dest="archive_command", metavar="SUBCOMMAND", required=True)
+    export = sub.add_parser("export", help="write a closed case as one signed bundle")
+    _store_options(export)
+    export.add_argument("application_id")
+    export.add_argument("--out", type=Path, required=True, help="the bundle file to write")
+    verify = sub.add_parser(
+        "verify",
+        help="check a bundle offline: signature, every member, vouchers, audit proof",
+        description="Verify an archive bundle against the gateway's JWKS. Needs no database. "
+        "Exit 1 when anything does not verify.",
+    )
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument(
+        "--jwks", type=Path, required=True, help="the gateway's /.well-known/jwks.json, saved"
+    )
 
 
 def _mapping_commands(commands: Any) -> None:
@@ -367,6 +405,10 @@ def _mappings(args: argparse.Namespace) -> int:
 def _operate(args: argparse.Namespace) -> int:
     from gateway import operations
 
+    if args.command == "archive" and args.archive_command == "verify":
+        from gateway import archive_ops
+
+        return 0 if archive_ops.archive_verify(args.bundle, args.jwks, print) else 1
     if args.command == "receipts":
         from gateway.trust.receipts import verify_receipt_file
 
@@ -379,6 +421,20 @@ def _operate(args: argparse.Namespace) -> int:
         return 0 if intact else 1
     if args.command == "identities":
         return _run(operations.identity_conflicts(settings, print))
+    if args.command == "outbox":
+        from gateway import outbox_ops
+
+        if args.outbox_command == "list":
+            return _run(
+                outbox_ops.outbox_list(settings, print, args.status, args.destination, args.limit)
+            )
+        if args.outbox_command == "retry":
+            return _run(outbox_ops.outbox_retry(settings, args.message_id, print))
+        return _run(outbox_ops.outbox_requeue(settings, print, args.destination))
+    if args.command == "archive":
+        from gateway import archive_ops
+
+        return _run(archive_ops.archive_export(settings, args.application_id, args.out, print))
     if args.agencies_command == "list":
         return _run(operations.agencies_list(settings, print))
     if args.agencies_command == "revoke":
@@ -463,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(serve(settings))
         if args.command == "mappings":
             return _mappings(args)
-        if args.command in ("agencies", "receipts", "audit", "identities"):
+        if args.command in ("agencies", "receipts", "audit", "identities", "outbox", "archive"):
             return _operate(args)
         if args.command == "keys":
             ring = keystore.generate(args.out, sandbox=args.sandbox, alg=args.alg)

@@ -40,6 +40,7 @@ class Settings:
     log_format: Literal["json", "console"] = "json"
     relay_enabled: bool = True
     relay_concurrency: int = 8
+    relay_per_partner: int = 4  # deliveries in flight to one agency (within relay_concurrency)
     partner_timeout: float = 10.0
     audit_checkpoint_seconds: float = 60.0
 
@@ -65,7 +66,13 @@ _PATHS = {
     "mappings_dir",
     "sandbox_dir",
 }
-_INTS = {"port", "max_body_bytes", "signature_max_skew", "relay_concurrency"}
+_INTS = {
+    "port",
+    "max_body_bytes",
+    "signature_max_skew",
+    "relay_concurrency",
+    "relay_per_partner",
+}
 _BOOLS = {"relay_enabled"}
 _FLOATS = {"partner_timeout", "audit_checkpoint_seconds"}
 
@@ -121,6 +128,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("port must be 1-65535")
     if settings.max_body_bytes < 1024:
         problems.append("max_body_bytes must be at least 1024")
+    if settings.relay_per_partner < 1:
+        problems.append("relay_per_partner must be at least 1")
     if settings.audit_checkpoint_seconds < 1:
         problems.append("audit_checkpoint_seconds must be at least 1")
     if not 30 <= settings.signature_max_skew <= 3600:

@@ -52,6 +52,7 @@ class StoredMessage:
     message: OutboxMessage
     lease_until: datetime | None = None
     delivered_at: datetime | None = None
+    ack: Acknowledgement | None = None  # the signed exchange kept at delivery
 
 
 @dataclass(slots=True)
@@ -182,8 +183,17 @@ class FakeOutbox:
 
         self._uow.write(op)
 
-    async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
-        """Due messages (pending and due, or in flight with an expired lease), oldest first.
+    async def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease_seconds: int,
+        per_destination: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[OutboxMessage]:
+        """Due messages (pending and due, or in flight with an expired lease), oldest first,
+        at most ``per_destination`` less ``in_flight`` for each destination.
 
         Rows claimed by another open transaction are skipped (``SKIP LOCKED``).
         """
@@ -203,8 +213,18 @@ class FakeOutbox:
                     )
                 )
             ),
-            key=lambda row: row.message.next_attempt_at or now,
-        )[:limit]
+            key=lambda row: (row.message.next_attempt_at or now, row.message.id),
+        )
+        if per_destination is not None:
+            room = {d: per_destination - n for d, n in (in_flight or {}).items()}
+            chosen = []
+            for row in due:
+                destination = row.message.destination
+                if room.get(destination, per_destination) > 0:
+                    room[destination] = room.get(destination, per_destination) - 1
+                    chosen.append(row)
+            due = chosen
+        due = due[: max(limit, 0)]
         ids = [row.message.id for row in due]
         lease_until = now + timedelta(seconds=lease_seconds)
 
@@ -223,25 +243,36 @@ class FakeOutbox:
             claimed.append(message)
         return claimed
 
-    async def delivered(self, message_id: str, at: datetime) -> None:
+    async def delivered(
+        self, message_id: str, at: datetime, ack: Acknowledgement | None = None
+    ) -> bool:
+        """False, changing nothing, when the message was delivered already."""
         await self._uow.io()
+        row = self._uow.view().outbox.get(message_id)
+        if row is None or row.message.status == "delivered":
+            return False
 
         def op(state: State) -> None:
             row = state.outbox.get(message_id)
-            if row is not None:  # like an UPDATE that matches nothing
-                row.message.status = "delivered"
-                row.message.last_error = None
-                row.delivered_at = at
-                row.lease_until = None
+            if row is None:
+                return
+            if row.message.status == "delivered":  # the SQL UPDATE would wait, then match 0
+                raise ConflictError("the message was delivered meanwhile; retry")
+            row.message.status = "delivered"
+            row.message.last_error = None
+            row.delivered_at = at
+            row.lease_until = None
+            row.ack = ack
 
         self._uow.write(op)
+        return True
 
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
         await self._uow.io()
 
         def op(state: State) -> None:
             row = state.outbox.get(message_id)
-            if row is not None:
+            if row is not None and row.message.status == "in_flight":
                 row.message.status = "pending"
                 row.message.next_attempt_at = at
                 row.message.attempts += 1
@@ -255,7 +286,7 @@ class FakeOutbox:
 
         def op(state: State) -> None:
             row = state.outbox.get(message_id)
-            if row is not None:
+            if row is not None and row.message.status == "in_flight":
                 row.message.status = "dead"
                 row.message.attempts += 1
                 row.message.last_error = error[:2000]

@@ -64,8 +64,10 @@ async def send(
     idempotency_key: str | None = None,
     sign: bool = True,
     headers: dict[str, str] | None = None,
+    now: datetime | None = None,
 ) -> Answer:
-    """One request to the gateway, signed by a sandbox agency unless ``sign`` is False."""
+    """One request to the gateway, signed by a sandbox agency unless ``sign`` is False
+    (at ``now``: the gateway's clock, when a test fixes it)."""
     url = settings.base_url + path
     out = dict(headers or {})
     if sign:
@@ -75,7 +77,7 @@ async def send(
             method=method,
             url=url,
             key=agency_key(settings, agency),
-            now=datetime.now(UTC),
+            now=now or datetime.now(UTC),
             body=body,
             content_type=content_type,
             idempotency_key=idempotency_key,

@@ -2,14 +2,21 @@
 
 ::
 
-    received ──► awaiting_supplement ──► accepted ──► under_review ──► approved
-        │                                   ▲               │
-        └───────────────────────────────────┘               └──────► rejected
+    received ──► awaiting_supplement ──► received / accepted   (one notice, every problem)
+        │  │
+        │  ├──► accepted ──► under_review ──► approved ──┐
+        │  │   (voucher;       (in parallel)  └► rejected ─┴─► result_delivered
+        │  │    or deemed)
+        │  └──► not_accepted (voucher with reasons)
+        └──────► withdrawn (by the applicant, from any open state)
 
-Each handling agency has its own state (``pending`` → ``delivered`` → ``approved`` /
-``rejected``). The case is ``under_review`` once every handler has the application, and is
-decided when every handler has decided: all must approve; one rejection rejects (joint
-handling, Art. 20). Every change appends an event; an illegal change raises
+A matter's ``acceptance`` is ``automatic`` (the gateway accepts a complete application at
+once) or ``agency`` (the lead agency examines it; with no notice within 5 working days of
+receipt it is *deemed accepted* as of the receipt date, Art. 19(3)). Each handling agency has
+its own state (``pending`` → ``delivered`` → ``approved`` / ``rejected``). The case is
+``under_review`` once it is accepted and every handler has it, and is decided when every
+handler has decided: all must approve; one rejection rejects, with every agency's reasons
+(joint handling, Art. 20). Every change appends an event; an illegal change raises
 :class:`IllegalTransitionError` and changes nothing.
 """
 
@@ -32,6 +39,7 @@ class Status(StrEnum):
     UNDER_REVIEW = "under_review"
     APPROVED = "approved"
     REJECTED = "rejected"
+    RESULT_DELIVERED = "result_delivered"
     WITHDRAWN = "withdrawn"
 
 
@@ -39,14 +47,29 @@ _ALLOWED: dict[Status, frozenset[Status]] = {
     Status.RECEIVED: frozenset(
         {Status.AWAITING_SUPPLEMENT, Status.ACCEPTED, Status.NOT_ACCEPTED, Status.WITHDRAWN}
     ),
-    Status.AWAITING_SUPPLEMENT: frozenset({Status.ACCEPTED, Status.NOT_ACCEPTED, Status.WITHDRAWN}),
+    Status.AWAITING_SUPPLEMENT: frozenset(
+        {Status.RECEIVED, Status.ACCEPTED, Status.NOT_ACCEPTED, Status.WITHDRAWN}
+    ),
     Status.ACCEPTED: frozenset({Status.UNDER_REVIEW, Status.WITHDRAWN}),
     Status.UNDER_REVIEW: frozenset({Status.APPROVED, Status.REJECTED, Status.WITHDRAWN}),
     Status.NOT_ACCEPTED: frozenset(),
-    Status.APPROVED: frozenset(),
-    Status.REJECTED: frozenset(),
+    Status.APPROVED: frozenset({Status.RESULT_DELIVERED}),
+    Status.REJECTED: frozenset({Status.RESULT_DELIVERED}),
+    Status.RESULT_DELIVERED: frozenset(),
     Status.WITHDRAWN: frozenset(),
 }
+CLOSED = frozenset(
+    {
+        Status.NOT_ACCEPTED,
+        Status.RESULT_DELIVERED,
+        Status.WITHDRAWN,
+        Status.APPROVED,
+        Status.REJECTED,
+    }
+)
+ACCEPTANCE_WORKING_DAYS = 5  # Art. 19(3): no notice within 5 working days -> deemed accepted
+DELIVERY_CHANNELS = ("electronic", "post", "pickup", "kiosk")
+AUTOMATIC = "gateway:automatic"  # the actor of automatic decisions (Art. 25)
 
 
 class HandlerState(StrEnum):
@@ -62,6 +85,7 @@ class Handler:
     role: str  # lead | reviewer
     state: HandlerState = HandlerState.PENDING
     reasons: tuple[str, ...] = ()
+    message_id: str | None = None  # the forward queued to this agency, once it is
 
 
 @dataclass(slots=True)
@@ -80,9 +104,15 @@ class Application:
     received_at: datetime
     handlers: list[Handler]
     missing: tuple[str, ...] = ()
-    deadline: str | None = None
+    deadline: str | None = None  # the promised time limit's last day, once accepted
     applicant_id: str | None = None  # the resident who applied (themselves or by an agent)
     consent_id: str | None = None  # the consent the cross-border forwards rely on
+    mapping_version: str | None = None  # of the translation made at receipt
+    acceptance: str = "automatic"  # automatic | agency (the lead agency examines it)
+    acceptance_due: str | None = None  # last day for the lead's notice (agency acceptance)
+    statutory_deadline: str | None = None
+    delivery_channel: str | None = None  # how the applicant wants the result
+    overdue_at: datetime | None = None  # when the promised deadline was found passed
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -105,8 +135,22 @@ class Application:
         applicant_id: str | None = None,
         consent_id: str | None = None,
         agent_id: str | None = None,
+        acceptance: str = "automatic",
+        acceptance_due: str | None = None,
+        statutory_deadline: str | None = None,
+        delivery_channel: str | None = None,
+        mapping_version: str | None = None,
     ) -> Application:
-        """Record a well-formed submission; it is accepted at once when nothing is missing."""
+        """Record a well-formed submission. Something missing: one notice listing all of it.
+        Complete: accepted at once (``automatic``), or left for the lead agency to examine
+        (``agency``) by ``acceptance_due``. ``deadline``/``statutory_deadline`` apply once
+        accepted."""
+        if acceptance not in ("automatic", "agency"):
+            raise IllegalTransitionError("acceptance is 'automatic' or 'agency'")
+        if delivery_channel is not None and delivery_channel not in DELIVERY_CHANNELS:
+            raise IllegalTransitionError(
+                f"the result is delivered by {', '.join(DELIVERY_CHANNELS)}"
+            )
         app = cls(
             id=application_id,
             matter=matter,
@@ -123,9 +167,12 @@ class Application:
                 for i, agency in enumerate(handlers)
             ],
             missing=missing,
-            deadline=deadline,
             applicant_id=applicant_id,
             consent_id=consent_id,
+            acceptance=acceptance,
+            acceptance_due=acceptance_due if acceptance == "agency" else None,
+            delivery_channel=delivery_channel,
+            mapping_version=mapping_version,
         )
         resident = {"consent_id": consent_id} if applicant_id else {}
         if agent_id:
@@ -138,15 +185,18 @@ class Application:
             channel=channel,
             format=source_format,
             content_digest=content_digest,
+            acceptance=acceptance,
             **resident,
         )
         if missing:
-            app._move(Status.AWAITING_SUPPLEMENT)
-            app._record(ev.SupplementRequested, at, "gateway", missing=list(missing))
-        else:
-            app._move(Status.ACCEPTED)
-            app._record(ev.ApplicationAccepted, at, "gateway", deadline=deadline)
+            app._request_supplement(missing, at, "gateway")
+        elif acceptance == "automatic":
+            app._accept(at, "gateway", deadline, statutory_deadline)
         return app
+
+    @property
+    def lead(self) -> Handler:
+        return self.handlers[0]
 
     def handler(self, agency_id: str) -> Handler:
         for h in self.handlers:
@@ -162,7 +212,17 @@ class Application:
             h.agency_id == agency_id for h in self.handlers
         )
 
+    def due_forwards(self) -> list[Handler]:
+        """Handlers that should have the application now and have no forward queued yet:
+        the lead as soon as a complete case awaits its examination; everyone once accepted."""
+        if self.status is Status.RECEIVED and self.acceptance == "agency" and not self.missing:
+            return [self.lead] if self.lead.message_id is None else []
+        if self.status in (Status.ACCEPTED, Status.UNDER_REVIEW):
+            return [h for h in self.handlers if h.message_id is None]
+        return []
+
     def message_queued(self, agency_id: str, message_id: str, at: datetime) -> None:
+        self.handler(agency_id).message_id = message_id
         self._record(ev.MessageQueued, at, "gateway", agency=agency_id, message_id=message_id)
 
     def delivered(self, agency_id: str, message_id: str, ack_digest: str, at: datetime) -> None:
@@ -178,18 +238,104 @@ class Application:
             message_id=message_id,
             ack_digest=ack_digest,
         )
-        if self.status is Status.ACCEPTED and all(
-            h.state is not HandlerState.PENDING for h in self.handlers
-        ):
-            self._move(Status.UNDER_REVIEW)
-            self._record(
-                ev.ReviewStarted, at, "gateway", handlers=[h.agency_id for h in self.handlers]
-            )
+        self._start_review_if_ready(at)
+
+    def delivery_retried(
+        self,
+        agency_id: str,
+        message_id: str,
+        attempt: int,
+        error: str,
+        next_at: datetime,
+        at: datetime,
+    ) -> None:
+        """A forward failed for now; the relay tries again at ``next_at`` (visible progress)."""
+        self._record(
+            ev.DeliveryRetryScheduled,
+            at,
+            "gateway",
+            agency=agency_id,
+            message_id=message_id,
+            attempt=attempt,
+            error=error,
+            next_attempt_at=next_at.isoformat(),
+        )
 
     def delivery_failed(self, agency_id: str, message_id: str, error: str, at: datetime) -> None:
         self._record(
             ev.DeliveryFailed, at, "gateway", agency=agency_id, message_id=message_id, error=error
         )
+
+    # ---- acceptance (Art. 19) ----------------------------------------------------------
+
+    def examine(
+        self,
+        agency_id: str,
+        outcome: str,
+        at: datetime,
+        *,
+        reasons: tuple[str, ...] = (),
+        missing: tuple[str, ...] = (),
+        deadline: str | None = None,
+        statutory_deadline: str | None = None,
+    ) -> None:
+        """The lead agency's examination: ``accepted``, ``not_accepted`` (with reasons) or
+        ``supplement`` (one notice listing everything missing)."""
+        if self.lead.agency_id != agency_id:
+            raise ForbiddenError("only the lead agency accepts an application")
+        if self.status is not Status.RECEIVED:
+            raise IllegalTransitionError(
+                f"an application is examined when received, not when {self.status.value}"
+            )
+        if outcome == "accepted":
+            self._accept(at, agency_id, deadline, statutory_deadline)
+        elif outcome == "not_accepted":
+            if not reasons:
+                raise IllegalTransitionError("a non-acceptance must state its reasons")
+            self._move(Status.NOT_ACCEPTED)
+            self._record(ev.ApplicationNotAccepted, at, agency_id, reasons=list(reasons))
+        elif outcome == "supplement":
+            if not missing:
+                raise IllegalTransitionError("a supplement notice lists what is missing")
+            self._request_supplement(missing, at, agency_id)
+        else:
+            raise IllegalTransitionError("the outcome is accepted, not_accepted or supplement")
+
+    def deem_accepted(
+        self, at: datetime, *, deadline: str | None, statutory_deadline: str | None
+    ) -> None:
+        """No notice within the acceptance period: accepted as of the receipt date."""
+        if self.status is not Status.RECEIVED or self.acceptance != "agency":
+            raise IllegalTransitionError("only an application awaiting examination is deemed")
+        self._accept(at, "gateway", deadline, statutory_deadline, deemed=True)
+
+    def supplement(
+        self,
+        document: dict[str, Any],
+        still_missing: tuple[str, ...],
+        at: datetime,
+        actor: str,
+        *,
+        deadline: str | None = None,
+        statutory_deadline: str | None = None,
+    ) -> None:
+        """Corrected or added materials: complete now, the case goes on where it waited."""
+        if self.status is not Status.AWAITING_SUPPLEMENT:
+            raise IllegalTransitionError(
+                f"nothing is awaited: the application is {self.status.value}"
+            )
+        self.document = document
+        provided = sorted(set(self.missing) - set(still_missing))
+        self._record(ev.SupplementProvided, at, actor, provided=provided)
+        self.missing = still_missing
+        if still_missing:
+            self._record(ev.SupplementRequested, at, "gateway", missing=list(still_missing))
+        elif self.acceptance == "automatic":
+            self._accept(at, "gateway", deadline, statutory_deadline)
+        else:
+            self._move(Status.RECEIVED)
+
+    # ---- review, result, withdrawal ------------------------------------------------------
 
     def decide(self, agency_id: str, decision: str, reasons: tuple[str, ...], at: datetime) -> None:
         """A handling agency's decision; the case is decided when every handler has decided."""
@@ -209,10 +355,107 @@ class Application:
         states = {h.state for h in self.handlers}
         if HandlerState.REJECTED in states and HandlerState.DELIVERED not in states:
             self._move(Status.REJECTED)
-            self._record(ev.ApplicationRejected, at, "gateway")
+            self._record(
+                ev.ApplicationRejected,
+                at,
+                "gateway",
+                reasons={h.agency_id: list(h.reasons) for h in self.handlers if h.reasons},
+            )
         elif states == {HandlerState.APPROVED}:
             self._move(Status.APPROVED)
             self._record(ev.ApplicationApproved, at, "gateway")
+
+    def deliver_result(self, agency_id: str, channel: str, at: datetime) -> None:
+        """The lead agency delivered the result by the channel the applicant chose."""
+        if self.lead.agency_id != agency_id:
+            raise ForbiddenError("only the lead agency delivers the result")
+        if channel not in DELIVERY_CHANNELS:
+            raise IllegalTransitionError(
+                f"the result is delivered by {', '.join(DELIVERY_CHANNELS)}"
+            )
+        if self.delivery_channel is not None and channel != self.delivery_channel:
+            raise IllegalTransitionError(
+                f"the applicant chose delivery by {self.delivery_channel}, not {channel}"
+            )
+        self._move(Status.RESULT_DELIVERED)
+        self._record(ev.ResultDelivered, at, agency_id, channel=channel)
+
+    def mark_overdue(self, today: str, at: datetime) -> bool:
+        """Flag, once, a case still open after its promised deadline (ISO dates compare)."""
+        open_ = self.status in (Status.ACCEPTED, Status.UNDER_REVIEW)
+        if not open_ or self.deadline is None or self.deadline >= today or self.overdue_at:
+            return False
+        self.overdue_at = at
+        pending = [h.agency_id for h in self.handlers if h.state is not HandlerState.APPROVED]
+        self._record(ev.DeadlineOverdue, at, "gateway", deadline=self.deadline, waiting_for=pending)
+        return True
+
+    def withdraw(self, actor: str, at: datetime) -> None:
+        """The applicant (or the agency that submitted for them) withdraws an open case."""
+        self._move(Status.WITHDRAWN)
+        self._record(ev.ApplicationWithdrawn, at, actor)
+
+    # ---- automatic decisions (Art. 25), complaints (Art. 31) ------------------------------
+
+    def decide_automatically(self, failed: tuple[str, ...], at: datetime, *, recheck: bool) -> None:
+        """Each handler holding the case decided by data comparison, recorded by the gateway:
+        approved, or rejected with the failed rules as reasons; ``recheck``: drawn for the
+        lead agency's human re-check."""
+        for h in [h for h in self.handlers if h.state is HandlerState.DELIVERED]:
+            n = len(self.pending_events)
+            self.decide(h.agency_id, "rejected" if failed else "approved", failed, at)
+            data = {**self.pending_events[n].data, "agency": h.agency_id}
+            self.pending_events[n] = ev.DecisionRecorded(self.id, at, AUTOMATIC, data)
+        if recheck:
+            self._record(ev.RecheckQueued, at, AUTOMATIC, agency=self.lead.agency_id)
+
+    def complaint_filed(self, complaint_id: str, actor: str, at: datetime) -> None:
+        self._record(ev.ComplaintFiled, at, actor, complaint_id=complaint_id)
+
+    def complaint_answered(
+        self, complaint_id: str, agency_id: str, outcome: str, at: datetime
+    ) -> None:
+        if self.lead.agency_id != agency_id:
+            raise ForbiddenError("only the lead agency answers a complaint")
+        self._record(
+            ev.ComplaintAnswered, at, agency_id, complaint_id=complaint_id, outcome=outcome
+        )
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _accept(
+        self,
+        at: datetime,
+        actor: str,
+        deadline: str | None,
+        statutory_deadline: str | None,
+        *,
+        deemed: bool = False,
+    ) -> None:
+        self._move(Status.ACCEPTED)
+        self.deadline, self.statutory_deadline = deadline, statutory_deadline
+        self.acceptance_due = None
+        data: dict[str, Any] = {"deadline": deadline, "statutory_deadline": statutory_deadline}
+        if deemed:
+            data["deemed"] = True
+            data["effective"] = self.received_at.isoformat()
+        self._record(ev.ApplicationAccepted, at, actor, **data)
+        self._start_review_if_ready(at)
+
+    def _request_supplement(self, missing: tuple[str, ...], at: datetime, actor: str) -> None:
+        self._move(Status.AWAITING_SUPPLEMENT)
+        self.missing = missing
+        self.acceptance_due = None
+        self._record(ev.SupplementRequested, at, actor, missing=list(missing))
+
+    def _start_review_if_ready(self, at: datetime) -> None:
+        if self.status is Status.ACCEPTED and all(
+            h.state is not HandlerState.PENDING for h in self.handlers
+        ):
+            self._move(Status.UNDER_REVIEW)
+            self._record(
+                ev.ReviewStarted, at, "gateway", handlers=[h.agency_id for h in self.handlers]
+            )
 
     def _move(self, to: Status) -> None:
         if to not in _ALLOWED[self.status]:

@@ -47,6 +47,7 @@ class SubmitApplication:
     idempotency_key: str
     channel: Channel = Channel.ONLINE
     applicant: Applicant | None = None
+    delivery_channel: str | None = None  # how the applicant wants the result
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +56,18 @@ class RecordDecision:
     application_id: str
     decision: str  # approved | rejected
     reasons: tuple[str, ...] = ()
+    idempotency_key: str = ""
+    body_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActOnApplication:
+    """A party acts on a case: ``examine`` (the lead), ``supplement`` (the applicant or the
+    agency that submitted), ``withdraw`` (the same), ``deliver_result`` (the lead)."""
+
+    caller: Caller
+    application_id: str
+    action: str
+    data: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str = ""
     body_digest: str = ""

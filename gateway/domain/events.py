@@ -36,6 +36,31 @@ class SupplementRequested(Event):
     pass
 
 
+class SupplementProvided(Event):
+    pass
+
+
+class ApplicationNotAccepted(Event):
+    pass
+
+
+class VoucherIssued(Event):
+    """A signed voucher or notice (JWS) issued for the case: receipt, acceptance,
+    non-acceptance, supplement notice (Art. 19(4))."""
+
+
+class ResultDelivered(Event):
+    pass
+
+
+class ApplicationWithdrawn(Event):
+    pass
+
+
+class DeadlineOverdue(Event):
+    pass
+
+
 class MessageQueued(Event):
     pass
 
@@ -45,6 +70,10 @@ class MessageDelivered(Event):
 
 
 class DeliveryFailed(Event):
+    pass
+
+
+class DeliveryRetryScheduled(Event):
     pass
 
 
@@ -64,15 +93,37 @@ class ApplicationRejected(Event):
     pass
 
 
+class RecheckQueued(Event):
+    """An automatic decision (Art. 25) drawn for a human re-check by the lead agency."""
+
+
+class ComplaintFiled(Event):
+    """A complaint about the case (Art. 31); its text is kept apart, never on the timeline."""
+
+
+class ComplaintAnswered(Event):
+    """The lead agency's outcome of a complaint (``upheld`` or ``dismissed``)."""
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
     ApplicationReceived: "application.received",
     ApplicationAccepted: "application.accepted",
     SupplementRequested: "application.supplement_requested",
+    SupplementProvided: "application.supplement_provided",
+    ApplicationNotAccepted: "application.not_accepted",
+    VoucherIssued: "voucher.issued",
+    ResultDelivered: "application.result_delivered",
+    ApplicationWithdrawn: "application.withdrawn",
+    DeadlineOverdue: "deadline.overdue",
     MessageQueued: "message.queued",
     MessageDelivered: "message.delivered",
     DeliveryFailed: "message.dead_lettered",
+    DeliveryRetryScheduled: "message.retry_scheduled",
     ReviewStarted: "review.started",
     DecisionRecorded: "decision.recorded",
     ApplicationApproved: "application.approved",
     ApplicationRejected: "application.rejected",
+    RecheckQueued: "decision.recheck_queued",
+    ComplaintFiled: "complaint.filed",
+    ComplaintAnswered: "complaint.answered",
 }

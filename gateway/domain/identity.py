@@ -309,7 +309,7 @@ class Consent:
             purpose
         } != {BIOMETRIC, "biometric_verification"}:
             problems.append(problem("/categories", "biometric_consent_separate"))
-        if purpose != "biometric_verification" and not destinations:
+        if purpose == "cross_border_application" and not destinations:
             problems.append(problem("/destinations", "required"))
         if set(destinations) - {"HK", "MO", "GD"}:  # no onward transfer outside the GBA
             problems.append(problem("/destinations", "invalid_consent"))

@@ -40,3 +40,11 @@ def new_consent_id() -> str:
 
 def new_delegation_id() -> str:
     return "dlg_" + _ulid()
+
+
+def new_notification_id() -> str:
+    return "ntf_" + _ulid()
+
+
+def new_complaint_id() -> str:
+    return "cmp_" + _ulid()

@@ -5,9 +5,13 @@ Loaded from the reviewed data in ``mappings/matters/`` by :mod:`gateway.mapping.
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from gateway.domain.values import Channel, Jurisdiction, MatterCode
 
@@ -101,6 +105,56 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionRule:
+    """One data comparison of an automatic decision (Art. 25): a particular ``in`` a list of
+    values, ``equals`` one, ``matches`` a pattern or is ``present``; or a material present."""
+
+    subject: str  # particular | material
+    name: str
+    test: str  # in | equals | matches | present
+    value: Any = True  # a tuple for ``in``; a pattern for ``matches``; a bool for ``present``
+
+    def holds(self, document: Mapping[str, Any]) -> bool:
+        if self.subject == "material":
+            given = {m.get("code") for m in document.get("materials", []) if isinstance(m, dict)}
+            return (self.name in given) is bool(self.value)
+        found = document.get("particulars", {}).get(self.name)
+        if self.test == "present":
+            return (found not in (None, "")) is bool(self.value)
+        if self.test == "in":
+            return found in self.value
+        if self.test == "matches":
+            return isinstance(found, str) and re.fullmatch(str(self.value), found) is not None
+        return found == self.value
+
+    def describe(self) -> str:
+        """The rule as a reason (codes only, never the applicant's data)."""
+        if self.test == "in":
+            shown = "|".join(map(str, self.value))
+        elif isinstance(self.value, bool):
+            shown = "true" if self.value else "false"
+        else:
+            shown = str(self.value)
+        return f"{self.subject} {self.name} {self.test} {shown}"
+
+
+@dataclass(frozen=True, slots=True)
+class AutomaticDecision:
+    """Art. 25: the matter is decided by comparing data; a share is re-checked by a person."""
+
+    rules: tuple[DecisionRule, ...]
+    recheck_sample: float = 0.0
+
+    def failed(self, document: Mapping[str, Any]) -> tuple[str, ...]:
+        """Every rule the document fails, described; empty when it meets them all."""
+        return tuple(rule.describe() for rule in self.rules if not rule.holds(document))
+
+    def sampled(self, application_id: str) -> bool:
+        """Drawn for a human re-check: deterministic per application id."""
+        return hashlib.sha256(application_id.encode()).digest()[0] / 256 < self.recheck_sample
+
+
+@dataclass(frozen=True, slots=True)
 class Matter:
     code: MatterCode
     version: int
@@ -119,6 +173,10 @@ class Matter:
     particulars: tuple[Particular, ...]
     route: Route
     counterparts: tuple[Counterpart, ...]
+    # automatic: the gateway accepts a complete application; agency: the lead examines it
+    # and, with no notice within 5 working days, it is deemed accepted (Art. 19(3))
+    acceptance: str = "automatic"
+    automatic_decision: AutomaticDecision | None = None  # decidable by data comparison
 
     def in_force(self, on: date) -> bool:
         return self.effective_from <= on and (self.effective_to is None or on < self.effective_to)

@@ -31,7 +31,9 @@ import opencc
 from gateway.domain.errors import UnknownMatterError
 from gateway.domain.matters import (
     Assurance,
+    AutomaticDecision,
     Counterpart,
+    DecisionRule,
     Material,
     MaterialRule,
     Matter,
@@ -191,10 +193,12 @@ def _check(spec: Mapping[str, Any]) -> tuple[Matter | None, Route | None, list[s
     channels = r.read(spec, "channels", _channels)
     assurance = r.read(spec, "min_assurance", lambda v: _enum(Assurance, v, "assurance level"))
     agent_allowed = r.read(spec, "agent_allowed", _bool)
+    acceptance = r.parse(spec.get("acceptance", "automatic"), _acceptance, "acceptance")
     materials = _materials(spec, r)
     particulars = _particulars(spec, r)
     route = _route(spec, r)
     counterparts = _counterparts(spec, r)
+    automatic = _automatic_decision(spec, r, materials, particulars)
 
     parts: dict[str, Any] = {
         "code": code,
@@ -219,6 +223,8 @@ def _check(spec: Mapping[str, Any]) -> tuple[Matter | None, Route | None, list[s
         materials=materials,
         particulars=particulars,
         counterparts=counterparts,
+        acceptance=acceptance or "automatic",
+        automatic_decision=automatic,
     )
     return matter, route, []
 
@@ -235,6 +241,12 @@ def _version(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"must be a whole number >= 1, not {value!r}")
     return value
+
+
+def _acceptance(value: object) -> str:
+    if value not in ("automatic", "agency"):
+        raise ValueError(f"must be 'automatic' or 'agency', not {value!r}")
+    return str(value)
 
 
 def _bool(value: object) -> bool:
@@ -331,6 +343,62 @@ def _reviewers(value: object) -> list[str]:
     if not all(isinstance(a, str) and a.strip() for a in items):
         raise ValueError("every reviewer must be an agency id")
     return items
+
+
+def _automatic_decision(
+    spec: Mapping[str, Any],
+    r: _Reader,
+    materials: tuple[Material, ...],
+    particulars: tuple[Particular, ...],
+) -> AutomaticDecision | None:
+    """``automatic_decision: {rules: [...], recheck_sample: 0.2}`` (Art. 25): each rule names
+    a declared particular (``in``, ``equals``, ``matches`` or ``present``) or a material of the
+    matter (``present``)."""
+    if spec.get("automatic_decision") is None:
+        return None
+    where = "automatic_decision"
+    block = r.parse(spec["automatic_decision"], lambda v: _mapping(v, where), where)
+    if block is None:
+        return None
+    sample = block.get("recheck_sample", 0.0)
+    if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0 <= sample <= 1:
+        r.problem(f"{where}.recheck_sample must be a number from 0 to 1, not {sample!r}")
+    known = {"particular": {p.name for p in particulars}, "material": {m.code for m in materials}}
+    items = r.parse(block.get("rules"), lambda v: _list(v, "rules"), f"{where}.rules") or []
+    rules = [
+        r.parse(item, lambda v: _decision_rule(v, known), f"{where}.rules[{i}]")
+        for i, item in enumerate(items)
+    ]
+    if not items:
+        r.problem(f"{where} needs at least one rule")
+    parsed = tuple(rule for rule in rules if rule is not None)
+    if len(parsed) != len(items) or not parsed:
+        return None
+    return AutomaticDecision(parsed, float(sample))
+
+
+def _decision_rule(value: object, known: Mapping[str, set[str]]) -> DecisionRule:
+    item = _mapping(value, "a rule")
+    subjects = [s for s in ("particular", "material") if s in item]
+    tests = [t for t in ("in", "equals", "matches", "present") if t in item]
+    if len(subjects) != 1 or len(tests) != 1 or len(item) != 2:
+        raise ValueError("a rule is one particular or material and one test")
+    subject, test = subjects[0], tests[0]
+    name, expected = item[subject], item[test]
+    if name not in known[subject]:
+        raise ValueError(f"{subject} {name!r} is not one of the matter's")
+    if subject == "material" and test != "present":
+        raise ValueError("a material rule tests present")
+    if test == "present" and not isinstance(expected, bool):
+        raise TypeError("present is true or false")
+    if test == "in":
+        expected = tuple(_list(expected, "in"))
+    if test == "matches":
+        try:
+            re.compile(_text(expected))
+        except re.error as exc:
+            raise ValueError(f"{expected!r} is not a regular expression: {exc}") from None
+    return DecisionRule(subject, str(name), test, expected)
 
 
 def _counterparts(spec: Mapping[str, Any], r: _Reader) -> tuple[Counterpart, ...]:

@@ -2,8 +2,8 @@
 
 Every Guangdong agency a matter in ``mappings/matters/`` routes cases to is here (the gateway
 refuses to start otherwise) and approves every case it receives; the ids are slugs of the
-synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong and Macao have
-two agencies each, which decide nothing on their own.
+synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has three
+agencies and Macao two, which decide nothing on their own.
 
 Their private keys live in ``<sandbox_dir>/keys/agencies/`` (ignored by git) so that the
 demo and testers' scripts can sign as them. Every key id starts ``sandbox-``: production
@@ -193,6 +193,17 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
             "en": "Companies Registry",
         },
         alg="ed25519",
+        auto_decision=None,
+    ),
+    SandboxAgency(
+        id="hk-mchk",
+        jurisdiction="HK",
+        names={
+            "zh-Hant": "香港醫務委員會",
+            "zh-Hans": "香港医务委员会",
+            "en": "The Medical Council of Hong Kong",
+        },
+        alg="ecdsa-p256-sha256",
         auto_decision=None,
     ),
     SandboxAgency(

@@ -4,7 +4,7 @@ Each sandbox agency has an inbox at ``/sandbox/partners/{agency_id}/messages``. 
 the gateway's RFC 9421 signature and the Content-Digest, de-duplicates on the message id
 (the ``Idempotency-Key``), answers with a signed acknowledgement bound to the request, and,
 when the agency is set to decide, posts its signed decision back through the partner API
-like any real agency system would.
+like any real agency system would. ``set_down`` takes an inbox down (503) for a while.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Inbox:
 
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0
+    unavailable: int = 0  # messages turned away with 503 while the agency was down
 
 
 class SandboxPartners:
@@ -57,6 +58,19 @@ class SandboxPartners:
         self.auto_decide = True  # agencies set to decide do so; testers may switch it off
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._down: set[str] = set()
+
+    def set_down(self, agency_id: str, down: bool = True) -> None:
+        """Take an agency's inbox down (it answers 503, unsigned, keeping nothing) or back up."""
+        if agency_id not in self._agencies:
+            raise NotFoundError("no such sandbox agency")
+        if down:
+            self._down.add(agency_id)
+        else:
+            self._down.discard(agency_id)
+
+    def is_down(self, agency_id: str) -> bool:
+        return agency_id in self._down
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -74,6 +88,10 @@ class SandboxPartners:
             raise NotFoundError("no such sandbox agency")
         agency, key = self._agencies[agency_id]
         body = await request.read()
+        if agency_id in self._down:
+            self.inboxes[agency_id].unavailable += 1
+            log.info("sandbox.partner_down", agency=agency_id)
+            return web.Response(status=503, text="the agency is down (sandbox)\n")
         incoming = request_message(request, self._base_url)
         try:
             verify_request(
@@ -96,7 +114,9 @@ class SandboxPartners:
             inbox.messages[message_id] = envelope
             log.info("sandbox.partner_received", agency=agency_id, message_id=message_id)
             if agency.auto_decision and self.auto_decide:
-                self._spawn(self._decide(agency, key, str(envelope["application_id"])))
+                application_id = str(envelope["application_id"])
+                examine = envelope.get("stage") == "examination"
+                self._spawn(self._decide(agency, key, application_id, examine=examine))
         return self._signed(
             request,
             agency,
@@ -133,36 +153,57 @@ class SandboxPartners:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _decide(self, agency: SandboxAgency, key: SigningKey, application_id: str) -> None:
-        """Post the agency's decision through the partner API, signed with its own key."""
+    async def _decide(
+        self, agency: SandboxAgency, key: SigningKey, application_id: str, *, examine: bool
+    ) -> None:
+        """Accept the case first when it came for examination (the lead of an
+        agency-accepted matter), then post the agency's decision; signed with its own key."""
         await asyncio.sleep(self._delay)
-        assert self._session is not None
         assert agency.auto_decision is not None
-        url = f"{self._base_url}/v1/applications/{application_id}/decisions"
-        body = json.dumps({"decision": agency.auto_decision, "reasons": []}).encode()
+        base = f"{self._base_url}/v1/applications/{application_id}"
         try:
-            for attempt in range(5):  # the relay may not have recorded our acknowledgement yet
-                headers = sign_request(
-                    method="POST",
-                    url=url,
-                    key=key,
-                    now=self._clock.now(),
-                    body=body,
-                    content_type="application/json",
-                    idempotency_key=f"decision-{application_id}",
+            if examine:
+                status = await self._post(
+                    key, f"{base}/acceptance", {"outcome": "accepted"}, f"accept-{application_id}"
                 )
-                async with self._session.post(url, data=body, headers=headers) as response:
-                    answer = await response.read()
-                    verify_response(
-                        client_response_message(response),
-                        answer,
-                        request=HttpMessage.request("POST", url, headers),
-                        resolve_key=self._resolve_gateway_key,
-                        now=self._clock.now(),
-                    )
-                if response.status != 409:
-                    break
-                await asyncio.sleep(0.25 * (attempt + 1))
-            log.info("sandbox.decision_posted", agency=agency.id, status=response.status)
+                log.info("sandbox.acceptance_posted", agency=agency.id, status=status)
+            decision = {"decision": agency.auto_decision, "reasons": []}
+            status = await self._post(
+                key, f"{base}/decisions", decision, f"decision-{application_id}"
+            )
+            log.info("sandbox.decision_posted", agency=agency.id, status=status)
         except (aiohttp.ClientError, TimeoutError, GatewayError) as exc:
             log.warning("sandbox.decision_failed", agency=agency.id, error=type(exc).__name__)
+
+    async def _post(
+        self, key: SigningKey, url: str, payload: dict[str, Any], idempotency_key: str
+    ) -> int:
+        """POST through the partner API; a 409 (the case is not there yet: the relay may not
+        have recorded an acknowledgement) is tried again a few times."""
+        assert self._session is not None
+        body = json.dumps(payload).encode()
+        status = 0
+        for attempt in range(8):
+            headers = sign_request(
+                method="POST",
+                url=url,
+                key=key,
+                now=self._clock.now(),
+                body=body,
+                content_type="application/json",
+                idempotency_key=idempotency_key,
+            )
+            async with self._session.post(url, data=body, headers=headers) as response:
+                answer = await response.read()
+                verify_response(
+                    client_response_message(response),
+                    answer,
+                    request=HttpMessage.request("POST", url, headers),
+                    resolve_key=self._resolve_gateway_key,
+                    now=self._clock.now(),
+                )
+                status = response.status
+            if status != 409:
+                break
+            await asyncio.sleep(0.1 * (attempt + 1))
+        return status

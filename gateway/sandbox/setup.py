@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
 from gateway.sandbox.idp import install_identity_providers
+from gateway.sandbox.notifications import install_recording_notifier
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.routes import ANCHORS, PARTNERS, routes
 from gateway.services.ports import Clock
@@ -52,3 +53,4 @@ def install_sandbox(
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(routes)
     install_identity_providers(app, settings, clock)
+    install_recording_notifier(app)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import hashlib
-import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import NoReturn
 
 from gateway.domain import ids
-from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
 from gateway.domain.documents import MESSAGES
@@ -23,57 +18,34 @@ from gateway.domain.errors import (
     ForbiddenError,
     IdempotencyConflictError,
     NotFoundError,
-    NotReadyError,
     UnknownMatterError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
-from gateway.domain.matters import Matter, TimeLimit, TimeUnit
+from gateway.domain.matters import Matter
 from gateway.domain.values import local_date
-from gateway.services import residents
+from gateway.services import notifications, residents
+from gateway.services.milestones import (
+    Dependencies,
+    acceptance_due,
+    canonical_digest,
+    deadline_of,
+    deadlines,
+    forwards,
+    registered,
+    settle,
+)
 from gateway.services.ports import (
-    AgencyRepository,
-    Clock,
     Decoded,
     DocumentCodec,
-    MatterCatalog,
-    OutboxMessage,
-    ReceiptIssuer,
     StoredResponse,
-    UnitOfWorkFactory,
-    WorkingCalendar,
 )
 from gateway.services.validation import assess
 
+__all__ = ["Dependencies", "canonical_digest", "deadline_of"]  # re-exported for the edges
+
 CANONICAL = "canonical"
 _OFFLOAD_BYTES = 64 * 1024  # parse bigger documents in a thread, off the event loop
-
-
-@dataclass(frozen=True, slots=True)
-class Dependencies:
-    """Everything the use cases need, wired once by :mod:`gateway.bootstrap`."""
-
-    uow: UnitOfWorkFactory
-    clock: Clock
-    catalog: MatterCatalog
-    codecs: Mapping[str, DocumentCodec]  # by jurisdiction code, plus "canonical"
-    receipts: ReceiptIssuer
-    calendar: WorkingCalendar
-    issuer: str
-    outbox_written: Callable[[], None] = lambda: None
-
-
-def canonical_digest(document: Mapping[str, Any]) -> str:
-    """RFC 9530-form digest of a canonical document in its one serialisation."""
-    data = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(data.encode()).digest()).decode() + ":"
-
-
-def deadline_of(limit: TimeLimit, start: date, calendar: WorkingCalendar) -> date:
-    """The last day of a time limit counted from ``start`` in the limit's own calendar."""
-    if limit.unit is TimeUnit.NATURAL_DAYS:
-        return start + timedelta(days=limit.value)
-    return calendar.add_working_days(limit.calendar, start, limit.value)
 
 
 async def _replayed(
@@ -172,15 +144,14 @@ async def _store_submission(
         assessment = assess(document, matter)
         if decoded.problems or assessment.problems:
             _refuse([*decoded.problems, *assessment.problems])
-        handlers = {a: await _registered(uow.agencies, a) for a in matter.route.handlers}
+        handlers = {a: await registered(uow.agencies, a) for a in matter.route.handlers}
         consent = None
         if resident is not None and cmd.applicant is not None:
             consent = await residents.admit(
-                cmd.applicant, resident, matter, document, handlers, uow, now
+                cmd.applicant, resident, matter, document, handlers, uow, now, cmd.delivery_channel
             )
-        deadline = None
-        if not assessment.missing:
-            deadline = deadline_of(matter.promised_limit, local_date(now), deps.calendar)
+        today = local_date(now)
+        promised, statutory = deadlines(matter, today, deps.calendar)
         app = Application.receive(
             application_id=ids.new_application_id(),
             matter=str(matter.code),
@@ -192,14 +163,21 @@ async def _store_submission(
             document=document,
             handlers=matter.route.handlers,
             missing=assessment.missing,
-            deadline=deadline.isoformat() if deadline else None,
+            deadline=promised,
+            statutory_deadline=statutory,
+            acceptance=matter.acceptance,
+            acceptance_due=acceptance_due(matter, today, deps.calendar),
+            delivery_channel=cmd.delivery_channel,
+            mapping_version=decoded.mapping_version,
             at=now,
             applicant_id=resident.applicant_id if resident else None,
             consent_id=consent.id if consent else None,
             agent_id=resident.agent_id if resident else None,
         )
-        messages = [] if assessment.missing else _forwards(app, decoded, deps, handlers)
+        messages = forwards(app, deps, handlers, now)
         response = _receipted(app, cmd, deps, now)
+        if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
+            await notifications.record(app, uow, now)
         await uow.applications.add(app)
         for message in messages:
             await uow.outbox.add(message)
@@ -208,13 +186,6 @@ async def _store_submission(
     if messages:
         deps.outbox_written()
     return response
-
-
-async def _registered(agencies: AgencyRepository, agency_id: str) -> Agency:
-    agency = await agencies.get(agency_id)
-    if agency is None:  # refused at start-up; only an agency removed since can get here
-        raise NotReadyError("a handling agency of this matter is not registered")
-    return agency
 
 
 def _receipted(
@@ -248,43 +219,6 @@ def _receipted(
     )
 
 
-def _forwards(
-    app: Application, decoded: Decoded, deps: Dependencies, agencies: Mapping[str, Agency]
-) -> list[OutboxMessage]:
-    """One signed-to-be message per handling agency, in that agency's format."""
-    messages = []
-    for handler in app.handlers:
-        agency = agencies[handler.agency_id]
-        codec = deps.codecs[agency.jurisdiction]
-        message_id = ids.new_message_id()
-        envelope = {
-            "message_id": message_id,
-            "application_id": app.id,
-            "matter": app.matter,
-            "matter_version": app.matter_version,
-            "role": handler.role,
-            "submitted_by": "resident" if app.applicant_id else app.submitted_by,
-            "channel": app.channel,
-            "received_at": app.received_at.isoformat(),
-            "deadline": app.deadline,
-            "translation": {
-                "source_format": app.source_format,
-                "source_digest": app.content_digest,
-                "mapping_version": decoded.mapping_version,
-                "canonical_digest": canonical_digest(app.document),
-            },
-            "consent_id": app.consent_id,
-        }
-        body, media_type = codec.encode(app.document, envelope)
-        messages.append(
-            OutboxMessage(
-                message_id, app.id, agency.id, media_type, body, next_attempt_at=app.received_at
-            )
-        )
-        app.message_queued(agency.id, message_id, app.received_at)
-    return messages
-
-
 async def record_decision(cmd: RecordDecision, deps: Dependencies) -> StoredResponse:
     """A handling agency decides; the case is decided when every handler has."""
 
@@ -295,7 +229,7 @@ async def record_decision(cmd: RecordDecision, deps: Dependencies) -> StoredResp
             if app is None or not app.is_party(cmd.caller.agency_id):
                 raise NotFoundError("no such application for this agency")
             app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
-            await uow.applications.save(app)
+            await settle(app, uow, deps, now)
             handler = app.handler(cmd.caller.agency_id)
             response = StoredResponse(
                 request_digest=cmd.body_digest,

@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self
 
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
+from gateway.domain.complaints import Complaint
 from gateway.domain.documents import Decoded
 from gateway.domain.identity import (
     CanonicalIdentity,
@@ -92,11 +93,22 @@ class OutboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class Acknowledgement:
-    """A partner's verified, signed answer to a forwarded message."""
+    """A partner's verified, signed answer to a forwarded message.
+
+    The rest is the signed exchange itself, kept as evidence of what was sent and received:
+    the target and signature headers of the request (``Signature``, ``Signature-Input``,
+    ``Content-Digest``, ``Content-Type``, ``Idempotency-Key``; its body is the message's),
+    and the answer's body and signature headers. A transport that signs nothing leaves them
+    empty.
+    """
 
     status: int
     key_id: str
     body_digest: str
+    target: str = ""
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +141,46 @@ class ApplicationRepository(Protocol):
         """The resident's own applications, oldest first."""
         ...
 
+    async def due_for_examination(self, today: str, *, limit: int) -> list[Application]:
+        """Cases awaiting the lead's examination whose last day (``acceptance_due``) passed."""
+        ...
+
+    async def past_deadline(self, today: str, *, limit: int) -> list[Application]:
+        """Open cases past their promised deadline, not yet flagged overdue."""
+        ...
+
 
 class OutboxRepository(Protocol):
     async def add(self, message: OutboxMessage) -> None: ...
 
-    async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
-        """Take due messages for delivery; another relay cannot take them until the lease ends."""
+    async def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease_seconds: int,
+        per_destination: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[OutboxMessage]:
+        """Take due messages for delivery, oldest first; another relay cannot take them until
+        the lease ends. With ``per_destination``, at most that many per destination agency,
+        less what the caller has ``in_flight`` to it already."""
         ...
 
-    async def delivered(self, message_id: str, at: datetime) -> None: ...
+    async def delivered(
+        self, message_id: str, at: datetime, ack: Acknowledgement | None = None
+    ) -> bool:
+        """Mark a message delivered and keep the signed exchange of ``ack``; False when it
+        was delivered already (a repeated acknowledgement changes nothing)."""
+        ...
 
-    async def retry_later(self, message_id: str, at: datetime, error: str) -> None: ...
+    async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
+        """Schedule another attempt of a message in flight (others are left as they are)."""
+        ...
 
-    async def dead(self, message_id: str, error: str) -> None: ...
+    async def dead(self, message_id: str, error: str) -> None:
+        """Park a message in flight as a dead letter (others are left as they are)."""
+        ...
 
 
 class IdempotencyStore(Protocol):
@@ -224,6 +263,69 @@ class IdentityRepository(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class Notification:
+    """One milestone told to one recipient (Art. 22), written with the state change it tells.
+
+    ``recipient`` is an agency id or ``resident:<person id>``; ``body`` is what is sent (or
+    shown, for a resident): ids, codes, the status and, for a resident, the message.
+    """
+
+    id: str
+    application_id: str
+    recipient: str
+    event: str
+    body: dict[str, Any]
+    created_at: datetime
+    status: str = "pending"  # pending | in_flight | delivered | dead
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class NotificationRepository(Protocol):
+    async def add(self, notification: Notification) -> None: ...
+
+    async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[Notification]:
+        """Take due notifications, oldest first; no other dispatcher takes them until the
+        lease ends."""
+        ...
+
+    async def delivered(self, notification_id: str, at: datetime) -> bool:
+        """Mark one in flight as delivered; False when it was not in flight any more."""
+        ...
+
+    async def retry_later(self, notification_id: str, at: datetime, error: str) -> None: ...
+
+    async def dead(self, notification_id: str, error: str) -> None: ...
+
+    async def of_recipient(
+        self, recipient: str, *, limit: int, after: str | None
+    ) -> list[Notification]:
+        """A recipient's notifications, oldest first, after the cursor (a notification id)."""
+        ...
+
+
+class ComplaintRepository(Protocol):
+    """Complaints with their texts (personal data: never on the timeline or the audit chain)."""
+
+    async def add(self, complaint: Complaint) -> None: ...
+
+    async def get(self, complaint_id: str) -> Complaint | None: ...
+
+    async def answered(self, complaint: Complaint) -> None:
+        """Record the outcome; ConflictError when another answer was recorded meanwhile."""
+        ...
+
+    async def of_application(self, application_id: str) -> list[Complaint]: ...
+
+
+class Notifier(Protocol):
+    async def notify(self, agency: Agency | None, notification: Notification) -> None:
+        """Hand one notification over (``agency``: the recipient agency, None for a resident);
+        TransientDeliveryError to try again later, PermanentDeliveryError to give up."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back on exit unless :meth:`commit` was called."""
 
@@ -234,6 +336,8 @@ class UnitOfWork(Protocol):
     nonces: NonceStore
     audit: AuditTrail
     identities: IdentityRepository
+    notifications: NotificationRepository
+    complaints: ComplaintRepository
 
     async def __aenter__(self) -> Self: ...
 

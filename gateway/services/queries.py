@@ -9,6 +9,8 @@ from gateway.domain.commands import Caller
 from gateway.domain.errors import NotFoundError
 from gateway.services.handlers import Dependencies
 
+RECHECK = "decision.recheck_queued"
+
 
 async def application_view(deps: Dependencies, caller: Caller, application_id: str) -> dict:
     """The case as a party sees it: state per handler, deadlines, the whole timeline."""
@@ -39,7 +41,13 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
             }
             for h in app.handlers
         ],
-        "deadlines": {"promised": app.deadline},
+        "deadlines": {
+            "acceptance_due": app.acceptance_due,
+            "promised": app.deadline,
+            "statutory": app.statutory_deadline,
+            "overdue": app.overdue_at is not None,
+        },
+        "delivery_channel": app.delivery_channel,
         "timeline": [
             {
                 "seq": e.seq,
@@ -77,12 +85,31 @@ async def own_applications(
 
 
 async def work_list(
-    deps: Dependencies, caller: Caller, *, limit: int, after: str | None
+    deps: Dependencies,
+    caller: Caller,
+    *,
+    limit: int,
+    after: str | None,
+    recheck: bool = False,
 ) -> dict[str, Any]:
-    """The calling agency's cases (only those it handles), oldest first, cursor-paged."""
+    """The calling agency's cases (only those it handles), oldest first, cursor-paged.
+    ``recheck``: only the automatic decisions queued for its human re-check, as lead (Art. 25)."""
     async with deps.uow() as uow:
-        apps = await uow.applications.handled_by(caller.agency_id, limit=limit + 1, after=after)
-    return _page(apps, limit)
+        if not recheck:
+            apps = await uow.applications.handled_by(caller.agency_id, limit=limit + 1, after=after)
+            return _page(apps, limit)
+        apps, cursor = [], after
+        while len(apps) <= limit:
+            batch = await uow.applications.handled_by(caller.agency_id, limit=200, after=cursor)
+            for app in batch:
+                if app.lead.agency_id == caller.agency_id and RECHECK in {
+                    e.type for e in await uow.applications.timeline(app.id)
+                }:
+                    apps.append(app)
+            if len(batch) < 200:
+                break
+            cursor = batch[-1].id
+    return _page(apps[: limit + 1], limit)
 
 
 def _page(apps: list[Application], limit: int) -> dict[str, Any]:

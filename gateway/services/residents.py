@@ -111,9 +111,17 @@ async def admit(
     handlers: Mapping[str, Agency],
     uow: UnitOfWork,
     now: datetime,
+    delivery_channel: str | None = None,
 ) -> Consent | None:
     """Assurance, delegation and consent checks; the consent the forwards rely on."""
     require_assurance(part.login.assurance, matter)
+    if delivery_channel == "electronic":  # Art. 22: an e-certificate result needs consent
+        held = await uow.identities.consents_of(part.applicant_id)
+        if not any(c.purpose == "e_certificate" and c.active(now) for c in held):
+            raise ConsentRequiredError(
+                "an electronic certificate is delivered only with the applicant's consent "
+                "(purpose e_certificate)"
+            )
     if part.agent_id is not None:
         require_delegation(part.delegation, agent_id=part.agent_id, matter=matter, at=now)
     home = home_jurisdiction(part.applicant)

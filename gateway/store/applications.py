@@ -31,6 +31,7 @@ class SqlApplications:
                     "role": h.role,
                     "state": h.state.value,
                     "reasons": list(h.reasons),
+                    "message_id": h.message_id,
                 }
                 for i, h in enumerate(app.handlers)
             ],
@@ -65,7 +66,7 @@ class SqlApplications:
             await self._conn.execute(
                 handlers.update()
                 .where(handlers.c.application_id == app.id, handlers.c.agency_id == h.agency_id)
-                .values(state=h.state.value, reasons=list(h.reasons))
+                .values(state=h.state.value, reasons=list(h.reasons), message_id=h.message_id)
             )
         last = (
             await self._conn.execute(
@@ -116,6 +117,33 @@ class SqlApplications:
         found = [await self.get(i) for i in ids]
         return [a for a in found if a is not None]
 
+    async def due_for_examination(self, today: str, *, limit: int) -> list[Application]:
+        """Cases awaiting the lead agency's examination whose last day has passed."""
+        return await self._where(
+            sa.and_(
+                applications.c.status == Status.RECEIVED.value,
+                applications.c.acceptance_due < today,
+            ),
+            limit,
+        )
+
+    async def past_deadline(self, today: str, *, limit: int) -> list[Application]:
+        """Open cases past their promised deadline and not yet flagged."""
+        return await self._where(
+            sa.and_(
+                applications.c.status.in_([Status.ACCEPTED.value, Status.UNDER_REVIEW.value]),
+                applications.c.deadline < today,
+                applications.c.overdue_at.is_(None),
+            ),
+            limit,
+        )
+
+    async def _where(self, condition: Any, limit: int) -> list[Application]:
+        query = sa.select(applications.c.id).where(condition).order_by(applications.c.id)
+        ids = (await self._conn.execute(query.limit(limit))).scalars().all()
+        found = [await self.get(i) for i in ids]
+        return [a for a in found if a is not None]
+
     async def _append_events(self, app: Application, *, start: int) -> None:
         if not app.pending_events:
             return
@@ -153,6 +181,12 @@ class SqlApplications:
             "deadline": app.deadline,
             "applicant_id": app.applicant_id,
             "consent_id": app.consent_id,
+            "mapping_version": app.mapping_version,
+            "acceptance": app.acceptance,
+            "acceptance_due": app.acceptance_due,
+            "statutory_deadline": app.statutory_deadline,
+            "delivery_channel": app.delivery_channel,
+            "overdue_at": app.overdue_at,
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -171,12 +205,18 @@ class SqlApplications:
             document=dict(row.document),
             received_at=row.received_at,
             handlers=[
-                Handler(h.agency_id, h.role, HandlerState(h.state), tuple(h.reasons))
+                Handler(h.agency_id, h.role, HandlerState(h.state), tuple(h.reasons), h.message_id)
                 for h in handler_rows
             ],
             missing=tuple(row.missing),
             deadline=row.deadline,
             applicant_id=row.applicant_id,
             consent_id=row.consent_id,
+            mapping_version=row.mapping_version,
+            acceptance=row.acceptance or "automatic",
+            acceptance_due=row.acceptance_due,
+            statutory_deadline=row.statutory_deadline,
+            delivery_channel=row.delivery_channel,
+            overdue_at=row.overdue_at,
             version=row.version,
         )

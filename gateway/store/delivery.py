@@ -1,17 +1,86 @@
-"""The outbox, idempotency keys and signature nonces in SQL."""
+"""The outbox, delivery evidence, idempotency keys and signature nonces in SQL.
+
+Outbox rows move ``pending`` -> ``in_flight`` (claimed with a lease) -> ``delivered``, or
+back to ``pending`` with a later ``next_attempt_at``, or to ``dead``. An outcome is recorded
+only on a row still in flight, so a late failure never undoes a delivery or an operator's
+retry; a repeated acknowledgement changes nothing.
+
+**Delivery evidence.** When a forward is acknowledged, ``delivery_evidence`` keeps one row per
+message: the target URI, the request's signature headers (``Signature``, ``Signature-Input``,
+``Content-Digest``, ``Content-Type``, ``Idempotency-Key``), the answer's status, key id and
+signature headers, and the digests of both bodies. The bodies themselves go to the
+``evidence`` table (through the audit trail's ``keep_evidence``, once per digest), next to the
+signed bodies the gateway accepted, and the relay puts ``message.sent`` and
+``message.acknowledged`` on the audit chain with those digests. A separate table, because the
+``evidence`` table is addressed by body digest only and cannot say which exchange a body
+belongs to. :meth:`SqlOutbox.delivery_evidence` returns, for one application, every signed
+forward and answer with their bodies, enough to verify both signatures again offline.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.errors import ConflictError
-from gateway.services.ports import OutboxMessage, StoredResponse
+from gateway.services.ports import Acknowledgement, OutboxMessage, StoredResponse
 from gateway.store.database import dialect_insert
-from gateway.store.tables import idempotency_keys, nonces, outbox
+from gateway.store.tables import delivery_evidence, evidence, idempotency_keys, nonces, outbox
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """One signed HTTP message as it went over the wire: enough to verify it again."""
+
+    digest: str | None  # its Content-Digest; the key of its body in ``evidence``
+    media_type: str
+    body: bytes | None  # None when the body is not in ``evidence``
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvidence:
+    """A delivered forward: the signed request ``POST target`` and the partner's signed answer."""
+
+    message_id: str
+    application_id: str
+    destination: str
+    target: str
+    request: SignedMessage
+    ack_status: int
+    ack_key_id: str
+    ack: SignedMessage
+    delivered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An outbox row as operators see it."""
+
+    message: OutboxMessage
+    lease_until: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+def _message(row: Any, status: str | None = None) -> OutboxMessage:
+    return OutboxMessage(
+        row.id,
+        row.application_id,
+        row.destination,
+        row.media_type,
+        bytes(row.body),
+        row.attempts,
+        row.next_attempt_at,
+        status or row.status,
+        row.last_error,
+    )
 
 
 class SqlOutbox:
@@ -36,53 +105,113 @@ class SqlOutbox:
             )
         )
 
-    async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[OutboxMessage]:
+    async def claim(
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease_seconds: int,
+        per_destination: int | None = None,
+        in_flight: Mapping[str, int] | None = None,
+    ) -> list[OutboxMessage]:
+        """Due rows, oldest first, locked ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) and leased.
+
+        With ``per_destination``, each destination gets at most ``per_destination -
+        in_flight[destination]`` rows, ranked in SQL so that one destination's backlog never
+        hides another's due rows.
+        """
+        if limit <= 0:
+            return []
         due = sa.or_(
             sa.and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
             sa.and_(outbox.c.status == "in_flight", outbox.c.lease_until < now),
         )
+        query = outbox.select()
+        if per_destination is None:
+            query = query.where(due)
+        else:
+            ranked = (
+                sa.select(
+                    outbox.c.id,
+                    outbox.c.destination,
+                    sa.func.row_number()
+                    .over(
+                        partition_by=outbox.c.destination,
+                        order_by=(outbox.c.next_attempt_at, outbox.c.id),
+                    )
+                    .label("rank"),
+                )
+                .where(due)
+                .subquery()
+            )
+            busy = {d: n for d, n in (in_flight or {}).items() if n > 0}
+            room: Any = sa.literal(per_destination)
+            if busy:
+                room = sa.case(
+                    {d: max(per_destination - n, 0) for d, n in busy.items()},
+                    value=ranked.c.destination,
+                    else_=per_destination,
+                )
+            query = query.where(
+                due, outbox.c.id.in_(sa.select(ranked.c.id).where(ranked.c.rank <= room))
+            )
         rows = (
             await self._conn.execute(
-                outbox.select()
-                .where(due)
-                .order_by(outbox.c.next_attempt_at)
+                query.order_by(outbox.c.next_attempt_at, outbox.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         ).all()
         if not rows:
             return []
-        await self._conn.execute(
+        # Due is checked again as the rows are written: SQLite reads outside the write lock,
+        # so another process may have claimed some of them since; only what this UPDATE
+        # took is this relay's.
+        taken = await self._conn.execute(
             outbox.update()
-            .where(outbox.c.id.in_([r.id for r in rows]))
+            .where(outbox.c.id.in_([r.id for r in rows]), due)
             .values(status="in_flight", lease_until=now + timedelta(seconds=lease_seconds))
+            .returning(outbox.c.id)
         )
-        return [
-            OutboxMessage(
-                r.id,
-                r.application_id,
-                r.destination,
-                r.media_type,
-                bytes(r.body),
-                r.attempts,
-                r.next_attempt_at,
-                "in_flight",
-                r.last_error,
-            )
-            for r in rows
-        ]
+        ids = set(taken.scalars())
+        return [_message(r, "in_flight") for r in rows if r.id in ids]
 
-    async def delivered(self, message_id: str, at: datetime) -> None:
-        await self._conn.execute(
+    async def delivered(
+        self, message_id: str, at: datetime, ack: Acknowledgement | None = None
+    ) -> bool:
+        marked = await self._conn.execute(
             outbox.update()
-            .where(outbox.c.id == message_id)
+            .where(outbox.c.id == message_id, outbox.c.status != "delivered")
             .values(status="delivered", delivered_at=at, lease_until=None, last_error=None)
+            .returning(outbox.c.application_id, outbox.c.destination)
         )
+        row = marked.one_or_none()
+        if row is None:
+            return False
+        if ack is not None:
+            await self._conn.execute(
+                dialect_insert(self._conn, delivery_evidence)
+                .values(
+                    message_id=message_id,
+                    application_id=row.application_id,
+                    destination=row.destination,
+                    target=ack.target[:500],
+                    request_digest=ack.request_headers.get("Content-Digest"),
+                    request_headers=dict(ack.request_headers),
+                    ack_status=ack.status,
+                    ack_key_id=ack.key_id[:200],
+                    ack_digest=ack.body_digest,
+                    ack_headers=dict(ack.headers),
+                    delivered_at=at,
+                )
+                .on_conflict_do_nothing()
+            )
+        return True
 
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
         await self._conn.execute(
             outbox.update()
-            .where(outbox.c.id == message_id)
+            .where(outbox.c.id == message_id, outbox.c.status == "in_flight")
             .values(
                 status="pending",
                 next_attempt_at=at,
@@ -95,7 +224,7 @@ class SqlOutbox:
     async def dead(self, message_id: str, error: str) -> None:
         await self._conn.execute(
             outbox.update()
-            .where(outbox.c.id == message_id)
+            .where(outbox.c.id == message_id, outbox.c.status == "in_flight")
             .values(
                 status="dead",
                 lease_until=None,
@@ -103,6 +232,105 @@ class SqlOutbox:
                 last_error=error[:2000],
             )
         )
+
+    # ---- operators (gateway.outbox_ops) ------------------------------------------------
+
+    async def listing(
+        self, *, status: str | None = None, destination: str | None = None, limit: int = 50
+    ) -> list[OutboxRow]:
+        """Rows in the order they are due (dead letters and deliveries included)."""
+        query = outbox.select()
+        if status is not None:
+            query = query.where(outbox.c.status == status)
+        if destination is not None:
+            query = query.where(outbox.c.destination == destination)
+        rows = await self._conn.execute(
+            query.order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+        )
+        return [OutboxRow(_message(r), r.lease_until, r.created_at, r.delivered_at) for r in rows]
+
+    async def retry_now(self, message_id: str, now: datetime) -> tuple[str, OutboxMessage | None]:
+        """Make one message due at ``now``: a pending one waiting for its backoff, a dead
+        letter (its attempts are kept), or one in flight whose lease has run out.
+
+        Returns what was done — ``"due"``, or why not: ``"missing"``, ``"delivered"``,
+        ``"leased"`` (in flight under a live lease) — and the message as it was.
+        """
+        row = (
+            await self._conn.execute(
+                outbox.select().where(outbox.c.id == message_id).with_for_update()
+            )
+        ).one_or_none()
+        if row is None:
+            return "missing", None
+        before = _message(row)
+        if row.status == "delivered":
+            return "delivered", before
+        if row.status == "in_flight" and row.lease_until is not None and row.lease_until >= now:
+            return "leased", before
+        await self._conn.execute(
+            outbox.update()
+            .where(outbox.c.id == message_id, outbox.c.status == row.status)
+            .values(status="pending", next_attempt_at=now, lease_until=None)
+        )
+        return "due", before
+
+    async def requeue_dead(
+        self, now: datetime, *, destination: str | None = None
+    ) -> list[OutboxMessage]:
+        """Every dead letter (of one destination) back to pending, attempts reset, due now."""
+        query = outbox.select().where(outbox.c.status == "dead")
+        if destination is not None:
+            query = query.where(outbox.c.destination == destination)
+        rows = (await self._conn.execute(query.order_by(outbox.c.id).with_for_update())).all()
+        if rows:
+            await self._conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == "dead")
+                .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None)
+            )
+        return [_message(r) for r in rows]
+
+    # ---- evidence (the archive) --------------------------------------------------------
+
+    async def delivery_evidence(self, application_id: str) -> list[DeliveryEvidence]:
+        """Every acknowledged forward of one application, oldest first, with both bodies."""
+        rows = (
+            await self._conn.execute(
+                delivery_evidence.select()
+                .where(delivery_evidence.c.application_id == application_id)
+                .order_by(delivery_evidence.c.delivered_at, delivery_evidence.c.message_id)
+            )
+        ).all()
+        digests = {d for r in rows for d in (r.request_digest, r.ack_digest) if d}
+        bodies: dict[str, tuple[str, bytes]] = {}
+        if digests:
+            kept = await self._conn.execute(
+                sa.select(evidence.c.digest, evidence.c.media_type, evidence.c.body).where(
+                    evidence.c.digest.in_(sorted(digests))
+                )
+            )
+            bodies = {k.digest: (k.media_type, bytes(k.body)) for k in kept}
+        return [_evidence(r, bodies) for r in rows]
+
+
+def _signed(digest: str | None, headers: dict[str, str], bodies: dict[str, Any]) -> SignedMessage:
+    media_type, body = bodies.get(digest or "", (headers.get("Content-Type", ""), None))
+    return SignedMessage(digest, media_type, body, headers)
+
+
+def _evidence(row: Any, bodies: dict[str, tuple[str, bytes]]) -> DeliveryEvidence:
+    return DeliveryEvidence(
+        message_id=row.message_id,
+        application_id=row.application_id,
+        destination=row.destination,
+        target=row.target,
+        request=_signed(row.request_digest, dict(row.request_headers), bodies),
+        ack_status=row.ack_status,
+        ack_key_id=row.ack_key_id,
+        ack=_signed(row.ack_digest, dict(row.ack_headers), bodies),
+        delivered_at=row.delivered_at,
+    )
 
 
 class SqlIdempotency:

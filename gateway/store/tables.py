@@ -43,6 +43,12 @@ applications = sa.Table(
     sa.Column("deadline", sa.String(10)),
     sa.Column("applicant_id", sa.String(40)),  # the resident, when they applied themselves
     sa.Column("consent_id", sa.String(40)),  # the consent the forwards rely on
+    sa.Column("mapping_version", sa.String(80)),  # of the translation at receipt
+    sa.Column("acceptance", sa.String(16)),  # automatic | agency (None: automatic)
+    sa.Column("acceptance_due", sa.String(10)),
+    sa.Column("statutory_deadline", sa.String(10)),
+    sa.Column("delivery_channel", sa.String(16)),
+    sa.Column("overdue_at", UTCDateTime),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -58,6 +64,7 @@ handlers = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("message_id", sa.String(40)),  # the forward queued to this agency
     sa.Index("ix_handlers_agency", "agency_id", "application_id"),
 )
 
@@ -356,4 +363,59 @@ oidc_subjects = sa.Table(  # pairwise subject identifiers: one per (agency, pers
     sa.Column("subject", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("agency_id", "subject", name="ux_oidc_subjects_subject"),
+)
+
+# ---- delivery evidence ----
+
+delivery_evidence = sa.Table(  # each delivered forward: its signed request and signed answer
+    "delivery_evidence",
+    metadata,
+    sa.Column("message_id", sa.String(40), primary_key=True),  # one per message: the first ack
+    sa.Column("application_id", sa.String(40), nullable=False),
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(500), nullable=False),
+    sa.Column("request_digest", sa.String(120)),  # evidence.digest of the forwarded body
+    sa.Column("request_headers", sa.JSON, nullable=False),
+    sa.Column("ack_status", sa.Integer, nullable=False),
+    sa.Column("ack_key_id", sa.String(200), nullable=False),
+    sa.Column("ack_digest", sa.String(120), nullable=False),  # evidence.digest of the answer
+    sa.Column("ack_headers", sa.JSON, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=False),
+    sa.Index("ix_delivery_evidence_application", "application_id", "delivered_at"),
+)
+
+# ---- notifications ----
+
+notifications = sa.Table(  # one milestone told to one recipient (Art. 22), leased like the outbox
+    "notifications",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("application_id", sa.String(40), nullable=False),
+    sa.Column("recipient", sa.String(64), nullable=False),  # agency id or resident:<person id>
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | in_flight | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+    sa.Index("ix_notifications_recipient", "recipient", "id"),
+)
+
+complaints = sa.Table(  # Art. 31; the texts are personal data, kept off the timeline and audit
+    "complaints",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("application_id", sa.String(40), nullable=False),
+    sa.Column("complainant", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("filed_at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(16)),  # upheld | dismissed, once answered
+    sa.Column("reply", sa.Text),
+    sa.Column("answered_by", sa.String(64)),
+    sa.Column("answered_at", UTCDateTime),
+    sa.Index("ix_complaints_application", "application_id", "filed_at"),
 )

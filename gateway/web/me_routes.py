@@ -43,6 +43,11 @@ _SUBMISSION = {
         },
         "consent_id": {"type": "string", "description": "A consent recorded before"},
         "on_behalf_of": {"type": "string", "description": "A confirmed delegation id (agents)"},
+        "delivery_channel": {
+            "enum": ["electronic", "post", "pickup", "kiosk"],
+            "description": "How the result is delivered (electronic needs an e_certificate "
+            "consent)",
+        },
     },
 }
 
@@ -108,6 +113,7 @@ async def submit(request: web.Request) -> web.Response:
             content_digest=digest,
             idempotency_key=key,
             channel=Channel(resident.channel),
+            delivery_channel=data.get("delivery_channel"),
             applicant=Applicant(
                 person_id=resident.person_id,
                 login_id=resident.login_id,
@@ -139,7 +145,7 @@ def _check_submission(data: dict[str, Any]) -> None:
         problems.append(problem("/application", "required"))
     if "consent" in data and not isinstance(data["consent"], dict):
         problems.append(problem("/consent", "wrong_type"))
-    for name in ("consent_id", "on_behalf_of"):
+    for name in ("consent_id", "on_behalf_of", "delivery_channel"):
         if name in data and not isinstance(data[name], str):
             problems.append(problem(f"/{name}", "wrong_type"))
     if problems:

@@ -33,3 +33,13 @@ class Metrics:
             ["type"],
             registry=self.registry,
         )
+        self.deemed_acceptances = Counter(
+            "gba_deemed_acceptances_total",
+            "Cases deemed accepted: no notice within 5 working days of receipt (Art. 19(3))",
+            registry=self.registry,
+        )
+        self.overdue = Counter(
+            "gba_deadlines_overdue_total",
+            "Open cases found past their promised deadline",
+            registry=self.registry,
+        )

@@ -6,11 +6,15 @@ retries on: :class:`TransientDeliveryError` (timeouts, connection errors, 5xx, 4
 429, an unverifiable acknowledgement) and :class:`PermanentDeliveryError` (other 4xx).
 tenacity retries only a dropped pooled connection, at once; every other retry is scheduled
 in the database by the relay.
+
+An acknowledgement carries the exchange as it went over the wire — the target, the request's
+signature headers and the answer's body and signature headers — so the relay can keep it as
+evidence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
@@ -29,6 +33,9 @@ from gateway.web.messages import client_response_message
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _MAX_ACK_BYTES = 256 * 1024
+_SIGNED = ("Signature", "Signature-Input", "Content-Digest", "Content-Type")
+_REQUEST_EVIDENCE = (*_SIGNED, "Idempotency-Key")
+_ANSWER_EVIDENCE = _SIGNED
 
 
 class HttpPartnerTransport:
@@ -127,4 +134,17 @@ class HttpPartnerTransport:
                 ) from exc
             if verified.key.owner != agency.id:
                 raise TransientDeliveryError(f"{agency.id}'s acknowledgement is signed by another")
-            return Acknowledgement(response.status, verified.keyid, content_digest(body))
+            return Acknowledgement(
+                response.status,
+                verified.keyid,
+                content_digest(body),
+                target=agency.endpoint,
+                request_headers=_kept(headers, _REQUEST_EVIDENCE),
+                headers=_kept(response.headers, _ANSWER_EVIDENCE),
+                body=body,
+            )
+
+
+def _kept(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """The headers a signature covers or carries, as sent: what evidence must keep."""
+    return {name: headers[name] for name in names if name in headers}

@@ -99,6 +99,11 @@ async def submit(request: web.Request) -> web.Response:
     parameters=[
         query("after", "cursor from the previous page"),
         query("limit", "page size, 1-200", {"type": "integer"}),
+        query(
+            "recheck",
+            "true: only cases decided automatically and sampled for human re-check (Art. 25)",
+            {"type": "boolean"},
+        ),
     ],
     responses={200: ("A page of cases", {"type": "object"}), 401: "Signature refused"},
     signed=True,
@@ -112,7 +117,11 @@ async def work_list(request: web.Request) -> web.Response:
             "limit must be an integer", errors=[problem("/limit", "wrong_type")]
         ) from None
     page = await queries.work_list(
-        request.app[DEPENDENCIES], signed.caller, limit=limit, after=request.query.get("after")
+        request.app[DEPENDENCIES],
+        signed.caller,
+        limit=limit,
+        after=request.query.get("after"),
+        recheck=request.query.get("recheck") == "true",
     )
     return json_response(page)
 

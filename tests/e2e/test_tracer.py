@@ -43,6 +43,7 @@ async def test_the_demo_follows_one_application_to_its_approval(gateway: Running
         "review.started",
         "decision.recorded",
         "application.approved",
+        "voucher.issued",
     ]
     assert [e["actor"] for e in view["timeline"]][:1] == ["hk-ird"]
     assert view["timeline"][3]["actor"] == "gd-hq-csb"

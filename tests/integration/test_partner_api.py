@@ -262,4 +262,11 @@ async def test_a_rejection_needs_reasons_and_only_handlers_decide(
     assert again.json()["type"].endswith("/problems/illegal-transition")
     view = (await send(gateway.settings, "GET", f"/v1/applications/{application_id}")).json()
     assert view["handlers"][0]["reasons"] == ["經營範圍不符"]
-    assert view["timeline"][-1]["type"] == "application.rejected"
+    rejection, voucher = view["timeline"][-2:]
+    assert rejection["type"] == "application.rejected"
+    assert rejection["reasons"] == {"gd-hq-csb": ["經營範圍不符"]}
+    # Art. 21: the routes of redress of the refusing agency's jurisdiction, with last days
+    routes = [r["route"] for r in rejection["appeal"]["GD"]]
+    assert routes == ["complaint", "administrative_review", "litigation"]
+    assert rejection["appeal"]["GD"][1]["last_day"] is not None
+    assert (voucher["type"], voucher["kind"]) == ("voucher.issued", "decision")

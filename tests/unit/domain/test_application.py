@@ -31,10 +31,13 @@ DIGEST = "sha-256=:R7qqQA6Z5bl826qGIRqaGz8YwH2fkweCuH6MyFfwdIs=:"
 DIAGRAM = {
     (Status.RECEIVED, Status.AWAITING_SUPPLEMENT),
     (Status.RECEIVED, Status.ACCEPTED),
+    (Status.AWAITING_SUPPLEMENT, Status.RECEIVED),  # supplied; the lead examines it again
     (Status.AWAITING_SUPPLEMENT, Status.ACCEPTED),
     (Status.ACCEPTED, Status.UNDER_REVIEW),
     (Status.UNDER_REVIEW, Status.APPROVED),
     (Status.UNDER_REVIEW, Status.REJECTED),
+    (Status.APPROVED, Status.RESULT_DELIVERED),
+    (Status.REJECTED, Status.RESULT_DELIVERED),
 }
 NOT_ACCEPTED = {(s, Status.NOT_ACCEPTED) for s in (Status.RECEIVED, Status.AWAITING_SUPPLEMENT)}
 WITHDRAWN = {
@@ -42,7 +45,7 @@ WITHDRAWN = {
     for s in (Status.RECEIVED, Status.AWAITING_SUPPLEMENT, Status.ACCEPTED, Status.UNDER_REVIEW)
 }
 LEGAL = DIAGRAM | NOT_ACCEPTED | WITHDRAWN
-TERMINAL = {Status.NOT_ACCEPTED, Status.APPROVED, Status.REJECTED, Status.WITHDRAWN}
+TERMINAL = {Status.NOT_ACCEPTED, Status.RESULT_DELIVERED, Status.WITHDRAWN}
 ALL_PAIRS = list(itertools.product(Status, Status))
 
 
@@ -143,9 +146,10 @@ def test_receive_with_nothing_missing_is_accepted_at_once() -> None:
         "channel": "online",
         "format": "HK",
         "content_digest": DIGEST,
+        "acceptance": "automatic",
     }
     assert accepted.actor == "gateway"
-    assert accepted.data == {"deadline": "2026-03-03"}
+    assert accepted.data == {"deadline": "2026-03-03", "statutory_deadline": None}
     assert all(e.application_id == "app_01TEST" and e.at == AT for e in app.pending_events)
     assert [(h.agency_id, h.role, h.state) for h in app.handlers] == [
         (LEAD, "lead", HandlerState.PENDING)

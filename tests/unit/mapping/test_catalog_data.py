@@ -99,9 +99,19 @@ def test_every_routed_agency_is_a_sandbox_agency_so_the_sandbox_starts(
     for matter in matters:
         for agency in matter.route.handlers:
             assert agency in sandbox, (matter.code, agency)
-            assert sandbox[agency].jurisdiction == "GD"
-            assert sandbox[agency].auto_decision == "approved"
+        # The lead is a Guangdong agency that decides by itself; a Hong Kong or Macao
+        # reviewer (joint review) decides nothing: the tester decides for it.
+        lead = sandbox[matter.route.lead]
+        assert (lead.jurisdiction, lead.auto_decision) == ("GD", "approved"), matter.code
+        for reviewer in matter.route.reviewers:
+            expected = "approved" if sandbox[reviewer].jurisdiction == "GD" else None
+            assert sandbox[reviewer].auto_decision == expected, (matter.code, reviewer)
     check_routes(catalog, set(sandbox), ON)  # what the gateway runs before it serves
+
+
+def test_one_matter_is_reviewed_jointly_with_hong_kong() -> None:
+    by_id = {a.id: a for a in SANDBOX_AGENCIES}
+    assert (by_id["hk-mchk"].jurisdiction, by_id["hk-mchk"].auto_decision) == ("HK", None)
 
 
 def test_sandbox_agencies_are_unique_and_keep_the_originals() -> None:

@@ -465,9 +465,10 @@ async def test_record_decision_approves(world: World) -> None:
     )
     app = world.uow.application(application_id)
     assert app.status.value == "approved"
-    assert world.uow.event_types(application_id)[-2:] == [
+    assert world.uow.event_types(application_id)[-3:] == [
         "decision.recorded",
         "application.approved",
+        "voucher.issued",  # the decision's signed voucher (Art. 19(4))
     ]
 
 
@@ -568,6 +569,7 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
         "missing",
         "handlers",
         "deadlines",
+        "delivery_channel",
         "timeline",
     }
     assert view["application_id"] == application_id
@@ -580,7 +582,12 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
     assert view["handlers"] == [
         {"agency_id": "gd-hq-csb", "role": "lead", "state": "approved", "reasons": []}
     ]
-    assert view["deadlines"] == {"promised": "2026-03-03"}
+    assert view["deadlines"] == {
+        "acceptance_due": None,
+        "promised": "2026-03-03",
+        "statutory": "2026-03-06",
+        "overdue": False,
+    }
     assert [(e["seq"], e["type"]) for e in view["timeline"]] == [
         (1, "application.received"),
         (2, "application.accepted"),
@@ -589,7 +596,9 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
         (5, "review.started"),
         (6, "decision.recorded"),
         (7, "application.approved"),
+        (8, "voucher.issued"),
     ]
+    assert view["timeline"][7]["kind"] == "decision"
     decision = view["timeline"][5]
     assert decision["actor"] == "gd-hq-csb"
     assert decision["decision"] == "approved"

@@ -352,7 +352,7 @@ async def test_concurrency_is_bounded(uow: FakeUnitOfWorkFactory, clock: FixedCl
         await _case(uow, f"app_{n}")
     gate = asyncio.Event()
     transport = FakeTransport(gate=gate)
-    relay = _relay(uow, transport, clock, concurrency=2)
+    relay = _relay(uow, transport, clock, concurrency=2, per_partner=5)
 
     task = asyncio.create_task(relay.run_once())
     async with asyncio.timeout(5):

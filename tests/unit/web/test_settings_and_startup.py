@@ -55,6 +55,7 @@ ROUTED = (
     "zs-ca",
     "sz-hc",
     "gz-hpf",
+    "hk-mchk",
 )
 
 
@@ -113,7 +114,7 @@ def _registry(tmp_path: Path, *agency_ids: str) -> Path:
         entries.append(
             {
                 "id": agency_id,
-                "jurisdiction": "GD",
+                "jurisdiction": "HK" if agency_id.startswith("hk-") else "GD",
                 "names": {"en": agency_id},
                 "endpoint": f"https://{agency_id}.example/inbox",
                 "matters": ["*"],

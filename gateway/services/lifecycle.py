@@ -1,0 +1,257 @@
+"""Use cases of a case after its first answer (Art. 19–22): the lead agency's examination,
+supplements, withdrawal, result delivery, and the sweeps that keep the regulation's clock —
+deemed acceptance after 5 working days, overdue cases.
+
+Each action is one transaction: the aggregate moves (or refuses, changing nothing), every
+handler that should now have the case gets its forward in the same commit, and every
+milestone that the applicant may need to prove gets a signed voucher on the timeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from gateway.domain.application import Application, Status
+from gateway.domain.commands import ActOnApplication
+from gateway.domain.documents import problem
+from gateway.domain.errors import (
+    ForbiddenError,
+    IllegalTransitionError,
+    NotFoundError,
+    ValidationFailedError,
+)
+from gateway.domain.values import local_date
+from gateway.services.handlers import CANONICAL, _once, _refuse
+from gateway.services.milestones import Dependencies, deadlines, settle
+from gateway.services.ports import StoredResponse, UnitOfWork
+from gateway.services.validation import assess
+
+Act = Callable[[Application, UnitOfWork, datetime], Awaitable[None]]
+
+
+async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> StoredResponse:
+    """Run one party's action on a case, at most once per Idempotency-Key."""
+    handlers: dict[str, Callable[[ActOnApplication, Dependencies], Act]] = {
+        "examine": _examine,
+        "supplement": _supplement,
+        "withdraw": _withdraw,
+        "deliver_result": _deliver_result,
+    }
+    if cmd.action not in handlers:
+        raise NotFoundError(f"no action {cmd.action!r} on applications")
+    act = handlers[cmd.action](cmd, deps)
+
+    async def work() -> StoredResponse:
+        now = deps.clock.now()
+        async with deps.uow() as uow:
+            app = await uow.applications.get(cmd.application_id)
+            if app is None or not app.is_party(cmd.caller.agency_id, cmd.caller.person_id):
+                raise NotFoundError("no such application for this caller")
+            await act(app, uow, now)
+            queued = await settle(app, uow, deps, now)
+            response = StoredResponse(
+                request_digest=cmd.body_digest,
+                status=200,
+                body=_summary(app),
+                resource=app.id,
+            )
+            if cmd.idempotency_key:
+                await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+            await uow.commit()
+        if queued:
+            deps.outbox_written()
+        return response
+
+    if not cmd.idempotency_key:
+        return await work()
+    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.body_digest, work)
+
+
+def body_digest(body: bytes) -> str:
+    """RFC 9530 form of a request body's SHA-256 (for Idempotency-Key comparisons)."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+
+
+def _summary(app: Application) -> dict[str, Any]:
+    return {
+        "application_id": app.id,
+        "status": app.status.value,
+        "missing": list(app.missing),
+        "deadlines": {
+            "acceptance_due": app.acceptance_due,
+            "promised": app.deadline,
+            "statutory": app.statutory_deadline,
+        },
+    }
+
+
+def _examine(cmd: ActOnApplication, deps: Dependencies) -> Act:
+    outcome = str(cmd.data.get("outcome", ""))
+    reasons = _texts(cmd.data, "reasons")
+    missing = _texts(cmd.data, "missing")
+
+    async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
+        matter = deps.catalog.get(app.matter, local_date(app.received_at))
+        promised, statutory = deadlines(matter, local_date(now), deps.calendar)
+        known = {m.code for m in matter.materials}
+        unknown = [m for m in missing if m not in known]
+        if unknown:
+            _refuse([problem("/missing", "unknown_material") for _ in unknown])
+        app.examine(
+            cmd.caller.agency_id,
+            outcome,
+            now,
+            reasons=reasons,
+            missing=missing,
+            deadline=promised,
+            statutory_deadline=statutory,
+        )
+
+    return act
+
+
+def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
+    async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
+        _applicant_side(app, cmd)
+        document = merged(app.document, cmd.data)
+        decoded = deps.codecs[CANONICAL].decode(json.dumps(document, ensure_ascii=False).encode())
+        matter = deps.catalog.get(app.matter, local_date(app.received_at))
+        assessment = assess(decoded.document, matter)
+        if decoded.problems or assessment.problems:
+            _refuse([*decoded.problems, *assessment.problems])
+        promised, statutory = deadlines(matter, local_date(now), deps.calendar)
+        app.supplement(
+            decoded.document,
+            assessment.missing,
+            now,
+            cmd.caller.agency_id,
+            deadline=promised,
+            statutory_deadline=statutory,
+        )
+
+    return act
+
+
+def merged(document: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The application with supplied materials (by code), commitments and particulars."""
+    allowed = {"materials", "commitments", "particulars"}
+    extra = sorted(set(data) - allowed)
+    if extra or not data:
+        raise ValidationFailedError(
+            "a supplement carries materials, commitments or particulars",
+            errors=[problem(f"/{name}", "unexpected_field") for name in extra]
+            or [problem("", "required")],
+        )
+    out = json.loads(json.dumps(document))
+    for name, key in (("materials", "code"), ("commitments", "material")):
+        items = data.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ValidationFailedError(
+                f"{name} is a list of objects", errors=[problem(f"/{name}", "wrong_type")]
+            )
+        given = {i.get(key) for i in items}
+        out[name] = [i for i in out.get(name, []) if i.get(key) not in given] + items
+        if not out[name]:
+            out.pop(name)
+    particulars = data.get("particulars", {})
+    if not isinstance(particulars, dict):
+        raise ValidationFailedError(
+            "particulars is an object", errors=[problem("/particulars", "wrong_type")]
+        )
+    if particulars:
+        out["particulars"] = {**out.get("particulars", {}), **particulars}
+    return out
+
+
+def _withdraw(cmd: ActOnApplication, deps: Dependencies) -> Act:
+    async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
+        _applicant_side(app, cmd)
+        app.withdraw("resident" if cmd.caller.person_id else cmd.caller.agency_id, now)
+
+    return act
+
+
+def _deliver_result(cmd: ActOnApplication, deps: Dependencies) -> Act:
+    channel = str(cmd.data.get("channel", ""))
+
+    async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
+        app.deliver_result(cmd.caller.agency_id, channel, now)
+
+    return act
+
+
+def _applicant_side(app: Application, cmd: ActOnApplication) -> None:
+    """Supplements and withdrawals come from the applicant or the agency that submitted."""
+    caller = cmd.caller
+    if caller.person_id is not None:
+        if caller.person_id != app.applicant_id:
+            raise ForbiddenError("only the applicant may do this")
+    elif caller.agency_id != app.submitted_by:
+        raise ForbiddenError("only the agency that submitted the application may do this")
+
+
+def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValidationFailedError(
+            f"{name} is a list of texts", errors=[problem(f"/{name}", "wrong_type")]
+        )
+    return tuple(value)
+
+
+# ---- sweeps (scheduled; safe to run in several processes: each move is a versioned save) ----
+
+
+async def sweep(deps: Dependencies, *, limit: int = 100) -> dict[str, int]:
+    """Deem accepted every case whose lead issued no notice in time, as of its receipt date;
+    flag cases past their promised deadline. Returns what was done."""
+    now = deps.clock.now()
+    today = local_date(now)
+    deemed = overdue = 0
+    async with deps.uow() as uow:
+        due = await uow.applications.due_for_examination(today.isoformat(), limit=limit)
+        late = await uow.applications.past_deadline(today.isoformat(), limit=limit)
+    for app in due:
+        deemed += await _one(deps, app.id, now, _deem)
+    for app in late:
+        overdue += await _one(deps, app.id, now, _flag_overdue)
+    return {"deemed_accepted": deemed, "overdue": overdue}
+
+
+async def _one(
+    deps: Dependencies,
+    application_id: str,
+    now: datetime,
+    change: Callable[[Application, Dependencies, datetime], bool],
+) -> int:
+    async with deps.uow() as uow:
+        app = await uow.applications.get(application_id)
+        if app is None or not change(app, deps, now):
+            return 0
+        queued = await settle(app, uow, deps, now)
+        await uow.commit()
+    if queued:
+        deps.outbox_written()
+    return 1
+
+
+def _deem(app: Application, deps: Dependencies, now: datetime) -> bool:
+    if app.status is not Status.RECEIVED or app.acceptance != "agency" or app.missing:
+        return False
+    received: date = local_date(app.received_at)
+    matter = deps.catalog.get(app.matter, received)
+    promised, statutory = deadlines(matter, received, deps.calendar)  # as of receipt
+    try:
+        app.deem_accepted(now, deadline=promised, statutory_deadline=statutory)
+    except IllegalTransitionError:
+        return False
+    return True
+
+
+def _flag_overdue(app: Application, deps: Dependencies, now: datetime) -> bool:
+    return app.mark_overdue(local_date(now).isoformat(), now)

@@ -1,0 +1,214 @@
+"""What every move of a case shares: the use cases' dependencies, time limits, forwards to
+the handlers who should now have the case, and signed vouchers for its milestones.
+
+:func:`settle` runs after any move, in the mover's transaction: vouchers (Art. 19(4)) for the
+milestones among the pending events, routes of redress on a rejection (Art. 21), forwards to
+whoever should have the case now, and the save. So the state change and its outbox rows
+commit together, whichever use case made it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from gateway.domain import events as ev
+from gateway.domain import ids
+from gateway.domain.agencies import Agency
+from gateway.domain.application import ACCEPTANCE_WORKING_DAYS, Application, Status
+from gateway.domain.errors import NotReadyError
+from gateway.domain.matters import Matter, TimeLimit, TimeUnit
+from gateway.domain.values import local_date
+from gateway.services import notifications
+from gateway.services.ports import (
+    AgencyRepository,
+    Clock,
+    DocumentCodec,
+    MatterCatalog,
+    OutboxMessage,
+    ReceiptIssuer,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    WorkingCalendar,
+)
+
+VOUCHER_KINDS = {
+    ev.ApplicationAccepted: "acceptance",
+    ev.ApplicationNotAccepted: "non_acceptance",
+    ev.SupplementRequested: "supplement_notice",
+    ev.ApplicationApproved: "decision",
+    ev.ApplicationRejected: "decision",
+    ev.ResultDelivered: "result_delivery",
+    ev.ApplicationWithdrawn: "withdrawal",
+}
+
+
+class AppealCatalog(Protocol):
+    def for_refusal(self, jurisdiction: str, decided_on: date) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """Everything the use cases need, wired once by :mod:`gateway.bootstrap`."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    catalog: MatterCatalog
+    codecs: Mapping[str, DocumentCodec]  # by jurisdiction code, plus "canonical"
+    receipts: ReceiptIssuer
+    calendar: WorkingCalendar
+    issuer: str
+    outbox_written: Callable[[], None] = lambda: None
+    appeals: AppealCatalog | None = None  # routes of redress named in a rejection
+    notify: bool = False  # record notifications of milestones (Art. 22); bootstrap turns it on
+
+
+def canonical_digest(document: Mapping[str, Any]) -> str:
+    """RFC 9530-form digest of a canonical document in its one serialisation."""
+    data = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data.encode()).digest()).decode() + ":"
+
+
+def deadline_of(limit: TimeLimit, start: date, calendar: WorkingCalendar) -> date:
+    """The last day of a time limit counted from ``start`` in the limit's own calendar."""
+    if limit.unit is TimeUnit.NATURAL_DAYS:
+        return start + timedelta(days=limit.value)
+    return calendar.add_working_days(limit.calendar, start, limit.value)
+
+
+def deadlines(matter: Matter, start: date, calendar: WorkingCalendar) -> tuple[str, str]:
+    """The promised and statutory last days of a case accepted on ``start``."""
+    return (
+        deadline_of(matter.promised_limit, start, calendar).isoformat(),
+        deadline_of(matter.statutory_limit, start, calendar).isoformat(),
+    )
+
+
+def acceptance_due(matter: Matter, received: date, calendar: WorkingCalendar) -> str | None:
+    """The last day for the lead agency's notice (5 working days, Art. 19(3))."""
+    if matter.acceptance != "agency":
+        return None
+    days = ACCEPTANCE_WORKING_DAYS
+    return calendar.add_working_days(matter.statutory_limit.calendar, received, days).isoformat()
+
+
+async def registered(agencies: AgencyRepository, agency_id: str) -> Agency:
+    agency = await agencies.get(agency_id)
+    if agency is None:  # refused at start-up; only an agency removed since can get here
+        raise NotReadyError("a handling agency of this matter is not registered")
+    return agency
+
+
+def forwards(
+    app: Application, deps: Dependencies, agencies: Mapping[str, Agency], now: datetime
+) -> list[OutboxMessage]:
+    """One message for each handler that should have the case now and has none queued,
+    in that agency's format, with its translation record and the consent it relies on."""
+    messages = []
+    for handler in app.due_forwards():
+        agency = agencies[handler.agency_id]
+        codec = deps.codecs[agency.jurisdiction]
+        message_id = ids.new_message_id()
+        envelope = {
+            "message_id": message_id,
+            "application_id": app.id,
+            "matter": app.matter,
+            "matter_version": app.matter_version,
+            "role": handler.role,
+            "stage": "examination" if app.status is Status.RECEIVED else "review",
+            "submitted_by": "resident" if app.applicant_id else app.submitted_by,
+            "channel": app.channel,
+            "received_at": app.received_at.isoformat(),
+            "deadline": app.deadline,
+            "translation": {
+                "source_format": app.source_format,
+                "source_digest": app.content_digest,
+                "mapping_version": app.mapping_version,
+                "canonical_digest": canonical_digest(app.document),
+            },
+            "consent_id": app.consent_id,
+        }
+        body, media_type = codec.encode(app.document, envelope)
+        messages.append(
+            OutboxMessage(message_id, app.id, agency.id, media_type, body, next_attempt_at=now)
+        )
+        app.message_queued(agency.id, message_id, now)
+    return messages
+
+
+async def settle(app: Application, uow: UnitOfWork, deps: Dependencies, now: datetime) -> bool:
+    """After a move: vouchers for the milestones, forwards to whoever should have the case
+    now, and the save — all in the caller's transaction. True when forwards were queued.
+    A case of a matter decidable by data comparison is decided as it moves to review (Art.
+    25), and every milestone is written as notifications in the same transaction (Art. 22)."""
+    _decide_automatically(app, deps, now)
+    agencies = {h.agency_id: await registered(uow.agencies, h.agency_id) for h in app.handlers}
+    if app.status is Status.REJECTED:
+        _appeal_routes(app, agencies, deps, now)  # before the decision's voucher is signed
+    _vouchers(app, deps, now)
+    messages = forwards(app, deps, agencies, now)
+    if deps.notify:
+        await notifications.record(app, uow, now)
+    await uow.applications.save(app)
+    for message in messages:
+        await uow.outbox.add(message)
+    return bool(messages)
+
+
+def _decide_automatically(app: Application, deps: Dependencies, now: datetime) -> None:
+    """Art. 25: a case of a matter with ``automatic_decision`` that has just moved to review is
+    decided for every handler by its rules; a deterministic sample is queued for re-check."""
+    if app.status is not Status.UNDER_REVIEW or not any(
+        isinstance(e, ev.ReviewStarted) for e in app.pending_events
+    ):
+        return
+    rules = deps.catalog.get(app.matter, local_date(app.received_at)).automatic_decision
+    if rules is not None:
+        recheck = rules.sampled(app.id)
+        app.decide_automatically(rules.failed(app.document), now, recheck=recheck)
+
+
+def _vouchers(app: Application, deps: Dependencies, now: datetime) -> None:
+    """A signed voucher (Art. 19(4)) for each milestone among the pending events."""
+    for event in list(app.pending_events):
+        kind = VOUCHER_KINDS.get(type(event))
+        if kind is None:
+            continue
+        claims = {
+            "iss": deps.issuer,
+            "sub": app.id,
+            "iat": int(now.timestamp()),
+            "jti": ids.new_receipt_id(),
+            "kind": kind,
+            "matter": app.matter,
+            "status": app.status.value,
+            "event": event.type,
+            "at": event.at.isoformat(),
+            **{k: v for k, v in event.data.items() if k != "voucher"},
+        }
+        voucher = deps.receipts.issue(claims)
+        app.pending_events.append(
+            ev.VoucherIssued(app.id, now, "gateway", {"kind": kind, "voucher": voucher})
+        )
+
+
+def _appeal_routes(
+    app: Application, agencies: Mapping[str, Any], deps: Dependencies, now: datetime
+) -> None:
+    """Art. 21: a rejection names the routes of redress and their last days, per refusing
+    agency's jurisdiction; put on the rejection event before its voucher is signed."""
+    if deps.appeals is None:
+        return
+    for event in app.pending_events:
+        if isinstance(event, ev.ApplicationRejected) and "appeal" not in event.data:
+            refusing = sorted(
+                {agencies[h.agency_id].jurisdiction for h in app.handlers if h.reasons}
+            )
+            event.data["appeal"] = {
+                j: deps.appeals.for_refusal(j, local_date(now)) for j in refusing
+            }

@@ -1,0 +1,288 @@
+"""Notifications on each milestone (Art. 22, 31): recorded with the change, then dispatched.
+
+:func:`record` runs inside :func:`gateway.services.milestones.settle`, so each milestone's
+notification rows commit in the transaction of the change they tell, or not at all: a process
+that dies after the commit loses none, and a refused action writes none. One row per recipient:
+
+- the agency that submitted the case (when an agency did), and the resident who applied;
+- for a withdrawal or an overdue case, also every handling agency;
+- for a complaint filed, also the lead agency (who answers it); for an automatic decision drawn
+  for re-check, the lead agency only.
+
+:class:`Dispatcher` claims due rows with a lease, as the outbox relay does, and hands each to a
+:class:`~gateway.services.ports.Notifier`; transient failures are retried later with capped,
+jittered backoff (the schedule lives in the database), permanent ones are parked as dead. It is
+safe to cancel at any point: a row whose lease runs out is claimed again. A resident's
+notifications are read at ``GET /v1/me/notifications`` whatever the dispatcher did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from tenacity import RetryCallState
+from tenacity.wait import wait_exponential_jitter
+
+from gateway.domain import ids
+from gateway.domain.application import Application
+from gateway.domain.errors import Localized, PermanentDeliveryError, TransientDeliveryError
+from gateway.domain.events import Event
+from gateway.services.ports import Clock, Notification, Notifier, UnitOfWork, UnitOfWorkFactory
+
+log = structlog.get_logger("gateway.notifications")
+RESIDENT = "resident:"
+
+MESSAGES: dict[str, Localized] = {
+    "application.accepted": Localized(
+        "您的申請已獲受理。", "您的申请已获受理。", "Your application has been accepted."
+    ),
+    "application.accepted.deemed": Localized(
+        "您的申請已自收件之日起視為受理。",
+        "您的申请已自收件之日起视为受理。",
+        "Your application is deemed accepted as of the day it was received.",
+    ),
+    "application.not_accepted": Localized(
+        "您的申請不予受理，理由見不予受理通知書。",
+        "您的申请不予受理，理由见不予受理通知书。",
+        "Your application was not accepted; the notice states the reasons.",
+    ),
+    "application.supplement_requested": Localized(
+        "您的申請須補正材料，一次性告知書列明全部所缺材料。",
+        "您的申请须补正材料，一次性告知书列明全部所缺材料。",
+        "Materials are missing: one notice lists all of them; please supply them.",
+    ),
+    "application.approved": Localized(
+        "您的申請已獲批准。", "您的申请已获批准。", "Your application has been approved."
+    ),
+    "application.rejected": Localized(
+        "您的申請不獲批准，決定書載明理由及救濟途徑。",
+        "您的申请不获批准，决定书载明理由及救济途径。",
+        "Your application was rejected; the decision states the reasons and the routes of redress.",
+    ),
+    "application.result_delivered": Localized(
+        "辦理結果已按您選擇的方式送達。",
+        "办理结果已按您选择的方式送达。",
+        "The result has been delivered by the channel you chose.",
+    ),
+    "application.withdrawn": Localized(
+        "您的申請已撤回。", "您的申请已撤回。", "Your application has been withdrawn."
+    ),
+    "deadline.overdue": Localized(
+        "您的申請已超過承諾辦理時限，已督促有關部門辦理。",
+        "您的申请已超过承诺办理时限，已督促有关部门办理。",
+        "Your application is past its promised time limit; the agencies have been reminded.",
+    ),
+    "complaint.filed": Localized(
+        "您的投訴已收到。", "您的投诉已收到。", "Your complaint has been received."
+    ),
+    "complaint.answered.upheld": Localized(
+        "您的投訴已獲答覆：投訴成立。",
+        "您的投诉已获答复：投诉成立。",
+        "Your complaint has been answered: it is upheld.",
+    ),
+    "complaint.answered.dismissed": Localized(
+        "您的投訴已獲答覆：投訴不成立。",
+        "您的投诉已获答复：投诉不成立。",
+        "Your complaint has been answered: it is dismissed.",
+    ),
+}
+MILESTONES = frozenset(
+    {
+        "application.accepted",
+        "application.not_accepted",
+        "application.supplement_requested",
+        "application.approved",
+        "application.rejected",
+        "application.result_delivered",
+        "application.withdrawn",
+        "deadline.overdue",
+        "complaint.filed",
+        "complaint.answered",
+        "decision.recheck_queued",
+    }
+)
+_TO_HANDLERS = frozenset({"application.withdrawn", "deadline.overdue"})
+_DETAILS = ("deemed", "deadline", "complaint_id", "outcome")  # codes and dates only
+
+
+def recipients(app: Application, event: Event) -> list[str]:
+    """Who is told of ``event``: agency ids and ``resident:<person id>``, each once."""
+    if event.type == "decision.recheck_queued":
+        return [app.lead.agency_id]
+    out = [] if app.submitted_by.startswith(RESIDENT) else [app.submitted_by]
+    if app.applicant_id:
+        out.append(RESIDENT + app.applicant_id)
+    if event.type in _TO_HANDLERS:
+        out += [h.agency_id for h in app.handlers]
+    if event.type == "complaint.filed":
+        out.append(app.lead.agency_id)
+    return list(dict.fromkeys(out))
+
+
+def message(event: Event) -> Localized | None:
+    """What a resident is told of a milestone, in three scripts."""
+    key = event.type
+    if event.data.get("deemed"):
+        key += ".deemed"
+    elif "outcome" in event.data:
+        key += f".{event.data['outcome']}"
+    return MESSAGES.get(key)
+
+
+async def record(app: Application, uow: UnitOfWork, now: datetime) -> int:
+    """One notification per recipient of each milestone among the pending events, written in
+    the caller's transaction. Returns how many."""
+    written = 0
+    for event in app.pending_events:
+        if event.type not in MILESTONES:
+            continue
+        for recipient in recipients(app, event):
+            notification_id = ids.new_notification_id()
+            body: dict[str, Any] = {
+                "notification_id": notification_id,
+                "application_id": app.id,
+                "matter": app.matter,
+                "event": event.type,
+                "status": app.status.value,
+                "at": event.at.isoformat(),
+                "recipient": recipient,
+                **{k: event.data[k] for k in _DETAILS if k in event.data},
+            }
+            text = message(event)
+            if recipient.startswith(RESIDENT) and text is not None:
+                body["message"] = text.as_dict()
+            await uow.notifications.add(
+                Notification(notification_id, app.id, recipient, event.type, body, now)
+            )
+            written += 1
+    return written
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    batch: int = 32
+    concurrency: int = 8
+    lease_seconds: int = 60
+    max_attempts: int = 10
+    backoff_initial: float = 1.0
+    backoff_max: float = 600.0
+    idle_poll: float = 1.0
+
+
+class Dispatcher:
+    """Hands committed notifications to a notifier, each once in effect."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        notifier: Notifier,
+        clock: Clock,
+        policy: DispatchPolicy | None = None,
+    ) -> None:
+        self._uow = uow
+        self._notifier = notifier
+        self._clock = clock
+        self.policy = policy or DispatchPolicy()
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(self.policy.concurrency)
+        self._backoff = wait_exponential_jitter(
+            multiplier=self.policy.backoff_initial, max=self.policy.backoff_max
+        )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; claim again when woken or every ``idle_poll``."""
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:  # the database may be briefly away; keep the loop alive
+                log.exception("notifications.batch_failed")
+                claimed = 0
+            if claimed >= self.policy.batch:
+                continue
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation
+            # that arrives as the wake does, and the dispatcher would never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.policy.idle_poll):
+                    await self._wake.wait()
+
+    async def run_once(self) -> int:
+        """Claim one batch and hand every notification of it over; returns how many."""
+        async with self._uow() as uow:
+            claimed = await uow.notifications.claim(
+                self._clock.now(),
+                limit=self.policy.batch,
+                lease_seconds=self.policy.lease_seconds,
+            )
+            await uow.commit()
+        if claimed:
+            async with asyncio.TaskGroup() as group:
+                for notification in claimed:
+                    group.create_task(self._dispatch(notification))
+        return len(claimed)
+
+    async def _dispatch(self, notification: Notification) -> None:
+        """Hand one over and record the outcome. Cancelled, it records nothing: the lease
+        runs out and the notification is claimed again."""
+        async with self._limit:
+            error, permanent = None, False
+            try:
+                agency = None
+                if not notification.recipient.startswith(RESIDENT):
+                    async with self._uow() as uow:
+                        agency = await uow.agencies.get(notification.recipient)
+                    if agency is None:
+                        raise PermanentDeliveryError("the recipient agency is not registered")
+                await self._notifier.notify(agency, notification)
+            except TransientDeliveryError as exc:
+                error = str(exc.detail)
+            except PermanentDeliveryError as exc:
+                error, permanent = str(exc.detail), True
+            except Exception as exc:  # a bug: counted, so the row ends up dead
+                log.exception("notifications.crashed", notification_id=notification.id)
+                error = f"unexpected {type(exc).__name__} while notifying"
+            try:
+                await self._record(notification, error, permanent=permanent)
+            except Exception:  # the lease runs out and the notification is handed over again
+                log.exception("notifications.record_failed", notification_id=notification.id)
+
+    async def _record(
+        self, notification: Notification, error: str | None, *, permanent: bool
+    ) -> None:
+        now = self._clock.now()
+        attempts = notification.attempts + 1
+        async with self._uow() as uow:
+            if error is None:
+                await uow.notifications.delivered(notification.id, now)
+                event = "notification.delivered"
+            elif permanent or attempts >= self.policy.max_attempts:
+                await uow.notifications.dead(notification.id, error)
+                event = "notification.dead_lettered"
+            else:
+                delay = self._backoff(_attempt(attempts))
+                await uow.notifications.retry_later(
+                    notification.id, now + timedelta(seconds=delay), error
+                )
+                event = "notification.retry_scheduled"
+            await uow.commit()
+        log.info(
+            event,
+            notification_id=notification.id,
+            notification_event=notification.event,
+            attempts=attempts,
+            error=error,
+        )
+
+
+def _attempt(attempt: int) -> RetryCallState:
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return state

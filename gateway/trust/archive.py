@@ -1,0 +1,683 @@
+"""Archive bundles (Art. 23): one signed file per closed case, verifiable offline.
+
+Pure logic: no database, no network. The format (``docs/archive.md`` explains it for
+auditors):
+
+- **The file** is one JSON document, ``{"format": "gba-archive/1", "manifest": JWS,
+  "members": {name: standard base64 of the member's bytes}}``, written in exactly one
+  form (sorted keys, two-space indent, ASCII only, one final newline). The verifier
+  re-serialises what it parsed and refuses a file that differs by one byte, so whitespace,
+  escapes, padding bits and member order are all pinned too.
+- **The manifest** is a compact JWS signed with the gateway's seal key, header exactly
+  ``{"alg", "kid", "typ": "gba-archive+jwt"}``. Its claims name every member with its
+  SHA-256 and size, and say what each member is: the application, its materials, the
+  timeline, the exact submitted body, the stored answers, each signed message and
+  delivery, each voucher (receipts and notices: every JWS found in the timeline and the
+  stored answers) and the audit proof.
+- **The audit proof** is a contiguous run of the audit chain (ADR 0007): the exact bytes
+  of every entry from the case's first entry to a signed checkpoint, one per line. Entries
+  of other cases in between are included whole: the link from an entry to the next lives
+  in the next entry's bytes (``prev``), so an entry given only as its hash would let the
+  entry before it change unnoticed. Entries carry digests, ids and codes, never personal
+  data. The verifier hashes every line, checks that each names the one before and carries
+  the next ``seq``, and that the last hash is the head the checkpoint signs.
+
+Verification is strict in the manner of :mod:`gateway.trust.receipts`: canonical
+base64url, header of exactly ``alg``/``kid``/``typ``, ``typ`` exact, the key found by exact
+``kid`` and its algorithm taken from the key, seal purpose only. Every refusal is an
+:class:`ArchiveInvalidError` whose ``reason`` is a short code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import jwt
+
+from gateway.domain.errors import SignatureInvalidError
+from gateway.trust.audit import CHECKPOINT_TYP, Checkpoint, verify_checkpoint
+from gateway.trust.digest import content_digest
+from gateway.trust.keys import (
+    PURPOSE_MEMBER,
+    SEAL,
+    KeyMisuseError,
+    SigningKey,
+    alg_for_public_key,
+    public_key_from_jwk,
+    verify_bytes,
+)
+from gateway.trust.receipts import RECEIPT_TYP, verify_receipt
+
+FORMAT = "gba-archive/1"
+ARCHIVE_TYP = "gba-archive+jwt"
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+
+APPLICATION = "application.json"
+MATERIALS = "materials.json"
+TIMELINE = "timeline.json"
+RESPONSES = "responses.json"
+SUBMISSION = "submission"
+AUDIT_ENTRIES = "audit/entries.jsonl"
+AUDIT_CHECKPOINT = "audit/checkpoint.jws"
+
+_JWS_ALG = {"ecdsa-p256-sha256": "ES256", "ed25519": "EdDSA"}
+_KEY_PROFILE = {
+    "ES256": ("EC", "P-256", "ecdsa-p256-sha256"),
+    "EdDSA": ("OKP", "Ed25519", "ed25519"),
+}
+_MAX_MANIFEST = 4 * 1024 * 1024
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{40,}")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ENTRY_KEYS = frozenset({"seq", "at", "kind", "actor", "subject", "data", "prev"})
+
+
+class ArchiveInvalidError(ValueError):
+    """The bundle does not verify; ``reason`` is a short code, ``detail`` says where.
+
+    Offline and operator-facing only (``gba-gateway archive verify``): never an HTTP problem.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _refuse(reason: str, detail: str) -> NoReturn:
+    raise ArchiveInvalidError(reason, detail)
+
+
+# ---------------------------------------------------------------------------
+# What goes in
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignedBody:
+    """Signed bytes kept whole, bound to the audit entry that records them (``audit_seq``).
+
+    ``kind`` is ``request`` (a signed request the gateway accepted: ``message.accepted``),
+    ``forward`` (a signed forward it delivered: ``message.sent``) or ``acknowledgement`` (the
+    partner's signed answer: ``message.acknowledged``). ``body`` is None when it was not kept;
+    ``details`` (target, headers, status ...) are copied into the manifest as they are.
+    """
+
+    media_type: str
+    content_digest: str | None
+    body: bytes | None
+    audit_seq: int | None = None
+    kind: str = "request"
+    message_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRecord:
+    """Everything the gateway holds about one case, as read from the store."""
+
+    application: Mapping[str, Any]  # JSON view of the row, with "id", "status", "document"
+    timeline: Sequence[Mapping[str, Any]]  # {"seq", "type", "at" (stamp), "actor", "data"}
+    responses: Sequence[Mapping[str, Any]]  # stored idempotent answers about the case
+    submission: SignedBody | None  # the exact submitted body, when it was kept
+    messages: Sequence[SignedBody]  # bodies of the case's accepted signed requests
+    deliveries: Sequence[SignedBody]  # outgoing forwards and partner acknowledgements
+    audit_entries: Sequence[bytes]  # exact entry bytes, contiguous, ending at the checkpoint
+    checkpoint: str  # the compact JWS whose seq is the last entry's
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedArchive:
+    application_id: str
+    status: str
+    members: int
+    vouchers: int
+    messages: int
+    deliveries: int
+    audit_first: int
+    checkpoint: Checkpoint
+    issued_at: datetime
+
+
+def stamp(at: datetime) -> str:
+    """A time as the audit chain writes it: UTC, microseconds, ``Z``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def names_application(target: object, application_id: str) -> bool:
+    """True when a request target's path has the segments ``applications/<id>``."""
+    if not isinstance(target, str):
+        return False
+    parts = urlsplit(target).path.split("/")
+    return any(a == "applications" and b == application_id for a, b in pairwise(parts))
+
+
+def is_case_entry(
+    entry: Mapping[str, Any], application_id: str, submission_digest: str | None
+) -> bool:
+    """An audit entry about the case: its events, and the signed requests naming it
+    (by target path, or the submission by its content digest)."""
+    if entry.get("subject") == application_id:
+        return True
+    data = entry.get("data")
+    if entry.get("kind") != "message.accepted" or not isinstance(data, Mapping):
+        return False
+    if names_application(data.get("target"), application_id):
+        return True
+    return submission_digest is not None and data.get("content_digest") == submission_digest
+
+
+def find_tokens(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every compact-JWS string inside ``value``, as ``(json pointer, token)``."""
+    if isinstance(value, Mapping):
+        for key in sorted(value):
+            yield from find_tokens(value[key], f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from find_tokens(item, f"{path}/{index}")
+    elif isinstance(value, str) and _COMPACT_JWS.fullmatch(value):
+        try:
+            header = _strict_json(_b64url(value.split(".")[0]))
+        except ArchiveInvalidError:
+            return
+        if isinstance(header, dict) and "alg" in header:
+            yield path, value
+
+
+def _vouchers(timeline: Any, responses: Any) -> list[tuple[str, str]]:
+    found: dict[str, str] = {}
+    for source, token in [
+        *find_tokens(timeline, "/timeline"),
+        *find_tokens(responses, "/responses"),
+    ]:
+        found.setdefault(token, source)
+    return [(source, token) for token, source in found.items()]
+
+
+# ---------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------
+
+
+def _json_bytes(value: Any) -> bytes:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _serialise(document: Mapping[str, Any]) -> bytes:
+    return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode()
+
+
+def build_bundle(case: CaseRecord, key: SigningKey, *, issuer: str, now: datetime) -> bytes:
+    """The bundle file for ``case``, its manifest signed with the seal ``key``."""
+    if key.purpose != SEAL or key.alg not in _JWS_ALG:
+        raise KeyMisuseError("an archive is signed with an ES256 or EdDSA seal key")
+    app_id = str(case.application["id"])
+    members: dict[str, tuple[bytes, str]] = {
+        APPLICATION: (_json_bytes(case.application), "application/json"),
+        MATERIALS: (_json_bytes(_materials(case.application)), "application/json"),
+        TIMELINE: (_json_bytes(list(case.timeline)), "application/json"),
+        RESPONSES: (_json_bytes(list(case.responses)), "application/json"),
+        AUDIT_ENTRIES: (b"\n".join(case.audit_entries), "application/jsonl"),
+        AUDIT_CHECKPOINT: (case.checkpoint.encode("ascii"), "application/jose"),
+    }
+    submission = None
+    if case.submission is not None:
+        members[SUBMISSION] = (case.submission.body, case.submission.media_type)
+        submission = {"member": SUBMISSION, "content_digest": case.submission.content_digest}
+    messages = []
+    for body in case.messages:
+        name = f"messages/{body.audit_seq}"
+        if body.body is not None:
+            members[name] = (body.body, body.media_type)
+        messages.append(_signed_item(body, name if body.body is not None else None))
+    deliveries = []
+    for body in case.deliveries:
+        name = f"deliveries/{body.message_id}/{body.kind}"
+        if body.body is not None:
+            members[name] = (body.body, body.media_type)
+        deliveries.append(_signed_item(body, name if body.body is not None else None))
+    vouchers = []
+    for index, (source, token) in enumerate(_vouchers(case.timeline, case.responses), 1):
+        name = f"vouchers/{index}.jws"
+        members[name] = (token.encode("ascii"), "application/jose")
+        vouchers.append({"member": name, "source": source})
+    entries = [_entry(line) for line in case.audit_entries]
+    digest = case.submission.content_digest if case.submission else _received_digest(case.timeline)
+    claims = {
+        "iss": issuer,
+        "sub": app_id,
+        "iat": int(now.timestamp()),
+        "jti": "arc_" + secrets.token_hex(12),
+        "format": FORMAT,
+        "status": case.application.get("status"),
+        "members": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "type": media}
+            for name, (data, media) in sorted(members.items())
+        },
+        "submission": submission,
+        "messages": messages,
+        "deliveries": deliveries,
+        "vouchers": vouchers,
+        "audit": {
+            "first_seq": entries[0]["seq"] if entries else None,
+            "case_seqs": [e["seq"] for e in entries if is_case_entry(e, app_id, digest)],
+        },
+    }
+    manifest = jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=_JWS_ALG[key.alg],
+        headers={"kid": key.kid, "typ": ARCHIVE_TYP},
+    )
+    encoded = {name: base64.b64encode(data).decode("ascii") for name, (data, _) in members.items()}
+    return _serialise({"format": FORMAT, "manifest": manifest, "members": encoded})
+
+
+def _signed_item(body: SignedBody, member: str | None) -> dict[str, Any]:
+    return {
+        **body.details,
+        "member": member,
+        "kind": body.kind,
+        "message_id": body.message_id,
+        "media_type": body.media_type,
+        "content_digest": body.content_digest,
+        "audit_seq": body.audit_seq,
+    }
+
+
+def _materials(application: Mapping[str, Any]) -> list[Any]:
+    document = application.get("document")
+    materials = document.get("materials", []) if isinstance(document, Mapping) else []
+    return list(materials) if isinstance(materials, list) else []
+
+
+def _received_digest(timeline: Sequence[Mapping[str, Any]]) -> str | None:
+    for event in timeline:
+        data = event.get("data")
+        if event.get("type") == "application.received" and isinstance(data, Mapping):
+            digest = data.get("content_digest")
+            return digest if isinstance(digest, str) else None
+    return None
+
+
+def _entry(line: bytes) -> dict[str, Any]:
+    value = _strict_json(line)
+    if not isinstance(value, dict):
+        _refuse("audit-entry", "an audit entry is not a JSON object")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Strict parsing
+# ---------------------------------------------------------------------------
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            _refuse("duplicate-member", f"a JSON object repeats {name!r}")
+        members[name] = value
+    return members
+
+
+def _no_constant(name: str) -> NoReturn:
+    _refuse("malformed-json", f"{name} is not JSON")
+
+
+def _strict_json(data: bytes) -> Any:
+    """UTF-8 JSON without duplicate member names, NaN or Infinity."""
+    try:
+        return json.loads(
+            data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_no_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        _refuse("malformed-json", "not strict UTF-8 JSON")
+
+
+def _b64url(segment: str) -> bytes:
+    """Canonical unpadded base64url only: other spellings of the same bytes are refused."""
+    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        _refuse("jws-encoding", "a JWS segment is not base64url")
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != segment:
+        _refuse("jws-encoding", "a JWS segment is not canonical base64url")
+    return data
+
+
+def _b64(text: object, name: str) -> bytes:
+    """Canonical padded standard base64 (the bundle re-serialises; this is belt and braces)."""
+    if not isinstance(text, str):
+        _refuse("member-encoding", f"member {name} is not a base64 string")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        _refuse("member-encoding", f"member {name} is not base64")
+    if base64.b64encode(data).decode("ascii") != text:
+        _refuse("member-encoding", f"member {name} is not canonical base64")
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Signatures
+# ---------------------------------------------------------------------------
+
+
+def _jwk(jwks: Mapping[str, Any], kid: str, what: str) -> Mapping[str, Any]:
+    keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+    if not isinstance(keys, list) or not all(isinstance(k, Mapping) for k in keys):
+        _refuse("jwks-malformed", "the key set is not a JWKS")
+    matches = [k for k in keys if isinstance(k.get("kid"), str) and k["kid"] == kid]
+    if len(matches) != 1:
+        _refuse("unknown-kid", f"the {what}'s key is not (exactly once) in the key set")
+    return matches[0]
+
+
+def verify_jws(
+    token: object, jwks: Mapping[str, Any], typ: str | None, what: str
+) -> dict[str, Any]:
+    """The claims of a compact JWS signed by a seal key of ``jwks``; ``typ`` exact if given.
+
+    The algorithm comes from the key; the header must be exactly ``alg``, ``kid``, ``typ``.
+    """
+    if not isinstance(token, str) or len(token) > _MAX_MANIFEST or not token.isascii():
+        _refuse("jws-malformed", f"the {what} is not a compact JWS")
+    segments = token.split(".")
+    if len(segments) != 3:
+        _refuse("jws-malformed", f"the {what} is not a compact JWS")
+    header = _strict_json(_b64url(segments[0]))
+    if not isinstance(header, dict) or set(header) != {"alg", "kid", "typ"}:
+        _refuse("jws-header", f"the {what}'s header is not exactly alg, kid and typ")
+    if not all(isinstance(v, str) for v in header.values()):
+        _refuse("jws-header", f"the {what}'s header members are not strings")
+    if typ is not None and header["typ"] != typ:
+        _refuse("jws-typ", f"the {what} is not a {typ}")
+    jwk = _jwk(jwks, header["kid"], what)
+    alg = jwk.get("alg")
+    if alg not in _KEY_PROFILE or alg != header["alg"]:
+        _refuse("jws-alg", f"the {what}'s algorithm is not its key's")
+    kty, crv, key_alg = _KEY_PROFILE[alg]
+    if (
+        jwk.get("use") != "sig"
+        or jwk.get(PURPOSE_MEMBER, SEAL) != SEAL
+        or jwk.get("kty") != kty
+        or jwk.get("crv") != crv
+    ):
+        _refuse("jws-key", f"the {what}'s key is not a seal key")
+    try:
+        public_key = public_key_from_jwk(dict(jwk))
+        if alg_for_public_key(public_key) != key_alg:
+            raise KeyMisuseError("wrong key type")
+    except KeyMisuseError:
+        _refuse("jws-key", f"the {what}'s key is malformed")
+    signature = _b64url(segments[2])
+    signed = f"{segments[0]}.{segments[1]}".encode("ascii")
+    if not verify_bytes(key_alg, public_key, signed, signature):
+        _refuse("jws-signature", f"the {what}'s signature does not verify")
+    claims = _strict_json(_b64url(segments[1]))
+    if not isinstance(claims, dict):
+        _refuse("jws-claims", f"the {what}'s claims are not an object")
+    return claims
+
+
+# ---------------------------------------------------------------------------
+# Verifying
+# ---------------------------------------------------------------------------
+
+
+def verify_bundle(data: bytes, jwks: Mapping[str, Any]) -> VerifiedArchive:
+    """Check every byte of a bundle against ``jwks``; ArchiveInvalidError if anything is off."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        _refuse("too-large", "the file is larger than any bundle the gateway writes")
+    document = _strict_json(data)
+    if not isinstance(document, dict) or set(document) != {"format", "manifest", "members"}:
+        _refuse("bundle-shape", "the file is not an archive bundle")
+    if document["format"] != FORMAT:
+        _refuse("format", f"the bundle format is not {FORMAT}")
+    if not isinstance(document["members"], dict) or _serialise(document) != data:
+        _refuse("not-canonical", "the file is not in the one form the gateway writes")
+    claims = verify_jws(document["manifest"], jwks, ARCHIVE_TYP, "manifest")
+    app_id = claims.get("sub")
+    if claims.get("format") != FORMAT or not isinstance(app_id, str) or not app_id:
+        _refuse("manifest-claims", "the manifest does not name a format and an application")
+    members = _members(document["members"], claims.get("members"))
+    application = _json_member(members, APPLICATION, dict)
+    if application.get("id") != app_id:
+        _refuse("application-id", "application.json is about another application")
+    if application.get("status") != claims.get("status"):
+        _refuse("status", "application.json and the manifest disagree on the status")
+    if _json_member(members, MATERIALS, list) != _materials(application):
+        _refuse("materials", "materials.json differs from the application's materials")
+    timeline = _json_member(members, TIMELINE, list)
+    responses = _json_member(members, RESPONSES, list)
+    _check_responses(responses, app_id)
+    submission_digest = _check_submission(members, claims, application, timeline)
+    checkpoint = _checkpoint(members[AUDIT_CHECKPOINT], jwks)
+    entries = _check_segment(members[AUDIT_ENTRIES], checkpoint, claims.get("audit"))
+    case = [e for e in entries if is_case_entry(e, app_id, submission_digest)]
+    if [e["seq"] for e in case] != claims["audit"].get("case_seqs") or not case:
+        _refuse("audit-case", "the manifest's case entries differ from the audit segment's")
+    _check_timeline(timeline, [e for e in case if e["subject"] == app_id])
+    by_seq = {e["seq"]: e for e in case}
+    messages = _check_signed(members, claims.get("messages"), by_seq, ["request"])
+    deliveries = _check_signed(
+        members, claims.get("deliveries"), by_seq, ["forward", "acknowledgement"]
+    )
+    vouchers = _check_vouchers(members, claims.get("vouchers"), timeline, responses, jwks, app_id)
+    return VerifiedArchive(
+        application_id=app_id,
+        status=str(application.get("status")),
+        members=len(members),
+        vouchers=vouchers,
+        messages=messages,
+        deliveries=deliveries,
+        audit_first=entries[0]["seq"],
+        checkpoint=checkpoint,
+        issued_at=datetime.fromtimestamp(_int(claims.get("iat"), "manifest iat"), UTC),
+    )
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _refuse("manifest-claims", f"{what} is not an integer")
+    return value
+
+
+def _members(encoded: dict[str, Any], listed: object) -> dict[str, bytes]:
+    if not isinstance(listed, dict):
+        _refuse("manifest-claims", "the manifest does not list the members")
+    for name in sorted(set(listed) - set(encoded)):
+        _refuse("member-missing", f"member {name} is listed in the manifest but not in the file")
+    for name in sorted(set(encoded) - set(listed)):
+        _refuse("member-extra", f"member {name} is in the file but not in the manifest")
+    members = {}
+    for name in sorted(encoded):
+        data, spec = _b64(encoded[name], name), listed[name]
+        if not isinstance(spec, dict) or spec.get("size") != len(data):
+            _refuse("member-digest", f"member {name} does not have the size the manifest signs")
+        if spec.get("sha256") != hashlib.sha256(data).hexdigest():
+            _refuse("member-digest", f"member {name} does not have the digest the manifest signs")
+        members[name] = data
+    for name in (APPLICATION, MATERIALS, TIMELINE, RESPONSES, AUDIT_ENTRIES, AUDIT_CHECKPOINT):
+        if name not in members:
+            _refuse("member-missing", f"the bundle has no {name}")
+    return members
+
+
+def _json_member(members: Mapping[str, bytes], name: str, kind: type) -> Any:
+    value = _strict_json(members[name])
+    if not isinstance(value, kind):
+        _refuse("member-shape", f"{name} is not a JSON {kind.__name__}")
+    return value
+
+
+def _member(members: Mapping[str, bytes], item: object, what: str) -> tuple[dict[str, Any], bytes]:
+    if not isinstance(item, dict) or not isinstance(item.get("member"), str):
+        _refuse("manifest-claims", f"a {what} entry of the manifest names no member")
+    if item["member"] not in members:
+        _refuse("member-missing", f"the {what} member {item['member']} is not in the bundle")
+    return item, members[item["member"]]
+
+
+def _digest_of(body: bytes, digest: object) -> bool:
+    if not isinstance(digest, str) or "=" not in digest:
+        return False
+    try:
+        return content_digest(body, digest.split("=", 1)[0]) == digest
+    except ValueError:
+        return False
+
+
+def _check_responses(responses: list[Any], app_id: str) -> None:
+    for response in responses:
+        body = response.get("body") if isinstance(response, dict) else None
+        if not isinstance(body, dict) or body.get("application_id", app_id) != app_id:
+            _refuse("application-id", "a stored answer is about another application")
+
+
+def _check_submission(
+    members: Mapping[str, bytes],
+    claims: Mapping[str, Any],
+    application: Mapping[str, Any],
+    timeline: Sequence[Any],
+) -> str | None:
+    """The submission's content digest, bound to the application, its receipt event and body."""
+    received = _received_digest([e for e in timeline if isinstance(e, dict)])
+    if application.get("content_digest") != received:
+        _refuse("submission-digest", "the application and its received event disagree")
+    spec = claims.get("submission")
+    if spec is None:
+        return received
+    item, body = _member(members, spec, "submission")
+    if item.get("content_digest") != received or not _digest_of(body, received):
+        _refuse("submission-digest", "the submitted body does not have the received digest")
+    return received
+
+
+def _checkpoint(token: bytes, jwks: Mapping[str, Any]) -> Checkpoint:
+    try:
+        return verify_checkpoint(token.decode("ascii"), jwks)
+    except (UnicodeDecodeError, SignatureInvalidError):
+        _refuse("checkpoint-signature", f"the {CHECKPOINT_TYP} does not verify")
+
+
+def _check_segment(blob: bytes, checkpoint: Checkpoint, audit: object) -> list[dict[str, Any]]:
+    """Recompute the chain over the segment; it must end at the checkpoint's seq and head."""
+    first = audit.get("first_seq") if isinstance(audit, dict) else None
+    if isinstance(first, bool) or not isinstance(first, int) or first < 1 or not blob:
+        _refuse("audit-segment", "the manifest gives no audit segment")
+    entries, head = [], ""
+    for index, line in enumerate(blob.split(b"\n")):
+        entry, seq = _entry(line), first + index
+        if set(entry) != _ENTRY_KEYS or entry["seq"] != seq or type(entry["seq"]) is not int:
+            _refuse("audit-seq", f"line {index + 1} of the audit segment is not entry {seq}")
+        if not isinstance(entry["prev"], str) or not _HEX64.fullmatch(entry["prev"]):
+            _refuse("audit-link", f"entry {seq} has no previous hash")
+        if head and entry["prev"] != head:
+            _refuse("audit-link", f"entry {seq} does not link to entry {seq - 1}")
+        head = hashlib.sha256(line).hexdigest()
+        entries.append(entry)
+    if entries[-1]["seq"] != checkpoint.seq:
+        _refuse(
+            "checkpoint-coverage",
+            f"the segment ends at {entries[-1]['seq']}, the checkpoint at {checkpoint.seq}",
+        )
+    if head != checkpoint.head:
+        _refuse("checkpoint-head", f"the chain's hash at {checkpoint.seq} is not the signed one")
+    return entries
+
+
+def _check_timeline(timeline: list[Any], chained: list[dict[str, Any]]) -> None:
+    """Every timeline event, in order, is an audit entry of the case in the segment."""
+    if [e.get("seq") if isinstance(e, dict) else None for e in timeline] != list(
+        range(1, len(timeline) + 1)
+    ):
+        _refuse("timeline", "the timeline is not numbered 1, 2, 3 ...")
+    pending = iter(chained)
+    for event in timeline:
+        wanted = (event.get("type"), event.get("actor"), event.get("at"), event.get("data"))
+        if not any((e["kind"], e["actor"], e["at"], e["data"]) == wanted for e in pending):
+            _refuse("timeline", f"timeline event {event['seq']} is not on the audit chain")
+
+
+_AUDIT_KIND = {
+    "request": "message.accepted",
+    "forward": "message.sent",
+    "acknowledgement": "message.acknowledged",
+}
+
+
+def _check_signed(
+    members: Mapping[str, bytes],
+    listed: object,
+    by_seq: Mapping[int, dict[str, Any]],
+    kinds: Sequence[str],
+) -> int:
+    """Each signed body has its digest, and that digest is on the case's audit entry."""
+    if not isinstance(listed, list):
+        _refuse("manifest-claims", "the manifest does not list the signed messages")
+    for item in listed:
+        if not isinstance(item, dict) or item.get("kind") not in kinds:
+            _refuse("manifest-claims", "a signed message of the manifest has no known kind")
+        where = f"the {item['kind']} at audit seq {item.get('audit_seq')}"
+        seq, digest = item.get("audit_seq"), item.get("content_digest")
+        entry = by_seq.get(seq) if isinstance(seq, int) else None
+        if (
+            entry is None
+            or entry["kind"] != _AUDIT_KIND[item["kind"]]
+            or not isinstance(entry["data"], dict)
+            or entry["data"].get("content_digest") != digest
+            or entry["data"].get("message_id", item.get("message_id")) != item.get("message_id")
+        ):
+            _refuse("message", f"{where} is not recorded on the case's audit chain")
+        if item.get("member") is not None:
+            _, body = _member(members, item, "message")
+            if not _digest_of(body, digest):
+                _refuse("message", f"{where} is not the body its audit entry records")
+    return len(listed)
+
+
+def _check_vouchers(
+    members: Mapping[str, bytes],
+    listed: object,
+    timeline: list[Any],
+    responses: list[Any],
+    jwks: Mapping[str, Any],
+    app_id: str,
+) -> int:
+    """Every JWS in the timeline and the stored answers is a member, and each verifies."""
+    if not isinstance(listed, list):
+        _refuse("manifest-claims", "the manifest does not list the vouchers")
+    given = []
+    for spec in listed:
+        item, token = _member(members, spec, "voucher")
+        given.append((item.get("source"), token.decode("ascii", "replace")))
+    if given != _vouchers(timeline, responses):
+        _refuse("vouchers", "the vouchers differ from the JWS in the timeline and answers")
+    for source, token in given:
+        claims = verify_jws(token, jwks, None, f"voucher at {source}")
+        if _typ(token) == RECEIPT_TYP:  # receipts also pass the receipt verifier's own checks
+            try:
+                verify_receipt(token, jwks)
+            except SignatureInvalidError:
+                _refuse("jws-signature", f"the receipt at {source} does not verify")
+        if claims.get("sub") != app_id:
+            _refuse("application-id", f"the voucher at {source} is about another application")
+    return len(given)
+
+
+def _typ(token: str) -> object:
+    header = _strict_json(_b64url(token.split(".")[0]))
+    return header.get("typ") if isinstance(header, dict) else None

@@ -1,0 +1,184 @@
+"""Acting on a case after submission: examination, supplements, withdrawal, result delivery.
+
+Partner agencies sign every call (RFC 9421) and send an Idempotency-Key; residents act on
+their own cases with their gateway access token. Each answer is the case's new status, its
+missing materials and its deadlines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.commands import ActOnApplication, Caller
+from gateway.domain.errors import BadRequestError, MissingHeaderError
+from gateway.services import lifecycle
+from gateway.web.auth import authenticate, read_body
+from gateway.web.bearer import authenticate_resident
+from gateway.web.keys import DEPENDENCIES
+from gateway.web.openapi import operation
+from gateway.web.problems import json_object, json_response
+
+routes = web.RouteTableDef()
+
+_RESULT = {
+    "type": "object",
+    "required": ["application_id", "status", "missing", "deadlines"],
+    "properties": {
+        "application_id": {"type": "string"},
+        "status": {"type": "string"},
+        "missing": {"type": "array", "items": {"type": "string"}},
+        "deadlines": {"type": "object"},
+    },
+}
+_EXAMINATION = {
+    "type": "object",
+    "required": ["outcome"],
+    "properties": {
+        "outcome": {"enum": ["accepted", "not_accepted", "supplement"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "missing": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_SUPPLEMENT = {
+    "type": "object",
+    "properties": {
+        "materials": {"type": "array", "items": {"type": "object"}},
+        "commitments": {"type": "array", "items": {"type": "object"}},
+        "particulars": {"type": "object"},
+    },
+}
+_DELIVERY = {
+    "type": "object",
+    "required": ["channel"],
+    "properties": {"channel": {"enum": ["electronic", "post", "pickup", "kiosk"]}},
+}
+_SIGNED_ERRORS: dict[int, str | tuple[str, dict[str, Any]]] = {
+    200: ("The case after the action", _RESULT),
+    401: "Signature refused",
+    403: "Not this party's action",
+    404: "No such case for this agency",
+    409: "Not possible in the case's current state",
+    422: "Invalid body",
+}
+
+
+async def _as_agency(request: web.Request, action: str) -> web.Response:
+    signed = await authenticate(request, require_idempotency=True)
+    data = json_object(signed.body, signed.media_type, "the body") if signed.body else {}
+    assert signed.idempotency_key is not None
+    stored = await lifecycle.act_on_application(
+        ActOnApplication(
+            caller=signed.caller,
+            application_id=request.match_info["application_id"],
+            action=action,
+            data=data,
+            idempotency_key=signed.idempotency_key,
+            body_digest=signed.content_digest,
+        ),
+        request.app[DEPENDENCIES],
+    )
+    return json_response(stored.body, status=stored.status)
+
+
+@routes.post("/v1/applications/{application_id}/acceptance")
+@operation(
+    summary="The lead agency's examination: accept, refuse with reasons, or one notice "
+    "listing everything missing (Art. 19)",
+    tag="applications",
+    request={"application/json": _EXAMINATION},
+    responses=_SIGNED_ERRORS,
+    signed=True,
+)
+async def examine(request: web.Request) -> web.Response:
+    return await _as_agency(request, "examine")
+
+
+@routes.post("/v1/applications/{application_id}/supplements")
+@operation(
+    summary="Correct or add materials, commitments or particulars (the submitting agency)",
+    tag="applications",
+    request={"application/json": _SUPPLEMENT},
+    responses=_SIGNED_ERRORS,
+    signed=True,
+)
+async def supplement(request: web.Request) -> web.Response:
+    return await _as_agency(request, "supplement")
+
+
+@routes.post("/v1/applications/{application_id}/withdrawal")
+@operation(
+    summary="Withdraw an open case for the applicant (the submitting agency)",
+    tag="applications",
+    responses=_SIGNED_ERRORS,
+    signed=True,
+)
+async def withdraw(request: web.Request) -> web.Response:
+    return await _as_agency(request, "withdraw")
+
+
+@routes.post("/v1/applications/{application_id}/result")
+@operation(
+    summary="The lead agency delivered the decided result by the applicant's chosen channel",
+    tag="applications",
+    request={"application/json": _DELIVERY},
+    responses=_SIGNED_ERRORS,
+    signed=True,
+)
+async def deliver_result(request: web.Request) -> web.Response:
+    return await _as_agency(request, "deliver_result")
+
+
+async def _as_resident(request: web.Request, action: str) -> web.Response:
+    grant = await authenticate_resident(request)
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        raise MissingHeaderError("Idempotency-Key is required on every POST")
+    if not 8 <= len(key) <= 200:
+        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+    body = await read_body(request)
+    data = json_object(body, request.content_type, "the body") if body else {}
+    stored = await lifecycle.act_on_application(
+        ActOnApplication(
+            caller=Caller.resident(grant.person_id, grant.login_id),
+            application_id=request.match_info["application_id"],
+            action=action,
+            data=data,
+            idempotency_key=key,
+            body_digest=lifecycle.body_digest(body),
+        ),
+        request.app[DEPENDENCIES],
+    )
+    return json_response(stored.body, status=stored.status)
+
+
+_RESIDENT = {
+    200: ("The case after the action", _RESULT),
+    401: "Access token missing, invalid or expired",
+    403: "Not the applicant",
+    404: "Not one of the resident's cases",
+    409: "Not possible in the case's current state",
+    422: "Invalid body",
+}
+
+
+@routes.post("/v1/me/applications/{application_id}/supplements")
+@operation(
+    summary="Supply what the notice listed, on one's own case",
+    tag="applicant",
+    request={"application/json": _SUPPLEMENT},
+    responses=_RESIDENT,
+)
+async def my_supplement(request: web.Request) -> web.Response:
+    return await _as_resident(request, "supplement")
+
+
+@routes.post("/v1/me/applications/{application_id}/withdrawal")
+@operation(
+    summary="Withdraw one's own open case",
+    tag="applicant",
+    responses=_RESIDENT,
+)
+async def my_withdrawal(request: web.Request) -> web.Response:
+    return await _as_resident(request, "withdraw")

@@ -1,0 +1,168 @@
+"""Notifications at the web edge (Art. 22): the webhook notifier, the dispatcher's lifetime,
+and the routes where residents and agencies read theirs.
+
+:class:`WebhookNotifier` POSTs each agency notification, as JSON signed with RFC 9421 exactly
+as forwards are (``trust.profile.sign_request``, ``Idempotency-Key`` = the notification id, on
+which agencies de-duplicate), to the agency's registered ``endpoint`` + ``/notifications``.
+A resident's notifications are not pushed: they are read at ``GET /v1/me/notifications``; an
+agency without an endpoint reads its own at ``GET /v1/notifications``.
+
+:func:`install_notifications` runs one :class:`~gateway.services.notifications.Dispatcher` as
+a task in a cleanup context, with the notifier installed under :data:`NOTIFIER` (sandbox mode
+installs a recording one) or else a webhook notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.domain.agencies import Agency
+from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.services.notifications import Dispatcher, DispatchPolicy
+from gateway.services.ports import Clock, Notification, Notifier, UnitOfWorkFactory
+from gateway.trust.keys import SigningKey
+from gateway.trust.profile import sign_request
+from gateway.web.auth import authenticate
+from gateway.web.bearer import authenticate_resident
+from gateway.web.keys import STORE
+from gateway.web.openapi import operation, query
+from gateway.web.problems import json_response
+
+NOTIFIER = web.AppKey("notifier", Notifier)
+DISPATCHER = web.AppKey("notification_dispatcher", Dispatcher)
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+routes = web.RouteTableDef()
+
+
+class WebhookNotifier:
+    """:class:`~gateway.services.ports.Notifier` over signed HTTP POSTs to agencies."""
+
+    def __init__(
+        self, key: Callable[[], SigningKey], clock: Clock, *, timeout: float = 10.0
+    ) -> None:
+        self._key = key
+        self._clock = clock
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def notify(self, agency: Agency | None, notification: Notification) -> None:
+        if agency is None or not agency.endpoint:
+            return  # a resident or an agency without an endpoint reads them at the gateway
+        url = agency.endpoint.rstrip("/") + "/notifications"
+        body = json.dumps(notification.body, ensure_ascii=False, sort_keys=True).encode()
+        headers = sign_request(
+            method="POST",
+            url=url,
+            key=self._key(),
+            now=self._clock.now(),
+            body=body,
+            content_type="application/json",
+            idempotency_key=notification.id,
+        )
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=16)
+            )
+        try:
+            async with self._session.post(url, data=body, headers=headers) as response:
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientDeliveryError(f"{type(exc).__name__} notifying {agency.id}") from exc
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            raise TransientDeliveryError(f"{agency.id} answered {status} to a notification")
+        if status >= 400:
+            raise PermanentDeliveryError(f"{agency.id} refused a notification ({status})")
+
+
+def install_notifications(
+    app: web.Application,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    key: Callable[[], SigningKey],
+    *,
+    enabled: bool = True,
+    policy: DispatchPolicy | None = None,
+) -> None:
+    """Mount the notification routes and run the dispatcher while the app runs. The notifier
+    is the one installed under :data:`NOTIFIER` by then (sandbox), else a webhook notifier."""
+    app.add_routes(routes)
+
+    async def dispatching(app: web.Application) -> AsyncIterator[None]:
+        notifier = app.get(NOTIFIER)
+        webhook = None
+        if notifier is None:
+            notifier = webhook = WebhookNotifier(key, clock)
+        dispatcher = Dispatcher(uow, notifier, clock, policy)
+        app[DISPATCHER] = dispatcher
+        task = asyncio.create_task(dispatcher.run()) if enabled else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if webhook is not None:
+            await webhook.close()
+
+    app.cleanup_ctx.append(dispatching)
+
+
+def _item(notification: Notification) -> dict[str, Any]:
+    return {**notification.body, "delivery": notification.status}
+
+
+def _after(request: web.Request) -> str | None:
+    return request.query.get("after") or None
+
+
+async def _page(request: web.Request, recipient: str) -> dict[str, Any]:
+    limit = 50
+    async with request.app[STORE]() as uow:
+        found = await uow.notifications.of_recipient(
+            recipient, limit=limit + 1, after=_after(request)
+        )
+    page = found[:limit]
+    more = len(found) > limit
+    return {"items": [_item(n) for n in page], "next": page[-1].id if more else None}
+
+
+_LIST = {"type": "object", "properties": {"items": {"type": "array"}, "next": {}}}
+
+
+@routes.get("/v1/me/notifications")
+@operation(
+    summary="The resident's notifications: each milestone of their cases, in three scripts",
+    tag="applicant",
+    parameters=[query("after", "cursor from the previous page")],
+    responses={
+        200: ("A page of notifications, oldest first", _LIST),
+        401: "Access token missing, invalid or expired",
+    },
+)
+async def my_notifications(request: web.Request) -> web.Response:
+    grant = await authenticate_resident(request)
+    return json_response(await _page(request, f"resident:{grant.person_id}"))
+
+
+@routes.get("/v1/notifications")
+@operation(
+    summary="The calling agency's notifications (also pushed to its endpoint, when it has one)",
+    tag="applications",
+    parameters=[query("after", "cursor from the previous page")],
+    responses={200: ("A page of notifications, oldest first", _LIST), 401: "Signature refused"},
+    signed=True,
+)
+async def agency_notifications(request: web.Request) -> web.Response:
+    signed = await authenticate(request, require_idempotency=False)
+    return json_response(await _page(request, signed.caller.agency_id))
