@@ -48,6 +48,16 @@ async def read_body(request: web.Request) -> bytes:
         raise PayloadTooLargeError(f"the body is larger than {limit} bytes") from None
 
 
+def idempotency_key_of(request: web.Request) -> str:
+    """The request's Idempotency-Key: required on every POST, 8 to 200 characters."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        raise MissingHeaderError("Idempotency-Key is required on every POST")
+    if not 8 <= len(key) <= 200:
+        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+    return key
+
+
 async def authenticate(
     request: web.Request, *, require_idempotency: bool, keep_body: bool = True
 ) -> SignedRequest:
@@ -76,10 +86,8 @@ async def authenticate(
         )
         if key.sandbox and not settings.sandbox:
             raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
-        if require_idempotency and not idempotency_key:
-            raise MissingHeaderError("Idempotency-Key is required on every POST")
-        if idempotency_key is not None and not 8 <= len(idempotency_key) <= 200:
-            raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+        if require_idempotency or idempotency_key is not None:
+            idempotency_key = idempotency_key_of(request)
         agency = await uow.agencies.get(key.owner)
         if agency is None:
             raise UnknownKeyError("the key's agency is not registered")

@@ -14,9 +14,8 @@ from aiohttp import web
 
 from gateway.domain.commands import Caller
 from gateway.domain.complaints import OUTCOMES, AnswerComplaint, FileComplaint
-from gateway.domain.errors import BadRequestError, MissingHeaderError
 from gateway.services import complaints, lifecycle
-from gateway.web.auth import authenticate, read_body
+from gateway.web.auth import authenticate, idempotency_key_of, read_body
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
 from gateway.web.openapi import operation
@@ -140,11 +139,7 @@ async def listing(request: web.Request) -> web.Response:
 )
 async def my_complaint(request: web.Request) -> web.Response:
     grant = await authenticate_resident(request)
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        raise MissingHeaderError("Idempotency-Key is required on every POST")
-    if not 8 <= len(key) <= 200:
-        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+    key = idempotency_key_of(request)
     body = await read_body(request)
     data = json_object(body, request.content_type, "the complaint")
     stored = await complaints.file_complaint(

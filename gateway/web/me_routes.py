@@ -14,11 +14,11 @@ from aiohttp import web
 
 from gateway.domain.commands import Applicant, Caller, SubmitApplication
 from gateway.domain.documents import problem
-from gateway.domain.errors import BadRequestError, MissingHeaderError, ValidationFailedError
+from gateway.domain.errors import ValidationFailedError
 from gateway.domain.values import Channel
 from gateway.services import handlers, identity, queries
 from gateway.services.identity import Resident
-from gateway.web.auth import read_body
+from gateway.web.auth import idempotency_key_of, read_body
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
@@ -97,11 +97,7 @@ async def me(request: web.Request) -> web.Response:
 )
 async def submit(request: web.Request) -> web.Response:
     resident = await _resident(request)
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        raise MissingHeaderError("Idempotency-Key is required on every POST")
-    if not 8 <= len(key) <= 200:
-        raise BadRequestError("Idempotency-Key must be 8 to 200 characters")
+    key = idempotency_key_of(request)
     body, data = await _body(request, "the submission")
     _check_submission(data)
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
