@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.domain.errors import ConflictError
 from gateway.services.ports import Acknowledgement, OutboxMessage, StoredResponse
 from gateway.store.database import dialect_insert
+from gateway.store.leases import failed_attempt
 from gateway.store.tables import delivery_evidence, evidence, idempotency_keys, nonces, outbox
 
 
@@ -209,29 +210,10 @@ class SqlOutbox:
         return True
 
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
-        await self._conn.execute(
-            outbox.update()
-            .where(outbox.c.id == message_id, outbox.c.status == "in_flight")
-            .values(
-                status="pending",
-                next_attempt_at=at,
-                lease_until=None,
-                attempts=outbox.c.attempts + 1,
-                last_error=error[:2000],
-            )
-        )
+        await self._conn.execute(failed_attempt(outbox, message_id, error, retry_at=at))
 
     async def dead(self, message_id: str, error: str) -> None:
-        await self._conn.execute(
-            outbox.update()
-            .where(outbox.c.id == message_id, outbox.c.status == "in_flight")
-            .values(
-                status="dead",
-                lease_until=None,
-                attempts=outbox.c.attempts + 1,
-                last_error=error[:2000],
-            )
-        )
+        await self._conn.execute(failed_attempt(outbox, message_id, error, retry_at=None))
 
     # ---- operators (gateway.outbox_ops) ------------------------------------------------
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.services.ports import Notification
+from gateway.store.leases import failed_attempt
 from gateway.store.tables import notifications
 
 
@@ -89,28 +90,11 @@ class SqlNotifications:
         return marked.rowcount == 1
 
     async def retry_later(self, notification_id: str, at: datetime, error: str) -> None:
-        await self._conn.execute(
-            notifications.update()
-            .where(notifications.c.id == notification_id, notifications.c.status == "in_flight")
-            .values(
-                status="pending",
-                next_attempt_at=at,
-                lease_until=None,
-                attempts=notifications.c.attempts + 1,
-                last_error=error[:2000],
-            )
-        )
+        await self._conn.execute(failed_attempt(notifications, notification_id, error, retry_at=at))
 
     async def dead(self, notification_id: str, error: str) -> None:
         await self._conn.execute(
-            notifications.update()
-            .where(notifications.c.id == notification_id, notifications.c.status == "in_flight")
-            .values(
-                status="dead",
-                lease_until=None,
-                attempts=notifications.c.attempts + 1,
-                last_error=error[:2000],
-            )
+            failed_attempt(notifications, notification_id, error, retry_at=None)
         )
 
     async def of_recipient(
