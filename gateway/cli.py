@@ -32,8 +32,11 @@ import jwt
 from aiohttp import web
 
 from gateway import __version__
+from gateway.conformance import cli as conformance_cli
 from gateway.domain.errors import ConfigurationError, GatewayError
 from gateway.observability import configure_logging
+from gateway.sandbox import cli as sandbox_cli
+from gateway.sandbox.scenarios import cli as scenario_cli
 from gateway.settings import Settings, load_settings
 from gateway.trust import keystore
 
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="sandbox folder for keys and the database (default .sandbox)"
     )
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
+    sandbox_cli.register(sandbox_commands)
+    scenario_cli.register(sandbox_commands)
+    conformance_cli.register(commands)
     demo = sandbox_commands.add_parser(
         "demo",
         help="run the tracer flow against a running sandbox",
@@ -492,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "handler", None) is not None:
+            return int(args.handler(args))
         if args.command == "serve":
             settings = load_settings(args.config, mode="production", host=args.host, port=args.port)
             configure_logging(settings.log_level, settings.log_format, sys.stderr)

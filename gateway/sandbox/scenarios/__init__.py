@@ -1,0 +1,1 @@
+"""Scripted sandbox scenarios, run against a running sandbox over HTTP."""
