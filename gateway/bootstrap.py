@@ -33,6 +33,7 @@ from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.sandbox.idp import IDENTITY_PROVIDERS
 from gateway.sandbox.pki import generate_test_pki
+from gateway.sandbox.routing import RoutedCatalog
 from gateway.sandbox.setup import install_sandbox
 from gateway.services import lifecycle
 from gateway.services.calendars import HolidayCalendar
@@ -198,6 +199,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         else []
     )
     catalog = Catalog.load(settings.mappings_dir / "matters")
+    routing = RoutedCatalog(catalog)  # in sandbox, testers may route a matter to their agency
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -239,7 +241,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app[DEPENDENCIES] = Dependencies(
         uow=uow,
         clock=clock,
-        catalog=catalog,
+        catalog=routing if settings.sandbox else catalog,
         codecs=codecs(settings),
         receipts=JwsReceiptIssuer(ring.current("seal")),
         calendar=HolidayCalendar(),
@@ -298,7 +300,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(housekeeping)
     if settings.sandbox:
-        install_sandbox(app, settings, ring, uow, clock, anchors)
+        install_sandbox(app, settings, ring, uow, clock, anchors, routing)
         register_at_sandbox_providers(app, ring)
     oidc_routes.install(app, ring, IDENTITY_PROFILES)
     app.cleanup_ctx.append(routed)

@@ -1,10 +1,11 @@
 """Mock partner agencies: real endpoints that verify, de-duplicate, acknowledge and decide.
 
 Each sandbox agency has an inbox at ``/sandbox/partners/{agency_id}/messages``. It verifies
-the gateway's RFC 9421 signature and the Content-Digest, de-duplicates on the message id
-(the ``Idempotency-Key``), answers with a signed acknowledgement bound to the request, and,
-when the agency is set to decide, posts its signed decision back through the partner API
-like any real agency system would. ``set_down`` takes an inbox down (503) for a while.
+the gateway's RFC 9421 signature and the Content-Digest, refuses a replayed signature nonce,
+de-duplicates on the message id (the ``Idempotency-Key``), answers with a signed
+acknowledgement bound to the request (refusals as signed RFC 9457 problems), and, when the
+agency is set to decide, posts its signed decision back through the partner API like any real
+agency system would. Its fault switches (:mod:`gateway.sandbox.faults`) make it misbehave.
 """
 
 from __future__ import annotations
@@ -13,22 +14,42 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
 
-from gateway.domain.errors import BadRequestError, GatewayError, NotFoundError
+from gateway.domain.errors import (
+    BadRequestError,
+    GatewayError,
+    NotFoundError,
+    ReplayedRequestError,
+)
 from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.agencies import SandboxAgency
+from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
 from gateway.services.ports import Clock
 from gateway.trust.httpsig import HttpMessage
-from gateway.trust.keys import SigningKey, VerificationKey
+from gateway.trust.keys import SigningKey, VerificationKey, generate_private_key
 from gateway.trust.profile import sign_request, sign_response, verify_request, verify_response
 from gateway.web.messages import client_response_message, request_message
+from gateway.web.problems import PROBLEM_JSON, problem_document
 
 log = structlog.get_logger("gateway.sandbox")
+
+NONCE_WINDOW = timedelta(seconds=600)  # twice the allowed clock skew, as the gateway keeps them
+
+
+class InjectedFault(GatewayError):
+    """The answer a sandbox agency switched to ``error_status`` gives."""
+
+    slug, title = "injected-fault", "Fault injected in the sandbox agency"
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"this sandbox agency is set to answer {status}")
 
 
 @dataclass(slots=True)
@@ -38,6 +59,18 @@ class Inbox:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0
     unavailable: int = 0  # messages turned away with 503 while the agency was down
+    deliveries: int = 0  # messages taken in, counting each redelivery a lax agency re-processes
+    nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def fresh_nonce(self, kid: str, nonce: str, now: datetime) -> bool:
+        """Remember a signature nonce for its window; False when it was seen already."""
+        if len(self.nonces) > 10_000:
+            self.nonces = {k: until for k, until in self.nonces.items() if until > now}
+        until = self.nonces.get((kid, nonce))
+        if until is not None and until > now:
+            return False
+        self.nonces[(kid, nonce)] = now + NONCE_WINDOW
+        return True
 
 
 class SandboxPartners:
@@ -55,27 +88,25 @@ class SandboxPartners:
         self._clock = clock
         self._delay = decision_delay
         self.inboxes: dict[str, Inbox] = {agency_id: Inbox() for agency_id in agencies}
+        self.faults = FaultBoard(agencies)
         self.auto_decide = True  # agencies set to decide do so; testers may switch it off
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._down: set[str] = set()
+        self._closing = asyncio.Event()
+        self._wrong_keys: dict[str, SigningKey] = {}
 
     def set_down(self, agency_id: str, down: bool = True) -> None:
         """Take an agency's inbox down (it answers 503, unsigned, keeping nothing) or back up."""
-        if agency_id not in self._agencies:
-            raise NotFoundError("no such sandbox agency")
-        if down:
-            self._down.add(agency_id)
-        else:
-            self._down.discard(agency_id)
+        self.faults.update(agency_id, {"down": down})
 
     def is_down(self, agency_id: str) -> bool:
-        return agency_id in self._down
+        return self.faults.get(agency_id).down
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def stop(self) -> None:
+        self._closing.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -87,65 +118,113 @@ class SandboxPartners:
         if agency_id not in self._agencies:
             raise NotFoundError("no such sandbox agency")
         agency, key = self._agencies[agency_id]
+        faults = self.faults.get(agency_id)
+        inbox = self.inboxes[agency_id]
         body = await request.read()
-        if agency_id in self._down:
-            self.inboxes[agency_id].unavailable += 1
+        if faults.timeout:
+            await self._hold()
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.down or faults.timeout:
+            inbox.unavailable += 1
             log.info("sandbox.partner_down", agency=agency_id)
             return web.Response(status=503, text="the agency is down (sandbox)\n")
-        incoming = request_message(request, self._base_url)
         try:
-            verify_request(
-                incoming, body, resolve_key=self._resolve_gateway_key, now=self._clock.now()
-            )
-            envelope = loads_strict(body)
-            message_id = request.headers.get("Idempotency-Key", "")
-            if not isinstance(envelope, dict) or envelope.get("message_id") != message_id:
-                raise BadRequestError("the message id and the Idempotency-Key differ")
+            if faults.error_status is not None:
+                raise InjectedFault(faults.error_status)
+            message_id, envelope = self._admit(request, body, inbox, faults)
         except GatewayError as error:
             log.warning("sandbox.partner_refused", agency=agency_id, problem=error.slug)
-            return self._signed(
-                request, agency, key, error.status, {"status": "refused", "problem": error.slug}
-            )
-        inbox = self.inboxes[agency_id]
-        duplicate = message_id in inbox.messages
+            if faults.lax:
+                return web.Response(status=error.status, text=f"{error.detail}\n")
+            document = problem_document(request, error, self._base_url)
+            return self._signed(request, agency, key, faults, error.status, document, PROBLEM_JSON)
+        duplicate = message_id in inbox.messages and not faults.lax
         if duplicate:
             inbox.duplicates += 1
         else:
             inbox.messages[message_id] = envelope
+            inbox.deliveries += 1
             log.info("sandbox.partner_received", agency=agency_id, message_id=message_id)
-            if agency.auto_decision and self.auto_decide:
+            if agency.auto_decision and self.auto_decide and "application_id" in envelope:
                 application_id = str(envelope["application_id"])
                 examine = envelope.get("stage") == "examination"
                 self._spawn(self._decide(agency, key, application_id, examine=examine))
-        return self._signed(
-            request,
-            agency,
-            key,
-            200,
-            {
-                "message_id": message_id,
-                "status": "duplicate" if duplicate else "received",
-                "received_at": self._clock.now().isoformat(),
-            },
+        ack = {
+            "message_id": message_id,
+            "status": "duplicate" if duplicate else "received",
+            "received_at": self._now(faults).isoformat(),
+        }
+        return self._signed(request, agency, key, faults, 200, ack)
+
+    def _admit(
+        self, request: web.Request, body: bytes, inbox: Inbox, faults: Faults
+    ) -> tuple[str, dict[str, Any]]:
+        """The message id and envelope of a delivery, verified unless the agency is lax."""
+        message_id = request.headers.get("Idempotency-Key", "")
+        if faults.lax:
+            try:
+                envelope = json.loads(body)
+            except ValueError:
+                raise BadRequestError("not JSON") from None
+            if not isinstance(envelope, dict):
+                raise BadRequestError("not a JSON object")
+            return message_id or str(envelope.get("message_id", "")), envelope
+        now = self._clock.now()
+        verified = verify_request(
+            request_message(request, self._base_url),
+            body,
+            resolve_key=self._resolve_gateway_key,
+            now=now,
         )
+        if not inbox.fresh_nonce(verified.keyid, verified.nonce or "", now):
+            raise ReplayedRequestError("this signature nonce was already used")
+        envelope = loads_strict(body)
+        if not isinstance(envelope, dict) or envelope.get("message_id") != message_id:
+            raise BadRequestError("the message id and the Idempotency-Key differ")
+        return message_id, envelope
+
+    async def _hold(self) -> None:
+        """Hold a request past any client's patience (or until the sandbox stops)."""
+        try:
+            async with asyncio.timeout(TIMEOUT_HOLD_S):
+                await self._closing.wait()
+        except TimeoutError:
+            pass
+
+    def _now(self, faults: Faults) -> datetime:
+        return self._clock.now() + timedelta(seconds=faults.clock_skew_s)
+
+    def _signing_key(self, agency: SandboxAgency, key: SigningKey, faults: Faults) -> SigningKey:
+        """The agency's key, or for ``signature: wrong`` another key under the same kid."""
+        if faults.signature != "wrong":
+            return key
+        if agency.id not in self._wrong_keys:
+            wrong = generate_private_key(agency.alg)
+            self._wrong_keys[agency.id] = SigningKey(key.kid, wrong, agency.alg, sandbox=True)
+        return self._wrong_keys[agency.id]
 
     def _signed(
         self,
         request: web.Request,
         agency: SandboxAgency,
         key: SigningKey,
+        faults: Faults,
         status: int,
         payload: dict[str, Any],
+        content_type: str = "application/json",
     ) -> web.Response:
-        body = json.dumps(payload).encode()
+        body = json.dumps(payload, ensure_ascii=False).encode()
         headers = sign_response(
             status=status,
             body=body,
-            content_type="application/json",
+            content_type=content_type,
             request=request_message(request, self._base_url),
-            key=key,
-            now=self._clock.now(),
+            key=self._signing_key(agency, key, faults),
+            now=self._now(faults),
         )
+        if faults.signature == "missing":
+            headers = {k: v for k, v in headers.items() if not k.lower().startswith("signature")}
         return web.Response(status=status, body=body, headers=headers)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -157,42 +236,64 @@ class SandboxPartners:
         self, agency: SandboxAgency, key: SigningKey, application_id: str, *, examine: bool
     ) -> None:
         """Accept the case first when it came for examination (the lead of an
-        agency-accepted matter), then post the agency's decision; signed with its own key."""
-        await asyncio.sleep(self._delay)
+        agency-accepted matter), then post the agency's decision; signed with its own key.
+
+        ``out_of_order`` posts the decision first (the gateway must refuse it), then the
+        acceptance and the decision again; ``duplicates`` posts everything twice."""
+        faults = self.faults.get(agency.id)
+        if not faults.out_of_order:
+            await asyncio.sleep(self._delay)
         assert agency.auto_decision is not None
         base = f"{self._base_url}/v1/applications/{application_id}"
+        acceptance = (f"{base}/acceptance", {"outcome": "accepted"}, f"accept-{application_id}")
+        decision = (
+            f"{base}/decisions",
+            {"decision": agency.auto_decision, "reasons": []},
+            f"decision-{application_id}",
+        )
+        steps = [acceptance, decision] if examine else [decision]
+        if faults.out_of_order:
+            steps = [(*decision[:2], f"early-{decision[2]}"), *steps]
         try:
-            if examine:
-                status = await self._post(
-                    key, f"{base}/acceptance", {"outcome": "accepted"}, f"accept-{application_id}"
-                )
-                log.info("sandbox.acceptance_posted", agency=agency.id, status=status)
-            decision = {"decision": agency.auto_decision, "reasons": []}
-            status = await self._post(
-                key, f"{base}/decisions", decision, f"decision-{application_id}"
-            )
-            log.info("sandbox.decision_posted", agency=agency.id, status=status)
+            for url, payload, idempotency_key in steps:
+                retry = not (faults.out_of_order and idempotency_key.startswith("early-"))
+                for _ in range(2 if faults.duplicates else 1):
+                    status = await self._post(
+                        agency, key, url, payload, idempotency_key, retry_conflicts=retry
+                    )
+                    path = url[len(base) + 1 :]
+                    log.info("sandbox.call_posted", agency=agency.id, path=path, status=status)
         except (aiohttp.ClientError, TimeoutError, GatewayError) as exc:
             log.warning("sandbox.decision_failed", agency=agency.id, error=type(exc).__name__)
 
     async def _post(
-        self, key: SigningKey, url: str, payload: dict[str, Any], idempotency_key: str
+        self,
+        agency: SandboxAgency,
+        key: SigningKey,
+        url: str,
+        payload: dict[str, Any],
+        idempotency_key: str,
+        *,
+        retry_conflicts: bool = True,
     ) -> int:
         """POST through the partner API; a 409 (the case is not there yet: the relay may not
         have recorded an acknowledgement) is tried again a few times."""
         assert self._session is not None
         body = json.dumps(payload).encode()
         status = 0
-        for attempt in range(8):
+        for attempt in range(8 if retry_conflicts else 1):
+            faults = self.faults.get(agency.id)
             headers = sign_request(
                 method="POST",
                 url=url,
-                key=key,
-                now=self._clock.now(),
+                key=self._signing_key(agency, key, faults),
+                now=self._now(faults),
                 body=body,
                 content_type="application/json",
                 idempotency_key=idempotency_key,
             )
+            if faults.signature == "missing":
+                headers = {k: v for k, v in headers.items() if not k.startswith("Signature")}
             async with self._session.post(url, data=body, headers=headers) as response:
                 answer = await response.read()
                 verify_response(

@@ -1,4 +1,4 @@
-"""Sandbox-only routes: personas, sandbox agencies, mock partner inboxes.
+"""Sandbox-only routes: personas, agencies, fault switches, matter routing, partner inboxes.
 
 They exist only in an application built in sandbox mode; in production these paths are 404.
 """
@@ -17,8 +17,10 @@ from gateway.domain.errors import (
     NotFoundError,
     ValidationFailedError,
 )
+from gateway.sandbox.faults import FaultBoard
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.personas import PERSONAS
+from gateway.sandbox.routing import RoutedCatalog
 from gateway.trust.certificates import TrustAnchors
 from gateway.trust.registry import KeySpec, registration
 from gateway.web.auth import read_body
@@ -28,6 +30,8 @@ from gateway.web.problems import json_object, json_response
 
 PARTNERS = web.AppKey("sandbox_partners", SandboxPartners)
 ANCHORS = web.AppKey("sandbox_anchors", TrustAnchors)
+FAULTS = web.AppKey("sandbox_faults", FaultBoard)
+ROUTING = web.AppKey("sandbox_routing", RoutedCatalog)
 routes = web.RouteTableDef()
 
 

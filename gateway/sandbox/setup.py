@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.sandbox import tester_routes
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
 from gateway.sandbox.idp import install_identity_providers
 from gateway.sandbox.notifications import install_recording_notifier
 from gateway.sandbox.partners import SandboxPartners
-from gateway.sandbox.routes import ANCHORS, PARTNERS, routes
+from gateway.sandbox.routes import ANCHORS, FAULTS, PARTNERS, ROUTING, routes
+from gateway.sandbox.routing import RoutedCatalog
 from gateway.services.ports import Clock
 from gateway.settings import Settings
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
@@ -26,6 +28,7 @@ def install_sandbox(
     uow: SqlUnitOfWorkFactory,
     clock: Clock,
     anchors: TrustAnchors | None,
+    routing: RoutedCatalog,
 ) -> None:
     """Sandbox agencies get keys (generated once into the sandbox folder) and an inbox."""
     agencies, registrations = {}, []
@@ -38,6 +41,8 @@ def install_sandbox(
         agencies[sandbox_agency.id] = (sandbox_agency, key)
     partners = SandboxPartners(agencies, ring.resolve, settings.base_url, clock)
     app[PARTNERS] = partners
+    app[FAULTS] = partners.faults
+    app[ROUTING] = routing
     if anchors is not None:
         app[ANCHORS] = anchors
 
@@ -52,5 +57,6 @@ def install_sandbox(
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(routes)
+    app.add_routes(tester_routes.routes)
     install_identity_providers(app, settings, clock)
     install_recording_notifier(app)

@@ -51,7 +51,8 @@ def translate_http_error(exc: web.HTTPException) -> e.GatewayError:
     return cls(_DETAILS.get(exc.status, cls.title), headers=headers)
 
 
-def problem_response(request: web.Request, error: e.GatewayError, base_url: str) -> web.Response:
+def problem_document(request: web.Request, error: e.GatewayError, base_url: str) -> dict[str, Any]:
+    """The RFC 9457 body of ``error`` as answered to ``request``."""
     body: dict[str, Any] = {
         "type": f"{base_url}/problems/{error.slug}",
         "title": error.title,
@@ -62,6 +63,11 @@ def problem_response(request: web.Request, error: e.GatewayError, base_url: str)
     }
     if error.errors:
         body["errors"] = [p.as_dict() for p in error.errors]
+    return body
+
+
+def problem_response(request: web.Request, error: e.GatewayError, base_url: str) -> web.Response:
+    body = problem_document(request, error, base_url)
     request.app[METRICS].refusals.labels(error.slug).inc()
     return web.Response(
         status=error.status,
