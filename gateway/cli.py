@@ -327,12 +327,23 @@ def banner(settings: Settings) -> str:
         f"  health         {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
     ]
     if settings.sandbox:
+        pki = settings.trust_anchors_dir or settings.sandbox_dir / "pki"
         lines += [
+            f"  console        {base}/sandbox/console",
             f"  personas       {base}/sandbox/v1/personas",
-            f"  agencies       {base}/sandbox/v1/agencies",
+            f"  agencies       {base}/sandbox/v1/agencies   (POST to register your own)",
+            f"  faults         {base}/sandbox/v1/faults",
+            f"  routes         {base}/sandbox/v1/routes",
+            f"  notifications  {base}/sandbox/v1/notifications",
+            f"  gateway as OP  {base}/.well-known/openid-configuration",
+            *(
+                f"  IdP {name:<10} {base}/sandbox/idp/{name}/.well-known/openid-configuration"
+                for name in ("hk", "macau", "guangdong")
+            ),
+            f"  test PKI       {pki}/<hk|macau|guangdong>/sandbox-root.pem (one CA each)",
             f"  data           {settings.sandbox_dir}",
             "",
-            "  Sandbox agencies (keys in <data>/keys/agencies/):",
+            "  Sandbox agencies (keys <data>/keys/agencies/, inbox /sandbox/partners/ID/messages):",
             *(f"    {a.id:<10} {a.jurisdiction}  {a.names['en']}" for a in SANDBOX_AGENCIES),
             "",
             "  Personas:",
@@ -342,8 +353,13 @@ def banner(settings: Settings) -> str:
                 for p in PERSONAS
             ),
             "",
-            "  Try it:  gba-gateway sandbox demo",
+            "  Try it:  gba-gateway sandbox scenario run all",
+            "           gba-gateway sandbox demo",
             "           gba-gateway sandbox login chan-tai-man   (a resident's gateway token)",
+            "           gba-gateway sandbox fault gd-hq-csb --down",
+            "           gba-gateway conformance run --target URL --key <data>/keys/gateway",
+            "  Everything here is sandbox material (kids sandbox-*, CAs 'GBA Sandbox'):",
+            "  production mode refuses it.",
         ]
     return "\n".join(lines)
 

@@ -2,8 +2,8 @@
 
 Every Guangdong agency a matter in ``mappings/matters/`` routes cases to is here (the gateway
 refuses to start otherwise) and approves every case it receives; the ids are slugs of the
-synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has three
-agencies and Macao two, which decide nothing on their own.
+synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has four
+agencies and Macao three, which decide nothing on their own.
 
 Their private keys live in ``<sandbox_dir>/keys/agencies/`` (ignored by git) so that the
 demo and testers' scripts can sign as them. Every key id starts ``sandbox-``: production
@@ -204,6 +204,29 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
             "en": "The Medical Council of Hong Kong",
         },
         alg="ecdsa-p256-sha256",
+        auto_decision=None,
+    ),
+    SandboxAgency(
+        id="hk-td",
+        jurisdiction="HK",
+        names={
+            "zh-Hant": "運輸署",
+            "zh-Hans": "运输署",
+            "en": "Transport Department",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision=None,
+    ),
+    SandboxAgency(
+        id="mo-dsat",
+        jurisdiction="MO",
+        names={
+            "zh-Hant": "交通事務局",
+            "zh-Hans": "交通事务局",
+            "en": "Transport Bureau",
+            "pt": "Direcção dos Serviços para os Assuntos de Tráfego",
+        },
+        alg="ed25519",
         auto_decision=None,
     ),
     SandboxAgency(
