@@ -4,7 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: sandbox test lint contracts unit integration e2e bench clean
+.PHONY: sandbox test lint contracts browser unit integration e2e bench clean
+
+# The browser tests drive Debian's Chromium (never a downloaded one); install it when missing.
+CHROMIUM ?= /usr/bin/chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +22,16 @@ sandbox: $(STAMP)
 	$(BIN)/gba-gateway sandbox
 
 ## Set up and run lint, import contracts and the whole suite.
-test: $(STAMP) lint contracts
+test: $(STAMP) lint contracts browser
 	$(BIN)/python -m pytest
+
+browser:
+	@test -x $(CHROMIUM) || { \
+		echo "make: installing Debian's chromium for the browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null \
+			|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+		else sudo -n apt-get install -y -q chromium >/dev/null; fi \
+		|| echo "make: could not install chromium: the browser tests will say so"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
