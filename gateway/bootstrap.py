@@ -232,7 +232,10 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         clock,
         overrides.relay_policy
         or RelayPolicy(
-            concurrency=settings.relay_concurrency, per_partner=settings.relay_per_partner
+            concurrency=settings.relay_concurrency,
+            per_partner=settings.relay_per_partner,
+            backoff_initial=settings.relay_backoff[0],
+            backoff_max=settings.relay_backoff[1],
         ),
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
     )

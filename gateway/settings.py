@@ -42,11 +42,21 @@ class Settings:
     relay_concurrency: int = 8
     relay_per_partner: int = 4  # deliveries in flight to one agency (within relay_concurrency)
     partner_timeout: float = 10.0
+    # first and longest wait between deliveries to a partner that failed; unset: 1 s and
+    # 300 s, or in sandbox mode 0.25 s and 5 s, so that a tester sees recovery at once
+    relay_backoff_initial: float | None = None
+    relay_backoff_max: float | None = None
     audit_checkpoint_seconds: float = 60.0
 
     @property
     def sandbox(self) -> bool:
         return self.mode == "sandbox"
+
+    @property
+    def relay_backoff(self) -> tuple[float, float]:
+        """The first and the longest wait between attempts to deliver to a failing partner."""
+        initial, longest = (0.25, 5.0) if self.sandbox else (1.0, 300.0)
+        return (self.relay_backoff_initial or initial, self.relay_backoff_max or longest)
 
     @property
     def base_url(self) -> str:
@@ -74,7 +84,12 @@ _INTS = {
     "relay_per_partner",
 }
 _BOOLS = {"relay_enabled"}
-_FLOATS = {"partner_timeout", "audit_checkpoint_seconds"}
+_FLOATS = {
+    "partner_timeout",
+    "audit_checkpoint_seconds",
+    "relay_backoff_initial",
+    "relay_backoff_max",
+}
 
 
 def _coerce(name: str, value: Any, base: Path) -> Any:
@@ -130,6 +145,9 @@ def _validated(settings: Settings) -> Settings:
         problems.append("max_body_bytes must be at least 1024")
     if settings.relay_per_partner < 1:
         problems.append("relay_per_partner must be at least 1")
+    initial, longest = settings.relay_backoff
+    if not 0 < initial <= longest:
+        problems.append("relay_backoff_initial must be above 0 and at most relay_backoff_max")
     if settings.audit_checkpoint_seconds < 1:
         problems.append("audit_checkpoint_seconds must be at least 1")
     if not 30 <= settings.signature_max_skew <= 3600:
