@@ -42,14 +42,11 @@ log = structlog.get_logger("gateway.sandbox")
 NONCE_WINDOW = timedelta(seconds=600)  # twice the allowed clock skew, as the gateway keeps them
 
 
-class InjectedFault(GatewayError):
-    """The answer a sandbox agency switched to ``error_status`` gives."""
-
-    slug, title = "injected-fault", "Fault injected in the sandbox agency"
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        super().__init__(f"this sandbox agency is set to answer {status}")
+def injected_fault(status: int) -> GatewayError:
+    """The 5xx a sandbox agency switched to ``error_status`` answers (a problem like any)."""
+    error = GatewayError(f"this sandbox agency is set to answer {status}")
+    error.status = status  # the instance's own status; the class keeps 500
+    return error
 
 
 @dataclass(slots=True)
@@ -131,7 +128,7 @@ class SandboxPartners:
             return web.Response(status=503, text="the agency is down (sandbox)\n")
         try:
             if faults.error_status is not None:
-                raise InjectedFault(faults.error_status)
+                raise injected_fault(faults.error_status)
             message_id, envelope = self._admit(request, body, inbox, faults)
         except GatewayError as error:
             log.warning("sandbox.partner_refused", agency=agency_id, problem=error.slug)
