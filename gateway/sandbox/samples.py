@@ -74,6 +74,7 @@ _SAMPLE_VALUES = {
     "business_address": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层",
     "business_scope": "餐飲服務",
     "employees": "3",
+    "employer_uscc": "91440400MA4W2X3Y58",  # well formed, GB 32100 check character valid
 }
 
 
