@@ -1,9 +1,132 @@
-"""``gba-gateway conformance run``: the kit's command line (filled in by its module)."""
+"""``gba-gateway conformance run|list``: the kit's command line.
+
+::
+
+    gba-gateway conformance run --target URL --key FILE|DIR [--kid KID]
+        [--partner-jwks URL_OR_FILE] [--junit FILE] [--timeout S]
+    gba-gateway conformance list
+
+``run`` exits 0 when every check passes, 1 when any fails, 2 on a usage or configuration
+error (a key that cannot be loaded, partner keys that cannot be found).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gateway.domain.errors import ConfigurationError
+
+USAGE_ERROR = 2
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``conformance`` to the top-level commands; its handler is set with set_defaults."""
+    conformance = commands.add_parser(
+        "conformance",
+        help="check a partner agency's inbox against the partner API contract",
+        description="The conformance kit: act as the gateway towards a partner agency's inbox "
+        "and report, check by check, whether it keeps the partner API contract "
+        "(see docs/conformance.md).",
+    )
+    sub = conformance.add_subparsers(
+        dest="conformance_command", metavar="SUBCOMMAND", required=True
+    )
+    run = sub.add_parser(
+        "run",
+        help="run every check against an inbox; exit 0 if all pass, 1 if any fails",
+        description="Send forwarded messages to TARGET as the gateway would (signed with "
+        "--key), plus tampered, replayed, stale and unsigned ones, and check every answer. "
+        "Exit 0 when all checks pass, 1 when any fails, 2 on a usage or configuration error.",
+    )
+    run.add_argument(
+        "--target",
+        required=True,
+        metavar="URL",
+        help="the partner's inbox URL, exactly as registered (where the gateway forwards)",
+    )
+    run.add_argument(
+        "--key",
+        type=Path,
+        required=True,
+        metavar="FILE|DIR",
+        help="PEM private key the partner trusts as the gateway's HTTP-signing key, or a key "
+        "directory with keys.json (its newest http key), e.g. .sandbox/keys/gateway",
+    )
+    run.add_argument(
+        "--kid", metavar="KID", help="key id to sign with (default: the key file's stem)"
+    )
+    run.add_argument(
+        "--partner-jwks",
+        metavar="URL_OR_FILE",
+        help="the partner's public keys: URL or file, a JWKS or a sandbox agency document "
+        "(default for a sandbox inbox: {origin}/sandbox/v1/agencies/{agency_id})",
+    )
+    run.add_argument(
+        "--junit", type=Path, metavar="FILE", help="write JUnit XML here (one testcase per check)"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for each answer (default 10)",
+    )
+    run.set_defaults(handler=run_command)
+    listing = sub.add_parser("list", help="list the checks: id, what is expected, the rule")
+    listing.set_defaults(handler=list_command)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _usage(message: str) -> int:
+    sys.stderr.write(f"gba-gateway conformance: {message}\n")
+    return USAGE_ERROR
+
+
+def run_command(args: argparse.Namespace) -> int:
+    # Imported here: every other command of gba-gateway starts without the kit's imports.
+    from gateway.conformance.credentials import load_signing_key
+    from gateway.conformance.junit import write_junit
+    from gateway.conformance.runner import run_conformance
+    from gateway.settings import load_settings
+
+    target = urlsplit(args.target)
+    if target.scheme not in ("http", "https") or not target.netloc:
+        return _usage(f"--target must be an http(s) URL, not {args.target!r}")
+    if not args.timeout > 0:
+        return _usage("--timeout must be more than 0 seconds")
+    try:
+        key = load_signing_key(args.key, args.kid)
+        schemas_dir = load_settings().mappings_dir / "schemas"
+        report = asyncio.run(
+            run_conformance(
+                args.target,
+                key,
+                schemas_dir=schemas_dir,
+                partner_jwks=args.partner_jwks,
+                request_timeout=args.timeout,
+                say=_say,
+            )
+        )
+    except ConfigurationError as exc:
+        return _usage(exc.detail)
+    if args.junit is not None:
+        write_junit(report, args.junit)
+        _say(f"JUnit XML written to {args.junit}")
+    return report.exit_code
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from gateway.conformance.checks import CHECKS
+
+    for check in CHECKS:
+        _say(f"{check.id:<30} {check.description}")
+        _say(f"{'':<30}   expects: {check.expects}")
+    return 0
