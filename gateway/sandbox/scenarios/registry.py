@@ -1,0 +1,28 @@
+"""Every scenario, in the order ``run all`` runs them."""
+
+from __future__ import annotations
+
+from gateway.sandbox.scenarios.base import Scenario
+from gateway.sandbox.scenarios.matters import EVERY_MATTER
+from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
+from gateway.sandbox.scenarios.residents import AGENT_SUBMISSION, LOW_ASSURANCE
+from gateway.sandbox.scenarios.review import JOINT_REJECTION, SUPPLEMENT
+
+SCENARIOS: tuple[Scenario, ...] = (
+    EVERY_MATTER,
+    SUPPLEMENT,
+    JOINT_REJECTION,
+    PARTNER_OUTAGE,
+    AGENT_SUBMISSION,
+    LOW_ASSURANCE,
+)
+
+
+def find(name: str) -> tuple[Scenario, ...]:
+    """``all`` or one scenario by name; KeyError when there is none of that name."""
+    if name == "all":
+        return SCENARIOS
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return (scenario,)
+    raise KeyError(name)
