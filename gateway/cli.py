@@ -6,6 +6,9 @@
     gba-gateway sandbox [--host H] [--port P] [--data-dir DIR]   sandbox mode, SQLite
     gba-gateway sandbox demo [--url URL] [--data-dir DIR]        the tracer flow, narrated
     gba-gateway sandbox login PERSONA [--idp NAME] [--url URL]   a resident's gateway tokens
+    gba-gateway sandbox scenario list | run NAME|all [--url URL]  scripted cases, each step
+    gba-gateway sandbox register|route|fault|faults [--url URL]   tester self-service
+    gba-gateway conformance run --target URL --key FILE|DIR      check a partner endpoint
     gba-gateway identities conflicts [--sandbox]                 identity links to review
     gba-gateway outbox list|retry ID|requeue [--sandbox]          forwarded messages
     gba-gateway archive export ID --out FILE | verify FILE --jwks F   closed cases
