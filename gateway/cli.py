@@ -361,7 +361,7 @@ def banner(settings: Settings) -> str:
             "           gba-gateway sandbox login chan-tai-man   (a resident's gateway token)",
             "           gba-gateway sandbox fault gd-hq-csb --down",
             "           gba-gateway conformance run --target URL --key <data>/keys/gateway",
-            "  Everything here is sandbox material (kids sandbox-*, CAs 'GBA Sandbox'):",
+            "  Everything here is sandbox material (kids sandbox-*, CAs 'GBA sandbox'):",
             "  production mode refuses it.",
         ]
     return "\n".join(lines)
