@@ -55,6 +55,7 @@ from gateway.web import (
     complaint_routes,
     me_routes,
     oidc_routes,
+    pages,
     partner_routes,
     public_routes,
 )
@@ -313,6 +314,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.add_routes(me_routes.routes)
     app.add_routes(case_routes.routes)
     app.add_routes(complaint_routes.routes)
+    pages.install_pages(app)
     install_notifications(
         app, uow, clock, lambda: ring.current("http"), enabled=settings.relay_enabled
     )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.sandbox import tester_routes
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
+from gateway.sandbox.console import install_console
 from gateway.sandbox.idp import install_identity_providers
 from gateway.sandbox.notifications import install_recording_notifier
 from gateway.sandbox.partners import SandboxPartners
@@ -60,3 +61,4 @@ def install_sandbox(
     app.add_routes(tester_routes.routes)
     install_identity_providers(app, settings, clock)
     install_recording_notifier(app)
+    install_console(app)
