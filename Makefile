@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: sandbox test lint contracts browser unit integration e2e bench clean
+.PHONY: sandbox test lint contracts browser unit integration e2e bench drill clean
 
 # The browser tests drive Debian's Chromium (never a downloaded one); install it when missing.
 CHROMIUM ?= /usr/bin/chromium
@@ -51,6 +51,10 @@ e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## Break the gateway on purpose (crash, partner outage, PostgreSQL restart); about 7 min.
+drill: $(STAMP)
+	$(BIN)/python -m bench.drills all
 
 clean:
 	rm -rf $(VENV) .sandbox .pytest_cache .ruff_cache build *.egg-info
