@@ -28,7 +28,7 @@ from functools import partial
 
 import structlog
 from tenacity import RetryCallState
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random_exponential
 
 from gateway.domain.application import Application
 from gateway.domain.errors import (
@@ -80,9 +80,12 @@ class Relay:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(self.policy.concurrency)
         self._in_flight: Counter[str] = Counter()  # destination -> claimed, not yet finished
-        self._backoff = wait_exponential_jitter(
-            multiplier=self.policy.backoff_initial, max=self.policy.backoff_max
-        )
+        # Equal jitter at every attempt, the capped ones included: half the exponential wait
+        # fixed, the other half random, so messages that failed together spread out.
+        half_initial, half_max = self.policy.backoff_initial / 2, self.policy.backoff_max / 2
+        self._backoff = wait_exponential(
+            multiplier=half_initial, max=half_max
+        ) + wait_random_exponential(multiplier=half_initial, max=half_max)
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows: deliver now, not at the next poll."""
