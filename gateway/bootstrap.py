@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -44,6 +45,7 @@ from gateway.services.relay import Relay, RelayPolicy
 from gateway.settings import Settings
 from gateway.store.audit import write_checkpoint
 from gateway.store.database import create_engine, create_schema
+from gateway.store.jobs import JobLease
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust import keystore
 from gateway.trust.certificates import TrustAnchors
@@ -76,6 +78,8 @@ IDENTITY_PROFILES = {
     )
 }
 log = structlog.get_logger("gateway.bootstrap")
+# Scheduled work that one process runs at a time across every process on the database.
+HOUSEKEEPING = web.AppKey("housekeeping", JobLease)
 
 
 class SystemClock:
@@ -183,6 +187,25 @@ async def sweep_deadlines(app: web.Application) -> dict[str, int]:
     return done
 
 
+async def housekeeping_round(app: web.Application) -> dict[str, Any] | None:
+    """One round of scheduled work, run only by the process holding the ``housekeeping``
+    lease (ADR 0011), which it takes or renews first: sign an audit checkpoint if the chain
+    moved, forget expired nonces, sweep deadlines. None when another process holds it."""
+    lease, uow, clock = app[HOUSEKEEPING], app[STORE], app[DEPENDENCIES].clock
+    was_held = lease.held
+    if not await lease.hold(clock.now()):
+        if was_held:
+            log.warning("housekeeping.lease_lost", holder=lease.holder)
+        return None
+    if not was_held:
+        log.info("housekeeping.lease_taken", holder=lease.holder, seconds=lease.seconds)
+    checkpoint = await write_checkpoint(uow, app[KEYRING].current("seal"), clock.now())
+    async with uow() as tx:
+        purged = await tx.nonces.purge(clock.now())
+        await tx.commit()
+    return {"checkpoint": checkpoint, "nonces_purged": purged, **await sweep_deadlines(app)}
+
+
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     """The gateway as an aiohttp application. Nothing starts until the app starts."""
     overrides = overrides or Overrides()
@@ -280,16 +303,16 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         if isinstance(transport, HttpPartnerTransport):
             await transport.close()
 
+    # Renewed every round, so it outlives the pause between two; a holder that dies is
+    # replaced at another process's first round after its lease ran out.
+    app[HOUSEKEEPING] = JobLease(uow, "housekeeping", seconds=2 * settings.audit_checkpoint_seconds)
+
     async def housekeeping(app: web.Application) -> AsyncIterator[None]:
         async def every_interval() -> None:
             while True:
                 await asyncio.sleep(settings.audit_checkpoint_seconds)
                 try:
-                    await write_checkpoint(uow, ring.current("seal"), clock.now())
-                    async with uow() as tx:
-                        await tx.nonces.purge(clock.now())
-                        await tx.commit()
-                    await sweep_deadlines(app)
+                    await housekeeping_round(app)
                 except Exception:  # the database may be away; try again next time
                     log.exception("housekeeping.failed")
 
@@ -300,6 +323,8 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
             await task
         with contextlib.suppress(Exception):  # seal what this process appended, if it can
             await write_checkpoint(uow, ring.current("seal"), clock.now())
+        with contextlib.suppress(Exception):  # another process takes over at its next round
+            await app[HOUSEKEEPING].release()
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(housekeeping)

@@ -2,7 +2,7 @@
 
 ::
 
-    gba-gateway serve   [--config FILE] [--host H] [--port P]   production mode
+    gba-gateway serve   [--config FILE] [--host H] [--port P] [--workers N]   production
     gba-gateway sandbox [--host H] [--port P] [--data-dir DIR]   sandbox mode, SQLite
     gba-gateway sandbox demo [--url URL] [--data-dir DIR]        the tracer flow, narrated
     gba-gateway sandbox login PERSONA [--idp NAME] [--url URL]   a resident's gateway tokens
@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -32,7 +31,6 @@ from typing import Any
 
 import aiohttp
 import jwt
-from aiohttp import web
 
 from gateway import __version__
 from gateway.conformance import cli as conformance_cli
@@ -67,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", type=Path, help="TOML settings file")
     _serving_options(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="serving processes sharing the port (default 1; GBA_WORKERS; more than one "
+        "needs PostgreSQL)",
+    )
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -368,23 +372,19 @@ def banner(settings: Settings) -> str:
 
 
 async def serve(settings: Settings) -> None:
-    from gateway.bootstrap import create_app
+    """Serve in this process until SIGINT or SIGTERM."""
+    from gateway.workers import run_server
 
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    print(banner(settings), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        print("gba-gateway: shutting down", flush=True)
-        await runner.cleanup()
+    await run_server(settings, started=lambda: print(banner(settings), flush=True))
+
+
+def _serve(settings: Settings) -> int:
+    """One process, or ``settings.workers`` under a supervisor (gateway/workers.py)."""
+    if settings.workers == 1:
+        return _run(serve(settings))
+    from gateway.workers import supervise
+
+    return supervise(settings, started=lambda: print(banner(settings), flush=True))
 
 
 def _run(coro: object) -> int:
@@ -520,9 +520,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "handler", None) is not None:
             return int(args.handler(args))
         if args.command == "serve":
-            settings = load_settings(args.config, mode="production", host=args.host, port=args.port)
+            settings = load_settings(
+                args.config, mode="production", host=args.host, port=args.port, workers=args.workers
+            )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
-            return _run(serve(settings))
+            return _serve(settings)
         if args.command == "sandbox" and args.sandbox_command == "demo":
             from gateway.sandbox.demo import DemoError, run_demo
 
@@ -543,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_format=os.environ.get("GBA_LOG_FORMAT", "console"),
             )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
-            return _run(serve(settings))
+            return _serve(settings)
         if args.command == "mappings":
             return _mappings(args)
         if args.command in ("agencies", "receipts", "audit", "identities", "outbox", "archive"):

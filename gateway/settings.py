@@ -47,6 +47,7 @@ class Settings:
     relay_backoff_initial: float | None = None
     relay_backoff_max: float | None = None
     audit_checkpoint_seconds: float = 60.0
+    workers: int = 1  # serving processes on this machine (serve --workers; PostgreSQL only)
 
     @property
     def sandbox(self) -> bool:
@@ -82,6 +83,7 @@ _INTS = {
     "signature_max_skew",
     "relay_concurrency",
     "relay_per_partner",
+    "workers",
 }
 _BOOLS = {"relay_enabled"}
 _FLOATS = {
@@ -150,6 +152,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("relay_backoff_initial must be above 0 and at most relay_backoff_max")
     if settings.audit_checkpoint_seconds < 1:
         problems.append("audit_checkpoint_seconds must be at least 1")
+    if not 1 <= settings.workers <= 64:
+        problems.append("workers must be 1-64")
     if not 30 <= settings.signature_max_skew <= 3600:
         problems.append("signature_max_skew must be 30-3600 seconds")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

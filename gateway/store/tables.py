@@ -184,6 +184,15 @@ audit_checkpoints = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 
+job_leases = sa.Table(  # scheduled work that one process runs at a time (ADR 0011)
+    "job_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),  # host:pid:random of the process
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("taken_at", UTCDateTime, nullable=False),  # when this holder took it
+)
+
 # ---- Residents: persons, linked identifiers, logins, consents, delegations ----
 
 persons = sa.Table(

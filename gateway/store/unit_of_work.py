@@ -16,6 +16,7 @@ from gateway.store.audit import SqlAudit
 from gateway.store.complaints import SqlComplaints
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
+from gateway.store.jobs import SqlJobLeases
 from gateway.store.notifications import SqlNotifications
 from gateway.store.registry import SqlAgencies
 
@@ -53,6 +54,7 @@ class SqlUnitOfWork:
         self.identities = SqlIdentities(self._conn)
         self.notifications = SqlNotifications(self._conn)
         self.complaints = SqlComplaints(self._conn)
+        self.jobs = SqlJobLeases(self._conn)
         return self
 
     async def __aexit__(
