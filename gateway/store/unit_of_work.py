@@ -9,8 +9,10 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.domain.errors import NotReadyError
 from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
 from gateway.store.complaints import SqlComplaints
@@ -21,6 +23,27 @@ from gateway.store.notifications import SqlNotifications
 from gateway.store.registry import SqlAgencies
 
 T = TypeVar("T")
+# Connection failures (SQLSTATE class 08) and a server shutting down, crashed or starting up.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_lost(error: BaseException) -> bool:
+    """The database dropped or refused the connection (not a bad query, not a conflict)."""
+    if isinstance(error, sa_exc.DBAPIError):
+        state = str(getattr(error.orig, "sqlstate", None) or "")
+        return error.connection_invalidated or state.startswith(_UNAVAILABLE_STATES)
+    return False
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Opening or giving back a connection failed: the same, or a socket error or timeout
+    (asyncpg raises ``ConnectionRefusedError`` and ``TimeoutError`` unwrapped)."""
+    return isinstance(error, OSError | TimeoutError) or connection_lost(error)
+
+
+def _unavailable() -> NotReadyError:
+    """What a caller sees while the database is away: 503, try again shortly."""
+    return NotReadyError("the database is not reachable", headers={"Retry-After": "5"})
 
 
 class SqlUnitOfWork:
@@ -38,12 +61,14 @@ class SqlUnitOfWork:
         opening = asyncio.ensure_future(self._open())
         try:
             self._conn = await asyncio.shield(opening)
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(BaseException):  # cancelled while opening: give it back
                 conn = await opening
                 await _completed(self._close(conn, rollback=True))
             if self._gate is not None:
                 self._gate.release()
+            if _unreachable(error):
+                raise _unavailable() from error
             raise
         self.audit = SqlAudit(self._conn)
         self.applications = SqlApplications(self._conn, self.audit)
@@ -69,9 +94,15 @@ class SqlUnitOfWork:
             # Shielded: a cancelled request must still give the connection back, or the
             # one SQLite connection (and the gate) would stay taken for good.
             await _completed(self._close(conn, rollback=not self._committed))
+        except Exception as error:
+            if not _unreachable(error):
+                raise
+            # a connection that died is given back all the same; the work's outcome stands
         finally:
             if self._gate is not None:
                 self._gate.release()
+        if exc is not None and connection_lost(exc):
+            raise _unavailable() from exc
 
     async def _open(self) -> AsyncConnection:
         conn = await self._engine.connect()
