@@ -260,6 +260,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
             per_partner=settings.relay_per_partner,
             backoff_initial=settings.relay_backoff[0],
             backoff_max=settings.relay_backoff[1],
+            max_attempts=settings.relay_attempts,
         ),
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
     )

@@ -46,6 +46,9 @@ class Settings:
     # 300 s, or in sandbox mode 0.25 s and 5 s, so that a tester sees recovery at once
     relay_backoff_initial: float | None = None
     relay_backoff_max: float | None = None
+    # attempts before a message is parked as a dead letter; unset: 12 (about 19 minutes of
+    # backoff), or 60 in sandbox mode (a few minutes: a partner down for a while recovers)
+    relay_max_attempts: int | None = None
     audit_checkpoint_seconds: float = 60.0
     workers: int = 1  # serving processes on this machine (serve --workers; PostgreSQL only)
 
@@ -58,6 +61,10 @@ class Settings:
         """The first and the longest wait between attempts to deliver to a failing partner."""
         initial, longest = (0.25, 5.0) if self.sandbox else (1.0, 300.0)
         return (self.relay_backoff_initial or initial, self.relay_backoff_max or longest)
+
+    @property
+    def relay_attempts(self) -> int:
+        return self.relay_max_attempts or (60 if self.sandbox else 12)
 
     @property
     def base_url(self) -> str:
@@ -84,6 +91,7 @@ _INTS = {
     "relay_concurrency",
     "relay_per_partner",
     "workers",
+    "relay_max_attempts",
 }
 _BOOLS = {"relay_enabled"}
 _FLOATS = {
@@ -147,6 +155,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("max_body_bytes must be at least 1024")
     if settings.relay_per_partner < 1:
         problems.append("relay_per_partner must be at least 1")
+    if settings.relay_attempts < 1:
+        problems.append("relay_max_attempts must be at least 1")
     initial, longest = settings.relay_backoff
     if not 0 < initial <= longest:
         problems.append("relay_backoff_initial must be above 0 and at most relay_backoff_max")
