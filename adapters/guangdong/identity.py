@@ -35,7 +35,7 @@ def _bound(r: ClaimReader) -> tuple[IdentityDocument, ...]:
     out = []
     for i, item in enumerate(value):
         kind = item.get("id_type") if isinstance(item, Mapping) else None
-        if kind not in BOUND_TYPES:
+        if not isinstance(kind, str) or kind not in BOUND_TYPES:  # a list is unhashable
             r.problems.append(f"claim bound_ids[{i}] has an unknown id_type")
             continue
         doc = r.document(kind, r.text(item.get("id_no"), f"bound_ids[{i}].id_no"), "bound_ids")

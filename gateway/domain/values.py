@@ -199,10 +199,10 @@ _ISSUERS = {
 
 def normalise_document_number(doc_type: DocumentType, raw: str) -> str:
     """Compact, upper-case form with the check character validated; ValueError otherwise."""
-    compact = re.sub(r"[\s\-]", "", raw).upper()
-    if not compact.isascii():
+    compact = re.sub(r"[\s\-]", "", raw)
+    if not compact.isascii():  # before upper(): "ſ".upper() is "S", "ı".upper() is "I"
         raise ValueError("identity numbers are written in ASCII letters and digits")
-    return _NORMALISERS[doc_type](compact)
+    return _NORMALISERS[doc_type](compact.upper())
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,7 +194,10 @@ async def _get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
         body = await response.content.read(256 * 1024 + 1)
     if len(body) > 256 * 1024:
         raise ValueError("the metadata is too large")
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except RecursionError:  # json's C scanner recurses once per nested array or object
+        raise ValueError("the metadata is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the metadata is not a JSON object")
     return data

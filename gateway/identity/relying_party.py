@@ -196,7 +196,7 @@ class RelyingParty:
             raise LoginFailedError(f"the identity provider's {what} endpoint answered {status}")
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             data = None
         if not isinstance(data, dict):
             raise LoginFailedError(f"the identity provider's {what} answer is not JSON")

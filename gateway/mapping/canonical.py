@@ -39,7 +39,11 @@ def _no_constants(name: str) -> None:
 
 
 def loads_strict(body: bytes) -> Any:
-    """RFC 8259 JSON in UTF-8 without duplicate names, NaN or Infinity."""
+    """RFC 8259 JSON in UTF-8 without duplicate names, NaN or Infinity.
+
+    :raises MalformedBodyError: anything else, arrays and objects nested deeper than the
+        interpreter's recursion limit included.
+    """
     try:
         text = body.decode("utf-8")
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
@@ -49,6 +53,8 @@ def loads_strict(body: bytes) -> Any:
         raise MalformedBodyError(
             f"JSON is not well-formed (line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:  # json's C scanner recurses once per nested array or object
+        raise MalformedBodyError("JSON is nested too deeply") from None
 
 
 def encode_envelope(document: Mapping[str, Any], envelope: Mapping[str, Any]) -> bytes:

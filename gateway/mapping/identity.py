@@ -9,6 +9,7 @@ and one refusal listing every claim that could not be read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +22,9 @@ from gateway.domain.errors import LoginFailedError
 from gateway.domain.identity import CanonicalIdentity, PersonNames, assurance_of
 from gateway.domain.matters import Assurance
 from gateway.domain.values import IdentityDocument
+
+# The whole claim, YYYYMMDD or YYYY-MM-DD (date.fromisoformat also takes week dates).
+_BIRTH_DATE = re.compile(r"([0-9]{4})(-?)([0-9]{2})\2([0-9]{2})")
 
 
 @cache
@@ -89,11 +93,14 @@ class ClaimReader:
             return None
 
     def birth_date(self, value: str | None, name: str) -> date | None:
+        """``YYYYMMDD`` (iAM Smart) or ``YYYY-MM-DD``, whole; nothing else is a birth date."""
         if value is None:
             return None
-        text = value if "-" in value else f"{value[:4]}-{value[4:6]}-{value[6:8]}"
+        found = _BIRTH_DATE.fullmatch(value)
         try:
-            return date.fromisoformat(text)
+            if found is None:
+                raise ValueError(value)
+            return date(int(found[1]), int(found[3]), int(found[4]))
         except ValueError:
             self.problems.append(f"claim {name} is not a date")
             return None

@@ -45,7 +45,7 @@ class TransformError(ValueError):
 
 Transform = Callable[[str], Any]
 
-_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_DMY = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")  # ASCII digits only
 _COUNTRY_CODES = {"HK": "852", "MO": "853", "GD": "86"}
 
 
@@ -59,7 +59,7 @@ def _upper(value: str) -> str:
 
 
 def _date_dmy(value: str) -> str:
-    m = _DMY.match(value.strip())
+    m = _DMY.fullmatch(value.strip())
     if not m:
         raise TransformError("invalid_date")
     try:
@@ -99,7 +99,10 @@ def _e164(country: str) -> Transform:
             number = digits[2:]
         else:
             number = prefix + digits.lstrip("0") if country == "GD" else prefix + digits
-        if not number.isdigit() or not 8 <= len(number) <= 15:
+        # ASCII digits only (str.isdigit also takes "٨" and "²"); no country code starts with 0
+        if not (number.isascii() and number.isdigit()) or number[:1] == "0":
+            raise TransformError("invalid_phone")
+        if not 8 <= len(number) <= 15:
             raise TransformError("invalid_phone")
         return "+" + number
 
@@ -125,7 +128,8 @@ def _decimal(value: str) -> str:
         amount = Decimal(value.strip().replace(",", ""))
     except InvalidOperation:
         raise TransformError("invalid_amount") from None
-    if not amount.is_finite() or amount < 0 or abs(amount) >= Decimal(10) ** 15:
+    # is_signed(): a minus sign is refused, on zero too ("-0" would give "-0.00")
+    if not amount.is_finite() or amount.is_signed() or amount >= Decimal(10) ** 15:
         raise TransformError("invalid_amount")
     if amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise TransformError("invalid_amount")
@@ -158,12 +162,12 @@ def build(name: str, options: Mapping[str, Any]) -> Transform:
 Inverse = Callable[[str, Mapping[str, Any]], str]
 """Canonical value and the canonical object holding it (a list item, or the document)."""
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_E164 = re.compile(r"^\+(\d{8,15})$")
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")  # whole value, ASCII digits
+_E164 = re.compile(r"\+([1-9][0-9]{7,14})")
 # Printed with the check character in parentheses (IdentityDocument.display does the same).
 _PRINTED_WITH_CHECK = {
-    "HKID": re.compile(r"^[A-Z]{1,2}\d{6}[0-9A]$"),
-    "MO_BIR": re.compile(r"^\d{8}$"),
+    "HKID": re.compile(r"[A-Z]{1,2}[0-9]{6}[0-9A]"),
+    "MO_BIR": re.compile(r"[0-9]{8}"),
 }
 
 
@@ -172,7 +176,7 @@ def _as_is(value: str, _: Mapping[str, Any]) -> str:
 
 
 def _dmy_from_iso(value: str, _: Mapping[str, Any]) -> str:
-    m = _ISO_DATE.match(value)
+    m = _ISO_DATE.fullmatch(value)
     try:
         day = date(int(m[1]), int(m[2]), int(m[3])) if m else None
     except ValueError:
@@ -183,7 +187,7 @@ def _dmy_from_iso(value: str, _: Mapping[str, Any]) -> str:
 
 
 def _international(value: str, _: Mapping[str, Any]) -> str:
-    m = _E164.match(value)
+    m = _E164.fullmatch(value)
     if not m:
         raise TransformError("invalid_phone")
     number = m[1]
@@ -198,7 +202,7 @@ def _international(value: str, _: Mapping[str, Any]) -> str:
 
 def _printed_id(value: str, holder: Mapping[str, Any]) -> str:
     pattern = _PRINTED_WITH_CHECK.get(str(holder.get("type")))
-    if pattern is not None and pattern.match(value):
+    if pattern is not None and pattern.fullmatch(value):
         return f"{value[:-1]}({value[-1]})"
     return value
 

@@ -162,7 +162,7 @@ class SandboxPartners:
         if faults.lax:
             try:
                 envelope = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise BadRequestError("not JSON") from None
             if not isinstance(envelope, dict):
                 raise BadRequestError("not a JSON object")

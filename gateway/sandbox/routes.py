@@ -137,7 +137,8 @@ _REGISTRATION = {
 )
 async def register_agency(request: web.Request) -> web.Response:
     body = json_object(await read_body(request), request.content_type, "a registration")
-    spec = {**body, "keys": [_key_entry(k) for k in body.get("keys") or []]}
+    keys = body.get("keys") or []
+    spec = {**body, "keys": [_key_entry(k) for k in keys] if isinstance(keys, list) else keys}
     deps = request.app[DEPENDENCIES]
     now = deps.clock.now()
     reg = registration(spec, anchors=request.app.get(ANCHORS), now=now, sandbox=True)

@@ -42,10 +42,13 @@ def assess(document: Mapping[str, Any], matter: Matter) -> Assessment:
         problems.append(problem("/materials", "wrong_type"))
         materials = []
     problems += _material_problems(materials, matter)
-    provided = {m.get("code") for m in materials if isinstance(m, dict)}
-    commitments = {
-        c.get("material") for c in document.get("commitments") or () if isinstance(c, dict)
-    }
+    provided = {_text(m.get("code")) for m in materials if isinstance(m, dict)}
+    given = document.get("commitments") or []
+    commitments = (
+        {_text(c.get("material")) for c in given if isinstance(c, dict)}
+        if isinstance(given, list)
+        else set()
+    )
     missing = tuple(
         m.code
         for m in matter.materials
@@ -56,6 +59,11 @@ def assess(document: Mapping[str, Any], matter: Matter) -> Assessment:
         )
     )
     return Assessment(tuple(problems), missing)
+
+
+def _text(value: object) -> str | None:
+    """A code as the document gives it, or None when it is not text (a list is unhashable)."""
+    return value if isinstance(value, str) else None
 
 
 def _is_iso_date(value: object) -> bool:
@@ -90,7 +98,7 @@ def _applicant_problems(applicant: object) -> list[FieldProblem]:
         if not isinstance(doc, dict):
             out.append(problem(pointer, "wrong_type"))
             continue
-        if doc.get("type") not in _DOCUMENT_TYPES:
+        if _text(doc.get("type")) not in _DOCUMENT_TYPES:
             out.append(problem(pointer + "/type", "unknown_document_type"))
             continue
         try:
@@ -127,7 +135,7 @@ def _material_problems(materials: list[Any], matter: Matter) -> list[FieldProble
         if not isinstance(item, dict):
             out.append(problem(pointer, "wrong_type"))
             continue
-        if item.get("code") not in known:
+        if _text(item.get("code")) not in known:
             out.append(problem(pointer + "/code", "unknown_material"))
         if not _DIGEST_RE.match(str(item.get("digest") or "")):
             out.append(problem(pointer + "/digest", "invalid_digest"))

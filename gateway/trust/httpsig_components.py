@@ -243,7 +243,10 @@ def _derived_value(component: Component, message: HttpMessage) -> str:
         raise ComponentError(f"{name!r} is only available in a request")
     if not uri.isascii():
         raise ComponentError("the target URI must be ASCII (percent-encoded)")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unbalanced "[" or "]" in the authority ("Invalid IPv6 URL")
+        raise ComponentError("the target URI cannot be parsed") from None
     if not parts.scheme or not parts.netloc:
         raise ComponentError("the target URI must be absolute")
     before_fragment = uri.split("#", 1)[0]

@@ -137,8 +137,12 @@ def registration(
     endpoint = spec.get("endpoint")
     if endpoint is not None and not str(endpoint).startswith(("https://", "http://")):
         problems.append(problem("/endpoint", "wrong_type"))
+    entries = spec.get("keys") or []
+    if not isinstance(entries, list):
+        problems.append(problem("/keys", "wrong_type"))
+        entries = []
     keys = []
-    for i, entry in enumerate(spec.get("keys") or []):
+    for i, entry in enumerate(entries):
         try:
             keys.append(_key_spec(entry, anchors, jurisdiction, now, sandbox))
         except CertificateError:

@@ -16,7 +16,7 @@ from gateway.services import lifecycle
 from gateway.web.auth import authenticate, idempotency_key_of, read_body
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
-from gateway.web.openapi import operation
+from gateway.web.openapi import IDEMPOTENCY_KEY, operation
 from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
@@ -163,6 +163,7 @@ _RESIDENT = {
     summary="Supply what the notice listed, on one's own case",
     tag="applicant",
     request={"application/json": _SUPPLEMENT},
+    parameters=[IDEMPOTENCY_KEY],
     responses=_RESIDENT,
 )
 async def my_supplement(request: web.Request) -> web.Response:
@@ -173,6 +174,7 @@ async def my_supplement(request: web.Request) -> web.Response:
 @operation(
     summary="Withdraw one's own open case",
     tag="applicant",
+    parameters=[IDEMPOTENCY_KEY],
     responses=_RESIDENT,
 )
 async def my_withdrawal(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from gateway.services import complaints, lifecycle
 from gateway.web.auth import authenticate, idempotency_key_of, read_body
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
-from gateway.web.openapi import operation
+from gateway.web.openapi import IDEMPOTENCY_KEY, operation
 from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
@@ -135,6 +135,7 @@ async def listing(request: web.Request) -> web.Response:
     summary="Complain about one's own case, open or closed (Art. 31)",
     tag="applicant",
     request={"application/json": _FILING},
+    parameters=[IDEMPOTENCY_KEY],
     responses={201: ("The complaint, filed", _COMPLAINT), **_BEARER},
 )
 async def my_complaint(request: web.Request) -> web.Response:

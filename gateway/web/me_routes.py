@@ -21,7 +21,7 @@ from gateway.services.identity import Resident
 from gateway.web.auth import idempotency_key_of, read_body
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
-from gateway.web.openapi import operation, query
+from gateway.web.openapi import IDEMPOTENCY_KEY, operation, path_param, query
 from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
@@ -88,6 +88,7 @@ async def me(request: web.Request) -> web.Response:
     summary="Apply: the identity part is filled from the login and never asked again",
     tag="applicant",
     request={"application/json": _SUBMISSION},
+    parameters=[IDEMPOTENCY_KEY],
     responses={
         202: ("Stored; the receipt is the signed voucher", _OBJECT),
         **_BEARER,
@@ -235,7 +236,13 @@ async def request_delegation(request: web.Request) -> web.Response:
 @operation(
     summary="As the principal, confirm a delegation online; either party may revoke it",
     tag="applicant",
-    responses={200: ("The delegation", _OBJECT), **_BEARER, 403: "Not yours to confirm"},
+    parameters=[path_param("action", "confirm or revoke", {"enum": ["confirm", "revoke"]})],
+    responses={
+        200: ("The delegation", _OBJECT),
+        **_BEARER,
+        403: "Not yours to confirm",
+        404: "No such delegation for you, or an action other than confirm or revoke",
+    },
 )
 async def change_delegation(request: web.Request) -> web.Response:
     resident = await _resident(request)

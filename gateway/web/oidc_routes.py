@@ -19,6 +19,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from gateway.domain.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
+from gateway.domain.identity import PROVIDERS
 from gateway.identity.broker import Broker
 from gateway.identity.clients import load_clients
 from gateway.identity.discovery import Upstreams, load_providers, sandbox_providers
@@ -35,7 +36,7 @@ from gateway.trust.keystore import OIDC, KeyRing
 from gateway.web.auth import authenticate, read_body
 from gateway.web.bearer import BROKER, bearer_token
 from gateway.web.keys import DEPENDENCIES, READINESS, SETTINGS, STORE
-from gateway.web.openapi import operation, query
+from gateway.web.openapi import OAUTH_ERROR, operation, path_param, query
 from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
@@ -43,6 +44,7 @@ sandbox_routes = web.RouteTableDef()
 SANDBOX_DEFAULT_AGENCY = "gd-hq-csb"
 TAG = "identity"
 _FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _AUTHORIZE_PARAMS = [
     query("client_id", "the portal's client id"),
@@ -55,6 +57,7 @@ _AUTHORIZE_PARAMS = [
     query("code_challenge_method", "S256"),
     query("login_hint", "sandbox only: the persona to log in"),
 ]
+_PROVIDER = path_param("provider", "hk, macau or guangdong", {"enum": list(PROVIDERS)})
 
 
 def single_values(values: MultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]:
@@ -118,7 +121,7 @@ async def authorize(request: web.Request) -> web.Response:
 @operation(
     summary="The authorization endpoint with idp_hint taken from the path",
     tag=TAG,
-    parameters=_AUTHORIZE_PARAMS,
+    parameters=[_PROVIDER, *_AUTHORIZE_PARAMS],
     responses={302: "To the identity provider", 400: "Bad request", 404: "No such provider"},
 )
 async def login(request: web.Request) -> web.Response:
@@ -132,8 +135,13 @@ async def login(request: web.Request) -> web.Response:
 @operation(
     summary="Where an identity provider returns the resident (RFC 9207 iss required)",
     tag=TAG,
-    parameters=[query("code", "code"), query("state", "state"), query("iss", "issuer")],
-    responses={302: "To the portal with code, state and iss", 401: "Login refused"},
+    parameters=[_PROVIDER, query("code", "code"), query("state", "state"), query("iss", "issuer")],
+    responses={
+        302: "To the portal with code, state and iss",
+        400: "A parameter is repeated",
+        401: "Login refused",
+        404: "No such identity provider",
+    },
 )
 async def callback(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
@@ -149,8 +157,8 @@ async def callback(request: web.Request) -> web.Response:
     request={_FORM: {"type": "object", "required": ["grant_type", "client_assertion"]}},
     responses={
         200: ("access_token, token_type, expires_in, id_token, scope", {"type": "object"}),
-        400: "OAuth error (RFC 6749 JSON)",
-        401: "invalid_client (RFC 6749 JSON)",
+        400: ("OAuth error (RFC 6749 JSON)", OAUTH_ERROR, _JSON),
+        401: ("invalid_client (RFC 6749 JSON)", OAUTH_ERROR, _JSON),
     },
 )
 async def token(request: web.Request) -> web.Response:
@@ -181,6 +189,7 @@ async def userinfo(request: web.Request) -> web.Response:
     responses={
         200: ("active, and the token's claims when active", {"type": "object"}),
         401: "Signature refused",
+        415: f"Content-Type is not {_FORM}",
     },
     signed=True,
 )
@@ -200,7 +209,12 @@ async def introspect(request: web.Request) -> web.Response:
     summary="Dynamic client registration (RFC 7591), sandbox only",
     tag=TAG,
     request={"application/json": {"type": "object", "required": ["redirect_uris", "jwks"]}},
-    responses={201: ("client_id and the client metadata", {"type": "object"}), 422: "Invalid"},
+    responses={
+        201: ("client_id and the client metadata", {"type": "object"}),
+        400: "Malformed JSON",
+        415: "Not JSON",
+        422: "Invalid",
+    },
     sandbox_only=True,
 )
 async def register(request: web.Request) -> web.Response:

@@ -3,6 +3,21 @@
 Every handler declares its operation with :func:`operation`; :func:`build_document` walks the
 router, so a route without a declaration is a bug that a test catches, and the document can
 never list a route that does not exist.
+
+What the shared edge answers for every route of a kind is added here (unless the route
+declares that status itself), so that no declaration can forget it:
+
+* 401 on every signed operation: ``web/auth.authenticate`` refuses a missing, invalid,
+  unknown or replayed signature before the handler runs;
+* 400 where an ``Idempotency-Key`` is required (every signed POST, and the resident's POSTs
+  that declare :data:`IDEMPOTENCY_KEY`) and where a signed body's Content-Digest is checked;
+* 400 (malformed JSON) and 415 (another media type) on every operation taking a JSON body:
+  each reads it with ``web/problems.json_object`` or the canonical codec;
+* 413 on every operation with a request body (the configured body limit).
+
+Errors are ``application/problem+json`` unless a response names its own media type (the OAuth
+endpoints answer RFC 6749 JSON). ``tests/fuzz/test_fuzz_openapi.py`` checks every answer of
+the sandbox against this document.
 """
 
 from __future__ import annotations
@@ -18,6 +33,24 @@ F = Callable[..., Any]
 SIGNED_HEADERS = ["Signature-Input", "Signature", "Content-Digest"]
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+PROBLEM_JSON = "application/problem+json"
+OAUTH_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
+"""RFC 6749 §5.2 error body, answered as ``application/json`` by the OAuth endpoints."""
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "8 to 200 characters; a retry with the same key replays the first answer",
+    "schema": {"type": "string", "minLength": 8, "maxLength": 200},
+}
+"""The header every state-changing POST needs (signed ones have it added automatically)."""
+_JSON = "application/json"
+
+Response = str | tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str]
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status"],
@@ -56,13 +89,20 @@ def operation(
     *,
     summary: str,
     tag: str,
-    responses: dict[int, str | tuple[str, dict[str, Any]]],
+    responses: dict[int, Response],
     request: dict[str, dict[str, Any]] | None = None,
     parameters: list[dict[str, Any]] | None = None,
     signed: bool = False,
     sandbox_only: bool = False,
 ) -> Callable[[F], F]:
-    """Attach the OpenAPI operation of a handler (its responses: status -> description)."""
+    """Attach the OpenAPI operation of a handler.
+
+    ``responses`` maps a status to its description, to ``(description, schema)``, or to
+    ``(description, schema, media_type)``: a success's schema is ``application/json``, an
+    error's is the Problem document unless a media type is named. ``parameters`` are query
+    or header parameters (:func:`query`), or path parameters (:func:`path_param`) that describe a
+    path variable more precisely than the plain string it is by default.
+    """
 
     def decorate(handler: F) -> F:
         handler.__openapi__ = {  # type: ignore[attr-defined]
@@ -89,11 +129,33 @@ def query(name: str, description: str, schema: dict[str, Any] | None = None) -> 
     }
 
 
-def _response(status: int, spec: str | tuple[str, dict[str, Any]], signed: bool) -> dict[str, Any]:
-    description, schema = (spec, None) if isinstance(spec, str) else spec
+def path_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A path variable's schema, when it is narrower than any string (an enum, a pattern)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _parts(spec: Response) -> tuple[str, dict[str, Any] | None, str | None]:
+    """(description, schema, media type) of a declared response."""
+    if isinstance(spec, str):
+        return spec, None, None
+    if len(spec) == 2:
+        return spec[0], spec[1], None
+    return spec[0], spec[1], spec[2]
+
+
+def _response(status: int, spec: Response, signed: bool) -> dict[str, Any]:
+    description, schema, media_type = _parts(spec)
     out: dict[str, Any] = {"description": description}
-    if status >= 400:
-        out["content"] = {"application/problem+json": {"schema": PROBLEM}}
+    if media_type is not None and schema is not None:
+        out["content"] = {media_type: {"schema": schema}}
+    elif status >= 400:
+        out["content"] = {PROBLEM_JSON: {"schema": PROBLEM}}
     elif schema is not None:
         out["content"] = {"application/json": {"schema": schema}}
     if signed:
@@ -104,10 +166,12 @@ def _response(status: int, spec: str | tuple[str, dict[str, Any]], signed: bool)
     return out
 
 
-def _operation(method: str, path: str, meta: dict[str, Any]) -> dict[str, Any]:
+def _operation(method: str, route: str, meta: dict[str, Any]) -> dict[str, Any]:
+    declared = {p["name"] for p in meta["parameters"] if p["in"] == "path"}
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _path_params(path)
+        for name in _path_params(route)
+        if name not in declared
     ] + list(meta["parameters"])
     signed = meta["signed"]
     if signed:
@@ -116,19 +180,13 @@ def _operation(method: str, path: str, meta: dict[str, Any]) -> dict[str, Any]:
             for name in ("Signature-Input", "Signature")
         ]
         if method == "post":
-            params.append(
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": True,
-                    "schema": {"type": "string", "minLength": 8, "maxLength": 200},
-                }
-            )
-    responses = {
-        str(status): _response(status, spec, signed) for status, spec in meta["responses"].items()
-    }
+            params.append(IDEMPOTENCY_KEY)
+    specs: dict[int, Response] = dict(meta["responses"])
+    for status, description in _edge_responses(meta, params).items():
+        specs.setdefault(status, description)
+    responses = {str(status): _response(status, spec, signed) for status, spec in specs.items()}
     op: dict[str, Any] = {
-        "operationId": f"{method}_{path}".replace("/", "_")
+        "operationId": f"{method}_{route}".replace("/", "_")
         .replace("{", "")
         .replace("}", "")
         .replace(".", "_")
@@ -148,6 +206,26 @@ def _operation(method: str, path: str, meta: dict[str, Any]) -> dict[str, Any]:
     if meta["sandbox_only"]:
         op["description"] = "Sandbox mode only; answers 404 elsewhere."
     return op
+
+
+def _edge_responses(meta: dict[str, Any], params: list[dict[str, Any]]) -> dict[int, str]:
+    """What the shared edge answers for an operation of this kind (see the module docstring)."""
+    reasons: dict[int, list[str]] = {}
+    body = meta["request"] or {}
+    if meta["signed"]:
+        reasons.setdefault(401, []).append(
+            "Signature refused: missing, invalid, by an unknown key, or replayed"
+        )
+    if any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in params):
+        reasons.setdefault(400, []).append("Idempotency-Key missing or not 8 to 200 characters")
+    if meta["signed"] and body:
+        reasons.setdefault(400, []).append("Content-Digest does not match the body")
+    if _JSON in body:
+        reasons.setdefault(400, []).append("Malformed JSON")
+        reasons.setdefault(415, []).append(f"Content-Type is not {' or '.join(body)}")
+    if body:
+        reasons.setdefault(413, []).append("The body is larger than the configured limit")
+    return {status: "; ".join(texts) for status, texts in sorted(reasons.items())}
 
 
 def _path_params(path: str) -> list[str]:

@@ -105,7 +105,11 @@ async def submit(request: web.Request) -> web.Response:
             {"type": "boolean"},
         ),
     ],
-    responses={200: ("A page of cases", {"type": "object"}), 401: "Signature refused"},
+    responses={
+        200: ("A page of cases", {"type": "object"}),
+        401: "Signature refused",
+        422: "limit is not an integer",
+    },
     signed=True,
 )
 async def work_list(request: web.Request) -> web.Response:

@@ -120,7 +120,11 @@ async def list_matters(request: web.Request) -> web.Response:
     summary="One matter; ?jurisdiction= gives its counterpart, ?at= the version in force",
     tag="matters",
     parameters=[query("jurisdiction", "HK, MO or GD"), query("at", "YYYY-MM-DD")],
-    responses={200: ("The matter", {"type": "object"}), 404: "No such matter in force"},
+    responses={
+        200: ("The matter", {"type": "object"}),
+        404: "No such matter in force",
+        422: "Bad query (at or jurisdiction)",
+    },
 )
 async def get_matter(request: web.Request) -> web.Response:
     matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))

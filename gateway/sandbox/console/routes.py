@@ -18,7 +18,12 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from gateway.domain.errors import ForbiddenError, NotFoundError, ValidationFailedError
+from gateway.domain.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationFailedError,
+)
 from gateway.domain.values import local_date
 from gateway.sandbox.console import views
 from gateway.sandbox.console.form import changes_from_form, field_errors
@@ -144,6 +149,7 @@ def _origin(url: str) -> str:
     request={"application/x-www-form-urlencoded": {"type": "object"}},
     responses={
         303: "Changed; see the agency's page",
+        400: "A form that is not UTF-8, or names a charset that does not exist",
         403: "No valid form token, or a form from another site",
         404: "No such sandbox agency",
         422: "Invalid switches (the page again, every problem listed)",
@@ -152,7 +158,10 @@ def _origin(url: str) -> str:
 )
 async def change_faults(request: web.Request) -> web.Response:
     _check_origin(request)
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError):  # not UTF-8, or a charset Python does not know
+        raise BadRequestError("the form is not valid UTF-8 form data") from None
     token = form.get("csrf")
     if not isinstance(token, str) or not hmac.compare_digest(
         token.encode(), request.app[CSRF_TOKEN].encode()

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import structlog
 from aiohttp import web
@@ -49,14 +50,19 @@ class HttpCall:
 
     @classmethod
     async def read(cls, request: web.Request, base_url: str) -> HttpCall:
-        """The URI is rebuilt from the configured base URL, never from ``Host``."""
+        """The URI is rebuilt from the configured base URL, never from ``Host``.
+
+        A form is read as UTF-8 whatever ``charset`` it names, bytes that are not UTF-8
+        replaced (as the gateway's own token endpoint does): authlib then refuses what it
+        cannot use with an OAuth error, where aiohttp's ``post()`` would raise.
+        """
         form: MultiDict[str] = MultiDict()
         body = b""
         if request.method == "POST":
             body = await request.read()
             if request.content_type == "application/x-www-form-urlencoded":
-                posted = await request.post()
-                form = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
+                text = body.decode("utf-8", "replace")
+                form = MultiDict(parse_qsl(text, keep_blank_values=True))
         uri = base_url + request.path_qs
         return cls(request.method, uri, request.headers, request.query.copy(), form, body)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.domain.errors import NotFoundError
+from gateway.domain.identity import PROVIDERS
 from gateway.sandbox.idp import endpoints
 from gateway.sandbox.idp.oauth import HttpCall
 from gateway.sandbox.idp.provider import SandboxProvider
@@ -12,13 +13,16 @@ from gateway.sandbox.idp.providers import SandboxIdentityProviders
 from gateway.services.ports import Clock
 from gateway.settings import Settings
 from gateway.web.keys import SETTINGS
-from gateway.web.openapi import operation
+from gateway.web.openapi import OAUTH_ERROR, operation, path_param
 from gateway.web.problems import json_response
 
 IDENTITY_PROVIDERS = web.AppKey("sandbox_identity_providers", SandboxIdentityProviders)
 PREFIX = "/sandbox/idp/{provider}"
 TAG = "sandbox identity providers"
 _FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+# The three sandbox providers; any other name is a 404 (the document says so).
+_PROVIDER = [path_param("provider", "hk, macau or guangdong", {"enum": list(PROVIDERS)})]
 routes = web.RouteTableDef()
 
 
@@ -47,6 +51,7 @@ async def _call(request: web.Request) -> HttpCall:
 @operation(
     summary="OpenID provider metadata of a sandbox identity provider (hk, macau, guangdong)",
     tag=TAG,
+    parameters=_PROVIDER,
     responses={200: ("Provider metadata", {"type": "object"}), 404: "No such provider"},
     sandbox_only=True,
 )
@@ -58,6 +63,7 @@ async def discovery(request: web.Request) -> web.Response:
 @operation(
     summary="The provider's public ID-token signing keys",
     tag=TAG,
+    parameters=_PROVIDER,
     responses={200: ("JWK set", {"type": "object"}), 404: "No such provider"},
     sandbox_only=True,
 )
@@ -70,6 +76,7 @@ async def jwks(request: web.Request) -> web.Response:
     summary="Authorization endpoint: code flow with PKCE S256; login_hint=<persona id> logs "
     "the persona in at once, otherwise an HTML persona picker",
     tag=TAG,
+    parameters=_PROVIDER,
     responses={
         200: "HTML persona picker (text/html)",
         302: "Back to redirect_uri with code, state and iss (or error, state and iss)",
@@ -86,6 +93,7 @@ async def authorize(request: web.Request) -> web.Response:
 @operation(
     summary="The persona picked on the HTML page",
     tag=TAG,
+    parameters=_PROVIDER,
     request={
         _FORM: {
             "type": "object",
@@ -108,11 +116,12 @@ async def choose(request: web.Request) -> web.Response:
 @operation(
     summary="Token endpoint: authorization_code grant, private_key_jwt client authentication",
     tag=TAG,
+    parameters=_PROVIDER,
     request={_FORM: {"type": "object", "required": ["grant_type", "client_assertion"]}},
     responses={
         200: ("access_token, token_type, expires_in, id_token, scope", {"type": "object"}),
-        400: "OAuth error (RFC 6749 JSON, e.g. invalid_grant)",
-        401: "Client authentication failed (invalid_client, RFC 6749 JSON)",
+        400: ("OAuth error (RFC 6749 JSON, e.g. invalid_grant)", OAUTH_ERROR, _JSON),
+        401: ("Client authentication failed (invalid_client, RFC 6749 JSON)", OAUTH_ERROR, _JSON),
         404: "No such provider",
     },
     sandbox_only=True,
@@ -125,11 +134,12 @@ async def token(request: web.Request) -> web.Response:
 @operation(
     summary="Pushed authorization request (RFC 9126; hk only), private_key_jwt",
     tag=TAG,
+    parameters=_PROVIDER,
     request={_FORM: {"type": "object", "required": ["client_assertion"]}},
     responses={
         201: ("request_uri and expires_in", {"type": "object"}),
-        400: "OAuth error (RFC 6749 JSON)",
-        401: "Client authentication failed (invalid_client, RFC 6749 JSON)",
+        400: ("OAuth error (RFC 6749 JSON)", OAUTH_ERROR, _JSON),
+        401: ("Client authentication failed (invalid_client, RFC 6749 JSON)", OAUTH_ERROR, _JSON),
         404: "No such provider, or no PAR at this provider",
     },
     sandbox_only=True,
@@ -145,9 +155,10 @@ async def par(request: web.Request) -> web.Response:
 @operation(
     summary="UserInfo: sub and the provider's profile claims for a Bearer access token",
     tag=TAG,
+    parameters=_PROVIDER,
     responses={
         200: ("sub and profile claims", {"type": "object"}),
-        401: "Missing, unknown or expired access token",
+        401: ("Missing, unknown or expired access token", OAUTH_ERROR, _JSON),
         404: "No such provider",
     },
     sandbox_only=True,

@@ -53,3 +53,59 @@ def test_a_route_without_a_declaration_is_noticed(tmp_path: Path) -> None:
     assert ("get", "/v1/undocumented") in [
         (m, p) for m, p, h in routes if not hasattr(h, "__openapi__")
     ]
+
+
+def test_the_shared_edge_answers_are_documented_on_every_operation_they_apply_to(
+    tmp_path: Path,
+) -> None:
+    document = build_document(_app(tmp_path), "http://127.0.0.1:8080")
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            statuses = set(op["responses"])
+            body = op.get("requestBody", {}).get("content", {})
+            headers = {p["name"] for p in op["parameters"] if p["in"] == "header"}
+            where = f"{method.upper()} {path}"
+            if op.get("security"):
+                assert "401" in statuses, where
+            if "Idempotency-Key" in headers:
+                assert "400" in statuses, where
+            if body:
+                assert "413" in statuses, where
+            if "application/json" in body:
+                assert {"400", "415"} <= statuses, where
+
+
+def test_oauth_errors_are_documented_as_rfc_6749_json(tmp_path: Path) -> None:
+    paths = build_document(_app(tmp_path), "http://127.0.0.1:8080")["paths"]
+    for path in ("/oauth2/token", "/sandbox/idp/{provider}/token", "/sandbox/idp/{provider}/par"):
+        for status in ("400", "401"):
+            content = paths[path]["post"]["responses"][status]["content"]
+            assert set(content) == {"application/json"}, (path, status)
+            assert content["application/json"]["schema"]["required"] == ["error"]
+
+
+def test_a_declared_path_parameter_replaces_the_plain_string(tmp_path: Path) -> None:
+    paths = build_document(_app(tmp_path), "http://127.0.0.1:8080")["paths"]
+    action = paths["/v1/me/delegations/{delegation_id}/{action}"]["post"]["parameters"]
+    assert [p["schema"] for p in action if p["name"] == "action"] == [
+        {"enum": ["confirm", "revoke"]}
+    ]
+    login = paths["/auth/{provider}/login"]["get"]["parameters"]
+    assert [p["schema"] for p in login if p["name"] == "provider"] == [
+        {"enum": ["hk", "macau", "guangdong"]}
+    ]
+
+
+def test_the_residents_state_changing_posts_declare_their_idempotency_key(
+    tmp_path: Path,
+) -> None:
+    paths = build_document(_app(tmp_path), "http://127.0.0.1:8080")["paths"]
+    for path in (
+        "/v1/me/applications",
+        "/v1/me/applications/{application_id}/complaints",
+        "/v1/me/applications/{application_id}/supplements",
+        "/v1/me/applications/{application_id}/withdrawal",
+    ):
+        headers = [p for p in paths[path]["post"]["parameters"] if p["in"] == "header"]
+        assert [p["name"] for p in headers] == ["Idempotency-Key"], path
+        assert headers[0]["required"] is True
