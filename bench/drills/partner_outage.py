@@ -47,7 +47,9 @@ WARM_SECONDS, DOWN_SECONDS, AFTER_SECONDS = 15.0, 60.0, 15.0
 DRAIN_SECONDS = 45.0
 RSS_GROWTH_MB = 48.0  # allowed growth, load start to end (the sandbox inbox keeps messages)
 OUTAGE_GROWTH_MB = 16.0  # allowed growth while the partner is down (the backlog is in the DB)
-JITTER_STDEV_S = 0.1  # each attempt number's delays must spread at least this much
+# Each attempt number's delays must spread: a standard deviation of at least a tenth of their
+# mean (a first wait of 0.25 s cannot spread by 0.1 s; a capped one of 5 s must spread more).
+JITTER_CV = 0.1
 
 
 async def run(workdir: Path) -> Verdict:
@@ -246,13 +248,13 @@ def _judge_retries(verdict: Verdict, events: list[tuple[datetime, dict[str, Any]
             1 for x in everything if abs(x - backoff_max) < 0.001
         )
     flat = [
-        f"{n} (stdev {row['stdev_s']} s)"
+        f"{n} (stdev {row['stdev_s']} s, mean {row['mean_s']} s)"
         for n, row in table.items()
-        if row["n"] >= 10 and row["stdev_s"] < JITTER_STDEV_S
+        if row["n"] >= 10 and row["stdev_s"] < JITTER_CV * row["mean_s"]
     ]
     verdict.check("retries were scheduled", bool(everything), f"{len(everything)} retries")
     verdict.check(
-        f"retry delays jittered at every attempt (stdev >= {JITTER_STDEV_S} s)",
+        f"retry delays jittered at every attempt (stdev >= {JITTER_CV} x mean)",
         bool(everything) and not flat,
         "no jitter at " + ", ".join(flat) if flat else "",
     )
