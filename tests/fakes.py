@@ -34,6 +34,7 @@ from gateway.domain.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from gateway.domain.matters import Assurance
 from gateway.services.ports import (
     Acknowledgement,
     Agency,
@@ -146,6 +147,15 @@ class FakeApplications:
     async def timeline(self, application_id: str) -> list[TimelineEntry]:
         await self._uow.io()
         return list(self._uow.view().timelines.get(application_id, []))
+
+    async def assurance_relying_on(self, consent_id: str) -> Assurance | None:
+        await self._uow.io()
+        levels = [
+            a.filed_assurance
+            for a in self._uow.view().applications.values()
+            if a.consent_id == consent_id and a.filed_assurance is not None
+        ]
+        return max(levels, key=lambda level: level.rank, default=None)
 
     async def handled_by(
         self, agency_id: str, *, limit: int, after: str | None

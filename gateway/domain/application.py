@@ -29,6 +29,7 @@ from typing import Any
 
 from gateway.domain import events as ev
 from gateway.domain.errors import ForbiddenError, IllegalTransitionError
+from gateway.domain.matters import Assurance
 
 
 class Status(StrEnum):
@@ -107,6 +108,7 @@ class Application:
     deadline: str | None = None  # the promised time limit's last day, once accepted
     applicant_id: str | None = None  # the resident who applied (themselves or by an agent)
     consent_id: str | None = None  # the consent the cross-border forwards rely on
+    filed_assurance: Assurance | None = None  # the applicant's login's; acting needs as much
     mapping_version: str | None = None  # of the translation made at receipt
     acceptance: str = "automatic"  # automatic | agency (the lead agency examines it)
     acceptance_due: str | None = None  # last day for the lead's notice (agency acceptance)
@@ -135,6 +137,7 @@ class Application:
         applicant_id: str | None = None,
         consent_id: str | None = None,
         agent_id: str | None = None,
+        filed_assurance: Assurance | None = None,
         acceptance: str = "automatic",
         acceptance_due: str | None = None,
         statutory_deadline: str | None = None,
@@ -169,6 +172,7 @@ class Application:
             missing=missing,
             applicant_id=applicant_id,
             consent_id=consent_id,
+            filed_assurance=filed_assurance,
             acceptance=acceptance,
             acceptance_due=acceptance_due if acceptance == "agency" else None,
             delivery_channel=delivery_channel,

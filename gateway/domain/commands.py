@@ -24,6 +24,11 @@ class Caller:
     def resident(cls, person_id: str, login_id: str) -> Caller:
         return cls(f"resident:{person_id}", "", f"login:{login_id}", person_id)
 
+    @property
+    def login_id(self) -> str | None:
+        """The login a resident acts through (None for an agency)."""
+        return self.key_id.removeprefix("login:") if self.person_id is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class Applicant:

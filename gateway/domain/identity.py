@@ -5,7 +5,9 @@ assert a person in their own claims; a jurisdiction's identity profile turns tho
 into one :class:`CanonicalIdentity`. The gateway then *links* what it is told to the person
 it already knows, document by document, keeping where each link came from; it never merges
 two people on its own — a document already linked to someone else, or a birth date that
-disagrees, is a conflict flagged for review (:func:`resolve_links`).
+disagrees, is a conflict flagged for review (:func:`resolve_links`). A document links a login
+to a person only when the login is at least ``substantial`` and at least as sure as the links
+it would join; a weaker login is its own person, and what it asserts links no one.
 
 Consent (Art. 28, PIPL arts. 29/39) is recorded per purpose, data categories and destination
 jurisdictions; biometric checks need a consent of their own. A delegation (Art. 24) lets an
@@ -148,6 +150,14 @@ def assurance_of(acr: str | None, table: Mapping[str, Assurance], provider: str)
         ) from None
 
 
+def require_filed_assurance(level: Assurance, filed: Assurance | None, what: str) -> None:
+    """Acting on a case (or on what it rests on) needs the assurance it was made with."""
+    if filed is not None and level.rank < filed.rank:
+        raise InsufficientAssuranceError(
+            f"{what} needs assurance '{filed.value}'; the login has '{level.value}'"
+        )
+
+
 def require_assurance(level: Assurance, matter: Matter) -> None:
     """Art. 19 and the matter's minimum: a lower level is refused, never raised or defaulted."""
     if level.rank < matter.min_assurance.rank:
@@ -163,6 +173,11 @@ def require_assurance(level: Assurance, matter: Matter) -> None:
 class LinkStatus(StrEnum):
     LINKED = "linked"
     CONFLICT = "conflict"  # flagged for review, never merged
+    UNVERIFIED = "unverified"  # asserted by a login below LINKING_ASSURANCE: links no one
+
+
+#: The least assurance at which an asserted document ties a login to a person.
+LINKING_ASSURANCE = Assurance.SUBSTANTIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,25 +229,25 @@ def resolve_links(
 
     ``account_person`` is who this provider account was linked to before; ``known`` holds
     the existing *linked* records of the login's documents. The person is the account's, else
-    the one person every known document points to; a document of someone else, or a birth
-    date that disagrees, becomes a conflict for review. Nothing is ever merged here.
+    the one person every known document points to — when the login may join them
+    (:func:`may_join`); a document of someone else, or a birth date that disagrees, becomes a
+    conflict for review. A login below ``LINKING_ASSURANCE`` links nothing: its new documents
+    are recorded ``unverified``. Nothing is ever merged here.
     """
     owners = {person.id: person for _, person in known.values()}
     if account_person is not None:
         person = account_person
-    elif len(owners) == 1:
+    elif len(owners) == 1 and may_join(identity.assurance, [link for link, _ in known.values()]):
         (person,) = owners.values()
-    else:  # nobody yet, or several people: a new person, and the others stay separate
+    else:  # nobody yet, several people, or too weak a login: a new person, the others apart
         person = None
     new_person = None
-    if person is not None and person.birth_date != identity.birth_date:
-        # The provider says another birth date: this login is not the person on record.
-        new_person = Person(new_person_id, identity.names, identity.birth_date, at)
-        person = new_person
-    elif person is None:
+    if person is None or person.birth_date != identity.birth_date:
+        # Nobody, or the provider says another birth date: a person of its own.
         new_person = Person(new_person_id, identity.names, identity.birth_date, at)
         person = new_person
     links, conflicts = [], []
+    verified = identity.assurance.rank >= LINKING_ASSURANCE.rank
     for doc in identity.all_documents():
         if doc.type in ORGANISATION_DOCUMENTS:
             continue
@@ -242,17 +257,29 @@ def resolve_links(
             problem = _embedded_birth_date_conflict(doc, identity.birth_date)
             if problem:
                 conflicts.append(replace(link, status=LinkStatus.CONFLICT, note=problem))
-            else:
+            elif verified:
                 links.append(link)
+            else:
+                note = f"asserted at assurance '{identity.assurance.value}'; links no one"
+                links.append(replace(link, status=LinkStatus.UNVERIFIED, note=note))
         elif existing[1].id != person.id:
             conflicts.append(
                 replace(
                     link,
                     status=LinkStatus.CONFLICT,
-                    note=f"already linked to another person by {existing[0].source}",
+                    note=f"already linked to another person by {existing[0].source} "
+                    f"at assurance '{existing[0].assurance.value}'",
                 )
             )
     return LinkDecision(person.id, new_person, tuple(links), tuple(conflicts))
+
+
+def may_join(level: Assurance, links: Iterable[IdentityLink]) -> bool:
+    """A login joins the person its documents are linked to only when it is at least
+    ``LINKING_ASSURANCE`` and at least as sure as every link that established them."""
+    return level.rank >= LINKING_ASSURANCE.rank and all(
+        level.rank >= link.assurance.rank for link in links
+    )
 
 
 def _embedded_birth_date_conflict(doc: IdentityDocument, birth_date: date) -> str:

@@ -17,6 +17,7 @@ from gateway.domain.errors import NotFoundError
 from gateway.services.handlers import _once
 from gateway.services.milestones import Dependencies, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
+from gateway.services.residents import require_case_assurance
 
 
 async def file_complaint(cmd: FileComplaint, deps: Dependencies) -> StoredResponse:
@@ -26,6 +27,7 @@ async def file_complaint(cmd: FileComplaint, deps: Dependencies) -> StoredRespon
         now = deps.clock.now()
         async with deps.uow() as uow:
             app = await _case(uow, cmd.caller, cmd.application_id)
+            await require_case_assurance(uow, cmd.caller, app)
             complaint = Complaint.file(
                 app,
                 new_complaint_id(),

@@ -173,6 +173,7 @@ async def _store_submission(
             applicant_id=resident.applicant_id if resident else None,
             consent_id=consent.id if consent else None,
             agent_id=resident.agent_id if resident else None,
+            filed_assurance=resident.login.assurance if resident else None,
         )
         messages = forwards(app, deps, handlers, now)
         response = _receipted(app, cmd, deps, now)

@@ -21,11 +21,13 @@ from gateway.domain.identity import (
     IdentityLink,
     LinkStatus,
     document_claim,
+    require_filed_assurance,
     resolve_links,
 )
 from gateway.domain.values import IdentityDocument
 from gateway.services.consents import consent_from_request
 from gateway.services.handlers import Dependencies
+from gateway.services.residents import login_assurance
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +73,19 @@ async def _sign_in_once(identity: CanonicalIdentity, deps: Dependencies) -> Sign
             new_person_id=ids.new_person_id(),
             at=now,
         )
+        recorded: set[tuple[tuple[str, str], LinkStatus]] = set()
         if decision.new_person is not None:
             await repo.add_person(decision.new_person)
+        else:  # a returning person: what was flagged before is not flagged again
+            recorded = {(link.key, link.status) for link in await repo.links_of(decision.person_id)}
         await repo.link_account(identity.provider, identity.subject, decision.person_id, now)
-        await repo.add_links([*decision.new_links, *decision.conflicts])
+        await repo.add_links(
+            [
+                link
+                for link in (*decision.new_links, *decision.conflicts)
+                if (link.key, link.status) not in recorded
+            ]
+        )
         login_id = ids.new_login_id()
         await repo.add_login(login_id, decision.person_id, identity, now)
         uow.audit.record(
@@ -85,7 +96,16 @@ async def _sign_in_once(identity: CanonicalIdentity, deps: Dependencies) -> Sign
                 "login_id": login_id,
                 "acr": identity.acr,
                 "assurance": identity.assurance.value,
-                "linked": [link.document.type.value for link in decision.new_links],
+                "linked": [
+                    link.document.type.value
+                    for link in decision.new_links
+                    if link.status is LinkStatus.LINKED
+                ],
+                "unverified": [
+                    link.document.type.value
+                    for link in decision.new_links
+                    if link.status is LinkStatus.UNVERIFIED
+                ],
                 "conflicts": [link.document.type.value for link in decision.conflicts],
             },
             now,
@@ -159,6 +179,11 @@ async def withdraw_consent(
         consent = await uow.identities.consent(consent_id)
         if consent is None or consent.person_id != resident.person_id:
             raise NotFoundError("no such consent of yours")
+        require_filed_assurance(
+            await login_assurance(uow, resident.person_id, resident.login_id),
+            await uow.applications.assurance_relying_on(consent.id),
+            "withdrawing a consent a case relies on",
+        )
         withdrawn = consent.withdraw(now)
         if withdrawn is not consent:
             await uow.identities.save_consent(withdrawn)
@@ -229,11 +254,12 @@ async def change_delegation(
     now = deps.clock.now()
     async with deps.uow() as uow:
         delegation = await uow.identities.delegation(delegation_id)
-        mine = [
-            link.document
+        held = [
+            link
             for link in await uow.identities.links_of(resident.person_id)
             if link.status is LinkStatus.LINKED
         ]
+        mine = [link.document for link in held]
         visible = delegation is not None and (
             resident.person_id in (delegation.agent_id, delegation.principal_id)
             or delegation.principal_document in mine
@@ -241,6 +267,12 @@ async def change_delegation(
         if delegation is None or not visible:
             raise NotFoundError("no such delegation for you")
         if action == "confirm":
+            named = [link for link in held if link.document == delegation.principal_document]
+            require_filed_assurance(
+                await login_assurance(uow, resident.person_id, resident.login_id),
+                named[0].assurance if named else None,
+                "confirming a delegation as the holder of the document it names",
+            )
             changed = delegation.confirm(resident.person_id, mine, now)
         else:
             changed = delegation.revoke(resident.person_id, now)

@@ -29,6 +29,7 @@ from gateway.domain.values import local_date
 from gateway.services.handlers import CANONICAL, _once, _refuse
 from gateway.services.milestones import Dependencies, deadlines, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
+from gateway.services.residents import require_case_assurance
 from gateway.services.validation import assess
 
 Act = Callable[[Application, UnitOfWork, datetime], Awaitable[None]]
@@ -52,6 +53,7 @@ async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> Store
             app = await uow.applications.get(cmd.application_id)
             if app is None or not app.is_party(cmd.caller.agency_id, cmd.caller.person_id):
                 raise NotFoundError("no such application for this caller")
+            await require_case_assurance(uow, cmd.caller, app)
             await act(app, uow, now)
             queued = await settle(app, uow, deps, now)
             response = StoredResponse(

@@ -19,7 +19,7 @@ from gateway.domain.identity import (
     IdentityLink,
     Person,
 )
-from gateway.domain.matters import Matter
+from gateway.domain.matters import Assurance, Matter
 
 
 class Clock(Protocol):
@@ -139,6 +139,10 @@ class ApplicationRepository(Protocol):
         self, person_id: str, *, limit: int, after: str | None
     ) -> list[Application]:
         """The resident's own applications, oldest first."""
+        ...
+
+    async def assurance_relying_on(self, consent_id: str) -> Assurance | None:
+        """The highest assurance a case relying on this consent was filed with."""
         ...
 
     async def due_for_examination(self, today: str, *, limit: int) -> list[Application]:

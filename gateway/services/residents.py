@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from gateway.domain.agencies import Agency
-from gateway.domain.commands import Applicant
+from gateway.domain.application import Application
+from gateway.domain.commands import Applicant, Caller
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
     ConsentRequiredError,
@@ -32,8 +33,9 @@ from gateway.domain.identity import (
     require_assurance,
     require_consent,
     require_delegation,
+    require_filed_assurance,
 )
-from gateway.domain.matters import Matter
+from gateway.domain.matters import Assurance, Matter
 from gateway.services.consents import consent_from_request
 from gateway.services.ports import UnitOfWork
 
@@ -65,6 +67,22 @@ async def resident_part(applicant: Applicant, deps: Any) -> ResidentPart:
     if principal is None:
         raise DelegationError("the principal has not confirmed this delegation")
     return ResidentPart(login, principal, delegation.principal_id, applicant.person_id, delegation)
+
+
+async def login_assurance(uow: UnitOfWork, person_id: str, login_id: str) -> Assurance:
+    """The assurance of the login a resident acts through, as recorded at sign-in."""
+    found = await uow.identities.login(login_id)
+    if found is None or found[0] != person_id:
+        raise InvalidTokenError("the login behind this token is unknown")
+    return found[1].assurance
+
+
+async def require_case_assurance(uow: UnitOfWork, caller: Caller, app: Application) -> None:
+    """A resident acts on a case only at the assurance it was filed with, or more."""
+    if caller.person_id is None or caller.login_id is None:
+        return  # an agency: its signature, not a login, stands behind it
+    level = await login_assurance(uow, caller.person_id, caller.login_id)
+    require_filed_assurance(level, app.filed_assurance, "acting on this case")
 
 
 def with_applicant(applicant: Applicant, part: ResidentPart) -> bytes:

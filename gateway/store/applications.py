@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.application import Application, Handler, HandlerState, Status
 from gateway.domain.errors import ConflictError
+from gateway.domain.matters import Assurance
 from gateway.services.ports import TimelineEntry
 from gateway.store.audit import SqlAudit
 from gateway.store.tables import applications, handlers, timeline
@@ -117,6 +118,16 @@ class SqlApplications:
         found = [await self.get(i) for i in ids]
         return [a for a in found if a is not None]
 
+    async def assurance_relying_on(self, consent_id: str) -> Assurance | None:
+        rows = await self._conn.execute(
+            sa.select(applications.c.filed_assurance).where(
+                applications.c.consent_id == consent_id,
+                applications.c.filed_assurance.is_not(None),
+            )
+        )
+        levels = [Assurance(value) for value in rows.scalars()]
+        return max(levels, key=lambda level: level.rank, default=None)
+
     async def due_for_examination(self, today: str, *, limit: int) -> list[Application]:
         """Cases awaiting the lead agency's examination whose last day has passed."""
         return await self._where(
@@ -181,6 +192,7 @@ class SqlApplications:
             "deadline": app.deadline,
             "applicant_id": app.applicant_id,
             "consent_id": app.consent_id,
+            "filed_assurance": app.filed_assurance and app.filed_assurance.value,
             "mapping_version": app.mapping_version,
             "acceptance": app.acceptance,
             "acceptance_due": app.acceptance_due,
@@ -212,6 +224,7 @@ class SqlApplications:
             deadline=row.deadline,
             applicant_id=row.applicant_id,
             consent_id=row.consent_id,
+            filed_assurance=Assurance(row.filed_assurance) if row.filed_assurance else None,
             mapping_version=row.mapping_version,
             acceptance=row.acceptance or "automatic",
             acceptance_due=row.acceptance_due,

@@ -43,6 +43,7 @@ applications = sa.Table(
     sa.Column("deadline", sa.String(10)),
     sa.Column("applicant_id", sa.String(40)),  # the resident, when they applied themselves
     sa.Column("consent_id", sa.String(40)),  # the consent the forwards rely on
+    sa.Column("filed_assurance", sa.String(16)),  # the applicant's login's (None: before)
     sa.Column("mapping_version", sa.String(80)),  # of the translation at receipt
     sa.Column("acceptance", sa.String(16)),  # automatic | agency (None: automatic)
     sa.Column("acceptance_due", sa.String(10)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -23,8 +24,10 @@ from gateway.domain.identity import (
     assurance_of,
     identity_from_json,
     identity_to_json,
+    may_join,
     require_consent,
     require_delegation,
+    require_filed_assurance,
     resolve_links,
 )
 from gateway.domain.matters import Assurance
@@ -63,8 +66,10 @@ def person(pid: str, born: date = BORN) -> Person:
     return Person(pid, PersonNames("陳大文"), born, NOW)
 
 
-def known(link_doc: IdentityDocument, owner: Person) -> dict:
-    link = IdentityLink(owner.id, link_doc, "hk", Assurance.SUBSTANTIAL, NOW)
+def known(
+    link_doc: IdentityDocument, owner: Person, assurance: Assurance = Assurance.SUBSTANTIAL
+) -> dict:
+    link = IdentityLink(owner.id, link_doc, "hk", assurance, NOW)
     return {link.key: (link, owner)}
 
 
@@ -150,6 +155,82 @@ def test_a_known_document_with_another_asserted_birth_date_is_not_that_person() 
 
     assert decision.person_id == "per_new"
     assert [c.document for c in decision.conflicts] == [HKID]
+
+
+@pytest.mark.parametrize(
+    ("login", "bound"),
+    [
+        (identity(HKID, subject="mallory", assurance=Assurance.LOW), ()),  # iAM Smart basic
+        (identity(PERMIT, provider="guangdong", assurance=Assurance.LOW), (HKID,)),  # bound_ids
+    ],
+)
+def test_a_low_login_asserting_a_linked_document_is_its_own_person_with_a_conflict(
+    login: CanonicalIdentity, bound: tuple[IdentityDocument, ...]
+) -> None:
+    login = replace(login, bound_documents=bound)
+    decision = resolve_links(
+        login,
+        account_person=None,
+        known=known(HKID, person("per_chan")),
+        new_person_id="per_m",
+        at=NOW,
+    )
+
+    assert decision.person_id == "per_m"
+    assert decision.new_person is not None
+    assert [(c.document, c.person_id, c.status) for c in decision.conflicts] == [
+        (HKID, "per_m", LinkStatus.CONFLICT)
+    ]
+    assert all(link.person_id == "per_m" for link in decision.new_links)
+    assert all(link.status is LinkStatus.UNVERIFIED for link in decision.new_links)
+
+
+def test_a_login_weaker_than_the_link_it_would_join_is_its_own_person() -> None:
+    chan = person("per_chan")
+
+    decision = resolve_links(
+        identity(HKID, subject="other", assurance=Assurance.SUBSTANTIAL),
+        account_person=None,
+        known=known(HKID, chan, Assurance.HIGH),
+        new_person_id="per_x",
+        at=NOW,
+    )
+
+    assert decision.person_id == "per_x"
+    assert [c.document for c in decision.conflicts] == [HKID]
+    assert "assurance 'high'" in decision.conflicts[0].note
+
+
+def test_a_low_first_login_links_no_one_so_a_later_strong_login_is_not_pulled_in() -> None:
+    first = resolve_links(
+        identity(HKID, subject="mallory", assurance=Assurance.LOW),
+        account_person=None,
+        known={},
+        new_person_id="per_m",
+        at=NOW,
+    )
+
+    assert [(link.document, link.status) for link in first.new_links] == [
+        (HKID, LinkStatus.UNVERIFIED)
+    ]
+    assert "links no one" in first.new_links[0].note
+
+
+def test_who_may_join_a_person_by_a_document() -> None:
+    def link(level: Assurance) -> IdentityLink:
+        return IdentityLink("per_a", HKID, "hk", level, NOW)
+
+    assert may_join(Assurance.SUBSTANTIAL, [link(Assurance.SUBSTANTIAL)])
+    assert may_join(Assurance.HIGH, [link(Assurance.SUBSTANTIAL), link(Assurance.HIGH)])
+    assert not may_join(Assurance.LOW, [link(Assurance.LOW)])
+    assert not may_join(Assurance.SUBSTANTIAL, [link(Assurance.HIGH)])
+
+
+def test_acting_on_a_case_needs_the_assurance_it_was_filed_with() -> None:
+    require_filed_assurance(Assurance.HIGH, Assurance.SUBSTANTIAL, "this case")
+    require_filed_assurance(Assurance.LOW, None, "this case")  # filed before it was recorded
+    with pytest.raises(InsufficientAssuranceError, match="'high'; the login has 'substantial'"):
+        require_filed_assurance(Assurance.SUBSTANTIAL, Assurance.HIGH, "this case")
 
 
 def test_acr_missing_or_unknown_is_refused_never_defaulted() -> None:
