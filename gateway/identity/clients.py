@@ -95,6 +95,9 @@ def client_from_metadata(
     name = data.get("client_name", "")
     if not isinstance(name, str) or len(name) > 200:
         problems.append(problem("/client_name", "wrong_type"))
+    documents = data.get("identity_documents", False)
+    if not isinstance(documents, bool):
+        problems.append(problem("/identity_documents", "wrong_type"))
     given_id = client_id or data.get("client_id")
     if not isinstance(given_id, str) or not 3 <= len(given_id) <= 100:
         problems.append(problem("/client_id", "required"))
@@ -108,6 +111,7 @@ def client_from_metadata(
         channel=channel,
         name=name,
         sandbox=sandbox,
+        identity_documents=documents is True,
     )
 
 

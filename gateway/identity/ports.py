@@ -28,6 +28,7 @@ class Client:
     channel: str = "online"
     name: str = ""
     sandbox: bool = False
+    identity_documents: bool = False  # may be released document numbers (scope below)
 
     def metadata(self) -> dict[str, Any]:
         """The RFC 7591 client metadata, as answered to a registration."""
@@ -41,6 +42,7 @@ class Client:
             "response_types": ["code"],
             "agency_id": self.agency_id,
             "channel": self.channel,
+            "identity_documents": self.identity_documents,
         }
 
 

@@ -3,9 +3,10 @@
 Authorization (:meth:`OpenIdProvider.authorization_request`): ``response_type=code`` only,
 a known client, a redirect URI equal to a registered one (otherwise an error page, never a
 redirect), PKCE S256, ``state``, ``nonce`` and ``scope=openid`` — then the resident logs in
-upstream. After the upstream login, :meth:`OpenIdProvider.issue_code` gives a single-use,
-60-second code bound to the client, redirect URI, code challenge, nonce, login and person,
-returned as ``redirect_uri?code&state&iss`` (RFC 9207).
+upstream. ``identity_documents`` is granted only to a client registered for it; without it
+no document number is released. After the upstream login, :meth:`OpenIdProvider.issue_code`
+gives a single-use, 60-second code bound to the client, redirect URI, code challenge, nonce,
+login and person, returned as ``redirect_uri?code&state&iss`` (RFC 9207).
 
 Token (:meth:`OpenIdProvider.token`): authorization_code only, private_key_jwt only; a code
 redeemed twice is refused and the tokens first issued from it are revoked (RFC 9700 §4.5).
@@ -31,7 +32,14 @@ from gateway.domain.identity import CanonicalIdentity
 from gateway.identity.clients import authenticate_client, client_from_metadata, new_client_id
 from gateway.identity.errors import OAuthError, invalid_grant, invalid_request
 from gateway.identity.ports import AuthorizationRequest, Client, IssuedCode, OidcStore, Session
-from gateway.identity.tokens import TokenRefusedError, TokenService, acr_of
+from gateway.identity.tokens import (
+    DOCUMENTS_SCOPE,
+    TokenRefusedError,
+    TokenService,
+    acr_of,
+    granted_scope,
+    released,
+)
 
 CODE_LIFETIME = timedelta(seconds=60)
 SESSION_LIFETIME = timedelta(minutes=15)
@@ -99,7 +107,7 @@ class OpenIdProvider:
             "token_endpoint_auth_methods_supported": ["private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": ["ES256", "PS256", "EdDSA"],
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": ["openid"],
+            "scopes_supported": ["openid", DOCUMENTS_SCOPE],
             "acr_values_supported": [f"urn:gba:loa:{v}" for v in ("low", "substantial", "high")],
             "authorization_response_iss_parameter_supported": True,
             "claims_parameter_supported": False,
@@ -152,7 +160,7 @@ class OpenIdProvider:
             state=state,
             nonce=nonce,
             code_challenge=challenge,
-            scope="openid",
+            scope=granted_scope(query.get("scope", ""), client),
         )
         return Authorization(client, request, provider, login_hint)  # type: ignore[arg-type]
 
@@ -246,7 +254,8 @@ class OpenIdProvider:
         session = await self._store.session(grant.record.login_id, now)
         if session is None:
             raise InvalidTokenError("the login has expired", headers=BEARER_INVALID)
-        return {**session.claims, "sub": grant.claims["sub"], "acr": session.acr}
+        claims = released(session.claims, str(grant.claims.get("scope", "")))
+        return {**claims, "sub": grant.claims["sub"], "acr": session.acr}
 
     async def introspect(self, token: str, agency_id: str) -> dict[str, Any]:
         """RFC 7662 for a partner agency: active only for its own valid access tokens."""

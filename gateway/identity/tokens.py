@@ -7,7 +7,10 @@ one is never taken for the other (RFC 8725 §3.11):
   agency, ``sub`` = the pairwise subject for that agency, ``client_id``, ``iat``, ``exp`` (300 s),
   ``jti``, ``acr``, ``auth_time``, ``sid`` (the login id), ``scope``;
 - ID token, header ``typ: JWT``: ``iss``, ``aud`` = the client id, ``azp``, ``sub``, ``iat``,
-  ``exp``, ``auth_time``, ``nonce``, ``acr``, ``sid`` and the canonical identity claims.
+  ``exp``, ``auth_time``, ``nonce``, ``acr``, ``sid`` and the canonical identity claims —
+  identity document numbers (``gba_documents``) only under the ``identity_documents`` scope,
+  which is granted only to a client registered with ``identity_documents: true``
+  (:func:`released`, also what userinfo answers).
 
 :meth:`TokenService.access_token` is the only reader: ``typ`` exactly ``at+jwt``, ``alg``
 ES256, ``kid`` one of the ring's ``oidc`` keys, ``iss``, ``exp`` and ``aud``, then the token
@@ -35,8 +38,29 @@ ACR_PREFIX = "urn:gba:loa:"
 LEEWAY = 5
 
 
+DOCUMENTS_SCOPE = "identity_documents"
+DOCUMENT_CLAIMS = ("gba_documents",)
+
+
 def acr_of(assurance: Assurance) -> str:
     return ACR_PREFIX + assurance.value
+
+
+def granted_scope(requested: str, client: Client) -> str:
+    """``openid``, plus ``identity_documents`` when asked for by a client allowed it."""
+    wanted = requested.split()
+    return (
+        f"openid {DOCUMENTS_SCOPE}"
+        if DOCUMENTS_SCOPE in wanted and client.identity_documents
+        else "openid"
+    )
+
+
+def released(claims: dict[str, Any], scope: str) -> dict[str, Any]:
+    """The identity claims a token or userinfo may carry under ``scope``."""
+    if DOCUMENTS_SCOPE in scope.split():
+        return dict(claims)
+    return {k: v for k, v in claims.items() if k not in DOCUMENT_CLAIMS}
 
 
 class TokenRefusedError(ValueError):
@@ -93,7 +117,7 @@ class TokenService:
             "scope": code.scope,
         }
         identity = {
-            **session.claims,
+            **released(session.claims, code.scope),
             **common,
             "aud": client.client_id,
             "azp": client.client_id,

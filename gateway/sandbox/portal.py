@@ -72,6 +72,7 @@ class SandboxPortal:
     key: SigningKey
     redirect_uri: str
     timeout: float = 10.0
+    scope: str = "openid"  # what authorization requests ask for
 
     @classmethod
     async def register(
@@ -82,8 +83,10 @@ class SandboxPortal:
         channel: str | None = None,
         redirect_uri: str = DEFAULT_REDIRECT_URI,
         name: str = "sandbox portal",
+        identity_documents: bool = False,
     ) -> SandboxPortal:
-        """A new client of the gateway (dynamic registration, sandbox mode only)."""
+        """A new client of the gateway (dynamic registration, sandbox mode only);
+        ``identity_documents``: allowed, and asking for, the residents' document numbers."""
         key = SigningKey(
             kid="portal-" + generate_token(12),
             private_key=generate_private_key("ecdsa-p256-sha256"),
@@ -101,6 +104,8 @@ class SandboxPortal:
             metadata["agency_id"] = agency_id
         if channel:
             metadata["channel"] = channel
+        if identity_documents:
+            metadata["identity_documents"] = True
         async with (
             aiohttp.ClientSession() as session,
             session.post(f"{base_url}/oauth2/register", json=metadata) as response,
@@ -108,7 +113,8 @@ class SandboxPortal:
             body = await response.json(content_type=None)
             if response.status != 201:
                 raise PortalError(f"registration refused ({response.status}): {body}")
-        return cls(base_url, body["client_id"], key, redirect_uri)
+        scope = "openid identity_documents" if identity_documents else "openid"
+        return cls(base_url, body["client_id"], key, redirect_uri, scope=scope)
 
     def authorization_url(
         self, idp_hint: str | None, login_hint: str | None = None, **overrides: str | None
@@ -119,7 +125,7 @@ class SandboxPortal:
             "response_type": "code",
             "client_id": self.client_id,
             "redirect_uri": self.redirect_uri,
-            "scope": "openid",
+            "scope": self.scope,
             "state": pending.state,
             "nonce": pending.nonce,
             "code_challenge": create_s256_code_challenge(pending.verifier),

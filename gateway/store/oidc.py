@@ -203,6 +203,7 @@ class SqlOidcStore:
             "channel": data.get("channel", "online"),
             "name": data.get("client_name", ""),
             "sandbox": row.sandbox,
+            "identity_documents": data.get("identity_documents", False),
         }
 
     async def save_client(self, client: Any, now: datetime) -> None:
@@ -212,6 +213,7 @@ class SqlOidcStore:
                 "jwks": client.jwks,
                 "channel": client.channel,
                 "client_name": client.name,
+                "identity_documents": client.identity_documents,
             },
             "agency_id": client.agency_id,
             "sandbox": client.sandbox,

@@ -50,7 +50,7 @@ _AUTHORIZE_PARAMS = [
     query("client_id", "the portal's client id"),
     query("redirect_uri", "one of the client's registered redirect URIs, exactly"),
     query("response_type", "code"),
-    query("scope", "openid"),
+    query("scope", "openid, and identity_documents for document numbers (allowed clients)"),
     query("state", "required"),
     query("nonce", "required"),
     query("code_challenge", "PKCE S256 challenge"),

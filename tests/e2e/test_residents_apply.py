@@ -79,7 +79,7 @@ async def test_a_persona_of_each_jurisdiction_logs_in_and_applies_with_its_ident
     documents: list[str],
     consent: dict[str, Any] | None,
 ) -> None:
-    portal = await SandboxPortal.register(gateway.url)
+    portal = await SandboxPortal.register(gateway.url, identity_documents=True)
     tokens = await portal.login(idp, persona_id)
 
     jwks = await _jwks(gateway)

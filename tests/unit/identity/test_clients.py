@@ -15,6 +15,7 @@ from gateway.domain.errors import ConfigurationError, ValidationFailedError
 from gateway.identity.clients import authenticate_client, client_from_metadata, load_clients
 from gateway.identity.errors import OAuthError
 from gateway.identity.ports import Client
+from gateway.identity.tokens import granted_scope, released
 
 ISSUER = "https://gw.example"
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -42,6 +43,23 @@ def test_good_metadata_makes_a_client() -> None:
     )
 
 
+def test_only_a_client_registered_for_them_is_granted_document_numbers() -> None:
+    allowed = client_from_metadata(
+        metadata(identity_documents=True), client_id="c-1", sandbox=False, default_agency="a"
+    )
+    plain = client_from_metadata(metadata(), client_id="c-2", sandbox=False, default_agency="a")
+    asked = "openid identity_documents"
+
+    assert (allowed.identity_documents, plain.identity_documents) == (True, False)
+    assert allowed.metadata()["identity_documents"] is True
+    assert granted_scope(asked, allowed) == asked
+    assert granted_scope("openid", allowed) == "openid"
+    assert granted_scope(asked, plain) == "openid"
+    claims = {"name": "陳大文", "gba_documents": [{"type": "HKID"}]}
+    assert released(claims, "openid") == {"name": "陳大文"}
+    assert released(claims, asked) == claims
+
+
 @pytest.mark.parametrize(
     ("changes", "pointer"),
     [
@@ -58,6 +76,7 @@ def test_good_metadata_makes_a_client() -> None:
         ({"grant_types": ["authorization_code", "password"]}, "/grant_types"),
         ({"response_types": ["token"]}, "/response_types"),
         ({"channel": "fax"}, "/channel"),
+        ({"identity_documents": "yes"}, "/identity_documents"),
     ],
 )
 def test_bad_metadata_is_refused_with_a_pointer(changes: dict[str, Any], pointer: str) -> None:
