@@ -5,6 +5,11 @@ the gateway's client id there, the ID-token algorithms it may use (an allow-list
 ``none`` or HMAC), the scopes to ask and whether to push the request (PAR). The metadata and
 key set are fetched once and kept; a provider that cannot be fetched is retried and reported
 by ``/readyz`` but does not stop the gateway from starting.
+
+Outside sandbox mode a sandbox identity provider is never trusted: one configured (its URL
+under ``/sandbox/idp/``) stops the start, metadata that marks itself ``gba_sandbox`` is
+refused, and the relying party refuses an ID token whose issuer is one
+(:func:`is_sandbox_issuer`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -26,6 +32,8 @@ from gateway.identity.jose import ASYMMETRIC_ALGS
 
 SANDBOX_ALGS = {"hk": ("ES256",), "macau": ("PS256",), "guangdong": ("ES256",)}
 SANDBOX_CLIENT_ID = "gba-gateway"
+SANDBOX_IDP_PATH = "/sandbox/idp/"  # where the sandbox mounts its identity providers
+SANDBOX_MARK = "gba_sandbox"  # in a sandbox provider's discovery document
 log = structlog.get_logger("gateway.identity")
 
 
@@ -62,8 +70,14 @@ def sandbox_providers(base_url: str) -> tuple[ProviderConfig, ...]:
     )
 
 
-def load_providers(path: Path) -> tuple[ProviderConfig, ...]:
-    """``identity_providers_file``: a YAML list under ``providers:``; every problem at once."""
+def is_sandbox_issuer(url: str) -> bool:
+    """An issuer or discovery URL of the gateway's sandbox identity providers."""
+    return SANDBOX_IDP_PATH in urlsplit(url).path.lower() + "/"
+
+
+def load_providers(path: Path, *, sandbox: bool = False) -> tuple[ProviderConfig, ...]:
+    """``identity_providers_file``: a YAML list under ``providers:``; every problem at once.
+    Outside ``sandbox`` mode a sandbox identity provider is refused."""
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -84,6 +98,8 @@ def load_providers(path: Path) -> tuple[ProviderConfig, ...]:
             problems.append(f"{where}: name must be one of {', '.join(PROVIDERS)}")
         if not isinstance(url, str) or not url.startswith("https://"):
             problems.append(f"{where}: discovery_url must be an https URL")
+        elif not sandbox and is_sandbox_issuer(url):
+            problems.append(f"{where}: a sandbox identity provider is refused in production")
         if not isinstance(client_id, str) or not client_id:
             problems.append(f"{where}: client_id is required")
         if not isinstance(algs, list) or not algs or set(algs) - ASYMMETRIC_ALGS:
@@ -126,8 +142,10 @@ class Upstreams:
         *,
         timeout: float,
         readiness: Callable[[str, bool], None] = lambda _name, _ok: None,
+        sandbox: bool = False,
     ) -> None:
         self.configs = {c.name: c for c in configs}
+        self._sandbox = sandbox  # False: a provider marking itself gba_sandbox is refused
         self._metadata: dict[str, ProviderMetadata] = {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._readiness = readiness
@@ -158,6 +176,8 @@ class Upstreams:
         async with aiohttp.ClientSession(timeout=self._timeout) as session:
             document = await _get_json(session, config.discovery_url)
             issuer, document = _metadata(config, document)
+            if not self._sandbox and (document.get(SANDBOX_MARK) or is_sandbox_issuer(issuer)):
+                raise ValueError("a sandbox identity provider is refused in production")
             jwks = await _get_json(session, document["jwks_uri"])
         if not isinstance(jwks.get("keys"), list):
             raise ValueError("the key set has no keys")

@@ -26,7 +26,12 @@ from yarl import URL
 
 from gateway.domain.errors import BadRequestError, LoginFailedError
 from gateway.domain.identity import CanonicalIdentity
-from gateway.identity.discovery import ProviderConfig, ProviderMetadata, Upstreams
+from gateway.identity.discovery import (
+    ProviderConfig,
+    ProviderMetadata,
+    Upstreams,
+    is_sandbox_issuer,
+)
 from gateway.identity.id_tokens import verify_id_token
 from gateway.identity.jose import sign_jwt
 from gateway.identity.ports import AuthorizationRequest, LoginTransaction, OidcStore
@@ -170,6 +175,8 @@ class RelyingParty:
             nonce=transaction.nonce,
             now=self._now(),
         )
+        if not self._sandbox and is_sandbox_issuer(str(claims.get("iss", ""))):
+            raise LoginFailedError("a sandbox identity provider is never trusted in production")
         identity = self._profiles[provider].identity(claims, issuer=metadata.issuer)
         return identity, transaction
 

@@ -239,7 +239,7 @@ def install(
     configs = (
         sandbox_providers(settings.base_url)
         if settings.sandbox and settings.identity_providers_file is None
-        else load_providers(settings.identity_providers_file)
+        else load_providers(settings.identity_providers_file, sandbox=settings.sandbox)
         if settings.identity_providers_file
         else ()
     )
@@ -249,7 +249,9 @@ def install(
         readiness[f"identity_provider_{name}"] = ok
 
     store = OidcStore(SqlOidcStore(app[STORE]))
-    upstreams = Upstreams(configs, timeout=settings.partner_timeout, readiness=ready)
+    upstreams = Upstreams(
+        configs, timeout=settings.partner_timeout, readiness=ready, sandbox=settings.sandbox
+    )
 
     def oidc_keys() -> tuple[SigningKey, ...]:
         return tuple(k for k in ring.keys if k.purpose == OIDC)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.bootstrap import create_app
 from gateway.domain.errors import ConfigurationError
+from gateway.identity.discovery import load_providers
 from gateway.trust import keystore
 from gateway.trust.keys import generate_private_key, public_jwk
 from gateway.web.bearer import BROKER
@@ -96,3 +97,26 @@ def test_a_production_key_directory_without_an_oidc_key_is_reported(tmp_path: Pa
     manifest.write_text(json.dumps(entries))
     with pytest.raises(ConfigurationError, match="no key for oidc"):
         _app(tmp_path, "gd-hq-csb", keys=False)
+
+
+SANDBOX_IDP = "https://gw.example/sandbox/idp/{}/.well-known/openid-configuration"
+
+
+@pytest.mark.parametrize("name", ["hk", "macau", "guangdong"])
+def test_production_refuses_a_sandbox_identity_provider_at_start(tmp_path: Path, name: str) -> None:
+    keystore.generate(tmp_path / "keys", sandbox=False)
+    entry = {"name": name, "discovery_url": SANDBOX_IDP.format(name), "client_id": "gba-gateway"}
+    (tmp_path / "idps.yaml").write_text(
+        yaml.safe_dump({"providers": [{**entry, "id_token_algs": ["ES256"]}]})
+    )
+    settings = _production(
+        tmp_path,
+        keys_dir=tmp_path / "keys",
+        trust_anchors_dir=_ca(tmp_path / "certs"),
+        agencies_file=_registry(tmp_path, *ROUTED),
+        identity_providers_file=tmp_path / "idps.yaml",
+    )
+
+    with pytest.raises(ConfigurationError, match="sandbox identity provider is refused"):
+        create_app(settings)
+    assert load_providers(tmp_path / "idps.yaml", sandbox=True)[0].name == name

@@ -6,14 +6,20 @@ The sandbox providers' ``tamper`` seam spoils what they send.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import aiohttp
 import pytest
 
+from gateway.domain.errors import LoginFailedError, NotReadyError
+from gateway.identity.discovery import ProviderConfig, Upstreams
+from gateway.identity.ports import AuthorizationRequest
 from gateway.sandbox.idp import IDENTITY_PROVIDERS
 from gateway.sandbox.portal import SandboxPortal
+from gateway.web.bearer import BROKER
 from tests.conftest import RunningGateway
 from tests.integration.test_oidc_flow import broker, get, table_counts, to_callback
 
@@ -161,3 +167,43 @@ async def test_hk_pushes_its_authorization_request(
     assert query["code_challenge_method"] == "S256"
     assert query["login_hint"] == "lei-sio-meng"
     assert query["redirect_uri"] == broker.url + "/auth/macau/callback"
+
+
+# -- a sandbox provider is never trusted in production (issue 13 item 8b) ----------------
+
+
+async def test_a_production_relying_party_refuses_metadata_of_a_sandbox_provider(
+    broker: RunningGateway,
+) -> None:
+    sandbox_idp = broker.url + "/sandbox/idp/macau/.well-known/openid-configuration"
+    config = ProviderConfig("macau", sandbox_idp, "gba-gateway", ("PS256",))
+
+    assert (await Upstreams((config,), timeout=5, sandbox=True).metadata("macau")).issuer
+    with pytest.raises(NotReadyError):
+        await Upstreams((config,), timeout=5, sandbox=False).metadata("macau")
+
+
+async def test_a_production_relying_party_refuses_a_token_of_a_sandbox_provider(
+    broker: RunningGateway,
+) -> None:
+    """A sandbox provider's genuine, valid ID token reaching a relying party that is not in
+    sandbox mode (as if its configuration had let one through) is refused, storing nothing."""
+    production = copy.copy(broker.app[BROKER].relying_party)  # type: ignore[index]
+    production._sandbox = False  # the same providers and store, production rules
+    request = AuthorizationRequest("c", "https://portal.example/cb", "st", "no", "x" * 43, "openid")
+    url = rewrite(
+        await production.begin("macau", request, login_hint=None), login_hint="lei-sio-meng"
+    )
+    async with aiohttp.ClientSession() as session:
+        for _ in range(6):
+            async with session.get(url, allow_redirects=False) as response:
+                assert response.status == 302, await response.text()
+                url = response.headers["Location"]
+            if urlsplit(url).path == "/auth/macau/callback":
+                break
+    before = await table_counts(broker.settings)
+
+    with pytest.raises(LoginFailedError, match="sandbox identity provider"):
+        await production.complete("macau", dict(parse_qsl(urlsplit(url).query)))
+
+    assert await table_counts(broker.settings) == before

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Request
 
+from gateway.identity.discovery import SANDBOX_MARK
 from gateway.sandbox.idp.clients import Client, new_client
 from gateway.sandbox.idp.grants import ASSERTION_ALGS, build_server
 from gateway.sandbox.idp.keys import SIGNING_MODES, ProviderKey, sign_compact
@@ -270,6 +271,7 @@ class SandboxProvider:
             "claims_parameter_supported": False,
             "request_parameter_supported": False,
             "authorization_response_iss_parameter_supported": True,
+            SANDBOX_MARK: True,  # a production gateway refuses a provider that says this
         }
         if self.supports_par:
             document["pushed_authorization_request_endpoint"] = self.endpoint("par")
