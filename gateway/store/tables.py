@@ -224,7 +224,7 @@ identity_links = sa.Table(
     sa.Column("issuer", sa.String(2), nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("assurance", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # linked | conflict
+    sa.Column("status", sa.String(16), nullable=False),  # linked | conflict | unverified
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index("ix_identity_links_person", "person_id"),
