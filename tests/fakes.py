@@ -21,7 +21,7 @@ import asyncio
 import copy
 import hashlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -33,6 +33,14 @@ from gateway.domain.errors import (
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
+)
+from gateway.domain.identity import (
+    CanonicalIdentity,
+    Consent,
+    Delegation,
+    IdentityLink,
+    LinkStatus,
+    Person,
 )
 from gateway.domain.matters import Assurance
 from gateway.services.ports import (
@@ -73,6 +81,12 @@ class State:
     nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
     audit: list[tuple[str, str, str, dict[str, Any], datetime]] = field(default_factory=list)
     evidence: dict[str, bytes] = field(default_factory=dict)
+    persons: dict[str, Person] = field(default_factory=dict)
+    accounts: dict[tuple[str, str], str] = field(default_factory=dict)  # -> person id
+    links: list[IdentityLink] = field(default_factory=list)
+    logins: dict[str, tuple[str, CanonicalIdentity]] = field(default_factory=dict)
+    consents: dict[str, Consent] = field(default_factory=dict)
+    delegations: dict[str, Delegation] = field(default_factory=dict)
 
 
 Operation = Callable[[State], None]
@@ -375,6 +389,107 @@ class FakeAudit:
         self._uow.write(lambda state: state.evidence.setdefault(digest, body))
 
 
+class FakeIdentities:
+    """:class:`~gateway.services.ports.IdentityRepository` in memory, with the unique index
+    that links a document to one person at most."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def _view(self) -> State:
+        await self._uow.io()
+        return self._uow.view()
+
+    async def person(self, person_id: str) -> Person | None:
+        return (await self._view()).persons.get(person_id)
+
+    async def account_person(self, provider: str, subject: str) -> Person | None:
+        state = await self._view()
+        found = state.accounts.get((provider, subject))
+        return state.persons[found] if found else None
+
+    async def linked(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[IdentityLink, Person]]:
+        state = await self._view()
+        return {
+            link.key: (link, state.persons[link.person_id])
+            for link in state.links
+            if link.status is LinkStatus.LINKED and link.key in set(keys)
+        }
+
+    async def add_person(self, person: Person) -> None:
+        await self._uow.io()
+        self._uow.write(lambda state: state.persons.__setitem__(person.id, person))
+
+    async def link_account(self, provider: str, subject: str, person_id: str, at: datetime) -> None:
+        await self._uow.io()
+        self._uow.write(lambda state: state.accounts.setdefault((provider, subject), person_id))
+
+    async def add_links(self, links: Sequence[IdentityLink]) -> None:
+        await self._uow.io()
+
+        def op(state: State) -> None:
+            taken = {x.key for x in state.links if x.status is LinkStatus.LINKED}
+            for link in links:
+                if link.status is LinkStatus.LINKED and link.key in taken:
+                    raise ConflictError("a document was linked to another person meanwhile")
+                taken |= {link.key} if link.status is LinkStatus.LINKED else set()
+            state.links.extend(links)
+
+        self._uow.write(op)
+
+    async def links_of(self, person_id: str) -> list[IdentityLink]:
+        return [x for x in (await self._view()).links if x.person_id == person_id]
+
+    async def conflicts(self) -> list[IdentityLink]:
+        return [x for x in (await self._view()).links if x.status is LinkStatus.CONFLICT]
+
+    async def add_login(
+        self, login_id: str, person_id: str, identity: CanonicalIdentity, at: datetime
+    ) -> None:
+        await self._uow.io()
+        self._uow.write(lambda state: state.logins.__setitem__(login_id, (person_id, identity)))
+
+    async def login(self, login_id: str) -> tuple[str, CanonicalIdentity] | None:
+        return (await self._view()).logins.get(login_id)
+
+    async def latest_identity(self, person_id: str) -> CanonicalIdentity | None:
+        mine = [i for p, i in (await self._view()).logins.values() if p == person_id]
+        return mine[-1] if mine else None
+
+    async def add_consent(self, consent: Consent) -> None:
+        await self.save_consent(consent)
+
+    async def save_consent(self, consent: Consent) -> None:
+        await self._uow.io()
+        self._uow.write(lambda state: state.consents.__setitem__(consent.id, consent))
+
+    async def consent(self, consent_id: str) -> Consent | None:
+        return (await self._view()).consents.get(consent_id)
+
+    async def consents_of(self, person_id: str) -> list[Consent]:
+        return [c for c in (await self._view()).consents.values() if c.person_id == person_id]
+
+    async def add_delegation(self, delegation: Delegation) -> None:
+        await self.save_delegation(delegation)
+
+    async def save_delegation(self, delegation: Delegation) -> None:
+        await self._uow.io()
+        self._uow.write(lambda state: state.delegations.__setitem__(delegation.id, delegation))
+
+    async def delegation(self, delegation_id: str) -> Delegation | None:
+        return (await self._view()).delegations.get(delegation_id)
+
+    async def delegations_of(self, person_id: str) -> list[Delegation]:
+        held = {x.document for x in await self.links_of(person_id) if x.status is LinkStatus.LINKED}
+        return [
+            d
+            for d in (await self._view()).delegations.values()
+            if person_id in (d.agent_id, d.principal_id) or d.principal_document in held
+        ]
+
+
 class FakeUnitOfWork:
     """One transaction over the factory's state. Rolls back unless :meth:`commit` is called."""
 
@@ -392,6 +507,7 @@ class FakeUnitOfWork:
         self.nonces = FakeNonces(self)
         self.agencies = factory.agencies
         self.audit = FakeAudit(self)
+        self.identities = FakeIdentities(self)
 
     async def __aenter__(self) -> Self:
         if self._active or self.committed:
