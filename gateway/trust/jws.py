@@ -6,9 +6,9 @@ receipts and vouchers (:mod:`gateway.trust.receipts`), archive manifests
 :mod:`gateway.identity` upstream ID tokens, the gateway's access tokens and client assertions.
 :func:`verify` applies, in this order (identity_security.md §3.3, C1–C15):
 
-1. sizes before decoding: the whole token, the header segment, and a signature segment of a
-   length one of the policy's algorithms can produce; exactly three segments (a JWE has five)
-   of canonical unpadded base64url;
+1. sizes before decoding: the whole token (the policy's ``max_token``), the header segment
+   and a non-empty signature segment; exactly three segments (a JWE has five) of canonical
+   unpadded base64url;
 2. the header as strict UTF-8 JSON (no duplicate member names, no NaN); only ``alg``, ``kid``,
    ``typ`` and the policy's ``extra_header`` hints. ``crit``, ``b64``, ``jku``, ``x5u``,
    ``jwk`` and ``x5c`` are never allowed: no caller understands a critical extension or an
@@ -18,8 +18,9 @@ receipts and vouchers (:mod:`gateway.trust.receipts`), archive manifests
 4. the key: an exact ``kid`` lookup in a key set the caller already trusts (no fetch, no
    path); its ``alg``, if any, equals the header's; its ``use`` (see below), the gateway's
    purpose member ``gba_use`` and ``key_ops`` allow verifying; its type fits the algorithm;
-5. the signature over the exact received ``header.payload`` bytes (ES256 ``r``, ``s`` in
-   [1, n-1]); only then are the claims parsed, strictly;
+5. the signature: exactly as long as the algorithm and key make it, over the exact received
+   ``header.payload`` bytes (ES256 ``r``, ``s`` in [1, n-1]); only then are the claims
+   parsed, strictly;
 6. registered claims of the right JSON type, the policy's required claims, ``exp``, ``nbf``
    and ``iat`` against the caller's clock with the policy's leeway (and ``max_age``), and
    ``iss`` / ``aud`` when the policy names them.
@@ -87,9 +88,8 @@ SUPPORTED_ALGS = frozenset(KEY_PROFILES)
 NEVER_ALLOWED_HEADER = frozenset({"crit", "b64", "jku", "x5u", "jwk", "x5c"})
 _OWN_ALG = {"ecdsa-p256-sha256": "ES256", "ed25519": "EdDSA"}  # the gateway's key -> JWS alg
 _MAX_HEADER = 1024  # characters of the base64url header segment
-_FIXED_SIGNATURE = 86  # characters of a 64-byte ES256 / EdDSA signature
 _MAX_RSA_BITS = 8192
-_MAX_RSA_SIGNATURE = 1366  # characters of an 8192-bit RSA signature
+_MAX_SIGNATURE = 1366  # characters of an 8192-bit RSA signature, the longest there is
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _TIME_CLAIMS = ("exp", "nbf", "iat")
@@ -129,12 +129,6 @@ class JwsPolicy:
             raise ValueError(f"{self.name}: algorithms must be some of {sorted(SUPPORTED_ALGS)}")
         if self.extra_header & (NEVER_ALLOWED_HEADER | {"alg", "kid", "typ"}):
             raise ValueError(f"{self.name}: extra_header may not name {sorted(self.extra_header)}")
-
-    @property
-    def signature_chars(self) -> range:
-        """The lengths a signature segment of one of ``algs`` can have."""
-        longest = _FIXED_SIGNATURE if self.algs <= {"ES256", "EdDSA"} else _MAX_RSA_SIGNATURE
-        return range(_FIXED_SIGNATURE, longest + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +216,7 @@ def _segments(token: object, policy: JwsPolicy) -> tuple[str, str, str]:
     header_b64, payload_b64, signature_b64 = segments
     if len(header_b64) > _MAX_HEADER:
         refuse("header-too-large", "the token header is too large")
-    if len(signature_b64) not in policy.signature_chars:
+    if not 0 < len(signature_b64) <= _MAX_SIGNATURE:
         refuse("signature-length", "the token is not a signed JWT (signature length)")
     if not all(_BASE64URL.fullmatch(segment) for segment in segments):
         refuse("not-base64url", "a token segment is not base64url")

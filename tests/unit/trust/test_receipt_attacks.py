@@ -310,7 +310,7 @@ def test_the_last_signature_character_only_carries_unused_bits_yet_is_refused(
 def test_padded_segments_are_refused(seal: Seal, padding: str) -> None:
     header, payload, signature = seal.issue().split(".")
 
-    refused(f"{header}.{payload}.{signature}{padding}", seal.jwks, "signature-length")
+    refused(f"{header}.{payload}.{signature}{padding}", seal.jwks, "not-base64url")
     refused(f"{header}{padding}.{payload}.{signature}", seal.jwks, "not-base64url")
     refused(f"{header}.{payload}{padding}.{signature}", seal.jwks, "not-base64url")
 
@@ -472,10 +472,8 @@ def test_hmac_signed_with_the_public_key_as_secret_is_refused(
     mac = hmac.new(secret, signing_input.encode(), digest).digest()
     assert hmac.compare_digest(unb64(signature), mac)
 
-    reason = refused(token, seal.jwks)
-
-    # HS512 output has the 64 bytes of an ES256/EdDSA signature: the alg allow-list refuses it.
-    assert reason == ("alg" if alg == "HS512" else "signature-length")
+    # Whatever the MAC's length, the alg allow-list refuses it before any key is looked at.
+    refused(token, seal.jwks, "alg")
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -1008,7 +1006,7 @@ def test_a_receipt_signed_by_an_rsa_key_in_the_set_is_refused(alg: str) -> None:
         receipt_claims(), private, algorithm=alg, headers={"kid": "gw-rsa", "typ": RECEIPT_TYP}
     )
 
-    refused(token, {"keys": [jwk]}, "signature-length")
+    refused(token, {"keys": [jwk]}, "alg")
 
 
 def test_a_receipt_signed_by_a_p384_key_in_the_set_is_refused() -> None:
@@ -1027,7 +1025,7 @@ def test_a_receipt_signed_by_a_p384_key_in_the_set_is_refused() -> None:
         receipt_claims(), private, algorithm="ES384", headers={"kid": "gw-p384", "typ": RECEIPT_TYP}
     )
 
-    refused(token, {"keys": [jwk]}, "signature-length")
+    refused(token, {"keys": [jwk]}, "alg")
 
 
 def test_an_ed448_or_other_okp_key_is_refused(eddsa: Seal) -> None:
