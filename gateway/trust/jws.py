@@ -139,7 +139,7 @@ class Verified:
 
 def verify(token: object, jwks: object, policy: JwsPolicy, *, now: datetime) -> Verified:
     """The header and claims of ``token`` once every check of ``policy`` holds; else refused."""
-    header_b64, payload_b64, signature_b64 = _segments(token, policy)
+    header_b64, payload_b64, signature_b64 = _segments(token, policy.max_token)
     header = json_object(b64decode(header_b64), "header-not-object")
     alg, kid = _check_header(header, policy)
     jwk = find_key(jwks, kid)
@@ -156,13 +156,7 @@ def unverified(token: object, *, max_token: int = 16 * 1024) -> Verified:
 
     Only for choosing the key set to verify with (e.g. the client a client assertion names).
     """
-    if not isinstance(token, str):
-        refuse("not-a-string", "the token is missing or too large")
-    if len(token) > max_token:
-        refuse("token-too-large", "the token is missing or too large")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(_BASE64URL.fullmatch(part) for part in parts):
-        refuse("not-compact-jws", "the token is not a signed JWT (three non-empty segments)")
+    parts = _segments(token, max_token)
     header = json_object(b64decode(parts[0]), "header-not-object")
     return Verified(header, json_object(b64decode(parts[1]), "claims-not-object"))
 
@@ -200,11 +194,11 @@ def find_key(jwks: object, kid: str) -> Mapping[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def _segments(token: object, policy: JwsPolicy) -> tuple[str, str, str]:
+def _segments(token: object, max_token: int) -> tuple[str, str, str]:
     """The three segments of a compact JWS, checked for size before anything is decoded."""
     if not isinstance(token, str):
         refuse("not-a-string", "the token is missing or too large")
-    if len(token) > policy.max_token:
+    if len(token) > max_token:
         refuse("token-too-large", "the token is missing or too large")
     if not token.isascii():
         refuse("not-ascii", "the token is not a signed JWT")
