@@ -236,7 +236,7 @@ def _check_header(header: dict[str, Any], policy: JwsPolicy) -> tuple[str, str]:
 def _check_key(jwk: Mapping[str, Any], alg: str, policy: JwsPolicy) -> PublicKey:
     key_alg = jwk.get("alg")
     if (key_alg is None and policy.key_alg_required) or (
-        key_alg is not None and key_alg not in policy.algs
+        key_alg is not None and (not isinstance(key_alg, str) or key_alg not in policy.algs)
     ):
         refuse("key-alg", "the key's algorithm is not allowed here")
     if key_alg is not None and key_alg != alg:

@@ -442,10 +442,20 @@ def test_another_callers_token_is_refused_by_its_type(caller: Caller) -> None:
         ({"key_ops": ["sign"]}, "key-ops"),
         ({"key_ops": ["encrypt", "decrypt"]}, "key-ops"),
         ({"alg": "HS256"}, "key-alg"),
+        ({"alg": ["ES256", "EdDSA"]}, "key-alg"),
         ({"kty": "oct"}, "key-type"),
         ({"d": "AAAA"}, "key-malformed"),
     ],
-    ids=["use-enc", "use-uppercase", "ops-sign", "ops-encrypt", "alg-hs256", "oct", "private"],
+    ids=[
+        "use-enc",
+        "use-uppercase",
+        "ops-sign",
+        "ops-encrypt",
+        "alg-hs256",
+        "alg-list",
+        "oct",
+        "private",
+    ],
 )
 def test_a_key_that_may_not_verify_is_refused(
     caller: Caller, changes: dict[str, Any], reason: str
