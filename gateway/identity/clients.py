@@ -22,13 +22,26 @@ from authlib.common.security import generate_token
 from gateway.domain.documents import problem
 from gateway.domain.errors import ConfigurationError, FieldProblem, ValidationFailedError
 from gateway.identity.errors import invalid_client
-from gateway.identity.jose import JoseError, alg_for_key, select_key, unverified, verify_jws
+from gateway.identity.jose import JoseError, alg_for_key, unverified, verify_jws
 from gateway.identity.ports import CHANNELS, Client, OidcStore
+from gateway.trust.jws import JwsPolicy
 from gateway.trust.keys import KeyMisuseError, public_key_from_jwk
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
 ASSERTION_TYPES = (None, "JWT", "client-authentication+jwt")
+# What a client assertion must be, for the one JWS verifier: signed with one of the client's
+# registered keys (which may omit ``use`` and ``alg``, as clients publish them); the rest of
+# RFC 7523 (iss = sub = the client, aud = the issuer alone, a short life, a fresh jti) below.
+CLIENT_ASSERTION_POLICY = JwsPolicy(
+    name="client assertion",
+    typs=frozenset(ASSERTION_TYPES),
+    algs=frozenset({"ES256", "EdDSA", "PS256"}),
+    key_use_required=False,
+    key_alg_required=False,
+    required_claims=("iss", "sub", "aud", "exp", "jti"),
+    leeway=5,
+)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -168,14 +181,7 @@ async def authenticate_client(
     if client is None or (client.sandbox and not accept_sandbox):
         raise invalid_client("unknown client")
     try:
-        header = unverified(assertion).header
-        key, jwk = select_key(client.jwks, header.get("kid"))
-        alg = jwk.get("alg") or alg_for_key(key)
-        if header.get("typ") not in ASSERTION_TYPES:
-            raise JoseError("the assertion's typ is not a client assertion type")
-        claims = verify_jws(
-            assertion, client.jwks, algorithms=[alg], typ=header.get("typ"), typ_required=False
-        ).claims
+        claims = verify_jws(assertion, client.jwks, CLIENT_ASSERTION_POLICY, now=now).claims
     except JoseError as exc:
         raise invalid_client(f"client assertion refused: {exc}") from None
     _check_assertion(claims, client.client_id, issuer, now)

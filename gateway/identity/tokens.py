@@ -12,9 +12,11 @@ one is never taken for the other (RFC 8725 §3.11):
   which is granted only to a client registered with ``identity_documents: true``
   (:func:`released`, also what userinfo answers).
 
-:meth:`TokenService.access_token` is the only reader: ``typ`` exactly ``at+jwt``, ``alg``
-ES256, ``kid`` one of the ring's ``oidc`` keys, ``iss``, ``exp`` and ``aud``, then the token
-must be on record and not revoked (a replayed code revokes what it had issued).
+:meth:`TokenService.access_token` is the only reader, through the one JWS verifier under
+:meth:`TokenService.access_token_policy`: ``typ`` exactly ``at+jwt``, ``alg`` ES256, ``kid`` one
+of the ring's ``oidc`` keys (with ``use: "sig"`` and ``alg``), ``iss`` this gateway, ``exp``
+with :data:`LEEWAY`; then ``aud`` is checked, and the token must be on record and not revoked
+(a replayed code revokes what it had issued).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from authlib.common.security import generate_token
 from gateway.domain.matters import Assurance
 from gateway.identity.jose import JoseError, sign_jwt, verify_jws
 from gateway.identity.ports import Client, IssuedCode, OidcStore, Session, TokenRecord
+from gateway.trust.jws import JwsPolicy
 from gateway.trust.keys import SigningKey
+from gateway.trust.keystore import OIDC
 
 ACCESS_TOKEN_LIFETIME = 300
 ID_TOKEN_LIFETIME = 300
@@ -98,6 +102,18 @@ class TokenService:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.jwk() for k in self._keys()]}
 
+    def access_token_policy(self) -> JwsPolicy:
+        """What an access token must be, for the one JWS verifier."""
+        return JwsPolicy(
+            name="access token",
+            typs=frozenset({ACCESS_TOKEN_TYPE}),
+            algs=frozenset({"ES256"}),
+            purpose=OIDC,
+            required_claims=("iss", "aud", "exp", "jti"),
+            leeway=LEEWAY,
+            issuer=self.issuer,
+        )
+
     async def issue(
         self, client: Client, code: IssuedCode, session: Session, now: datetime
     ) -> IssuedTokens:
@@ -154,20 +170,12 @@ class TokenService:
     async def access_token(self, token: str, now: datetime) -> AccessGrant:
         """An access token issued here, valid now and not revoked; else TokenRefusedError."""
         try:
-            claims = verify_jws(
-                token, self.jwks(), algorithms=["ES256"], typ=ACCESS_TOKEN_TYPE, typ_required=True
-            ).claims
+            claims = verify_jws(token, self.jwks(), self.access_token_policy(), now=now).claims
         except JoseError as exc:
             raise TokenRefusedError(str(exc)) from None
-        if claims.get("iss") != self.issuer:
-            raise TokenRefusedError("the token was issued by another issuer")
-        if not isinstance(claims.get("aud"), str) or not claims["aud"]:
+        if not isinstance(claims["aud"], str) or not claims["aud"]:
             raise TokenRefusedError("the token has no audience")
-        exp, jti = claims.get("exp"), claims.get("jti")
-        if not isinstance(exp, int) or exp <= int(now.timestamp()) - LEEWAY:
-            raise TokenRefusedError("the token has expired")
-        if not isinstance(jti, str):
-            raise TokenRefusedError("the token has no jti")
+        jti = claims["jti"]
         record = await self._store.token(jti)
         if record is None or record.kind != "access" or record.revoked_at is not None:
             raise TokenRefusedError("the token was revoked or never issued here")

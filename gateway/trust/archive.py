@@ -22,9 +22,10 @@ auditors):
   data. The verifier hashes every line, checks that each names the one before and carries
   the next ``seq``, and that the last hash is the head the checkpoint signs.
 
-Verification is strict in the manner of :mod:`gateway.trust.receipts`: canonical
-base64url, header of exactly ``alg``/``kid``/``typ``, ``typ`` exact, the key found by exact
-``kid`` and its algorithm taken from the key, seal purpose only. Every refusal is an
+The manifest is verified by :func:`gateway.trust.jws.verify` under :data:`MANIFEST_POLICY`
+(header exactly ``alg``/``kid``/``typ``, ``typ`` exact, the key found by exact ``kid``, its
+``alg`` the header's, ``use: "sig"``, seal purpose only), each voucher under the receipts'
+:data:`~gateway.trust.receipts.RECEIPT_POLICY`. Every refusal is an
 :class:`ArchiveInvalidError` whose ``reason`` is a short code.
 """
 
@@ -43,21 +44,12 @@ from itertools import pairwise
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import jwt
-
 from gateway.domain.errors import SignatureInvalidError
 from gateway.trust.audit import CHECKPOINT_TYP, Checkpoint, verify_checkpoint
 from gateway.trust.digest import content_digest
-from gateway.trust.keys import (
-    PURPOSE_MEMBER,
-    SEAL,
-    KeyMisuseError,
-    SigningKey,
-    alg_for_public_key,
-    public_key_from_jwk,
-    verify_bytes,
-)
-from gateway.trust.receipts import RECEIPT_TYP, verify_receipt
+from gateway.trust.jws import JwsPolicy, JwsRefused, jws_alg, sign, verify
+from gateway.trust.keys import SEAL, KeyMisuseError, SigningKey
+from gateway.trust.receipts import RECEIPT_POLICY
 
 FORMAT = "gba-archive/1"
 ARCHIVE_TYP = "gba-archive+jwt"
@@ -71,12 +63,15 @@ SUBMISSION = "submission"
 AUDIT_ENTRIES = "audit/entries.jsonl"
 AUDIT_CHECKPOINT = "audit/checkpoint.jws"
 
-_JWS_ALG = {"ecdsa-p256-sha256": "ES256", "ed25519": "EdDSA"}
-_KEY_PROFILE = {
-    "ES256": ("EC", "P-256", "ecdsa-p256-sha256"),
-    "EdDSA": ("OKP", "Ed25519", "ed25519"),
-}
-_MAX_MANIFEST = 4 * 1024 * 1024
+MANIFEST_POLICY = JwsPolicy(
+    name="archive manifest",
+    typs=frozenset({ARCHIVE_TYP}),
+    algs=frozenset({"ES256", "EdDSA"}),
+    purpose=SEAL,
+    required_claims=("sub", "iat"),
+    leeway=60,
+    max_token=4 * 1024 * 1024,
+)
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{40,}")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -221,7 +216,7 @@ def _serialise(document: Mapping[str, Any]) -> bytes:
 
 def build_bundle(case: CaseRecord, key: SigningKey, *, issuer: str, now: datetime) -> bytes:
     """The bundle file for ``case``, its manifest signed with the seal ``key``."""
-    if key.purpose != SEAL or key.alg not in _JWS_ALG:
+    if key.purpose != SEAL or jws_alg(key) is None:
         raise KeyMisuseError("an archive is signed with an ES256 or EdDSA seal key")
     app_id = str(case.application["id"])
     members: dict[str, tuple[bytes, str]] = {
@@ -275,12 +270,7 @@ def build_bundle(case: CaseRecord, key: SigningKey, *, issuer: str, now: datetim
             "case_seqs": [e["seq"] for e in entries if is_case_entry(e, app_id, digest)],
         },
     }
-    manifest = jwt.encode(
-        claims,
-        key.private_key,
-        algorithm=_JWS_ALG[key.alg],
-        headers={"kid": key.kid, "typ": ARCHIVE_TYP},
-    )
+    manifest = sign(key, claims, typ=ARCHIVE_TYP)
     encoded = {name: base64.b64encode(data).decode("ascii") for name, (data, _) in members.items()}
     return _serialise({"format": FORMAT, "manifest": manifest, "members": encoded})
 
@@ -375,61 +365,35 @@ def _b64(text: object, name: str) -> bytes:
 # ---------------------------------------------------------------------------
 
 
-def _jwk(jwks: Mapping[str, Any], kid: str, what: str) -> Mapping[str, Any]:
-    keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
-    if not isinstance(keys, list) or not all(isinstance(k, Mapping) for k in keys):
-        _refuse("jwks-malformed", "the key set is not a JWKS")
-    matches = [k for k in keys if isinstance(k.get("kid"), str) and k["kid"] == kid]
-    if len(matches) != 1:
-        _refuse("unknown-kid", f"the {what}'s key is not (exactly once) in the key set")
-    return matches[0]
+# The verifier's reason -> the archive's: what a bundle's reader needs to tell apart.
+_JWS_REASONS = {
+    "jwks-malformed": "jwks-malformed",
+    "unknown-kid": "unknown-kid",
+    "duplicate-kid": "unknown-kid",
+    "typ": "jws-typ",
+    "alg": "jws-alg",
+    "key-alg": "jws-alg",
+    "alg-mismatch": "jws-alg",
+    "signature": "jws-signature",
+    "ecdsa-range": "jws-signature",
+    "header-parameters": "jws-header",
+    "header-type": "jws-header",
+    "not-base64url": "jws-encoding",
+    "non-canonical-base64url": "jws-encoding",
+    "claims-not-object": "jws-claims",
+}
 
 
 def verify_jws(
-    token: object, jwks: Mapping[str, Any], typ: str | None, what: str
+    token: object, jwks: Mapping[str, Any], policy: JwsPolicy, what: str
 ) -> dict[str, Any]:
-    """The claims of a compact JWS signed by a seal key of ``jwks``; ``typ`` exact if given.
-
-    The algorithm comes from the key; the header must be exactly ``alg``, ``kid``, ``typ``.
-    """
-    if not isinstance(token, str) or len(token) > _MAX_MANIFEST or not token.isascii():
-        _refuse("jws-malformed", f"the {what} is not a compact JWS")
-    segments = token.split(".")
-    if len(segments) != 3:
-        _refuse("jws-malformed", f"the {what} is not a compact JWS")
-    header = _strict_json(_b64url(segments[0]))
-    if not isinstance(header, dict) or set(header) != {"alg", "kid", "typ"}:
-        _refuse("jws-header", f"the {what}'s header is not exactly alg, kid and typ")
-    if not all(isinstance(v, str) for v in header.values()):
-        _refuse("jws-header", f"the {what}'s header members are not strings")
-    if typ is not None and header["typ"] != typ:
-        _refuse("jws-typ", f"the {what} is not a {typ}")
-    jwk = _jwk(jwks, header["kid"], what)
-    alg = jwk.get("alg")
-    if alg not in _KEY_PROFILE or alg != header["alg"]:
-        _refuse("jws-alg", f"the {what}'s algorithm is not its key's")
-    kty, crv, key_alg = _KEY_PROFILE[alg]
-    if (
-        jwk.get("use") != "sig"
-        or jwk.get(PURPOSE_MEMBER, SEAL) != SEAL
-        or jwk.get("kty") != kty
-        or jwk.get("crv") != crv
-    ):
-        _refuse("jws-key", f"the {what}'s key is not a seal key")
+    """The claims of ``token`` verified against ``jwks`` under ``policy``; else refused."""
     try:
-        public_key = public_key_from_jwk(dict(jwk))
-        if alg_for_public_key(public_key) != key_alg:
-            raise KeyMisuseError("wrong key type")
-    except KeyMisuseError:
-        _refuse("jws-key", f"the {what}'s key is malformed")
-    signature = _b64url(segments[2])
-    signed = f"{segments[0]}.{segments[1]}".encode("ascii")
-    if not verify_bytes(key_alg, public_key, signed, signature):
-        _refuse("jws-signature", f"the {what}'s signature does not verify")
-    claims = _strict_json(_b64url(segments[1]))
-    if not isinstance(claims, dict):
-        _refuse("jws-claims", f"the {what}'s claims are not an object")
-    return claims
+        return verify(token, jwks, policy, now=datetime.now(UTC)).claims
+    except JwsRefused as refused:
+        reason, message = refused.reason, refused.message
+    code = _JWS_REASONS.get(reason, "jws-key" if reason.startswith("key-") else "jws-malformed")
+    _refuse(code, f"the {what} does not verify: {message}")
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +412,7 @@ def verify_bundle(data: bytes, jwks: Mapping[str, Any]) -> VerifiedArchive:
         _refuse("format", f"the bundle format is not {FORMAT}")
     if not isinstance(document["members"], dict) or _serialise(document) != data:
         _refuse("not-canonical", "the file is not in the one form the gateway writes")
-    claims = verify_jws(document["manifest"], jwks, ARCHIVE_TYP, "manifest")
+    claims = verify_jws(document["manifest"], jwks, MANIFEST_POLICY, "manifest")
     app_id = claims.get("sub")
     if claims.get("format") != FORMAT or not isinstance(app_id, str) or not app_id:
         _refuse("manifest-claims", "the manifest does not name a format and an application")
@@ -667,17 +631,7 @@ def _check_vouchers(
     if given != _vouchers(timeline, responses):
         _refuse("vouchers", "the vouchers differ from the JWS in the timeline and answers")
     for source, token in given:
-        claims = verify_jws(token, jwks, None, f"voucher at {source}")
-        if _typ(token) == RECEIPT_TYP:  # receipts also pass the receipt verifier's own checks
-            try:
-                verify_receipt(token, jwks)
-            except SignatureInvalidError:
-                _refuse("jws-signature", f"the receipt at {source} does not verify")
+        claims = verify_jws(token, jwks, RECEIPT_POLICY, f"voucher at {source}")
         if claims.get("sub") != app_id:
             _refuse("application-id", f"the voucher at {source} is about another application")
     return len(given)
-
-
-def _typ(token: str) -> object:
-    header = _strict_json(_b64url(token.split(".")[0]))
-    return header.get("typ") if isinstance(header, dict) else None

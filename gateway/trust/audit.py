@@ -60,17 +60,22 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 
-import jwt
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm
-
 from gateway.domain.errors import SignatureInvalidError
-from gateway.trust.keys import PURPOSE_MEMBER, SEAL, KeyMisuseError, SigningKey
+from gateway.trust.jws import JwsPolicy, JwsRefused, jws_alg, sign, verify
+from gateway.trust.keys import SEAL, KeyMisuseError, SigningKey
 
 GENESIS = "0" * 64
 CHECKPOINT_TYP = "gba-audit-checkpoint+jwt"
-_JWS_ALG = {"ecdsa-p256-sha256": "ES256", "ed25519": "EdDSA"}
-_JWK_CURVE = {"ES256": "P-256", "EdDSA": "Ed25519"}
-_MAX_TOKEN = 8 * 1024
+# The seal key's checkpoints: exactly seq, head and iat, verified at any later time.
+CHECKPOINT_POLICY = JwsPolicy(
+    name="audit checkpoint",
+    typs=frozenset({CHECKPOINT_TYP}),
+    algs=frozenset({"ES256", "EdDSA"}),
+    purpose=SEAL,
+    required_claims=("seq", "head", "iat"),
+    leeway=60,
+    max_token=8 * 1024,
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PREV = b',"prev":"'  # cannot occur unescaped inside "subject", the only key after "seq"
 _TAIL = _PREV + b'%b","seq":%d,"subject":"'
@@ -247,7 +252,7 @@ def verify_chain(records: Iterable[Row], checkpoints: Sequence[Checkpoint] = ())
 
 def sign_checkpoint(key: SigningKey, seq: int, head: str, at: datetime) -> str:
     """A compact JWS pinning the chain's hash ``head`` after entry ``seq``."""
-    if key.alg not in _JWS_ALG:
+    if jws_alg(key) is None:
         raise KeyMisuseError(f"a checkpoint key must be ES256 or EdDSA, not {key.alg}")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
         raise ValueError("seq must be a positive integer")
@@ -255,48 +260,24 @@ def sign_checkpoint(key: SigningKey, seq: int, head: str, at: datetime) -> str:
         raise ValueError("head must be 64 lowercase hex digits")
     if at.tzinfo is None:
         raise ValueError("at must be timezone-aware")
-    return jwt.encode(
-        {"seq": seq, "head": head, "iat": int(at.timestamp())},
-        key.private_key,
-        algorithm=_JWS_ALG[key.alg],
-        headers={"kid": key.kid, "typ": CHECKPOINT_TYP},
-    )
+    claims = {"seq": seq, "head": head, "iat": int(at.timestamp())}
+    return sign(key, claims, typ=CHECKPOINT_TYP)
 
 
-def _jwk(jwks: Mapping[str, Any], kid: str) -> dict[str, Any]:
-    """The one ES256 / EdDSA signing JWK with exactly this ``kid``; its ``alg`` is used."""
-    keys = [k for k in jwks.get("keys", []) if isinstance(k, Mapping) and k.get("kid") == kid]
-    jwk = dict(keys[0]) if len(keys) == 1 else {}
-    usable = jwk.get("use", "sig") == "sig" and jwk.get(PURPOSE_MEMBER, SEAL) == SEAL
-    alg = jwk.get("alg") if usable else None
-    if isinstance(alg, str) and alg in _JWK_CURVE and jwk.get("crv") == _JWK_CURVE[alg]:
-        return jwk
-    raise SignatureInvalidError("the checkpoint's key is not in the key set")
-
-
-def verify_checkpoint(token: str, jwks: Mapping[str, Any]) -> Checkpoint:
+def verify_checkpoint(
+    token: str, jwks: Mapping[str, Any], *, now: datetime | None = None
+) -> Checkpoint:
     """The checkpoint a token signs, checked against ``jwks``; SignatureInvalidError if not."""
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN:
-        raise SignatureInvalidError("the checkpoint is not a token of acceptable size")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise SignatureInvalidError("the checkpoint is not a compact JWS") from None
-    if header.get("typ") != CHECKPOINT_TYP:
-        raise SignatureInvalidError("the token is not an audit checkpoint")
-    if set(header) - {"alg", "kid", "typ"} or not isinstance(header.get("kid"), str):
-        raise SignatureInvalidError("the checkpoint header is not acceptable")
-    jwk = _jwk(jwks, header["kid"])
-    algorithm = ECAlgorithm(ECAlgorithm.SHA256) if jwk["alg"] == "ES256" else OKPAlgorithm()
-    try:
-        claims = jwt.decode(
-            token,
-            algorithm.from_jwk(jwk),
-            algorithms=[jwk["alg"]],
-            options={"require": ["seq", "head", "iat"], "verify_aud": False},
-        )
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
-        raise SignatureInvalidError("the checkpoint signature does not verify") from exc
+        verified = verify(token, jwks, CHECKPOINT_POLICY, now=now or datetime.now(UTC))
+    except JwsRefused as refused:
+        reason = refused.reason
+    else:
+        return _checkpoint(verified.header["kid"], verified.claims)
+    raise SignatureInvalidError(f"the checkpoint does not verify ({reason})")
+
+
+def _checkpoint(kid: str, claims: Mapping[str, Any]) -> Checkpoint:
     seq, head, iat = claims.get("seq"), claims.get("head"), claims.get("iat")
     if (
         set(claims) != {"seq", "head", "iat"}
@@ -308,4 +289,4 @@ def verify_checkpoint(token: str, jwks: Mapping[str, Any]) -> Checkpoint:
         or not isinstance(iat, int)
     ):
         raise SignatureInvalidError("the checkpoint claims are not acceptable")
-    return Checkpoint(seq, head, datetime.fromtimestamp(iat, UTC), header["kid"])
+    return Checkpoint(seq, head, datetime.fromtimestamp(iat, UTC), kid)

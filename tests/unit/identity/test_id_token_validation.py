@@ -11,8 +11,9 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from gateway.domain.errors import LoginFailedError
 from gateway.identity.discovery import ProviderConfig, ProviderMetadata
@@ -161,7 +162,9 @@ def test_header_parameters_the_gateway_never_follows_are_refused(header: dict[st
         ({"iat": AT - 3600}, "iat"),
         ({"nonce": "n-2"}, "nonce"),
         ({"nonce": None}, "nonce"),
-        ({"sub": None}, "subject"),
+        ({"sub": None}, "sub"),
+        ({"sub": ""}, "subject"),
+        ({"nbf": AT + 600}, "nbf"),
     ],
 )
 def test_each_claim_check_refuses(change: dict[str, Any], reason: str) -> None:
@@ -171,9 +174,13 @@ def test_each_claim_check_refuses(change: dict[str, Any], reason: str) -> None:
 
 def test_duplicate_claim_names_are_refused() -> None:
     header = b64(json.dumps({"alg": "ES256", "kid": "k1"}).encode())
-    payload = b64(b'{"sub":"u1","sub":"u2"}')
-    with pytest.raises(LoginFailedError, match="segment"):
-        check(f"{header}.{payload}.AAAA")
+    body = json.dumps(claims(sub="u2"))
+    payload = b64(('{"sub":"u1",' + body[1:]).encode())  # the signed claims name sub twice
+    signature = KEY.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(signature)
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    with pytest.raises(LoginFailedError, match="repeats a member name"):
+        check(f"{header}.{payload}.{b64(raw)}")
 
 
 def test_an_oversized_token_is_refused_before_parsing() -> None:

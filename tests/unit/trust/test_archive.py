@@ -61,7 +61,7 @@ def receipt(sub: str = APP) -> str:
 
 def notice(sub: str = APP, key: SigningKey = KEY) -> str:
     claims = {"iss": ISSUER, "sub": sub, "iat": int(T0.timestamp()), "jti": "ntc_1"}
-    return token(claims, "gba-voucher+jwt", key)
+    return token(claims, "gba-receipt+jwt", key)
 
 
 def case(
@@ -344,6 +344,8 @@ def test_bodies_must_match_the_digests_the_chain_records() -> None:
 def test_vouchers_must_verify_and_be_about_the_case() -> None:
     assert refused(bundle(case(approved_voucher=notice(sub=OTHER)))) == "application-id"
     foreign = notice(key=seal_key("partner-key"))
+    untyped = token({"iss": ISSUER, "sub": APP, "iat": int(T0.timestamp()), "jti": "n"}, "JWT")
+    assert refused(bundle(case(approved_voucher=untyped))) == "jws-typ"  # vouchers are receipts
     assert refused(bundle(case(approved_voucher=foreign))) == "unknown-kid"
     record = case()
     responses = [{"agency_id": "hk-ird", "status": 202, "body": {"application_id": OTHER}}]

@@ -47,7 +47,7 @@ DETAIL = "the receipt does not verify"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 TEN_MB = 10 * 1024 * 1024
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-REASON = re.compile(r"[a-z0-9-]+|pyjwt-[A-Za-z]+")
+REASON = re.compile(r"[a-z0-9-]+")
 
 # ---------------------------------------------------------------------------
 # Keys, tokens and the refusal check
@@ -310,7 +310,7 @@ def test_the_last_signature_character_only_carries_unused_bits_yet_is_refused(
 def test_padded_segments_are_refused(seal: Seal, padding: str) -> None:
     header, payload, signature = seal.issue().split(".")
 
-    refused(f"{header}.{payload}.{signature}{padding}", seal.jwks, "signature-length")
+    refused(f"{header}.{payload}.{signature}{padding}", seal.jwks, "not-base64url")
     refused(f"{header}{padding}.{payload}.{signature}", seal.jwks, "not-base64url")
     refused(f"{header}.{payload}{padding}.{signature}", seal.jwks, "not-base64url")
 
@@ -319,13 +319,13 @@ def test_padded_segments_are_refused(seal: Seal, padding: str) -> None:
     ("claims", "accepted", "reason"),
     [
         ({"exp": 3600}, True, None),
-        ({"exp": -3600}, False, "pyjwt-ExpiredSignatureError"),
-        ({"exp": -61}, False, "pyjwt-ExpiredSignatureError"),
+        ({"exp": -3600}, False, "expired"),
+        ({"exp": -61}, False, "expired"),
         ({"exp": -30}, True, None),  # under a minute of clock skew is tolerated
         ({"nbf": -3600}, True, None),
-        ({"nbf": 3600}, False, "pyjwt-ImmatureSignatureError"),
-        ({"nbf": -3600, "exp": -1800}, False, "pyjwt-ExpiredSignatureError"),
-        ({"iat": 3600}, False, "pyjwt-ImmatureSignatureError"),
+        ({"nbf": 3600}, False, "not-yet-valid"),
+        ({"nbf": -3600, "exp": -1800}, False, "expired"),
+        ({"iat": 3600}, False, "iat-future"),
     ],
     ids=[
         "exp-future",
@@ -380,7 +380,7 @@ def test_a_receipt_without_a_required_claim_is_refused(seal: Seal, missing: str)
     claims = receipt_claims()
     del claims[missing]
 
-    refused(seal.forge(claims=claims), seal.jwks, "pyjwt-MissingRequiredClaimError")
+    refused(seal.forge(claims=claims), seal.jwks, "missing-claim")
 
 
 @pytest.mark.parametrize(
@@ -472,10 +472,8 @@ def test_hmac_signed_with_the_public_key_as_secret_is_refused(
     mac = hmac.new(secret, signing_input.encode(), digest).digest()
     assert hmac.compare_digest(unb64(signature), mac)
 
-    reason = refused(token, seal.jwks)
-
-    # HS512 output has the 64 bytes of an ES256/EdDSA signature: the alg allow-list refuses it.
-    assert reason == ("alg" if alg == "HS512" else "signature-length")
+    # Whatever the MAC's length, the alg allow-list refuses it before any key is looked at.
+    refused(token, seal.jwks, "alg")
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -489,7 +487,7 @@ def test_hmac_labelled_with_the_keys_own_alg_is_refused(seal: Seal, form: str) -
 
     reason = refused(token, seal.jwks)
 
-    assert reason in ("pyjwt-InvalidSignatureError", "ecdsa-range")
+    assert reason in ("signature", "ecdsa-range")
 
 
 # ---------------------------------------------------------------------------
@@ -651,12 +649,14 @@ def test_any_other_header_parameter_is_refused(seal: Seal, members: dict[str, An
     refused(seal.forge(header=seal.header(**members)), seal.jwks, "header-parameters")
 
 
-@pytest.mark.parametrize("missing", ["alg", "kid", "typ"])
-def test_a_header_missing_a_member_is_refused(seal: Seal, missing: str) -> None:
+@pytest.mark.parametrize(
+    ("missing", "reason"), [("alg", "alg"), ("kid", "unknown-kid"), ("typ", "typ")]
+)
+def test_a_header_missing_a_member_is_refused(seal: Seal, missing: str, reason: str) -> None:
     header = seal.header()
     del header[missing]
 
-    refused(seal.forge(header=header), seal.jwks, "header-parameters")
+    refused(seal.forge(header=header), seal.jwks, reason)
 
 
 # ---------------------------------------------------------------------------
@@ -709,7 +709,7 @@ def test_psychic_signatures_in_der_form_are_refused(es256: Seal, r: int, s: int)
 def test_an_all_zero_eddsa_signature_is_refused(eddsa: Seal) -> None:
     token = forge(eddsa.header(), receipt_claims(), lambda _: bytes(64))
 
-    refused(token, eddsa.jwks, "pyjwt-InvalidSignatureError")
+    refused(token, eddsa.jwks, "signature")
 
 
 # ---------------------------------------------------------------------------
@@ -934,7 +934,7 @@ def test_a_receipt_signed_by_another_key_under_the_gateway_kid_is_refused(seal: 
     attacker = make_seal(seal.key.alg)
     token = forge(seal.header(), receipt_claims(), attacker.key.sign)
 
-    refused(token, seal.jwks, "pyjwt-InvalidSignatureError")
+    refused(token, seal.jwks, "signature")
 
 
 # ---------------------------------------------------------------------------
@@ -1006,7 +1006,7 @@ def test_a_receipt_signed_by_an_rsa_key_in_the_set_is_refused(alg: str) -> None:
         receipt_claims(), private, algorithm=alg, headers={"kid": "gw-rsa", "typ": RECEIPT_TYP}
     )
 
-    refused(token, {"keys": [jwk]}, "signature-length")
+    refused(token, {"keys": [jwk]}, "alg")
 
 
 def test_a_receipt_signed_by_a_p384_key_in_the_set_is_refused() -> None:
@@ -1025,7 +1025,7 @@ def test_a_receipt_signed_by_a_p384_key_in_the_set_is_refused() -> None:
         receipt_claims(), private, algorithm="ES384", headers={"kid": "gw-p384", "typ": RECEIPT_TYP}
     )
 
-    refused(token, {"keys": [jwk]}, "signature-length")
+    refused(token, {"keys": [jwk]}, "alg")
 
 
 def test_an_ed448_or_other_okp_key_is_refused(eddsa: Seal) -> None:
