@@ -11,7 +11,8 @@ The profile (DESIGN.md):
   default, ``tag`` must be the gateway's application tag (``gba-gateway``), and ``created``
   must lie within ``now ± max_skew``; an ``expires`` in the past refuses the signature.
   Only the registered parameters (``created``, ``expires``, ``nonce``, ``alg``, ``keyid``,
-  ``tag``) are accepted.
+  ``tag``) are accepted, and each string parameter is at most ``max_param_chars`` (200)
+  characters: the nonce store and the key registry hold no longer ones.
 * The key comes only from the caller's resolver, by ``keyid``, and must be valid now. Its
   algorithm is the key's own; an ``alg`` parameter may only repeat it. ``hmac-sha256`` is
   refused outright: there are no shared secrets.
@@ -61,6 +62,7 @@ from gateway.trust.sfv import (
 
 __all__ = [
     "APPLICATION_TAG",
+    "MAX_PARAM_CHARS",
     "Component",
     "HttpMessage",
     "SignatureParams",
@@ -77,6 +79,8 @@ APPLICATION_TAG = "gba-gateway"
 _PARAM_ORDER = ("created", "expires", "keyid", "nonce", "alg", "tag")
 _PARAM_NAMES = frozenset(_PARAM_ORDER)
 _REFUSED_ALGS = frozenset({"hmac-sha256"})
+_STRING_PARAMS = ("keyid", "nonce", "alg", "tag")
+MAX_PARAM_CHARS = 200  # the nonce and key id columns of the store are as long
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class VerifyPolicy:
     max_skew: int = 300
     max_age: int | None = None
     require_nonce: bool = True
+    max_param_chars: int = MAX_PARAM_CHARS
 
     @classmethod
     def for_request(cls, *, has_body: bool, label: str = "sig1") -> VerifyPolicy:
@@ -285,6 +290,8 @@ def signature_keyid(message: HttpMessage, label: str = "sig1") -> str:
     keyid = inner.params.get("keyid")
     if not isinstance(keyid, str) or not keyid:
         raise SignatureInvalidError("the signature has no keyid")
+    if len(keyid) > MAX_PARAM_CHARS:
+        raise SignatureInvalidError(f"the keyid parameter is longer than {MAX_PARAM_CHARS}")
     return keyid
 
 
@@ -300,6 +307,11 @@ def _check_params(inner: InnerList, policy: VerifyPolicy, now: int) -> None:
     for name in ("nonce", "alg", "tag"):
         if name in params and not _is_str(params[name]):
             raise SignatureInvalidError(f"the {name} parameter must be a string")
+    for name in _STRING_PARAMS:
+        if len(params.get(name, "")) > policy.max_param_chars:
+            raise SignatureInvalidError(
+                f"the {name} parameter is longer than {policy.max_param_chars} characters"
+            )
     if policy.tag is not None and params.get("tag") != policy.tag:
         raise SignatureInvalidError("the signature does not carry the expected tag")
     if policy.require_nonce and "nonce" not in params:

@@ -161,6 +161,23 @@ def _digest_of_other_body(url: str, body: bytes, key: SigningKey):
     return url, body, _headers(url, body, key, digest_body=b"<other/>")
 
 
+def _long_nonce(url: str, body: bytes, key: SigningKey):
+    """Longer than the nonce store's column: PostgreSQL used to answer 500."""
+    return url, body, _headers(url, body, key, nonce="n" * 201)
+
+
+def _long_tag(url: str, body: bytes, key: SigningKey):
+    return url, body, _headers(url, body, key, tag="gba-gateway" + "x" * 200)
+
+
+def _long_keyid(url: str, body: bytes, key: SigningKey):
+    headers = _headers(url, body, key)
+    headers["Signature-Input"] = headers["Signature-Input"].replace(
+        f'keyid="{key.kid}"', f'keyid="{key.kid}{"k" * 200}"'
+    )
+    return url, body, headers
+
+
 ATTACKS: list[tuple[str, Mutation, int, str]] = [
     ("tampered body, old digest", _tampered_body, 400, "digest-mismatch"),
     ("digest dropped from covered components", _digest_not_covered, 401, "signature-invalid"),
@@ -175,6 +192,9 @@ ATTACKS: list[tuple[str, Mutation, int, str]] = [
     ("signature under another label", _other_label, 401, "signature-missing"),
     ("no signature", _no_signature, 401, "signature-missing"),
     ("digest of another body, signed", _digest_of_other_body, 400, "digest-mismatch"),
+    ("nonce of 201 characters", _long_nonce, 401, "signature-invalid"),
+    ("tag of 211 characters", _long_tag, 401, "signature-invalid"),
+    ("keyid longer than 200 characters", _long_keyid, 401, "signature-invalid"),
 ]
 
 
