@@ -6,9 +6,11 @@ DESIGN.md rule, the probes whose answers it judges (:mod:`gateway.conformance.pr
 is sent) and its judge (:mod:`gateway.conformance.judges`: what must come back). Ids never
 change meaning; new checks get new ids.
 
-Refusals must be signed, like acknowledgements: forwarded messages "use the same signature
-profile", under which every response is signed. That is its own check
-(``refusals-signed``), so a partner that signs only its acknowledgements is told exactly that.
+Refusals of a genuinely signed message must be signed, like acknowledgements: forwarded
+messages "use the same signature profile", under which the answer to a signed request is
+signed and bound to that request's signature. That is its own check (``refusals-signed``), so
+a partner that signs only its acknowledgements is told exactly that. Refusals of an unsigned,
+forged or stale message are not judged for a signature: there is no signature to bind to.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.conformance import judges as j
-from gateway.conformance.probes import REFUSAL_PROBES, STALE_SECONDS
+from gateway.conformance.probes import AUTHENTIC_REFUSAL_PROBES, REFUSAL_PROBES, STALE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Check:
 _PROFILE = "Signatures: RFC 9421 on every partner request and every response to it"
 _RESPONSES = (
     'Responses are signed, covering "@status" "content-digest" "content-type" '
-    '"@method";req "@target-uri";req'
+    '"@method";req "@target-uri";req "signature";req;key="sig1"'
 )
 _ACK = "Forwarded messages ... expect a signed acknowledgement; partners de-duplicate on it"
 
@@ -156,11 +158,12 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "refusals-signed",
-        "every refusal is signed by the partner's key and bound to our request, like an ack",
+        "every refusal of a genuinely signed message (replayed, idempotency mismatch,"
+        " malformed body) is signed by the partner's key and bound to our request, like an ack",
         "Signature/Signature-Input and Content-Digest that verify",
         _RESPONSES,
-        REFUSAL_PROBES,
-        j.refusals_signed(REFUSAL_PROBES),
+        AUTHENTIC_REFUSAL_PROBES,
+        j.refusals_signed(AUTHENTIC_REFUSAL_PROBES),
     ),
     Check(
         "refusals-keep-nothing",

@@ -193,6 +193,14 @@ REFUSAL_PROBES: tuple[str, ...] = (
     "refuses-idempotency-mismatch",
     "refuses-malformed-body",
 )
+# The refusal probes whose signature is the gateway's own, valid and fresh: only answers to
+# these can be bound to our request's signature ("signature";req), so only these must be
+# signed. An answer to an unsigned, forged or stale request has nothing to bind to.
+AUTHENTIC_REFUSAL_PROBES: tuple[str, ...] = (
+    "refuses-replay",
+    "refuses-idempotency-mismatch",
+    "refuses-malformed-body",
+)
 
 
 def _redeliver_refused(ctx: KitContext, sent: Sent) -> list[Outgoing]:

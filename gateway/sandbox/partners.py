@@ -3,7 +3,8 @@
 Each sandbox agency has an inbox at ``/sandbox/partners/{agency_id}/messages``. It verifies
 the gateway's RFC 9421 signature and the Content-Digest, refuses a replayed signature nonce,
 de-duplicates on the message id (the ``Idempotency-Key``), answers with a signed
-acknowledgement bound to the request (refusals as signed RFC 9457 problems), and, when the
+acknowledgement bound to the request and its signature (refusals of a request whose
+signature verified as signed RFC 9457 problems, other refusals unsigned), and, when the
 agency is set to decide, posts its signed decision back through the partner API like any real
 agency system would. Its fault switches (:mod:`gateway.sandbox.faults`) make it misbehave.
 """
@@ -31,7 +32,8 @@ from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.agencies import SandboxAgency
 from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
 from gateway.services.ports import Clock
-from gateway.trust.httpsig import HttpMessage
+from gateway.trust.httpsig import HttpMessage, VerifiedSignature
+from gateway.trust.httpsig_components import ComponentError
 from gateway.trust.keys import SigningKey, VerificationKey, generate_private_key
 from gateway.trust.profile import sign_request, sign_response, verify_request, verify_response
 from gateway.web.messages import client_response_message, request_message
@@ -126,15 +128,20 @@ class SandboxPartners:
             inbox.unavailable += 1
             log.info("sandbox.partner_down", agency=agency_id)
             return web.Response(status=503, text="the agency is down (sandbox)\n")
+        verified: VerifiedSignature | None = None
         try:
+            if not faults.lax:
+                verified = self._authenticate(request, body)
             if faults.error_status is not None:
                 raise injected_fault(faults.error_status)
-            message_id, envelope = self._admit(request, body, inbox, faults)
+            message_id, envelope = self._admit(request, body, inbox, faults, verified)
         except GatewayError as error:
             log.warning("sandbox.partner_refused", agency=agency_id, problem=error.slug)
             if faults.lax:
                 return web.Response(status=error.status, text=f"{error.detail}\n")
             document = problem_document(request, error, self._base_url)
+            if verified is None:  # nothing to bind a signature to: answered unsigned
+                return web.json_response(document, status=error.status, content_type=PROBLEM_JSON)
             return self._signed(request, agency, key, faults, error.status, document, PROBLEM_JSON)
         duplicate = message_id in inbox.messages and not faults.lax
         if duplicate:
@@ -154,12 +161,26 @@ class SandboxPartners:
         }
         return self._signed(request, agency, key, faults, 200, ack)
 
+    def _authenticate(self, request: web.Request, body: bytes) -> VerifiedSignature:
+        """The gateway's signature and digest on a delivery, or a GatewayError."""
+        return verify_request(
+            request_message(request, self._base_url),
+            body,
+            resolve_key=self._resolve_gateway_key,
+            now=self._clock.now(),
+        )
+
     def _admit(
-        self, request: web.Request, body: bytes, inbox: Inbox, faults: Faults
+        self,
+        request: web.Request,
+        body: bytes,
+        inbox: Inbox,
+        faults: Faults,
+        verified: VerifiedSignature | None,
     ) -> tuple[str, dict[str, Any]]:
         """The message id and envelope of a delivery, verified unless the agency is lax."""
         message_id = request.headers.get("Idempotency-Key", "")
-        if faults.lax:
+        if faults.lax or verified is None:
             try:
                 envelope = json.loads(body)
             except (ValueError, RecursionError):  # RecursionError: nested too deeply
@@ -168,12 +189,6 @@ class SandboxPartners:
                 raise BadRequestError("not a JSON object")
             return message_id or str(envelope.get("message_id", "")), envelope
         now = self._clock.now()
-        verified = verify_request(
-            request_message(request, self._base_url),
-            body,
-            resolve_key=self._resolve_gateway_key,
-            now=now,
-        )
         if not inbox.fresh_nonce(verified.keyid, verified.nonce or "", now):
             raise ReplayedRequestError("this signature nonce was already used")
         envelope = loads_strict(body)
@@ -212,14 +227,17 @@ class SandboxPartners:
         content_type: str = "application/json",
     ) -> web.Response:
         body = json.dumps(payload, ensure_ascii=False).encode()
-        headers = sign_response(
-            status=status,
-            body=body,
-            content_type=content_type,
-            request=request_message(request, self._base_url),
-            key=self._signing_key(agency, key, faults),
-            now=self._now(faults),
-        )
+        try:
+            headers = sign_response(
+                status=status,
+                body=body,
+                content_type=content_type,
+                request=request_message(request, self._base_url),
+                key=self._signing_key(agency, key, faults),
+                now=self._now(faults),
+            )
+        except ComponentError:  # a lax agency's answer to a request with no signature to bind
+            return web.Response(status=status, body=body, content_type=content_type)
         if faults.signature == "missing":
             headers = {k: v for k, v in headers.items() if not k.lower().startswith("signature")}
         return web.Response(status=status, body=body, headers=headers)
@@ -293,6 +311,8 @@ class SandboxPartners:
                 headers = {k: v for k, v in headers.items() if not k.startswith("Signature")}
             async with self._session.post(url, data=body, headers=headers) as response:
                 answer = await response.read()
+                if response.status in (400, 401) and "Signature" not in response.headers:
+                    return response.status  # refused unauthenticated: answered unsigned
                 verify_response(
                     client_response_message(response),
                     answer,

@@ -19,8 +19,9 @@ The profile (DESIGN.md):
 * A request with a body covers ``"@method" "@target-uri" "content-digest" "content-type"``,
   one without a body ``"@method" "@target-uri"``, and ``idempotency-key`` whenever that
   header is present (:meth:`VerifyPolicy.for_request`). A response covers ``"@status"``,
-  ``"content-digest"``, ``"content-type"`` and the request's ``"@method";req`` and
-  ``"@target-uri";req`` (:meth:`VerifyPolicy.for_response`).
+  ``"content-digest"``, ``"content-type"`` and the request's ``"@method";req``,
+  ``"@target-uri";req`` and signature ``"signature";req;key="sig1"``
+  (:meth:`VerifyPolicy.for_response`, RFC 9421 §2.4): it answers that one signed request.
 * Covering ``content-digest`` binds the header, not the body: the caller also checks the
   digest against the bytes with :func:`gateway.trust.digest.verify_content_digest`.
 * Nonce replay is the caller's business (a durable store); :func:`verify` returns the nonce.
@@ -140,11 +141,16 @@ class VerifyPolicy:
         )
 
     @classmethod
-    def for_response(cls, *, label: str = "sig1") -> VerifyPolicy:
-        """The DESIGN.md profile for a partner's response to our request."""
+    def for_response(cls, *, label: str = "sig1", request_label: str = "sig1") -> VerifyPolicy:
+        """The DESIGN.md profile for a signed answer to a signed request."""
         return cls(
             required_components=components(
-                "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
+                "@status",
+                "content-digest",
+                "content-type",
+                '"@method";req',
+                '"@target-uri";req',
+                Component("signature", (("req", True), ("key", request_label))),
             ),
             label=label,
         )
@@ -290,8 +296,6 @@ def signature_keyid(message: HttpMessage, label: str = "sig1") -> str:
     keyid = inner.params.get("keyid")
     if not isinstance(keyid, str) or not keyid:
         raise SignatureInvalidError("the signature has no keyid")
-    if len(keyid) > MAX_PARAM_CHARS:
-        raise SignatureInvalidError(f"the keyid parameter is longer than {MAX_PARAM_CHARS}")
     return keyid
 
 

@@ -3,9 +3,11 @@
 Requests cover ``"@method" "@target-uri"`` plus ``"content-digest" "content-type"`` when
 there is a body and ``"idempotency-key"`` when present; responses cover ``"@status"
 "content-digest" "content-type"`` and the request-bound ``"@method";req
-"@target-uri";req``. Every signature carries ``created``, ``nonce``, ``keyid`` and
-``tag="gba-gateway"``. Everything here is framework-free: the web edge, the partner client,
-the sandbox agencies and the demo all sign and verify through these functions.
+"@target-uri";req "signature";req;key="sig1"``, so an answer verifies only with the one
+signed request it answers (RFC 9421 §2.4); an unsigned request gets no signed answer.
+Every signature carries ``created``, ``nonce``, ``keyid`` and ``tag="gba-gateway"``.
+Everything here is framework-free: the web edge, the partner client, the sandbox agencies
+and the demo all sign and verify through these functions.
 """
 
 from __future__ import annotations
@@ -31,10 +33,8 @@ from gateway.trust.httpsig import (
 from gateway.trust.keys import SigningKey, VerificationKey
 
 LABEL = "sig1"
-_RESPONSE_COMPONENTS = components(
-    "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
-)
-_RESPONSE_POLICY = VerifyPolicy.for_response(label=LABEL)
+_RESPONSE_POLICY = VerifyPolicy.for_response(label=LABEL, request_label=LABEL)
+_RESPONSE_COMPONENTS = _RESPONSE_POLICY.required_components
 
 
 @lru_cache(maxsize=16)
@@ -97,7 +97,11 @@ def sign_response(
     key: SigningKey,
     now: datetime,
 ) -> dict[str, str]:
-    """Content-Type, Content-Digest and the signature binding a response to its request."""
+    """Content-Type, Content-Digest and the signature binding a response to its request.
+
+    ``request`` must carry the signature labelled ``sig1`` (ComponentError otherwise): only
+    the answer to a signed request is signed.
+    """
     headers = {"Content-Type": content_type, "Content-Digest": content_digest(body)}
     message = HttpMessage.response(status, headers)
     params = SignatureParams(

@@ -25,7 +25,7 @@ from gateway.domain.errors import (
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import signature_keyid
 from gateway.trust.profile import verify_request
-from gateway.web.keys import AGENCY_ID, DEPENDENCIES, SETTINGS
+from gateway.web.keys import AGENCY_ID, DEPENDENCIES, SETTINGS, VERIFIED_KEYID
 from gateway.web.messages import request_message
 
 
@@ -86,6 +86,7 @@ async def authenticate(
         )
         if key.sandbox and not settings.sandbox:
             raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
+        request[VERIFIED_KEYID] = verified.keyid  # from here on, the answer is signed
         if require_idempotency or idempotency_key is not None:
             idempotency_key = idempotency_key_of(request)
         agency = await uow.agencies.get(key.owner)

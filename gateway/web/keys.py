@@ -20,3 +20,6 @@ METRICS = web.AppKey("metrics", Metrics)
 READINESS = web.AppKey("readiness", dict[str, bool])
 REQUEST_ID = web.RequestKey("request_id", str)
 AGENCY_ID = web.RequestKey("agency_id", str)
+# The key id of the request's signature once it verified (and its digest held): only the
+# answer to such a request is signed (gateway.web.middlewares.sign_partner_responses).
+VERIFIED_KEYID = web.RequestKey("verified_keyid", str)

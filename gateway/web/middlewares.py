@@ -2,7 +2,9 @@
 
 Order, outermost first: :func:`request_context` (request id, log context, metrics, access
 log) -> :func:`sign_partner_responses` -> the problem middleware -> the route. So every
-answer to a signed partner request, a problem included, leaves signed.
+answer to a partner request whose signature verified, a problem included, leaves signed,
+bound to that request's signature; an unauthenticated request gets an unsigned answer (a
+signature over it would bind nothing and hand out signing work for free).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp.typedefs import Handler
 from gateway.services.ports import Clock
 from gateway.trust.keystore import KeyRing
 from gateway.trust.profile import sign_response
-from gateway.web.keys import AGENCY_ID, METRICS, REQUEST_ID
+from gateway.web.keys import AGENCY_ID, METRICS, REQUEST_ID, VERIFIED_KEYID
 from gateway.web.messages import request_message
 
 log = structlog.get_logger("gateway.access")
@@ -68,12 +70,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def sign_partner_responses(keyring: KeyRing, base_url: str, clock: Clock) -> Any:
-    """Sign the answer to every partner request (one that carried a signature) on /v1."""
+    """Sign the answer to every partner request on /v1 whose signature verified."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
-        if not request.path.startswith("/v1/") or "Signature-Input" not in request.headers:
+        if not request.path.startswith("/v1/") or request.get(VERIFIED_KEYID) is None:
             return response
         if not isinstance(response, web.Response) or response.body is None:
             return response

@@ -99,6 +99,18 @@ async def test_a_healthy_agency_acknowledges_signed_and_refuses_a_replay(
     assert _inbox(gateway).duplicates == 0
 
 
+async def test_a_delivery_whose_signature_fails_gets_an_unsigned_refusal(
+    gateway: RunningGateway,
+) -> None:
+    """The sandbox agency mirrors the gateway: nothing to bind a signature to, none given."""
+    url, body, headers = _delivery(gateway, "msg-" + secrets.token_hex(6))
+    status, answer, response = await _post(url, body + b" ", headers)  # digest now wrong
+    assert status == 400
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "Signature" not in response.headers
+    assert _inbox(gateway).messages == {}
+
+
 async def test_down_answers_503_and_keeps_nothing_until_healed(gateway: RunningGateway) -> None:
     status, faults = await _call(
         gateway, "PATCH", f"/sandbox/v1/agencies/{AGENCY}/faults", {"down": True}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,8 @@ from gateway.domain.errors import ConfigurationError, GatewayError, UnknownKeyEr
 from gateway.mapping.canonical import loads_strict, schema_validator
 from gateway.settings import REPO_ROOT
 from gateway.trust import keystore
-from gateway.trust.httpsig import HttpMessage
+from gateway.trust.digest import content_digest
+from gateway.trust.httpsig import HttpMessage, SignatureParams, components, sign
 from gateway.trust.keys import SigningKey, generate_private_key, private_key_pem
 from gateway.trust.profile import sign_response, verify_request
 from tests.conftest import free_port
@@ -55,6 +57,7 @@ class FakePartner:
     auth_status: int = 401  # the status of signature refusals
     problem_json: bool = True
     sign_refusals: bool = True
+    bind_signature: bool = True  # False: the profile before answers covered the request's
     seen: dict[str, Any] = field(default_factory=dict)
     nonces: set[str] = field(default_factory=set)
 
@@ -73,6 +76,7 @@ class FakePartner:
         incoming = HttpMessage.request(
             "POST", f"http://{request.host}{request.raw_path}", list(request.headers.items())
         )
+        verified = None
         try:
             verified = verify_request(
                 incoming, body, resolve_key=self._resolve, now=datetime.now(UTC)
@@ -86,7 +90,8 @@ class FakePartner:
                 raise GatewayError("mismatch")
         except GatewayError as error:
             status = self.auth_status if error.status == 401 else 400
-            return self._answer(incoming, status, {"type": "about:blank", "title": error.title})
+            problem = {"type": "about:blank", "title": error.title}
+            return self._answer(incoming, status, problem, authentic=verified is not None)
         duplicate = self.deduplicate and message_id in self.seen
         self.seen[message_id] = envelope
         ack = {
@@ -96,12 +101,21 @@ class FakePartner:
         }
         return self._answer(incoming, 200, ack)
 
-    def _answer(self, request: HttpMessage, status: int, payload: dict[str, Any]) -> web.Response:
+    def _answer(
+        self, request: HttpMessage, status: int, payload: dict[str, Any], authentic: bool = True
+    ) -> web.Response:
+        """Signed and bound to the request's signature, unless that did not verify."""
         refusal = status >= 400
         if refusal:
             payload = {**payload, "status": status}
         body = json.dumps(payload).encode()
         media = "application/problem+json" if refusal and self.problem_json else "application/json"
+        if refusal and not (self.sign_refusals and authentic):
+            return web.Response(status=status, body=body, content_type=media)
+        if not self.bind_signature:
+            return web.Response(
+                status=status, body=body, headers=self._unbound(status, body, media, request)
+            )
         headers = sign_response(
             status=status,
             body=body,
@@ -110,9 +124,25 @@ class FakePartner:
             key=self.key,
             now=datetime.now(UTC),
         )
-        if refusal and not self.sign_refusals:
-            headers = {k: v for k, v in headers.items() if not k.startswith("Signature")}
         return web.Response(status=status, body=body, headers=headers)
+
+    def _unbound(
+        self, status: int, body: bytes, media: str, request: HttpMessage
+    ) -> dict[str, str]:
+        """Signed over everything but the request's signature: "@method";req and
+        "@target-uri";req alone bind an answer to any request to that URL."""
+        headers = {"Content-Type": media, "Content-Digest": content_digest(body)}
+        params = SignatureParams(
+            components=components(
+                "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
+            ),
+            created=int(datetime.now(UTC).timestamp()),
+            keyid=self.key.kid,
+            nonce=secrets.token_urlsafe(12),
+            tag="gba-gateway",
+        )
+        message = HttpMessage.response(status, headers)
+        return {**headers, **sign(message, self.key, params, request=request)}
 
 
 @pytest.fixture
@@ -208,7 +238,17 @@ async def test_refusals_that_are_plain_json_and_unsigned_are_named(
     problem = _reason(report, "errors-are-problem-json")
     assert "refuses-stale: Content-Type application/json" in problem
     assert "refuses-replay: Content-Type application/json" in problem
-    assert "refuses-tampered-body: signature-missing" in _reason(report, "refusals-signed")
+    unsigned = _reason(report, "refusals-signed")
+    assert "refuses-malformed-body: signature-missing" in unsigned
+    assert "refuses-tampered-body" not in unsigned  # a forged request binds no signature
+
+
+async def test_answers_not_bound_to_the_request_signature_fail_ack_signed(
+    gateway_key: SigningKey, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    report = await _run(FakePartner(gateway_key, bind_signature=False), aiohttp_server, tmp_path)
+    assert set(report.ids("fail")) == {"ack-signed", "refusals-signed"}
+    assert 'the required component "signature";req;key="sig1"' in _reason(report, "ack-signed")
 
 
 async def test_answers_signed_by_a_key_outside_the_partner_jwks_fail_ack_signed(

@@ -524,7 +524,12 @@ BODY = b'{"matter": "HK-0001", "applicant": "CHAN Tai Man"}'
 URI = "https://gateway.example.gov.hk/v1/applications?matter=HK-0001"
 REQUEST_COMPONENTS = components("@method", "@target-uri", "content-digest", "content-type")
 RESPONSE_COMPONENTS = components(
-    "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
+    "@status",
+    "content-digest",
+    "content-type",
+    '"@method";req',
+    '"@target-uri";req',
+    '"signature";req;key="sig1"',
 )
 
 
@@ -603,7 +608,7 @@ def test_request_round_trip(alg: str, signing_keys: dict[str, SigningKey]) -> No
 @pytest.mark.parametrize("alg", ALGS)
 def test_response_round_trip(alg: str, signing_keys: dict[str, SigningKey]) -> None:
     key = signing_keys[alg]
-    request = _request()
+    request = _signed(_request(), key)
     response_body = b'{"status": "received"}'
     response = HttpMessage.response(
         202, {"Content-Type": "application/json", "Content-Digest": content_digest(response_body)}
@@ -611,9 +616,41 @@ def test_response_round_trip(alg: str, signing_keys: dict[str, SigningKey]) -> N
     signed = _signed(response, key, components=RESPONSE_COMPONENTS, request=request)
     result = _verify(signed, key, VerifyPolicy.for_response(), request=request)
     assert result.components == RESPONSE_COMPONENTS
-    other_request = _request(uri="https://gateway.example.gov.hk/v1/applications?matter=HK-0002")
+    other_uri = "https://gateway.example.gov.hk/v1/applications?matter=HK-0002"
+    other_request = _signed(_request(uri=other_uri), key)
     with pytest.raises(SignatureInvalidError, match="does not verify"):
         _verify(signed, key, VerifyPolicy.for_response(), request=other_request)
+
+
+def test_a_response_answers_one_signed_request_only(key: SigningKey) -> None:
+    """Two requests to the same target: the answer to one does not verify for the other."""
+    first, second = _signed(_request(), key), _signed(_request(), key, nonce="nonce-0002")
+    assert first.header("signature-input") != second.header("signature-input")
+    response = HttpMessage.response(
+        200, {"Content-Type": "application/json", "Content-Digest": content_digest(b"{}")}
+    )
+    answer = _signed(response, key, components=RESPONSE_COMPONENTS, request=first)
+    assert _verify(answer, key, VerifyPolicy.for_response(), request=first).keyid == key.kid
+    with pytest.raises(SignatureInvalidError, match="does not verify"):
+        _verify(answer, key, VerifyPolicy.for_response(), request=second)
+
+
+def test_a_response_not_bound_to_the_request_signature_is_refused(key: SigningKey) -> None:
+    request = _signed(_request(), key)
+    response = HttpMessage.response(
+        200, {"Content-Type": "application/json", "Content-Digest": content_digest(b"{}")}
+    )
+    unbound = _signed(response, key, components=RESPONSE_COMPONENTS[:-1], request=request)
+    with pytest.raises(SignatureInvalidError, match=r'"signature";req;key="sig1"'):
+        _verify(unbound, key, VerifyPolicy.for_response(), request=request)
+
+
+def test_an_unsigned_request_gets_no_signed_response(key: SigningKey) -> None:
+    response = HttpMessage.response(
+        200, {"Content-Type": "application/json", "Content-Digest": content_digest(b"{}")}
+    )
+    with pytest.raises(ComponentError, match="'signature' is absent"):
+        _signed(response, key, components=RESPONSE_COMPONENTS, request=_request())
 
 
 def test_request_without_body_profile(key: SigningKey) -> None:
@@ -1206,6 +1243,9 @@ def test_response_with_req_components_across_implementations(
     now = datetime.now(UTC)
     response_body = b'{"status": "received"}'
     request_headers = {"Content-Type": "application/json", "Content-Digest": content_digest(BODY)}
+    request_headers.update(
+        sign(HttpMessage.request("POST", URI, request_headers), key, _params(key.kid))
+    )
     response_headers = {
         "Content-Type": "application/json",
         "Content-Digest": content_digest(response_body),
@@ -1247,3 +1287,22 @@ def test_response_with_req_components_across_implementations(
             peer_response, expect_tag="gba-gateway", require_components=spec, body=response_body
         )
         assert [r.label for r in results] == ["sig1"]
+
+
+@pytest.mark.parametrize("name", ["keyid", "nonce", "tag"])
+def test_string_parameters_longer_than_the_store_holds_are_refused(
+    name: str, key: SigningKey
+) -> None:
+    """Before any key lookup or nonce store (a 201-character nonce answered 500 on PostgreSQL)."""
+    long = "x" * 201
+    overrides: dict[str, Any] = {} if name == "keyid" else {name: long}
+    signer = SigningKey(long, key.private_key, key.alg) if name == "keyid" else key
+    policy = VerifyPolicy.for_request(has_body=True)
+    if name == "tag":
+        policy = replace(policy, tag=long)  # even the expected tag is bounded
+    signed = _signed(_request(), signer, **overrides)
+    resolver = _resolver({signer.kid: signer.public})
+    with pytest.raises(SignatureInvalidError, match=f"the {name} parameter is longer than 200"):
+        verify(signed, resolve_key=resolver, policy=policy, now=NOW)
+    ok = replace(policy, max_param_chars=201)
+    assert verify(signed, resolve_key=resolver, policy=ok, now=NOW).keyid == signer.kid

@@ -534,7 +534,8 @@ def test_responses_sign_and_verify(key: SigningKey) -> None:
         now=NOW,
     )
     assert headers["Signature-Input"].startswith(
-        'sig1=("@status" "content-digest" "content-type" "@method";req "@target-uri";req)'
+        'sig1=("@status" "content-digest" "content-type" "@method";req "@target-uri";req'
+        ' "signature";req;key="sig1")'
     )
     response = HttpMessage.response(201, headers)
     verified = verify_response(
