@@ -138,7 +138,7 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
         return keystore.load(directory, generate_missing=True)
     if settings.keys_dir is None:
         raise ConfigurationError("production mode refuses to start: keys_dir is not set")
-    return keystore.load(settings.keys_dir)
+    return keystore.load(settings.keys_dir, owner_only=True)
 
 
 def register_at_sandbox_providers(app: web.Application, ring: keystore.KeyRing) -> None:

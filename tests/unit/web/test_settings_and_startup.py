@@ -202,6 +202,35 @@ async def test_production_refuses_matters_routed_to_unregistered_agencies(tmp_pa
     await runner.cleanup()
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o620])
+def test_production_refuses_a_private_key_file_open_to_group_or_others(
+    tmp_path: Path, mode: int
+) -> None:
+    ring = keystore.generate(tmp_path / "keys", sandbox=False)
+    exposed = tmp_path / "keys" / f"{ring.current('http').kid}.pem"
+    exposed.chmod(mode)
+    settings = _production(
+        tmp_path,
+        keys_dir=tmp_path / "keys",
+        trust_anchors_dir=_ca(tmp_path / "certs"),
+        agencies_file=_registry(tmp_path, *ROUTED),
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(settings)
+    assert str(exposed) in refused.value.detail
+    assert f"mode {mode:04o}" in refused.value.detail
+    assert f"chmod 600 {exposed}" in refused.value.detail
+    assert exposed.stat().st_mode & 0o777 == mode  # nothing is changed behind the operator
+    exposed.chmod(0o400)  # read-only for the owner is as private
+    assert create_app(settings) is not None
+
+
+def test_the_sandbox_still_loads_its_own_keys_whatever_their_mode(tmp_path: Path) -> None:
+    ring = keystore.generate(tmp_path / "keys", sandbox=True)
+    (tmp_path / "keys" / f"{ring.current('seal').kid}.pem").chmod(0o644)
+    assert keystore.load(tmp_path / "keys").current("seal").kid == ring.current("seal").kid
+
+
 def test_generated_private_keys_are_owner_only(tmp_path: Path) -> None:
     ring = keystore.generate(tmp_path / "keys", sandbox=False)
     assert {k.purpose for k in ring.keys} == {"seal", "http", "oidc"}
