@@ -104,7 +104,7 @@ async def test_a_delivery_whose_signature_fails_gets_an_unsigned_refusal(
 ) -> None:
     """The sandbox agency mirrors the gateway: nothing to bind a signature to, none given."""
     url, body, headers = _delivery(gateway, "msg-" + secrets.token_hex(6))
-    status, answer, response = await _post(url, body + b" ", headers)  # digest now wrong
+    status, _, response = await _post(url, body + b" ", headers)  # digest now wrong
     assert status == 400
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert "Signature" not in response.headers
