@@ -1,7 +1,9 @@
 """Agencies and their keys in the database: one registry for every gateway process.
 
 Key lookups go to the database on every signed request, so a revocation takes effect at once
-in all processes. Revocation is sticky: re-importing the registry file never clears it.
+in all processes. Revocation is sticky: re-importing the registry file never clears it, and a
+``revoked_at`` added to the file later revokes the stored key (the earlier of the two times
+wins).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class SqlAgencies:
         return [(r.agency_id, _spec(r)) for r in await self._conn.execute(query)]
 
     async def register(self, reg: Registration, at: datetime) -> None:
-        """Create or update an agency and add its keys (existing keys keep their revocation)."""
+        """Create or update an agency and add its keys (a key's revocation is never undone)."""
         agency = reg.agency
         values = {
             "jurisdiction": agency.jurisdiction,
@@ -104,8 +106,11 @@ class SqlAgencies:
             "certificate": spec.certificate,
         }
         if row is not None:
+            revoked = [t for t in (row.revoked_at, spec.revoked_at) if t is not None]
             await self._conn.execute(
-                agency_keys.update().where(agency_keys.c.kid == spec.kid).values(**values)
+                agency_keys.update()
+                .where(agency_keys.c.kid == spec.kid)
+                .values(**values, revoked_at=min(revoked) if revoked else None)
             )
             return
         try:
