@@ -4,8 +4,10 @@
 (``<directory>/hk/sandbox-root.pem`` and so on, readable by ``TrustAnchors.load``) with each
 root's private key beside it as ``sandbox-root.key`` (mode 0600; ``*.key`` is git-ignored).
 It reuses what is already there. ``issue_agency_certificate`` then issues agency signing
-certificates under a root so that sandbox users can register keys as X.509 chains. Every
-name says "sandbox": none of this material is fit for production.
+certificates under a root so that sandbox users can register keys as X.509 chains; each names
+its agency as the gateway requires (subjectAltName ``urn:gba:agency:<agency_id>``, key usage
+``digitalSignature``, extended key usage ``clientAuth``). Every name says "sandbox": none of
+this material is fit for production.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import Jurisdiction
 from gateway.trust.certificates import JURISDICTION_FOLDERS, SANDBOX_ORGANIZATION
+from gateway.trust.certpath import AGENCY_URI_PREFIX
 from gateway.trust.keys import PublicKey, alg_for_public_key, load_private_key, private_key_pem
 from gateway.trust.keystore import write_private
 
@@ -158,6 +161,13 @@ def issue_agency_certificate(
         .not_valid_after(min(now + timedelta(days=days), issuer.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(digital_signature=True), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(AGENCY_URI_PREFIX + agency_id)]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),

@@ -9,12 +9,17 @@ Path validation is implemented here rather than with ``cryptography.x509.verific
 that verifier refuses Ed25519 CA keys, has no revocation lists and reports one opaque error.
 Every certificate of the path is checked for its validity period, each issuer for
 ``basicConstraints`` CA (and ``pathLen``) and ``keyCertSign``, the leaf for
-``digitalSignature``, no CA flag and an allowed key (``gateway.trust.keys``). Signatures are
-ECDSA P-256/SHA-256, Ed25519, or RSA (>= 2048 bits) PKCS#1 v1.5 or PSS with SHA-256/384/512.
+``digitalSignature`` (without ``keyCertSign``/``cRLSign``), no CA flag, an allowed key
+(``gateway.trust.keys``), an extended key usage allowing ``clientAuth`` when it has one, and
+the subjectAltName URI ``urn:gba:agency:<agency_id>`` naming the agency registering it.
+Signatures are ECDSA P-256/SHA-256, Ed25519, or RSA (>= 2048 bits) PKCS#1 v1.5 or PSS with
+SHA-256/384/512.
 
 A revocation list issued by an anchor must verify when it is loaded (ConfigurationError
 otherwise). One issued by an intermediate is checked against that intermediate when a path
-goes through it, and a list that fails then refuses the chain: revocation fails closed.
+goes through it, and a list that fails then refuses the chain: revocation fails closed. A list
+past its ``nextUpdate`` (or without one) counts as unavailable and refuses the chains it
+covers in the same way.
 A listed serial is refused whatever its revocation date.
 """
 
@@ -152,9 +157,10 @@ class TrustAnchors:
         self.crls.setdefault(code, []).append(crl)
 
     def validate_chain(
-        self, jurisdiction: str, chain: Sequence[bytes] | bytes, at: datetime
+        self, jurisdiction: str, chain: Sequence[bytes] | bytes, at: datetime, *, agency_id: str
     ) -> ValidatedCertificate:
-        """Validate a PEM chain (leaf first) at ``at``; CertificateError names what failed."""
+        """Validate a PEM chain (leaf first) at ``at`` for the agency ``agency_id``, which the
+        leaf must name; CertificateError names what failed."""
         if at.tzinfo is None:
             raise ValueError("the validation time needs a time zone")
         try:
@@ -167,8 +173,8 @@ class TrustAnchors:
         foreign = [a for other, anchors in self.anchors.items() if other != code for a in anchors]
         try:
             path = build_path(certs, self.anchors[code], foreign)
-            check_certificates(path, at)
-            check_revocation(path, self.crls.get(code, ()))
+            check_certificates(path, at, agency_id)
+            check_revocation(path, self.crls.get(code, ()), at)
             leaf = path[0]
             public_key = leaf.public_key()
             alg = alg_for_public_key(public_key)  # type: ignore[arg-type]

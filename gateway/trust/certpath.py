@@ -2,8 +2,14 @@
 
 Three steps, each raising :class:`PathRefused` with a short detail naming the failed check:
 :func:`build_path` chains the presented certificates by name and signature up to an anchor,
-:func:`check_certificates` checks validity periods, constraints and key usage along the path,
-and :func:`check_revocation` looks each certificate up in its issuer's revocation lists.
+:func:`check_certificates` checks validity periods, constraints and key usage along the path
+(and that the leaf names the agency it is registered for), and :func:`check_revocation` looks
+each certificate up in its issuer's revocation lists, refusing one that is out of date.
+
+The leaf of an agency certificate names the agency as a subjectAltName URI
+``urn:gba:agency:<agency_id>`` (exactly one such URI), carries ``digitalSignature`` but
+neither ``keyCertSign`` nor ``cRLSign``, and, when it has an extended key usage, allows
+``clientAuth`` (or ``anyExtendedKeyUsage``): the agency's key authenticates it to the gateway.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import SignatureAlgorithmOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from gateway.trust.keys import KeyMisuseError, alg_for_public_key
 
 MAX_CHAIN_LENGTH = 5  # certificates in a path, leaf and anchor included
+AGENCY_URI_PREFIX = "urn:gba:agency:"  # + the agency id: the leaf's subjectAltName URI
+_SIGNING_PURPOSES = frozenset(
+    {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+)
 
 _RSA_PKCS1 = frozenset(
     {
@@ -145,17 +155,38 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
         return None
 
 
-def _check_leaf(leaf: x509.Certificate) -> None:
+def _check_leaf(leaf: x509.Certificate, agency_id: str) -> None:
     constraints = _extension(leaf, x509.BasicConstraints)
     if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
         raise PathRefused("leaf is a CA certificate")
     usage = _extension(leaf, x509.KeyUsage)
     if not isinstance(usage, x509.KeyUsage) or not usage.digital_signature:
         raise PathRefused("leaf lacks the digitalSignature key usage")
+    if usage.key_cert_sign or usage.crl_sign:
+        raise PathRefused("leaf key usage allows signing certificates or revocation lists")
+    purposes = _extension(leaf, x509.ExtendedKeyUsage)
+    if isinstance(purposes, x509.ExtendedKeyUsage) and not _SIGNING_PURPOSES & set(purposes):
+        raise PathRefused("leaf extended key usage does not allow clientAuth")
+    _check_agency(leaf, agency_id)
     try:
         alg_for_public_key(leaf.public_key())  # type: ignore[arg-type]
     except (KeyMisuseError, UnsupportedAlgorithm):
         raise PathRefused("leaf key type not allowed") from None
+
+
+def _check_agency(leaf: x509.Certificate, agency_id: str) -> None:
+    """The leaf names exactly one agency, as a subjectAltName URI, and it is ``agency_id``."""
+    names = _extension(leaf, x509.SubjectAlternativeName)
+    uris = (
+        names.get_values_for_type(x509.UniformResourceIdentifier)
+        if isinstance(names, x509.SubjectAlternativeName)
+        else []
+    )
+    named = {uri[len(AGENCY_URI_PREFIX) :] for uri in uris if uri.startswith(AGENCY_URI_PREFIX)}
+    if agency_id not in named:
+        raise PathRefused("leaf does not name the agency (subjectAltName urn:gba:agency:)")
+    if len(named) > 1:
+        raise PathRefused("leaf names more than one agency")
 
 
 def check_issuer(cert: x509.Certificate, role: str, below: int, anchor: bool) -> None:
@@ -172,8 +203,9 @@ def check_issuer(cert: x509.Certificate, role: str, below: int, anchor: bool) ->
         raise PathRefused(f"{role} lacks the keyCertSign key usage")
 
 
-def check_certificates(path: Sequence[x509.Certificate], at: datetime) -> None:
-    """Validity at ``at``, critical extensions, constraints and key usage along ``path``."""
+def check_certificates(path: Sequence[x509.Certificate], at: datetime, agency_id: str) -> None:
+    """Validity at ``at``, critical extensions, constraints and key usage along ``path``;
+    the leaf must name ``agency_id``."""
     last = len(path) - 1
     for index, cert in enumerate(path):
         role = "leaf" if index == 0 else "anchor" if index == last else "intermediate"
@@ -184,20 +216,28 @@ def check_certificates(path: Sequence[x509.Certificate], at: datetime) -> None:
         if any(ext.critical and ext.oid not in _UNDERSTOOD for ext in cert.extensions):
             raise PathRefused(f"{role} has an unsupported critical extension")
         if index == 0:
-            _check_leaf(cert)
+            _check_leaf(cert, agency_id)
         else:
             check_issuer(cert, role, index - 1, anchor=index == last)
 
 
 def check_revocation(
-    path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+    path: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    at: datetime,
 ) -> None:
-    """Refuse a certificate listed by a revocation list of its issuer in the path."""
+    """Refuse a certificate listed by a revocation list of its issuer in the path.
+
+    A list of an issuer in the path that does not verify, or that is out of date at ``at``
+    (past its ``nextUpdate``, or without one), refuses the chain: revocation fails closed.
+    """
     for cert, issuer in pairwise(path):
         for crl in crls:
             if crl.issuer != issuer.subject:
                 continue
             if signature_failure(crl, public_key_or_none(issuer)) is not None:
                 raise PathRefused("revocation list signature does not verify")
+            if crl.next_update_utc is None or at > crl.next_update_utc:
+                raise PathRefused("revocation list out of date (past its nextUpdate)")
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 raise PathRefused("revoked")

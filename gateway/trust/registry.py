@@ -82,15 +82,22 @@ def _when(value: Any) -> datetime | None:
 
 
 def _key_spec(
-    entry: Mapping[str, Any], anchors: Any, jurisdiction: str, now: datetime, sandbox: bool
+    entry: Mapping[str, Any],
+    anchors: Any,
+    agency: tuple[str, str],
+    now: datetime,
+    sandbox: bool,
 ) -> KeySpec:
     """One key entry: ``{"jwk": {...}}`` or ``{"certificate": PEM chain}``, plus validity."""
+    agency_id, jurisdiction = agency
     not_before, not_after = _when(entry.get("not_before")), _when(entry.get("not_after"))
     certificate = entry.get("certificate")
     if certificate:
         if anchors is None:
             raise ValueError("certificates need configured trust anchors")
-        validated = anchors.validate_chain(jurisdiction, [str(certificate).encode()], now)
+        validated = anchors.validate_chain(
+            jurisdiction, [str(certificate).encode()], now, agency_id=agency_id
+        )
         kid = str(entry.get("kid") or f"x509-{validated.fingerprint[:16]}")
         jwk = public_jwk(validated.public_key, kid=kid)
         not_before = max(filter(None, (not_before, validated.not_before)))
@@ -144,7 +151,7 @@ def registration(
     keys = []
     for i, entry in enumerate(entries):
         try:
-            keys.append(_key_spec(entry, anchors, jurisdiction, now, sandbox))
+            keys.append(_key_spec(entry, anchors, (agency_id, jurisdiction), now, sandbox))
         except CertificateError:
             problems.append(problem(f"/keys/{i}", "untrusted_certificate"))
         except (KeyError, TypeError, ValueError, AttributeError, KeyMisuseError, GatewayError):

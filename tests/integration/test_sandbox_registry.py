@@ -132,3 +132,31 @@ async def test_a_certificate_of_another_jurisdiction_is_untrusted(
     )
     assert status == 422
     assert problem["errors"][0]["code"] == "untrusted_certificate"
+
+
+async def test_a_certificate_naming_another_agency_is_untrusted_and_nothing_is_stored(
+    gateway: RunningGateway,
+) -> None:
+    """A chain valid for its jurisdiction does not register a key for any agency but its own."""
+    pki = generate_test_pki(gateway.settings.sandbox_dir / "pki")
+    private = generate_private_key("ecdsa-p256-sha256")
+    victim = issue_agency_certificate(pki, "HK", "hk-ird", private.public_key())
+    status, problem, _ = await _register(
+        gateway,
+        {
+            "agency_id": "tester-hk",
+            "jurisdiction": "HK",
+            "keys": [{"certificate": victim.decode(), "kid": "tester-hk-x509"}],
+            "matters": ["*"],
+        },
+    )
+    assert status == 422
+    assert problem["errors"][0] == {**problem["errors"][0], "pointer": "/keys/0"}
+    assert problem["errors"][0]["code"] == "untrusted_certificate"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url + "/sandbox/v1/agencies/tester-hk") as response,
+    ):
+        assert response.status == 404
+    key = SigningKey("tester-hk-x509", private, "ecdsa-p256-sha256")
+    assert await _submit(gateway, key) == 401

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.domain.errors import ConfigurationError
 from gateway.sandbox.pki import ROOT_CERT, ROOT_KEY, generate_test_pki, issue_agency_certificate
@@ -24,6 +24,7 @@ from gateway.trust.certificates import (
     ValidatedCertificate,
     verification_key_from_certificate,
 )
+from gateway.trust.certpath import AGENCY_URI_PREFIX
 from gateway.trust.keys import PrivateKey
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -57,8 +58,13 @@ def _issue(
     not_after: datetime = NOW + 30 * DAY,
     signer: PrivateKey | None = None,
     pss: bool = False,
+    san_uris: list[str] | None = None,
+    purposes: list[x509.ObjectIdentifier] | None = None,
 ) -> Issued:
-    """A certificate for ``key`` (new P-256 by default), self-signed when ``issuer`` is None."""
+    """A certificate for ``key`` (new P-256 by default), self-signed when ``issuer`` is None.
+
+    A leaf (``ca=False``) names the agency ``cn`` (subjectAltName ``urn:gba:agency:<cn>``)
+    unless ``san_uris`` says otherwise; ``purposes`` adds an extended key usage."""
     key = key or _p256()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     builder = (
@@ -86,6 +92,13 @@ def _issue(
         decipher_only=False,
     )
     builder = builder.add_extension(usage, critical=True)
+    if san_uris is None and ca is False:
+        san_uris = [AGENCY_URI_PREFIX + cn]
+    if san_uris:
+        names = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in san_uris])
+        builder = builder.add_extension(names, critical=False)
+    if purposes is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
     signer = signer or (issuer.key if issuer else key)
     digest = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     extra = {"rsa_padding": padding.PSS(padding.MGF1(hashes.SHA256()), 32)} if pss else {}
@@ -119,9 +132,11 @@ def pki(tmp_path: Path) -> Pki:
     return Pki(tmp_path, roots)
 
 
-def _refused(anchors: TrustAnchors, chain: list[bytes], code: str = "HK") -> str:
+def _refused(
+    anchors: TrustAnchors, chain: list[bytes], code: str = "HK", agency_id: str = "agency-a"
+) -> str:
     with pytest.raises(CertificateError) as refused:
-        anchors.validate_chain(code, chain, NOW)
+        anchors.validate_chain(code, chain, NOW, agency_id=agency_id)
     assert refused.value.status == 422
     return refused.value.detail
 
@@ -129,7 +144,7 @@ def _refused(anchors: TrustAnchors, chain: list[bytes], code: str = "HK") -> str
 def test_a_leaf_issued_by_the_root_validates(pki: Pki) -> None:
     leaf = _issue("agency-a", pki.roots["HK"])
 
-    validated = pki.anchors().validate_chain("HK", [leaf.pem], NOW)
+    validated = pki.anchors().validate_chain("HK", [leaf.pem], NOW, agency_id="agency-a")
 
     assert validated.alg == "ecdsa-p256-sha256"
     assert validated.public_key == leaf.key.public_key()
@@ -153,7 +168,7 @@ def test_a_leaf_issued_by_the_root_validates(pki: Pki) -> None:
 def test_the_leaf_key_type_gives_its_algorithm(pki: Pki, make_key: object, alg: str) -> None:
     leaf = _issue("agency-a", pki.roots["MO"], key=make_key())  # type: ignore[operator]
 
-    validated = pki.anchors().validate_chain("mo", [leaf.pem], NOW)
+    validated = pki.anchors().validate_chain("mo", [leaf.pem], NOW, agency_id="agency-a")
 
     assert validated.alg == alg
     assert type(validated.public_key) is type(leaf.key.public_key())
@@ -173,8 +188,10 @@ def test_a_chain_through_one_intermediate_validates(pki: Pki, ca_key: object, ps
     sub = _intermediate("HK Sub CA", pki.roots["HK"], key=ca_key())  # type: ignore[operator]
     leaf = _issue("agency-a", sub, pss=pss)
 
-    separate = pki.anchors().validate_chain("HK", [leaf.pem, sub.pem], NOW)
-    one_blob = pki.anchors().validate_chain("HK", leaf.pem + sub.pem + pki.roots["HK"].pem, NOW)
+    separate = pki.anchors().validate_chain("HK", [leaf.pem, sub.pem], NOW, agency_id="agency-a")
+    one_blob = pki.anchors().validate_chain(
+        "HK", leaf.pem + sub.pem + pki.roots["HK"].pem, NOW, agency_id="agency-a"
+    )
 
     assert separate == one_blob
     assert separate.subject == "CN=agency-a"
@@ -211,7 +228,9 @@ def test_a_chain_ending_at_another_jurisdictions_anchor_is_refused(pki: Pki) -> 
     leaf = _issue("agency-a", pki.roots["GD"])
     anchors = pki.anchors()
 
-    assert anchors.validate_chain("GD", [leaf.pem], NOW).subject == "CN=agency-a"
+    assert (
+        anchors.validate_chain("GD", [leaf.pem], NOW, agency_id="agency-a").subject == "CN=agency-a"
+    )
     assert _refused(anchors, [leaf.pem], "HK") == "chain ends at another jurisdiction's anchor"
     assert (
         _refused(anchors, [leaf.pem, pki.roots["GD"].pem], "MO")
@@ -261,9 +280,10 @@ def test_a_leaf_that_is_a_ca_is_refused(pki: Pki) -> None:
 
 
 def test_a_tampered_certificate_is_refused(pki: Pki) -> None:
-    der = _issue("agency-a", pki.roots["HK"]).cert.public_bytes(serialization.Encoding.DER)
-    assert der.count(b"agency-a") == 1
-    tampered = x509.load_der_x509_certificate(der.replace(b"agency-a", b"agency-b"))
+    leaf = _issue("agency-a", pki.roots["HK"], san_uris=[AGENCY_URI_PREFIX + "agency-x"])
+    der = leaf.cert.public_bytes(serialization.Encoding.DER)
+    assert der.count(b"agency-x") == 1
+    tampered = x509.load_der_x509_certificate(der.replace(b"agency-x", b"agency-a"))
 
     detail = _refused(pki.anchors(), [tampered.public_bytes(serialization.Encoding.PEM)])
 
@@ -321,7 +341,10 @@ def test_a_leaf_listed_by_its_roots_revocation_list_is_refused(pki: Pki) -> None
     anchors = pki.anchors()
 
     assert _refused(anchors, [leaf.pem]) == "revoked"
-    assert anchors.validate_chain("HK", [other.pem], NOW).subject == "CN=agency-b"
+    assert (
+        anchors.validate_chain("HK", [other.pem], NOW, agency_id="agency-b").subject
+        == "CN=agency-b"
+    )
 
 
 def test_revocation_by_an_intermediate_and_of_an_intermediate(pki: Pki) -> None:
@@ -382,7 +405,9 @@ def test_a_chain_longer_than_five_certificates_is_refused(pki: Pki) -> None:
 
     assert _refused(anchors, [leaf.pem, *(ca.pem for ca in reversed(cas[1:]))]) == "chain too long"
     assert _refused(anchors, [leaf.pem, *(ca.pem for ca in cas)]) == "chain too long"
-    assert anchors.validate_chain("HK", [four_deep.pem, *(c.pem for c in cas[1:4])], NOW)
+    assert anchors.validate_chain(
+        "HK", [four_deep.pem, *(c.pem for c in cas[1:4])], NOW, agency_id="agency-b"
+    )
 
 
 def test_an_rsa_1024_leaf_key_is_refused(pki: Pki) -> None:
@@ -426,7 +451,7 @@ def test_loading_refuses_an_anchor_that_is_not_a_self_signed_ca(
 
 def test_a_verification_key_takes_the_certificates_validity(pki: Pki) -> None:
     leaf = _issue("agency-a", pki.roots["HK"], key=ed25519.Ed25519PrivateKey.generate())
-    validated = pki.anchors().validate_chain("HK", [leaf.pem], NOW)
+    validated = pki.anchors().validate_chain("HK", [leaf.pem], NOW, agency_id="agency-a")
 
     key = verification_key_from_certificate("hk-ird", "hk-ird-1", validated, sandbox=True)
 
@@ -457,11 +482,148 @@ def test_a_sandbox_agency_certificate_validates_for_its_jurisdiction_only(tmp_pa
     anchors = TrustAnchors.load(tmp_path)
     now = datetime.now(UTC)
 
-    validated = anchors.validate_chain("MO", [pem], now)
+    validated = anchors.validate_chain("MO", [pem], now, agency_id="mo-dsf")
 
     assert isinstance(validated, ValidatedCertificate)
     assert validated.subject == "CN=mo-dsf,O=GBA sandbox"
     assert validated.alg == "ed25519"
     assert validated.not_after <= now + timedelta(days=30)
     with pytest.raises(CertificateError, match="another jurisdiction"):
-        anchors.validate_chain("GD", [pem], now)
+        anchors.validate_chain("GD", [pem], now, agency_id="mo-dsf")
+
+
+# --- the leaf names its agency and may sign for it (issue 13) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("san_uris", "detail"),
+    [
+        ([], "leaf does not name the agency (subjectAltName urn:gba:agency:)"),
+        (
+            ["https://agency-a.example"],
+            "leaf does not name the agency (subjectAltName urn:gba:agency:)",
+        ),
+        (
+            [AGENCY_URI_PREFIX + "agency-b"],
+            "leaf does not name the agency (subjectAltName urn:gba:agency:)",
+        ),
+        (
+            [AGENCY_URI_PREFIX + "agency-a-2"],
+            "leaf does not name the agency (subjectAltName urn:gba:agency:)",
+        ),
+        (
+            [AGENCY_URI_PREFIX + "AGENCY-A"],
+            "leaf does not name the agency (subjectAltName urn:gba:agency:)",
+        ),
+        (
+            [AGENCY_URI_PREFIX + "agency-a", AGENCY_URI_PREFIX + "agency-b"],
+            "leaf names more than one agency",
+        ),
+    ],
+    ids=["no-uri", "other-uri", "other-agency", "prefix-of-id", "case", "two-agencies"],
+)
+def test_a_leaf_that_does_not_name_exactly_its_agency_is_refused(
+    pki: Pki, san_uris: list[str], detail: str
+) -> None:
+    leaf = _issue("agency-a", pki.roots["HK"], san_uris=san_uris)  # CN=agency-a does not count
+
+    assert _refused(pki.anchors(), [leaf.pem]) == detail
+
+
+def test_a_leaf_validates_only_for_the_agency_it_names(pki: Pki) -> None:
+    leaf = _issue("agency-a", pki.roots["HK"])
+    anchors = pki.anchors()
+
+    assert anchors.validate_chain("HK", [leaf.pem], NOW, agency_id="agency-a")
+    assert _refused(anchors, [leaf.pem], agency_id="agency-b").startswith("leaf does not name")
+
+
+@pytest.mark.parametrize(
+    ("purposes", "accepted"),
+    [
+        ([ExtendedKeyUsageOID.CLIENT_AUTH], True),
+        ([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], True),
+        ([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE], True),
+        ([ExtendedKeyUsageOID.SERVER_AUTH], False),
+        ([ExtendedKeyUsageOID.CODE_SIGNING], False),
+        ([ExtendedKeyUsageOID.OCSP_SIGNING], False),
+    ],
+    ids=["client", "server-and-client", "any", "server-only", "code-signing", "ocsp-signing"],
+)
+def test_an_extended_key_usage_must_allow_client_auth(
+    pki: Pki, purposes: list[x509.ObjectIdentifier], accepted: bool
+) -> None:
+    leaf = _issue("agency-a", pki.roots["HK"], purposes=purposes)
+    if accepted:
+        assert pki.anchors().validate_chain("HK", [leaf.pem], NOW, agency_id="agency-a")
+    else:
+        assert _refused(pki.anchors(), [leaf.pem]) == (
+            "leaf extended key usage does not allow clientAuth"
+        )
+
+
+def test_a_leaf_whose_key_usage_allows_certificate_signing_is_refused(pki: Pki) -> None:
+    leaf = _issue("agency-a", pki.roots["HK"], key_cert_sign=True)
+
+    assert _refused(pki.anchors(), [leaf.pem]) == (
+        "leaf key usage allows signing certificates or revocation lists"
+    )
+
+
+def _stale_crl(issuer: Issued, next_update: datetime) -> bytes:
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(next_update - 7 * DAY)
+        .next_update(next_update)
+        .sign(issuer.key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def test_a_revocation_list_past_its_next_update_refuses_the_chains_it_covers(pki: Pki) -> None:
+    """Out of date counts as unavailable: fail closed, as for a list that does not verify."""
+    leaf = _issue("agency-a", pki.roots["HK"])
+    (pki.directory / "hk" / "root.crl.pem").write_bytes(
+        _stale_crl(pki.roots["HK"], NOW - timedelta(seconds=1))
+    )
+    anchors = pki.anchors()  # it loads (it verifies); it refuses the chains it covers
+    moment_before = NOW - timedelta(seconds=2)
+    not_yet_stale = _issue("agency-a", pki.roots["HK"], not_before=moment_before - DAY)
+
+    assert _refused(anchors, [leaf.pem]) == "revocation list out of date (past its nextUpdate)"
+    assert anchors.validate_chain("HK", [not_yet_stale.pem], moment_before, agency_id="agency-a")
+    other = _issue("agency-a", pki.roots["MO"])  # another issuer's chain is not concerned
+    assert anchors.validate_chain("MO", [other.pem], NOW, agency_id="agency-a")
+
+
+def test_an_intermediates_out_of_date_revocation_list_refuses_the_chain(pki: Pki) -> None:
+    sub = _intermediate("HK Sub CA", pki.roots["HK"])
+    leaf = _issue("agency-a", sub)
+    anchors = pki.anchors()
+    anchors.add_crl("HK", _stale_crl(sub, NOW - DAY))
+
+    detail = _refused(anchors, [leaf.pem, sub.pem])
+
+    assert detail == "revocation list out of date (past its nextUpdate)"
+
+
+def test_a_sandbox_agency_certificate_names_its_agency_and_allows_client_auth(
+    tmp_path: Path,
+) -> None:
+    pki = generate_test_pki(tmp_path)
+    agency_key = _p256()
+    pem = issue_agency_certificate(pki, "HK", "hk-ird", agency_key.public_key())
+    cert = x509.load_pem_x509_certificate(pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    anchors = TrustAnchors.load(tmp_path)
+    now = datetime.now(UTC)
+
+    assert names.get_values_for_type(x509.UniformResourceIdentifier) == ["urn:gba:agency:hk-ird"]
+    assert list(purposes) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert anchors.validate_chain("HK", [pem], now, agency_id="hk-ird").subject.startswith(
+        "CN=hk-ird"
+    )
+    with pytest.raises(CertificateError, match="does not name the agency"):
+        anchors.validate_chain("HK", [pem], now, agency_id="hk-other")
