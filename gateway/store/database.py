@@ -7,6 +7,9 @@ it. PostgreSQL (more than one process or machine): asyncpg with a small pool.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,10 +45,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite opens it, and
+    take group and other access away from an existing one and its journal files. SQLite
+    creates ``-wal`` and ``-shm`` with the mode of the database file, so they follow."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     """An engine for ``url``; ``schema`` puts PostgreSQL tables in their own schema (tests)."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
+        private_sqlite_file(target.database)
         engine = create_async_engine(target, pool_size=1, max_overflow=0, pool_timeout=30)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
