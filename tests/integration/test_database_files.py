@@ -40,7 +40,7 @@ async def _write_one_row(path: Path) -> None:
         await create_schema(engine)
         async with SqlUnitOfWorkFactory(engine)() as tx:
             response = StoredResponse("sha-256=:x:", 202, {"ok": True}, None)
-            await tx.idempotency.put("hk-ird", "key-00000001", response, datetime.now(UTC))
+            await tx.idempotency.put("hk-ird", "test", "key-00000001", response, datetime.now(UTC))
             await tx.commit()
         journal = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
         assert all(file.exists() for file in journal)  # WAL mode: both exist while open

@@ -327,7 +327,7 @@ async def test_same_key_and_body_replays_the_stored_response(world: World) -> No
     assert len(world.uow.applications()) == 1
     assert len(world.uow.messages()) == 1
     assert len(world.receipts.claims) == 1
-    assert world.uow.idempotency_keys() == {("hk-ird", "key-1"): first}
+    assert world.uow.idempotency_keys() == {("hk-ird", "submit_application", "key-1"): first}
 
 
 async def test_same_key_with_another_body_is_an_idempotency_conflict(world: World) -> None:
@@ -502,7 +502,7 @@ async def test_decision_before_delivery_is_an_illegal_transition(world: World) -
     with pytest.raises(IllegalTransitionError):
         await record_decision(_decide(application_id), world.deps)
     assert world.uow.application(application_id).status.value == "accepted"
-    assert world.uow.idempotency_keys().keys() == {("hk-ird", "key-1")}
+    assert world.uow.idempotency_keys().keys() == {("hk-ird", "submit_application", "key-1")}
 
 
 async def test_stranger_agency_cannot_see_or_decide_the_application(world: World) -> None:
