@@ -60,18 +60,26 @@ def private_sqlite_file(database: str | None) -> None:
 
 
 def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
-    """An engine for ``url``; ``schema`` puts PostgreSQL tables in their own schema (tests)."""
+    """An engine for ``url``; ``schema`` puts PostgreSQL tables in their own schema (tests).
+    SQL parameters never appear in logs or exception messages (``hide_parameters``)."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         private_sqlite_file(target.database)
-        engine = create_async_engine(target, pool_size=1, max_overflow=0, pool_timeout=30)
+        engine = create_async_engine(
+            target, pool_size=1, max_overflow=0, pool_timeout=30, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {"timeout": 10, "command_timeout": 30}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
     return create_async_engine(
-        target, pool_size=10, max_overflow=10, pool_recycle=1800, connect_args=connect_args
+        target,
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        hide_parameters=True,
     )
 
 
