@@ -483,6 +483,20 @@ async def test_repeated_decision_with_the_same_key_replays(world: World) -> None
     assert world.uow.event_types(application_id) == events
 
 
+async def test_one_decision_key_on_two_cases_is_two_requests(world: World) -> None:
+    first = await _accepted_and_delivered(world)
+    second = (await submit_application(_submit(key="key-2"), world.deps)).body["application_id"]
+    await _deliver_all(world)
+
+    answers = [await record_decision(_decide(case), world.deps) for case in (first, second)]
+
+    assert [a.body["application_id"] for a in answers] == [first, second]
+    assert {k for k in world.uow.idempotency_keys() if k[0] == "gd-hq-csb"} == {
+        ("gd-hq-csb", f"record_decision {first}", "decision-1"),
+        ("gd-hq-csb", f"record_decision {second}", "decision-1"),
+    }
+
+
 async def test_rejection_records_its_reasons(world: World) -> None:
     application_id = await _accepted_and_delivered(world)
 
