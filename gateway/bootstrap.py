@@ -163,7 +163,7 @@ def codecs(settings: Settings) -> dict[str, DocumentCodec]:
 def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
-    settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
+    keystore.private_dir(settings.sandbox_dir)
     return f"sqlite:///{settings.sandbox_dir / 'gateway.db'}"
 
 

@@ -77,7 +77,7 @@ class State:
     applications: dict[str, Application] = field(default_factory=dict)
     timelines: dict[str, list[TimelineEntry]] = field(default_factory=dict)
     outbox: dict[str, StoredMessage] = field(default_factory=dict)
-    idempotency: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str, str], StoredKey] = field(default_factory=dict)
     nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
     audit: list[tuple[str, str, str, dict[str, Any], datetime]] = field(default_factory=list)
     evidence: dict[str, bytes] = field(default_factory=dict)
@@ -324,24 +324,27 @@ def _le(when: datetime | None, now: datetime) -> bool:
 
 
 class FakeIdempotency:
-    """:class:`~gateway.services.ports.IdempotencyStore`: one response per (agency, key)."""
+    """:class:`~gateway.services.ports.IdempotencyStore`: one response per (agency, scope,
+    key)."""
 
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
 
-    async def get(self, agency_id: str, key: str) -> StoredResponse | None:
+    async def get(self, agency_id: str, scope: str, key: str) -> StoredResponse | None:
         await self._uow.io()
-        found = self._uow.view().idempotency.get((agency_id, key))
+        found = self._uow.view().idempotency.get((agency_id, scope, key))
         return copy.deepcopy(found.response) if found is not None else None
 
-    async def put(self, agency_id: str, key: str, response: StoredResponse, at: datetime) -> None:
+    async def put(
+        self, agency_id: str, scope: str, key: str, response: StoredResponse, at: datetime
+    ) -> None:
         await self._uow.io()
         stored = StoredKey(copy.deepcopy(response), at)
 
         def op(state: State) -> None:
-            if (agency_id, key) in state.idempotency:
+            if (agency_id, scope, key) in state.idempotency:
                 raise ConflictError("the Idempotency-Key is being used by another request")
-            state.idempotency[(agency_id, key)] = copy.deepcopy(stored)
+            state.idempotency[(agency_id, scope, key)] = copy.deepcopy(stored)
 
         self._uow.write(op)
 
@@ -619,7 +622,7 @@ class FakeUnitOfWorkFactory:
     def lease_until(self, message_id: str) -> datetime | None:
         return self.state.outbox[message_id].lease_until
 
-    def idempotency_keys(self) -> dict[tuple[str, str], StoredResponse]:
+    def idempotency_keys(self) -> dict[tuple[str, str, str], StoredResponse]:
         return {k: copy.deepcopy(v.response) for k, v in self.state.idempotency.items()}
 
 

@@ -14,7 +14,7 @@ from gateway.domain.application import Application
 from gateway.domain.commands import Caller
 from gateway.domain.complaints import AnswerComplaint, Complaint, FileComplaint, new_complaint_id
 from gateway.domain.errors import NotFoundError
-from gateway.services.handlers import _once
+from gateway.services.handlers import _once, scope_of
 from gateway.services.milestones import Dependencies, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
@@ -22,6 +22,7 @@ from gateway.services.residents import require_case_assurance
 
 async def file_complaint(cmd: FileComplaint, deps: Dependencies) -> StoredResponse:
     """The applicant or the submitting agency complains about a case, open or closed."""
+    scope = scope_of("file_complaint", cmd.application_id)
 
     async def work() -> StoredResponse:
         now = deps.clock.now()
@@ -39,15 +40,18 @@ async def file_complaint(cmd: FileComplaint, deps: Dependencies) -> StoredRespon
             await uow.complaints.add(complaint)
             await settle(app, uow, deps, now)
             response = StoredResponse(cmd.body_digest, 201, summary(complaint), complaint.id)
-            await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+            await uow.idempotency.put(
+                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
+            )
             await uow.commit()
         return response
 
-    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
 
 
 async def answer_complaint(cmd: AnswerComplaint, deps: Dependencies) -> StoredResponse:
     """The lead agency's outcome of a complaint, told to the applicant."""
+    scope = scope_of("answer_complaint", cmd.complaint_id)
 
     async def work() -> StoredResponse:
         now = deps.clock.now()
@@ -62,11 +66,13 @@ async def answer_complaint(cmd: AnswerComplaint, deps: Dependencies) -> StoredRe
             await uow.complaints.answered(complaint)
             await settle(app, uow, deps, now)
             response = StoredResponse(cmd.body_digest, 200, summary(complaint), complaint.id)
-            await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+            await uow.idempotency.put(
+                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
+            )
             await uow.commit()
         return response
 
-    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
 
 
 async def complaints_of(deps: Dependencies, caller: Caller, application_id: str) -> dict[str, Any]:

@@ -45,14 +45,15 @@ from gateway.services.validation import assess
 __all__ = ["Dependencies", "canonical_digest", "deadline_of"]  # re-exported for the edges
 
 CANONICAL = "canonical"
+SUBMISSION = "submit_application"  # the Idempotency-Key scope of a submission
 _OFFLOAD_BYTES = 64 * 1024  # parse bigger documents in a thread, off the event loop
 
 
 async def _replayed(
-    deps: Dependencies, caller: Caller, key: str, request_digest: str
+    deps: Dependencies, caller: Caller, scope: str, key: str, request_digest: str
 ) -> StoredResponse | None:
     async with deps.uow() as uow:
-        stored = await uow.idempotency.get(caller.agency_id, key)
+        stored = await uow.idempotency.get(caller.agency_id, scope, key)
     if stored is None:
         return None
     if stored.request_digest != request_digest:
@@ -63,22 +64,30 @@ async def _replayed(
 async def _once(
     deps: Dependencies,
     caller: Caller,
+    scope: str,
     key: str,
     request_digest: str,
     work: Callable[[], Awaitable[StoredResponse]],
 ) -> StoredResponse:
-    """Run ``work`` at most once per (agency, Idempotency-Key); replay its stored answer."""
-    stored = await _replayed(deps, caller, key, request_digest)
+    """Run ``work`` at most once per (agency, scope, Idempotency-Key); replay its stored
+    answer. ``scope`` is the use case and the resource it acts on (see :func:`scope_of`):
+    the same key sent to another route, or about another case, is another request."""
+    stored = await _replayed(deps, caller, scope, key, request_digest)
     if stored is not None:
         return stored
     try:
         return await work()
     except ConflictError:
         # Another request with the same key committed first: answer as it did.
-        stored = await _replayed(deps, caller, key, request_digest)
+        stored = await _replayed(deps, caller, scope, key, request_digest)
         if stored is None:
             raise
         return stored
+
+
+def scope_of(use_case: str, resource: str = "") -> str:
+    """The scope of an Idempotency-Key: ``submit_application``, ``record_decision app_...``."""
+    return f"{use_case} {resource}" if resource else use_case
 
 
 def _codec_for(deps: Dependencies, caller: Caller, media_type: str) -> DocumentCodec:
@@ -123,7 +132,7 @@ async def submit_application(cmd: SubmitApplication, deps: Dependencies) -> Stor
             decoded = codec.decode(body)
         return await _store_submission(cmd, deps, codec, decoded, resident)
 
-    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.content_digest, work)
+    return await _once(deps, cmd.caller, SUBMISSION, cmd.idempotency_key, cmd.content_digest, work)
 
 
 async def _store_submission(
@@ -182,7 +191,9 @@ async def _store_submission(
         await uow.applications.add(app)
         for message in messages:
             await uow.outbox.add(message)
-        await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+        await uow.idempotency.put(
+            cmd.caller.agency_id, SUBMISSION, cmd.idempotency_key, response, now
+        )
         await uow.commit()
     if messages:
         deps.outbox_written()
@@ -222,6 +233,7 @@ def _receipted(
 
 async def record_decision(cmd: RecordDecision, deps: Dependencies) -> StoredResponse:
     """A handling agency decides; the case is decided when every handler has."""
+    scope = scope_of("record_decision", cmd.application_id)
 
     async def work() -> StoredResponse:
         now = deps.clock.now()
@@ -242,8 +254,10 @@ async def record_decision(cmd: RecordDecision, deps: Dependencies) -> StoredResp
                 },
                 resource=app.id,
             )
-            await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+            await uow.idempotency.put(
+                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
+            )
             await uow.commit()
         return response
 
-    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)

@@ -26,7 +26,7 @@ from gateway.domain.errors import (
     ValidationFailedError,
 )
 from gateway.domain.values import local_date
-from gateway.services.handlers import CANONICAL, _once, _refuse
+from gateway.services.handlers import CANONICAL, _once, _refuse, scope_of
 from gateway.services.milestones import Dependencies, deadlines, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
@@ -46,6 +46,7 @@ async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> Store
     if cmd.action not in handlers:
         raise NotFoundError(f"no action {cmd.action!r} on applications")
     act = handlers[cmd.action](cmd, deps)
+    scope = scope_of(cmd.action, cmd.application_id)
 
     async def work() -> StoredResponse:
         now = deps.clock.now()
@@ -63,7 +64,9 @@ async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> Store
                 resource=app.id,
             )
             if cmd.idempotency_key:
-                await uow.idempotency.put(cmd.caller.agency_id, cmd.idempotency_key, response, now)
+                await uow.idempotency.put(
+                    cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
+                )
             await uow.commit()
         if queued:
             deps.outbox_written()
@@ -71,7 +74,7 @@ async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> Store
 
     if not cmd.idempotency_key:
         return await work()
-    return await _once(deps, cmd.caller, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
 
 
 def body_digest(body: bytes) -> str:

@@ -188,10 +188,13 @@ class OutboxRepository(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    async def get(self, agency_id: str, key: str) -> StoredResponse | None: ...
+    """One stored answer per (caller, scope, Idempotency-Key); ``scope`` names the use case
+    and the resource it acts on, so one key sent to two routes names two requests."""
+
+    async def get(self, agency_id: str, scope: str, key: str) -> StoredResponse | None: ...
 
     async def put(
-        self, agency_id: str, key: str, response: StoredResponse, at: datetime
+        self, agency_id: str, scope: str, key: str, response: StoredResponse, at: datetime
     ) -> None: ...
 
 

@@ -7,6 +7,9 @@ it. PostgreSQL (more than one process or machine): asyncpg with a small pool.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,18 +45,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite opens it, and
+    take group and other access away from an existing one and its journal files. SQLite
+    creates ``-wal`` and ``-shm`` with the mode of the database file, so they follow."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
-    """An engine for ``url``; ``schema`` puts PostgreSQL tables in their own schema (tests)."""
+    """An engine for ``url``; ``schema`` puts PostgreSQL tables in their own schema (tests).
+    SQL parameters never appear in logs or exception messages (``hide_parameters``)."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
-        engine = create_async_engine(target, pool_size=1, max_overflow=0, pool_timeout=30)
+        private_sqlite_file(target.database)
+        engine = create_async_engine(
+            target, pool_size=1, max_overflow=0, pool_timeout=30, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {"timeout": 10, "command_timeout": 30}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
     return create_async_engine(
-        target, pool_size=10, max_overflow=10, pool_recycle=1800, connect_args=connect_args
+        target,
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        hide_parameters=True,
     )
 
 
@@ -63,7 +89,8 @@ def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 
 def _add_missing_columns(sync_conn: sa.Connection) -> None:
-    """The one migration rule so far: a new column is nullable and is added where missing."""
+    """Migration rule 1: a new column is nullable, or NOT NULL with a ``server_default`` that
+    old rows take, and is added where missing."""
     inspector = sa.inspect(sync_conn)
     for table in metadata.sorted_tables:
         if not inspector.has_table(table.name, schema=table.schema):
@@ -72,17 +99,61 @@ def _add_missing_columns(sync_conn: sa.Connection) -> None:
         for column in table.columns:
             if column.name in present:
                 continue
-            if not column.nullable:
-                raise RuntimeError(f"cannot add NOT NULL column {table.name}.{column.name}")
             kind = column.type.compile(dialect=sync_conn.dialect)
+            if not column.nullable:
+                if not isinstance(column.server_default, sa.DefaultClause):
+                    raise RuntimeError(f"cannot add NOT NULL column {table.name}.{column.name}")
+                default = column.server_default.arg
+                literal = sa.literal(default if isinstance(default, str) else str(default))
+                kind += " NOT NULL DEFAULT " + str(
+                    literal.compile(
+                        dialect=sync_conn.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                )
             name = sync_conn.dialect.identifier_preparer.format_table(table)
             sync_conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column.name} {kind}"))
 
 
+def _widen_primary_keys(sync_conn: sa.Connection) -> None:
+    """Migration rule 2: a primary key may gain columns (added by rule 1 first, so old rows
+    hold their default). PostgreSQL swaps the constraint; SQLite, which cannot alter a key,
+    rebuilds the table and copies its rows."""
+    inspector = sa.inspect(sync_conn)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name, schema=table.schema):
+            continue
+        present = inspector.get_pk_constraint(table.name, schema=table.schema)
+        wanted = [c.name for c in table.primary_key.columns]
+        if set(present["constrained_columns"]) == set(wanted):
+            continue
+        if not set(present["constrained_columns"]) <= set(wanted):
+            raise RuntimeError(f"cannot narrow the primary key of {table.name}")
+        name = sync_conn.dialect.identifier_preparer.format_table(table)
+        if sync_conn.dialect.name == "postgresql":
+            sync_conn.execute(
+                sa.text(
+                    f'ALTER TABLE {name} DROP CONSTRAINT "{present["name"]}", '
+                    f"ADD PRIMARY KEY ({', '.join(wanted)})"
+                )
+            )
+            continue
+        old = f"{table.name}__before_migration"
+        indexes = inspector.get_indexes(table.name, schema=table.schema)
+        sync_conn.execute(sa.text(f"ALTER TABLE {name} RENAME TO {old}"))
+        for index in indexes:  # their names are the new table's
+            sync_conn.execute(sa.text(f"DROP INDEX {index['name']}"))
+        table.create(sync_conn)
+        columns = [c.name for c in table.columns]
+        rows = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(old))
+        sync_conn.execute(table.insert().from_select(columns, rows))
+        sync_conn.execute(sa.text(f"DROP TABLE {old}"))
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and add new nullable columns to old ones (idempotent)."""
+    """Create missing tables and migrate old ones by the rules above (idempotent)."""
     async with engine.begin() as conn:
         await conn.run_sync(_add_missing_columns)
+        await conn.run_sync(_widen_primary_keys)
         await conn.run_sync(metadata.create_all)
         await conn.execute(  # the audit chain's head row exists before the first append
             dialect_insert(conn, audit_head)

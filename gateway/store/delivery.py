@@ -319,23 +319,31 @@ class SqlIdempotency:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def get(self, agency_id: str, key: str) -> StoredResponse | None:
+    async def get(self, agency_id: str, scope: str, key: str) -> StoredResponse | None:
         row = (
             await self._conn.execute(
-                idempotency_keys.select().where(
-                    idempotency_keys.c.agency_id == agency_id, idempotency_keys.c.key == key
+                idempotency_keys.select()
+                .where(
+                    idempotency_keys.c.agency_id == agency_id,
+                    idempotency_keys.c.scope.in_((scope, "")),  # "": kept from before scopes
+                    idempotency_keys.c.key == key,
                 )
+                .order_by(idempotency_keys.c.scope.desc())
+                .limit(1)
             )
         ).one_or_none()
         if row is None:
             return None
         return StoredResponse(row.request_digest, row.status, dict(row.body), row.resource)
 
-    async def put(self, agency_id: str, key: str, response: StoredResponse, at: datetime) -> None:
+    async def put(
+        self, agency_id: str, scope: str, key: str, response: StoredResponse, at: datetime
+    ) -> None:
         try:
             await self._conn.execute(
                 idempotency_keys.insert().values(
                     agency_id=agency_id,
+                    scope=scope,
                     key=key,
                     request_digest=response.request_digest,
                     status=response.status,

@@ -111,6 +111,10 @@ idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
     sa.Column("agency_id", sa.String(64), primary_key=True),
+    # the use case and the case it acts on (``record_decision app_...``): a key is the caller's
+    # name for one request to one route, so the same key elsewhere is another request. Keys
+    # kept from before the scope existed have the scope "" and match on every route.
+    sa.Column("scope", sa.String(120), primary_key=True, server_default=""),
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("request_digest", sa.String(200), nullable=False),
     sa.Column("status", sa.Integer, nullable=False),

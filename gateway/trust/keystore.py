@@ -75,6 +75,12 @@ def write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def private_dir(directory: Path) -> None:
+    """Create ``directory`` and every missing parent readable by its owner only (0700)."""
+    for missing in reversed([d for d in (directory, *directory.parents) if not d.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
+
+
 def generate(
     directory: Path,
     *,
@@ -83,7 +89,7 @@ def generate(
     purposes: tuple[str, ...] = PURPOSES,
 ) -> KeyRing:
     """Generate one new key per purpose into ``directory`` (existing keys are kept)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(directory)
     manifest = directory / MANIFEST
     entries = json.loads(manifest.read_text()) if manifest.exists() else {"keys": []}
     if manifest.exists() and entries.get("sandbox") != sandbox:

@@ -160,13 +160,14 @@ async def test_two_relays_racing_never_claim_the_same_message(
 async def test_idempotency_keys_and_nonces_are_unique(uow: SqlUnitOfWorkFactory) -> None:
     response = StoredResponse("sha-256=:x:", 202, {"application_id": "app_1"}, "app_1")
     async with uow() as tx:
-        await tx.idempotency.put("hk-ird", "key-1", response, NOW)
+        await tx.idempotency.put("hk-ird", "submit_application", "key-1", response, NOW)
         await tx.commit()
     async with uow() as tx:
-        assert await tx.idempotency.get("hk-ird", "key-1") == response
-        assert await tx.idempotency.get("mo-dsf", "key-1") is None
+        assert await tx.idempotency.get("hk-ird", "submit_application", "key-1") == response
+        assert await tx.idempotency.get("mo-dsf", "submit_application", "key-1") is None
+        assert await tx.idempotency.get("hk-ird", "withdraw app_1", "key-1") is None
         with pytest.raises(ConflictError):
-            await tx.idempotency.put("hk-ird", "key-1", response, NOW)
+            await tx.idempotency.put("hk-ird", "submit_application", "key-1", response, NOW)
     expires = NOW + timedelta(minutes=10)
     async with uow() as tx:
         assert await tx.nonces.use("kid-a", "n1", now=NOW, expires_at=expires) is True

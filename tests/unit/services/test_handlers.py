@@ -327,7 +327,7 @@ async def test_same_key_and_body_replays_the_stored_response(world: World) -> No
     assert len(world.uow.applications()) == 1
     assert len(world.uow.messages()) == 1
     assert len(world.receipts.claims) == 1
-    assert world.uow.idempotency_keys() == {("hk-ird", "key-1"): first}
+    assert world.uow.idempotency_keys() == {("hk-ird", "submit_application", "key-1"): first}
 
 
 async def test_same_key_with_another_body_is_an_idempotency_conflict(world: World) -> None:
@@ -483,6 +483,20 @@ async def test_repeated_decision_with_the_same_key_replays(world: World) -> None
     assert world.uow.event_types(application_id) == events
 
 
+async def test_one_decision_key_on_two_cases_is_two_requests(world: World) -> None:
+    first = await _accepted_and_delivered(world)
+    second = (await submit_application(_submit(key="key-2"), world.deps)).body["application_id"]
+    await _deliver_all(world)
+
+    answers = [await record_decision(_decide(case), world.deps) for case in (first, second)]
+
+    assert [a.body["application_id"] for a in answers] == [first, second]
+    assert {k for k in world.uow.idempotency_keys() if k[0] == "gd-hq-csb"} == {
+        ("gd-hq-csb", f"record_decision {first}", "decision-1"),
+        ("gd-hq-csb", f"record_decision {second}", "decision-1"),
+    }
+
+
 async def test_rejection_records_its_reasons(world: World) -> None:
     application_id = await _accepted_and_delivered(world)
 
@@ -502,7 +516,7 @@ async def test_decision_before_delivery_is_an_illegal_transition(world: World) -
     with pytest.raises(IllegalTransitionError):
         await record_decision(_decide(application_id), world.deps)
     assert world.uow.application(application_id).status.value == "accepted"
-    assert world.uow.idempotency_keys().keys() == {("hk-ird", "key-1")}
+    assert world.uow.idempotency_keys().keys() == {("hk-ird", "submit_application", "key-1")}
 
 
 async def test_stranger_agency_cannot_see_or_decide_the_application(world: World) -> None:
