@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gateway.domain.errors import ConfigurationError
+from gateway.egress.policy import EgressPolicy
 
 Mode = Literal["production", "sandbox"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,11 @@ class Settings:
     relay_max_attempts: int | None = None
     audit_checkpoint_seconds: float = 60.0
     workers: int = 1  # serving processes on this machine (serve --workers; PostgreSQL only)
+    # outbound calls (gateway.egress.policy): CIDRs and host names production may call although
+    # they are not public (loopback, private, link-local; cloud metadata never), and host
+    # names production may call over plain http. Lists: TOML arrays, or comma-separated in GBA_*
+    egress_allow: tuple[str, ...] = ()
+    egress_allow_http: tuple[str, ...] = ()
 
     @property
     def sandbox(self) -> bool:
@@ -65,6 +71,13 @@ class Settings:
     @property
     def relay_attempts(self) -> int:
         return self.relay_max_attempts or (60 if self.sandbox else 12)
+
+    @property
+    def egress(self) -> EgressPolicy:
+        """Where outbound calls may go (validated when the settings are built)."""
+        return EgressPolicy.parse(
+            sandbox=self.sandbox, allow=self.egress_allow, allow_http=self.egress_allow_http
+        )
 
     @property
     def base_url(self) -> str:
@@ -94,6 +107,7 @@ _INTS = {
     "relay_max_attempts",
 }
 _BOOLS = {"relay_enabled"}
+_LISTS = {"egress_allow", "egress_allow_http"}
 _FLOATS = {
     "partner_timeout",
     "audit_checkpoint_seconds",
@@ -113,6 +127,9 @@ def _coerce(name: str, value: Any, base: Path) -> Any:
             return float(value)
         if name in _BOOLS:
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if name in _LISTS:
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(str(item).strip() for item in items if str(item).strip())
     except ValueError as exc:
         raise ConfigurationError(f"setting {name}: {exc}") from None
     return value
@@ -170,6 +187,10 @@ def _validated(settings: Settings) -> Settings:
         problems.append("log_level must be debug, info, warning or error")
     if settings.log_format not in ("json", "console"):
         problems.append("log_format must be 'json' or 'console'")
+    try:
+        settings.egress  # noqa: B018  # parsed here so that a bad entry refuses to start
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigurationError("; ".join(problems))
     return settings

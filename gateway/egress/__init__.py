@@ -1,0 +1,1 @@
+"""Outbound calls: where the gateway may send a request, and the one client factory."""
