@@ -248,7 +248,11 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
             return await tx.agencies.key(kid)
 
     transport = overrides.transport or HttpPartnerTransport(
-        lambda: ring.current("http"), key_lookup, clock, timeout=settings.partner_timeout
+        lambda: ring.current("http"),
+        key_lookup,
+        clock,
+        egress=settings.egress,
+        timeout=settings.partner_timeout,
     )
     relay = Relay(
         uow,
@@ -342,6 +346,11 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.add_routes(complaint_routes.routes)
     pages.install_pages(app)
     install_notifications(
-        app, uow, clock, lambda: ring.current("http"), enabled=settings.relay_enabled
+        app,
+        uow,
+        clock,
+        lambda: ring.current("http"),
+        egress=settings.egress,
+        enabled=settings.relay_enabled,
     )
     return app

@@ -4,7 +4,10 @@ Each provider is configured by name (``hk``, ``macau``, ``guangdong``) with its 
 the gateway's client id there, the ID-token algorithms it may use (an allow-list; never
 ``none`` or HMAC), the scopes to ask and whether to push the request (PAR). The metadata and
 key set are fetched once and kept; a provider that cannot be fetched is retried and reported
-by ``/readyz`` but does not stop the gateway from starting.
+by ``/readyz`` but does not stop the gateway from starting. The requests go through
+:func:`gateway.egress.client.client_session` (the egress policy: production calls https and
+public addresses only) and never follow a redirect: a provider answering 3xx for its
+metadata or key set is not ready, and says so.
 
 Outside sandbox mode a sandbox identity provider is never trusted: one configured (its URL
 under ``/sandbox/idp/``) stops the start, metadata that marks itself ``gba_sandbox`` is
@@ -28,6 +31,8 @@ import yaml
 
 from gateway.domain.errors import ConfigurationError, NotReadyError
 from gateway.domain.identity import PROVIDERS
+from gateway.egress.client import client_session
+from gateway.egress.policy import EgressPolicy
 from gateway.identity.jose import ASYMMETRIC_ALGS
 
 SANDBOX_ALGS = {"hk": ("ES256",), "macau": ("PS256",), "guangdong": ("ES256",)}
@@ -140,12 +145,14 @@ class Upstreams:
         self,
         configs: tuple[ProviderConfig, ...],
         *,
+        egress: EgressPolicy,
         timeout: float,
         readiness: Callable[[str, bool], None] = lambda _name, _ok: None,
         sandbox: bool = False,
     ) -> None:
         self.configs = {c.name: c for c in configs}
         self._sandbox = sandbox  # False: a provider marking itself gba_sandbox is refused
+        self.egress = egress
         self._metadata: dict[str, ProviderMetadata] = {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._readiness = readiness
@@ -164,16 +171,23 @@ class Upstreams:
             if name not in self._metadata:
                 try:
                     self._metadata[name] = await self._fetch(config)
+                except Redirected as exc:
+                    if report:
+                        self._readiness(name, False)
+                    log.warning("idp.unavailable", provider=name, reason=str(exc))
+                    raise NotReadyError(f"the identity provider {name} {exc}") from None
                 except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
                     if report:
                         self._readiness(name, False)
-                    log.warning("idp.unavailable", provider=name, reason=type(exc).__name__)
+                    log.warning(
+                        "idp.unavailable", provider=name, reason=type(exc).__name__, error=str(exc)
+                    )
                     raise NotReadyError(f"the identity provider {name} is not reachable") from None
                 self._readiness(name, True)
         return self._metadata[name]
 
     async def _fetch(self, config: ProviderConfig) -> ProviderMetadata:
-        async with aiohttp.ClientSession(timeout=self._timeout) as session:
+        async with client_session(self.egress, timeout=self._timeout, limit=4) as session:
             document = await _get_json(session, config.discovery_url)
             issuer, document = _metadata(config, document)
             if not self._sandbox and (document.get(SANDBOX_MARK) or is_sandbox_issuer(issuer)):
@@ -207,8 +221,14 @@ class Upstreams:
                         delay = min(delay * 3, 30.0)
 
 
+class Redirected(ValueError):
+    """The provider answered a redirect for its metadata or key set: not followed."""
+
+
 async def _get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
     async with session.get(url, allow_redirects=False) as response:
+        if 300 <= response.status < 400:
+            raise Redirected(f"answered a redirect (HTTP {response.status}), which is not followed")
         if response.status != 200:
             raise ValueError(f"{url} answered {response.status}")
         body = await response.content.read(256 * 1024 + 1)

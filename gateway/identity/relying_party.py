@@ -26,6 +26,7 @@ from yarl import URL
 
 from gateway.domain.errors import BadRequestError, LoginFailedError
 from gateway.domain.identity import CanonicalIdentity
+from gateway.egress.client import client_session
 from gateway.identity.discovery import (
     ProviderConfig,
     ProviderMetadata,
@@ -192,13 +193,18 @@ class RelyingParty:
     async def _post(self, url: str, form: dict[str, str], what: str) -> dict[str, Any]:
         try:
             async with (
-                aiohttp.ClientSession(timeout=self._timeout) as session,
+                client_session(self.upstreams.egress, timeout=self._timeout, limit=4) as session,
                 session.post(url, data=form, allow_redirects=False) as response,
             ):
                 body = await response.content.read(64 * 1024)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise LoginFailedError(f"the identity provider's {what} endpoint failed") from exc
+        if 300 <= status < 400:
+            raise LoginFailedError(
+                f"the identity provider's {what} endpoint answered a redirect ({status}),"
+                " which is not followed"
+            )
         if status not in (200, 201):
             raise LoginFailedError(f"the identity provider's {what} endpoint answered {status}")
         try:

@@ -5,7 +5,10 @@ and the routes where residents and agencies read theirs.
 as forwards are (``trust.profile.sign_request``, ``Idempotency-Key`` = the notification id, on
 which agencies de-duplicate), to the agency's registered ``endpoint`` + ``/notifications``.
 A resident's notifications are not pushed: they are read at ``GET /v1/me/notifications``; an
-agency without an endpoint reads its own at ``GET /v1/notifications``.
+agency without an endpoint reads its own at ``GET /v1/notifications``. The session comes from
+:func:`gateway.egress.client.client_session` (the egress policy; redirects never followed: a
+3xx is a permanent failure). A failure's detail says ``notification failed`` with the HTTP
+status, or ``unreachable``; connection detail goes to the log only.
 
 :func:`install_notifications` runs one :class:`~gateway.services.notifications.Dispatcher` as
 a task in a cleanup context, with the notifier installed under :data:`NOTIFIER` (sandbox mode
@@ -21,10 +24,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from gateway.domain.agencies import Agency
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.egress.client import client_session
+from gateway.egress.policy import EgressPolicy
 from gateway.services.notifications import Dispatcher, DispatchPolicy
 from gateway.services.ports import Clock, Notification, Notifier, UnitOfWorkFactory
 from gateway.trust.keys import SigningKey
@@ -39,16 +45,23 @@ NOTIFIER = web.AppKey("notifier", Notifier)
 DISPATCHER = web.AppKey("notification_dispatcher", Dispatcher)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 routes = web.RouteTableDef()
+log = structlog.get_logger("gateway.notifier")
 
 
 class WebhookNotifier:
     """:class:`~gateway.services.ports.Notifier` over signed HTTP POSTs to agencies."""
 
     def __init__(
-        self, key: Callable[[], SigningKey], clock: Clock, *, timeout: float = 10.0
+        self,
+        key: Callable[[], SigningKey],
+        clock: Clock,
+        *,
+        egress: EgressPolicy,
+        timeout: float = 10.0,
     ) -> None:
         self._key = key
         self._clock = clock
+        self._egress = egress
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
         self._session: aiohttp.ClientSession | None = None
 
@@ -71,19 +84,24 @@ class WebhookNotifier:
             content_type="application/json",
             idempotency_key=notification.id,
         )
+        refusal = self._egress.url_refusal(url)
+        if refusal is not None:
+            log.warning("notification.endpoint_refused", agency=agency.id, reason=refusal)
+            raise PermanentDeliveryError("notification failed: the endpoint is refused")
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=16)
-            )
+            self._session = client_session(self._egress, timeout=self._timeout, limit=16)
         try:
-            async with self._session.post(url, data=body, headers=headers) as response:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientDeliveryError(f"{type(exc).__name__} notifying {agency.id}") from exc
+            log.warning("notification.unreachable", agency=agency.id, error=repr(exc))
+            raise TransientDeliveryError("notification failed: unreachable") from exc
         if status >= 500 or status in _RETRYABLE_STATUS:
-            raise TransientDeliveryError(f"{agency.id} answered {status} to a notification")
-        if status >= 400:
-            raise PermanentDeliveryError(f"{agency.id} refused a notification ({status})")
+            raise TransientDeliveryError(f"notification failed (HTTP {status})")
+        if status >= 300:  # refused; a redirect is neither followed nor retried
+            raise PermanentDeliveryError(f"notification failed (HTTP {status})")
 
 
 def install_notifications(
@@ -92,6 +110,7 @@ def install_notifications(
     clock: Clock,
     key: Callable[[], SigningKey],
     *,
+    egress: EgressPolicy,
     enabled: bool = True,
     policy: DispatchPolicy | None = None,
 ) -> None:
@@ -103,7 +122,7 @@ def install_notifications(
         notifier = app.get(NOTIFIER)
         webhook = None
         if notifier is None:
-            notifier = webhook = WebhookNotifier(key, clock)
+            notifier = webhook = WebhookNotifier(key, clock, egress=egress)
         dispatcher = Dispatcher(uow, notifier, clock, policy)
         app[DISPATCHER] = dispatcher
         task = asyncio.create_task(dispatcher.run()) if enabled else None

@@ -250,7 +250,11 @@ def install(
 
     store = OidcStore(SqlOidcStore(app[STORE]))
     upstreams = Upstreams(
-        configs, timeout=settings.partner_timeout, readiness=ready, sandbox=settings.sandbox
+        configs,
+        egress=settings.egress,
+        timeout=settings.partner_timeout,
+        readiness=ready,
+        sandbox=settings.sandbox,
     )
 
     def oidc_keys() -> tuple[SigningKey, ...]:

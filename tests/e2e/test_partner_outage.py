@@ -83,7 +83,7 @@ async def test_a_partner_down_for_a_while_gets_every_message_once_when_back(
         waiting = await uow.outbox.listing()
     assert {row.message.status for row in waiting} <= {"pending", "in_flight"}
     assert all(row.message.attempts >= 1 for row in waiting)
-    assert {row.message.last_error for row in waiting} - {None} == {f"{PARTNER} answered 503"}
+    assert {row.message.last_error for row in waiting} - {None} == {"delivery failed (HTTP 503)"}
 
     partners.set_down(PARTNER, False)
 

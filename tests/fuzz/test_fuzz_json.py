@@ -22,6 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.domain.errors import LoginFailedError, MalformedBodyError, NotReadyError
+from gateway.egress.policy import EgressPolicy
 from gateway.identity.discovery import ProviderConfig, Upstreams
 from gateway.identity.jose import JoseError, unverified
 from gateway.identity.relying_party import RelyingParty
@@ -180,7 +181,7 @@ async def test_identity_provider_metadata_nested_too_deeply_is_not_ready(
         id_token_algs=("ES256",),
     )
     with pytest.raises(NotReadyError):
-        await Upstreams((config,), timeout=5).metadata("hk")
+        await Upstreams((config,), egress=EgressPolicy(sandbox=True), timeout=5).metadata("hk")
 
 
 async def test_an_identity_provider_answer_nested_too_deeply_refuses_the_login(
@@ -188,7 +189,7 @@ async def test_an_identity_provider_answer_nested_too_deeply_refuses_the_login(
 ) -> None:
     server = await _deep_json_server(aiohttp_server)
     party = RelyingParty(
-        Upstreams((), timeout=5),
+        Upstreams((), egress=EgressPolicy(sandbox=True), timeout=5),
         {},
         None,  # type: ignore[arg-type]  # the store is not reached
         lambda: None,  # type: ignore[arg-type, return-value]

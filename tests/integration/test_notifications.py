@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.bootstrap import Overrides, create_app
 from gateway.domain.agencies import Agency
+from gateway.egress.policy import EgressPolicy
 from gateway.operations import mappings_sample
 from gateway.sandbox.demo import run_demo
 from gateway.services.notifications import Dispatcher, DispatchPolicy
@@ -177,7 +178,7 @@ async def test_a_failing_webhook_is_retried_later_with_a_signed_post(
         await tx.notifications.add(_notification(1, "hk-test"))
         await tx.commit()
     clock = FixedClock(datetime.now(UTC))
-    webhook = WebhookNotifier(lambda: key, clock)
+    webhook = WebhookNotifier(lambda: key, clock, egress=EgressPolicy(sandbox=True))
     dispatcher = Dispatcher(store, webhook, clock, DispatchPolicy(backoff_max=30.0))
     try:
         assert await dispatcher.run_once() == 1

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from gateway.domain.errors import LoginFailedError, NotReadyError
+from gateway.egress.policy import EgressPolicy
 from gateway.identity.discovery import ProviderConfig, Upstreams
 from gateway.identity.ports import AuthorizationRequest
 from gateway.sandbox.idp import IDENTITY_PROVIDERS
@@ -178,9 +179,12 @@ async def test_a_production_relying_party_refuses_metadata_of_a_sandbox_provider
     sandbox_idp = broker.url + "/sandbox/idp/macau/.well-known/openid-configuration"
     config = ProviderConfig("macau", sandbox_idp, "gba-gateway", ("PS256",))
 
-    assert (await Upstreams((config,), timeout=5, sandbox=True).metadata("macau")).issuer
+    egress = EgressPolicy(sandbox=True)  # loopback reachable: the mark alone is refused
+    assert (
+        await Upstreams((config,), egress=egress, timeout=5, sandbox=True).metadata("macau")
+    ).issuer
     with pytest.raises(NotReadyError):
-        await Upstreams((config,), timeout=5, sandbox=False).metadata("macau")
+        await Upstreams((config,), egress=egress, timeout=5, sandbox=False).metadata("macau")
 
 
 async def test_a_production_relying_party_refuses_a_token_of_a_sandbox_provider(
