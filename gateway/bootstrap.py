@@ -218,7 +218,9 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
             "production mode refuses to start: sandbox trust anchors in trust_anchors_dir"
         )
     registrations = (
-        load_registry_file(settings.agencies_file, anchors=anchors, now=clock.now())
+        load_registry_file(
+            settings.agencies_file, anchors=anchors, now=clock.now(), egress=settings.egress
+        )
         if settings.agencies_file
         else []
     )

@@ -61,7 +61,13 @@ async def _store(settings: Settings) -> SqlUnitOfWorkFactory:
 
 
 def _registered(settings: Settings, spec: dict[str, Any], now: datetime) -> Any:
-    reg = registration(spec, anchors=trust_anchors(settings), now=now, sandbox=settings.sandbox)
+    reg = registration(
+        spec,
+        anchors=trust_anchors(settings),
+        now=now,
+        sandbox=settings.sandbox,
+        egress=settings.egress,
+    )
     if reg.problems:
         listed = ", ".join(f"{p.pointer or '/'} {p.code}" for p in reg.problems)
         raise ConfigurationError(f"the registration is not valid: {listed}")

@@ -76,6 +76,12 @@ MESSAGES: dict[str, Localized] = {
         "The certificate chain does not lead to a trust anchor of the agency's jurisdiction",
     ),
     "invalid_value": Localized("欄位的值無效", "字段的值无效", "The value is not valid"),
+    "endpoint_refused": Localized(
+        "端點不符合對外連線政策（正式環境須為 https，且不得為內部、鏈路本地或雲端中繼資料位址）",
+        "端点不符合对外连接政策（正式环境须为 https，且不得为内部、链路本地或云端元数据地址）",
+        "The endpoint is refused by the egress policy (https in production; no internal,"
+        " link-local or cloud metadata address)",
+    ),
     "not_in_format": Localized(
         "此格式無法承載該欄位", "此格式无法承载该字段", "This format cannot carry the field"
     ),

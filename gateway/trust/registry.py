@@ -3,6 +3,10 @@
 A registration comes from the production registry file (YAML), the ``gba-gateway agencies``
 command, or — in sandbox mode only — ``POST /sandbox/v1/agencies``. Each key is either a
 public JWK or an X.509 chain that must chain to that jurisdiction's trust anchor. The
+``endpoint`` must pass the egress policy as written (:meth:`EgressPolicy.url_refusal`:
+https in production unless the operator lists the host in ``egress_allow_http``, and no
+refused address when the host is an IP literal); where its name resolves is judged again at
+every connection. The
 registrations are stored in the database (``gateway.store.registry``) so that every gateway
 process sees a revocation at once; ``keyid`` is an exact-match lookup there and nothing more.
 """
@@ -26,6 +30,7 @@ from gateway.domain.errors import (
     GatewayError,
 )
 from gateway.domain.values import Jurisdiction
+from gateway.egress.policy import EgressPolicy
 from gateway.trust.keys import (
     KeyMisuseError,
     VerificationKey,
@@ -121,9 +126,16 @@ def _key_spec(
 
 
 def registration(
-    spec: Mapping[str, Any], *, anchors: Any = None, now: datetime, sandbox: bool = False
+    spec: Mapping[str, Any],
+    *,
+    anchors: Any = None,
+    now: datetime,
+    sandbox: bool = False,
+    egress: EgressPolicy | None = None,
 ) -> Registration:
-    """Parse and check one agency registration; ValidationFailedError lists every problem."""
+    """Parse and check one agency registration; ValidationFailedError lists every problem.
+
+    The endpoint is judged by ``egress``, by default the strict policy of the mode."""
     problems: list[FieldProblem] = []
     agency_id = str(spec.get("agency_id") or spec.get("id") or "")
     if not agency_id or len(agency_id) > 64 or not set(agency_id) <= _AGENCY_ID_CHARS:
@@ -144,6 +156,10 @@ def registration(
     endpoint = spec.get("endpoint")
     if endpoint is not None and not str(endpoint).startswith(("https://", "http://")):
         problems.append(problem("/endpoint", "wrong_type"))
+    elif endpoint is not None:
+        policy = egress or EgressPolicy(sandbox=sandbox)
+        if policy.url_refusal(str(endpoint)) is not None:
+            problems.append(problem("/endpoint", "endpoint_refused"))
     entries = spec.get("keys") or []
     if not isinstance(entries, list):
         problems.append(problem("/keys", "wrong_type"))
@@ -162,7 +178,9 @@ def registration(
     return Registration(agency, tuple(keys), sandbox, tuple(problems))
 
 
-def load_registry_file(path: Path, *, anchors: Any, now: datetime) -> list[Registration]:
+def load_registry_file(
+    path: Path, *, anchors: Any, now: datetime, egress: EgressPolicy | None = None
+) -> list[Registration]:
     """The production registry (YAML); ConfigurationError lists every problem at once."""
     try:
         spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader) or {}
@@ -171,7 +189,7 @@ def load_registry_file(path: Path, *, anchors: Any, now: datetime) -> list[Regis
     out, problems = [], []
     for entry in spec.get("agencies", []):
         try:
-            reg = registration(entry, anchors=anchors, now=now)
+            reg = registration(entry, anchors=anchors, now=now, egress=egress)
         except Exception as exc:  # a certificate problem is reported per agency
             problems.append(f"{entry.get('id', '?')}: {exc}")
             continue
