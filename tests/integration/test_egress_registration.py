@@ -1,11 +1,14 @@
 """An endpoint the egress policy refuses is refused when registered: in production, plain
 http (unless the operator lists the host) and internal IP literals; in the sandbox, link-local
-and cloud metadata addresses. Each refusal stores nothing."""
+and cloud metadata addresses. Each refusal stores nothing. Last, the whole sandbox: a case
+routed to a tester's endpoint that answers a redirect is never re-posted anywhere."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,9 +16,12 @@ import yaml
 
 from gateway.domain.errors import ConfigurationError
 from gateway.egress.policy import EgressPolicy
+from gateway.sandbox.samples import INDIVIDUAL_BUSINESS
 from gateway.trust.keys import SigningKey, generate_private_key
 from gateway.trust.registry import load_registry_file, registration
 from tests.conftest import RunningGateway
+from tests.integration.test_egress_redirects import redirecting
+from tests.support import sample_xml, send
 
 NOW = datetime(2026, 3, 3, tzinfo=UTC)
 KEY = SigningKey("tester-key-1", generate_private_key("ed25519"), "ed25519")
@@ -114,3 +120,44 @@ async def test_the_sandbox_registers_a_tester_endpoint_on_loopback(
         ) as response,
     ):
         assert response.status == 201
+
+
+@pytest.mark.parametrize("status", [307, 308])
+async def test_the_sandbox_never_follows_a_tester_endpoints_redirect(
+    gateway: RunningGateway, aiohttp_server: Any, status: int
+) -> None:
+    """Through the whole sandbox: the case goes to a tester's endpoint answering a redirect."""
+    first, second = await redirecting(aiohttp_server, status)
+    async with aiohttp.ClientSession() as session:
+        registered = await session.post(
+            gateway.url + "/sandbox/v1/agencies", json=_spec(first.url + "/inbox")
+        )
+        assert registered.status == 201
+        routed = await session.put(
+            f"{gateway.url}/sandbox/v1/routes/{INDIVIDUAL_BUSINESS}", json={"lead": "tester-gd"}
+        )
+        assert routed.status == 200
+    answer = await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=sample_xml(),
+        content_type="application/xml",
+    )
+    assert answer.status == 202
+    path = f"/v1/applications/{answer.json()['application_id']}"
+
+    failed: list[dict[str, Any]] = []
+    for _ in range(300):
+        view = (await send(gateway.settings, "GET", path)).json()
+        failed = [e for e in view["timeline"] if e["type"] == "message.dead_lettered"]
+        if failed:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)  # a re-post, to either server, would land in this time
+
+    assert [e["error"] for e in failed] == [
+        f"delivery failed (HTTP {status}): partners must not redirect"
+    ]
+    assert first.requests == [("POST", "/inbox")]
+    assert second.requests == []
