@@ -150,7 +150,9 @@ async def partner_keys(
             )
     if urlsplit(source).scheme in ("http", "https"):
         try:
-            async with session.get(source, headers={"Accept": "application/json"}) as response:
+            async with session.get(
+                source, headers={"Accept": "application/json"}, allow_redirects=False
+            ) as response:
                 if response.status != 200:
                     raise ConfigurationError(f"{source} answered {response.status}")
                 data = json.loads(await response.read())

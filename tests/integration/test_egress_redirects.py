@@ -19,9 +19,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.conformance.credentials import partner_keys
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
-from gateway.domain.errors import LoginFailedError, NotReadyError, PermanentDeliveryError
+from gateway.domain.errors import (
+    ConfigurationError,
+    LoginFailedError,
+    NotReadyError,
+    PermanentDeliveryError,
+)
 from gateway.egress.client import RedirectRefusedError, client_session
 from gateway.egress.policy import EgressPolicy
 from gateway.identity.discovery import ProviderConfig, Upstreams
@@ -301,4 +307,16 @@ async def test_every_session_of_the_factory_refuses_a_redirect_a_caller_would_fo
             async with session.get(first.url + "/in"):
                 pass  # pragma: no cover
     assert first.requests == [("POST", "/in"), ("GET", "/in")]
+    assert second.requests == []
+
+
+async def test_the_conformance_kit_does_not_follow_a_redirect_for_partner_keys(
+    aiohttp_server: ServerFactory,
+) -> None:
+    first, second = await redirecting(aiohttp_server, 302)
+    second.body = {"keys": []}
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ConfigurationError, match="answered 302"):
+            await partner_keys(first.url + "/jwks", first.url + "/inbox", session)
+    assert first.requests == [("GET", "/jwks")]
     assert second.requests == []
