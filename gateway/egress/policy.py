@@ -15,9 +15,9 @@ class              examples                               production   sandbox
 =================  =====================================  ===========  ===============
 ``metadata``       169.254.169.254, fd00:ec2::254,        never        never
                    100.100.100.200, 168.63.129.16
-``unspecified``    0.0.0.0/8, ::                          never        never
 ``multicast``      224.0.0.0/4, ff00::/8, broadcast       never        never
 ``link-local``     169.254.0.0/16, fe80::/10              if allowed   never
+``unspecified``    0.0.0.0/8, ::                          never        yes (this host)
 ``loopback``       127.0.0.0/8, ::1                       if allowed   yes
 ``private``        10/8, 172.16/12, 192.168/16, fc00::/7, if allowed   yes
                    100.64/10, reserved and documentation
@@ -25,7 +25,9 @@ class              examples                               production   sandbox
 =================  =====================================  ===========  ===============
 
 "If allowed" means listed by the operator in ``egress_allow``: a CIDR containing the address,
-or the host name being resolved. Plain ``http`` is refused in production unless the host is
+or the host name being resolved. The unspecified address reaches this very host, like
+loopback: the sandbox allows it (bound to ``0.0.0.0``, its own agencies are there), production
+never. Plain ``http`` is refused in production unless the host is
 listed in ``egress_allow_http``; the sandbox allows it (testers' endpoints on loopback).
 """
 
@@ -59,8 +61,8 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _BROADCAST = ipaddress.ip_address("255.255.255.255")
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
-NEVER = frozenset({"metadata", "unspecified", "multicast"})
-_SANDBOX_OPEN = frozenset({"public", "private", "loopback"})
+NEVER = frozenset({"metadata", "unspecified", "multicast"})  # in production
+_SANDBOX_OPEN = frozenset({"public", "private", "loopback", "unspecified"})
 _HOST = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
 
 
@@ -152,10 +154,10 @@ class EgressPolicy:
         kind = address_class(ip)
         if kind == "public":
             return None
-        if kind in NEVER:
-            return f"{address} is a {kind} address"
         if self.sandbox:
             return None if kind in _SANDBOX_OPEN else f"{address} is a {kind} address"
+        if kind in NEVER:
+            return f"{address} is a {kind} address"
         if normal_host(host) in self.allow_hosts or self._allowed(ip):
             return None
         return f"{address} is a {kind} address not listed in egress_allow"

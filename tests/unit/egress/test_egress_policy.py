@@ -44,10 +44,8 @@ PRIVATE = [
     "240.0.0.1",  # reserved
     "::7f00:1",  # IPv4-compatible (deprecated)
 ]
-NEVER_ELSE = [  # addresses judged, never bound
-    "0.0.0.0",  # noqa: S104
-    "0.1.2.3",
-    "::",
+UNSPECIFIED = ["0.0.0.0", "0.1.2.3", "::"]  # noqa: S104  # judged, never bound
+NEVER_ELSE = [
     "224.0.0.1",
     "239.1.2.3",
     "ff02::1",
@@ -68,7 +66,9 @@ def test_each_address_is_judged_by_what_a_socket_would_reach(address: str, kind:
     assert address_class(ipaddress.ip_address(address)) == kind
 
 
-@pytest.mark.parametrize("address", METADATA + LINK_LOCAL + LOOPBACK + PRIVATE + NEVER_ELSE)
+@pytest.mark.parametrize(
+    "address", METADATA + LINK_LOCAL + LOOPBACK + PRIVATE + UNSPECIFIED + NEVER_ELSE
+)
 def test_production_refuses_every_address_that_is_not_public(address: str) -> None:
     assert PRODUCTION.address_refusal("partner.example", address) is not None
 
@@ -83,7 +83,7 @@ def test_the_sandbox_never_calls_link_local_or_metadata_addresses(address: str) 
     assert SANDBOX.address_refusal("tester.example", address) is not None
 
 
-@pytest.mark.parametrize("address", LOOPBACK + PRIVATE + PUBLIC)
+@pytest.mark.parametrize("address", LOOPBACK + UNSPECIFIED + PRIVATE + PUBLIC)
 def test_the_sandbox_calls_testers_on_loopback_and_private_addresses(address: str) -> None:
     assert SANDBOX.address_refusal("tester.example", address) is None
 
@@ -97,7 +97,7 @@ def test_the_operator_opens_private_ranges_and_hosts_but_never_metadata() -> Non
     assert policy.address_refusal("any.example", "::ffff:10.20.3.4") is None
     assert policy.address_refusal("partner.internal", "192.168.7.7") is None
     assert policy.address_refusal("any.example", "169.254.1.1") is None  # listed link-local
-    for address in METADATA + NEVER_ELSE:  # not even by 0.0.0.0/0 or 169.254.0.0/16
+    for address in METADATA + UNSPECIFIED + NEVER_ELSE:  # not even by 0.0.0.0/0
         assert policy.address_refusal("partner.internal", address) is not None
     narrow = EgressPolicy.parse(sandbox=False, allow=["10.20.0.0/16"])
     assert narrow.address_refusal("any.example", "10.21.0.1") is not None
