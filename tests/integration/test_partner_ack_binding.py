@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.domain.agencies import Agency
 from gateway.domain.errors import TransientDeliveryError, UnknownKeyError
+from gateway.egress.policy import EgressPolicy
 from gateway.services.ports import OutboxMessage
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import HttpMessage, SignatureParams, components, sign
@@ -88,7 +89,9 @@ async def delivery(aiohttp_server: Any) -> Any:
         def now(self) -> datetime:
             return datetime.now(UTC)
 
-    transport = HttpPartnerTransport(lambda: gateway_key, lookup, Clock())
+    transport = HttpPartnerTransport(
+        lambda: gateway_key, lookup, Clock(), egress=EgressPolicy(sandbox=True)
+    )
     agency = Agency(PARTNER, "MO", {"en": "Partner"}, str(server.make_url("/in")), ("*",))
     yield partner, transport, agency
     await transport.close()
