@@ -22,6 +22,7 @@ from gateway.domain.errors import (
     BadRequestError,
     ForbiddenError,
     NotFoundError,
+    UnsupportedMediaTypeError,
     ValidationFailedError,
 )
 from gateway.domain.values import local_date
@@ -35,6 +36,7 @@ from gateway.web.openapi import operation, query
 
 CSRF_TOKEN = web.AppKey("console_csrf_token", str)
 BASE = "/sandbox/console"
+FORM = "application/x-www-form-urlencoded"
 routes = web.RouteTableDef()
 _LANG = [query("lang", "zh-Hant, zh-Hans or en (else Accept-Language)")]
 
@@ -146,18 +148,21 @@ def _origin(url: str) -> str:
 @operation(
     summary="Sandbox console: change or reset a sandbox agency's fault switches (form)",
     tag="sandbox-console",
-    request={"application/x-www-form-urlencoded": {"type": "object"}},
+    request={FORM: {"type": "object"}},
     responses={
         303: "Changed; see the agency's page",
         400: "A form that is not UTF-8, or names a charset that does not exist",
         403: "No valid form token, or a form from another site",
         404: "No such sandbox agency",
+        415: "Not a URL-encoded form (the console's form is never multipart)",
         422: "Invalid switches (the page again, every problem listed)",
     },
     sandbox_only=True,
 )
 async def change_faults(request: web.Request) -> web.Response:
     _check_origin(request)
+    if request.content_type != FORM:  # aiohttp's multipart reader raises on a bad boundary
+        raise UnsupportedMediaTypeError(f"the console's form is sent as {FORM}")
     try:
         form = await request.post()
     except (UnicodeDecodeError, LookupError):  # not UTF-8, or a charset Python does not know
