@@ -3,16 +3,19 @@
 :func:`create_app` builds the aiohttp application. What must be valid before anything
 starts is loaded and checked at once, so a bad configuration never serves a request: keys,
 the agency registry, the matter catalog and field mappings. Resources with a lifetime are one
-cleanup context each, set up and torn down side by side: the database engine, the sandbox
-agencies' client session, the relay task and the partner HTTP sessions. Tests call the same
-function with fakes for the clock or the partner transport.
+cleanup context each, set up and torn down side by side: the database engine, the relay task
+and the partner HTTP sessions. Tests call the same function with fakes for the clock or the
+partner transport.
+
+The sandbox is not imported here: it is an :class:`~gateway.extensions.Extension` that
+``create_app`` is given, or finds as a plug-in in sandbox mode (gateway/extensions.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -28,19 +31,15 @@ import adapters.macau
 import adapters.macau.identity
 from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import local_date
-from gateway.identity.discovery import SANDBOX_CLIENT_ID
+from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
-from gateway.sandbox.idp import IDENTITY_PROVIDERS
-from gateway.sandbox.pki import generate_test_pki
-from gateway.sandbox.routing import RoutedCatalog
-from gateway.sandbox.setup import install_sandbox
 from gateway.services import lifecycle
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import Dependencies
 from gateway.services.milestones import settle
-from gateway.services.ports import Clock, DocumentCodec, PartnerTransport
+from gateway.services.ports import Clock, DocumentCodec, MatterCatalog, PartnerTransport
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.settings import Settings
 from gateway.store.audit import write_checkpoint
@@ -141,16 +140,6 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
     return keystore.load(settings.keys_dir, owner_only=True)
 
 
-def register_at_sandbox_providers(app: web.Application, ring: keystore.KeyRing) -> None:
-    """The gateway, as relying party, is a client of each sandbox identity provider."""
-    providers, base_url = app[IDENTITY_PROVIDERS], app[SETTINGS].base_url
-    jwks = {"keys": [key.jwk() for key in ring.keys if key.purpose == keystore.OIDC]}
-    for name in providers.names:
-        providers.provider(name).register_client(
-            SANDBOX_CLIENT_ID, jwks=jwks, redirect_uris=[f"{base_url}/auth/{name}/callback"]
-        )
-
-
 def codecs(settings: Settings) -> dict[str, DocumentCodec]:
     table: dict[str, DocumentCodec] = {
         "canonical": CanonicalCodec(settings.mappings_dir / "schemas")
@@ -167,12 +156,15 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{settings.sandbox_dir / 'gateway.db'}"
 
 
-def trust_anchors(settings: Settings) -> TrustAnchors | None:
-    """Production: the configured anchors. Sandbox: a test PKI generated at run time."""
-    if settings.sandbox:
-        pki_dir = settings.trust_anchors_dir or settings.sandbox_dir / "pki"
-        generate_test_pki(pki_dir)
-        return TrustAnchors.load(pki_dir)
+def trust_anchors(
+    settings: Settings, extensions: Sequence[Extension] | None = None
+) -> TrustAnchors | None:
+    """The configured anchors, unless an extension has its own (the sandbox's test PKI,
+    generated at run time)."""
+    for extension in app_extensions(settings) if extensions is None else extensions:
+        anchors = extension.trust_anchors(settings)
+        if anchors is not None:
+            return anchors
     return TrustAnchors.load(settings.trust_anchors_dir) if settings.trust_anchors_dir else None
 
 
@@ -206,13 +198,21 @@ async def housekeeping_round(app: web.Application) -> dict[str, Any] | None:
     return {"checkpoint": checkpoint, "nonces_purged": purged, **await sweep_deadlines(app)}
 
 
-def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
-    """The gateway as an aiohttp application. Nothing starts until the app starts."""
+def create_app(
+    settings: Settings,
+    overrides: Overrides | None = None,
+    extensions: Sequence[Extension] | None = None,
+) -> web.Application:
+    """The gateway as an aiohttp application. Nothing starts until the app starts.
+
+    ``extensions`` (None: :func:`~gateway.extensions.app_extensions`, the sandbox's in
+    sandbox mode and none in production) are installed before the gateway's own routes."""
     overrides = overrides or Overrides()
+    extensions = app_extensions(settings) if extensions is None else tuple(extensions)
     clock = overrides.clock or SystemClock()
     ring = load_keyring(settings)
     check_production(settings, ring)
-    anchors = trust_anchors(settings)
+    anchors = trust_anchors(settings, extensions)
     if not settings.sandbox and anchors is not None and anchors.sandbox_anchors():
         raise ConfigurationError(
             "production mode refuses to start: sandbox trust anchors in trust_anchors_dir"
@@ -225,7 +225,9 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         else []
     )
     catalog = Catalog.load(settings.mappings_dir / "matters")
-    routing = RoutedCatalog(catalog)  # in sandbox, testers may route a matter to their agency
+    view: MatterCatalog = catalog  # in sandbox, testers may route a matter to their agency
+    for extension in extensions:
+        view = extension.catalog(view)
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -275,7 +277,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app[DEPENDENCIES] = Dependencies(
         uow=uow,
         clock=clock,
-        catalog=routing if settings.sandbox else catalog,
+        catalog=view,
         codecs=codecs(settings),
         receipts=JwsReceiptIssuer(ring.current("seal")),
         calendar=HolidayCalendar(),
@@ -335,9 +337,8 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
 
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(housekeeping)
-    if settings.sandbox:
-        install_sandbox(app, settings, ring, uow, clock, anchors, routing)
-        register_at_sandbox_providers(app, ring)
+    for extension in extensions:
+        extension.install(app, Wiring(settings, ring, uow, clock, anchors))
     oidc_routes.install(app, ring, IDENTITY_PROFILES)
     app.cleanup_ctx.append(routed)
     app.cleanup_ctx.append(delivery)

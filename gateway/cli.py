@@ -3,17 +3,16 @@
 ::
 
     gba-gateway serve   [--config FILE] [--host H] [--port P] [--workers N]   production
-    gba-gateway sandbox [--host H] [--port P] [--data-dir DIR]   sandbox mode, SQLite
-    gba-gateway sandbox demo [--url URL] [--data-dir DIR]        the tracer flow, narrated
-    gba-gateway sandbox login PERSONA [--idp NAME] [--url URL]   a resident's gateway tokens
-    gba-gateway sandbox scenario list | run NAME|all [--url URL]  scripted cases, each step
-    gba-gateway sandbox register|route|fault|faults [--url URL]   tester self-service
-    gba-gateway conformance run --target URL --key FILE|DIR      check a partner endpoint
+    gba-gateway sandbox ...                                      the sandbox (a plug-in)
+    gba-gateway conformance run --target URL --key FILE|DIR      the conformance kit (plug-in)
     gba-gateway identities conflicts [--sandbox]                 identity links to review
     gba-gateway outbox list|retry ID|requeue [--sandbox]          forwarded messages
     gba-gateway archive export ID --out FILE | verify FILE --jwks F   closed cases
     gba-gateway keys generate --out DIR [--sandbox]              the gateway's signing keys
     gba-gateway --version
+
+``sandbox`` and ``conformance`` are plug-ins (gateway/extensions.py): their commands come
+from their packages' entry points, and a build without them says so.
 """
 
 from __future__ import annotations
@@ -22,29 +21,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import jwt
-
-from gateway import __version__
-from gateway.conformance import cli as conformance_cli
+from gateway import __version__, extensions
 from gateway.domain.errors import ConfigurationError, GatewayError
 from gateway.observability import configure_logging
-from gateway.sandbox import cli as sandbox_cli
-from gateway.sandbox.scenarios import cli as scenario_cli
 from gateway.settings import Settings, load_settings
 from gateway.trust import keystore
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def _serving_options(parser: argparse.ArgumentParser) -> None:
+def serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; GBA_HOST)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080; GBA_PORT)")
 
@@ -64,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "file and GBA_* environment variables.",
     )
     serve.add_argument("--config", type=Path, help="TOML settings file")
-    _serving_options(serve)
+    serving_options(serve)
     serve.add_argument(
         "--workers",
         type=int,
@@ -72,52 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "needs PostgreSQL)",
     )
 
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="run the gateway in sandbox mode",
-        description="Run the gateway in sandbox mode on an embedded "
-        "SQLite file, with sandbox agencies, personas and keys "
-        "generated into the sandbox folder.",
-    )
-    _serving_options(sandbox)
-    sandbox.add_argument(
-        "--data-dir", type=Path, help="sandbox folder for keys and the database (default .sandbox)"
-    )
-    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
-    sandbox_cli.register(sandbox_commands)
-    scenario_cli.register(sandbox_commands)
-    conformance_cli.register(commands)
-    demo = sandbox_commands.add_parser(
-        "demo",
-        help="run the tracer flow against a running sandbox",
-        description="Submit the sample HK application for 陳大文 as the sandbox HK agency and "
-        "follow it to the Guangdong agency's decision, printing each step.",
-    )
-    demo.add_argument("--url", default=DEFAULT_URL, help=f"gateway URL (default {DEFAULT_URL})")
-    demo.add_argument(
-        "--data-dir",
-        type=Path,
-        dest="demo_data_dir",
-        help="the sandbox folder holding the agency keys (default .sandbox)",
-    )
-    demo.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for the decision (default 30)"
-    )
-    login = sandbox_commands.add_parser(
-        "login",
-        help="log a persona in without a browser and print the gateway tokens",
-        description="Register a throwaway portal (RFC 7591), log PERSONA in through a sandbox "
-        "identity provider (login_hint) and print the access token, the ID token and the "
-        "ID token's claims as JSON. Use the access token as 'Authorization: Bearer' on /v1/me.",
-    )
-    login.add_argument("persona", help="persona id (see GET /sandbox/v1/personas)")
-    login.add_argument(
-        "--idp",
-        choices=["hk", "macau", "guangdong"],
-        help="identity provider (default: the persona's home provider)",
-    )
-    login.add_argument("--url", default=DEFAULT_URL, help=f"gateway URL (default {DEFAULT_URL})")
-    login.add_argument("--agency", help="the partner agency the portal acts for (default sandbox)")
+    _plugin_commands(commands)
 
     keys = commands.add_parser("keys", help="manage the gateway's signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
@@ -153,6 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
     _evidence_commands(commands)
     _mapping_commands(commands)
     return parser
+
+
+def _plugin_commands(commands: Any) -> None:
+    """Each installed plug-in's commands; a known plug-in that is absent says so."""
+    installed = extensions.plugins()
+    for name in [*extensions.KNOWN, *sorted(installed.keys() - extensions.KNOWN.keys())]:
+        plugin = installed.get(name)
+        if plugin is not None and plugin.register_commands is not None:
+            plugin.register_commands(commands)
+        elif plugin is None:
+            absent = commands.add_parser(
+                name, help=f"({extensions.not_installed(name)})", add_help=False
+            )
+            absent.add_argument("anything", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            absent.set_defaults(handler=lambda _args, name=name: _absent(name))
+
+
+def _absent(name: str) -> int:
+    print(f"gba-gateway: {extensions.not_installed(name)}", file=sys.stderr)
+    return 2
 
 
 def _delivery_commands(commands: Any) -> None:
@@ -319,10 +286,8 @@ def _evidence_commands(commands: Any) -> None:
     )
 
 
-def banner(settings: Settings) -> str:
-    from gateway.sandbox.agencies import SANDBOX_AGENCIES
-    from gateway.sandbox.personas import PERSONAS
-
+def banner(settings: Settings, more: Sequence[str] = ()) -> str:
+    """What the gateway prints once it listens; a plug-in adds its own lines (``more``)."""
     base = settings.base_url
     lines = [
         f"gba-gateway {__version__} — {settings.mode} mode",
@@ -332,62 +297,33 @@ def banner(settings: Settings) -> str:
         f"  JWKS           {base}/.well-known/jwks.json",
         f"  matters        {base}/v1/matters",
         f"  health         {base}/healthz   ready {base}/readyz   metrics {base}/metrics",
+        *more,
     ]
-    if settings.sandbox:
-        pki = settings.trust_anchors_dir or settings.sandbox_dir / "pki"
-        lines += [
-            f"  console        {base}/sandbox/console",
-            f"  personas       {base}/sandbox/v1/personas",
-            f"  agencies       {base}/sandbox/v1/agencies   (POST to register your own)",
-            f"  faults         {base}/sandbox/v1/faults",
-            f"  routes         {base}/sandbox/v1/routes",
-            f"  notifications  {base}/sandbox/v1/notifications",
-            f"  gateway as OP  {base}/.well-known/openid-configuration",
-            *(
-                f"  IdP {name:<10} {base}/sandbox/idp/{name}/.well-known/openid-configuration"
-                for name in ("hk", "macau", "guangdong")
-            ),
-            f"  test PKI       {pki}/<hk|macau|guangdong>/sandbox-root.pem (one CA each)",
-            f"  data           {settings.sandbox_dir}",
-            "",
-            "  Sandbox agencies (keys <data>/keys/agencies/, inbox /sandbox/partners/ID/messages):",
-            *(f"    {a.id:<10} {a.jurisdiction}  {a.names['en']}" for a in SANDBOX_AGENCIES),
-            "",
-            "  Personas:",
-            *(
-                f"    {p.id:<14} {p.jurisdiction}  {p.name_original} {p.family_name_latin} "
-                f"{p.given_names_latin}  ({p.assurance})"
-                for p in PERSONAS
-            ),
-            "",
-            "  Try it:  gba-gateway sandbox scenario run all",
-            "           gba-gateway sandbox demo",
-            "           gba-gateway sandbox login chan-tai-man   (a resident's gateway token)",
-            "           gba-gateway sandbox fault gd-hq-csb --down",
-            "           gba-gateway conformance run --target URL --key <data>/keys/gateway",
-            "  Everything here is sandbox material (kids sandbox-*, CAs 'GBA sandbox'):",
-            "  production mode refuses it.",
-        ]
     return "\n".join(lines)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, started: Callable[[], None]) -> None:
     """Serve in this process until SIGINT or SIGTERM."""
     from gateway.workers import run_server
 
-    await run_server(settings, started=lambda: print(banner(settings), flush=True))
+    await run_server(settings, started=started)
 
 
-def _serve(settings: Settings) -> int:
-    """One process, or ``settings.workers`` under a supervisor (gateway/workers.py)."""
+def run_gateway(settings: Settings, more_banner: Callable[[], Sequence[str]] = lambda: ()) -> int:
+    """Serve in one process, or ``settings.workers`` under a supervisor (gateway/workers.py),
+    printing the banner once listening."""
+
+    def started() -> None:
+        print(banner(settings, more_banner()), flush=True)
+
     if settings.workers == 1:
-        return _run(serve(settings))
+        return run(serve(settings, started))
     from gateway.workers import supervise
 
-    return supervise(settings, started=lambda: print(banner(settings), flush=True))
+    return supervise(settings, started=started)
 
 
-def _run(coro: object) -> int:
+def run(coro: object) -> int:
     try:
         asyncio.run(coro)  # type: ignore[arg-type]
     except ConfigurationError as exc:
@@ -445,31 +381,31 @@ def _operate(args: argparse.Namespace) -> int:
         intact = asyncio.run(operations.audit_verify(settings, args.jwks, print, args.checkpoints))
         return 0 if intact else 1
     if args.command == "identities":
-        return _run(operations.identity_conflicts(settings, print))
+        return run(operations.identity_conflicts(settings, print))
     if args.command == "outbox":
         from gateway import outbox_ops
 
         if args.outbox_command == "list":
-            return _run(
+            return run(
                 outbox_ops.outbox_list(settings, print, args.status, args.destination, args.limit)
             )
         if args.outbox_command == "retry":
-            return _run(outbox_ops.outbox_retry(settings, args.message_id, print))
-        return _run(outbox_ops.outbox_requeue(settings, print, args.destination))
+            return run(outbox_ops.outbox_retry(settings, args.message_id, print))
+        return run(outbox_ops.outbox_requeue(settings, print, args.destination))
     if args.command == "archive":
         from gateway import archive_ops
 
-        return _run(archive_ops.archive_export(settings, args.application_id, args.out, print))
+        return run(archive_ops.archive_export(settings, args.application_id, args.out, print))
     if args.agencies_command == "list":
-        return _run(operations.agencies_list(settings, print))
+        return run(operations.agencies_list(settings, print))
     if args.agencies_command == "revoke":
-        return _run(operations.agencies_revoke(settings, args.kid, print))
+        return run(operations.agencies_revoke(settings, args.kid, print))
     key = operations.KeySource(
         args.jwk, args.certificate, args.kid, args.not_before, args.not_after
     )
     if args.agencies_command == "rotate":
         overlap = timedelta(days=args.overlap_days)
-        return _run(operations.agencies_rotate(settings, args.agency, key, overlap, print))
+        return run(operations.agencies_rotate(settings, args.agency, key, overlap, print))
     names = dict(item.split("=", 1) for item in args.name if "=" in item)
     spec = {
         "agency_id": args.id,
@@ -478,39 +414,7 @@ def _operate(args: argparse.Namespace) -> int:
         "endpoint": args.endpoint,
         "matters": args.matter,
     }
-    return _run(operations.agencies_add(settings, spec, key, print))
-
-
-def _sandbox_login(args: argparse.Namespace) -> int:
-    from gateway.sandbox.personas import persona
-    from gateway.sandbox.portal import PortalError, SandboxPortal
-
-    try:
-        who = persona(args.persona)
-    except KeyError:
-        print(f"gba-gateway: no persona {args.persona!r}", file=sys.stderr)
-        return 2
-    idp = args.idp or who.providers()[0]
-
-    async def login() -> dict[str, Any]:
-        portal = await SandboxPortal.register(args.url, agency_id=args.agency)
-        tokens = await portal.login(idp, who.id)
-        return {
-            "client_id": portal.client_id,
-            "idp": idp,
-            "access_token": tokens.access_token,
-            "expires_in": tokens.expires_in,
-            "id_token": tokens.id_token,
-            "id_token_claims": jwt.decode(tokens.id_token, options={"verify_signature": False}),
-        }
-
-    try:
-        result = asyncio.run(login())
-    except (PortalError, aiohttp.ClientError) as exc:
-        print(f"gba-gateway: login failed: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-    return 0
+    return run(operations.agencies_add(settings, spec, key, print))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -524,28 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.config, mode="production", host=args.host, port=args.port, workers=args.workers
             )
             configure_logging(settings.log_level, settings.log_format, sys.stderr)
-            return _serve(settings)
-        if args.command == "sandbox" and args.sandbox_command == "demo":
-            from gateway.sandbox.demo import DemoError, run_demo
-
-            data_dir = args.demo_data_dir or load_settings(mode="sandbox").sandbox_dir
-            try:
-                return _run(run_demo(args.url, data_dir, patience=args.timeout))
-            except (DemoError, aiohttp.ClientError) as exc:
-                print(f"gba-gateway: demo failed: {exc}", file=sys.stderr)
-                return 1
-        if args.command == "sandbox" and args.sandbox_command == "login":
-            return _sandbox_login(args)
-        if args.command == "sandbox":
-            settings = load_settings(
-                mode="sandbox",
-                host=args.host,
-                port=args.port,
-                sandbox_dir=args.data_dir,
-                log_format=os.environ.get("GBA_LOG_FORMAT", "console"),
-            )
-            configure_logging(settings.log_level, settings.log_format, sys.stderr)
-            return _serve(settings)
+            return run_gateway(settings)
         if args.command == "mappings":
             return _mappings(args)
         if args.command in ("agencies", "receipts", "audit", "identities", "outbox", "archive"):

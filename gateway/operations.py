@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway import extensions
 from gateway.bootstrap import database_url, load_keyring, trust_anchors
 from gateway.domain.documents import problem
 from gateway.domain.errors import ConfigurationError, NotFoundError, ValidationFailedError
@@ -189,20 +190,14 @@ async def audit_verify(
 
 FORMATS = ("canonical", "hk", "macau", "guangdong")
 _JURISDICTION = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
-_DEFAULT_PERSONA = {
-    "hk": "chan-tai-man",
-    "macau": "lei-sio-meng",
-    "guangdong": "chan-tai-man",
-    "canonical": "chan-tai-man",
-}
 
 
 def mappings_check(settings: Settings, *, sandbox_agencies: bool, say: Say) -> bool:
-    """Load and check every matter, field mapping and schema; True when all are sound."""
+    """Load and check every matter, field mapping and schema; True when all are sound.
+    With ``sandbox_agencies``, every route must name an agency of the sandbox plug-in."""
     from gateway.mapping.check import check_mappings
-    from gateway.sandbox.agencies import SANDBOX_AGENCIES
 
-    known = [a.id for a in SANDBOX_AGENCIES] if sandbox_agencies else None
+    known = list(extensions.plugin("sandbox").agency_ids) if sandbox_agencies else None
     problems = check_mappings(settings.mappings_dir, known_agencies=known)
     for line in problems:
         say(line)
@@ -244,20 +239,18 @@ def mappings_translate(settings: Settings, source: str, target: str, data: bytes
 
 
 def mappings_sample(settings: Settings, code: str, fmt: str, persona_id: str | None) -> bytes:
-    """A sample application for a matter that the running sandbox accepts."""
+    """A sample application for a matter that the running sandbox accepts (the sandbox
+    plug-in builds it from a persona)."""
     from gateway.domain.values import local_date
     from gateway.mapping.catalog import Catalog
-    from gateway.sandbox.personas import persona
-    from gateway.sandbox.samples import canonical_sample
 
+    sample = extensions.plugin("sandbox").sample_application
+    if sample is None:
+        raise ConfigurationError("the sandbox plug-in gives no sample applications")
     matter = Catalog.load(settings.mappings_dir / "matters").get(
         code, local_date(datetime.now(UTC))
     )
-    try:
-        applicant = persona(persona_id or _DEFAULT_PERSONA[fmt])
-    except KeyError:
-        raise NotFoundError(f"no persona {persona_id!r}") from None
-    return render(settings, canonical_sample(matter, applicant), fmt)
+    return render(settings, sample(matter, fmt, persona_id), fmt)
 
 
 def _masked(number: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.domain.errors import ConfigurationError
+from gateway.extensions import Plugin
 
 USAGE_ERROR = 2
 
@@ -130,3 +131,6 @@ def list_command(args: argparse.Namespace) -> int:
         _say(f"{check.id:<30} {check.description}")
         _say(f"{'':<30}   expects: {check.expects}")
     return 0
+
+
+PLUGIN = Plugin(name="conformance", register_commands=register)

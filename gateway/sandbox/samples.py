@@ -10,9 +10,10 @@ from typing import Any
 import opencc
 from lxml import etree
 
+from gateway.domain.errors import NotFoundError
 from gateway.domain.matters import MaterialRule, Matter
 from gateway.domain.values import IdentityDocument
-from gateway.sandbox.personas import Persona
+from gateway.sandbox.personas import Persona, persona
 
 HK_NS = "urn:gba:hk:application:1"
 INDIVIDUAL_BUSINESS = "11440400MB2C00081P4440120002000"
@@ -150,3 +151,16 @@ def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
         "materials": materials,
         "commitments": commitments,
     }
+
+
+# The persona a sample is for when none is named: one whose documents the format carries.
+DEFAULT_PERSONA = {"macau": "lei-sio-meng"}
+
+
+def sample_application(matter: Matter, fmt: str, persona_id: str | None) -> dict[str, Any]:
+    """The canonical sample of ``gba-gateway mappings sample`` (rendered in ``fmt`` there)."""
+    try:
+        applicant = persona(persona_id or DEFAULT_PERSONA.get(fmt, "chan-tai-man"))
+    except KeyError:
+        raise NotFoundError(f"no persona {persona_id!r}") from None
+    return canonical_sample(matter, applicant)
