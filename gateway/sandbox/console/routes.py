@@ -16,6 +16,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import jinja2
 from aiohttp import web
 
 from gateway.domain.errors import (
@@ -42,8 +43,13 @@ _LANG = [query("lang", "zh-Hant, zh-Hans or en (else Accept-Language)")]
 
 
 def install_console(app: web.Application) -> None:
-    """Mount the console (sandbox mode only: only ``install_sandbox`` calls this)."""
-    pages.ensure_pages(app)
+    """Mount the console (sandbox mode only: only ``install_sandbox`` calls this). Its
+    templates live here and extend the gateway's (``base.html``, ``_messages.html``)."""
+    env = pages.ensure_pages(app)
+    if env.loader is not None:
+        env.loader = jinja2.ChoiceLoader(
+            [env.loader, jinja2.PackageLoader("gateway.sandbox.console", "templates")]
+        )
     app[CSRF_TOKEN] = secrets.token_urlsafe(32)
     app.add_routes(routes)
 
