@@ -25,7 +25,11 @@ from gateway.workers import check_workers
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text("utf-8")
 COMPOSE_TEXT = (REPO_ROOT / "compose.yaml").read_text("utf-8")
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
-IGNORED = (REPO_ROOT / ".dockerignore").read_text("utf-8").split()
+IGNORED = [
+    line.strip()
+    for line in (REPO_ROOT / ".dockerignore").read_text("utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+]
 GUIDE = (REPO_ROOT / "docs" / "deploy.md").read_text("utf-8")
 
 
@@ -152,3 +156,50 @@ def test_more_than_one_worker_needs_postgresql_and_production_mode() -> None:
     for wrong in ("0", "65"):
         with pytest.raises(ConfigurationError, match="workers must be 1-64"):
             load_settings(environ={"GBA_WORKERS": wrong})
+
+
+def _ignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    """.dockerignore as Docker reads it: (excluded, pattern); the last matching rule wins."""
+    rules = []
+    for line in (REPO_ROOT / ".dockerignore").read_text("utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        rules.append((not keep, re.compile(regex + "(?:/.*)?")))
+    return rules
+
+
+def build_context_files() -> list[str]:
+    """Every file of the work tree that the build context holds after .dockerignore."""
+    rules, kept = _ignore_rules(), []
+    for path in REPO_ROOT.rglob("*"):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        excluded = False
+        for excludes, pattern in rules:
+            if pattern.fullmatch(relative):
+                excluded = excludes
+        if not excluded:
+            kept.append(relative)
+    return kept
+
+
+def test_the_image_leaves_out_the_sandbox_and_the_conformance_kit() -> None:
+    """What the Dockerfile copies, through .dockerignore: production code only. (The image
+    then runs without them: tests/integration/test_production_without_plugins.py.)"""
+    sources = [s for args in instructions("COPY") for s in shlex.split(args)[:-1]]
+    copied = [
+        f for f in build_context_files() if any(f == s or f.startswith(s + "/") for s in sources)
+    ]
+    assert "gateway/bootstrap.py" in copied
+    assert "gateway/extensions.py" in copied
+    assert "gateway/web/templates/base.html" in copied
+    assert (REPO_ROOT / "gateway/sandbox/extension.py").is_file()  # in the tree, not the image
+    plugins = [f for f in copied if f.startswith(("gateway/sandbox/", "gateway/conformance/"))]
+    assert plugins == []
+    assert not any(f.startswith((".sandbox/", "tests/", ".venv/")) for f in copied)
