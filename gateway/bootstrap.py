@@ -60,6 +60,7 @@ from gateway.web import (
     partner_routes,
     public_routes,
 )
+from gateway.web.hosts import host_check
 from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, RELAY, SETTINGS, STORE
 from gateway.web.metrics import Metrics
 from gateway.web.middlewares import request_context, sign_partner_responses
@@ -229,12 +230,14 @@ def create_app(
     for extension in extensions:
         view = extension.catalog(view)
 
+    checked_host = host_check(settings)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_context,
             sign_partner_responses(ring, settings.base_url, clock),
             problem_middleware(settings.base_url),
+            *([checked_host] if checked_host is not None else []),
         ],
     )
     app[SETTINGS] = settings

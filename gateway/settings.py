@@ -7,6 +7,7 @@ validated before anything starts; every problem is reported at once.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -17,6 +18,7 @@ from gateway.domain.errors import ConfigurationError
 from gateway.egress.policy import EgressPolicy
 
 Mode = Literal["production", "sandbox"]
+_HOST_NAME = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,6 +28,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""  # defaults to http://host:port; behind a proxy, the external URL
+    # Host names answered besides public_url's and loopback's (gateway/web/hosts.py)
+    allowed_hosts: tuple[str, ...] = ()
     database_url: str = ""
     database_schema: str = ""  # PostgreSQL schema for the tables (default: search_path)
     keys_dir: Path | None = None  # the gateway's own private keys (files, never inline)
@@ -107,7 +111,7 @@ _INTS = {
     "relay_max_attempts",
 }
 _BOOLS = {"relay_enabled"}
-_LISTS = {"egress_allow", "egress_allow_http"}
+_LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts"}
 _FLOATS = {
     "partner_timeout",
     "audit_checkpoint_seconds",
@@ -191,6 +195,8 @@ def _validated(settings: Settings) -> Settings:
         settings.egress  # noqa: B018  # parsed here so that a bad entry refuses to start
     except ValueError as exc:
         problems.append(str(exc))
+    if any(not _HOST_NAME.fullmatch(name) for name in settings.allowed_hosts):
+        problems.append("allowed_hosts takes host names, name:port or [IPv6]:port only")
     if problems:
         raise ConfigurationError("; ".join(problems))
     return settings

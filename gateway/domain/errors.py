@@ -16,7 +16,8 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     │   ├── UnknownKeyError             401  unknown-key
     │   ├── ReplayedRequestError        401  replayed-request
     │   ├── LoginFailedError            401  login-failed
-    │   └── InvalidTokenError           401  invalid-token
+    │   ├── InvalidTokenError           401  invalid-token
+    │   └── SandboxTokenError           401  sandbox-token
     ├── DigestMismatchError             400  digest-mismatch
     ├── ForbiddenError                  403  forbidden
     │   ├── InsufficientAssuranceError  403  insufficient-assurance
@@ -28,6 +29,7 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     ├── ConflictError                   409  conflict
     │   └── IllegalTransitionError      409  illegal-transition
     ├── PayloadTooLargeError            413  payload-too-large
+    ├── MisdirectedRequestError         421  misdirected-request
     ├── UnsupportedMediaTypeError       415  unsupported-media-type
     ├── ValidationFailedError           422  validation-failed
     ├── CertificateError                422  untrusted-certificate
@@ -157,6 +159,12 @@ class InvalidTokenError(AuthenticationError):
     slug, title = "invalid-token", "The access token is missing, invalid or expired"
 
 
+class SandboxTokenError(AuthenticationError):
+    """A sandbox reachable beyond loopback asks for its access token (docs/sandbox.md)."""
+
+    slug, title = "sandbox-token", "The sandbox access token is missing or wrong"
+
+
 class NotFoundError(GatewayError):
     slug, title, status = "not-found", "Not found", 404
 
@@ -179,6 +187,12 @@ class IllegalTransitionError(ConflictError):
 
 class PayloadTooLargeError(GatewayError):
     slug, title, status = "payload-too-large", "The body is larger than allowed", 413
+
+
+class MisdirectedRequestError(GatewayError):
+    """The ``Host`` names a host this gateway does not answer (DNS rebinding)."""
+
+    slug, title, status = "misdirected-request", "This gateway does not serve that host", 421
 
 
 class UnsupportedMediaTypeError(GatewayError):
