@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 
+from gateway.sandbox.access import TOKEN_ENV, TOKEN_FILE, client_token
 from gateway.trust.keys import public_jwk
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -104,6 +105,11 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
 
 def _url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the sandbox (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--token",
+        help=f"the sandbox access token, needed beyond loopback (default: {TOKEN_ENV}, else "
+        f"the data folder's {TOKEN_FILE})",
+    )
 
 
 def read_public_keys(path: Path, kid: str | None) -> list[dict[str, Any]]:
@@ -139,7 +145,7 @@ def _register(args: argparse.Namespace) -> int:
     }
     if args.endpoint:
         body["endpoint"] = args.endpoint
-    agency = _call(args.url, "POST", "/sandbox/v1/agencies", body)
+    agency = _call(args, "POST", "/sandbox/v1/agencies", body)
     print(f"registered {agency['agency_id']} ({agency['jurisdiction']})")
     for key in agency.get("keys", []):
         print(f"  key      {key['kid']}")
@@ -151,12 +157,12 @@ def _register(args: argparse.Namespace) -> int:
 def _fault(args: argparse.Namespace) -> int:
     path = f"/sandbox/v1/agencies/{args.agency}/faults"
     if args.reset:
-        faults = _call(args.url, "DELETE", path)
+        faults = _call(args, "DELETE", path)
     else:
         changes = _fault_changes(args)
         if not changes:
             raise CommandError("name a switch to change (see --help), or --reset")
-        faults = _call(args.url, "PATCH", path, changes)
+        faults = _call(args, "PATCH", path, changes)
     print(_describe(faults))
     return 0
 
@@ -181,7 +187,7 @@ def _fault_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _faults(args: argparse.Namespace) -> int:
-    for item in _call(args.url, "GET", "/sandbox/v1/faults")["items"]:
+    for item in _call(args, "GET", "/sandbox/v1/faults")["items"]:
         print(_describe(item))
     return 0
 
@@ -199,9 +205,9 @@ def _describe(faults: dict[str, Any]) -> str:
 def _route(args: argparse.Namespace) -> int:
     path = f"/sandbox/v1/routes/{args.matter}"
     if args.reset:
-        route = _call(args.url, "DELETE", path)
+        route = _call(args, "DELETE", path)
     elif args.lead:
-        route = _call(args.url, "PUT", path, {"lead": args.lead, "reviewers": args.reviewer})
+        route = _call(args, "PUT", path, {"lead": args.lead, "reviewers": args.reviewer})
     else:
         raise CommandError("name the --lead agency, or --reset")
     reviewers = ", ".join(route["reviewers"]) or "none"
@@ -210,14 +216,18 @@ def _route(args: argparse.Namespace) -> int:
     return 0
 
 
-def _call(url: str, method: str, path: str, body: Any = None) -> Any:
-    """One call to the running sandbox; a problem answer becomes a CommandError."""
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    """One call to the running sandbox (with its access token when there is one); a problem
+    answer becomes a CommandError."""
+    url = args.url
+    token = client_token(args.token, getattr(args, "data_dir", None))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def call() -> Any:
         timeout = aiohttp.ClientTimeout(total=30)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, url.rstrip("/") + path, json=body) as response,
+            session.request(method, url.rstrip("/") + path, json=body, headers=headers) as response,
         ):
             answer = await response.json(content_type=None)
             if response.status >= 400:

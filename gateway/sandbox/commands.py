@@ -25,6 +25,7 @@ import jwt
 from gateway import cli
 from gateway.observability import configure_logging
 from gateway.sandbox import cli as tester_cli
+from gateway.sandbox.access import TOKEN_FILE, beyond_loopback, read_token
 from gateway.sandbox.agencies import SANDBOX_AGENCIES
 from gateway.sandbox.demo import DemoError, run_demo
 from gateway.sandbox.personas import PERSONAS, persona
@@ -103,8 +104,19 @@ def banner_lines(settings: Settings) -> list[str]:
     """What the sandbox adds to the start-up banner."""
     base = settings.base_url
     pki = settings.trust_anchors_dir or settings.sandbox_dir / "pki"
+    token = read_token(settings.sandbox_dir) if beyond_loopback(settings) else None
+    access = (
+        [
+            f"  access token   {token}",
+            f"                 (reachable beyond loopback: /sandbox/v1 and the console need it; "
+            f"kept in {settings.sandbox_dir / TOKEN_FILE})",
+            f"  console        {base}/sandbox/console?token={token}",
+        ]
+        if token
+        else [f"  console        {base}/sandbox/console"]
+    )
     return [
-        f"  console        {base}/sandbox/console",
+        *access,
         f"  personas       {base}/sandbox/v1/personas",
         f"  agencies       {base}/sandbox/v1/agencies   (POST to register your own)",
         f"  faults         {base}/sandbox/v1/faults",

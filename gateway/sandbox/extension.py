@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.extensions import Plugin, Wiring
 from gateway.identity.discovery import SANDBOX_CLIENT_ID
 from gateway.sandbox import commands
+from gateway.sandbox.access import install_access
 from gateway.sandbox.agencies import SANDBOX_AGENCIES
 from gateway.sandbox.idp import IDENTITY_PROVIDERS
 from gateway.sandbox.pki import generate_test_pki
@@ -55,6 +56,7 @@ class SandboxExtension:
             self.routing,
         )
         register_at_sandbox_providers(app, wiring.settings, wiring.ring)
+        install_access(app, wiring.settings)
 
 
 def register_at_sandbox_providers(

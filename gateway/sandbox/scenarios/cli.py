@@ -43,6 +43,11 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
         help="the sandbox folder holding the agency keys (default .sandbox)",
     )
     run.add_argument(
+        "--token",
+        help="the sandbox access token, needed beyond loopback (default: GBA_SANDBOX_TOKEN, "
+        "else the data folder's access-token)",
+    )
+    run.add_argument(
         "--timeout",
         type=float,
         default=30.0,
@@ -61,6 +66,7 @@ def list_scenarios(args: argparse.Namespace) -> int:
 
 
 def run_scenarios_command(args: argparse.Namespace) -> int:
+    from gateway.sandbox.access import client_token
     from gateway.sandbox.scenarios.context import Options
     from gateway.sandbox.scenarios.registry import SCENARIOS, find
     from gateway.sandbox.scenarios.report import Reporter
@@ -77,11 +83,13 @@ def run_scenarios_command(args: argparse.Namespace) -> int:
         print("gba-gateway: --timeout must be positive", file=sys.stderr)
         return 2
     settings = load_settings(mode="sandbox")
+    data_dir = args.scenario_data_dir or getattr(args, "data_dir", None) or settings.sandbox_dir
     options = Options(
         url=args.url,
-        data_dir=args.scenario_data_dir or getattr(args, "data_dir", None) or settings.sandbox_dir,
+        data_dir=data_dir,
         mappings_dir=settings.mappings_dir,
         patience=args.timeout,
+        token=client_token(args.token, data_dir),
     )
     results = asyncio.run(run_scenarios(chosen, options, Reporter(sys.stdout)))
     return 0 if results and all(result.passed for result in results) else 1

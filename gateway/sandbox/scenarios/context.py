@@ -36,6 +36,7 @@ class Options:
     data_dir: Path  # the sandbox's data folder: keys/agencies/<id>.pem
     mappings_dir: Path  # the catalog the samples are built from
     patience: float = 30.0  # seconds to wait for anything the sandbox does on its own
+    token: str | None = None  # the sandbox access token, sent to /sandbox/v1 (beyond loopback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class Context(Steps):
     ) -> Answer:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {**({"Content-Type": JSON} if data is not None else {}), **(headers or {})}
+        if self.options.token and path.startswith("/sandbox/v1/"):
+            headers.setdefault("Authorization", f"Bearer {self.options.token}")
         async with self.session.request(
             method, self.url + path, data=data, headers=headers
         ) as response:

@@ -34,7 +34,7 @@ async def run_scenarios(
     """Run ``scenarios`` against the sandbox at ``options.url``; every one is reported."""
     timeout = aiohttp.ClientTimeout(total=15)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        ready = await preflight(session, options.url.rstrip("/"))
+        ready = await preflight(session, options.url.rstrip("/"), options.token)
         reporter.preflight(ready)
         if not ready.passed:
             results = [ScenarioResult(s.name, (), 0.0) for s in scenarios]
@@ -69,7 +69,9 @@ async def run_each(
     return results
 
 
-async def preflight(session: aiohttp.ClientSession, url: str) -> StepResult:
+async def preflight(
+    session: aiohttp.ClientSession, url: str, token: str | None = None
+) -> StepResult:
     """Is there a sandbox at ``url``: ``/readyz`` 200 and the sandbox routes served?"""
     started = time.monotonic()
     description = f"a sandbox gateway answers at {url}"
@@ -78,7 +80,8 @@ async def preflight(session: aiohttp.ClientSession, url: str) -> StepResult:
         async with session.get(url + "/readyz") as response:
             ready = response.status
             await response.read()
-        async with session.get(url + "/sandbox/v1/personas") as response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with session.get(url + "/sandbox/v1/personas", headers=headers) as response:
             sandbox = response.status
             await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
