@@ -115,6 +115,11 @@ def banner_lines(settings: Settings) -> list[str]:
         if token
         else [f"  console        {base}/sandbox/console"]
     )
+    if token and not settings.public_url:
+        access.append(
+            "  note           set GBA_PUBLIC_URL=http://<the address testers use>:PORT: other "
+            "Host names answer 421 (or list them in GBA_ALLOWED_HOSTS)"
+        )
     return [
         *access,
         f"  personas       {base}/sandbox/v1/personas",

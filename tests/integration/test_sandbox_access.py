@@ -20,6 +20,7 @@ from gateway import cli
 from gateway.bootstrap import Overrides, create_app
 from gateway.sandbox.access import COOKIE, TOKEN_FILE, beyond_loopback, read_token
 from gateway.sandbox.commands import banner_lines
+from gateway.sandbox.scenarios.runner import preflight
 from gateway.settings import load_settings
 from gateway.web.hosts import served_hosts
 from tests.conftest import Database, RunningGateway, sandbox_settings
@@ -243,3 +244,14 @@ async def test_the_sandbox_commands_read_the_token(
     assert token is not None
     assert await asyncio.to_thread(cli.main, [*argv, "--token", token]) == 0
     assert "gd-hq-csb" in capsys.readouterr().out
+
+
+async def test_the_scenario_runner_sends_the_token_to_the_tester_api(
+    exposed: RunningGateway,
+) -> None:
+    token = read_token(exposed.settings.sandbox_dir)
+    async with aiohttp.ClientSession() as session:
+        assert (await preflight(session, exposed.url, token)).passed
+        refused = await preflight(session, exposed.url, None)
+    assert not refused.passed
+    assert "/sandbox/v1/personas 401" in refused.seen
