@@ -30,7 +30,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.domain.errors import SandboxTokenError
 from gateway.settings import Settings
-from gateway.trust.keystore import write_private
+from gateway.trust.keystore import private_dir, write_private
 
 TOKEN_FILE = "access-token"  # noqa: S105 - a file name, not the token
 TOKEN_ENV = "GBA_SANDBOX_TOKEN"  # noqa: S105 - a variable name, not the token
@@ -51,7 +51,7 @@ def beyond_loopback(settings: Settings) -> bool:
 
 def issue_token(data_dir: Path) -> str:
     """A new token for this run, written owner-only (any older file is replaced)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / TOKEN_FILE
     path.unlink(missing_ok=True)  # write_private keeps an existing file's mode
     token = secrets.token_urlsafe(32)
