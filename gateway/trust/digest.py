@@ -18,6 +18,7 @@ import hmac
 from http_sfv import Item
 
 from gateway.domain.errors import DigestMismatchError, MissingHeaderError
+from gateway.trust.field_bounds import check_field
 from gateway.trust.sfv import parse_dictionary, serialize_item_parts
 
 # RFC 9530 algorithm name -> hashlib name. Only these two are accepted or written.
@@ -45,13 +46,15 @@ def verify_content_digest(header: str | None, body: bytes) -> None:
     """Check a ``Content-Digest`` header against ``body``, or raise.
 
     :raises MissingHeaderError: no header.
-    :raises DigestMismatchError: the header cannot be parsed, names neither ``sha-256`` nor
+    :raises DigestMismatchError: the header is beyond the bounds of
+        :mod:`gateway.trust.field_bounds`, cannot be parsed, names neither ``sha-256`` nor
         ``sha-512``, or a digest it carries does not match the body.
     """
     if header is None:
         raise MissingHeaderError("Content-Digest is required")
     if header.isascii() and hmac.compare_digest(header, content_digest(body)):
         return  # exactly what we write ourselves: parsing it could only agree
+    check_field("Content-Digest", header, error=DigestMismatchError)  # before parsing it
     try:
         parsed = parse_dictionary(header)
     except ValueError as exc:  # includes UnicodeEncodeError

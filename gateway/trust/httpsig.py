@@ -26,6 +26,10 @@ The profile (DESIGN.md):
   digest against the bytes with :func:`gateway.trust.digest.verify_content_digest`.
 * Nonce replay is the caller's business (a durable store); :func:`verify` returns the nonce.
 
+Before either signature field is parsed, it is held to the bounds of
+:mod:`gateway.trust.field_bounds` (size, field lines, members), on requests and responses
+alike: an oversized field is refused as ``signature-invalid`` without being parsed.
+
 Errors are the ones of :mod:`gateway.domain.errors`; their details name components, labels
 and key ids only, never a header value. Structured fields are read and written through
 :mod:`gateway.trust.sfv`, a canonical fast path that gives exactly ``http_sfv``'s results.
@@ -45,6 +49,7 @@ from gateway.domain.errors import (
     SignatureMissingError,
     UnknownKeyError,
 )
+from gateway.trust.field_bounds import check_field
 from gateway.trust.httpmessage import HttpMessage
 from gateway.trust.httpsig_components import (
     Component,
@@ -276,6 +281,8 @@ def _select(message: HttpMessage, label: str) -> tuple[InnerList, bytes, str]:
     raw_signature = message.header("signature")
     if raw_input is None or raw_signature is None:
         raise SignatureMissingError("Signature and Signature-Input headers are required")
+    check_field("Signature-Input", raw_input, lines=message.field_lines("signature-input"))
+    check_field("Signature", raw_signature, lines=message.field_lines("signature"))
     inputs, input_texts = _parse_dictionary(raw_input, "Signature-Input")
     signatures, _ = _parse_dictionary(raw_signature, "Signature")
     inner = inputs.data.get(label)  # the members; a Dictionary is a UserDict
