@@ -26,6 +26,7 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     ├── NotFoundError                   404  not-found
     │   └── UnknownMatterError          404  unknown-matter
     ├── MethodNotAllowedError           405  method-not-allowed
+    ├── RequestTimeoutError             408  request-timeout
     ├── ConflictError                   409  conflict
     │   └── IllegalTransitionError      409  illegal-transition
     ├── PayloadTooLargeError            413  payload-too-large
@@ -34,6 +35,7 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     ├── ValidationFailedError           422  validation-failed
     ├── CertificateError                422  untrusted-certificate
     ├── IdempotencyConflictError        422  idempotency-conflict
+    ├── RateLimitedError                429  rate-limited
     ├── NotReadyError                   503  not-ready
     ├── DeliveryError                   (not rendered: outbox relay only)
     │   ├── TransientDeliveryError      retried with backoff
@@ -177,6 +179,12 @@ class MethodNotAllowedError(GatewayError):
     slug, title, status = "method-not-allowed", "Method not allowed", 405
 
 
+class RequestTimeoutError(GatewayError):
+    """The request's body did not arrive within the configured time (``body_timeout``)."""
+
+    slug, title, status = "request-timeout", "The request was not received in time", 408
+
+
 class ConflictError(GatewayError):
     slug, title, status = "conflict", "Conflict with the current state", 409
 
@@ -215,6 +223,13 @@ class IdempotencyConflictError(GatewayError):
         "The Idempotency-Key was used with another body",
         422,
     )
+
+
+class RateLimitedError(GatewayError):
+    """Too many requests from one signing key or one client address; ``Retry-After`` says
+    when the next one will be accepted."""
+
+    slug, title, status = "rate-limited", "Too many requests", 429
 
 
 class NotReadyError(GatewayError):

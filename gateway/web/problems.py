@@ -30,10 +30,12 @@ _HTTP_ERRORS: dict[int, type[e.GatewayError]] = {
     403: e.ForbiddenError,
     404: e.NotFoundError,
     405: e.MethodNotAllowedError,
+    408: e.RequestTimeoutError,
     409: e.ConflictError,
     413: e.PayloadTooLargeError,
     415: e.UnsupportedMediaTypeError,
     422: e.ValidationFailedError,
+    429: e.RateLimitedError,
     503: e.NotReadyError,
 }
 
