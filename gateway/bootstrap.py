@@ -67,6 +67,7 @@ from gateway.web.middlewares import request_context, sign_partner_responses
 from gateway.web.notifier import install_notifications
 from gateway.web.partner_client import HttpPartnerTransport
 from gateway.web.problems import problem_middleware
+from gateway.web.serving import body_deadline
 
 ADAPTERS = (adapters.hk, adapters.macau, adapters.guangdong)
 IDENTITY_PROFILES = {
@@ -238,6 +239,7 @@ def create_app(
             sign_partner_responses(ring, settings.base_url, clock),
             problem_middleware(settings.base_url),
             *([checked_host] if checked_host is not None else []),
+            body_deadline(settings.body_timeout),
         ],
     )
     app[SETTINGS] = settings

@@ -6,6 +6,7 @@ validated before anything starts; every problem is reported at once.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -61,6 +62,19 @@ class Settings:
     # names production may call over plain http. Lists: TOML arrays, or comma-separated in GBA_*
     egress_allow: tuple[str, ...] = ()
     egress_allow_http: tuple[str, ...] = ()
+    # What a client may send (docs/deploy.md, "Limits on what clients may send"); per process.
+    http_max_line_size: int = 8190  # request line and each header line, bytes
+    http_max_field_size: int = 8190  # one header field, bytes
+    http_max_headers: int = 64  # header fields in one request
+    header_timeout: float = 10.0  # a request header must arrive in full within this
+    body_timeout: float = 30.0  # and its body within this
+    keepalive_timeout: float = 75.0  # an idle connection is closed after this
+    max_connections: int = 512  # open connections per process; beyond: 503 and close
+    rate_limit_partner: float = 50.0  # requests/s per signing key on /v1 (0: no limit)
+    rate_limit_partner_burst: int = 500
+    rate_limit_address: float = 10.0  # requests/s per client address, unauthenticated routes
+    rate_limit_address_burst: int = 300
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For is believed (CIDRs)
 
     @property
     def sandbox(self) -> bool:
@@ -109,14 +123,25 @@ _INTS = {
     "relay_per_partner",
     "workers",
     "relay_max_attempts",
+    "http_max_line_size",
+    "http_max_field_size",
+    "http_max_headers",
+    "max_connections",
+    "rate_limit_partner_burst",
+    "rate_limit_address_burst",
 }
 _BOOLS = {"relay_enabled"}
-_LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts"}
+_LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts", "trusted_proxies"}
 _FLOATS = {
     "partner_timeout",
     "audit_checkpoint_seconds",
     "relay_backoff_initial",
     "relay_backoff_max",
+    "header_timeout",
+    "body_timeout",
+    "keepalive_timeout",
+    "rate_limit_partner",
+    "rate_limit_address",
 }
 
 
@@ -187,6 +212,7 @@ def _validated(settings: Settings) -> Settings:
         problems.append("workers must be 1-64")
     if not 30 <= settings.signature_max_skew <= 3600:
         problems.append("signature_max_skew must be 30-3600 seconds")
+    problems += _limit_problems(settings)
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append("log_level must be debug, info, warning or error")
     if settings.log_format not in ("json", "console"):
@@ -200,3 +226,29 @@ def _validated(settings: Settings) -> Settings:
     if problems:
         raise ConfigurationError("; ".join(problems))
     return settings
+
+
+def _limit_problems(settings: Settings) -> list[str]:
+    """What is wrong with the limits on what clients may send."""
+    problems = []
+    for name in ("http_max_line_size", "http_max_field_size"):
+        if not 4096 <= getattr(settings, name) <= 65536:
+            problems.append(f"{name} must be 4096-65536 bytes")
+    if not 16 <= settings.http_max_headers <= 1024:
+        problems.append("http_max_headers must be 16-1024")
+    for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+        if not 0 < getattr(settings, name) <= 3600:
+            problems.append(f"{name} must be above 0 and at most 3600 seconds")
+    if settings.max_connections < 1:
+        problems.append("max_connections must be at least 1")
+    for name in ("rate_limit_partner", "rate_limit_address"):
+        if getattr(settings, name) < 0:
+            problems.append(f"{name} must be 0 (no limit) or more requests per second")
+        if getattr(settings, name + "_burst") < 1:
+            problems.append(f"{name}_burst must be at least 1")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"trusted_proxies: {proxy!r} is not an address or network")
+    return problems

@@ -40,13 +40,13 @@ from types import FrameType
 from typing import Any, TextIO
 
 import structlog
-from aiohttp import web
 
 from gateway.bootstrap import create_app
 from gateway.domain.errors import ConfigurationError
 from gateway.observability import configure_logging
 from gateway.settings import Settings
 from gateway.store.jobs import start_up_lock
+from gateway.web.serving import GuardedSite, make_runner
 
 GRACE = 75.0  # seconds a stopping child gets: aiohttp's 60 s for requests, then cleanup
 RESTART_FIRST = 0.5  # seconds before restarting a child that died
@@ -98,17 +98,13 @@ async def run_server(
     if parent is not None:
         loop.add_reader(parent, stop.set)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = make_runner(app, settings)  # header limits and timeouts: gateway/web/serving.py
     async with start_up_lock(settings.database_url):  # processes start one after the other
         await runner.setup()
     try:
         if not stop.is_set():  # told to stop while starting: never listen
-            site: web.BaseSite = (
-                web.SockSite(runner, sock)
-                if sock is not None
-                else web.TCPSite(runner, settings.host, settings.port)
-            )
-            await site.start()
+            listening = sock if sock is not None else bind(settings)
+            await GuardedSite(runner, listening, settings).start()
             if started is not None:
                 started()
             await stop.wait()
