@@ -61,12 +61,22 @@ from gateway.web import (
     public_routes,
 )
 from gateway.web.hosts import host_check
-from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, RELAY, SETTINGS, STORE
+from gateway.web.keys import (
+    DEPENDENCIES,
+    KEYRING,
+    METRICS,
+    RATE_LIMITS,
+    READINESS,
+    RELAY,
+    SETTINGS,
+    STORE,
+)
 from gateway.web.metrics import Metrics
 from gateway.web.middlewares import request_context, sign_partner_responses
 from gateway.web.notifier import install_notifications
 from gateway.web.partner_client import HttpPartnerTransport
 from gateway.web.problems import problem_middleware
+from gateway.web.rate_limits import RateLimits, limit_by_address
 from gateway.web.serving import body_deadline
 
 ADAPTERS = (adapters.hk, adapters.macau, adapters.guangdong)
@@ -232,6 +242,7 @@ def create_app(
         view = extension.catalog(view)
 
     checked_host = host_check(settings)
+    limits = RateLimits.from_settings(settings)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
@@ -239,10 +250,12 @@ def create_app(
             sign_partner_responses(ring, settings.base_url, clock),
             problem_middleware(settings.base_url),
             *([checked_host] if checked_host is not None else []),
+            limit_by_address(limits),
             body_deadline(settings.body_timeout),
         ],
     )
     app[SETTINGS] = settings
+    app[RATE_LIMITS] = limits
     app[KEYRING] = ring
     app[METRICS] = Metrics()
     app[READINESS] = {

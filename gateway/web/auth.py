@@ -1,7 +1,8 @@
 """Partner authentication: RFC 9421 signature, RFC 9530 digest, durable nonce. In that order.
 
 The body is read once, bounded by the configured limit, and checked against its digest
-before anything parses it. A nonce is recorded only after the signature verified, so a
+before anything parses it. Once the signature verified, the signing key's rate limit is
+charged (:mod:`gateway.web.rate_limits`), and only then is the nonce recorded, so a
 refused request leaves nothing behind.
 """
 
@@ -25,7 +26,7 @@ from gateway.domain.errors import (
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import signature_keyid
 from gateway.trust.profile import verify_request
-from gateway.web.keys import AGENCY_ID, DEPENDENCIES, SETTINGS, VERIFIED_KEYID
+from gateway.web.keys import AGENCY_ID, DEPENDENCIES, RATE_LIMITS, SETTINGS, VERIFIED_KEYID
 from gateway.web.messages import request_message
 
 
@@ -87,6 +88,7 @@ async def authenticate(
         if key.sandbox and not settings.sandbox:
             raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
         request[VERIFIED_KEYID] = verified.keyid  # from here on, the answer is signed
+        request.app[RATE_LIMITS].partner.charge(verified.keyid, "with this signing key")
         if require_idempotency or idempotency_key is not None:
             idempotency_key = idempotency_key_of(request)
         agency = await uow.agencies.get(key.owner)

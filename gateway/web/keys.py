@@ -10,6 +10,7 @@ from gateway.settings import Settings
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust.keystore import KeyRing
 from gateway.web.metrics import Metrics
+from gateway.web.rate_limits import RateLimits
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", SqlUnitOfWorkFactory)  # for the edges that administer the registry
@@ -17,6 +18,7 @@ DEPENDENCIES = web.AppKey("dependencies", Dependencies)
 KEYRING = web.AppKey("keyring", KeyRing)
 RELAY = web.AppKey("relay", Relay)
 METRICS = web.AppKey("metrics", Metrics)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 READINESS = web.AppKey("readiness", dict[str, bool])
 REQUEST_ID = web.RequestKey("request_id", str)
 AGENCY_ID = web.RequestKey("agency_id", str)
