@@ -13,7 +13,10 @@ declares that status itself), so that no declaration can forget it:
   that declare :data:`IDEMPOTENCY_KEY`) and where a signed body's Content-Digest is checked;
 * 400 (malformed JSON) and 415 (another media type) on every operation taking a JSON body:
   each reads it with ``web/problems.json_object`` or the canonical codec;
-* 413 on every operation with a request body (the configured body limit).
+* 413 on every operation with a request body (the configured body limit), and 408 when that
+  body does not arrive within ``body_timeout`` (``web/serving.body_deadline``);
+* 429 on every signed operation (per signing key) and on every route limited per client
+  address (``web/rate_limits.address_limited``).
 
 Errors are ``application/problem+json`` unless a response names its own media type (the OAuth
 endpoints answer RFC 6749 JSON). ``tests/fuzz/test_fuzz_openapi.py`` checks every answer of
@@ -28,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
+from gateway.web.rate_limits import address_limited
 
 F = Callable[..., Any]
 SIGNED_HEADERS = ["Signature-Input", "Signature", "Content-Digest"]
@@ -182,7 +186,7 @@ def _operation(method: str, route: str, meta: dict[str, Any]) -> dict[str, Any]:
         if method == "post":
             params.append(IDEMPOTENCY_KEY)
     specs: dict[int, Response] = dict(meta["responses"])
-    for status, description in _edge_responses(meta, params).items():
+    for status, description in _edge_responses(meta, params, route).items():
         specs.setdefault(status, description)
     responses = {str(status): _response(status, spec, signed) for status, spec in specs.items()}
     op: dict[str, Any] = {
@@ -208,7 +212,9 @@ def _operation(method: str, route: str, meta: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def _edge_responses(meta: dict[str, Any], params: list[dict[str, Any]]) -> dict[int, str]:
+def _edge_responses(
+    meta: dict[str, Any], params: list[dict[str, Any]], route: str
+) -> dict[int, str]:
     """What the shared edge answers for an operation of this kind (see the module docstring)."""
     reasons: dict[int, list[str]] = {}
     body = meta["request"] or {}
@@ -225,6 +231,11 @@ def _edge_responses(meta: dict[str, Any], params: list[dict[str, Any]]) -> dict[
         reasons.setdefault(415, []).append(f"Content-Type is not {' or '.join(body)}")
     if body:
         reasons.setdefault(413, []).append("The body is larger than the configured limit")
+        reasons.setdefault(408, []).append("The body did not arrive within the body timeout")
+    if meta["signed"]:
+        reasons.setdefault(429, []).append("Too many requests with this signing key")
+    if address_limited(route):
+        reasons.setdefault(429, []).append("Too many requests from this client address")
     return {status: "; ".join(texts) for status, texts in sorted(reasons.items())}
 
 

@@ -8,6 +8,7 @@ from openapi_spec_validator import validate
 
 from gateway.bootstrap import create_app
 from gateway.web.openapi import build_document, documented_routes
+from gateway.web.rate_limits import address_limited
 from tests.conftest import Database, sandbox_settings
 
 
@@ -70,9 +71,11 @@ def test_the_shared_edge_answers_are_documented_on_every_operation_they_apply_to
             if "Idempotency-Key" in headers:
                 assert "400" in statuses, where
             if body:
-                assert "413" in statuses, where
+                assert {"408", "413"} <= statuses, where
             if "application/json" in body:
                 assert {"400", "415"} <= statuses, where
+            if op.get("security") or address_limited(path):
+                assert "429" in statuses, where
 
 
 def test_oauth_errors_are_documented_as_rfc_6749_json(tmp_path: Path) -> None:
@@ -109,3 +112,15 @@ def test_the_residents_state_changing_posts_declare_their_idempotency_key(
         headers = [p for p in paths[path]["post"]["parameters"] if p["in"] == "header"]
         assert [p["name"] for p in headers] == ["Idempotency-Key"], path
         assert headers[0]["required"] is True
+
+
+def test_the_rate_limited_routes_are_documented_with_429(tmp_path: Path) -> None:
+    paths = build_document(_app(tmp_path), "http://127.0.0.1:8080")["paths"]
+    for path, method in [
+        ("/oauth2/authorize", "get"),
+        ("/oauth2/register", "post"),
+        ("/sandbox/v1/agencies", "post"),
+        ("/v1/applications", "post"),
+    ]:
+        assert "429" in paths[path][method]["responses"], path
+    assert "429" not in paths["/healthz"]["get"]["responses"]
