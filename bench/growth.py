@@ -68,6 +68,7 @@ async def _serving(directory: Path) -> tuple[web.AppRunner, web.Application, str
         sandbox_dir=directory,
         log_level="error",
         relay_enabled=False,  # the forwards stay due: the claim is what is measured
+        rate_limit_partner=0,  # nor the rate limit
     )
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)

@@ -98,7 +98,13 @@ async def _gateway(body: bytes, directory: Path, **database: str) -> dict[str, f
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = load_settings(
-        environ={}, mode="sandbox", port=port, sandbox_dir=directory, log_level="error", **database
+        environ={},
+        mode="sandbox",
+        port=port,
+        sandbox_dir=directory,
+        log_level="error",
+        rate_limit_partner=0,  # throughput is measured here, not the rate limit
+        **database,
     )
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)

@@ -49,7 +49,12 @@ def _free_port() -> int:
 async def _run(directory: Path) -> dict[str, float]:
     port = _free_port()
     settings = load_settings(
-        environ={}, mode="sandbox", port=port, sandbox_dir=directory, log_level="error"
+        environ={},
+        mode="sandbox",
+        port=port,
+        sandbox_dir=directory,
+        log_level="error",
+        rate_limit_partner=0,  # throughput is measured here, not the rate limit
     )
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)

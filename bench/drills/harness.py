@@ -75,6 +75,7 @@ class Gateway:
             **os.environ,
             "GBA_LOG_FORMAT": "json",
             "GBA_LOG_LEVEL": "warning",
+            "GBA_RATE_LIMIT_PARTNER": "0",  # drills load the gateway on purpose
             **(env or {}),
         }
         self.process: asyncio.subprocess.Process | None = None
