@@ -42,8 +42,8 @@ def content_digest(body: bytes, algorithm: str = "sha-256") -> str:
     return f"{algorithm}={serialize_item_parts(digest)}"  # the algorithm names are sf-keys
 
 
-def verify_content_digest(header: str | None, body: bytes) -> None:
-    """Check a ``Content-Digest`` header against ``body``, or raise.
+def verify_content_digest(header: str | None, body: bytes, *, lines: int = 1) -> None:
+    """Check a ``Content-Digest`` header (sent in ``lines`` field lines) against ``body``.
 
     :raises MissingHeaderError: no header.
     :raises DigestMismatchError: the header is beyond the bounds of
@@ -54,7 +54,7 @@ def verify_content_digest(header: str | None, body: bytes) -> None:
         raise MissingHeaderError("Content-Digest is required")
     if header.isascii() and hmac.compare_digest(header, content_digest(body)):
         return  # exactly what we write ourselves: parsing it could only agree
-    check_field("Content-Digest", header, error=DigestMismatchError)  # before parsing it
+    check_field("Content-Digest", header, lines=lines, error=DigestMismatchError)
     try:
         parsed = parse_dictionary(header)
     except ValueError as exc:  # includes UnicodeEncodeError

@@ -115,6 +115,10 @@ def sign_response(
     return {**headers, **sign(message, key, params, label=LABEL, request=request)}
 
 
+def _lines(message: HttpMessage) -> int:
+    return message.field_lines("content-digest")
+
+
 def verify_request(
     message: HttpMessage,
     body: bytes,
@@ -127,7 +131,7 @@ def verify_request(
     policy = _request_policy(bool(body), max_skew)
     verified = verify(message, resolve_key=resolve_key, policy=policy, now=now)
     if body or message.header("content-digest") is not None:
-        verify_content_digest(message.header("content-digest"), body)
+        verify_content_digest(message.header("content-digest"), body, lines=_lines(message))
     return verified
 
 
@@ -147,5 +151,5 @@ def verify_response(
         now=now,
         request=request,
     )
-    verify_content_digest(message.header("content-digest"), body)
+    verify_content_digest(message.header("content-digest"), body, lines=_lines(message))
     return verified

@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from gateway.domain.errors import DigestMismatchError, SignatureInvalidError
 from gateway.trust.digest import content_digest, verify_content_digest
 from gateway.trust.field_bounds import SIGNATURE_FIELDS, FieldBounds, check_field, count_members
-from gateway.trust.httpsig import HttpMessage, VerifyPolicy, signature_keyid, verify
+from gateway.trust.httpsig import (
+    HttpMessage,
+    SignatureParams,
+    VerifyPolicy,
+    components,
+    sign,
+    signature_keyid,
+    verify,
+)
 from gateway.trust.keys import SigningKey, generate_private_key
 from gateway.trust.profile import sign_request, sign_response, verify_response
 
@@ -172,3 +180,26 @@ def test_a_signature_within_the_bounds_still_verifies() -> None:
     assert message.field_lines("signature-input") == 2
     verified = verify(message, resolve_key=lambda _: key.public, policy=VerifyPolicy(), now=NOW)
     assert verified.keyid == key.kid
+
+
+def test_a_content_digest_in_too_many_lines_is_refused_on_a_signed_response() -> None:
+    """Signed over the very lines it came in, so that only the bound refuses it."""
+    key = _key()
+    request = HttpMessage.request("POST", URL, _signed(key))
+    digest = content_digest(b"{}")
+    lines = [("Content-Type", "application/json"), *[("Content-Digest", digest)] * 5]
+    params = SignatureParams(
+        components=components(
+            "@status", "content-digest", "content-type", '"@method";req', '"@target-uri";req'
+        ),
+        created=int(NOW.timestamp()),
+        keyid=key.kid,
+        nonce="n-1",
+        tag="gba-gateway",
+    )
+    unsigned = HttpMessage.response(201, lines)
+    answer = HttpMessage.response(
+        201, [*lines, *sign(unsigned, key, params, request=request).items()]
+    )
+    with pytest.raises(DigestMismatchError, match="more than 4 field lines"):
+        verify_response(answer, b"{}", request=request, resolve_key=lambda _: key.public, now=NOW)
