@@ -86,7 +86,7 @@ async def test_a_client_trickling_its_header_is_cut_at_the_header_timeout(tmp_pa
     """Before: the connection stayed open for aiohttp's keep-alive (3630 s)."""
     async with serving(tmp_path, header_timeout=1.0, keepalive_timeout=60.0) as settings:
         reader, writer = await _connect(settings)
-        header = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+        header = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"a" * 200
         trickling = asyncio.create_task(_trickle(writer, header, every=0.1))
         answer = await _closed_within(reader, 10.0)
         seconds = await trickling
@@ -98,11 +98,11 @@ async def test_a_client_trickling_its_header_is_cut_at_the_header_timeout(tmp_pa
 async def test_a_header_trickled_on_a_kept_alive_connection_is_cut_too(tmp_path: Path) -> None:
     async with serving(tmp_path, header_timeout=1.0, keepalive_timeout=60.0) as settings:
         reader, writer = await _connect(settings)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         status = await reader.readline()
         assert status.startswith(b"HTTP/1.1 200")
         await asyncio.sleep(1.5)  # idle, within keep-alive: still open
-        header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+        header = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200
         seconds = await _trickle(writer, header, every=0.1)
         writer.close()
     assert 0.8 <= seconds < 5.0
@@ -111,7 +111,7 @@ async def test_a_header_trickled_on_a_kept_alive_connection_is_cut_too(tmp_path:
 async def test_an_idle_connection_is_closed_at_the_keepalive_timeout(tmp_path: Path) -> None:
     async with serving(tmp_path, header_timeout=30.0, keepalive_timeout=1.0) as settings:
         reader, writer = await _connect(settings)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         started = time.monotonic()
         answer = await _closed_within(reader, 10.0)
         writer.close()
@@ -122,7 +122,7 @@ async def test_an_idle_connection_is_closed_at_the_keepalive_timeout(tmp_path: P
 async def test_whole_headers_sent_in_pieces_in_time_are_served(tmp_path: Path) -> None:
     async with serving(tmp_path, header_timeout=2.0) as settings:
         reader, writer = await _connect(settings)
-        for piece in (b"GET /healthz HT", b"TP/1.1\r\nHost: x\r\n", b"\r\n"):
+        for piece in (b"GET /healthz HT", b"TP/1.1\r\nHost: 127.0.0.1\r\n", b"\r\n"):
             writer.write(piece)
             await asyncio.sleep(0.2)
         status = await reader.readline()
@@ -139,7 +139,7 @@ async def test_a_trickled_body_is_answered_408_and_nothing_is_stored(tmp_path: P
         reader, writer = await _connect(settings)
         body = json.dumps({"agency_id": "slow-agency"}).encode()
         writer.write(
-            b"POST /sandbox/v1/agencies HTTP/1.1\r\nHost: x\r\n"
+            b"POST /sandbox/v1/agencies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body[:5]
@@ -247,7 +247,7 @@ async def test_header_sections_beyond_the_http_limits_are_refused_by_aiohttp(
     async with serving(tmp_path) as settings:
         reader, writer = await _connect(settings)
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
-        writer.write(f"GET /v1/applications HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode())
+        writer.write(f"GET /v1/applications HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}\r\n".encode())
         started = time.monotonic()
         health = asyncio.create_task(_healthz(settings))
         answer = await _closed_within(reader, 5.0)
