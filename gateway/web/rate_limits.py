@@ -8,7 +8,9 @@
 * **Per client address**, on the routes anyone may call without credentials and that start
   work or store something: :data:`ADDRESS_LIMITED` (``/oauth2/authorize``, OIDC dynamic
   client registration, the upstream login, every sandbox route, sandbox agency registration
-  included). ``rate_limit_address`` per second after a burst of ``rate_limit_address_burst``.
+  included, but not the sandbox identity providers' discovery and key-set documents, which
+  the gateway fetches itself from the same loopback address). ``rate_limit_address`` per
+  second after a burst of ``rate_limit_address_burst``.
   The address is the TCP peer; only when the peer is one of ``trusted_proxies`` is
   ``X-Forwarded-For`` read, from the right, to the first address that is not a trusted
   proxy. IPv6 addresses share a bucket per /64, the block one subscriber usually holds.
@@ -39,6 +41,10 @@ from gateway.settings import Settings
 __all__ = ["ADDRESS_LIMITED", "RateLimits", "TokenBuckets", "address_limited", "client_address"]
 
 ADDRESS_LIMITED = ("/oauth2/authorize", "/oauth2/register", "/auth/", "/sandbox/")
+# Published documents of the sandbox identity providers, which the gateway itself fetches
+# from the same loopback address as its tester (discovery at start, key sets): static, cheap
+# and not limited, so the gateway never spends its tester's budget nor refuses itself.
+ADDRESS_EXEMPT_SUFFIXES = ("/.well-known/openid-configuration", "/jwks")
 MAX_BUCKETS = 100_000
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -107,6 +113,8 @@ class RateLimits:
 
 def address_limited(path: str) -> bool:
     """Whether requests to ``path`` are limited per client address."""
+    if path.startswith("/sandbox/idp/") and path.endswith(ADDRESS_EXEMPT_SUFFIXES):
+        return False
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in ADDRESS_LIMITED)
 
 
