@@ -289,6 +289,7 @@ def create_app(
             max_attempts=settings.relay_attempts,
         ),
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
+        observer=app[METRICS].relay_observer(),
     )
     app[RELAY] = relay
     app[STORE] = uow

@@ -14,6 +14,10 @@ the kernel hands each new connection to one of them. The parent supervises:
   :data:`STABLE` seconds starts the count again). Exit status 2, a configuration refused, is
   not retried: the parent stops the others and exits 2.
 - A child whose parent dies stops by itself.
+- ``/metrics`` counts every worker (:mod:`gateway.web.metrics`): the parent makes a fresh
+  directory for the run (0700, in the temporary directory), gives it to the children as
+  ``PROMETHEUS_MULTIPROC_DIR``, marks each dead child's live gauges gone, and removes the
+  directory when it stops.
 
 The processes share nothing but the socket and the database: every request is served from
 the database, outbox rows are claimed ``FOR UPDATE SKIP LOCKED`` and scheduled work runs
@@ -29,23 +33,27 @@ import contextlib
 import io
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, TextIO
 
 import structlog
+from prometheus_client import multiprocess
 
 from gateway.bootstrap import create_app
 from gateway.domain.errors import ConfigurationError
 from gateway.observability import configure_logging
 from gateway.settings import Settings
 from gateway.store.jobs import start_up_lock
+from gateway.web.metrics import MULTIPROCESS_ENV
 from gateway.web.serving import GuardedSite, make_runner
 
 GRACE = 75.0  # seconds a stopping child gets: aiohttp's 60 s for requests, then cleanup
@@ -156,9 +164,17 @@ def _worker(settings: Settings, sock: socket.socket, index: int) -> None:
 class Supervisor:
     """Starts, restarts and stops the worker processes (see the module's docstring)."""
 
-    def __init__(self, settings: Settings, sock: socket.socket, *, grace: float = GRACE) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sock: socket.socket,
+        *,
+        grace: float = GRACE,
+        metrics_dir: str | None = None,
+    ) -> None:
         self.settings = settings
         self.sock = sock
+        self.metrics_dir = metrics_dir  # the children's PROMETHEUS_MULTIPROC_DIR, if any
         self.grace = grace
         self.context = multiprocessing.get_context("spawn")
         self.children: dict[int, BaseProcess] = {}
@@ -233,6 +249,7 @@ class Supervisor:
     def _reap(self, index: int) -> None:
         child = self.children.pop(index)
         child.join()
+        self._gone(child)
         log.warning("workers.exited", worker=index, pid=child.pid, exitcode=child.exitcode)
         if self.signals:
             return
@@ -265,7 +282,31 @@ class Supervisor:
             for index in self._wait(0.5):
                 child = self.children.pop(index)
                 child.join()
+                self._gone(child)
                 log.info("workers.exited", worker=index, pid=child.pid, exitcode=child.exitcode)
+
+    def _gone(self, child: BaseProcess) -> None:
+        """A dead child's live gauges leave the sums (its counters stay in the totals)."""
+        if self.metrics_dir is not None and child.pid is not None:
+            multiprocess.mark_process_dead(child.pid, self.metrics_dir)
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[str]:
+    """A fresh directory for this run's metrics (0700: ``mkdtemp``), in the environment the
+    children inherit, removed with everything in it at the end."""
+    path = tempfile.mkdtemp(prefix="gba-metrics-")
+    previous = os.environ.get(MULTIPROCESS_ENV)
+    os.environ[MULTIPROCESS_ENV] = path
+    log.info("workers.metrics_dir", path=path)
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def supervise(settings: Settings, started: Callable[[], None] | None = None) -> int:
@@ -273,5 +314,5 @@ def supervise(settings: Settings, started: Callable[[], None] | None = None) -> 
     refused the configuration)."""
     check_workers(settings)
     configure_logging(settings.log_level, settings.log_format, whole_lines())
-    with bind(settings) as sock:
-        return Supervisor(settings, sock).run(started)
+    with bind(settings) as sock, shared_metrics() as metrics_dir:
+        return Supervisor(settings, sock, metrics_dir=metrics_dir).run(started)

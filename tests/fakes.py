@@ -199,6 +199,7 @@ class FakeOutbox:
             raise ValueError("an outbox message needs its first attempt time")
         row = copy.deepcopy(message)
         row.status, row.attempts, row.last_error = "pending", 0, None
+        row.created_at = message.next_attempt_at  # as the store: committed, and first due, now
 
         def op(state: State) -> None:
             if row.id in state.outbox:

@@ -89,6 +89,7 @@ class OutboxMessage:
     next_attempt_at: datetime | None = None
     status: str = "pending"  # pending | in_flight | delivered | dead
     last_error: str | None = None
+    created_at: datetime | None = None  # when the forward was committed (accepted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,20 @@ class ApplicationRepository(Protocol):
     async def past_deadline(self, today: str, *, limit: int) -> list[Application]:
         """Open cases past their promised deadline, not yet flagged overdue."""
         ...
+
+
+class RelayObserver(Protocol):
+    """What the relay reports as it works (the web layer turns it into metrics)."""
+
+    def claimed(self, count: int) -> None:
+        """A claim took ``count`` (one or more) messages."""
+
+    def in_flight(self, count: int) -> None:
+        """The relay now holds ``count`` claimed messages not yet finished."""
+
+    def finished(self, outcome: str, accepted_seconds: float | None) -> None:
+        """One claimed message ended: ``delivered``, ``retry`` or ``dead``; for a delivery,
+        the seconds since its forward was committed (accept to delivered), when known."""
 
 
 class OutboxRepository(Protocol):

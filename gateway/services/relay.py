@@ -41,6 +41,7 @@ from gateway.services.ports import (
     Clock,
     OutboxMessage,
     PartnerTransport,
+    RelayObserver,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -69,6 +70,7 @@ class Relay:
         clock: Clock,
         policy: RelayPolicy | None = None,
         settle: Settle | None = None,
+        observer: RelayObserver | None = None,
     ) -> None:
         self._uow = uow
         self._transport = transport
@@ -77,6 +79,7 @@ class Relay:
         # decisions, notifications and the save, as every other move (milestones.settle).
         self._settle: Settle = settle or _save
         self.policy = policy or RelayPolicy()
+        self._observer: RelayObserver = observer or _Unobserved()
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(self.policy.concurrency)
         self._in_flight: Counter[str] = Counter()  # destination -> claimed, not yet finished
@@ -143,7 +146,10 @@ class Relay:
             )
             if claimed:  # an empty claim changed nothing: no commit to wait for
                 await uow.commit()
-        self._in_flight.update(m.destination for m in claimed)
+        if claimed:
+            self._in_flight.update(m.destination for m in claimed)
+            self._observer.claimed(len(claimed))
+            self._observer.in_flight(self.in_flight)
         return claimed
 
     async def _deliver(self, message: OutboxMessage) -> None:
@@ -158,6 +164,7 @@ class Relay:
             self._in_flight[message.destination] -= 1
             if self._in_flight[message.destination] <= 0:
                 del self._in_flight[message.destination]
+            self._observer.in_flight(self.in_flight)
             self._wake.set()  # a slot is free: the partner may have more waiting
 
     async def _send(self, message: OutboxMessage) -> None:
@@ -207,6 +214,8 @@ class Relay:
             await uow.commit()
         if queued:
             self.wake()
+        since = None if message.created_at is None else (now - message.created_at).total_seconds()
+        self._observer.finished("delivered", since)
         log.info("outbox.delivered", message_id=message.id, agency=message.destination)
 
     async def _failed(self, message: OutboxMessage, error: str, *, permanent: bool) -> None:
@@ -219,7 +228,7 @@ class Relay:
                 if app is not None:
                     app.delivery_failed(message.destination, message.id, error, now)
                     await uow.applications.save(app)
-                event = "outbox.dead_lettered"
+                event, outcome = "outbox.dead_lettered", "dead"
             else:
                 delay = self._backoff(_attempt_state(attempts))
                 next_at = now + timedelta(seconds=delay)
@@ -231,14 +240,28 @@ class Relay:
                     )
                     with contextlib.suppress(ConflictError):  # the case moved meanwhile:
                         await uow.applications.save(app)  # the retry itself still stands
-                event = "outbox.retry_scheduled"
+                event, outcome = "outbox.retry_scheduled", "retry"
             await uow.commit()
+        self._observer.finished(outcome, None)
         log.warning(
             event, message_id=message.id, agency=message.destination, attempts=attempts, error=error
         )
 
 
 Settle = Callable[[Application, UnitOfWork, datetime], Awaitable[bool]]
+
+
+class _Unobserved:
+    """A relay nobody measures (tests, tools)."""
+
+    def claimed(self, count: int) -> None:
+        pass
+
+    def in_flight(self, count: int) -> None:
+        pass
+
+    def finished(self, outcome: str, accepted_seconds: float | None) -> None:
+        pass
 
 
 async def _save(app: Application, uow: UnitOfWork, now: datetime) -> bool:

@@ -81,6 +81,7 @@ def _message(row: Any, status: str | None = None) -> OutboxMessage:
         row.next_attempt_at,
         status or row.status,
         row.last_error,
+        row.created_at,
     )
 
 
@@ -215,7 +216,12 @@ class SqlOutbox:
     async def dead(self, message_id: str, error: str) -> None:
         await self._conn.execute(failed_attempt(outbox, message_id, error, retry_at=None))
 
-    # ---- operators (gateway.outbox_ops) ------------------------------------------------
+    # ---- operators (gateway.outbox_ops) and metrics ------------------------------------
+
+    async def waiting(self) -> int:
+        """Messages not yet delivered nor dead: pending (due or backing off) or in flight."""
+        query = sa.select(sa.func.count()).where(outbox.c.status.in_(("pending", "in_flight")))
+        return int((await self._conn.execute(query)).scalar_one())
 
     async def listing(
         self, *, status: str | None = None, destination: str | None = None, limit: int = 50

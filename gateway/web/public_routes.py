@@ -6,8 +6,9 @@ import asyncio
 from datetime import date
 from typing import Any
 
+import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import __version__
 from gateway.domain.documents import problem
@@ -18,6 +19,8 @@ from gateway.settings import REPO_ROOT
 from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS, STORE
 from gateway.web.openapi import build_document, operation, query
 from gateway.web.problems import json_response
+
+log = structlog.get_logger("gateway.web")
 
 routes = web.RouteTableDef()
 PROBLEM_DOCS = REPO_ROOT / "docs" / "problems"
@@ -205,8 +208,15 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 @operation(summary="Prometheus metrics", tag="meta", responses={200: "Prometheus text"})
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """This app's metrics, or every worker's (gateway/web/metrics.py); the outbox's depth is
+    read from the database now (kept from the last scrape if it does not answer in time)."""
+    collected = request.app[METRICS]
+    try:
+        async with asyncio.timeout(2), request.app[STORE]() as tx:
+            collected.outbox_pending.set(await tx.outbox.waiting())
+    except Exception:  # the database may be away: the rest of the metrics still answer
+        log.warning("metrics.outbox_unread", exc_info=True)
+    return web.Response(body=collected.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @routes.get("/problems/{slug}")

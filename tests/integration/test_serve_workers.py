@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.settings import REPO_ROOT
 from gateway.trust import keystore
@@ -201,3 +202,81 @@ async def test_workers_that_refuse_the_configuration_are_not_restarted(
     assert len(gateway.named("workers.started")) == 2  # none restarted
     assert gateway.named("workers.giving_up")
     assert [e["status"] for e in gateway.named("workers.stopped")] == [2]
+
+
+async def scrape(url: str) -> str:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+        session.get(url + "/metrics", timeout=aiohttp.ClientTimeout(total=5)) as answer,
+    ):
+        assert answer.status == 200
+        return await answer.text()
+
+
+async def scrape_naming_the_worker(gateway: Gateway) -> tuple[int, str]:
+    """A new connection's ``/metrics``, and the worker that answered it."""
+    before = len(gateway.named("http.request"))
+    body = await scrape(gateway.url)
+    await gateway.until(lambda: len(gateway.named("http.request")) > before)
+    return int(gateway.named("http.request")[-1]["worker"]), body
+
+
+def healthz_count(exposition: str) -> float:
+    """``gba_http_requests_total`` of ``GET /healthz`` answered 200, from Prometheus text."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "gba_http_requests_total" and sample.labels == {
+                "method": "GET",
+                "route": "/healthz",
+                "status": "200",
+            }:
+                return sample.value
+    return 0.0
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_metrics_from_either_worker_count_the_requests_of_both(
+    tmp_path: Path, postgres: Database, backend: str
+) -> None:
+    port = free_port()
+    config = production_config(tmp_path, port, postgres.url, postgres.schema)
+    gateway = Gateway(await start(config, "--workers", "2"), port)
+    try:
+        await gateway.until(lambda: len(set(gateway.ready_pids())) == 2)
+        shared = gateway.named("workers.metrics_dir")[0]["path"]
+        mode = (await asyncio.to_thread(os.stat, shared)).st_mode
+        assert mode & 0o777 == 0o700  # this run's, its user's only
+
+        sent, answered_by = 0, set()  # new connections until both workers answered some
+        while len(answered_by) < 2 or sent < 20:
+            answered_by.add(await gateway.served_by())
+            sent += 1
+            assert sent < 400, "the kernel never handed a connection to the other worker"
+        scraped_by: dict[int, float] = {}  # worker -> the count its /metrics answered
+        for _ in range(200):
+            worker, body = await scrape_naming_the_worker(gateway)
+            scraped_by[worker] = healthz_count(body)
+            if len(scraped_by) == 2:
+                break
+        assert scraped_by == {0: sent, 1: sent}  # each worker's answer counts both workers
+        assert "# HELP gba_http_requests_total HTTP requests answered" in body
+        for declared in ("gba_commit_batch_size", "gba_commit_seconds", "gba_relay_batch_size"):
+            assert f"# HELP {declared} " in body
+        assert "gba_commit_queue_depth 0.0" in body
+        assert "gba_relay_in_flight 0.0" in body  # live gauges summed over the workers
+
+        first = gateway.ready_pids()[0]
+        os.kill(first, signal.SIGKILL)  # a dead worker's counts stay in the totals
+        await gateway.until(lambda: len(gateway.ready_pids()) == 3)
+        assert healthz_count(await scrape(gateway.url)) == sent
+
+        gateway.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(gateway.process.wait(), 15) == 0
+        assert not await asyncio.to_thread(os.path.exists, shared)  # removed with the run
+    finally:
+        if gateway.process.returncode is None:
+            gateway.process.kill()
+            await gateway.process.wait()
+        gateway.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gateway.reader
