@@ -79,6 +79,7 @@ class Metrics:
         )
         self._relay()
         self._committer()
+        self._help = {family.name: family.documentation for family in self.registry.collect()}
 
     def _relay(self) -> None:
         self.relay_batch = Histogram(
@@ -138,11 +139,8 @@ class Metrics:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        registry.register(_Documented(self.multiprocess_dir, self._help()))
+        registry.register(_Documented(self.multiprocess_dir, self._help))
         return generate_latest(registry)
-
-    def _help(self) -> dict[str, str]:
-        return {family.name: family.documentation for family in self.registry.collect()}
 
     def relay_observer(self) -> RelayMetrics:
         return RelayMetrics(self)

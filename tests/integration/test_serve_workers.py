@@ -266,9 +266,14 @@ async def test_metrics_from_either_worker_count_the_requests_of_both(
         assert "gba_relay_in_flight 0.0" in body  # live gauges summed over the workers
 
         first = gateway.ready_pids()[0]
+        files = await asyncio.to_thread(os.listdir, shared)
+        assert {f"counter_{first}.db", f"gauge_livesum_{first}.db"} <= set(files)
         os.kill(first, signal.SIGKILL)  # a dead worker's counts stay in the totals
         await gateway.until(lambda: len(gateway.ready_pids()) == 3)
         assert healthz_count(await scrape(gateway.url)) == sent
+        files = await asyncio.to_thread(os.listdir, shared)
+        assert f"counter_{first}.db" in files
+        assert f"gauge_livesum_{first}.db" not in files  # out of the live gauges' sums
 
         gateway.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(gateway.process.wait(), 15) == 0
