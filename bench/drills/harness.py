@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,10 +66,20 @@ def _die_with_parent() -> None:
 
 
 class Gateway:
-    """``gba-gateway sandbox`` as a child process: start, SIGKILL, restart, stop."""
+    """``gba-gateway sandbox`` (or ``command``, e.g. ``serve --config F``) as a child
+    process: start, SIGKILL, restart, stop."""
 
-    def __init__(self, data_dir: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
         self.data_dir, self.port = data_dir, port
+        self.command = list(
+            command or ("sandbox", "--port", str(port), "--data-dir", str(data_dir))
+        )
         self.url = f"http://127.0.0.1:{port}"
         self.env = {
             **os.environ,
@@ -95,11 +105,7 @@ class Gateway:
         with (self.data_dir / "gateway.log").open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 str(BIN / "gba-gateway"),
-                "sandbox",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
+                *self.command,
                 stdout=log,
                 stderr=log,
                 env=self.env,
