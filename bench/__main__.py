@@ -1,11 +1,16 @@
 """``make bench``: bounded benchmarks, each figure with its ratio to a baseline run beside it.
 
 This machine is shared and noisy: absolute numbers move from run to run, the ratios much
-less. Results go to ``bench/results/latest.json`` and ``latest.md``.
+less. Results go to ``bench/results/latest.json`` and ``latest.md``; the write bench's
+(:mod:`bench.write`, run last) to ``write.json`` and ``write.md`` as well.
+
+``python -m bench write [--scenario NAME ...]`` runs the write bench alone (or some of its
+scenarios: ``bare`` always runs first, every ratio is to it).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -19,6 +24,7 @@ from bench.http import accept_path
 from bench.memory import memory
 from bench.relay import accept_to_delivered
 from bench.steps import translation, trust
+from bench.write import SCENARIOS, write_bench
 
 RESULTS = Path(__file__).parent / "results"
 SUITE: tuple[tuple[str, str, Callable[[], dict[str, float]]], ...] = (
@@ -46,7 +52,14 @@ SUITE: tuple[tuple[str, str, Callable[[], dict[str, float]]], ...] = (
 )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("only", nargs="?", choices=["write"], help="the write bench alone")
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
+    args = parser.parse_args(argv)
+    if args.only == "write":
+        write_bench(args.scenario)
+        return 0
     results: dict[str, object] = {
         "machine": platform.machine(),
         "python": sys.version.split()[0],
@@ -66,6 +79,13 @@ def main() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "latest.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
+    print(
+        "bench: write (the write path from outside: generator, gateway, bare baseline, each in "
+        "its own process) ...",
+        flush=True,
+    )
+    results["write"] = write_bench()
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
 
 
