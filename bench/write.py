@@ -258,8 +258,12 @@ async def _run(names: list[str]) -> dict[str, dict[str, Any]]:
                 results[name] = await SCENARIOS[name](Path(directory), results)
             except Exception as exc:  # a scenario that cannot run says so; the others go on
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                log = Path(directory) / "gateway.log"
+                if log.exists():  # the folder goes away: show why before it does
+                    print(*log.read_text(errors="replace").splitlines()[-20:], sep="\n")
         figures = results[name]
         failed = f" FAILED {figures['error']}" if "error" in figures else ""
+        failed += " (the signed pool ran out)" if figures.get("pool_exhausted") else ""
         _say(
             f"{name}: {figures.get('accepted_per_s', 0):,.1f} accepted/s, "
             f"p50 {figures.get('p50_ms', 0):,.1f} ms, p99 {figures.get('p99_ms', 0):,.1f} ms "
