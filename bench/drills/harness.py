@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
@@ -214,7 +215,16 @@ class Records:
     """Reads of the gateway's database (SQLite file or PostgreSQL schema)."""
 
     def __init__(self, url: str, schema: str | None = None) -> None:
-        self.engine = create_engine(url, schema=schema)
+        self.url, self.schema = url, schema
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """Made at the first read: an SQLite engine creates its file (0600) at once, and the
+        gateway's data folder does not exist before the gateway has started."""
+        if self._engine is None:
+            self._engine = create_engine(self.url, schema=self.schema)
+        return self._engine
 
     async def outbox_states(self, destination: str) -> Counter[str]:
         query = (
@@ -251,7 +261,8 @@ class Records:
             return [(at, dict(data)) for at, data in (await conn.execute(query)).all()]
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 class RssSampler:
