@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="?", choices=["write"], help="the write bench alone")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     args = parser.parse_args(argv)
-    if args.only == "write":
+    if args.only == "write" or args.scenario:
         write_bench(args.scenario)
         return 0
     results: dict[str, object] = {
