@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from gateway.domain.application import Application
+from gateway.domain.complaints import Complaint
 from gateway.domain.errors import (
     ConflictError,
     DeliveryError,
@@ -87,6 +88,7 @@ class State:
     logins: dict[str, tuple[str, CanonicalIdentity]] = field(default_factory=dict)
     consents: dict[str, Consent] = field(default_factory=dict)
     delegations: dict[str, Delegation] = field(default_factory=dict)
+    complaints: dict[str, Complaint] = field(default_factory=dict)
 
 
 Operation = Callable[[State], None]
@@ -393,6 +395,38 @@ class FakeAudit:
         self._uow.write(lambda state: state.evidence.setdefault(digest, body))
 
 
+class FakeComplaints:
+    """:class:`~gateway.services.ports.ComplaintRepository` in memory."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, complaint: Complaint) -> None:
+        await self._uow.io()
+        kept = copy.deepcopy(complaint)
+        self._uow.write(lambda state: state.complaints.__setitem__(kept.id, kept))
+
+    async def get(self, complaint_id: str) -> Complaint | None:
+        await self._uow.io()
+        return copy.deepcopy(self._uow.view().complaints.get(complaint_id))
+
+    async def answered(self, complaint: Complaint) -> None:
+        await self._uow.io()
+        kept = copy.deepcopy(complaint)
+
+        def op(state: State) -> None:
+            if state.complaints[kept.id].outcome is not None:
+                raise ConflictError("the complaint was answered meanwhile")
+            state.complaints[kept.id] = kept
+
+        self._uow.write(op)
+
+    async def of_application(self, application_id: str) -> list[Complaint]:
+        await self._uow.io()
+        found = self._uow.view().complaints.values()
+        return [copy.deepcopy(c) for c in found if c.application_id == application_id]
+
+
 class FakeIdentities:
     """:class:`~gateway.services.ports.IdentityRepository` in memory, with the unique index
     that links a document to one person at most."""
@@ -512,6 +546,7 @@ class FakeUnitOfWork:
         self.agencies = factory.agencies
         self.audit = FakeAudit(self)
         self.identities = FakeIdentities(self)
+        self.complaints = FakeComplaints(self)
 
     async def __aenter__(self) -> Self:
         if self._active or self.committed:

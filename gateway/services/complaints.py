@@ -14,65 +14,66 @@ from gateway.domain.application import Application
 from gateway.domain.commands import Caller
 from gateway.domain.complaints import AnswerComplaint, Complaint, FileComplaint, new_complaint_id
 from gateway.domain.errors import NotFoundError
+from gateway.services.acceptance import MessageAcceptance
 from gateway.services.handlers import _once, scope_of
 from gateway.services.milestones import Dependencies, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
 
 
-async def file_complaint(cmd: FileComplaint, deps: Dependencies) -> StoredResponse:
+async def file_complaint(
+    cmd: FileComplaint, deps: Dependencies, acceptance: MessageAcceptance | None = None
+) -> StoredResponse:
     """The applicant or the submitting agency complains about a case, open or closed."""
     scope = scope_of("file_complaint", cmd.application_id)
 
-    async def work() -> StoredResponse:
+    async def work(uow: UnitOfWork) -> StoredResponse:
         now = deps.clock.now()
-        async with deps.uow() as uow:
-            app = await _case(uow, cmd.caller, cmd.application_id)
-            await require_case_assurance(uow, cmd.caller, app)
-            complaint = Complaint.file(
-                app,
-                new_complaint_id(),
-                caller=cmd.caller.agency_id,
-                person_id=cmd.caller.person_id,
-                text=cmd.text,
-                at=now,
-            )
-            await uow.complaints.add(complaint)
-            await settle(app, uow, deps, now)
-            response = StoredResponse(cmd.body_digest, 201, summary(complaint), complaint.id)
-            await uow.idempotency.put(
-                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
-            )
-            await uow.commit()
+        app = await _case(uow, cmd.caller, cmd.application_id)
+        await require_case_assurance(uow, cmd.caller, app)
+        complaint = Complaint.file(
+            app,
+            new_complaint_id(),
+            caller=cmd.caller.agency_id,
+            person_id=cmd.caller.person_id,
+            text=cmd.text,
+            at=now,
+        )
+        await uow.complaints.add(complaint)
+        await settle(app, uow, deps, now)
+        response = StoredResponse(cmd.body_digest, 201, summary(complaint), complaint.id)
+        await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response
 
-    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(
+        deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
+    )
 
 
-async def answer_complaint(cmd: AnswerComplaint, deps: Dependencies) -> StoredResponse:
+async def answer_complaint(
+    cmd: AnswerComplaint, deps: Dependencies, acceptance: MessageAcceptance | None = None
+) -> StoredResponse:
     """The lead agency's outcome of a complaint, told to the applicant."""
     scope = scope_of("answer_complaint", cmd.complaint_id)
 
-    async def work() -> StoredResponse:
+    async def work(uow: UnitOfWork) -> StoredResponse:
         now = deps.clock.now()
-        async with deps.uow() as uow:
-            app = await _case(uow, cmd.caller, cmd.application_id)
-            complaint = await uow.complaints.get(cmd.complaint_id)
-            if complaint is None or complaint.application_id != app.id:
-                raise NotFoundError("no such complaint on this case")
-            complaint.answer(
-                app, agency_id=cmd.caller.agency_id, outcome=cmd.outcome, reply=cmd.reply, at=now
-            )
-            await uow.complaints.answered(complaint)
-            await settle(app, uow, deps, now)
-            response = StoredResponse(cmd.body_digest, 200, summary(complaint), complaint.id)
-            await uow.idempotency.put(
-                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
-            )
-            await uow.commit()
+        app = await _case(uow, cmd.caller, cmd.application_id)
+        complaint = await uow.complaints.get(cmd.complaint_id)
+        if complaint is None or complaint.application_id != app.id:
+            raise NotFoundError("no such complaint on this case")
+        complaint.answer(
+            app, agency_id=cmd.caller.agency_id, outcome=cmd.outcome, reply=cmd.reply, at=now
+        )
+        await uow.complaints.answered(complaint)
+        await settle(app, uow, deps, now)
+        response = StoredResponse(cmd.body_digest, 200, summary(complaint), complaint.id)
+        await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response
 
-    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(
+        deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
+    )
 
 
 async def complaints_of(deps: Dependencies, caller: Caller, application_id: str) -> dict[str, Any]:

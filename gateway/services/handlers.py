@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from gateway.domain import ids
 from gateway.domain.application import Application
@@ -25,6 +25,7 @@ from gateway.domain.errors import (
 from gateway.domain.matters import Matter
 from gateway.domain.values import local_date
 from gateway.services import notifications, residents
+from gateway.services.acceptance import MessageAcceptance, accept_message
 from gateway.services.milestones import (
     Dependencies,
     acceptance_due,
@@ -39,21 +40,22 @@ from gateway.services.ports import (
     Decoded,
     DocumentCodec,
     StoredResponse,
+    UnitOfWork,
 )
 from gateway.services.validation import assess
 
 __all__ = ["Dependencies", "canonical_digest", "deadline_of"]  # re-exported for the edges
 
+T = TypeVar("T")
 CANONICAL = "canonical"
 SUBMISSION = "submit_application"  # the Idempotency-Key scope of a submission
 _OFFLOAD_BYTES = 64 * 1024  # parse bigger documents in a thread, off the event loop
 
 
 async def _replayed(
-    deps: Dependencies, caller: Caller, scope: str, key: str, request_digest: str
+    uow: UnitOfWork, caller: Caller, scope: str, key: str, request_digest: str
 ) -> StoredResponse | None:
-    async with deps.uow() as uow:
-        stored = await uow.idempotency.get(caller.agency_id, scope, key)
+    stored = await uow.idempotency.get(caller.agency_id, scope, key)
     if stored is None:
         return None
     if stored.request_digest != request_digest:
@@ -63,26 +65,49 @@ async def _replayed(
 
 async def _once(
     deps: Dependencies,
+    acceptance: MessageAcceptance | None,
     caller: Caller,
     scope: str,
     key: str,
     request_digest: str,
-    work: Callable[[], Awaitable[StoredResponse]],
+    work: Callable[[UnitOfWork], Awaitable[StoredResponse]],
 ) -> StoredResponse:
     """Run ``work`` at most once per (agency, scope, Idempotency-Key); replay its stored
     answer. ``scope`` is the use case and the resource it acts on (see :func:`scope_of`):
-    the same key sent to another route, or about another case, is another request."""
-    stored = await _replayed(deps, caller, scope, key, request_digest)
-    if stored is not None:
-        return stored
+    the same key sent to another route, or about another case, is another request.
+
+    One unit of work: the message's acceptance (when signed), the Idempotency-Key read,
+    ``work``'s writes and its stored answer commit together; ``work`` does not commit."""
+
+    async def attempt(uow: UnitOfWork) -> StoredResponse:
+        stored = await _replayed(uow, caller, scope, key, request_digest)
+        return stored if stored is not None else await work(uow)
+
     try:
-        return await work()
+        return await in_one_unit(deps, acceptance, attempt)
     except ConflictError:
-        # Another request with the same key committed first: answer as it did.
-        stored = await _replayed(deps, caller, scope, key, request_digest)
+        # Another request with the same key committed first: answer as it did. The message
+        # is accepted (its nonce burnt) either way.
+        stored = await in_one_unit(
+            deps, acceptance, lambda uow: _replayed(uow, caller, scope, key, request_digest)
+        )
         if stored is None:
             raise
         return stored
+
+
+async def in_one_unit(
+    deps: Dependencies,
+    acceptance: MessageAcceptance | None,
+    work: Callable[[UnitOfWork], Awaitable[T]],
+) -> T:
+    """``work`` in one unit of work that first accepts the signed message, then commits."""
+    async with deps.uow() as uow:
+        if acceptance is not None:
+            await accept_message(uow, acceptance)
+        result = await work(uow)
+        await uow.commit()
+    return result
 
 
 def scope_of(use_case: str, resource: str = "") -> str:
@@ -116,88 +141,94 @@ def _matter_of(deps: Dependencies, decoded: Decoded) -> Matter:
         _refuse([*decoded.problems, unknown])
 
 
-async def submit_application(cmd: SubmitApplication, deps: Dependencies) -> StoredResponse:
+async def submit_application(
+    cmd: SubmitApplication, deps: Dependencies, acceptance: MessageAcceptance | None = None
+) -> StoredResponse:
     """A partner agency submits an application (canonical JSON or its native format), or a
-    resident submits their own through a portal, the identity part filled from their login."""
+    resident submits their own through a portal, the identity part filled from their login.
+    The document is decoded before the unit of work opens (CPU work holds no transaction)."""
+    codec = _codec_for(deps, cmd.caller, cmd.media_type)
+    body, resident = cmd.body, None
+    if cmd.applicant is not None:
+        resident = await residents.resident_part(cmd.applicant, deps)
+        body = residents.with_applicant(cmd.applicant, resident)
+    if len(body) > _OFFLOAD_BYTES:
+        decoded = await asyncio.to_thread(codec.decode, body)
+    else:
+        decoded = codec.decode(body)
+    queued = False
 
-    async def work() -> StoredResponse:
-        codec = _codec_for(deps, cmd.caller, cmd.media_type)
-        body, resident = cmd.body, None
-        if cmd.applicant is not None:
-            resident = await residents.resident_part(cmd.applicant, deps)
-            body = residents.with_applicant(cmd.applicant, resident)
-        if len(body) > _OFFLOAD_BYTES:
-            decoded = await asyncio.to_thread(codec.decode, body)
-        else:
-            decoded = codec.decode(body)
-        return await _store_submission(cmd, deps, codec, decoded, resident)
+    async def work(uow: UnitOfWork) -> StoredResponse:
+        nonlocal queued
+        response, queued = await _store_submission(uow, cmd, deps, codec, decoded, resident)
+        return response
 
-    return await _once(deps, cmd.caller, SUBMISSION, cmd.idempotency_key, cmd.content_digest, work)
+    response = await _once(
+        deps, acceptance, cmd.caller, SUBMISSION, cmd.idempotency_key, cmd.content_digest, work
+    )
+    if queued:
+        deps.outbox_written()
+    return response
 
 
 async def _store_submission(
+    uow: UnitOfWork,
     cmd: SubmitApplication,
     deps: Dependencies,
     codec: DocumentCodec,
     decoded: Decoded,
     resident: residents.ResidentPart | None,
-) -> StoredResponse:
+) -> tuple[StoredResponse, bool]:
     document = decoded.document
     matter = _matter_of(deps, decoded)
-    async with deps.uow() as uow:
-        now = deps.clock.now()
-        if resident is None:
-            submitter = await uow.agencies.get(cmd.caller.agency_id)
-            if submitter is None or not submitter.may_handle(str(matter.code)):
-                raise ForbiddenError("the agency may not submit applications for this matter")
-        assessment = assess(document, matter)
-        if decoded.problems or assessment.problems:
-            _refuse([*decoded.problems, *assessment.problems])
-        handlers = {a: await registered(uow.agencies, a) for a in matter.route.handlers}
-        consent = None
-        if resident is not None and cmd.applicant is not None:
-            consent = await residents.admit(
-                cmd.applicant, resident, matter, document, handlers, uow, now, cmd.delivery_channel
-            )
-        today = local_date(now)
-        promised, statutory = deadlines(matter, today, deps.calendar)
-        app = Application.receive(
-            application_id=ids.new_application_id(),
-            matter=str(matter.code),
-            matter_version=matter.version,
-            submitted_by=cmd.caller.agency_id,
-            channel=cmd.channel.value,
-            source_format=codec.jurisdiction,
-            content_digest=cmd.content_digest,
-            document=document,
-            handlers=matter.route.handlers,
-            missing=assessment.missing,
-            deadline=promised,
-            statutory_deadline=statutory,
-            acceptance=matter.acceptance,
-            acceptance_due=acceptance_due(matter, today, deps.calendar),
-            delivery_channel=cmd.delivery_channel,
-            mapping_version=decoded.mapping_version,
-            at=now,
-            applicant_id=resident.applicant_id if resident else None,
-            consent_id=consent.id if consent else None,
-            agent_id=resident.agent_id if resident else None,
-            filed_assurance=resident.login.assurance if resident else None,
+    now = deps.clock.now()
+    if resident is None:
+        submitter = await uow.agencies.get(cmd.caller.agency_id)
+        if submitter is None or not submitter.may_handle(str(matter.code)):
+            raise ForbiddenError("the agency may not submit applications for this matter")
+    assessment = assess(document, matter)
+    if decoded.problems or assessment.problems:
+        _refuse([*decoded.problems, *assessment.problems])
+    handlers = {a: await registered(uow.agencies, a) for a in matter.route.handlers}
+    consent = None
+    if resident is not None and cmd.applicant is not None:
+        consent = await residents.admit(
+            cmd.applicant, resident, matter, document, handlers, uow, now, cmd.delivery_channel
         )
-        messages = forwards(app, deps, handlers, now)
-        response = _receipted(app, cmd, deps, now)
-        if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
-            await notifications.record(app, uow, now)
-        await uow.applications.add(app)
-        for message in messages:
-            await uow.outbox.add(message)
-        await uow.idempotency.put(
-            cmd.caller.agency_id, SUBMISSION, cmd.idempotency_key, response, now
-        )
-        await uow.commit()
-    if messages:
-        deps.outbox_written()
-    return response
+    today = local_date(now)
+    promised, statutory = deadlines(matter, today, deps.calendar)
+    app = Application.receive(
+        application_id=ids.new_application_id(),
+        matter=str(matter.code),
+        matter_version=matter.version,
+        submitted_by=cmd.caller.agency_id,
+        channel=cmd.channel.value,
+        source_format=codec.jurisdiction,
+        content_digest=cmd.content_digest,
+        document=document,
+        handlers=matter.route.handlers,
+        missing=assessment.missing,
+        deadline=promised,
+        statutory_deadline=statutory,
+        acceptance=matter.acceptance,
+        acceptance_due=acceptance_due(matter, today, deps.calendar),
+        delivery_channel=cmd.delivery_channel,
+        mapping_version=decoded.mapping_version,
+        at=now,
+        applicant_id=resident.applicant_id if resident else None,
+        consent_id=consent.id if consent else None,
+        agent_id=resident.agent_id if resident else None,
+        filed_assurance=resident.login.assurance if resident else None,
+    )
+    messages = forwards(app, deps, handlers, now)
+    response = _receipted(app, cmd, deps, now)
+    if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
+        await notifications.record(app, uow, now)
+    await uow.applications.add(app)
+    for message in messages:
+        await uow.outbox.add(message)
+    await uow.idempotency.put(cmd.caller.agency_id, SUBMISSION, cmd.idempotency_key, response, now)
+    return response, bool(messages)
 
 
 def _receipted(
@@ -231,33 +262,33 @@ def _receipted(
     )
 
 
-async def record_decision(cmd: RecordDecision, deps: Dependencies) -> StoredResponse:
+async def record_decision(
+    cmd: RecordDecision, deps: Dependencies, acceptance: MessageAcceptance | None = None
+) -> StoredResponse:
     """A handling agency decides; the case is decided when every handler has."""
     scope = scope_of("record_decision", cmd.application_id)
 
-    async def work() -> StoredResponse:
+    async def work(uow: UnitOfWork) -> StoredResponse:
         now = deps.clock.now()
-        async with deps.uow() as uow:
-            app = await uow.applications.get(cmd.application_id)
-            if app is None or not app.is_party(cmd.caller.agency_id):
-                raise NotFoundError("no such application for this agency")
-            app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
-            await settle(app, uow, deps, now)
-            handler = app.handler(cmd.caller.agency_id)
-            response = StoredResponse(
-                request_digest=cmd.body_digest,
-                status=200,
-                body={
-                    "application_id": app.id,
-                    "status": app.status.value,
-                    "handler": {"agency_id": handler.agency_id, "state": handler.state.value},
-                },
-                resource=app.id,
-            )
-            await uow.idempotency.put(
-                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
-            )
-            await uow.commit()
+        app = await uow.applications.get(cmd.application_id)
+        if app is None or not app.is_party(cmd.caller.agency_id):
+            raise NotFoundError("no such application for this agency")
+        app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
+        await settle(app, uow, deps, now)
+        handler = app.handler(cmd.caller.agency_id)
+        response = StoredResponse(
+            request_digest=cmd.body_digest,
+            status=200,
+            body={
+                "application_id": app.id,
+                "status": app.status.value,
+                "handler": {"agency_id": handler.agency_id, "state": handler.state.value},
+            },
+            resource=app.id,
+        )
+        await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response
 
-    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
+    return await _once(
+        deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
+    )

@@ -26,7 +26,8 @@ from gateway.domain.errors import (
     ValidationFailedError,
 )
 from gateway.domain.values import local_date
-from gateway.services.handlers import CANONICAL, _once, _refuse, scope_of
+from gateway.services.acceptance import MessageAcceptance
+from gateway.services.handlers import CANONICAL, _once, _refuse, in_one_unit, scope_of
 from gateway.services.milestones import Dependencies, deadlines, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
@@ -35,7 +36,9 @@ from gateway.services.validation import assess
 Act = Callable[[Application, UnitOfWork, datetime], Awaitable[None]]
 
 
-async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> StoredResponse:
+async def act_on_application(
+    cmd: ActOnApplication, deps: Dependencies, acceptance: MessageAcceptance | None = None
+) -> StoredResponse:
     """Run one party's action on a case, at most once per Idempotency-Key."""
     handlers: dict[str, Callable[[ActOnApplication, Dependencies], Act]] = {
         "examine": _examine,
@@ -47,34 +50,38 @@ async def act_on_application(cmd: ActOnApplication, deps: Dependencies) -> Store
         raise NotFoundError(f"no action {cmd.action!r} on applications")
     act = handlers[cmd.action](cmd, deps)
     scope = scope_of(cmd.action, cmd.application_id)
+    queued = False
 
-    async def work() -> StoredResponse:
+    async def work(uow: UnitOfWork) -> StoredResponse:
+        nonlocal queued
         now = deps.clock.now()
-        async with deps.uow() as uow:
-            app = await uow.applications.get(cmd.application_id)
-            if app is None or not app.is_party(cmd.caller.agency_id, cmd.caller.person_id):
-                raise NotFoundError("no such application for this caller")
-            await require_case_assurance(uow, cmd.caller, app)
-            await act(app, uow, now)
-            queued = await settle(app, uow, deps, now)
-            response = StoredResponse(
-                request_digest=cmd.body_digest,
-                status=200,
-                body=_summary(app),
-                resource=app.id,
+        app = await uow.applications.get(cmd.application_id)
+        if app is None or not app.is_party(cmd.caller.agency_id, cmd.caller.person_id):
+            raise NotFoundError("no such application for this caller")
+        await require_case_assurance(uow, cmd.caller, app)
+        await act(app, uow, now)
+        queued = await settle(app, uow, deps, now)
+        response = StoredResponse(
+            request_digest=cmd.body_digest,
+            status=200,
+            body=_summary(app),
+            resource=app.id,
+        )
+        if cmd.idempotency_key:
+            await uow.idempotency.put(
+                cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
             )
-            if cmd.idempotency_key:
-                await uow.idempotency.put(
-                    cmd.caller.agency_id, scope, cmd.idempotency_key, response, now
-                )
-            await uow.commit()
-        if queued:
-            deps.outbox_written()
         return response
 
     if not cmd.idempotency_key:
-        return await work()
-    return await _once(deps, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work)
+        response = await in_one_unit(deps, acceptance, work)
+    else:
+        response = await _once(
+            deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
+        )
+    if queued:
+        deps.outbox_written()
+    return response
 
 
 def body_digest(body: bytes) -> str:

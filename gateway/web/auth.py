@@ -3,12 +3,16 @@
 The body is read once, bounded by the configured limit, and checked against its digest
 before anything parses it. Once the signature verified, the signing key's rate limit is
 charged (:mod:`gateway.web.rate_limits`), and only then is the nonce recorded, so a
-refused request leaves nothing behind.
+request whose signature fails leaves nothing behind. A write route records the nonce in
+its use case's unit of work (:func:`signed_write`, :mod:`gateway.services.acceptance`); a
+read records it on its own (:func:`authenticate`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +27,7 @@ from gateway.domain.errors import (
     SignatureInvalidError,
     UnknownKeyError,
 )
+from gateway.services.acceptance import MessageAcceptance, accept_alone, keep_refused
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import signature_keyid
 from gateway.trust.profile import verify_request
@@ -37,6 +42,7 @@ class SignedRequest:
     media_type: str
     content_digest: str
     idempotency_key: str | None
+    acceptance: MessageAcceptance  # not yet recorded: see verify()
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -59,15 +65,17 @@ def idempotency_key_of(request: web.Request) -> str:
     return key
 
 
-async def authenticate(
+async def verify(
     request: web.Request, *, require_idempotency: bool, keep_body: bool = True
 ) -> SignedRequest:
-    """The calling agency, once its signature, digest and nonce all hold; else a problem.
+    """The calling agency, once its signature and digest hold; else a problem. Writes nothing.
 
-    One transaction: the key is read from the registry (so a revocation anywhere is seen at
-    once), the signature and digest are verified, and the nonce is recorded. The body is kept
-    as evidence unless ``keep_body`` is false (a body holding a bearer secret, such as a token
-    sent for introspection: its digest is still on the audit chain).
+    The key and its agency are read from the registry (so a revocation anywhere is seen at
+    once), the signature and digest are verified and the key's rate limit is charged. The
+    nonce, the evidence and the audit entry are in ``acceptance``, for the use case to record
+    in its unit of work. The body is kept as evidence unless ``keep_body`` is false (a body
+    holding a bearer secret, such as a token sent for introspection: its digest is still on
+    the audit chain).
     """
     settings = request.app[SETTINGS]
     deps = request.app[DEPENDENCIES]
@@ -94,39 +102,59 @@ async def authenticate(
         agency = await uow.agencies.get(key.owner)
         if agency is None:
             raise UnknownKeyError("the key's agency is not registered")
-        assert verified.nonce is not None  # the profile requires one
-        fresh = await uow.nonces.use(
-            verified.keyid,
-            verified.nonce,
-            now=now,
-            expires_at=now + timedelta(seconds=2 * settings.signature_max_skew),
-        )
-        if not fresh:
-            raise ReplayedRequestError("this signature nonce was already used")
-        digest = content_digest(body)
-        if body and keep_body:
-            await uow.audit.keep_evidence(digest, request.content_type, body, now)
-        uow.audit.record(
-            "message.accepted",
-            agency.id,
-            verified.keyid,
-            {
-                "method": request.method,
-                "target": message.target_uri,
-                "content_digest": digest if body else None,
-                "signature": base64.b64encode(verified.signature).decode(),
-                "signature_input": message.header("signature-input"),
-                "created": verified.created,
-                "idempotency_key": idempotency_key,
-            },
-            now,
-        )
-        await uow.commit()
+    assert verified.nonce is not None  # the profile requires one
+    digest = content_digest(body)
     request[AGENCY_ID] = agency.id
+    acceptance = MessageAcceptance(
+        agency_id=agency.id,
+        keyid=verified.keyid,
+        nonce=verified.nonce,
+        expires_at=now + timedelta(seconds=2 * settings.signature_max_skew),
+        media_type=request.content_type,
+        content_digest=digest,
+        evidence=body if body and keep_body else None,
+        audit={
+            "method": request.method,
+            "target": message.target_uri,
+            "content_digest": digest if body else None,
+            "signature": base64.b64encode(verified.signature).decode(),
+            "signature_input": message.header("signature-input"),
+            "created": verified.created,
+            "idempotency_key": idempotency_key,
+        },
+        at=now,
+    )
     return SignedRequest(
         caller=Caller(agency.id, agency.jurisdiction, verified.keyid),
         body=body,
         media_type=request.content_type,
         content_digest=digest,
         idempotency_key=idempotency_key,
+        acceptance=acceptance,
     )
+
+
+async def authenticate(
+    request: web.Request, *, require_idempotency: bool, keep_body: bool = True
+) -> SignedRequest:
+    """A signed request that writes nothing else (a read, an introspection): verified, and
+    its message accepted (nonce, evidence, audit entry) in a transaction of its own."""
+    signed = await verify(request, require_idempotency=require_idempotency, keep_body=keep_body)
+    await accept_alone(request.app[DEPENDENCIES].uow, signed.acceptance)
+    return signed
+
+
+@contextlib.asynccontextmanager
+async def signed_write(request: web.Request) -> AsyncIterator[SignedRequest]:
+    """A signed write: verified here; the route hands ``signed.acceptance`` to its use case,
+    which records it in its own unit of work. Should the request be refused after it
+    authenticated (a malformed body, 422, 409, ...), its nonce is burnt and its record kept
+    all the same (:func:`gateway.services.acceptance.keep_refused`)."""
+    signed = await verify(request, require_idempotency=True)
+    try:
+        yield signed
+    except ReplayedRequestError:
+        raise
+    except Exception:
+        await keep_refused(request.app[DEPENDENCIES].uow, signed.acceptance)
+        raise

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.domain.commands import ActOnApplication, Caller
 from gateway.services import lifecycle
-from gateway.web.auth import authenticate, idempotency_key_of, read_body
+from gateway.web.auth import idempotency_key_of, read_body, signed_write
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
 from gateway.web.openapi import IDEMPOTENCY_KEY, operation
@@ -64,20 +64,21 @@ _SIGNED_ERRORS: dict[int, str | tuple[str, dict[str, Any]]] = {
 
 
 async def _as_agency(request: web.Request, action: str) -> web.Response:
-    signed = await authenticate(request, require_idempotency=True)
-    data = json_object(signed.body, signed.media_type, "the body") if signed.body else {}
-    assert signed.idempotency_key is not None
-    stored = await lifecycle.act_on_application(
-        ActOnApplication(
-            caller=signed.caller,
-            application_id=request.match_info["application_id"],
-            action=action,
-            data=data,
-            idempotency_key=signed.idempotency_key,
-            body_digest=signed.content_digest,
-        ),
-        request.app[DEPENDENCIES],
-    )
+    async with signed_write(request) as signed:
+        data = json_object(signed.body, signed.media_type, "the body") if signed.body else {}
+        assert signed.idempotency_key is not None
+        stored = await lifecycle.act_on_application(
+            ActOnApplication(
+                caller=signed.caller,
+                application_id=request.match_info["application_id"],
+                action=action,
+                data=data,
+                idempotency_key=signed.idempotency_key,
+                body_digest=signed.content_digest,
+            ),
+            request.app[DEPENDENCIES],
+            signed.acceptance,
+        )
     return json_response(stored.body, status=stored.status)
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.domain.commands import Caller
 from gateway.domain.complaints import OUTCOMES, AnswerComplaint, FileComplaint
 from gateway.services import complaints, lifecycle
-from gateway.web.auth import authenticate, idempotency_key_of, read_body
+from gateway.web.auth import authenticate, idempotency_key_of, read_body, signed_write
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
 from gateway.web.openapi import IDEMPOTENCY_KEY, operation
@@ -72,19 +72,20 @@ _BEARER: dict[int, str | tuple[str, dict[str, Any]]] = {
     signed=True,
 )
 async def file(request: web.Request) -> web.Response:
-    signed = await authenticate(request, require_idempotency=True)
-    data = json_object(signed.body, signed.media_type, "the complaint")
-    assert signed.idempotency_key is not None
-    stored = await complaints.file_complaint(
-        FileComplaint(
-            signed.caller,
-            request.match_info["application_id"],
-            data.get("text"),
-            signed.idempotency_key,
-            signed.content_digest,
-        ),
-        request.app[DEPENDENCIES],
-    )
+    async with signed_write(request) as signed:
+        data = json_object(signed.body, signed.media_type, "the complaint")
+        assert signed.idempotency_key is not None
+        stored = await complaints.file_complaint(
+            FileComplaint(
+                signed.caller,
+                request.match_info["application_id"],
+                data.get("text"),
+                signed.idempotency_key,
+                signed.content_digest,
+            ),
+            request.app[DEPENDENCIES],
+            signed.acceptance,
+        )
     return json_response(stored.body, status=stored.status)
 
 
@@ -97,21 +98,22 @@ async def file(request: web.Request) -> web.Response:
     signed=True,
 )
 async def answer(request: web.Request) -> web.Response:
-    signed = await authenticate(request, require_idempotency=True)
-    data = json_object(signed.body, signed.media_type, "the outcome")
-    assert signed.idempotency_key is not None
-    stored = await complaints.answer_complaint(
-        AnswerComplaint(
-            signed.caller,
-            request.match_info["application_id"],
-            request.match_info["complaint_id"],
-            data.get("outcome"),
-            data.get("reply"),
-            signed.idempotency_key,
-            signed.content_digest,
-        ),
-        request.app[DEPENDENCIES],
-    )
+    async with signed_write(request) as signed:
+        data = json_object(signed.body, signed.media_type, "the outcome")
+        assert signed.idempotency_key is not None
+        stored = await complaints.answer_complaint(
+            AnswerComplaint(
+                signed.caller,
+                request.match_info["application_id"],
+                request.match_info["complaint_id"],
+                data.get("outcome"),
+                data.get("reply"),
+                signed.idempotency_key,
+                signed.content_digest,
+            ),
+            request.app[DEPENDENCIES],
+            signed.acceptance,
+        )
     return json_response(stored.body, status=stored.status)
 
 

@@ -11,7 +11,7 @@ from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, ValidationFailedError
 from gateway.services import handlers, queries
 from gateway.services.ports import StoredResponse
-from gateway.web.auth import authenticate
+from gateway.web.auth import authenticate, signed_write
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
 from gateway.web.problems import json_object, json_response
@@ -74,21 +74,22 @@ def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
     signed=True,
 )
 async def submit(request: web.Request) -> web.Response:
-    signed = await authenticate(request, require_idempotency=True)
-    assert signed.idempotency_key is not None
-    stored = await handlers.submit_application(
-        SubmitApplication(
-            caller=signed.caller,
-            body=signed.body,
-            media_type=signed.media_type,
-            content_digest=signed.content_digest,
-            idempotency_key=signed.idempotency_key,
-        ),
-        request.app[DEPENDENCIES],
-    )
-    if not stored.replayed:
-        metrics = request.app[METRICS]
-        metrics.applications.labels(stored.body["matter"], stored.body["status"]).inc()
+    async with signed_write(request) as signed:
+        assert signed.idempotency_key is not None
+        stored = await handlers.submit_application(
+            SubmitApplication(
+                caller=signed.caller,
+                body=signed.body,
+                media_type=signed.media_type,
+                content_digest=signed.content_digest,
+                idempotency_key=signed.idempotency_key,
+            ),
+            request.app[DEPENDENCIES],
+            signed.acceptance,
+        )
+        if not stored.replayed:
+            metrics = request.app[METRICS]
+            metrics.applications.labels(stored.body["matter"], stored.body["status"]).inc()
     return _answer(request, stored)
 
 
@@ -176,18 +177,19 @@ def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     signed=True,
 )
 async def post_decision(request: web.Request) -> web.Response:
-    signed = await authenticate(request, require_idempotency=True)
-    decision, reasons = _decision_of(json_object(signed.body, signed.media_type, "a decision"))
-    assert signed.idempotency_key is not None
-    stored = await handlers.record_decision(
-        RecordDecision(
-            caller=signed.caller,
-            application_id=request.match_info["application_id"],
-            decision=decision,
-            reasons=reasons,
-            idempotency_key=signed.idempotency_key,
-            body_digest=signed.content_digest,
-        ),
-        request.app[DEPENDENCIES],
-    )
+    async with signed_write(request) as signed:
+        decision, reasons = _decision_of(json_object(signed.body, signed.media_type, "a decision"))
+        assert signed.idempotency_key is not None
+        stored = await handlers.record_decision(
+            RecordDecision(
+                caller=signed.caller,
+                application_id=request.match_info["application_id"],
+                decision=decision,
+                reasons=reasons,
+                idempotency_key=signed.idempotency_key,
+                body_digest=signed.content_digest,
+            ),
+            request.app[DEPENDENCIES],
+            signed.acceptance,
+        )
     return _answer(request, stored)
