@@ -14,7 +14,6 @@ replay later, when the case's state may have changed and the original would have
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,8 +65,8 @@ async def keep_refused(uow_factory: UnitOfWorkFactory, acceptance: MessageAccept
     """Burn the nonce of a request refused after it authenticated, and keep its record.
 
     Nothing else is written: the use case's own unit of work has rolled back. A nonce found
-    used here was taken by a concurrent copy of the same request; that copy's outcome stands
-    and the refusal is answered as it was.
+    used here raises :class:`ReplayedRequestError`, which answers instead of the refusal: the
+    request is a copy of an earlier one (refused before the use case could see its nonce, as
+    a malformed body is), or lost the race to a concurrent copy.
     """
-    with contextlib.suppress(ReplayedRequestError):
-        await accept_alone(uow_factory, acceptance)
+    await accept_alone(uow_factory, acceptance)

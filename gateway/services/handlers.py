@@ -85,15 +85,17 @@ async def _once(
 
     try:
         return await in_one_unit(deps, acceptance, attempt)
-    except ConflictError:
-        # Another request with the same key committed first: answer as it did. The message
-        # is accepted (its nonce burnt) either way.
-        stored = await in_one_unit(
-            deps, acceptance, lambda uow: _replayed(uow, caller, scope, key, request_digest)
-        )
+    except ConflictError as conflict:
+        refused = conflict
+
+    async def answered(uow: UnitOfWork) -> StoredResponse:
+        # Another request with the same key committed first: answer as it did.
+        stored = await _replayed(uow, caller, scope, key, request_digest)
         if stored is None:
-            raise
+            raise refused  # a conflict of its own: rolled back, the edge keeps the refusal
         return stored
+
+    return await in_one_unit(deps, acceptance, answered)
 
 
 async def in_one_unit(

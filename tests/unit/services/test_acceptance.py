@@ -12,7 +12,11 @@ import pytest
 
 from gateway.domain.commands import ActOnApplication, Caller
 from gateway.domain.complaints import AnswerComplaint, FileComplaint
-from gateway.domain.errors import ReplayedRequestError, ValidationFailedError
+from gateway.domain.errors import (
+    IllegalTransitionError,
+    ReplayedRequestError,
+    ValidationFailedError,
+)
 from gateway.mapping.catalog import Catalog
 from gateway.services.acceptance import MessageAcceptance, keep_refused
 from gateway.services.complaints import answer_complaint, file_complaint
@@ -203,5 +207,16 @@ async def test_a_refused_request_keeps_its_nonce_so_its_copy_is_a_replay(world: 
     assert _snapshot(world) == before
     assert world.wakes == []
 
-    await keep_refused(world.uow, acceptance)  # a concurrent copy took it: nothing more
+    with pytest.raises(ReplayedRequestError):  # a copy refused before its use case ran
+        await keep_refused(world.uow, acceptance)
     assert _snapshot(world) == before
+
+
+async def test_a_conflict_rolls_its_nonce_back_too(world: World) -> None:
+    response = await submit_application(_submit(), world.deps)  # not delivered: not decidable
+    before = _snapshot(world)
+    with pytest.raises(IllegalTransitionError):
+        await record_decision(
+            _decide(str(response.body["application_id"])), world.deps, _acceptance(GD, "early")
+        )
+    assert _snapshot(world) == before  # the edge keeps the refusal (keep_refused)
