@@ -15,7 +15,7 @@ replay later, when the case's state may have changed and the original would have
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from gateway.domain.errors import ReplayedRequestError
 from gateway.services.ports import UnitOfWork, UnitOfWorkFactory
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MessageAcceptance:
     """What accepting one verified, signed message writes: nothing is written yet."""
 
@@ -36,6 +36,13 @@ class MessageAcceptance:
     evidence: bytes | None  # the body to keep as evidence; None: no body, or not to be kept
     audit: Mapping[str, Any]  # the ``message.accepted`` entry's data
     at: datetime
+    # Set by accept_message once written in a unit of work; lets the edge check that a use
+    # case did record it (see recorded()). Not part of the value.
+    _written: list[bool] = field(default_factory=list, compare=False, repr=False)
+
+    def recorded(self) -> bool:
+        """Whether :func:`accept_message` wrote this acceptance in some unit of work."""
+        return bool(self._written)
 
 
 async def accept_message(uow: UnitOfWork, acceptance: MessageAcceptance) -> None:
@@ -52,6 +59,7 @@ async def accept_message(uow: UnitOfWork, acceptance: MessageAcceptance) -> None
     uow.audit.record(
         "message.accepted", acceptance.agency_id, acceptance.keyid, acceptance.audit, acceptance.at
     )
+    acceptance._written.append(True)
 
 
 async def accept_alone(uow_factory: UnitOfWorkFactory, acceptance: MessageAcceptance) -> None:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
 from aiohttp import web
 
 from gateway.domain.commands import Caller
@@ -33,6 +34,8 @@ from gateway.trust.httpsig import signature_keyid
 from gateway.trust.profile import verify_request
 from gateway.web.keys import AGENCY_ID, DEPENDENCIES, RATE_LIMITS, SETTINGS, VERIFIED_KEYID
 from gateway.web.messages import request_message
+
+log = structlog.get_logger("gateway.web.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +152,9 @@ async def signed_write(request: web.Request) -> AsyncIterator[SignedRequest]:
     """A signed write: verified here; the route hands ``signed.acceptance`` to its use case,
     which records it in its own unit of work. Should the request be refused after it
     authenticated (a malformed body, 422, 409, ...), its nonce is burnt and its record kept
-    all the same (:func:`gateway.services.acceptance.keep_refused`)."""
+    all the same (:func:`gateway.services.acceptance.keep_refused`). A route whose use case
+    did not record the acceptance fails closed: it is recorded on its own, and logged, so no
+    signed write ever leaves its nonce unused."""
     signed = await verify(request, require_idempotency=True)
     try:
         yield signed
@@ -158,3 +163,9 @@ async def signed_write(request: web.Request) -> AsyncIterator[SignedRequest]:
     except Exception:
         await keep_refused(request.app[DEPENDENCIES].uow, signed.acceptance)
         raise
+    if not signed.acceptance.recorded():
+        log.error(
+            "acceptance.not_recorded",
+            route=request.match_info.route.resource and request.match_info.route.resource.canonical,
+        )
+        await accept_alone(request.app[DEPENDENCIES].uow, signed.acceptance)

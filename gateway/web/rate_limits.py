@@ -1,6 +1,6 @@
 """Rate limits: token buckets per signing key and per client address, answered with 429.
 
-* **Per signing key**, on every signed partner request: :func:`gateway.web.auth.authenticate`
+* **Per signing key**, on every signed partner request: :func:`gateway.web.auth.verify`
   charges the key's bucket once the signature verified (so nobody can spend another
   agency's budget with requests it cannot sign) and before the nonce is recorded (so a
   refused request stores nothing). ``rate_limit_partner`` requests per second after a burst

@@ -8,15 +8,20 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy import event
+from structlog.testing import capture_logs
 
+from gateway.bootstrap import create_app
 from gateway.store.tables import nonces
 from gateway.trust.profile import sign_request
+from gateway.web.auth import signed_write
 from gateway.web.keys import STORE
-from tests.conftest import RunningGateway
+from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.integration.test_partner_api import _accepted_and_delivered
 from tests.support import agency_key, row_counts, sample_xml, send
 
@@ -162,3 +167,45 @@ async def test_a_request_refused_at_the_edge_burns_its_nonce(gateway: RunningGat
     copy = await send(gateway.settings, "POST", path, body=body, headers=headers, sign=False)
     assert copy.status == 401
     assert copy.json()["type"].endswith("/problems/replayed-request")
+
+
+async def test_a_route_that_forgets_its_acceptance_still_burns_the_nonce(
+    tmp_path: Path, database: Database, aiohttp_server: Any
+) -> None:
+    """A signed write route whose use case never records the acceptance fails closed: the
+    edge records it on its own (and logs the mistake), so the copy is still a replay."""
+
+    async def forgetful(request: web.Request) -> web.Response:
+        async with signed_write(request):
+            return web.json_response({"done": True}, status=202)
+
+    settings = sandbox_settings(tmp_path, database, relay_enabled=False)
+    app = create_app(settings)
+    app.router.add_post("/v1/forgetful", forgetful)
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
+    gateway = RunningGateway(settings, settings.base_url, app)
+    try:
+        body = b'{"anything": true}'
+        headers = sign_request(
+            method="POST",
+            url=settings.base_url + "/v1/forgetful",
+            key=agency_key(settings, "gd-hq-csb"),
+            now=datetime.now(UTC),
+            body=body,
+            content_type=JSON,
+            idempotency_key="forgetful-route-1",
+        )
+        before = await _nonce_count(gateway)
+        with capture_logs() as logs:
+            first = await send(
+                settings, "POST", "/v1/forgetful", body=body, headers=headers, sign=False
+            )
+        assert first.status == 202
+        assert await _nonce_count(gateway) == before + 1
+        assert [e for e in logs if e["event"] == "acceptance.not_recorded"]
+        copy = await send(settings, "POST", "/v1/forgetful", body=body, headers=headers, sign=False)
+        assert copy.status == 401
+        assert copy.json()["type"].endswith("/problems/replayed-request")
+        assert await _nonce_count(gateway) == before + 1
+    finally:
+        await server.close()
