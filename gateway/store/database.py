@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.domain.errors import ConfigurationError
-from gateway.store.tables import audit_head, metadata
+from gateway.store.tables import audit_head, metadata, registry_version
 
 
 def async_url(url: str) -> sa.URL:
@@ -159,6 +159,9 @@ async def create_schema(engine: AsyncEngine) -> None:
             dialect_insert(conn, audit_head)
             .values(id=1, seq=0, hash="0" * 64)
             .on_conflict_do_nothing()
+        )
+        await conn.execute(  # the registry's version row, moved by every registry write
+            dialect_insert(conn, registry_version).values(id=1, version=0).on_conflict_do_nothing()
         )
 
 

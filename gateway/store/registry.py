@@ -1,9 +1,11 @@
 """Agencies and their keys in the database: one registry for every gateway process.
 
-Key lookups go to the database on every signed request, so a revocation takes effect at once
-in all processes. Revocation is sticky: re-importing the registry file never clears it, and a
-``revoked_at`` added to the file later revokes the stored key (the earlier of the two times
-wins).
+Every write here moves the ``registry_version`` row in the same transaction; the signed-request
+edge reads that version on every request and serves the key and agency from its process's
+snapshot (:mod:`gateway.store.registry_cache`) while it is unchanged, so a revocation takes
+effect at the next request in all processes. Revocation is sticky: re-importing the registry
+file never clears it, and a ``revoked_at`` added to the file later revokes the stored key (the
+earlier of the two times wins).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.agencies import Agency
 from gateway.domain.errors import ConflictError, UnknownKeyError
-from gateway.store.tables import agencies, agency_keys
+from gateway.store.registry_cache import RegistryCache, RegistrySnapshot
+from gateway.store.tables import agencies, agency_keys, registry_version
 from gateway.trust.keys import VerificationKey
 from gateway.trust.registry import MAX_KID, KeySpec, Registration
 
@@ -41,8 +44,54 @@ def _spec(row: Any) -> KeySpec:
 class SqlAgencies:
     """The AgencyRepository port, and the registry's administration."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, cache: RegistryCache | None = None) -> None:
         self._conn = conn
+        self._cache = cache
+        self._wrote = False
+
+    async def _changed(self) -> None:
+        """Move the registry version, once per transaction, before its first write."""
+        if not self._wrote:
+            self._wrote = True
+            await self._conn.execute(
+                registry_version.update()
+                .where(registry_version.c.id == 1)
+                .values(version=registry_version.c.version + 1)
+            )
+
+    async def version(self) -> int | None:
+        """The registry version (None on a schema made without :func:`create_schema`)."""
+        return (
+            await self._conn.execute(
+                sa.select(registry_version.c.version).where(registry_version.c.id == 1)
+            )
+        ).scalar_one_or_none()
+
+    async def signer(self, kid: str) -> tuple[VerificationKey, Agency | None]:
+        """The key with exactly this id and its agency (None if not registered), or
+        UnknownKeyError: from the process's snapshot while the registry version is unchanged,
+        else read again. Once this transaction wrote to the registry it reads through."""
+        if self._cache is None or self._wrote:
+            key = await self.key(kid)
+            return key, await self.get(key.owner)
+        version = await self.version()
+        if version is None:
+            key = await self.key(kid)
+            return key, await self.get(key.owner)
+        snapshot = self._cache.at(version)
+        if snapshot is None:
+            snapshot = await self._load(version)
+            self._cache.keep(snapshot)
+        key = snapshot.key(kid)
+        return key, snapshot.agency(key.owner)
+
+    async def _load(self, version: int) -> RegistrySnapshot:
+        """Every agency and key, read after ``version`` (so never older than it)."""
+        loaded = {r.id: _agency(r) for r in await self._conn.execute(agencies.select())}
+        specs = {
+            r.kid: (r.agency_id, _spec(r)) for r in await self._conn.execute(agency_keys.select())
+        }
+        return RegistrySnapshot(version, loaded, specs)
 
     async def get(self, agency_id: str) -> Agency | None:
         row = (
@@ -82,6 +131,7 @@ class SqlAgencies:
             "sandbox": reg.sandbox,
             "updated_at": at,
         }
+        await self._changed()
         existing = await self.get(agency.id)
         if existing is None:
             await self._conn.execute(agencies.insert().values(id=agency.id, **values))
@@ -93,6 +143,7 @@ class SqlAgencies:
             await self.add_key(agency.id, spec, at)
 
     async def add_key(self, agency_id: str, spec: KeySpec, at: datetime) -> None:
+        await self._changed()
         row = (
             await self._conn.execute(agency_keys.select().where(agency_keys.c.kid == spec.kid))
         ).one_or_none()
@@ -130,6 +181,7 @@ class SqlAgencies:
 
     async def revoke(self, kid: str, at: datetime) -> bool:
         """Revoke a key from ``at`` on; False when no such key exists."""
+        await self._changed()
         result = await self._conn.execute(
             agency_keys.update()
             .where(agency_keys.c.kid == kid)
@@ -139,6 +191,7 @@ class SqlAgencies:
 
     async def retire_others(self, agency_id: str, keep: str, until: datetime) -> int:
         """Rotation: every other open-ended or later-ending key of the agency ends at ``until``."""
+        await self._changed()
         result = await self._conn.execute(
             agency_keys.update()
             .where(

@@ -150,6 +150,13 @@ agency_keys = sa.Table(
     sa.Index("ix_agency_keys_agency", "agency_id"),
 )
 
+registry_version = sa.Table(  # one row: moved by every registry write, in its transaction
+    "registry_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+)
+
 audit_log = sa.Table(
     "audit_log",
     metadata,

@@ -21,6 +21,7 @@ from gateway.store.identity import SqlIdentities
 from gateway.store.jobs import SqlJobLeases
 from gateway.store.notifications import SqlNotifications
 from gateway.store.registry import SqlAgencies
+from gateway.store.registry_cache import RegistryCache
 
 T = TypeVar("T")
 # Connection failures (SQLSTATE class 08) and a server shutting down, crashed or starting up.
@@ -49,9 +50,15 @@ def _unavailable() -> NotReadyError:
 class SqlUnitOfWork:
     """One transaction on one connection; rolls back unless committed."""
 
-    def __init__(self, engine: AsyncEngine, gate: asyncio.Lock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        gate: asyncio.Lock | None = None,
+        registry: RegistryCache | None = None,
+    ) -> None:
         self._engine = engine
         self._gate = gate
+        self._registry = registry
         self._conn: AsyncConnection | None = None
         self._committed = False
 
@@ -72,7 +79,7 @@ class SqlUnitOfWork:
             raise
         self.audit = SqlAudit(self._conn)
         self.applications = SqlApplications(self._conn, self.audit)
-        self.agencies = SqlAgencies(self._conn)
+        self.agencies = SqlAgencies(self._conn, self._registry)
         self.outbox = SqlOutbox(self._conn)
         self.idempotency = SqlIdempotency(self._conn)
         self.nonces = SqlNonces(self._conn)
@@ -153,9 +160,10 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self.registry = RegistryCache()  # this process's registry snapshot
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self._gate)
+        return SqlUnitOfWork(self.engine, self._gate, self.registry)
 
     async def ping(self) -> None:
         async with self.connect() as conn:  # through the gate, like every other use

@@ -73,8 +73,10 @@ async def verify(
 ) -> SignedRequest:
     """The calling agency, once its signature and digest hold; else a problem. Writes nothing.
 
-    The key and its agency are read from the registry (so a revocation anywhere is seen at
-    once), the signature and digest are verified and the key's rate limit is charged. The
+    The key and its agency come from the process's registry snapshot, checked against the
+    registry version on every request (so a revocation anywhere is seen at the next request,
+    :mod:`gateway.store.registry_cache`); the key's validity is judged against the clock now.
+    The signature and digest are verified and the key's rate limit is charged. The
     nonce, the evidence and the audit entry are in ``acceptance``, for the use case to record
     in its unit of work. The body is kept as evidence unless ``keep_body`` is false (a body
     holding a bearer secret, such as a token sent for introspection: its digest is still on
@@ -88,7 +90,7 @@ async def verify(
     idempotency_key = request.headers.get("Idempotency-Key")
     now = deps.clock.now()
     async with deps.uow() as uow:
-        key = await uow.agencies.key(keyid)
+        key, agency = await uow.agencies.signer(keyid)
         verified = verify_request(
             message,
             body,
@@ -102,7 +104,6 @@ async def verify(
         request.app[RATE_LIMITS].partner.charge(verified.keyid, "with this signing key")
         if require_idempotency or idempotency_key is not None:
             idempotency_key = idempotency_key_of(request)
-        agency = await uow.agencies.get(key.owner)
         if agency is None:
             raise UnknownKeyError("the key's agency is not registered")
     assert verified.nonce is not None  # the profile requires one

@@ -1,0 +1,71 @@
+"""The registry as the signed-request edge needs it, kept in memory per process.
+
+A snapshot of every agency and key is labelled with the registry version it was loaded at
+(the ``registry_version`` row, which every registry write moves in its own transaction, see
+:class:`gateway.store.registry.SqlAgencies`). The edge reads that version, one statement, on
+every signed request and is served from the snapshot while it is unchanged; when it moved,
+in this process or any other on the same database, the registry is loaded again before the
+signature is verified. A revocation committed anywhere is therefore seen at the very next
+request. A key's validity window (``not_before``, ``not_after``, ``revoked_at``) is kept as
+data and judged against the clock at each request, never at load time.
+
+The version is read before the rows, so a snapshot may hold changes newer than its label
+(it is then reloaded once more at the next request), never older ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.domain.agencies import Agency
+from gateway.domain.errors import UnknownKeyError
+from gateway.trust.keys import VerificationKey
+from gateway.trust.registry import KeySpec
+
+
+@dataclass(slots=True)
+class RegistrySnapshot:
+    """Every agency and key as loaded at ``version``."""
+
+    version: int
+    agencies: dict[str, Agency]
+    specs: dict[str, tuple[str, KeySpec]]  # kid -> (owner, spec)
+    _keys: dict[str, VerificationKey] = field(default_factory=dict)
+
+    def key(self, kid: str) -> VerificationKey:
+        """The registered key with exactly this id, or UnknownKeyError. Built on first use,
+        so one malformed stored key refuses only the requests that name it."""
+        known = self._keys.get(kid)
+        if known is not None:
+            return known
+        entry = self.specs.get(kid)
+        if entry is None:
+            raise UnknownKeyError("the key id is not registered")
+        owner, spec = entry
+        built = self._keys[kid] = spec.verification_key(owner)
+        return built
+
+    def agency(self, agency_id: str) -> Agency | None:
+        return self.agencies.get(agency_id)
+
+
+class RegistryCache:
+    """One process's registry snapshot (one per unit-of-work factory, i.e. per engine)."""
+
+    def __init__(self) -> None:
+        self._snapshot: RegistrySnapshot | None = None
+        self.loads = 0  # how many times the registry was read in full (for tests, metrics)
+
+    def at(self, version: int) -> RegistrySnapshot | None:
+        """The snapshot if it was loaded at exactly ``version``, else None (reload)."""
+        snapshot = self._snapshot
+        return snapshot if snapshot is not None and snapshot.version == version else None
+
+    def keep(self, snapshot: RegistrySnapshot) -> None:
+        """Keep a freshly loaded snapshot unless a newer one was kept meanwhile."""
+        self.loads += 1
+        if self._snapshot is None or snapshot.version >= self._snapshot.version:
+            self._snapshot = snapshot
+
+    def clear(self) -> None:
+        self._snapshot = None
