@@ -28,6 +28,7 @@ from gateway.trust.keys import SigningKey, generate_private_key
 from gateway.trust.registry import KeySpec, Registration
 from gateway.web.keys import STORE
 from tests.conftest import Database, RunningGateway, sandbox_settings
+from tests.fakes import FixedClock
 from tests.support import CASE_TABLES, agency_key, row_counts, sample_xml, send
 
 XML = "application/xml"
@@ -172,6 +173,13 @@ async def test_a_write_rolled_back_leaves_no_trace_in_the_cache(
     assert await _version(store) == version
     key, _ = await _signer(store, "hk-rollback-1")
     assert key.revoked_at is None
+    _, other = _key("hk-rollback-2")  # a committed write takes the version the rollback had
+    async with store() as uow:
+        await uow.agencies.add_key("hk-rollback", other, T0)
+        await uow.commit()
+    assert await _version(store) == version + 1
+    key, _ = await _signer(store, "hk-rollback-1")
+    assert key.revoked_at is None
 
 
 async def test_a_validity_window_is_judged_at_each_use_not_at_load(
@@ -243,3 +251,33 @@ async def test_a_key_revoked_by_another_process_is_refused_at_the_next_request(
     assert refused.json()["type"].endswith("/problems/unknown-key")
     assert await row_counts(settings, CASE_TABLES) == rows
     assert await _nonce_count(gateway_b) == used
+
+
+async def test_a_revocation_dated_later_applies_when_its_time_comes_without_a_reload(
+    tmp_path: Path, database: Database, aiohttp_server: Any
+) -> None:
+    at = datetime.now(UTC).replace(microsecond=0)
+    clock = FixedClock(at)
+    settings = sandbox_settings(tmp_path, database, relay_enabled=False)
+    app = create_app(settings, Overrides(clock=clock))
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
+    try:
+        kid = agency_key(settings, "hk-ird").kid
+        async with app[STORE]() as uow:
+            assert await uow.agencies.revoke(kid, at + timedelta(minutes=5))
+            await uow.commit()
+        assert (await send(settings, "GET", "/v1/applications", now=at)).status == 200
+        loads = app[STORE].registry.loads
+        rows, used = await row_counts(settings, CASE_TABLES), await _nonce_count(app)
+
+        later = clock.advance(minutes=6)
+        refused = await send(
+            settings, "POST", "/v1/applications", body=sample_xml(), content_type=XML, now=later
+        )
+        assert refused.status == 401
+        assert refused.json()["type"].endswith("/problems/unknown-key")
+        assert app[STORE].registry.loads == loads  # the same snapshot, judged at the new time
+        assert await row_counts(settings, CASE_TABLES) == rows
+        assert await _nonce_count(app) == used
+    finally:
+        await server.close()
