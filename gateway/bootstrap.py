@@ -264,6 +264,7 @@ def create_app(
     }
     engine = create_engine(database_url(settings), schema=settings.database_schema or None)
     uow = SqlUnitOfWorkFactory(engine)
+    uow.committer.clock = clock.now
 
     async def key_lookup(kid: str) -> VerificationKey:
         async with uow() as tx:
@@ -313,7 +314,7 @@ def create_app(
                 await tx.agencies.register(registration, clock.now())
             await tx.commit()
         yield
-        await engine.dispose()
+        await uow.close()
 
     async def routed(app: web.Application) -> AsyncIterator[None]:
         async with uow() as tx:

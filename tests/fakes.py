@@ -619,6 +619,10 @@ class FakeUnitOfWorkFactory:
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
 
+    def batched(self) -> FakeUnitOfWork:
+        """The fake has no group commit: a batched unit of work is an ordinary one."""
+        return FakeUnitOfWork(self)
+
     async def ping(self) -> None:
         await self.io()
         if not self.reachable:
@@ -781,3 +785,6 @@ class FakeDirectory:
 
     async def get(self, agency_id: str) -> Agency | None:
         return self._agencies.get(agency_id)
+
+    async def still_valid(self, kid: str, at: datetime) -> None:
+        """Keys are not modelled here: the SQL registry's check is tested against SQL."""

@@ -46,7 +46,9 @@ class MessageAcceptance:
 
 
 async def accept_message(uow: UnitOfWork, acceptance: MessageAcceptance) -> None:
-    """Record the nonce, the evidence and the audit entry in ``uow``; a used nonce refuses."""
+    """Record the nonce, the evidence and the audit entry in ``uow``; a used nonce refuses,
+    and so does a signing key revoked since the signature was verified."""
+    await uow.agencies.still_valid(acceptance.keyid, acceptance.at)
     fresh = await uow.nonces.use(
         acceptance.keyid, acceptance.nonce, now=acceptance.at, expires_at=acceptance.expires_at
     )
@@ -63,8 +65,8 @@ async def accept_message(uow: UnitOfWork, acceptance: MessageAcceptance) -> None
 
 
 async def accept_alone(uow_factory: UnitOfWorkFactory, acceptance: MessageAcceptance) -> None:
-    """Record the acceptance in a transaction of its own (the read-only signed routes)."""
-    async with uow_factory() as uow:
+    """Record the acceptance on its own (the read-only signed routes), group-committed."""
+    async with uow_factory.batched() as uow:
         await accept_message(uow, acceptance)
         await uow.commit()
 

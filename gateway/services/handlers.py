@@ -71,20 +71,25 @@ async def _once(
     key: str,
     request_digest: str,
     work: Callable[[UnitOfWork], Awaitable[StoredResponse]],
+    *,
+    batched: bool = False,
 ) -> StoredResponse:
     """Run ``work`` at most once per (agency, scope, Idempotency-Key); replay its stored
     answer. ``scope`` is the use case and the resource it acts on (see :func:`scope_of`):
     the same key sent to another route, or about another case, is another request.
 
     One unit of work: the message's acceptance (when signed), the Idempotency-Key read,
-    ``work``'s writes and its stored answer commit together; ``work`` does not commit."""
+    ``work``'s writes and its stored answer commit together; ``work`` does not commit.
+    ``batched``: ``work`` reads nothing from the database, so it runs in a batched unit of
+    work (group commit); the key is then checked by its claim in the batch, and a key found
+    taken there is answered like any conflict below."""
 
     async def attempt(uow: UnitOfWork) -> StoredResponse:
         stored = await _replayed(uow, caller, scope, key, request_digest)
         return stored if stored is not None else await work(uow)
 
     try:
-        return await in_one_unit(deps, acceptance, attempt)
+        return await in_one_unit(deps, acceptance, attempt, batched=batched)
     except ConflictError as conflict:
         refused = conflict
 
@@ -102,9 +107,12 @@ async def in_one_unit(
     deps: Dependencies,
     acceptance: MessageAcceptance | None,
     work: Callable[[UnitOfWork], Awaitable[T]],
+    *,
+    batched: bool = False,
 ) -> T:
-    """``work`` in one unit of work that first accepts the signed message, then commits."""
-    async with deps.uow() as uow:
+    """``work`` in one unit of work that first accepts the signed message, then commits;
+    ``batched``: group-committed with concurrent requests (``work`` must not read)."""
+    async with deps.uow.batched() if batched else deps.uow() as uow:
         if acceptance is not None:
             await accept_message(uow, acceptance)
         result = await work(uow)
@@ -166,7 +174,14 @@ async def submit_application(
         return response
 
     response = await _once(
-        deps, acceptance, cmd.caller, SUBMISSION, cmd.idempotency_key, cmd.content_digest, work
+        deps,
+        acceptance,
+        cmd.caller,
+        SUBMISSION,
+        cmd.idempotency_key,
+        cmd.content_digest,
+        work,
+        batched=resident is None,  # a resident's needs reads: consents, identities
     )
     if queued:
         deps.outbox_written()

@@ -31,6 +31,12 @@ class AgencyRepository(Protocol):
         """The registered agency, or None."""
         ...
 
+    async def still_valid(self, kid: str, at: datetime) -> None:
+        """UnknownKeyError unless the key is registered, its agency too, and it is valid at
+        ``at`` in the registry as it is when this unit of work commits (a revocation
+        committed anywhere meanwhile is honoured)."""
+        ...
+
 
 class MatterCatalog(Protocol):
     def get(self, code: str, on: date) -> Matter:
@@ -375,6 +381,12 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
+
+    def batched(self) -> UnitOfWork:
+        """A unit of work for a use case that decides without reading the database: its
+        repositories read from memory and its writes are committed with those of concurrent
+        requests in one transaction (group commit). Anything else needs ``__call__``."""
+        ...
 
     async def ping(self) -> None:
         """Raise when the database cannot be reached."""

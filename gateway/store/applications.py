@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,15 +17,20 @@ from gateway.store.audit import SqlAudit
 from gateway.store.tables import applications, handlers, timeline
 
 
-class SqlApplications:
-    def __init__(self, conn: AsyncConnection, audit: SqlAudit) -> None:
-        self._conn = conn
-        self._audit = audit
+class Recorder(Protocol):
+    def record(
+        self, kind: str, actor: str, subject: str, data: Mapping[str, Any], at: datetime
+    ) -> None: ...
 
-    async def add(self, app: Application) -> None:
-        await self._conn.execute(applications.insert().values(**self._row(app), version=1))
-        await self._conn.execute(
-            handlers.insert(),
+
+def new_rows(app: Application, audit: Recorder) -> list[tuple[sa.Table, list[dict[str, Any]]]]:
+    """The rows a new case inserts, in foreign-key order: the case, its handlers, its
+    timeline; its events go onto the audit chain through ``audit``. The case is then at
+    version 1 with no pending event (shared by :class:`SqlApplications` and the batch)."""
+    inserted = [
+        (applications, [{**SqlApplications.row(app), "version": 1}]),
+        (
+            handlers,
             [
                 {
                     "application_id": app.id,
@@ -36,9 +43,43 @@ class SqlApplications:
                 }
                 for i, h in enumerate(app.handlers)
             ],
-        )
-        await self._append_events(app, start=1)
-        app.version = 1
+        ),
+    ]
+    events = _timeline_rows(app, start=1, audit=audit)
+    if events:
+        inserted.append((timeline, events))
+    app.version = 1
+    return inserted
+
+
+def _timeline_rows(app: Application, *, start: int, audit: Recorder) -> list[dict[str, Any]]:
+    """The pending events as timeline rows from ``start``, each also recorded on the audit
+    chain; the pending events are then cleared."""
+    rows = [
+        {
+            "application_id": app.id,
+            "seq": start + i,
+            "type": e.type,
+            "at": e.at,
+            "actor": e.actor,
+            "data": e.data,
+        }
+        for i, e in enumerate(app.pending_events)
+    ]
+    for e in app.pending_events:  # every state change also goes onto the audit chain
+        audit.record(e.type, e.actor, app.id, e.data, e.at)
+    app.pending_events.clear()
+    return rows
+
+
+class SqlApplications:
+    def __init__(self, conn: AsyncConnection, audit: SqlAudit) -> None:
+        self._conn = conn
+        self._audit = audit
+
+    async def add(self, app: Application) -> None:
+        for table, rows in new_rows(app, self._audit):
+            await self._conn.execute(table.insert(), rows)
 
     async def get(self, application_id: str) -> Application | None:
         row = (
@@ -59,7 +100,7 @@ class SqlApplications:
         result = await self._conn.execute(
             applications.update()
             .where(applications.c.id == app.id, applications.c.version == app.version)
-            .values(**self._row(app), version=app.version + 1)
+            .values(**self.row(app), version=app.version + 1)
         )
         if result.rowcount != 1:
             raise ConflictError("the application was changed concurrently; retry")
@@ -156,28 +197,12 @@ class SqlApplications:
         return [a for a in found if a is not None]
 
     async def _append_events(self, app: Application, *, start: int) -> None:
-        if not app.pending_events:
-            return
-        await self._conn.execute(
-            timeline.insert(),
-            [
-                {
-                    "application_id": app.id,
-                    "seq": start + i,
-                    "type": e.type,
-                    "at": e.at,
-                    "actor": e.actor,
-                    "data": e.data,
-                }
-                for i, e in enumerate(app.pending_events)
-            ],
-        )
-        for e in app.pending_events:  # every state change also goes onto the audit chain
-            self._audit.record(e.type, e.actor, app.id, e.data, e.at)
-        app.pending_events.clear()
+        rows = _timeline_rows(app, start=start, audit=self._audit)
+        if rows:
+            await self._conn.execute(timeline.insert(), rows)
 
     @staticmethod
-    def _row(app: Application) -> dict[str, Any]:
+    def row(app: Application) -> dict[str, Any]:
         return {
             "id": app.id,
             "matter": app.matter,

@@ -32,12 +32,54 @@ from gateway.trust.keys import SigningKey
 _HEAD_ID = 1
 
 
+Pending = tuple[datetime, str, str, str, Mapping[str, Any]]  # at, kind, actor, subject, data
+
+
+def evidence_row(digest: str, media_type: str, body: bytes, at: datetime) -> dict[str, Any]:
+    """A signed body kept whole, addressed by its digest."""
+    return {"digest": digest, "media_type": media_type[:100], "body": body, "stored_at": at}
+
+
+async def append_sealed(conn: AsyncConnection, pending: Sequence[Pending]) -> None:
+    """Put ``pending`` on the chain in order: lock the head (``FOR UPDATE`` on PostgreSQL;
+    SQLite has one writer), chain each record to the previous hash, move the head. One lock,
+    one multi-row insert and one update, however many records (a batch's share them)."""
+    row = (
+        await conn.execute(
+            sa.select(audit_head.c.seq, audit_head.c.hash)
+            .where(audit_head.c.id == _HEAD_ID)
+            .with_for_update()
+        )
+    ).one()
+    seq, head = int(row.seq), str(row.hash)
+    rows = []
+    for at, kind, actor, subject, data in pending:
+        seq += 1
+        record = seal(seq, at, kind, actor[:64], subject[:200], data, head)
+        head = record.hash
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "kind": kind,
+                "actor": actor[:64],
+                "subject": subject[:200],
+                "entry": record.entry,
+                "hash": record.hash,
+            }
+        )
+    await conn.execute(audit_log.insert(), rows)
+    await conn.execute(
+        audit_head.update().where(audit_head.c.id == _HEAD_ID).values(seq=seq, hash=head)
+    )
+
+
 class SqlAudit:
     """The AuditTrail port: record now, seal at commit."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._pending: list[tuple[datetime, str, str, str, Mapping[str, Any]]] = []
+        self._pending: list[Pending] = []
 
     def record(
         self, kind: str, actor: str, subject: str, data: Mapping[str, Any], at: datetime
@@ -48,7 +90,7 @@ class SqlAudit:
         """Keep a signed body whole, once per digest."""
         await self._conn.execute(
             dialect_insert(self._conn, evidence)
-            .values(digest=digest, media_type=media_type[:100], body=body, stored_at=at)
+            .values(**evidence_row(digest, media_type, body, at))
             .on_conflict_do_nothing()
         )
 
@@ -56,39 +98,8 @@ class SqlAudit:
         """Seal the pending records onto the chain (called by the unit of work's commit)."""
         if not self._pending:
             return
-        seq, head = await self._lock_head()
-        rows = []
-        for at, kind, actor, subject, data in self._pending:
-            seq += 1
-            record = seal(seq, at, kind, actor[:64], subject[:200], data, head)
-            head = record.hash
-            rows.append(
-                {
-                    "seq": seq,
-                    "at": at,
-                    "kind": kind,
-                    "actor": actor[:64],
-                    "subject": subject[:200],
-                    "entry": record.entry,
-                    "hash": record.hash,
-                }
-            )
-        await self._conn.execute(audit_log.insert(), rows)
-        await self._conn.execute(
-            audit_head.update().where(audit_head.c.id == _HEAD_ID).values(seq=seq, hash=head)
-        )
+        await append_sealed(self._conn, self._pending)
         self._pending.clear()
-
-    async def _lock_head(self) -> tuple[int, str]:
-        """Lock the chain head (created with the schema) until this transaction ends."""
-        row = (
-            await self._conn.execute(
-                sa.select(audit_head.c.seq, audit_head.c.hash)
-                .where(audit_head.c.id == _HEAD_ID)
-                .with_for_update()
-            )
-        ).one()
-        return int(row.seq), str(row.hash)
 
     async def head(self) -> tuple[int, str]:
         row = (

@@ -85,27 +85,49 @@ def _message(row: Any, status: str | None = None) -> OutboxMessage:
     )
 
 
+def outbox_row(message: OutboxMessage) -> dict[str, Any]:
+    """A new message's outbox row: pending, due at its first attempt time."""
+    if message.next_attempt_at is None:
+        raise ValueError("an outbox message needs its first attempt time")
+    now = message.next_attempt_at
+    return {
+        "id": message.id,
+        "application_id": message.application_id,
+        "destination": message.destination,
+        "media_type": message.media_type,
+        "body": message.body,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }
+
+
+def idempotency_row(
+    agency_id: str, scope: str, key: str, response: StoredResponse, at: datetime
+) -> dict[str, Any]:
+    """The row that keeps a request's answer under its Idempotency-Key."""
+    return {
+        "agency_id": agency_id,
+        "scope": scope,
+        "key": key,
+        "request_digest": response.request_digest,
+        "status": response.status,
+        "body": response.body,
+        "resource": response.resource,
+        "created_at": at,
+    }
+
+
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def add(self, message: OutboxMessage) -> None:
-        if message.next_attempt_at is None:
-            raise ValueError("an outbox message needs its first attempt time")
-        now = message.next_attempt_at
-        await self._conn.execute(
-            outbox.insert().values(
-                id=message.id,
-                application_id=message.application_id,
-                destination=message.destination,
-                media_type=message.media_type,
-                body=message.body,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        await self._conn.execute(outbox.insert().values(**outbox_row(message)))
 
     async def claim(
         self,
@@ -348,14 +370,7 @@ class SqlIdempotency:
         try:
             await self._conn.execute(
                 idempotency_keys.insert().values(
-                    agency_id=agency_id,
-                    scope=scope,
-                    key=key,
-                    request_digest=response.request_digest,
-                    status=response.status,
-                    body=response.body,
-                    resource=response.resource,
-                    created_at=at,
+                    **idempotency_row(agency_id, scope, key, response, at)
                 )
             )
         except IntegrityError as exc:

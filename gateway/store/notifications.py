@@ -34,24 +34,27 @@ def _notification(row: Any, status: str | None = None) -> Notification:
     )
 
 
+def notification_row(notification: Notification) -> dict[str, Any]:
+    """A new notification's row: pending, due when it was written."""
+    return {
+        "id": notification.id,
+        "application_id": notification.application_id,
+        "recipient": notification.recipient,
+        "event": notification.event,
+        "body": notification.body,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": notification.created_at,
+        "created_at": notification.created_at,
+    }
+
+
 class SqlNotifications:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def add(self, notification: Notification) -> None:
-        await self._conn.execute(
-            notifications.insert().values(
-                id=notification.id,
-                application_id=notification.application_id,
-                recipient=notification.recipient,
-                event=notification.event,
-                body=notification.body,
-                status="pending",
-                attempts=0,
-                next_attempt_at=notification.created_at,
-                created_at=notification.created_at,
-            )
-        )
+        await self._conn.execute(notifications.insert().values(**notification_row(notification)))
 
     async def claim(self, now: datetime, *, limit: int, lease_seconds: int) -> list[Notification]:
         if limit <= 0:

@@ -85,6 +85,29 @@ class SqlAgencies:
         key = snapshot.key(kid)
         return key, snapshot.agency(key.owner)
 
+    async def snapshot(self) -> RegistrySnapshot:
+        """The registry as it is now: the process's snapshot if still at the current
+        version, else loaded again (and kept)."""
+        version = await self.version() or 0
+        snapshot = self._cache.at(version) if self._cache is not None else None
+        if snapshot is None:
+            snapshot = await self._load(version)
+            if self._cache is not None:
+                self._cache.keep(snapshot)
+        return snapshot
+
+    async def still_valid(self, kid: str, at: datetime) -> None:
+        """UnknownKeyError unless ``kid`` is registered to a registered agency and valid at
+        ``at`` in the registry as it is now (one version read; the snapshot otherwise)."""
+        key, agency = await self.signer(kid)
+        if agency is None or not key.valid_at(at):
+            raise UnknownKeyError("the signing key was revoked or is not valid now")
+
+    @property
+    def wrote(self) -> bool:
+        """Whether this transaction wrote to the registry."""
+        return self._wrote
+
     async def _load(self, version: int) -> RegistrySnapshot:
         """Every agency and key, read after ``version`` (so never older than it)."""
         loaded = {r.id: _agency(r) for r in await self._conn.execute(agencies.select())}

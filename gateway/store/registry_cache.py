@@ -61,6 +61,10 @@ class RegistryCache:
         snapshot = self._snapshot
         return snapshot if snapshot is not None and snapshot.version == version else None
 
+    def current(self) -> RegistrySnapshot | None:
+        """The snapshot kept last, whatever its version (the batch checks the version)."""
+        return self._snapshot
+
     def keep(self, snapshot: RegistrySnapshot) -> None:
         """Keep a freshly loaded snapshot unless a newer one was kept meanwhile."""
         self.loads += 1

@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.domain.errors import NotReadyError
+from gateway.domain.agencies import Agency
+from gateway.domain.errors import NotReadyError, UnknownKeyError
 from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
+from gateway.store.batch import BatchedUnitOfWork, Committer
 from gateway.store.complaints import SqlComplaints
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
@@ -22,6 +24,7 @@ from gateway.store.jobs import SqlJobLeases
 from gateway.store.notifications import SqlNotifications
 from gateway.store.registry import SqlAgencies
 from gateway.store.registry_cache import RegistryCache
+from gateway.trust.keys import VerificationKey
 
 T = TypeVar("T")
 # Connection failures (SQLSTATE class 08) and a server shutting down, crashed or starting up.
@@ -138,6 +141,8 @@ class SqlUnitOfWork:
         await self.audit.flush()
         await self._conn.commit()
         self._committed = True
+        if self.agencies.wrote and self._registry is not None:
+            self._registry.clear()  # this process sees its own registry write at once
 
 
 async def _completed(step: Coroutine[Any, Any, T]) -> T:
@@ -161,9 +166,30 @@ class SqlUnitOfWorkFactory:
         self.engine = engine
         self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self.registry = RegistryCache()  # this process's registry snapshot
+        self.committer = Committer(self)  # group commit of batched units of work
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self._gate, self.registry)
+
+    def batched(self) -> BatchedUnitOfWork:
+        return BatchedUnitOfWork(self.committer)
+
+    async def signer(self, kid: str) -> tuple[VerificationKey, Agency | None]:
+        """The key and its agency from the process's snapshot, without a database read; a
+        key the snapshot does not know is looked up again (registered since). The version
+        is checked where the request's writes commit (``still_valid``)."""
+        snapshot = self.registry.current()
+        if snapshot is not None:
+            with contextlib.suppress(UnknownKeyError):
+                key = snapshot.key(kid)
+                return key, snapshot.agency(key.owner)
+        async with self() as uow:
+            return await uow.agencies.signer(kid)
+
+    async def close(self) -> None:
+        """Stop the committer, then give the engine back."""
+        await self.committer.close()
+        await self.engine.dispose()
 
     async def ping(self) -> None:
         async with self.connect() as conn:  # through the gate, like every other use

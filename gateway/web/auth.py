@@ -32,7 +32,14 @@ from gateway.services.acceptance import MessageAcceptance, accept_alone, keep_re
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import signature_keyid
 from gateway.trust.profile import verify_request
-from gateway.web.keys import AGENCY_ID, DEPENDENCIES, RATE_LIMITS, SETTINGS, VERIFIED_KEYID
+from gateway.web.keys import (
+    AGENCY_ID,
+    DEPENDENCIES,
+    RATE_LIMITS,
+    SETTINGS,
+    STORE,
+    VERIFIED_KEYID,
+)
 from gateway.web.messages import request_message
 
 log = structlog.get_logger("gateway.web.auth")
@@ -73,9 +80,11 @@ async def verify(
 ) -> SignedRequest:
     """The calling agency, once its signature and digest hold; else a problem. Writes nothing.
 
-    The key and its agency come from the process's registry snapshot, checked against the
-    registry version on every request (so a revocation anywhere is seen at the next request,
-    :mod:`gateway.store.registry_cache`); the key's validity is judged against the clock now.
+    The key and its agency come from the process's registry snapshot, in memory (a key it does
+    not know is looked up in the database). The acceptance is recorded only after the key is
+    checked again where the request's writes commit, against the registry version then
+    (``still_valid``): a revocation committed anywhere refuses the request even if this
+    snapshot is older. The key's validity is judged against the clock now.
     The signature and digest are verified and the key's rate limit is charged. The
     nonce, the evidence and the audit entry are in ``acceptance``, for the use case to record
     in its unit of work. The body is kept as evidence unless ``keep_body`` is false (a body
@@ -89,23 +98,22 @@ async def verify(
     keyid = signature_keyid(message)
     idempotency_key = request.headers.get("Idempotency-Key")
     now = deps.clock.now()
-    async with deps.uow() as uow:
-        key, agency = await uow.agencies.signer(keyid)
-        verified = verify_request(
-            message,
-            body,
-            resolve_key=lambda _kid: key,
-            now=now,
-            max_skew=settings.signature_max_skew,
-        )
-        if key.sandbox and not settings.sandbox:
-            raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
-        request[VERIFIED_KEYID] = verified.keyid  # from here on, the answer is signed
-        request.app[RATE_LIMITS].partner.charge(verified.keyid, "with this signing key")
-        if require_idempotency or idempotency_key is not None:
-            idempotency_key = idempotency_key_of(request)
-        if agency is None:
-            raise UnknownKeyError("the key's agency is not registered")
+    key, agency = await request.app[STORE].signer(keyid)
+    verified = verify_request(
+        message,
+        body,
+        resolve_key=lambda _kid: key,
+        now=now,
+        max_skew=settings.signature_max_skew,
+    )
+    if key.sandbox and not settings.sandbox:
+        raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
+    request[VERIFIED_KEYID] = verified.keyid  # from here on, the answer is signed
+    request.app[RATE_LIMITS].partner.charge(verified.keyid, "with this signing key")
+    if require_idempotency or idempotency_key is not None:
+        idempotency_key = idempotency_key_of(request)
+    if agency is None:
+        raise UnknownKeyError("the key's agency is not registered")
     assert verified.nonce is not None  # the profile requires one
     digest = content_digest(body)
     request[AGENCY_ID] = agency.id
