@@ -265,6 +265,7 @@ def create_app(
     engine = create_engine(database_url(settings), schema=settings.database_schema or None)
     uow = SqlUnitOfWorkFactory(engine)
     uow.committer.clock = clock.now
+    uow.committer.observer = app[METRICS].commit_observer()
 
     async def key_lookup(kid: str) -> VerificationKey:
         async with uow() as tx:

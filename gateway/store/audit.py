@@ -40,16 +40,15 @@ def evidence_row(digest: str, media_type: str, body: bytes, at: datetime) -> dic
     return {"digest": digest, "media_type": media_type[:100], "body": body, "stored_at": at}
 
 
-async def append_sealed(conn: AsyncConnection, pending: Sequence[Pending]) -> None:
+def append_sealed(conn: sa.Connection, pending: Sequence[Pending]) -> None:
     """Put ``pending`` on the chain in order: lock the head (``FOR UPDATE`` on PostgreSQL;
     SQLite has one writer), chain each record to the previous hash, move the head. One lock,
-    one multi-row insert and one update, however many records (a batch's share them)."""
-    row = (
-        await conn.execute(
-            sa.select(audit_head.c.seq, audit_head.c.hash)
-            .where(audit_head.c.id == _HEAD_ID)
-            .with_for_update()
-        )
+    one multi-row insert and one update, however many records (a batch's share them).
+    Synchronous: the batch writer runs it as is; a unit of work through ``run_sync``."""
+    row = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash)
+        .where(audit_head.c.id == _HEAD_ID)
+        .with_for_update()
     ).one()
     seq, head = int(row.seq), str(row.hash)
     rows = []
@@ -68,10 +67,8 @@ async def append_sealed(conn: AsyncConnection, pending: Sequence[Pending]) -> No
                 "hash": record.hash,
             }
         )
-    await conn.execute(audit_log.insert(), rows)
-    await conn.execute(
-        audit_head.update().where(audit_head.c.id == _HEAD_ID).values(seq=seq, hash=head)
-    )
+    conn.execute(audit_log.insert(), rows)
+    conn.execute(audit_head.update().where(audit_head.c.id == _HEAD_ID).values(seq=seq, hash=head))
 
 
 class SqlAudit:
@@ -98,7 +95,7 @@ class SqlAudit:
         """Seal the pending records onto the chain (called by the unit of work's commit)."""
         if not self._pending:
             return
-        await append_sealed(self._conn, self._pending)
+        await self._conn.run_sync(append_sealed, self._pending)
         self._pending.clear()
 
     async def head(self) -> tuple[int, str]:

@@ -33,15 +33,15 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
@@ -55,10 +55,11 @@ from gateway.domain.errors import (
 from gateway.services.ports import Notification, OutboxMessage, StoredResponse
 from gateway.store.applications import new_rows
 from gateway.store.audit import Pending, append_sealed, evidence_row
-from gateway.store.database import dialect_insert
+from gateway.store.database import sqlite_pragmas
 from gateway.store.delivery import idempotency_row, outbox_row
 from gateway.store.notifications import notification_row
-from gateway.store.registry_cache import RegistrySnapshot
+from gateway.store.registry import load_snapshot, registry_version_of
+from gateway.store.registry_cache import RegistryCache, RegistrySnapshot
 from gateway.store.tables import (
     evidence,
     idempotency_keys,
@@ -73,9 +74,9 @@ if TYPE_CHECKING:
     from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 
 log = structlog.get_logger("gateway.store.batch")
+T = TypeVar("T")
 
 _ORDER = {table: i for i, table in enumerate(metadata.sorted_tables)}  # foreign-key order
-_CHUNK = 200  # rows per multi-row statement (SQLite binds at most 32,766 parameters)
 _REMEMBERED = 20_000  # Idempotency-Keys and nonces this process keeps in memory
 
 
@@ -353,9 +354,7 @@ class Committer:
     async def _commit(self, batch: list[WriteSet]) -> None:
         started = time.perf_counter()
         try:
-            async with self._factory() as uow:
-                outcomes = await _write(uow.connection, batch, self._factory, self.clock())
-                await uow.commit()
+            outcomes = await self._transaction(batch)
         except asyncio.CancelledError:
             self._fail(batch, _unavailable())
             raise
@@ -374,11 +373,85 @@ class Committer:
                 write_set.future.set_exception(outcome)
         self.observer.committed(len(batch), time.perf_counter() - started, len(self._waiting))
 
+    async def _transaction(self, batch: list[WriteSet]) -> list[GatewayError | None]:
+        """The batch in one transaction. SQLite: the writer's own connection, the statements
+        run synchronously on this thread (no hop per statement), only taking the write lock
+        and the commit's fsync in a thread. PostgreSQL: one connection of the pool, the
+        statements in one ``run_sync`` (one round trip each, one per table)."""
+        registry, now = self._factory.registry, self.clock()
+        writer = self._factory.sqlite_writer
+        if writer is None:
+            async with self._factory() as uow:
+                outcomes = await uow.connection.run_sync(_write, batch, registry, now)
+                await uow.commit()
+            return outcomes
+        async with self._factory.exclusive():
+            await _finished(asyncio.to_thread(writer.begin))
+            try:
+                outcomes = _write(writer.connection, batch, registry, now)
+                await _finished(asyncio.to_thread(writer.commit))
+            except BaseException:
+                await _finished(asyncio.to_thread(writer.rollback))
+                raise
+        return outcomes
+
     @staticmethod
     def _fail(batch: Iterable[WriteSet], error: BaseException) -> None:
         for write_set in batch:
             if write_set.future is not None and not write_set.future.done():
                 write_set.future.set_exception(error)
+
+
+async def _finished(step: Awaitable[T]) -> T:
+    """``step`` run to its end even if the committer is cancelled meanwhile (a commit or a
+    rollback stopped half-way would leave the writer's connection in a transaction)."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+
+
+class SqliteWriter:
+    """SQLite's batch writer: a connection of its own on the same file (same pragmas: WAL,
+    ``synchronous=FULL``), in autocommit mode so that the committer says when a transaction
+    begins (``BEGIN IMMEDIATE``: the write lock first, so no statement waits on it) and
+    ends. Used by one batch at a time, under the unit-of-work gate."""
+
+    def __init__(self, url: sa.URL) -> None:
+        self.engine = sa.create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            poolclass=sa.pool.StaticPool,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+        )
+        sa.event.listen(self.engine, "connect", sqlite_pragmas)
+        self._conn: sa.Connection | None = None
+
+    @property
+    def connection(self) -> sa.Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def begin(self) -> None:
+        self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.connection.exec_driver_sql("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn is not None and self._conn.connection.dbapi_connection is not None:
+            with contextlib.suppress(Exception):
+                self._conn.exec_driver_sql("ROLLBACK")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.engine.dispose()
 
 
 def _unavailable() -> NotReadyError:
@@ -388,52 +461,50 @@ def _unavailable() -> NotReadyError:
     )
 
 
-async def _write(
-    conn: AsyncConnection,
+def _write(
+    conn: sa.Connection,
     batch: Sequence[WriteSet],
-    factory: SqlUnitOfWorkFactory,
+    registry: RegistryCache,
     now: datetime,
 ) -> list[GatewayError | None]:
     """Write ``batch`` in ``conn``'s transaction; per write set, None or why it was refused."""
     refused: list[GatewayError | None] = [None] * len(batch)
-    await _check_signers(conn, batch, refused, factory, now)
-    await _claim_nonces(conn, batch, refused, now)
-    await _claim_keys(conn, batch, refused)
+    _check_signers(conn, batch, refused, registry, now)
+    _claim_nonces(conn, batch, refused, now)
+    _claim_keys(conn, batch, refused)
     kept = [ws for ws, why in zip(batch, refused, strict=True) if why is None]
     tables: dict[sa.Table, list[dict[str, Any]]] = {}
     for write_set in kept:
         for table, rows in write_set.rows:
             tables.setdefault(table, []).extend(rows)
     for table in sorted(tables, key=_ORDER.__getitem__):
-        await conn.execute(table.insert(), tables[table])
+        conn.execute(table.insert(), tables[table])
     bodies = {row["digest"]: row for ws in kept for row in ws.evidence}
     if bodies:
-        await conn.execute(
-            dialect_insert(conn, evidence).on_conflict_do_nothing(), list(bodies.values())
-        )
+        conn.execute(_insert(conn, evidence).on_conflict_do_nothing(), list(bodies.values()))
     pending = [entry for ws in kept for entry in ws.audit]
     if pending:
-        await append_sealed(conn, pending)
+        append_sealed(conn, pending)
     return refused
 
 
-async def _check_signers(
-    conn: AsyncConnection,
+def _check_signers(
+    conn: sa.Connection,
     batch: Sequence[WriteSet],
     refused: list[GatewayError | None],
-    factory: SqlUnitOfWorkFactory,
+    registry: RegistryCache,
     now: datetime,
 ) -> None:
     """One read of the registry version; when it moved past a write set's snapshot, the keys
     the write set relied on are checked again against the registry as it is now."""
-    from gateway.store.registry import SqlAgencies
-
-    agencies = SqlAgencies(conn, factory.registry)
-    version = await agencies.version()
+    version = registry_version_of(conn)
     stale = [i for i, ws in enumerate(batch) if ws.signers and ws.snapshot_version != version]
     if not stale or version is None:
         return
-    snapshot = await agencies.snapshot()
+    snapshot = registry.at(version)
+    if snapshot is None:
+        snapshot = load_snapshot(conn, version)
+        registry.keep(snapshot)
     for i in stale:
         for kid, at in batch[i].signers:
             try:
@@ -448,13 +519,12 @@ async def _check_signers(
                 break
 
 
-def _chunks(rows: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(rows), _CHUNK):
-        yield rows[start : start + _CHUNK]
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-async def _claim_nonces(
-    conn: AsyncConnection,
+def _claim_nonces(
+    conn: sa.Connection,
     batch: Sequence[WriteSet],
     refused: list[GatewayError | None],
     now: datetime,
@@ -479,19 +549,19 @@ async def _claim_nonces(
         if owner.get((row["key_id"], row["nonce"])) == i
     ]
     taken: set[tuple[str, str]] = set()
-    for chunk in _chunks(rows):
-        result = await conn.execute(
-            dialect_insert(conn, nonces)
-            .values(list(chunk))
+    if rows:  # executemany with RETURNING: batched into multi-row statements, compiled once
+        result = conn.execute(
+            _insert(conn, nonces)
             .on_conflict_do_nothing()
-            .returning(nonces.c.key_id, nonces.c.nonce)
+            .returning(nonces.c.key_id, nonces.c.nonce),
+            rows,
         )
         taken.update((r.key_id, r.nonce) for r in result)
     for row in rows:
         key = (row["key_id"], row["nonce"])
         if key in taken:
             continue
-        revived = await conn.execute(  # used before, but its window has passed: use again
+        revived = conn.execute(  # used before, but its window has passed: use again
             nonces.update()
             .where(nonces.c.key_id == key[0], nonces.c.nonce == key[1], nonces.c.expires_at < now)
             .values(expires_at=row["expires_at"])
@@ -500,8 +570,8 @@ async def _claim_nonces(
             refused[owner[key]] = ReplayedRequestError("this signature nonce was already used")
 
 
-async def _claim_keys(
-    conn: AsyncConnection, batch: Sequence[WriteSet], refused: list[GatewayError | None]
+def _claim_keys(
+    conn: sa.Connection, batch: Sequence[WriteSet], refused: list[GatewayError | None]
 ) -> None:
     """Insert every Idempotency-Key row of the batch at once; a write set whose key is taken
     is refused with ConflictError (the use case then answers as the first request did) and
@@ -527,7 +597,7 @@ async def _claim_keys(
     taken: set[tuple[str, str, str]] = set()
     c = idempotency_keys.c
     if rows:
-        legacy = await conn.execute(  # keys kept before scopes existed (scope "") are taken
+        legacy = conn.execute(  # keys kept before scopes existed (scope "") are taken
             sa.select(c.agency_id, c.key).where(
                 c.agency_id.in_({r["agency_id"] for r in rows}),
                 c.scope == "",
@@ -536,12 +606,12 @@ async def _claim_keys(
         )
         old = {(r.agency_id, r.key) for r in legacy}
         fresh = [r for r in rows if (r["agency_id"], r["key"]) not in old]
-        for chunk in _chunks(fresh):
-            result = await conn.execute(
-                dialect_insert(conn, idempotency_keys)
-                .values(list(chunk))
+        if fresh:
+            result = conn.execute(
+                _insert(conn, idempotency_keys)
                 .on_conflict_do_nothing()
-                .returning(c.agency_id, c.scope, c.key)
+                .returning(c.agency_id, c.scope, c.key),
+                fresh,
             )
             taken.update((r.agency_id, r.scope, r.key) for r in result)
     losers.update(
@@ -553,13 +623,13 @@ async def _claim_keys(
         refused[i] = _key_taken()
         for agency_id, scope, key in [k for k, holder in owner.items() if holder == i]:
             if (agency_id, scope, key) in taken:  # the keys it did win are not its to keep
-                await conn.execute(
+                conn.execute(
                     idempotency_keys.delete().where(
                         c.agency_id == agency_id, c.scope == scope, c.key == key
                     )
                 )
         for row in batch[i].nonces:  # given back: the answer to the conflict records it
-            await conn.execute(
+            conn.execute(
                 nonces.delete().where(
                     nonces.c.key_id == row["key_id"], nonces.c.nonce == row["nonce"]
                 )

@@ -33,7 +33,7 @@ def async_url(url: str) -> sa.URL:
     raise ConfigurationError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
         "PRAGMA journal_mode=WAL",
@@ -68,7 +68,7 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
         engine = create_async_engine(
             target, pool_size=1, max_overflow=0, pool_timeout=30, hide_parameters=True
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {"timeout": 10, "command_timeout": 30}
     if schema:

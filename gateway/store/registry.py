@@ -41,6 +41,20 @@ def _spec(row: Any) -> KeySpec:
     )
 
 
+def registry_version_of(conn: sa.Connection) -> int | None:
+    """The registry version, read on a synchronous connection (the batch writer)."""
+    return conn.execute(
+        sa.select(registry_version.c.version).where(registry_version.c.id == 1)
+    ).scalar_one_or_none()
+
+
+def load_snapshot(conn: sa.Connection, version: int) -> RegistrySnapshot:
+    """Every agency and key, read after ``version`` (so never older than it)."""
+    loaded = {r.id: _agency(r) for r in conn.execute(agencies.select())}
+    specs = {r.kid: (r.agency_id, _spec(r)) for r in conn.execute(agency_keys.select())}
+    return RegistrySnapshot(version, loaded, specs)
+
+
 class SqlAgencies:
     """The AgencyRepository port, and the registry's administration."""
 
@@ -109,12 +123,7 @@ class SqlAgencies:
         return self._wrote
 
     async def _load(self, version: int) -> RegistrySnapshot:
-        """Every agency and key, read after ``version`` (so never older than it)."""
-        loaded = {r.id: _agency(r) for r in await self._conn.execute(agencies.select())}
-        specs = {
-            r.kid: (r.agency_id, _spec(r)) for r in await self._conn.execute(agency_keys.select())
-        }
-        return RegistrySnapshot(version, loaded, specs)
+        return await self._conn.run_sync(load_snapshot, version)
 
     async def get(self, agency_id: str) -> Agency | None:
         row = (

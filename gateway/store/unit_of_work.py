@@ -16,7 +16,7 @@ from gateway.domain.agencies import Agency
 from gateway.domain.errors import NotReadyError, UnknownKeyError
 from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
-from gateway.store.batch import BatchedUnitOfWork, Committer
+from gateway.store.batch import BatchedUnitOfWork, Committer, SqliteWriter
 from gateway.store.complaints import SqlComplaints
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
@@ -167,6 +167,21 @@ class SqlUnitOfWorkFactory:
         self._gate = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self.registry = RegistryCache()  # this process's registry snapshot
         self.committer = Committer(self)  # group commit of batched units of work
+        database = engine.url.database
+        self.sqlite_writer = (
+            SqliteWriter(engine.url)
+            if engine.dialect.name == "sqlite" and database and database != ":memory:"
+            else None
+        )
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold SQLite's gate (FIFO with every unit of work); nothing on PostgreSQL."""
+        if self._gate is None:
+            yield
+            return
+        async with self._gate:
+            yield
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self._gate, self.registry)
@@ -189,6 +204,8 @@ class SqlUnitOfWorkFactory:
     async def close(self) -> None:
         """Stop the committer, then give the engine back."""
         await self.committer.close()
+        if self.sqlite_writer is not None:
+            self.sqlite_writer.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:

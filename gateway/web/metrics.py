@@ -114,22 +114,22 @@ class Metrics:
         )
 
     def _committer(self) -> None:
-        """Declared for the group committer (issue 14): nothing feeds them until it exists."""
+        """The group committer's (:mod:`gateway.store.batch`), fed after each batch."""
         self.commit_batch = Histogram(
             "gba_commit_batch_size",
-            "Write sets committed in one group-commit transaction (fed once the committer exists)",
+            "Write sets committed in one group-commit transaction",
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.commit_latency = Histogram(
             "gba_commit_seconds",
-            "Time of one group-commit transaction (fed once the committer exists)",
+            "Time of one group-commit transaction, from taking the batch to its commit",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.commit_queue = Gauge(
             "gba_commit_queue_depth",
-            "Write sets waiting for the committer (fed once the committer exists)",
+            "Write sets waiting for the committer, read after each batch",
             multiprocess_mode="livesum",
             registry=self.registry,
         )
@@ -144,6 +144,21 @@ class Metrics:
 
     def relay_observer(self) -> RelayMetrics:
         return RelayMetrics(self)
+
+    def commit_observer(self) -> CommitMetrics:
+        return CommitMetrics(self)
+
+
+class CommitMetrics:
+    """The group committer's reports (:class:`gateway.store.batch.CommitObserver`)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def committed(self, size: int, seconds: float, waiting: int) -> None:
+        self._metrics.commit_batch.observe(size)
+        self._metrics.commit_latency.observe(seconds)
+        self._metrics.commit_queue.set(waiting)
 
 
 class RelayMetrics:

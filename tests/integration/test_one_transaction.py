@@ -33,8 +33,12 @@ _WRITTEN_BY_A_REQUEST = {"nonces", "applications", "idempotency_keys"}
 
 @contextmanager
 def _commits(gateway: RunningGateway) -> Iterator[list[set[str]]]:
-    """The tables each committed transaction inserted into, in commit order."""
-    engine = gateway.app[STORE].engine.sync_engine  # type: ignore[index]
+    """The tables each committed transaction inserted into, in commit order: the units of
+    work's on the engine, and the group committer's (on SQLite, its writer's connection,
+    whose transactions are explicit ``BEGIN IMMEDIATE`` ... ``COMMIT`` statements)."""
+    store = gateway.app[STORE]  # type: ignore[index]
+    engine = store.engine.sync_engine
+    writer = store.sqlite_writer.engine if store.sqlite_writer is not None else None
     pending: dict[int, set[str]] = {}
     committed: list[set[str]] = []
 
@@ -42,6 +46,10 @@ def _commits(gateway: RunningGateway) -> Iterator[list[set[str]]]:
         match = _INSERT.match(statement)
         if match:
             pending.setdefault(id(conn), set()).add(match.group(1))
+        elif statement == "COMMIT":
+            commit(conn)
+        elif statement == "ROLLBACK":
+            rollback(conn)
 
     def commit(conn: Any) -> None:
         committed.append(pending.pop(id(conn), set()))
@@ -52,9 +60,13 @@ def _commits(gateway: RunningGateway) -> Iterator[list[set[str]]]:
     event.listen(engine, "before_cursor_execute", execute)
     event.listen(engine, "commit", commit)
     event.listen(engine, "rollback", rollback)
+    if writer is not None:
+        event.listen(writer, "before_cursor_execute", execute)
     try:
         yield committed
     finally:
+        if writer is not None:
+            event.remove(writer, "before_cursor_execute", execute)
         event.remove(engine, "before_cursor_execute", execute)
         event.remove(engine, "commit", commit)
         event.remove(engine, "rollback", rollback)
