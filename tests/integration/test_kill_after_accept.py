@@ -8,7 +8,8 @@ flight, then started again. Then:
 
 - every application id answered 202 is stored, with its timeline and its outbox rows;
 - every request without an answer was stored exactly once (its Idempotency-Key names the one
-  case) or not at all: no case is stored without the key that a retry would find;
+  case) or not at all: no case is stored without the key that a retry would find; one answered
+  503 (a failed batch) was not stored;
 - retrying each of them with the same Idempotency-Key gives one case (the stored one, if any);
 - ``gba-gateway audit verify`` passes.
 """
@@ -131,9 +132,10 @@ async def test_a_sigkill_after_202s_keeps_every_accepted_case_and_stores_the_res
         key = submitter_key(gateway)
         outcomes = dict(zip(keys, await _burst_then_kill(gateway, key, keys), strict=True))
         log = (gateway.data_dir / "gateway.log").read_text(errors="replace")[-3000:]
-        assert {status for status, _ in outcomes.values()} <= {202, None}, (outcomes, log)
+        assert {status for status, _ in outcomes.values()} <= {202, 503, None}, (outcomes, log)
         accepted = {k: i for k, (status, i) in outcomes.items() if status == 202}
         unanswered = [k for k, (status, _) in outcomes.items() if status is None]
+        unavailable = [k for k, (status, _) in outcomes.items() if status == 503]
         assert len(accepted) >= KILL_AFTER
         assert unanswered, "the kill came after every answer: nothing was in flight"
         assert gateway.kills == 1
@@ -144,6 +146,7 @@ async def test_a_sigkill_after_202s_keeps_every_accepted_case_and_stores_the_res
         assert len(set(stored.values())) == len(stored)  # one case per key
         for idempotency_key, application_id in accepted.items():
             assert stored.get(idempotency_key) == application_id  # every 202 is there
+        assert not set(unavailable) & set(stored)  # a 503 stored nothing
         timelines = await _rows_per_case(records, timeline)
         forwards = await _rows_per_case(records, outbox)
         assert all(timelines[i] >= 1 for i in accepted.values()), "a 202 without its timeline"
@@ -159,8 +162,9 @@ async def test_a_sigkill_after_202s_keeps_every_accepted_case_and_stores_the_res
                 return await _submit(session, url, key, idempotency_key)
 
         async with aiohttp.ClientSession() as session:
-            answers = await asyncio.gather(*(retry(session, k) for k in unanswered))
-        retried = dict(zip(unanswered, answers, strict=True))
+            again = unanswered + unavailable
+            answers = await asyncio.gather(*(retry(session, k) for k in again))
+        retried = dict(zip(again, answers, strict=True))
         for idempotency_key, (status, application_id) in retried.items():
             assert status == 202, (idempotency_key, status)
             if idempotency_key in stored:
