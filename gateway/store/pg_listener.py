@@ -83,6 +83,8 @@ class PgListener:
                 await self._listen(conn)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("listener.lost", error=type(error).__name__)
+            except Exception:  # never stop listening for good: the next connection may do
+                log.exception("listener.failed")
             finally:
                 self.listening.clear()
                 await _close(conn)
@@ -107,7 +109,7 @@ class PgListener:
 
     def _deliver(self, schema: str, handler: Handler) -> Callable[..., None]:
         def received(_conn: Any, _pid: int, channel: str, payload: str) -> None:
-            origin, _, detail = payload.partition(":")
+            origin, _, detail = payload.rpartition(":")  # a schema name may hold ":"
             if origin != schema:
                 return  # another gateway's tables in the same database
             self.told[channel] += 1
