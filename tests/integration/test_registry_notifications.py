@@ -110,7 +110,7 @@ async def test_a_rolled_back_registry_write_tells_no_one(two_apps: tuple[Any, An
 
 
 @pytest.mark.postgres
-async def test_another_schemas_registry_write_is_ignored(
+async def test_another_schemas_registry_write_is_ignored_and_a_listener_stops_with_its_app(
     two_apps: tuple[Any, Any], tmp_path: Path, aiohttp_server: Any
 ) -> None:
     a, _ = two_apps
@@ -123,6 +123,7 @@ async def test_another_schemas_registry_write_is_ignored(
         server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)  # registers
         await asyncio.wait_for(app[LISTENER].listening.wait(), 10)
         await server.close()
+        assert not app[LISTENER].listening.is_set()  # stopped with the app, connection closed
     await asyncio.sleep(0.3)
     assert a[LISTENER].told[REGISTRY_CHANNEL] == told
     assert cache.version == loaded
