@@ -58,6 +58,7 @@ TARGETS: tuple[Target, ...] = (
     Target("relay", "delivered_p50_ms", "<", 20),
     Target("pipeline", "accepted_per_s", ">=", 500),
     Target("pipeline", "p99_ms", "<=", 300),
+    Target("soak", "rss_growth_pct", "<", 10),
 )
 
 

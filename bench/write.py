@@ -14,6 +14,8 @@ for the relay scenario a partner agency (:mod:`bench.partner`). The targets:
   accept -> delivered is the outbox row's ``created_at`` to its ``delivered_at``;
 - ``pipeline``: ``gba-gateway sandbox`` as ``make sandbox`` runs it: accept, forward, the
   sandbox agency's acknowledgement and automatic decision, all in one process.
+- ``soak``: ``serve`` on SQLite as ``sqlite``, for 60 s, its RSS read every second: the
+  growth over the last 40 s (:mod:`bench.soak`).
 
 Results: a table on standard output with the issue 14 targets as PASS/FAIL, and
 ``bench/results/write.json`` / ``write.md``.
@@ -40,6 +42,7 @@ import sqlalchemy as sa
 from bench.drills.harness import Gateway, Records, free_port
 from bench.load import percentile
 from bench.production import production
+from bench.soak import soak
 from bench.targets import tables
 from gateway.sandbox.agencies import agency_key_path, ensure_agency_key, sandbox_agency
 from gateway.store.tables import applications
@@ -56,7 +59,17 @@ def _say(text: str) -> None:
     print(f"bench write: {text}", flush=True)
 
 
-async def _generate(url: str, key: Path, kid: str, alg: str, *, cycle: bool = False) -> dict:
+async def _generate(
+    url: str,
+    key: Path,
+    kid: str,
+    alg: str,
+    *,
+    cycle: bool = False,
+    warmup: float = WARMUP,
+    seconds: float = SECONDS,
+    pool: int | None = None,
+) -> dict:
     """Run :mod:`bench.load` in its own process against ``url``; its JSON summary."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -66,10 +79,11 @@ async def _generate(url: str, key: Path, kid: str, alg: str, *, cycle: bool = Fa
         f"--key={key}",
         f"--kid={kid}",
         f"--alg={alg}",
-        f"--warmup={WARMUP}",
-        f"--seconds={SECONDS}",
+        f"--warmup={warmup}",
+        f"--seconds={seconds}",
         f"--prefix=bench-{secrets.token_hex(4)}",
         *(["--cycle", "--pool=5000"] if cycle else []),
+        *([f"--pool={pool}"] if pool else []),
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
@@ -244,6 +258,7 @@ SCENARIOS: dict[str, Callable[[Path, dict], Awaitable[dict[str, Any]]]] = {
     "postgres-2": postgres_2,
     "relay": relay,
     "pipeline": pipeline,
+    "soak": soak,
 }
 
 

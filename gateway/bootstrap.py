@@ -45,6 +45,7 @@ from gateway.settings import Settings
 from gateway.store.audit import write_checkpoint
 from gateway.store.database import create_engine, create_schema
 from gateway.store.jobs import JobLease
+from gateway.store.pg_listener import REGISTRY_CHANNEL, PgListener
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust import keystore
 from gateway.trust.certificates import TrustAnchors
@@ -91,6 +92,8 @@ IDENTITY_PROFILES = {
 log = structlog.get_logger("gateway.bootstrap")
 # Scheduled work that one process runs at a time across every process on the database.
 HOUSEKEEPING = web.AppKey("housekeeping", JobLease)
+# PostgreSQL only: told at once of what other processes commit (None on SQLite).
+LISTENER = web.AppKey("listener", PgListener | None)
 
 
 class SystemClock:
@@ -317,6 +320,25 @@ def create_app(
         yield
         await uow.close()
 
+    # PostgreSQL: a registry write in any process drops this process's snapshot at once.
+    listener = app[LISTENER] = (
+        PgListener(
+            database_url(settings),
+            settings.database_schema or None,
+            {REGISTRY_CHANNEL: uow.registry.told},
+        )
+        if engine.dialect.name == "postgresql"
+        else None
+    )
+
+    async def listening(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(listener.run()) if listener is not None else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def routed(app: web.Application) -> AsyncIterator[None]:
         async with uow() as tx:
             registered = {agency.id for agency, _ in await tx.agencies.all()}
@@ -357,6 +379,7 @@ def create_app(
             await app[HOUSEKEEPING].release()
 
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(listening)
     app.cleanup_ctx.append(housekeeping)
     for extension in extensions:
         extension.install(app, Wiring(settings, ring, uow, clock, anchors))

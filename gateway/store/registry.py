@@ -1,9 +1,10 @@
 """Agencies and their keys in the database: one registry for every gateway process.
 
-Every write here moves the ``registry_version`` row in the same transaction; the signed-request
-edge reads that version on every request and serves the key and agency from its process's
-snapshot (:mod:`gateway.store.registry_cache`) while it is unchanged, so a revocation takes
-effect at the next request in all processes. Revocation is sticky: re-importing the registry
+Every write here moves the ``registry_version`` row in the same transaction (and on PostgreSQL
+notifies the new version, told to every process at commit); the signed-request edge reads that
+version on every request and serves the key and agency from its process's snapshot
+(:mod:`gateway.store.registry_cache`) while it is unchanged, so a revocation takes effect at the
+next request in all processes. Revocation is sticky: re-importing the registry
 file never clears it, and a ``revoked_at`` added to the file later revokes the stored key (the
 earlier of the two times wins).
 """
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.agencies import Agency
 from gateway.domain.errors import ConflictError, UnknownKeyError
+from gateway.store.pg_listener import REGISTRY_CHANNEL, notify
 from gateway.store.registry_cache import RegistryCache, RegistrySnapshot
 from gateway.store.tables import agencies, agency_keys, registry_version
 from gateway.trust.keys import VerificationKey
@@ -64,14 +66,19 @@ class SqlAgencies:
         self._wrote = False
 
     async def _changed(self) -> None:
-        """Move the registry version, once per transaction, before its first write."""
+        """Move the registry version, once per transaction, before its first write; on
+        PostgreSQL every process's listener is told the new version at commit."""
         if not self._wrote:
             self._wrote = True
-            await self._conn.execute(
+            moved = await self._conn.execute(
                 registry_version.update()
                 .where(registry_version.c.id == 1)
                 .values(version=registry_version.c.version + 1)
+                .returning(registry_version.c.version)
             )
+            version = moved.scalar_one_or_none()
+            if version is not None:
+                await notify(self._conn, REGISTRY_CHANNEL, str(version))
 
     async def version(self) -> int | None:
         """The registry version (None on a schema made without :func:`create_schema`)."""

@@ -11,6 +11,12 @@ data and judged against the clock at each request, never at load time.
 
 The version is read before the rows, so a snapshot may hold changes newer than its label
 (it is then reloaded once more at the next request), never older ones.
+
+On PostgreSQL every process is also told at once (``LISTEN/NOTIFY``, see
+:mod:`gateway.store.pg_listener`): a registry write notifies its new version at commit, and
+each process's listener calls :meth:`RegistryCache.invalidate`, so no snapshot older than that
+version is served again, even before the next version read. The version read stays: it is the
+safety net for a notification lost while a listener was disconnected.
 """
 
 from __future__ import annotations
@@ -54,12 +60,41 @@ class RegistryCache:
 
     def __init__(self) -> None:
         self._snapshot: RegistrySnapshot | None = None
+        self._floor = 0  # the newest version a notification told of
         self.loads = 0  # how many times the registry was read in full (for tests, metrics)
+        self.invalidations = 0  # how many times this process was told the registry moved
+
+    @property
+    def version(self) -> int | None:
+        """The version of the snapshot that would be served, or None (the next read loads)."""
+        snapshot = self._snapshot
+        return (
+            snapshot.version if snapshot is not None and snapshot.version >= self._floor else None
+        )
 
     def at(self, version: int) -> RegistrySnapshot | None:
-        """The snapshot if it was loaded at exactly ``version``, else None (reload)."""
-        snapshot = self._snapshot
-        return snapshot if snapshot is not None and snapshot.version == version else None
+        """The snapshot if it was loaded at exactly ``version`` and no newer version was told
+        of since, else None (reload)."""
+        return self._snapshot if self.version == version else None
+
+    def invalidate(self, version: int | None = None) -> None:
+        """Told that the registry moved to ``version``: no snapshot older than it is served
+        again. None (a notification may have been missed): drop the snapshot."""
+        self.invalidations += 1
+        if version is None:
+            self._snapshot = None
+            return
+        self._floor = max(self._floor, version)
+        if self._snapshot is not None and self._snapshot.version < version:
+            self._snapshot = None
+
+    def told(self, detail: str | None) -> None:
+        """A registry notification's payload detail (its version), or None after the
+        listener (re)connected."""
+        try:
+            self.invalidate(None if detail is None else int(detail))
+        except ValueError:
+            self.invalidate(None)
 
     def current(self) -> RegistrySnapshot | None:
         """The snapshot kept last, whatever its version (the batch checks the version)."""

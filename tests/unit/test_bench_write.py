@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bench.load import Run, drive, percentile, presign, sample_body
+from bench.soak import growth
 from bench.targets import TARGETS, Target, tables
 from gateway.domain.errors import DigestMismatchError
 from gateway.trust.httpsig import HttpMessage
@@ -110,4 +111,22 @@ def test_the_tables_show_each_scenario_and_each_of_its_targets() -> None:
         "postgres-2",
         "relay",
         "pipeline",
+        "soak",
     }
+
+
+def test_the_soak_reports_the_growth_after_the_warm_up_and_nothing_from_too_few_samples() -> None:
+    flat = [(float(t), 100 * 1024 + (t % 2) * 512) for t in range(60)]  # 100-100.5 MB
+    figures = growth(flat, 20.0, 60.0)
+    assert abs(figures["rss_growth_pct"]) < 1
+    assert abs(figures["rss_slope_mb_per_min"]) < 1
+    assert figures["rss_samples"] == 40
+    leaking = [(float(t), 100 * 1024 + t * 1024) for t in range(60)]  # 1 MB more each second
+    figures = growth(leaking, 20.0, 60.0)
+    assert figures["rss_after_warm_up_mb"] == 121.0  # samples 20-22 s, not the warm-up's
+    assert figures["rss_end_mb"] == 158.0
+    assert round(figures["rss_growth_pct"], 1) == 30.6
+    assert round(figures["rss_slope_mb_per_min"]) == 60
+    verdict = Target("soak", "rss_growth_pct", "<", 10).verdict({"soak": figures})
+    assert verdict == "FAIL"
+    assert growth(leaking[:25], 20.0, 60.0) == {"rss_samples": 5}
