@@ -97,8 +97,9 @@ class RegistryCache:
             self.invalidate(None)
 
     def current(self) -> RegistrySnapshot | None:
-        """The snapshot kept last, whatever its version (the batch checks the version)."""
-        return self._snapshot
+        """The snapshot kept last unless a notification told of a newer version (then None:
+        load again); its own version is checked where the writes commit."""
+        return self._snapshot if self.version is not None else None
 
     def keep(self, snapshot: RegistrySnapshot) -> None:
         """Keep a freshly loaded snapshot unless a newer one was kept meanwhile."""
