@@ -1,5 +1,5 @@
-"""The signed-request edge serves keys and agencies from a per-process snapshot of the registry,
-checked against the registry version on every request (SQLite and PostgreSQL).
+"""The signed-request edge serves keys and agencies from a per-process snapshot of the registry;
+the registry version is checked where each request's writes commit (SQLite and PostgreSQL).
 
 Two unit-of-work factories (or two apps) on one database stand for two processes: each has a
 cache of its own. A registry write in one moves the version in its transaction, so the other
