@@ -623,6 +623,13 @@ class FakeUnitOfWorkFactory:
         """The fake has no group commit: a batched unit of work is an ordinary one."""
         return FakeUnitOfWork(self)
 
+    async def in_batch(self, work: Any) -> Any:
+        """The fake has no group commit: the work runs in a unit of work of its own."""
+        async with self() as uow:
+            result = await work(uow)
+            await uow.commit()
+        return result
+
     async def ping(self) -> None:
         await self.io()
         if not self.reachable:

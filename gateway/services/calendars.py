@@ -38,14 +38,20 @@ class HolidayCalendar:
         """The day on which ``days`` working days after ``start`` have passed.
 
         With ``days == 0`` (same-day matters) this is ``start`` itself when it is a working
-        day, else the next working day.
+        day, else the next working day. Remembered: every case received on one day asks the
+        same question (a calendar's holidays are fixed once its year is loaded).
         """
-        day = start
-        while not is_working_day(jurisdiction, day):
-            day += timedelta(days=1)
-        remaining = days
-        while remaining > 0:
-            day += timedelta(days=1)
-            if is_working_day(jurisdiction, day):
-                remaining -= 1
-        return day
+        return _add_working_days(jurisdiction, start, days)
+
+
+@lru_cache(maxsize=4096)
+def _add_working_days(jurisdiction: str, start: date, days: int) -> date:
+    day = start
+    while not is_working_day(jurisdiction, day):
+        day += timedelta(days=1)
+    remaining = days
+    while remaining > 0:
+        day += timedelta(days=1)
+        if is_working_day(jurisdiction, day):
+            remaining -= 1
+    return day

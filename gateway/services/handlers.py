@@ -110,12 +110,21 @@ async def in_one_unit(
     *,
     batched: bool = False,
 ) -> T:
-    """``work`` in one unit of work that first accepts the signed message, then commits;
-    ``batched``: group-committed with concurrent requests (``work`` must not read)."""
-    async with deps.uow.batched() if batched else deps.uow() as uow:
+    """``work`` in one unit of work that first accepts the signed message; group-committed
+    with concurrent requests either way. ``batched``: ``work`` reads nothing from the
+    database, so it records its writes in a batched unit of work (its CPU work done before
+    the batch); else it runs inside the batch, in a savepoint of its own, and may read and
+    write through its repositories (and await nothing else)."""
+
+    async def accepted(uow: UnitOfWork) -> T:
         if acceptance is not None:
             await accept_message(uow, acceptance)
-        result = await work(uow)
+        return await work(uow)
+
+    if not batched:
+        return await deps.uow.in_batch(accepted)
+    async with deps.uow.batched() as uow:
+        result = await accepted(uow)
         await uow.commit()
     return result
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
@@ -20,6 +20,8 @@ from gateway.domain.identity import (
     Person,
 )
 from gateway.domain.matters import Assurance, Matter
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -386,6 +388,11 @@ class UnitOfWorkFactory(Protocol):
         """A unit of work for a use case that decides without reading the database: its
         repositories read from memory and its writes are committed with those of concurrent
         requests in one transaction (group commit). Anything else needs ``__call__``."""
+        ...
+
+    async def in_batch(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """``work``'s reads and writes inside the next group-commit batch, in a savepoint of
+        its own (it may await its repositories, nothing else); its result once committed."""
         ...
 
     async def ping(self) -> None:

@@ -91,6 +91,11 @@ class SqlAudit:
             .on_conflict_do_nothing()
         )
 
+    @property
+    def pending(self) -> list[Pending]:
+        """The records not yet sealed (a batch seals a work item's with its own)."""
+        return self._pending
+
     async def flush(self) -> None:
         """Seal the pending records onto the chain (called by the unit of work's commit)."""
         if not self._pending:

@@ -33,7 +33,15 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -60,6 +68,7 @@ from gateway.store.delivery import idempotency_row, outbox_row
 from gateway.store.notifications import notification_row
 from gateway.store.registry import load_snapshot, registry_version_of
 from gateway.store.registry_cache import RegistryCache, RegistrySnapshot
+from gateway.store.repositories import attach_repositories
 from gateway.store.tables import (
     evidence,
     idempotency_keys,
@@ -101,7 +110,10 @@ class WriteSet:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     audit: list[Pending] = field(default_factory=list)
     signers: list[tuple[str, datetime]] = field(default_factory=list)  # key id, used at
-    future: asyncio.Future[None] | None = None
+    # A work item instead of rows: run inside the batch, in a savepoint of its own.
+    work: Callable[[Any], Awaitable[Any]] | None = None
+    result: Any = None
+    future: asyncio.Future[Any] | None = None
 
 
 class _Memory:
@@ -319,6 +331,14 @@ class Committer:
         self._wake.set()
         await write_set.future
 
+    async def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``work`` inside the next batch on a unit of work over the batch's connection,
+        in a savepoint: its writes commit with the batch, or roll back alone when it raises.
+        ``work`` may await its repositories only (they answer at once there)."""
+        write_set = WriteSet(snapshot_version=-1, work=work)
+        await self.commit(write_set)
+        return write_set.result  # type: ignore[no-any-return]
+
     def _running(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
@@ -483,9 +503,85 @@ def _write(
     if bodies:
         conn.execute(_insert(conn, evidence).on_conflict_do_nothing(), list(bodies.values()))
     pending = [entry for ws in kept for entry in ws.audit]
+    for i, write_set in enumerate(batch):
+        if write_set.work is not None and refused[i] is None:
+            refused[i] = _run_item(conn, write_set, registry, pending)
     if pending:
         append_sealed(conn, pending)
     return refused
+
+
+def _run_item(
+    conn: sa.Connection, write_set: WriteSet, registry: RegistryCache, pending: list[Pending]
+) -> Exception | None:
+    """One work item in a savepoint: its result kept and its audit records added to
+    ``pending``; or its error, and nothing of it kept."""
+    assert write_set.work is not None
+    uow = _InBatch(conn, registry)
+    conn.exec_driver_sql("SAVEPOINT gba_item")
+    try:
+        write_set.result = _drive(write_set.work(uow))
+    except Exception as error:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT gba_item")
+        conn.exec_driver_sql("RELEASE SAVEPOINT gba_item")
+        if not isinstance(error, GatewayError):
+            log.error("commit.work_failed", error=type(error).__name__, exc_info=error)
+        return error
+    conn.exec_driver_sql("RELEASE SAVEPOINT gba_item")
+    pending.extend(uow.audit.pending)
+    return None
+
+
+def _drive(step: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (its awaits all answer at once) to its end."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    step.close()
+    raise RuntimeError("a batched work item awaited something other than its repositories")
+
+
+class _Immediate:
+    """An ``AsyncConnection`` look-alike over the batch's synchronous connection: the
+    repositories' awaits answer at once, so a work item runs without suspending."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+        self._savepoints = 0
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._conn.execute(statement, parameters, **kwargs)
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(self._conn, *args, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        self._savepoints += 1
+        name = f"gba_nested_{self._savepoints}"
+        self._conn.exec_driver_sql(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+            self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+            raise
+        self._conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+
+
+class _InBatch:
+    """The UnitOfWork port for a work item: every repository on the batch's connection;
+    ``commit`` is the batch's."""
+
+    audit: Any
+
+    def __init__(self, conn: sa.Connection, registry: RegistryCache) -> None:
+        attach_repositories(self, _Immediate(conn), registry)
+
+    async def commit(self) -> None:
+        return None
 
 
 def _check_signers(

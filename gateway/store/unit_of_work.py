@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -14,16 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.domain.agencies import Agency
 from gateway.domain.errors import NotReadyError, UnknownKeyError
-from gateway.store.applications import SqlApplications
-from gateway.store.audit import SqlAudit
+from gateway.services.ports import UnitOfWork
 from gateway.store.batch import BatchedUnitOfWork, Committer, SqliteWriter
-from gateway.store.complaints import SqlComplaints
-from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
-from gateway.store.identity import SqlIdentities
-from gateway.store.jobs import SqlJobLeases
-from gateway.store.notifications import SqlNotifications
-from gateway.store.registry import SqlAgencies
 from gateway.store.registry_cache import RegistryCache
+from gateway.store.repositories import attach_repositories
 from gateway.trust.keys import VerificationKey
 
 T = TypeVar("T")
@@ -80,16 +74,7 @@ class SqlUnitOfWork:
             if _unreachable(error):
                 raise _unavailable() from error
             raise
-        self.audit = SqlAudit(self._conn)
-        self.applications = SqlApplications(self._conn, self.audit)
-        self.agencies = SqlAgencies(self._conn, self._registry)
-        self.outbox = SqlOutbox(self._conn)
-        self.idempotency = SqlIdempotency(self._conn)
-        self.nonces = SqlNonces(self._conn)
-        self.identities = SqlIdentities(self._conn)
-        self.notifications = SqlNotifications(self._conn)
-        self.complaints = SqlComplaints(self._conn)
-        self.jobs = SqlJobLeases(self._conn)
+        attach_repositories(self, self._conn, self._registry)
         return self
 
     async def __aexit__(
@@ -188,6 +173,12 @@ class SqlUnitOfWorkFactory:
 
     def batched(self) -> BatchedUnitOfWork:
         return BatchedUnitOfWork(self.committer)
+
+    async def in_batch(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """Run ``work`` (reads and writes through the repositories, nothing else awaited)
+        inside the committer's next batch, in a savepoint of its own; its result once the
+        batch committed."""
+        return await self.committer.run(work)
 
     async def signer(self, kid: str) -> tuple[VerificationKey, Agency | None]:
         """The key and its agency from the process's snapshot, without a database read; a

@@ -40,6 +40,7 @@ def _commits(gateway: RunningGateway) -> Iterator[list[set[str]]]:
     engine = store.engine.sync_engine
     writer = store.sqlite_writer.engine if store.sqlite_writer is not None else None
     pending: dict[int, set[str]] = {}
+    savepoints: dict[int, list[set[str]]] = {}  # what was inserted before each savepoint
     committed: list[set[str]] = []
 
     def execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -50,6 +51,12 @@ def _commits(gateway: RunningGateway) -> Iterator[list[set[str]]]:
             commit(conn)
         elif statement == "ROLLBACK":
             rollback(conn)
+        elif statement.startswith("SAVEPOINT "):  # a work item of a group-commit batch
+            savepoints.setdefault(id(conn), []).append(set(pending.get(id(conn), set())))
+        elif statement.startswith("ROLLBACK TO SAVEPOINT "):
+            pending[id(conn)] = set(savepoints[id(conn)][-1])
+        elif statement.startswith("RELEASE SAVEPOINT "):
+            savepoints[id(conn)].pop()
 
     def commit(conn: Any) -> None:
         committed.append(pending.pop(id(conn), set()))
