@@ -174,6 +174,10 @@ class RelayObserver(Protocol):
         """One claimed message ended: ``delivered``, ``retry`` or ``dead``; for a delivery,
         the seconds since its forward was committed (accept to delivered), when known."""
 
+    def recorded(self, count: int, seconds: float) -> None:
+        """One transaction recorded the outcomes of ``count`` sends in ``seconds`` (taking
+        the database included)."""
+
 
 class OutboxRepository(Protocol):
     async def add(self, message: OutboxMessage) -> None: ...
