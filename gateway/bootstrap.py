@@ -47,6 +47,7 @@ from gateway.store.database import create_engine, create_schema
 from gateway.store.jobs import JobLease
 from gateway.store.pg_listener import REGISTRY_CHANNEL, PgListener
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
+from gateway.store.wakeups import OutboxListener
 from gateway.trust import keystore
 from gateway.trust.certificates import TrustAnchors
 from gateway.trust.keys import VerificationKey
@@ -346,9 +347,16 @@ def create_app(
         yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
+        tasks = []
+        if settings.relay_enabled:
+            tasks.append(asyncio.create_task(relay.run()))
+            if engine.dialect.name == "postgresql":  # woken by other processes' commits too
+                listener = OutboxListener(
+                    database_url(settings), relay.wake, schema=settings.database_schema or None
+                )
+                tasks.append(asyncio.create_task(listener.run()))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -33,6 +33,7 @@ from gateway.services.ports import Acknowledgement, OutboxMessage, StoredRespons
 from gateway.store.database import dialect_insert
 from gateway.store.leases import failed_attempt
 from gateway.store.tables import delivery_evidence, evidence, idempotency_keys, nonces, outbox
+from gateway.store.wakeups import notify_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +126,16 @@ def idempotency_row(
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._notified = False
+
+    async def _due_now(self) -> None:
+        """Wake the relays of other processes when this transaction commits (once)."""
+        if not self._notified:
+            self._notified = True
+            await notify_outbox(self._conn)
 
     async def add(self, message: OutboxMessage) -> None:
+        await self._due_now()
         await self._conn.execute(outbox.insert().values(**outbox_row(message)))
 
     async def claim(
@@ -283,6 +292,7 @@ class SqlOutbox:
             .where(outbox.c.id == message_id, outbox.c.status == row.status)
             .values(status="pending", next_attempt_at=now, lease_until=None)
         )
+        await self._due_now()
         return "due", before
 
     async def requeue_dead(
@@ -299,6 +309,7 @@ class SqlOutbox:
                 .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == "dead")
                 .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None)
             )
+            await self._due_now()
         return [_message(r) for r in rows]
 
     # ---- evidence (the archive) --------------------------------------------------------

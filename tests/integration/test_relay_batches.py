@@ -1,0 +1,148 @@
+"""The relay on real SQLite and PostgreSQL: many outcomes in one transaction with an intact
+audit chain, and relays of other processes woken by ``LISTEN``/``NOTIFY`` at the commit that
+wrote outbox rows, not at their next poll."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from gateway.services.relay import Relay, RelayPolicy
+from gateway.store.audit import verify_stored_chain
+from gateway.store.wakeups import OutboxListener, notify_outbox
+from tests.conftest import Database
+from tests.fakes import FixedClock
+from tests.integration.test_outbox_delivery import (
+    FAST,
+    NOW,
+    CountingTransport,
+    Store,
+    _queue,
+    _statuses,
+    engines,
+    eventually,
+    stop,
+)
+
+__all__ = ["engines"]  # the fixture: two stores on one database
+
+
+def _commits(store: Store) -> list[int]:
+    counted: list[int] = []
+    event.listen(store.engine.sync_engine, "commit", lambda _conn: counted.append(1))
+    return counted
+
+
+async def test_acknowledgements_are_recorded_in_one_transaction(engines: list[Store]) -> None:
+    store = engines[0]
+    ids = await _queue(store, 12, FAST)
+    commits = _commits(store)
+    relay = Relay(store, CountingTransport(), FixedClock(NOW), RelayPolicy(record_wait=0.05))
+
+    assert await relay.run_once() == 12
+
+    assert len(commits) == 2  # the claim, then the twelve outcomes together
+    assert set((await _statuses(store)).values()) == {"delivered"}
+    async with store.engine.connect() as conn:
+        kept = await conn.execute(sa.text("SELECT count(*) FROM delivery_evidence"))
+        assert kept.scalar_one() == len(ids)
+    report = await verify_stored_chain(store, {})
+    assert report.ok, report.detail
+    assert report.count >= 2 * len(ids)
+
+
+@pytest.mark.postgres
+async def test_a_relay_in_another_process_is_woken_by_the_commit(
+    engines: list[Store], database: Database
+) -> None:
+    if database.backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    writer, reader = engines
+    relay = Relay(reader, CountingTransport(), FixedClock(NOW), RelayPolicy(idle_poll=30))
+    woken: list[float] = []
+
+    def wake() -> None:
+        woken.append(time.monotonic())
+        relay.wake()
+
+    listener = OutboxListener(database.url, wake, schema=database.schema)
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(listener.run())]
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        await asyncio.sleep(0.2)  # the relay has claimed nothing and waits for its poll
+        woken.clear()
+
+        committed = time.monotonic()
+        [message_id] = await _queue(writer, 1, FAST)  # the other store: another process
+        await eventually(lambda: woken, seconds=5)
+        assert woken[0] - committed < 0.25  # at the commit, not 30 s later
+        await eventually(lambda: _delivered(reader, message_id), seconds=2)
+    finally:
+        for task in tasks:
+            await stop(task)
+
+
+@pytest.mark.postgres
+async def test_a_notification_waits_for_the_commit_and_is_not_sent_on_rollback(
+    engines: list[Store], database: Database
+) -> None:
+    if database.backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    heard: list[int] = []
+    listener = OutboxListener(database.url, lambda: heard.append(1), schema=database.schema)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        await eventually(lambda: heard)  # the call after connecting, for what it missed
+        heard.clear()
+        async with engines[0].engine.connect() as conn:
+            await conn.begin()
+            await notify_outbox(conn)
+            await asyncio.sleep(0.2)
+            assert heard == []  # not before the commit
+            await conn.rollback()
+        await asyncio.sleep(0.2)
+        assert heard == []  # nor after a rollback
+        async with engines[0].engine.begin() as conn:
+            await notify_outbox(conn)
+            await notify_outbox(conn)  # folded into one
+        await eventually(lambda: heard)
+        await asyncio.sleep(0.1)
+        assert heard == [1]
+    finally:
+        await stop(task)
+
+
+@pytest.mark.postgres
+async def test_the_listener_reconnects_when_its_connection_is_killed(
+    engines: list[Store], database: Database
+) -> None:
+    if database.backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    heard: list[int] = []
+    listener = OutboxListener(
+        database.url, lambda: heard.append(1), schema=database.schema, retry_after=0.05
+    )
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        async with engines[0].engine.begin() as conn:
+            await conn.execute(
+                sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.backend_pid}
+            )
+        await eventually(lambda: not listener.listening.is_set(), seconds=5)
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        heard.clear()
+        async with engines[0].engine.begin() as conn:
+            await notify_outbox(conn)
+        await eventually(lambda: heard, seconds=5)
+    finally:
+        await stop(task)
+
+
+async def _delivered(store: Store, message_id: str) -> bool:
+    return (await _statuses(store)).get(message_id) == "delivered"
