@@ -281,6 +281,7 @@ def create_app(
         clock,
         egress=settings.egress,
         timeout=settings.partner_timeout,
+        connections_per_partner=settings.relay_per_partner,
     )
     relay = Relay(
         uow,
