@@ -29,7 +29,7 @@ import adapters.hk
 import adapters.hk.identity
 import adapters.macau
 import adapters.macau.identity
-from gateway.domain.errors import ConfigurationError
+from gateway.domain.errors import ConfigurationError, UnknownKeyError
 from gateway.domain.values import local_date
 from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
@@ -272,6 +272,13 @@ def create_app(
     uow.committer.observer = app[METRICS].commit_observer()
 
     async def key_lookup(kid: str) -> VerificationKey:
+        """A partner's acknowledgement key, from the process's registry snapshot when it has
+        one (no transaction per delivery); the relay checks it again where it records the
+        acknowledgement (``check_ack_keys``)."""
+        snapshot = uow.registry.current()
+        if snapshot is not None:
+            with contextlib.suppress(UnknownKeyError):
+                return snapshot.key(kid)
         async with uow() as tx:
             return await tx.agencies.key(kid)
 
@@ -297,6 +304,7 @@ def create_app(
         ),
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
         observer=app[METRICS].relay_observer(),
+        check_ack_keys=True,
     )
     app[RELAY] = relay
     app[STORE] = uow

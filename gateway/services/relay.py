@@ -77,7 +77,12 @@ class Relay:
         policy: RelayPolicy | None = None,
         settle: Settle | None = None,
         observer: RelayObserver | None = None,
+        *,
+        check_ack_keys: bool = False,
     ) -> None:
+        """``check_ack_keys``: the transport verifies acknowledgements against the process's
+        registry snapshot, which may lag; the key is then checked again in the transaction
+        recording the acknowledgement, so a revocation committed anywhere is honoured."""
         self._uow = uow
         self._transport = transport
         self._clock = clock
@@ -103,6 +108,7 @@ class Relay:
             batch=self.policy.record_batch,
             wait=self.policy.record_wait,
             wake=self.wake,
+            check_ack_keys=check_ack_keys,
         )
 
     def wake(self) -> None:

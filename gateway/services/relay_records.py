@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from gateway.domain.application import Application
-from gateway.domain.errors import ConflictError
+from gateway.domain.errors import ConflictError, UnknownKeyError
 from gateway.services.ports import (
     Acknowledgement,
     OutboxMessage,
@@ -95,6 +95,7 @@ class OutcomeRecorder:
         batch: int,
         wait: float,
         wake: Callable[[], None],
+        check_ack_keys: bool = False,
     ) -> None:
         self._uow = uow
         self._settle = settle
@@ -104,6 +105,7 @@ class OutcomeRecorder:
         self._batch = max(batch, 1)
         self._wait = wait
         self._wake_relay = wake
+        self._check_ack_keys = check_ack_keys
         self._queue: collections.deque[Outcome] = collections.deque()
         self._ready = asyncio.Event()
 
@@ -198,6 +200,12 @@ class OutcomeRecorder:
             self._wake_relay()
 
     async def _apply(self, uow: UnitOfWork, outcome: Outcome) -> _Effects:
+        if outcome.ack is not None and self._check_ack_keys:
+            try:  # the transport verified it against the process's registry snapshot
+                await uow.agencies.still_valid(outcome.ack.key_id, outcome.at)
+            except UnknownKeyError:
+                error = "the acknowledgement's signing key was revoked or is not valid now"
+                outcome = Outcome(outcome.message, outcome.at, error=error)
         if outcome.ack is not None:
             return await self._acknowledged(uow, outcome.message, outcome.ack, outcome.at)
         return await self._failed(uow, outcome)

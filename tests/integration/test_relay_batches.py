@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from tests.integration.test_outbox_delivery import (
     eventually,
     stop,
 )
+from tests.integration.test_registry_cache import _key, _register, _signer
 
 __all__ = ["engines"]  # the fixture: two stores on one database
 
@@ -146,3 +148,32 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(
 
 async def _delivered(store: Store, message_id: str) -> bool:
     return (await _statuses(store)).get(message_id) == "delivered"
+
+
+async def test_an_acknowledgement_signed_by_a_key_revoked_meanwhile_is_not_recorded(
+    engines: list[Store],
+) -> None:
+    """The transport verifies against this process's registry snapshot, which may lag a
+    revocation committed elsewhere; the recording transaction checks the key again."""
+    writer, reader = engines
+    kept, revoked = "gd-acks-kept", "gd-acks-revoked"
+    for agency_id in (kept, revoked):
+        _, spec = _key(f"{agency_id}-key")
+        await _register(writer, agency_id, spec)
+    good = await _queue(writer, 1, kept)
+    bad = await _queue(writer, 1, revoked)
+    await _signer(reader, f"{revoked}-key")  # the reader's snapshot knows the key as valid
+    async with writer() as uow:
+        assert await uow.agencies.revoke(f"{revoked}-key", datetime.now(UTC))
+        await uow.commit()
+    clock = FixedClock(datetime.now(UTC) + timedelta(seconds=1))
+    relay = Relay(reader, CountingTransport(), clock, RelayPolicy(), check_ack_keys=True)
+
+    assert await relay.run_once() == 2
+
+    statuses = await _statuses(reader)
+    assert statuses[good[0]] == "delivered"
+    assert statuses[bad[0]] == "pending"  # retried later, never recorded as delivered
+    async with reader() as uow:
+        [row] = await uow.outbox.listing(destination=revoked)
+    assert "revoked" in (row.message.last_error or "")
