@@ -203,6 +203,13 @@ class OutboxRepository(Protocol):
         was delivered already (a repeated acknowledgement changes nothing)."""
         ...
 
+    async def delivered_many(
+        self, deliveries: Sequence[tuple[OutboxMessage, datetime, Acknowledgement]]
+    ) -> set[str]:
+        """:meth:`delivered` for many messages at once, each at its own time, keeping both
+        signed bodies as evidence too (once per digest); the ids marked delivered now."""
+        ...
+
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
         """Schedule another attempt of a message in flight (others are left as they are)."""
         ...

@@ -159,9 +159,13 @@ class OutcomeRecorder:
     async def _commit(self, outcomes: list[Outcome]) -> list[_Effects]:
         effects = []
         async with self._uow() as uow:
+            outcomes = [await self._checked(uow, outcome) for outcome in outcomes]
+            marked = await uow.outbox.delivered_many(
+                [(o.message, o.at, o.ack) for o in outcomes if o.ack is not None]
+            )
             for index, outcome in enumerate(outcomes):
                 try:
-                    effects.append(await self._apply(uow, outcome))
+                    effects.append(await self._apply(uow, outcome, marked))
                 except ConflictError as error:
                     if len(outcomes) == 1:
                         raise
@@ -199,24 +203,31 @@ class OutcomeRecorder:
         if queued:
             self._wake_relay()
 
-    async def _apply(self, uow: UnitOfWork, outcome: Outcome) -> _Effects:
-        if outcome.ack is not None and self._check_ack_keys:
-            try:  # the transport verified it against the process's registry snapshot
-                await uow.agencies.still_valid(outcome.ack.key_id, outcome.at)
-            except UnknownKeyError:
-                error = "the acknowledgement's signing key was revoked or is not valid now"
-                outcome = Outcome(outcome.message, outcome.at, error=error)
+    async def _checked(self, uow: UnitOfWork, outcome: Outcome) -> Outcome:
+        """An acknowledgement whose key is no longer valid counts as a failed attempt."""
+        if outcome.ack is None or not self._check_ack_keys:
+            return outcome
+        try:  # the transport verified it against the process's registry snapshot
+            await uow.agencies.still_valid(outcome.ack.key_id, outcome.at)
+        except UnknownKeyError:
+            error = "the acknowledgement's signing key was revoked or is not valid now"
+            return Outcome(outcome.message, outcome.at, error=error)
+        return outcome
+
+    async def _apply(self, uow: UnitOfWork, outcome: Outcome, marked: set[str]) -> _Effects:
         if outcome.ack is not None:
-            return await self._acknowledged(uow, outcome.message, outcome.ack, outcome.at)
+            return await self._acknowledged(uow, outcome, outcome.ack, marked)
         return await self._failed(uow, outcome)
 
     async def _acknowledged(
-        self, uow: UnitOfWork, message: OutboxMessage, ack: Acknowledgement, at: datetime
+        self, uow: UnitOfWork, outcome: Outcome, ack: Acknowledgement, marked: set[str]
     ) -> _Effects:
+        """The row is marked and the exchange kept (``delivered_many``): audit, move the case."""
+        message, at = outcome.message, outcome.at
         agency = {"agency": message.destination}
-        if not await uow.outbox.delivered(message.id, at, ack):
+        if message.id not in marked:
             return _Effects(event="outbox.ack_repeated", fields=agency)  # nothing changes
-        await keep_exchange(uow, message, ack, at)
+        audit_exchange(uow, message, ack, at)
         app = await uow.applications.get(message.application_id)
         queued = False
         if app is not None:
@@ -248,16 +259,11 @@ class OutcomeRecorder:
         return _Effects(result, None, False, event, fields, warn=True)
 
 
-async def keep_exchange(
+def audit_exchange(
     uow: UnitOfWork, message: OutboxMessage, ack: Acknowledgement, now: datetime
 ) -> None:
-    """Keep both signed bodies and put the exchange on the audit chain."""
+    """Put the exchange on the audit chain (its bodies are kept by ``delivered_many``)."""
     request_digest = ack.request_headers.get("Content-Digest")
-    if request_digest:
-        await uow.audit.keep_evidence(request_digest, message.media_type, message.body, now)
-    if ack.body:
-        media_type = ack.headers.get("Content-Type", "application/octet-stream")
-        await uow.audit.keep_evidence(ack.body_digest, media_type, ack.body, now)
     uow.audit.record(
         "message.sent",
         "gateway",

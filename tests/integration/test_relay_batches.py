@@ -22,6 +22,8 @@ from tests.integration.test_outbox_delivery import (
     NOW,
     CountingTransport,
     Store,
+    _ack,
+    _agency,
     _queue,
     _statuses,
     engines,
@@ -177,3 +179,32 @@ async def test_an_acknowledgement_signed_by_a_key_revoked_meanwhile_is_not_recor
     async with reader() as uow:
         [row] = await uow.outbox.listing(destination=revoked)
     assert "revoked" in (row.message.last_error or "")
+
+
+async def test_delivered_many_marks_each_at_its_own_time_and_keeps_each_body_once(
+    engines: list[Store],
+) -> None:
+    store = engines[0]
+    ids = await _queue(store, 3, FAST)
+    async with store() as uow:
+        claimed = await uow.outbox.claim(NOW, limit=3, lease_seconds=60)
+        await uow.commit()
+    by_id = {m.id: m for m in claimed}
+    agency = _agency(FAST)
+    times = {i: NOW + timedelta(seconds=n + 1) for n, i in enumerate(ids)}
+    deliveries = [(by_id[i], times[i], _ack(agency, by_id[i])) for i in ids]
+    async with store() as uow:
+        assert await uow.outbox.delivered_many(deliveries[:2]) == set(ids[:2])
+        assert await uow.outbox.delivered_many(deliveries) == {ids[2]}  # two were already
+        await uow.commit()
+
+    async with store() as uow:
+        rows = {r.message.id: r for r in await uow.outbox.listing(limit=10)}
+        kept = await uow.outbox.delivery_evidence(by_id[ids[0]].application_id)
+    assert {i: rows[i].delivered_at for i in ids} == times
+    assert [e.message_id for e in kept] == [ids[0]]
+    assert kept[0].request.body == by_id[ids[0]].body
+    assert kept[0].ack.body is not None
+    async with store.engine.connect() as conn:
+        count = await conn.execute(sa.text("SELECT count(*) FROM evidence"))
+        assert count.scalar_one() == 2 * len(ids)  # each request and answer, once
