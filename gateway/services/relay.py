@@ -151,12 +151,15 @@ class Relay:
         in flight at once.
         """
         claimed = await self._claim(self.policy.batch)
-        if claimed:
+        if not claimed:
+            return 0
+        try:
             async with asyncio.TaskGroup() as group:
-                records = group.create_task(self._records.run())
-                sends = [group.create_task(self._deliver(m, a)) for m, a in claimed]
-                await asyncio.wait(sends)  # each returns once its outcome is recorded
-                records.cancel()
+                sends = [group.create_task(self._send_in_turn(m, a)) for m, a in claimed]
+            await self._records.record_all([send.result() for send in sends])
+        finally:
+            for message, _ in claimed:
+                self._release(message)
         return len(claimed)
 
     async def _claim(self, limit: int) -> list[tuple[OutboxMessage, Agency | None]]:
@@ -184,15 +187,20 @@ class Relay:
         Cancelled, it records nothing: the lease runs out and the message is claimed again.
         """
         try:
-            async with self._limit:
-                outcome = await self._send(message, agency)
-            await self._records.record(outcome)
+            await self._records.record(await self._send_in_turn(message, agency))
         finally:
-            self._in_flight[message.destination] -= 1
-            if self._in_flight[message.destination] <= 0:
-                del self._in_flight[message.destination]
-            self._observer.in_flight(self.in_flight)
-            self._wake.set()  # a slot is free: the partner may have more waiting
+            self._release(message)
+
+    def _release(self, message: OutboxMessage) -> None:
+        self._in_flight[message.destination] -= 1
+        if self._in_flight[message.destination] <= 0:
+            del self._in_flight[message.destination]
+        self._observer.in_flight(self.in_flight)
+        self._wake.set()  # a slot is free: the partner may have more waiting
+
+    async def _send_in_turn(self, message: OutboxMessage, agency: Agency | None) -> Outcome:
+        async with self._limit:
+            return await self._send(message, agency)
 
     async def _send(self, message: OutboxMessage, agency: Agency | None) -> Outcome:
         try:

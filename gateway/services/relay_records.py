@@ -120,6 +120,11 @@ class OutcomeRecorder:
         self._ready.set()
         await outcome.done
 
+    async def record_all(self, outcomes: list[Outcome]) -> None:
+        """Record ``outcomes`` now, in batches of at most ``record_batch`` (``run_once``)."""
+        for start in range(0, len(outcomes), self._batch):
+            await self._record_batch(outcomes[start : start + self._batch])
+
     async def run(self) -> None:
         """Record batches until cancelled; a batch cancelled half-way is rolled back."""
         while True:

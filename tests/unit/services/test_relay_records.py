@@ -206,3 +206,25 @@ async def test_cancelled_mid_batch_every_row_can_be_claimed_again(
     again = Relay(uow, FakeTransport(), clock, RelayPolicy(record_wait=0.05))
     assert await again.run_once() == 6
     assert {uow.message(m).status for m in ids} == {"delivered"}
+
+
+async def test_the_running_relay_gathers_the_outcomes_that_end_together(
+    uow: FakeUnitOfWorkFactory,
+) -> None:
+    ids = await _cases(uow, 10)
+    observer = Recorded()
+    relay = _relay(uow, observer, idle_poll=60)
+    commits = uow.commits
+    task = asyncio.create_task(relay.run())
+    try:
+        for _ in range(1000):
+            if {uow.message(m).status for m in ids} == {"delivered"}:
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+
+    assert {uow.message(m).status for m in ids} == {"delivered"}
+    assert observer.sizes == [10]  # gathered for record_wait, then one transaction
+    assert uow.commits - commits == 2
