@@ -29,7 +29,7 @@ import adapters.hk
 import adapters.hk.identity
 import adapters.macau
 import adapters.macau.identity
-from gateway.domain.errors import ConfigurationError, UnknownKeyError
+from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import local_date
 from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
@@ -275,12 +275,8 @@ def create_app(
         """A partner's acknowledgement key, from the process's registry snapshot when it has
         one (no transaction per delivery); the relay checks it again where it records the
         acknowledgement (``check_ack_keys``)."""
-        snapshot = uow.registry.current()
-        if snapshot is not None:
-            with contextlib.suppress(UnknownKeyError):
-                return snapshot.key(kid)
-        async with uow() as tx:
-            return await tx.agencies.key(kid)
+        key, _agency = await uow.signer(kid)
+        return key
 
     transport = overrides.transport or HttpPartnerTransport(
         lambda: ring.current("http"),
