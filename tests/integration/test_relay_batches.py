@@ -12,9 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from gateway.domain.agencies import Agency
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.store.audit import verify_stored_chain
 from gateway.store.wakeups import OutboxListener, notify_outbox
+from gateway.trust.registry import Registration
 from tests.conftest import Database
 from tests.fakes import FixedClock
 from tests.integration.test_outbox_delivery import (
@@ -30,7 +32,7 @@ from tests.integration.test_outbox_delivery import (
     eventually,
     stop,
 )
-from tests.integration.test_registry_cache import _key, _register, _signer
+from tests.integration.test_registry_cache import _key, _register, _signer, _statements
 
 __all__ = ["engines"]  # the fixture: two stores on one database
 
@@ -208,3 +210,24 @@ async def test_delivered_many_marks_each_at_its_own_time_and_keeps_each_body_onc
     async with store.engine.connect() as conn:
         count = await conn.execute(sa.text("SELECT count(*) FROM evidence"))
         assert count.scalar_one() == 2 * len(ids)  # each request and answer, once
+
+
+async def test_a_transaction_reads_each_agency_once_until_it_writes_to_the_registry(
+    engines: list[Store],
+) -> None:
+    """A batch moving many cases of the same agencies reads each agency once."""
+    store = engines[0]
+    async with store() as uow:
+        with _statements(store) as sent:
+            first = await uow.agencies.get(FAST)
+            again = await uow.agencies.get(FAST)
+            missing = [await uow.agencies.get("gd-nobody") for _ in range(2)]
+        assert first == again
+        assert first is not None
+        assert missing == [None, None]
+        assert sum("FROM agencies" in s for s in sent) == 2  # FAST once, the unknown once
+        _, spec = _key("gd-acks-late-key")
+        await uow.agencies.register(
+            Registration(Agency("gd-nobody", "GD", {"en": "late"}, None, ("*",)), (spec,)), NOW
+        )
+        assert await uow.agencies.get("gd-nobody") is not None  # read through after a write
