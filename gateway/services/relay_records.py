@@ -164,7 +164,7 @@ class OutcomeRecorder:
     async def _commit(self, outcomes: list[Outcome]) -> list[_Effects]:
         effects = []
         async with self._uow() as uow:
-            outcomes = [await self._checked(uow, outcome) for outcome in outcomes]
+            outcomes = await self._checked(uow, outcomes)
             marked = await uow.outbox.delivered_many(
                 [(o.message, o.at, o.ack) for o in outcomes if o.ack is not None]
             )
@@ -208,16 +208,33 @@ class OutcomeRecorder:
         if queued:
             self._wake_relay()
 
-    async def _checked(self, uow: UnitOfWork, outcome: Outcome) -> Outcome:
-        """An acknowledgement whose key is no longer valid counts as a failed attempt."""
-        if outcome.ack is None or not self._check_ack_keys:
-            return outcome
-        try:  # the transport verified it against the process's registry snapshot
-            await uow.agencies.still_valid(outcome.ack.key_id, outcome.at)
-        except UnknownKeyError:
-            error = "the acknowledgement's signing key was revoked or is not valid now"
-            return Outcome(outcome.message, outcome.at, error=error)
-        return outcome
+    async def _checked(self, uow: UnitOfWork, outcomes: list[Outcome]) -> list[Outcome]:
+        """The transport verified each acknowledgement against the process's registry
+        snapshot, which may lag a revocation committed elsewhere: check each key again here,
+        where the acknowledgement is recorded. A key's validity is one interval of time, so
+        checking it at the first and last acknowledgement of the batch covers those between;
+        an acknowledgement whose key fails counts as a failed attempt (sent again later)."""
+        if not self._check_ack_keys:
+            return outcomes
+        spans: dict[str, tuple[datetime, datetime]] = {}
+        for outcome in outcomes:
+            if outcome.ack is not None:
+                first, last = spans.get(outcome.ack.key_id, (outcome.at, outcome.at))
+                spans[outcome.ack.key_id] = (min(first, outcome.at), max(last, outcome.at))
+        refused = set()
+        for kid, (first, last) in spans.items():
+            try:
+                for at in {first, last}:
+                    await uow.agencies.still_valid(kid, at)
+            except UnknownKeyError:
+                refused.add(kid)
+        error = "the acknowledgement's signing key was revoked or is not valid now"
+        return [
+            Outcome(o.message, o.at, error=error)
+            if o.ack is not None and o.ack.key_id in refused
+            else o
+            for o in outcomes
+        ]
 
     async def _apply(self, uow: UnitOfWork, outcome: Outcome, marked: set[str]) -> _Effects:
         if outcome.ack is not None:
