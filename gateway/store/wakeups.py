@@ -41,6 +41,12 @@ async def notify_outbox(conn: AsyncConnection) -> None:
         await conn.execute(_NOTIFY, {"channel": CHANNEL})
 
 
+def notify_outbox_sync(conn: sa.Connection) -> None:
+    """:func:`notify_outbox` on a synchronous connection (the group committer's writer)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"channel": CHANNEL})
+
+
 def asyncpg_dsn(url: str) -> str:
     """``postgresql://...`` (any SQLAlchemy driver name) as asyncpg wants it."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from gateway.domain.agencies import Agency
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.store.audit import verify_stored_chain
-from gateway.store.wakeups import OutboxListener, notify_outbox
+from gateway.store.wakeups import OutboxListener, notify_outbox, notify_outbox_sync
 from gateway.trust.registry import Registration
 from tests.conftest import Database
 from tests.fakes import FixedClock
@@ -119,6 +119,9 @@ async def test_a_notification_waits_for_the_commit_and_is_not_sent_on_rollback(
         await eventually(lambda: heard)
         await asyncio.sleep(0.1)
         assert heard == [1]
+        async with engines[0].engine.begin() as conn:  # as the group committer's writer does
+            await conn.run_sync(notify_outbox_sync)
+        await eventually(lambda: len(heard) == 2)
     finally:
         await stop(task)
 
