@@ -142,6 +142,11 @@ class FakeApplications:
         found = self._uow.view().applications.get(application_id)
         return _stored_copy(found) if found is not None else None
 
+    async def get_many(self, application_ids: Sequence[str]) -> dict[str, Application]:
+        await self._uow.io()
+        view = self._uow.view().applications
+        return {i: _stored_copy(view[i]) for i in dict.fromkeys(application_ids) if i in view}
+
     async def save(self, application: Application) -> None:
         """Optimistic concurrency: the stored version must be the one that was read."""
         await self._uow.io()

@@ -132,6 +132,11 @@ class ApplicationRepository(Protocol):
 
     async def get(self, application_id: str) -> Application | None: ...
 
+    async def get_many(self, application_ids: Sequence[str]) -> dict[str, Application]:
+        """The applications found among ``application_ids``, by id, each as :meth:`get`
+        reads it (a batch reads its cases at once)."""
+        ...
+
     async def save(self, application: Application) -> None:
         """Persist state and append pending events; raises ConflictError on a lost update."""
         ...

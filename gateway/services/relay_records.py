@@ -76,6 +76,25 @@ class _Effects:
     warn: bool = False
 
 
+class _Cases:
+    """The cases of a batch, read together at their first use; a case wanted again in the
+    same batch (two handlers' acknowledgements) is read again, after the first one's save."""
+
+    def __init__(self, uow: UnitOfWork, application_ids: list[str]) -> None:
+        self._uow = uow
+        self._wanted = application_ids
+        self._read: dict[str, Application] | None = None
+        self._used: set[str] = set()
+
+    async def get(self, application_id: str) -> Application | None:
+        if application_id in self._used:
+            return await self._uow.applications.get(application_id)
+        self._used.add(application_id)
+        if self._read is None:
+            self._read = await self._uow.applications.get_many(self._wanted)
+        return self._read.get(application_id)
+
+
 class _Conflicted(Exception):
     def __init__(self, index: int) -> None:
         self.index = index
@@ -168,9 +187,10 @@ class OutcomeRecorder:
             marked = await uow.outbox.delivered_many(
                 [(o.message, o.at, o.ack) for o in outcomes if o.ack is not None]
             )
+            cases = _Cases(uow, [o.message.application_id for o in outcomes])
             for index, outcome in enumerate(outcomes):
                 try:
-                    effects.append(await self._apply(uow, outcome, marked))
+                    effects.append(await self._apply(uow, outcome, marked, cases))
                 except ConflictError as error:
                     if len(outcomes) == 1:
                         raise
@@ -236,13 +256,20 @@ class OutcomeRecorder:
             for o in outcomes
         ]
 
-    async def _apply(self, uow: UnitOfWork, outcome: Outcome, marked: set[str]) -> _Effects:
+    async def _apply(
+        self, uow: UnitOfWork, outcome: Outcome, marked: set[str], cases: _Cases
+    ) -> _Effects:
         if outcome.ack is not None:
-            return await self._acknowledged(uow, outcome, outcome.ack, marked)
-        return await self._failed(uow, outcome)
+            return await self._acknowledged(uow, outcome, outcome.ack, marked, cases)
+        return await self._failed(uow, outcome, cases)
 
     async def _acknowledged(
-        self, uow: UnitOfWork, outcome: Outcome, ack: Acknowledgement, marked: set[str]
+        self,
+        uow: UnitOfWork,
+        outcome: Outcome,
+        ack: Acknowledgement,
+        marked: set[str],
+        cases: _Cases,
     ) -> _Effects:
         """The row is marked and the exchange kept (``delivered_many``): audit, move the case."""
         message, at = outcome.message, outcome.at
@@ -250,7 +277,7 @@ class OutcomeRecorder:
         if message.id not in marked:
             return _Effects(event="outbox.ack_repeated", fields=agency)  # nothing changes
         audit_exchange(uow, message, ack, at)
-        app = await uow.applications.get(message.application_id)
+        app = await cases.get(message.application_id)
         queued = False
         if app is not None:
             app.delivered(message.destination, message.id, ack.body_digest, at)
@@ -258,12 +285,12 @@ class OutcomeRecorder:
         since = None if message.created_at is None else (at - message.created_at).total_seconds()
         return _Effects("delivered", since, queued, "outbox.delivered", agency)
 
-    async def _failed(self, uow: UnitOfWork, outcome: Outcome) -> _Effects:
+    async def _failed(self, uow: UnitOfWork, outcome: Outcome, cases: _Cases) -> _Effects:
         message, error, at = outcome.message, outcome.error, outcome.at
         attempts = message.attempts + 1
         if outcome.permanent or attempts >= self._max_attempts:
             await uow.outbox.dead(message.id, error)
-            app = await uow.applications.get(message.application_id)
+            app = await cases.get(message.application_id)
             if app is not None:
                 app.delivery_failed(message.destination, message.id, error, at)
                 await uow.applications.save(app)
@@ -271,7 +298,7 @@ class OutcomeRecorder:
         else:
             next_at = at + timedelta(seconds=self._backoff(attempts))
             await uow.outbox.retry_later(message.id, next_at, error)
-            app = await uow.applications.get(message.application_id)
+            app = await cases.get(message.application_id)
             if app is not None:  # the case shows its progress, retries included
                 app.delivery_retried(message.destination, message.id, attempts, error, next_at, at)
                 with contextlib.suppress(ConflictError):  # the case moved meanwhile:

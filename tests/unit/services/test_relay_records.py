@@ -15,7 +15,7 @@ from gateway.domain.errors import TransientDeliveryError
 from gateway.services.ports import UnitOfWork
 from gateway.services.relay import Relay, RelayPolicy
 from tests.fakes import FakeTransport, FakeUnitOfWorkFactory, FixedClock
-from tests.unit.services.test_relay import AGENCIES, LEAD, NOW, _case
+from tests.unit.services.test_relay import AGENCIES, LEAD, NOW, REVIEWER, _case
 
 
 class Recorded:
@@ -228,3 +228,20 @@ async def test_the_running_relay_gathers_the_outcomes_that_end_together(
     assert {uow.message(m).status for m in ids} == {"delivered"}
     assert observer.sizes == [10]  # gathered for record_wait, then one transaction
     assert uow.commits - commits == 2
+
+
+async def test_two_acknowledgements_of_one_case_in_one_batch_both_move_it(
+    uow: FakeUnitOfWorkFactory,
+) -> None:
+    """The batch reads its cases at once; a case wanted twice is read again after the first
+    save, so the second handler's delivery is not lost to a stale copy."""
+    ids = await _case(uow, "app_joint", handlers=(LEAD, REVIEWER))
+    observer = Recorded()
+
+    assert await _relay(uow, observer).run_once() == 2
+
+    assert observer.sizes == [2]
+    assert {uow.message(m).status for m in ids} == {"delivered"}
+    app = uow.application("app_joint")
+    assert [app.handler(a).state.value for a in (LEAD, REVIEWER)] == ["delivered", "delivered"]
+    assert app.status.value == "under_review"
