@@ -233,8 +233,8 @@ async def test_the_running_relay_gathers_the_outcomes_that_end_together(
 async def test_two_acknowledgements_of_one_case_in_one_batch_both_move_it(
     uow: FakeUnitOfWorkFactory,
 ) -> None:
-    """The batch reads its cases at once; a case wanted twice is read again after the first
-    save, so the second handler's delivery is not lost to a stale copy."""
+    """The batch reads its cases at once; the second handler's delivery of the same case must
+    see the first one's save, in the same transaction (not a conflict, not lost)."""
     ids = await _case(uow, "app_joint", handlers=(LEAD, REVIEWER))
     observer = Recorded()
 
