@@ -155,6 +155,8 @@ class OutcomeRecorder:
                 batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
                 try:
                     await self._record_batch(batch)
+                except Exception:  # a bug must not stop the relay: the leases run out
+                    log.exception("outbox.record_batch_crashed", size=len(batch))
                 finally:
                     for outcome in batch:  # cancelled too: the sender stops waiting
                         if outcome.done is not None and not outcome.done.done():

@@ -245,3 +245,40 @@ async def test_two_acknowledgements_of_one_case_in_one_batch_both_move_it(
     app = uow.application("app_joint")
     assert [app.handler(a).state.value for a in (LEAD, REVIEWER)] == ["delivered", "delivered"]
     assert app.status.value == "under_review"
+
+
+async def test_the_recorder_outlives_a_crash_while_finishing_a_batch(
+    uow: FakeUnitOfWorkFactory,
+) -> None:
+    """A bug after the commit (here in the observer) is logged; the relay keeps delivering."""
+    first = await _cases(uow, 1)
+
+    class Crashing(Recorded):
+        def recorded(self, count: int, seconds: float) -> None:
+            if not self.sizes:
+                self.sizes.append(count)
+                raise RuntimeError("a bug in a metric")
+            super().recorded(count, seconds)
+
+    observer = Crashing()
+    relay = _relay(uow, observer, idle_poll=0.01)
+    task = asyncio.create_task(relay.run())
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(400):
+                if uow.message(first[0]).status == "delivered" and relay.in_flight == 0:
+                    break
+                await asyncio.sleep(0.005)
+            later = await _case(uow, "app_later")
+            relay.wake()
+            for _ in range(400):
+                if uow.message(later[0]).status == "delivered":
+                    break
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+
+    assert uow.message(later[0]).status == "delivered"
+    assert "outbox.record_batch_crashed" in [e["event"] for e in logs]
+    assert not task.done() or task.cancelled()
