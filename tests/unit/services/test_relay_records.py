@@ -282,3 +282,19 @@ async def test_the_recorder_outlives_a_crash_while_finishing_a_batch(
     assert uow.message(later[0]).status == "delivered"
     assert "outbox.record_batch_crashed" in [e["event"] for e in logs]
     assert not task.done() or task.cancelled()
+
+
+async def test_a_wake_delivers_at_once_not_at_the_next_poll(uow: FakeUnitOfWorkFactory) -> None:
+    relay = _relay(uow, Recorded(), idle_poll=60, record_wait=0)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.05)  # it claimed nothing and waits for its minute-long poll
+        [message_id] = await _case(uow, "app_woken")
+        woken = asyncio.get_running_loop().time()
+        relay.wake()  # what Dependencies.outbox_written does after the use case's commit
+        while uow.message(message_id).status != "delivered":
+            assert asyncio.get_running_loop().time() - woken < 1.0, "not woken"
+            await asyncio.sleep(0.002)
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
