@@ -47,6 +47,7 @@ from gateway.store.database import create_engine, create_schema
 from gateway.store.jobs import JobLease
 from gateway.store.pg_listener import REGISTRY_CHANNEL, PgListener
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
+from gateway.store.wakeups import OutboxListener
 from gateway.trust import keystore
 from gateway.trust.certificates import TrustAnchors
 from gateway.trust.keys import VerificationKey
@@ -271,8 +272,11 @@ def create_app(
     uow.committer.observer = app[METRICS].commit_observer()
 
     async def key_lookup(kid: str) -> VerificationKey:
-        async with uow() as tx:
-            return await tx.agencies.key(kid)
+        """A partner's acknowledgement key, from the process's registry snapshot when it has
+        one (no transaction per delivery); the relay checks it again where it records the
+        acknowledgement (``check_ack_keys``)."""
+        key, _agency = await uow.signer(kid)
+        return key
 
     transport = overrides.transport or HttpPartnerTransport(
         lambda: ring.current("http"),
@@ -280,6 +284,7 @@ def create_app(
         clock,
         egress=settings.egress,
         timeout=settings.partner_timeout,
+        connections_per_partner=settings.relay_per_partner,
     )
     relay = Relay(
         uow,
@@ -295,6 +300,7 @@ def create_app(
         ),
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
         observer=app[METRICS].relay_observer(),
+        check_ack_keys=True,
     )
     app[RELAY] = relay
     app[STORE] = uow
@@ -346,9 +352,16 @@ def create_app(
         yield
 
     async def delivery(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(relay.run()) if settings.relay_enabled else None
+        tasks = []
+        if settings.relay_enabled:
+            tasks.append(asyncio.create_task(relay.run()))
+            if engine.dialect.name == "postgresql":  # woken by other processes' commits too
+                listener = OutboxListener(
+                    database_url(settings), relay.wake, schema=settings.database_schema or None
+                )
+                tasks.append(asyncio.create_task(listener.run()))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

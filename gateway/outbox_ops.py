@@ -2,10 +2,11 @@
 
 Like ``gateway/operations.py``, each command opens the configured database (the same settings
 as ``serve``), does one transaction and prints what it did through ``say``. A message made due
-here is sent by whichever gateway process's relay next polls (within ``idle_poll``, one
-second by default); nothing has to be restarted. Every change is put on the audit chain as
-``message.requeued`` (actor ``operator``, subject the application id), so the case's record
-shows that a person intervened.
+here is sent at once on PostgreSQL (the commit notifies every listening relay,
+``gateway.store.wakeups``), or else by whichever gateway process's relay next polls (within
+``idle_poll``, one second by default); nothing has to be restarted. Every change is put on
+the audit chain as ``message.requeued`` (actor ``operator``, subject the application id), so
+the case's record shows that a person intervened.
 """
 
 from __future__ import annotations

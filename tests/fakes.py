@@ -142,6 +142,11 @@ class FakeApplications:
         found = self._uow.view().applications.get(application_id)
         return _stored_copy(found) if found is not None else None
 
+    async def get_many(self, application_ids: Sequence[str]) -> dict[str, Application]:
+        await self._uow.io()
+        view = self._uow.view().applications
+        return {i: _stored_copy(view[i]) for i in dict.fromkeys(application_ids) if i in view}
+
     async def save(self, application: Application) -> None:
         """Optimistic concurrency: the stored version must be the one that was read."""
         await self._uow.io()
@@ -293,6 +298,22 @@ class FakeOutbox:
 
         self._uow.write(op)
         return True
+
+    async def delivered_many(
+        self, deliveries: Sequence[tuple[OutboxMessage, datetime, Acknowledgement]]
+    ) -> set[str]:
+        """Each as :meth:`delivered`, with the bodies kept as the audit trail keeps them."""
+        marked = set()
+        for message, at, ack in deliveries:
+            if not await self.delivered(message.id, at, ack):
+                continue
+            marked.add(message.id)
+            request_digest = ack.request_headers.get("Content-Digest")
+            kept = [(request_digest, message.body)] if request_digest else []
+            kept += [(ack.body_digest, ack.body)] if ack.body else []
+            for digest, body in kept:
+                self._uow.write(lambda state, d=digest, b=body: state.evidence.setdefault(d, b))
+        return marked
 
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
         await self._uow.io()

@@ -134,6 +134,11 @@ class ApplicationRepository(Protocol):
 
     async def get(self, application_id: str) -> Application | None: ...
 
+    async def get_many(self, application_ids: Sequence[str]) -> dict[str, Application]:
+        """The applications found among ``application_ids``, by id, each as :meth:`get`
+        reads it (a batch reads its cases at once)."""
+        ...
+
     async def save(self, application: Application) -> None:
         """Persist state and append pending events; raises ConflictError on a lost update."""
         ...
@@ -176,6 +181,10 @@ class RelayObserver(Protocol):
         """One claimed message ended: ``delivered``, ``retry`` or ``dead``; for a delivery,
         the seconds since its forward was committed (accept to delivered), when known."""
 
+    def recorded(self, count: int, seconds: float) -> None:
+        """One transaction recorded the outcomes of ``count`` sends in ``seconds`` (taking
+        the database included)."""
+
 
 class OutboxRepository(Protocol):
     async def add(self, message: OutboxMessage) -> None: ...
@@ -199,6 +208,13 @@ class OutboxRepository(Protocol):
     ) -> bool:
         """Mark a message delivered and keep the signed exchange of ``ack``; False when it
         was delivered already (a repeated acknowledgement changes nothing)."""
+        ...
+
+    async def delivered_many(
+        self, deliveries: Sequence[tuple[OutboxMessage, datetime, Acknowledgement]]
+    ) -> set[str]:
+        """:meth:`delivered` for many messages at once, each at its own time, keeping both
+        signed bodies as evidence too (once per digest); the ids marked delivered now."""
         ...
 
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:

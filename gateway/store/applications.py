@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -95,6 +95,24 @@ class SqlApplications:
             .order_by(handlers.c.position)
         )
         return self._application(row, rows.all())
+
+    async def get_many(self, application_ids: Sequence[str]) -> dict[str, Application]:
+        """Many applications in two statements (the relay's batches)."""
+        wanted = list(dict.fromkeys(application_ids))
+        if not wanted:
+            return {}
+        rows = await self._conn.execute(applications.select().where(applications.c.id.in_(wanted)))
+        found = {row.id: row for row in rows}
+        of: dict[str, list[Any]] = {i: [] for i in found}
+        if found:
+            handler_rows = await self._conn.execute(
+                handlers.select()
+                .where(handlers.c.application_id.in_(list(found)))
+                .order_by(handlers.c.application_id, handlers.c.position)
+            )
+            for h in handler_rows:
+                of[h.application_id].append(h)
+        return {i: self._application(row, of[i]) for i, row in found.items()}
 
     async def save(self, app: Application) -> None:
         result = await self._conn.execute(

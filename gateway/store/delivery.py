@@ -19,7 +19,7 @@ forward and answer with their bodies, enough to verify both signatures again off
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,15 @@ from gateway.domain.errors import ConflictError
 from gateway.services.ports import Acknowledgement, OutboxMessage, StoredResponse
 from gateway.store.database import dialect_insert
 from gateway.store.leases import failed_attempt
-from gateway.store.tables import delivery_evidence, evidence, idempotency_keys, nonces, outbox
+from gateway.store.tables import (
+    UTCDateTime,
+    delivery_evidence,
+    evidence,
+    idempotency_keys,
+    nonces,
+    outbox,
+)
+from gateway.store.wakeups import notify_outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +133,16 @@ def idempotency_row(
 class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._notified = False
+
+    async def _due_now(self) -> None:
+        """Wake the relays of other processes when this transaction commits (once)."""
+        if not self._notified:
+            self._notified = True
+            await notify_outbox(self._conn)
 
     async def add(self, message: OutboxMessage) -> None:
+        await self._due_now()
         await self._conn.execute(outbox.insert().values(**outbox_row(message)))
 
     async def claim(
@@ -232,6 +248,42 @@ class SqlOutbox:
             )
         return True
 
+    async def delivered_many(
+        self, deliveries: Sequence[tuple[OutboxMessage, datetime, Acknowledgement]]
+    ) -> set[str]:
+        """Mark many messages delivered, each at its own time, and keep every signed exchange
+        and both bodies (once per digest): three statements for the whole batch. Returns the
+        ids marked now; the others were delivered already (a repeated acknowledgement)."""
+        if not deliveries:
+            return set()
+        ids = [m.id for m, _, _ in deliveries]
+        when = sa.case(
+            *(
+                (outbox.c.id == m.id, sa.bindparam(None, at, UTCDateTime()))
+                for m, at, _ in deliveries
+            ),
+            else_=outbox.c.delivered_at,
+        )
+        marked = await self._conn.execute(
+            outbox.update()
+            .where(outbox.c.id.in_(ids), outbox.c.status != "delivered")
+            .values(status="delivered", delivered_at=when, lease_until=None, last_error=None)
+            .returning(outbox.c.id)
+        )
+        now_delivered = set(marked.scalars())
+        kept = [(m, at, ack) for m, at, ack in deliveries if m.id in now_delivered]
+        if kept:
+            await self._conn.execute(
+                dialect_insert(self._conn, delivery_evidence).on_conflict_do_nothing(),
+                [_evidence_row(m, at, ack) for m, at, ack in kept],
+            )
+            bodies = _bodies(kept)
+            if bodies:
+                await self._conn.execute(
+                    dialect_insert(self._conn, evidence).on_conflict_do_nothing(), bodies
+                )
+        return now_delivered
+
     async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
         await self._conn.execute(failed_attempt(outbox, message_id, error, retry_at=at))
 
@@ -283,6 +335,7 @@ class SqlOutbox:
             .where(outbox.c.id == message_id, outbox.c.status == row.status)
             .values(status="pending", next_attempt_at=now, lease_until=None)
         )
+        await self._due_now()
         return "due", before
 
     async def requeue_dead(
@@ -299,6 +352,7 @@ class SqlOutbox:
                 .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == "dead")
                 .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None)
             )
+            await self._due_now()
         return [_message(r) for r in rows]
 
     # ---- evidence (the archive) --------------------------------------------------------
@@ -322,6 +376,45 @@ class SqlOutbox:
             )
             bodies = {k.digest: (k.media_type, bytes(k.body)) for k in kept}
         return [_evidence(r, bodies) for r in rows]
+
+
+def _evidence_row(message: OutboxMessage, at: datetime, ack: Acknowledgement) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "application_id": message.application_id,
+        "destination": message.destination,
+        "target": ack.target[:500],
+        "request_digest": ack.request_headers.get("Content-Digest"),
+        "request_headers": dict(ack.request_headers),
+        "ack_status": ack.status,
+        "ack_key_id": ack.key_id[:200],
+        "ack_digest": ack.body_digest,
+        "ack_headers": dict(ack.headers),
+        "delivered_at": at,
+    }
+
+
+def _bodies(
+    kept: Sequence[tuple[OutboxMessage, datetime, Acknowledgement]],
+) -> list[dict[str, Any]]:
+    """The ``evidence`` rows of both signed bodies of each exchange, one per digest, as the
+    audit trail's ``keep_evidence`` writes them: the request's when it has a digest, the
+    answer's when it has a body."""
+    rows: dict[str, dict[str, Any]] = {}
+    for message, at, ack in kept:
+        request_digest = ack.request_headers.get("Content-Digest")
+        if request_digest:
+            rows.setdefault(
+                request_digest, _body(request_digest, message.media_type, message.body, at)
+            )
+        if ack.body:
+            media_type = ack.headers.get("Content-Type", "application/octet-stream")
+            rows.setdefault(ack.body_digest, _body(ack.body_digest, media_type, ack.body, at))
+    return list(rows.values())
+
+
+def _body(digest: str, media_type: str, body: bytes, at: datetime) -> dict[str, Any]:
+    return {"digest": digest, "media_type": media_type[:100], "body": body, "stored_at": at}
 
 
 def _signed(digest: str | None, headers: dict[str, str], bodies: dict[str, Any]) -> SignedMessage:

@@ -64,6 +64,7 @@ class SqlAgencies:
         self._conn = conn
         self._cache = cache
         self._wrote = False
+        self._read: dict[str, Agency | None] = {}  # agencies read by this transaction
 
     async def _changed(self) -> None:
         """Move the registry version, once per transaction, before its first write; on
@@ -133,10 +134,15 @@ class SqlAgencies:
         return await self._conn.run_sync(load_snapshot, version)
 
     async def get(self, agency_id: str) -> Agency | None:
+        """The agency as this transaction read it first (a batch that moves many cases of
+        the same agencies reads each once), until it writes to the registry."""
+        if not self._wrote and agency_id in self._read:
+            return self._read[agency_id]
         row = (
             await self._conn.execute(agencies.select().where(agencies.c.id == agency_id))
         ).one_or_none()
-        return None if row is None else _agency(row)
+        agency = self._read[agency_id] = None if row is None else _agency(row)
+        return agency
 
     async def all(self) -> list[tuple[Agency, bool]]:
         rows = await self._conn.execute(agencies.select().order_by(agencies.c.id))

@@ -106,6 +106,18 @@ class Metrics:
             buckets=DELIVERY_BUCKETS,
             registry=self.registry,
         )
+        self.relay_record_batch = Histogram(
+            "gba_relay_record_batch_size",
+            "Delivery outcomes (acknowledged, retried, dead) recorded by one relay transaction",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.relay_record_latency = Histogram(
+            "gba_relay_record_seconds",
+            "Time of one relay transaction recording outcomes, waiting for the database included",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.outbox_pending = Gauge(
             "gba_outbox_pending",
             "Outbox messages waiting for delivery (pending or in flight), read at each scrape",
@@ -177,6 +189,10 @@ class RelayMetrics:
         self._metrics.relay_outcomes.labels(outcome).inc()
         if accepted_seconds is not None:
             self._metrics.relay_delivery.observe(max(accepted_seconds, 0.0))
+
+    def recorded(self, count: int, seconds: float) -> None:
+        self._metrics.relay_record_batch.observe(count)
+        self._metrics.relay_record_latency.observe(seconds)
 
 
 class _Documented:
