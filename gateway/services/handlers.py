@@ -293,14 +293,16 @@ async def record_decision(
 ) -> StoredResponse:
     """A handling agency decides; the case is decided when every handler has."""
     scope = scope_of("record_decision", cmd.application_id)
+    queued = False
 
     async def work(uow: UnitOfWork) -> StoredResponse:
+        nonlocal queued
         now = deps.clock.now()
         app = await uow.applications.get(cmd.application_id)
         if app is None or not app.is_party(cmd.caller.agency_id):
             raise NotFoundError("no such application for this agency")
         app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
-        await settle(app, uow, deps, now)
+        queued = await settle(app, uow, deps, now)
         handler = app.handler(cmd.caller.agency_id)
         response = StoredResponse(
             request_digest=cmd.body_digest,
@@ -315,6 +317,9 @@ async def record_decision(
         await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response
 
-    return await _once(
+    response = await _once(
         deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
     )
+    if queued:  # a redress notice or a later stage's forward: the relay, now
+        deps.outbox_written()
+    return response

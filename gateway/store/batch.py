@@ -77,6 +77,7 @@ from gateway.store.tables import (
     notifications,
     outbox,
 )
+from gateway.store.wakeups import notify_outbox_sync
 from gateway.trust.keys import VerificationKey
 
 if TYPE_CHECKING:
@@ -499,6 +500,8 @@ def _write(
             tables.setdefault(table, []).extend(rows)
     for table in sorted(tables, key=_ORDER.__getitem__):
         conn.execute(table.insert(), tables[table])
+    if outbox in tables:
+        notify_outbox_sync(conn)  # other processes' relays, at the commit
     bodies = {row["digest"]: row for ws in kept for row in ws.evidence}
     if bodies:
         conn.execute(_insert(conn, evidence).on_conflict_do_nothing(), list(bodies.values()))
