@@ -45,11 +45,12 @@ class Settings:
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"
     relay_enabled: bool = True
-    relay_concurrency: int = 128
+    relay_concurrency: int = 512
     # deliveries in flight to one agency (within relay_concurrency), and its connections: half
-    # the slots, so one fast partner can take about a thousand a second and a slow one never
-    # holds them all
-    relay_per_partner: int = 64
+    # the slots. A slot is held from the claim until the outcome is recorded, which under load
+    # is about a second (Little's law: the rate a partner can take is its slots over that),
+    # so one busy partner keeps up with the accept path and a slow one never holds them all
+    relay_per_partner: int = 256
     partner_timeout: float = 10.0
     # first and longest wait between deliveries to a partner that failed; unset: 1 s and
     # 300 s, or in sandbox mode 0.25 s and 5 s, so that a tester sees recovery at once

@@ -164,18 +164,22 @@ class Relay:
 
     async def _claim(self, limit: int) -> list[tuple[OutboxMessage, Agency | None]]:
         """Lease up to ``limit`` due messages and read their agencies, in one transaction."""
-        async with self._uow() as uow:
+        in_flight = dict(self._in_flight)
+
+        async def work(uow: UnitOfWork) -> tuple[list[OutboxMessage], dict[str, Agency | None]]:
             claimed = await uow.outbox.claim(
                 self._clock.now(),
                 limit=limit,
                 lease_seconds=self.policy.lease_seconds,
                 per_destination=self.policy.per_partner,
-                in_flight=dict(self._in_flight),
+                in_flight=in_flight,
             )
-            if not claimed:  # an empty claim changed nothing: no commit to wait for
-                return []
-            agencies = {d: await uow.agencies.get(d) for d in {m.destination for m in claimed}}
-            await uow.commit()
+            return claimed, {d: await uow.agencies.get(d) for d in {m.destination for m in claimed}}
+
+        # inside the group committer's next batch: its turn on the database is one batch's
+        claimed, agencies = await self._uow.in_batch(work)
+        if not claimed:
+            return []
         self._in_flight.update(m.destination for m in claimed)
         self._observer.claimed(len(claimed))
         self._observer.in_flight(self.in_flight)

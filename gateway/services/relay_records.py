@@ -183,22 +183,26 @@ class OutcomeRecorder:
             await self._record_alone(outcome)
 
     async def _commit(self, outcomes: list[Outcome]) -> list[_Effects]:
-        effects = []
-        async with self._uow() as uow:
-            outcomes = await self._checked(uow, outcomes)
+        """The outcomes in one unit of work, run inside the group committer's next batch (its
+        statements without an await each, its commit shared with concurrent requests)."""
+
+        async def work(uow: UnitOfWork) -> list[_Effects]:
+            effects = []
+            checked = await self._checked(uow, outcomes)
             marked = await uow.outbox.delivered_many(
-                [(o.message, o.at, o.ack) for o in outcomes if o.ack is not None]
+                [(o.message, o.at, o.ack) for o in checked if o.ack is not None]
             )
-            cases = _Cases(uow, [o.message.application_id for o in outcomes])
-            for index, outcome in enumerate(outcomes):
+            cases = _Cases(uow, [o.message.application_id for o in checked])
+            for index, outcome in enumerate(checked):
                 try:
                     effects.append(await self._apply(uow, outcome, marked, cases))
                 except ConflictError as error:
-                    if len(outcomes) == 1:
+                    if len(checked) == 1:
                         raise
                     raise _Conflicted(index) from error
-            await uow.commit()
-        return effects
+            return effects
+
+        return await self._uow.in_batch(work)
 
     async def _record_alone(self, outcome: Outcome) -> None:
         """One outcome in its own transaction, retried when its case moved meanwhile."""

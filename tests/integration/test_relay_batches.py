@@ -38,8 +38,17 @@ __all__ = ["engines"]  # the fixture: two stores on one database
 
 
 def _commits(store: Store) -> list[int]:
+    """Every commit: the engine's, and on SQLite the group committer's writer's (explicit
+    ``COMMIT`` statements on a connection of its own)."""
     counted: list[int] = []
     event.listen(store.engine.sync_engine, "commit", lambda _conn: counted.append(1))
+    if store.sqlite_writer is not None:
+
+        def statement(_conn: object, _cursor: object, text: str, *_: object) -> None:
+            if text == "COMMIT":
+                counted.append(1)
+
+        event.listen(store.sqlite_writer.engine, "before_cursor_execute", statement)
     return counted
 
 
