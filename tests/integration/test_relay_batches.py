@@ -35,6 +35,10 @@ from tests.integration.test_outbox_delivery import (
 from tests.integration.test_registry_cache import _key, _register, _signer, _statements
 
 __all__ = ["engines"]  # the fixture: two stores on one database
+# LISTEN/NOTIFY is PostgreSQL's: these run on it only (not skipped on SQLite: not collected)
+ON_POSTGRES = pytest.mark.parametrize(
+    "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def _commits(store: Store) -> list[int]:
@@ -70,12 +74,10 @@ async def test_acknowledgements_are_recorded_in_one_transaction(engines: list[St
     assert report.count >= 2 * len(ids)
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 async def test_a_relay_in_another_process_is_woken_by_the_commit(
     engines: list[Store], database: Database
 ) -> None:
-    if database.backend != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     writer, reader = engines
     relay = Relay(reader, CountingTransport(), FixedClock(NOW), RelayPolicy(idle_poll=30))
     woken: list[float] = []
@@ -101,12 +103,10 @@ async def test_a_relay_in_another_process_is_woken_by_the_commit(
             await stop(task)
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 async def test_a_notification_waits_for_the_commit_and_is_not_sent_on_rollback(
     engines: list[Store], database: Database
 ) -> None:
-    if database.backend != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     heard: list[int] = []
     listener = OutboxListener(database.url, lambda: heard.append(1), schema=database.schema)
     task = asyncio.create_task(listener.run())
@@ -135,12 +135,10 @@ async def test_a_notification_waits_for_the_commit_and_is_not_sent_on_rollback(
         await stop(task)
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 async def test_the_listener_reconnects_when_its_connection_is_killed(
     engines: list[Store], database: Database
 ) -> None:
-    if database.backend != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     heard: list[int] = []
     listener = OutboxListener(
         database.url, lambda: heard.append(1), schema=database.schema, retry_after=0.05
