@@ -87,7 +87,9 @@ log = structlog.get_logger("gateway.store.batch")
 T = TypeVar("T")
 
 _ORDER = {table: i for i, table in enumerate(metadata.sorted_tables)}  # foreign-key order
-_REMEMBERED = 20_000  # Idempotency-Keys and nonces this process keeps in memory
+# Idempotency-Keys (with their answers, ~2 KB each) and nonces this process keeps in memory:
+# a retry usually comes within seconds; an older one is answered from the database
+_REMEMBERED = 4096
 
 
 class CommitObserver(Protocol):
