@@ -26,8 +26,10 @@ async def file_complaint(
 ) -> StoredResponse:
     """The applicant or the submitting agency complains about a case, open or closed."""
     scope = scope_of("file_complaint", cmd.application_id)
+    queued = False  # whether the move queued forwards
 
     async def work(uow: UnitOfWork) -> StoredResponse:
+        nonlocal queued
         now = deps.clock.now()
         app = await _case(uow, cmd.caller, cmd.application_id)
         await require_case_assurance(uow, cmd.caller, app)
@@ -40,14 +42,17 @@ async def file_complaint(
             at=now,
         )
         await uow.complaints.add(complaint)
-        await settle(app, uow, deps, now)
+        queued = await settle(app, uow, deps, now)
         response = StoredResponse(cmd.body_digest, 201, summary(complaint), complaint.id)
         await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response
 
-    return await _once(
+    response = await _once(
         deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
     )
+    if queued:  # forwards queued by the move: the relay, now
+        deps.outbox_written()
+    return response
 
 
 async def answer_complaint(
@@ -55,8 +60,10 @@ async def answer_complaint(
 ) -> StoredResponse:
     """The lead agency's outcome of a complaint, told to the applicant."""
     scope = scope_of("answer_complaint", cmd.complaint_id)
+    queued = False  # whether the move queued forwards
 
     async def work(uow: UnitOfWork) -> StoredResponse:
+        nonlocal queued
         now = deps.clock.now()
         app = await _case(uow, cmd.caller, cmd.application_id)
         complaint = await uow.complaints.get(cmd.complaint_id)
@@ -66,14 +73,17 @@ async def answer_complaint(
             app, agency_id=cmd.caller.agency_id, outcome=cmd.outcome, reply=cmd.reply, at=now
         )
         await uow.complaints.answered(complaint)
-        await settle(app, uow, deps, now)
+        queued = await settle(app, uow, deps, now)
         response = StoredResponse(cmd.body_digest, 200, summary(complaint), complaint.id)
         await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response
 
-    return await _once(
+    response = await _once(
         deps, acceptance, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest, work
     )
+    if queued:  # forwards queued by the move: the relay, now
+        deps.outbox_written()
+    return response
 
 
 async def complaints_of(deps: Dependencies, caller: Caller, application_id: str) -> dict[str, Any]:

@@ -72,7 +72,7 @@ async def _once(
     request_digest: str,
     work: Callable[[UnitOfWork], Awaitable[StoredResponse]],
     *,
-    batched: bool = False,
+    write_only: bool = False,
 ) -> StoredResponse:
     """Run ``work`` at most once per (agency, scope, Idempotency-Key); replay its stored
     answer. ``scope`` is the use case and the resource it acts on (see :func:`scope_of`):
@@ -80,8 +80,8 @@ async def _once(
 
     One unit of work: the message's acceptance (when signed), the Idempotency-Key read,
     ``work``'s writes and its stored answer commit together; ``work`` does not commit.
-    ``batched``: ``work`` reads nothing from the database, so it runs in a batched unit of
-    work (group commit); the key is then checked by its claim in the batch, and a key found
+    ``write_only``: ``work`` reads nothing from the database, so it records its writes in a
+    batched unit of work; the key is then checked by its claim in the batch, and a key found
     taken there is answered like any conflict below."""
 
     async def attempt(uow: UnitOfWork) -> StoredResponse:
@@ -89,7 +89,7 @@ async def _once(
         return stored if stored is not None else await work(uow)
 
     try:
-        return await in_one_unit(deps, acceptance, attempt, batched=batched)
+        return await in_one_unit(deps, acceptance, attempt, write_only=write_only)
     except ConflictError as conflict:
         refused = conflict
 
@@ -108,10 +108,10 @@ async def in_one_unit(
     acceptance: MessageAcceptance | None,
     work: Callable[[UnitOfWork], Awaitable[T]],
     *,
-    batched: bool = False,
+    write_only: bool = False,
 ) -> T:
     """``work`` in one unit of work that first accepts the signed message; group-committed
-    with concurrent requests either way. ``batched``: ``work`` reads nothing from the
+    with concurrent requests either way. ``write_only``: ``work`` reads nothing from the
     database, so it records its writes in a batched unit of work (its CPU work done before
     the batch); else it runs inside the batch, in a savepoint of its own, and may read and
     write through its repositories (and await nothing else)."""
@@ -121,7 +121,7 @@ async def in_one_unit(
             await accept_message(uow, acceptance)
         return await work(uow)
 
-    if not batched:
+    if not write_only:
         return await deps.uow.in_batch(accepted)
     async with deps.uow.batched() as uow:
         result = await accepted(uow)
@@ -190,7 +190,7 @@ async def submit_application(
         cmd.idempotency_key,
         cmd.content_digest,
         work,
-        batched=resident is None,  # a resident's needs reads: consents, identities
+        write_only=resident is None,  # a resident's reads: consents, identities
     )
     if queued:
         deps.outbox_written()

@@ -14,13 +14,15 @@ statement per table for the whole batch:
 1. the registry version, read once; when it moved since the snapshot a write set was checked
    against, the write set's signing keys are checked again (a revocation committed anywhere is
    honoured before anything further is accepted);
-2. the claims: signature nonces, then Idempotency-Keys, each a multi-row ``INSERT ... ON
-   CONFLICT DO NOTHING RETURNING``; a write set whose claim was taken (by an earlier request,
+2. the claims: signature nonces, then Idempotency-Keys, each one ``INSERT ... ON CONFLICT DO
+   NOTHING RETURNING`` for the batch; a write set whose claim was taken (by an earlier request,
    another process, or an earlier write set of the same batch) is refused alone
    (:class:`ReplayedRequestError`, :class:`ConflictError`) and its other claims withdrawn;
 3. every other row of the write sets left, ``executemany`` per table in foreign-key order;
-4. the audit chain extended once for the batch, under one lock on its head;
-5. one commit (one fsync), then each waiter is answered.
+4. the *work items*: use cases that must read (a decision reads its case), each run on the
+   batch's connection in a savepoint of its own, its refusal its own (:meth:`Committer.run`);
+5. the audit chain extended once for the batch, under one lock on its head;
+6. one commit (one fsync), then each waiter is answered.
 
 A database error fails the batch: every waiter gets 503 and nothing of the batch is stored. A
 request cancelled while it waits leaves the committer running: a write set not yet taken is
@@ -49,7 +51,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
@@ -63,7 +64,7 @@ from gateway.domain.errors import (
 from gateway.services.ports import Notification, OutboxMessage, StoredResponse
 from gateway.store.applications import new_rows
 from gateway.store.audit import Pending, append_sealed, evidence_row
-from gateway.store.database import sqlite_pragmas
+from gateway.store.database import dialect_insert, run_to_end, sqlite_pragmas
 from gateway.store.delivery import idempotency_row, outbox_row
 from gateway.store.notifications import notification_row
 from gateway.store.registry import load_snapshot, registry_version_of
@@ -409,12 +410,12 @@ class Committer:
                 await uow.commit()
             return outcomes
         async with self._factory.exclusive():
-            await _finished(asyncio.to_thread(writer.begin))
+            await run_to_end(asyncio.to_thread(writer.begin))
             try:
                 outcomes = _write(writer.connection, batch, registry, now)
-                await _finished(asyncio.to_thread(writer.commit))
+                await run_to_end(asyncio.to_thread(writer.commit))
             except BaseException:
-                await _finished(asyncio.to_thread(writer.rollback))
+                await run_to_end(asyncio.to_thread(writer.rollback))
                 raise
         return outcomes
 
@@ -423,18 +424,6 @@ class Committer:
         for write_set in batch:
             if write_set.future is not None and not write_set.future.done():
                 write_set.future.set_exception(error)
-
-
-async def _finished(step: Awaitable[T]) -> T:
-    """``step`` run to its end even if the committer is cancelled meanwhile (a commit or a
-    rollback stopped half-way would leave the writer's connection in a transaction)."""
-    task = asyncio.ensure_future(step)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await task
-        raise
 
 
 class SqliteWriter:
@@ -506,7 +495,7 @@ def _write(
         notify_outbox_sync(conn)  # other processes' relays, at the commit
     bodies = {row["digest"]: row for ws in kept for row in ws.evidence}
     if bodies:
-        conn.execute(_insert(conn, evidence).on_conflict_do_nothing(), list(bodies.values()))
+        conn.execute(dialect_insert(conn, evidence).on_conflict_do_nothing(), list(bodies.values()))
     pending = [entry for ws in kept for entry in ws.audit]
     for i, write_set in enumerate(batch):
         if write_set.work is not None and refused[i] is None:
@@ -620,10 +609,6 @@ def _check_signers(
                 break
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def _claim_nonces(
     conn: sa.Connection,
     batch: Sequence[WriteSet],
@@ -652,7 +637,7 @@ def _claim_nonces(
     taken: set[tuple[str, str]] = set()
     if rows:  # executemany with RETURNING: batched into multi-row statements, compiled once
         result = conn.execute(
-            _insert(conn, nonces)
+            dialect_insert(conn, nonces)
             .on_conflict_do_nothing()
             .returning(nonces.c.key_id, nonces.c.nonce),
             rows,
@@ -709,7 +694,7 @@ def _claim_keys(
         fresh = [r for r in rows if (r["agency_id"], r["key"]) not in old]
         if fresh:
             result = conn.execute(
-                _insert(conn, idempotency_keys)
+                dialect_insert(conn, idempotency_keys)
                 .on_conflict_do_nothing()
                 .returning(c.agency_id, c.scope, c.key),
                 fresh,

@@ -7,10 +7,12 @@ it. PostgreSQL (more than one process or machine): asyncpg with a small pool.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -20,6 +22,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from gateway.domain.errors import ConfigurationError
 from gateway.store.tables import audit_head, metadata, registry_version
+
+T = TypeVar("T")
+
+
+async def run_to_end(step: Awaitable[T]) -> T:
+    """Run ``step`` to its end even when the caller is cancelled meanwhile (then re-raise the
+    cancellation): taking and giving back a connection, or a commit, must not stop half-way."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 def async_url(url: str) -> sa.URL:
@@ -83,7 +99,7 @@ def create_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     )
 
 
-def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
+def dialect_insert(conn: AsyncConnection | sa.Connection, table: sa.Table) -> Any:
     """An INSERT that supports ``on_conflict_do_nothing`` on both engines."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -16,6 +16,7 @@ from gateway.domain.agencies import Agency
 from gateway.domain.errors import NotReadyError, UnknownKeyError
 from gateway.services.ports import UnitOfWork
 from gateway.store.batch import BatchedUnitOfWork, Committer, SqliteWriter
+from gateway.store.database import run_to_end
 from gateway.store.registry_cache import RegistryCache
 from gateway.store.repositories import attach_repositories
 from gateway.trust.keys import VerificationKey
@@ -68,7 +69,7 @@ class SqlUnitOfWork:
         except BaseException as error:
             with contextlib.suppress(BaseException):  # cancelled while opening: give it back
                 conn = await opening
-                await _completed(self._close(conn, rollback=True))
+                await run_to_end(self._close(conn, rollback=True))
             if self._gate is not None:
                 self._gate.release()
             if _unreachable(error):
@@ -88,7 +89,7 @@ class SqlUnitOfWork:
         try:
             # Shielded: a cancelled request must still give the connection back, or the
             # one SQLite connection (and the gate) would stay taken for good.
-            await _completed(self._close(conn, rollback=not self._committed))
+            await run_to_end(self._close(conn, rollback=not self._committed))
         except Exception as error:
             if not _unreachable(error):
                 raise
@@ -128,18 +129,6 @@ class SqlUnitOfWork:
         self._committed = True
         if self.agencies.wrote and self._registry is not None:
             self._registry.clear()  # this process sees its own registry write at once
-
-
-async def _completed(step: Coroutine[Any, Any, T]) -> T:
-    """Run ``step`` to its end even when the caller is cancelled meanwhile (then re-raise the
-    cancellation): taking and giving back the connection must not stop half-way."""
-    task = asyncio.ensure_future(step)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await task
-        raise
 
 
 class SqlUnitOfWorkFactory:

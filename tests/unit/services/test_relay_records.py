@@ -227,7 +227,9 @@ async def test_the_running_relay_gathers_the_outcomes_that_end_together(
 
     assert {uow.message(m).status for m in ids} == {"delivered"}
     assert observer.sizes == [10]  # gathered for record_wait, then one transaction
-    assert uow.commits - commits == 2
+    # the claim, the ten outcomes together, and perhaps the next (empty) claim: it runs in
+    # the group committer's batch like any other work, so it commits too
+    assert uow.commits - commits in (2, 3)
 
 
 async def test_two_acknowledgements_of_one_case_in_one_batch_both_move_it(
