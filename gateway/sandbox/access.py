@@ -54,7 +54,9 @@ def issue_token(data_dir: Path) -> str:
     private_dir(data_dir)
     path = data_dir / TOKEN_FILE
     path.unlink(missing_ok=True)  # write_private keeps an existing file's mode
-    token = secrets.token_urlsafe(32)
+    # prefixed: a bare URL-safe token starts with "-" one time in 64, which a command line
+    # (``--token VALUE``) would read as an option
+    token = "sbx_" + secrets.token_urlsafe(32)
     write_private(path, token.encode() + b"\n")
     return token
 

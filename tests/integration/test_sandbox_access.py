@@ -7,6 +7,7 @@ the sandbox listens beyond loopback, anyone on the network doing the same withou
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import stat
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import pytest
 
 from gateway import cli
 from gateway.bootstrap import Overrides, create_app
+from gateway.sandbox import access
 from gateway.sandbox.access import COOKIE, TOKEN_FILE, beyond_loopback, read_token
 from gateway.sandbox.commands import banner_lines
 from gateway.sandbox.scenarios.runner import preflight
@@ -244,6 +246,20 @@ async def test_the_sandbox_commands_read_the_token(
     assert token is not None
     assert await asyncio.to_thread(cli.main, [*argv, "--token", token]) == 0
     assert "gd-hq-csb" in capsys.readouterr().out
+
+
+def test_a_token_never_reads_as_a_command_line_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One random token in 64 would start with "-": ``--token -x…`` then fails to parse."""
+    monkeypatch.setattr(access.secrets, "token_urlsafe", lambda _n: "-ct7WLhP07Q2wKEuElIk")
+    token = access.issue_token(tmp_path)
+
+    assert not token.startswith("-")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--token")
+    assert parser.parse_args(["--token", token]).token == token
+    assert read_token(tmp_path) == token
 
 
 async def test_the_scenario_runner_sends_the_token_to_the_tester_api(
