@@ -35,6 +35,7 @@ from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.mapping.published import published_schemas
 from gateway.services import lifecycle
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import Dependencies
@@ -70,6 +71,7 @@ from gateway.web.keys import (
     RATE_LIMITS,
     READINESS,
     RELAY,
+    SCHEMAS,
     SETTINGS,
     STORE,
 )
@@ -262,6 +264,7 @@ def create_app(
     app[RATE_LIMITS] = limits
     app[KEYRING] = ring
     app[METRICS] = Metrics()
+    app[SCHEMAS] = published_schemas(settings.mappings_dir / "schemas")
     app[READINESS] = {
         "keys": bool(ring.keys),
         "mappings": bool(catalog.all(local_date(clock.now()))),

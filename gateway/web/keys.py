@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
+from gateway.mapping.published import PublishedSchema
 from gateway.services.handlers import Dependencies
 from gateway.services.relay import Relay
 from gateway.settings import Settings
@@ -20,6 +23,7 @@ RELAY = web.AppKey("relay", Relay)
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 READINESS = web.AppKey("readiness", dict[str, bool])
+SCHEMAS = web.AppKey("schemas", Mapping[str, PublishedSchema])  # GET /v1/schemas
 REQUEST_ID = web.RequestKey("request_id", str)
 AGENCY_ID = web.RequestKey("agency_id", str)
 # The key id of the request's signature once it verified (and its digest held): only the

@@ -16,7 +16,15 @@ from gateway.domain.errors import NotFoundError, NotReadyError, ValidationFailed
 from gateway.domain.matters import Matter
 from gateway.domain.values import Jurisdiction, local_date
 from gateway.settings import REPO_ROOT
-from gateway.web.keys import DEPENDENCIES, KEYRING, METRICS, READINESS, SETTINGS, STORE
+from gateway.web.keys import (
+    DEPENDENCIES,
+    KEYRING,
+    METRICS,
+    READINESS,
+    SCHEMAS,
+    SETTINGS,
+    STORE,
+)
 from gateway.web.openapi import build_document, operation, query
 from gateway.web.problems import json_response
 
@@ -132,6 +140,64 @@ async def list_matters(request: web.Request) -> web.Response:
 async def get_matter(request: web.Request) -> web.Response:
     matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
     return json_response(matter_json(matter, _jurisdiction(request)))
+
+
+_SCHEMA_ITEM = {
+    "type": "object",
+    "required": ["name", "kind", "media_type", "id", "version", "digest", "href"],
+    "properties": {
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["json-schema", "xsd"]},
+        "media_type": {"type": "string"},
+        "id": {"type": "string", "description": "$id or targetNamespace"},
+        "version": {"type": ["integer", "null"]},
+        "title": {"type": "string"},
+        "digest": {"type": "string", "description": "RFC 9530 sha-256 of the schema's bytes"},
+        "size": {"type": "integer"},
+        "href": {"type": "string"},
+    },
+}
+
+
+@routes.get("/v1/schemas")
+@operation(
+    summary="Every XSD and JSON Schema the gateway accepts or emits, versioned",
+    tag="schemas",
+    responses={
+        200: (
+            "The published schemas",
+            {"type": "object", "properties": {"items": {"type": "array", "items": _SCHEMA_ITEM}}},
+        )
+    },
+)
+async def list_schemas(request: web.Request) -> web.Response:
+    base = request.app[SETTINGS].base_url
+    items = [s.listing(f"{base}/v1/schemas/{s.name}") for s in request.app[SCHEMAS].values()]
+    return json_response({"items": items, "next": None})
+
+
+@routes.get("/v1/schemas/{name}")
+@operation(
+    summary="One schema, byte for byte as the gateway validates with it",
+    tag="schemas",
+    responses={
+        200: "The schema (application/schema+json or application/xml)",
+        304: "Not modified (If-None-Match)",
+        404: "No such schema",
+    },
+)
+async def get_schema(request: web.Request) -> web.StreamResponse:
+    schema = request.app[SCHEMAS].get(request.match_info["name"])
+    if schema is None:
+        raise NotFoundError("no such schema: GET /v1/schemas lists them")
+    headers = {
+        "ETag": f'"{schema.digest}"',
+        "Content-Digest": schema.digest,
+        "Cache-Control": "public, max-age=3600",
+    }
+    if headers["ETag"] in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=schema.content, content_type=schema.media_type, headers=headers)
 
 
 @routes.get("/v1/audit/checkpoints")
