@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.domain.agencies import Agency
 from gateway.domain.errors import NotReadyError, UnknownKeyError
 from gateway.services.ports import UnitOfWork
-from gateway.store.batch import BatchedUnitOfWork, Committer, SqliteWriter
+from gateway.store.committer import Committer
 from gateway.store.database import run_to_end
 from gateway.store.registry_cache import RegistryCache
 from gateway.store.repositories import attach_repositories
+from gateway.store.sqlite_writer import SqliteWriter
+from gateway.store.write_sets import BatchedUnitOfWork
 from gateway.trust.keys import VerificationKey
 
 T = TypeVar("T")

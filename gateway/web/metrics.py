@@ -126,7 +126,7 @@ class Metrics:
         )
 
     def _committer(self) -> None:
-        """The group committer's (:mod:`gateway.store.batch`), fed after each batch."""
+        """The group committer's (:mod:`gateway.store.committer`), fed after each batch."""
         self.commit_batch = Histogram(
             "gba_commit_batch_size",
             "Write sets committed in one group-commit transaction",
@@ -162,7 +162,7 @@ class Metrics:
 
 
 class CommitMetrics:
-    """The group committer's reports (:class:`gateway.store.batch.CommitObserver`)."""
+    """The group committer's reports (:class:`gateway.store.committer.CommitObserver`)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics

@@ -1,7 +1,7 @@
-"""Group commit (:mod:`gateway.store.batch`) on SQLite and PostgreSQL: write sets of concurrent
-requests committed in one transaction; a claim taken refuses its write set alone; a database
-error fails the batch and every waiter gets 503; a cancelled waiter never leaves the committer
-stuck; a revocation committed after a write set was checked refuses it in the batch.
+"""Group commit (:mod:`gateway.store.committer`) on SQLite and PostgreSQL: write sets of
+concurrent requests committed in one transaction; a claim taken refuses its write set alone; a
+database error fails the batch and every waiter gets 503; a cancelled waiter never leaves the
+committer stuck; a revocation committed after a write set was checked refuses it in the batch.
 
 To put several write sets in one batch, the committer is held in a first batch (``held``)
 while the others queue behind it.
