@@ -179,9 +179,6 @@ class _Agencies:
     async def get(self, agency_id: str) -> Agency | None:
         return self._snapshot.agency(agency_id)
 
-    async def key(self, kid: str) -> VerificationKey:
-        return self._snapshot.key(kid)
-
     async def signer(self, kid: str) -> tuple[VerificationKey, Agency | None]:
         key = self._snapshot.key(kid)
         return key, self._snapshot.agency(key.owner)
