@@ -79,7 +79,9 @@ class Particular:
 
     name: str
     required: bool
-    kind: str = "text"  # text | address | money | date
+    kind: str = "text"  # text | address | money | date | integer
+    labels: Names | None = None  # what a form shows: zh-Hans, zh-Hant, en, pt
+    values: tuple[str, ...] = ()  # a code list: the only values a text particular may take
 
 
 @dataclass(frozen=True, slots=True)

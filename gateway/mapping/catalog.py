@@ -9,6 +9,7 @@ at once, each prefixed with the file name (Art. 10, 12, 20, 24):
   dictionary (01-10, 20; ``shared/reference/domain.md`` §1.2-1.3);
 - names in zh-Hans, zh-Hant and en for the matter, its materials and its counterparts;
 - known material rules, channels, assurance levels, time units, calendars and particular kinds;
+- labels of every particular in zh-Hans, zh-Hant, en and pt, and its code list if any;
 - promised limit <= statutory limit (see :func:`_exceeds` for limits in different units);
 - HK or MO counterparts with a known relation; a route whose lead is not also a reviewer and
   whose reviewers are unique;
@@ -50,7 +51,7 @@ from gateway.mapping.files import read_yaml_mapping
 GUANGDONG_CATALOGUE = "44"  # owner of the basic code (domain.md §1.2)
 MATTER_TYPES = frozenset({f"{n:02d}" for n in range(1, 11)} | {"20"})  # domain.md §1.3
 RELATIONS = frozenset({"equivalent", "partial", "reverse-direction", "none"})
-PARTICULAR_KINDS = frozenset({"text", "address", "money", "date"})
+PARTICULAR_KINDS = frozenset({"text", "address", "money", "date", "integer"})
 COUNTERPART_JURISDICTIONS = (Jurisdiction.HK, Jurisdiction.MO)
 SCRIPTS = ("zh-Hans", "zh-Hant", "en")
 
@@ -316,11 +317,34 @@ def _particulars(spec: Mapping[str, Any], r: _Reader) -> tuple[Particular, ...]:
         if not isinstance(required, bool):
             r.problem(f"particular {name}: required must be true or false")
             continue
-        out.append(Particular(name, required, kind))
+        labels = r.parse(item.get("labels"), _labels, f"particular {name} labels")
+        values = r.parse(item.get("values", []), _values, f"particular {name} values")
+        if values and kind != "text":
+            r.problem(f"particular {name}: only a text particular takes a list of values")
+            continue
+        if labels is not None and values is not None:
+            out.append(Particular(name, required, kind, labels, values))
     names = [item.get("name") for item in items or [] if isinstance(item, Mapping)]
     for dup in sorted({str(n) for n in names if names.count(n) > 1}):
         r.problem(f"duplicate particular {dup}")
     return tuple(out)
+
+
+def _labels(spec: object) -> Names:
+    """A form label in every script, Portuguese included (Macao's official languages)."""
+    labels = _names(spec)
+    if not labels.pt or not labels.pt.strip():
+        raise ValueError("no label in pt")
+    return labels
+
+
+def _values(spec: object) -> tuple[str, ...]:
+    values = _list(spec, "values")
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise ValueError("every value must be a non-empty text")
+    if len(set(values)) != len(values):
+        raise ValueError("a value is listed twice")
+    return tuple(values)
 
 
 def _route(spec: Mapping[str, Any], r: _Reader) -> Route | None:

@@ -11,7 +11,7 @@ import opencc
 from lxml import etree
 
 from gateway.domain.errors import NotFoundError
-from gateway.domain.matters import MaterialRule, Matter
+from gateway.domain.matters import MaterialRule, Matter, Particular
 from gateway.domain.values import IdentityDocument
 from gateway.sandbox.personas import Persona, persona
 
@@ -88,9 +88,14 @@ def _phone(persona: Persona) -> str:
     return f"+{_COUNTRY[persona.jurisdiction]}{digits}"
 
 
-def _particular(name: str, kind: str) -> Any:
+def _particular(particular: Particular) -> Any:
+    name, kind = particular.name, particular.kind
     if name in _SAMPLE_VALUES:
         return _SAMPLE_VALUES[name]
+    if particular.values:
+        return particular.values[0]
+    if kind == "integer":
+        return "1"
     if kind == "money":
         return {"amount": "50000.00", "currency": "CNY"}
     if kind == "address":
@@ -147,7 +152,7 @@ def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
                 "jurisdiction": persona.jurisdiction,
             },
         },
-        "particulars": {p.name: _particular(p.name, p.kind) for p in matter.particulars},
+        "particulars": {p.name: _particular(p) for p in matter.particulars},
         "materials": materials,
         "commitments": commitments,
     }

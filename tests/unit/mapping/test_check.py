@@ -112,7 +112,9 @@ def test_every_catalog_rule_of_one_file_is_reported_at_once(mappings: Path) -> N
         "  - jurisdiction: MO\n    relation: partial",
         "  - jurisdiction: MO\n    relation: similar",
     )
-    _edit(path, "kind: money}", "kind: currency}")
+    _edit(path, "kind: money\n", "kind: currency\n")
+    _edit(path, 'en: "Business premises", pt: "Local de exploração"', 'en: "Business premises"')
+    _edit(path, "kind: integer\n", "kind: integer\n    values: [few, many]\n")
     _edit(path, "min_assurance: substantial", "min_assurance: very high")
 
     lines = check_mappings(mappings)
@@ -128,10 +130,12 @@ def test_every_catalog_rule_of_one_file_is_reported_at_once(mappings: Path) -> N
         "a counterpart is in HK or MO, not GD",
         "unknown relation 'similar'",
         "unknown kind 'currency'",
+        "particular business_address labels: no label in pt",
+        "particular employees: only a text particular takes a list of values",
         "unknown assurance level 'very high'",
     ):
         assert expected in found, expected
-    assert len(lines) == 9, found
+    assert len(lines) == 11, found
 
 
 def test_a_code_outside_the_guangdong_catalogue_and_a_type_outside_the_dictionary(
