@@ -2,8 +2,10 @@
 
 Every Guangdong agency a matter in ``mappings/matters/`` routes cases to is here (the gateway
 refuses to start otherwise) and approves every case it receives; the ids are slugs of the
-synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has four
-agencies and Macao three, which decide nothing on their own.
+synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has five
+agencies and Macao five; those that review a joint case decide nothing on their own (a tester
+or the ``every-matter`` scenario decides for them), but a lead decides by itself, as Macao's
+Social Security Fund does for the social-insurance registration it accepts.
 
 Their private keys live in ``<sandbox_dir>/keys/agencies/`` (ignored by git) so that the
 demo and testers' scripts can sign as them. Every key id starts ``sandbox-``: production
@@ -240,6 +242,42 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
         },
         alg="ecdsa-p256-sha256",
         auto_decision=None,
+    ),
+    SandboxAgency(
+        id="hk-immd",
+        jurisdiction="HK",
+        names={
+            "zh-Hant": "入境事務處婚姻登記處",
+            "zh-Hans": "入境事务处婚姻登记处",
+            "en": "Immigration Department, Marriage Registry",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision=None,
+    ),
+    SandboxAgency(
+        id="mo-crc",
+        jurisdiction="MO",
+        names={
+            "zh-Hant": "民事登記局",
+            "zh-Hans": "民事登记局",
+            "en": "Civil Registry",
+            "pt": "Conservatória do Registo Civil",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision=None,
+    ),
+    # The lead of a matter led from Macao: it accepts and decides on its own.
+    SandboxAgency(
+        id="mo-fss",
+        jurisdiction="MO",
+        names={
+            "zh-Hant": "社會保障基金",
+            "zh-Hans": "社会保障基金",
+            "en": "Social Security Fund",
+            "pt": "Fundo de Segurança Social",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision="approved",
     ),
 )
 

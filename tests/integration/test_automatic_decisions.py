@@ -3,9 +3,10 @@ decidable by data comparison is decided by the gateway as it moves to review —
 meets the rules, rejected with the failed rules as reasons — and the sample is queued for the
 lead agency's human re-check.
 
-The reviewed social-insurance matter is copied with ``acceptance: agency`` (its lead, the
-sandbox ``zh-hrss``, examines and accepts, so the move to review happens in the examination's
-transaction) and a re-check rate of 1, so every case here is drawn."""
+The reviewed social-insurance matter is copied with ``acceptance: agency`` (its lead, Macao's
+``mo-fss`` in the sandbox, examines and accepts, so the move to review happens in the
+examination's transaction) and a re-check rate of 1, so every case here is drawn. The gateway
+decides for each handler, the lead and the reviewing Zhuhai bureau ``zh-hrss``."""
 
 from __future__ import annotations
 
@@ -84,7 +85,10 @@ async def test_a_case_meeting_the_rules_is_approved_by_the_gateway(
     view = await _decided(decidable, USCC)
 
     assert view["status"] == "approved"
-    assert _decisions(view) == [("gateway:automatic", "zh-hrss", "approved", [])]
+    assert _decisions(view) == [
+        ("gateway:automatic", "mo-fss", "approved", []),
+        ("gateway:automatic", "zh-hrss", "approved", []),
+    ]
     types = [e["type"] for e in view["timeline"]]
     assert types.index("review.started") < types.index("decision.recorded")
     assert "decision.recheck_queued" in types
@@ -96,16 +100,20 @@ async def test_a_case_failing_a_rule_is_rejected_with_the_rule_and_queued_for_re
     view = await _decided(decidable, "not-a-uscc")
 
     assert view["status"] == "rejected"
-    ((actor, agency, decision, reasons),) = _decisions(view)
-    assert (actor, agency, decision) == ("gateway:automatic", "zh-hrss", "rejected")
-    assert len(reasons) == 1
-    assert reasons[0].startswith("particular employer_uscc matches ")
+    decisions = _decisions(view)
+    assert [(actor, agency, decision) for actor, agency, decision, _ in decisions] == [
+        ("gateway:automatic", "mo-fss", "rejected"),
+        ("gateway:automatic", "zh-hrss", "rejected"),
+    ]
+    for *_, reasons in decisions:
+        assert len(reasons) == 1
+        assert reasons[0].startswith("particular employer_uscc matches ")
     assert "not-a-uscc" not in json.dumps(view["timeline"])  # the rule, not the data
     (queued,) = [e for e in view["timeline"] if e["type"] == "decision.recheck_queued"]
-    assert (queued["actor"], queued["agency"]) == ("gateway:automatic", "zh-hrss")
+    assert (queued["actor"], queued["agency"]) == ("gateway:automatic", "mo-fss")
 
     deps = decidable.app[DEPENDENCIES]  # type: ignore[index]
-    lead = Caller("zh-hrss", "GD", "zh-hrss-key")
+    lead = Caller("mo-fss", "MO", "mo-fss-key")
     rechecks = await queries.work_list(deps, lead, limit=50, after=None, recheck=True)
     assert [a["application_id"] for a in rechecks["items"]] == [view["application_id"]]
     submitter = Caller("hk-ird", "HK", "hk-ird-key")

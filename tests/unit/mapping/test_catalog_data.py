@@ -99,10 +99,9 @@ def test_every_routed_agency_is_a_sandbox_agency_so_the_sandbox_starts(
     for matter in matters:
         for agency in matter.route.handlers:
             assert agency in sandbox, (matter.code, agency)
-        # The lead is a Guangdong agency that decides by itself; a Hong Kong or Macao
-        # reviewer (joint review) decides nothing: the tester decides for it.
-        lead = sandbox[matter.route.lead]
-        assert (lead.jurisdiction, lead.auto_decision) == ("GD", "approved"), matter.code
+        # The lead decides by itself, wherever it is; a Hong Kong or Macao reviewer (joint
+        # review) decides nothing: the tester decides for it.
+        assert sandbox[matter.route.lead].auto_decision == "approved", matter.code
         for reviewer in matter.route.reviewers:
             expected = "approved" if sandbox[reviewer].jurisdiction == "GD" else None
             assert sandbox[reviewer].auto_decision == expected, (matter.code, reviewer)
@@ -151,8 +150,25 @@ def test_the_provident_fund_limit_counts_natural_days(catalog: Catalog) -> None:
 def test_at_least_two_matters_are_handled_jointly(matters: list[Matter]) -> None:
     joint = {str(m.code): m.route.reviewers for m in matters if m.route.reviewers}
     assert len(joint) >= 2
-    assert joint["11440300MB2C00011B3440120001000"] == ("gd-tax",)
+    assert joint["11440300MB2C00011B3440120001000"] == ("gd-tax", "mo-ipim")
     assert joint["11440700MB2C0005143440720004000"] == ("gd-tax",)
+
+
+def test_at_least_four_matters_cross_a_border_one_with_macao_one_led_from_outside_guangdong(
+    matters: list[Matter],
+) -> None:
+    where = {a.id: a.jurisdiction for a in SANDBOX_AGENCIES}
+    crossing = {
+        str(m.code): [where[h] for h in m.route.handlers]
+        for m in matters
+        if len({where[h] for h in m.route.handlers}) > 1
+    }
+    assert len(crossing) >= 4, crossing
+    assert any("MO" in places for places in crossing.values())
+    led_from = {code: places[0] for code, places in crossing.items()}
+    assert {"HK", "MO"} & set(led_from.values()), led_from
+    assert led_from["11440400MB2C00031J3442030001000"] == "MO"
+    assert crossing["11440300MB2C00091K3440120007000"] == ["GD", "HK"]  # the doctor's
 
 
 def test_in_person_matters_refuse_agents(matters: list[Matter]) -> None:
