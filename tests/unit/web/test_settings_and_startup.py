@@ -56,6 +56,12 @@ ROUTED = (
     "sz-hc",
     "gz-hpf",
     "hk-mchk",
+    "hk-td",
+    "hk-immd",
+    "mo-dsat",
+    "mo-ipim",
+    "mo-crc",
+    "mo-fss",
 )
 
 
@@ -114,7 +120,7 @@ def _registry(tmp_path: Path, *agency_ids: str) -> Path:
         entries.append(
             {
                 "id": agency_id,
-                "jurisdiction": "HK" if agency_id.startswith("hk-") else "GD",
+                "jurisdiction": agency_id[:2].upper() if agency_id[:3] in ("hk-", "mo-") else "GD",
                 "names": {"en": agency_id},
                 "endpoint": f"https://{agency_id}.example/inbox",
                 "matters": ["*"],
