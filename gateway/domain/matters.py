@@ -92,6 +92,7 @@ class Counterpart:
     relation: str  # equivalent | partial | reverse-direction | none
     service: str | None
     names: Names | None
+    code: str | None = None  # the HK or Macao service's short id (IRD-BR, DSF-M1), stable
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +186,9 @@ class Matter:
 
     def counterpart(self, jurisdiction: Jurisdiction) -> Counterpart | None:
         return next((c for c in self.counterparts if c.jurisdiction is jurisdiction), None)
+
+    def has_counterpart(self, jurisdiction: Jurisdiction, code: str) -> bool:
+        """Whether the HK or Macao service ``code`` of ``jurisdiction`` corresponds to this
+        matter (codes compare without regard to case)."""
+        found = self.counterpart(jurisdiction)
+        return found is not None and (found.code or "").casefold() == code.casefold()

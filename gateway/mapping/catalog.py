@@ -11,8 +11,10 @@ at once, each prefixed with the file name (Art. 10, 12, 20, 24):
 - known material rules, channels, assurance levels, time units, calendars and particular kinds;
 - labels of every particular in zh-Hans, zh-Hant, en and pt, and its code list if any;
 - promised limit <= statutory limit (see :func:`_exceeds` for limits in different units);
-- HK or MO counterparts with a known relation; a route whose lead is not also a reviewer and
-  whose reviewers are unique;
+- HK or MO counterparts with a known relation and, unless the relation is ``none``, a
+  well-formed ``code`` (:data:`COUNTERPART_CODE`) that names one service of its jurisdiction
+  across the whole catalog; a route whose lead is not also a reviewer and whose reviewers are
+  unique;
 - unique material codes and particular names, non-overlapping versions.
 """
 
@@ -55,6 +57,8 @@ PARTICULAR_KINDS = frozenset({"text", "address", "money", "date", "integer"})
 COUNTERPART_JURISDICTIONS = (Jurisdiction.HK, Jurisdiction.MO)
 SCRIPTS = ("zh-Hans", "zh-Hant", "en")
 
+# A counterpart code: the department's acronym, then the service (IRD-BR, DSF-M1, CR-NNC1)
+COUNTERPART_CODE = re.compile(r"[A-Z]{2,6}(?:-[A-Z0-9]{1,10}){1,3}")
 _MATERIAL_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _PARTICULAR_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _E = TypeVar("_E", bound=StrEnum)
@@ -448,8 +452,14 @@ def _counterparts(spec: Mapping[str, Any], r: _Reader) -> tuple[Counterpart, ...
         names = None
         if item.get("names") is not None:
             names = r.parse(item["names"], _names, f"{where} names")
+        code = item.get("code")
+        if code is None and relation not in (None, "none"):
+            r.problem(f"{where}: code is missing (a short id of the service, e.g. IRD-BR)")
+        elif code is not None and not (isinstance(code, str) and COUNTERPART_CODE.fullmatch(code)):
+            r.problem(f"{where}: {code!r} is not a counterpart code such as IRD-BR or DSF-M1")
+            code = None
         if jurisdiction and relation:
-            out.append(Counterpart(jurisdiction, relation, service, names))
+            out.append(Counterpart(jurisdiction, relation, service, names, code))
     seen = [c.jurisdiction for c in out]
     for dup in sorted({j.value for j in seen if seen.count(j) > 1}):
         r.problem(f"more than one {dup} counterpart")
@@ -512,7 +522,26 @@ def read_catalog(directory: Path) -> tuple[list[MatterVersion], list[str]]:
                 )
             )
     problems += _overlaps(versions)
+    problems += _shared_counterpart_codes(versions)
     return versions, problems
+
+
+def _shared_counterpart_codes(versions: Sequence[MatterVersion]) -> list[str]:
+    """A counterpart code names one HK or Macao service: two matters may not share it (the
+    versions of one matter may)."""
+    owner: dict[tuple[Jurisdiction, str], str] = {}
+    problems = []
+    for v in versions:
+        for c in v.matter.counterparts if v.matter is not None else ():
+            if c.code is None:
+                continue
+            first = owner.setdefault((c.jurisdiction, c.code.casefold()), v.code)
+            if first != v.code:
+                problems.append(
+                    f"{v.file}: counterpart code {c.jurisdiction.value}:{c.code} "
+                    f"is already the counterpart of {first}"
+                )
+    return problems
 
 
 def _window(spec: Mapping[str, Any]) -> tuple[date | None, date | None]:
