@@ -1,5 +1,8 @@
 """Checks a canonical application against its matter, all problems in one pass (Art. 19(3)).
 
+Each particular is checked against its kind (:mod:`gateway.domain.particulars`: text and
+its code list, date, money, address, integer), every problem with its JSON pointer.
+
 Two outcomes are kept apart, as DESIGN.md asks:
 
 - *structural* problems (a field the matter needs is absent or malformed): the submission is
@@ -16,13 +19,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from gateway.domain import particulars as kinds
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem
-from gateway.domain.matters import MaterialRule, Matter
+from gateway.domain.matters import MaterialRule, Matter, Particular
 from gateway.domain.values import DocumentType, IdentityDocument
 
 _DOCUMENT_TYPES = frozenset(t.value for t in DocumentType)
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DIGEST_RE = re.compile(r"^sha-(256|512)=:[A-Za-z0-9+/]+={0,2}:$")
 
 
@@ -68,7 +71,7 @@ def _text(value: object) -> str | None:
 
 def _is_iso_date(value: object) -> bool:
     """Exactly YYYY-MM-DD (``date.fromisoformat`` alone also takes 19880315 and week dates)."""
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+    if not isinstance(value, str) or not kinds.DATE.fullmatch(value):
         return False
     try:
         date.fromisoformat(value)
@@ -114,16 +117,79 @@ def _particulars_problems(particulars: object, matter: Matter) -> list[FieldProb
     if not isinstance(particulars, dict):
         return [problem("/particulars", "wrong_type")]
     known = {p.name for p in matter.particulars}
-    out = [
-        problem(f"/particulars/{p.name}", "required")
-        for p in matter.particulars
-        if p.required and particulars.get(p.name) in (None, "", {}, [])
-    ]
+    out: list[FieldProblem] = []
+    for p in matter.particulars:
+        value = particulars.get(p.name)
+        if value in (None, "", {}, []):
+            if p.required:
+                out.append(problem(f"/particulars/{p.name}", "required"))
+            continue
+        out += _kind_problems(p, value, f"/particulars/{p.name}")
     out += [
         problem(f"/particulars/{name}", "unexpected_field")
         for name in particulars
         if name not in known
     ]
+    return out
+
+
+def _kind_problems(particular: Particular, value: object, pointer: str) -> list[FieldProblem]:
+    """Every way ``value`` falls short of its particular's kind and code list."""
+    kind = particular.kind
+    if kind == "money":
+        return _money_problems(value, pointer)
+    if kind == "address":
+        return _address_problems(value, pointer)
+    if not isinstance(value, str):
+        return [problem(pointer, "wrong_type")]
+    if kind == "date":
+        return [] if _is_iso_date(value) else [problem(pointer, "invalid_date")]
+    if kind == "integer":
+        return [] if kinds.INTEGER.fullmatch(value) else [problem(pointer, "invalid_value")]
+    if particular.values and value not in particular.values:
+        return [problem(pointer, "unknown_code")]
+    if len(value) > kinds.TEXT_MAX_LENGTH:
+        return [problem(pointer, "invalid_value")]
+    return []
+
+
+def _money_problems(value: object, pointer: str) -> list[FieldProblem]:
+    if not isinstance(value, dict):
+        return [problem(pointer, "wrong_type")]
+    out = [
+        problem(f"{pointer}/{name}", "unexpected_field")
+        for name in value
+        if name not in {"amount", "currency"}
+    ]
+    amount, currency = value.get("amount"), value.get("currency")
+    if amount is None:
+        out.append(problem(f"{pointer}/amount", "required"))
+    elif not isinstance(amount, str) or not kinds.AMOUNT.fullmatch(amount):
+        out.append(problem(f"{pointer}/amount", "invalid_amount"))
+    if currency is None:
+        out.append(problem(f"{pointer}/currency", "required"))
+    elif currency not in kinds.CURRENCIES:
+        out.append(problem(f"{pointer}/currency", "unknown_code"))
+    return out
+
+
+def _address_problems(value: object, pointer: str) -> list[FieldProblem]:
+    if not isinstance(value, dict):
+        return [problem(pointer, "wrong_type")]
+    out: list[FieldProblem] = []
+    for name, member in value.items():
+        where = f"{pointer}/{name}"
+        if name in kinds.ADDRESS_MEMBERS:
+            if not isinstance(member, str) or len(member) > kinds.ADDRESS_MEMBERS[name]:
+                out.append(problem(where, "invalid_value"))
+        elif name == "area_code":
+            if not isinstance(member, str) or not kinds.AREA_CODE.fullmatch(member):
+                out.append(problem(where, "invalid_value"))
+        elif name == "jurisdiction":
+            if member not in kinds.ADDRESS_JURISDICTIONS:
+                out.append(problem(where, "unknown_code"))
+        else:
+            out.append(problem(where, "unexpected_field"))
     return out
 
 
