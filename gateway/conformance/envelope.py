@@ -60,7 +60,7 @@ def canonical_application() -> dict[str, Any]:
         },
         "particulars": {
             "business_name": "測試茶餐廳",
-            "business_address": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层",
+            "business_address": {"text": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层"},
             "business_scope": "餐飲服務",
             "capital": {"amount": "50000.00", "currency": "CNY"},
             "employees": "3",

@@ -72,7 +72,7 @@ def hk_individual_business(persona: Persona, *, business_name: str = "大文茶�
 _COUNTRY = {"HK": "852", "MO": "853", "GD": "86"}
 _SAMPLE_VALUES = {
     "business_name": "大文茶餐廳",
-    "business_address": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层",
+    "business_address": {"text": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层"},
     "business_scope": "餐飲服務",
     "employees": "3",
     "employer_uscc": "91440400MA4W2X3Y58",  # well formed, GB 32100 check character valid

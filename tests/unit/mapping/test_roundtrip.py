@@ -140,9 +140,11 @@ def canonical_documents(draw: st.DrawFn, name: str) -> dict[str, Any]:
     types = st.sampled_from(_document_types(name))
     applicant["documents"] = draw(st.lists(types.flatmap(_document), min_size=1, max_size=10))
     particulars: dict[str, Any] = {}
-    for key in ("business_name", "business_address", "business_scope"):
+    for key in ("business_name", "business_scope"):
         if draw(st.booleans()):
             particulars[key] = draw(TEXT)
+    if draw(st.booleans()):
+        particulars["business_address"] = {"text": draw(TEXT)}
     if draw(st.booleans()):
         cents = draw(st.integers(0, 10**14))
         particulars["capital"] = {
