@@ -35,6 +35,7 @@ from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.mapping.matter_schema import MatterSchemas
 from gateway.mapping.published import published_schemas
 from gateway.services import lifecycle
 from gateway.services.calendars import HolidayCalendar
@@ -67,6 +68,7 @@ from gateway.web.hosts import host_check
 from gateway.web.keys import (
     DEPENDENCIES,
     KEYRING,
+    MATTER_SCHEMAS,
     METRICS,
     RATE_LIMITS,
     READINESS,
@@ -265,6 +267,7 @@ def create_app(
     app[KEYRING] = ring
     app[METRICS] = Metrics()
     app[SCHEMAS] = published_schemas(settings.mappings_dir / "schemas")
+    app[MATTER_SCHEMAS] = MatterSchemas.load(settings.mappings_dir / "schemas")
     app[READINESS] = {
         "keys": bool(ring.keys),
         "mappings": bool(catalog.all(local_date(clock.now()))),

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from gateway.mapping.matter_schema import MatterSchemas
 from gateway.mapping.published import PublishedSchema
 from gateway.services.handlers import Dependencies
 from gateway.services.relay import Relay
@@ -24,6 +25,7 @@ METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 READINESS = web.AppKey("readiness", dict[str, bool])
 SCHEMAS = web.AppKey("schemas", Mapping[str, PublishedSchema])  # GET /v1/schemas
+MATTER_SCHEMAS = web.AppKey("matter_schemas", MatterSchemas)  # GET /v1/matters/{code}/schema
 REQUEST_ID = web.RequestKey("request_id", str)
 AGENCY_ID = web.RequestKey("agency_id", str)
 # The key id of the request's signature once it verified (and its digest held): only the

@@ -12,13 +12,20 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import __version__
 from gateway.domain.documents import problem
-from gateway.domain.errors import NotFoundError, NotReadyError, ValidationFailedError
-from gateway.domain.matters import Matter
+from gateway.domain.errors import (
+    BadRequestError,
+    NotFoundError,
+    NotReadyError,
+    ValidationFailedError,
+)
+from gateway.domain.matters import Matter, Particular
 from gateway.domain.values import Jurisdiction, local_date
+from gateway.mapping.published import PublishedSchema
 from gateway.settings import REPO_ROOT
 from gateway.web.keys import (
     DEPENDENCIES,
     KEYRING,
+    MATTER_SCHEMAS,
     METRICS,
     READINESS,
     SCHEMAS,
@@ -32,6 +39,19 @@ log = structlog.get_logger("gateway.web")
 
 routes = web.RouteTableDef()
 PROBLEM_DOCS = REPO_ROOT / "docs" / "problems"
+
+
+def particular_json(particular: Particular) -> dict[str, Any]:
+    """What a portal needs to build the form field: name, kind, required, labels, values."""
+    out: dict[str, Any] = {
+        "name": particular.name,
+        "kind": particular.kind,
+        "required": particular.required,
+        "labels": particular.labels.as_dict() if particular.labels else {},
+    }
+    if particular.values:
+        out["values"] = list(particular.values)
+    return out
 
 
 def matter_json(matter: Matter, counterpart_of: Jurisdiction | None = None) -> dict[str, Any]:
@@ -53,6 +73,7 @@ def matter_json(matter: Matter, counterpart_of: Jurisdiction | None = None) -> d
             {"code": m.code, "names": m.names.as_dict(), "rule": m.rule.value}
             for m in matter.materials
         ],
+        "particulars": [particular_json(p) for p in matter.particulars],
         "route": {"lead": matter.route.lead, "reviewers": list(matter.route.reviewers)},
         "effective_from": matter.effective_from.isoformat(),
     }
@@ -63,6 +84,7 @@ def matter_json(matter: Matter, counterpart_of: Jurisdiction | None = None) -> d
         {
             "jurisdiction": c.jurisdiction.value,
             "relation": c.relation,
+            "code": c.code,
             "service": c.service,
             "names": c.names.as_dict() if c.names else None,
         }
@@ -95,6 +117,20 @@ def _jurisdiction(request: web.Request) -> Jurisdiction | None:
         ) from None
 
 
+def _counterpart(request: web.Request) -> tuple[Jurisdiction, str] | None:
+    """``?counterpart=HK:IRD-BR``: an HK or Macao service by its code."""
+    text = request.query.get("counterpart")
+    if text is None:
+        return None
+    prefix, _, code = text.partition(":")
+    if prefix.upper() not in ("HK", "MO") or not code.strip():
+        raise BadRequestError(
+            "counterpart is HK:<code> or MO:<code>, e.g. HK:IRD-BR",
+            errors=[problem("/counterpart", "invalid_value")],
+        )
+    return Jurisdiction.parse(prefix.upper()), code.strip()
+
+
 @routes.get("/v1/matters")
 @operation(
     summary="The matter catalog; ?q= searches names in any script",
@@ -105,14 +141,25 @@ def _jurisdiction(request: web.Request) -> Jurisdiction | None:
         query("type", "matter type code (01 行政许可, 07 行政确认, 20 公共服务 ...)"),
         query("channel", "online, counter, kiosk or mobile"),
         query("at", "the date the catalog is read at (YYYY-MM-DD)"),
+        query(
+            "counterpart",
+            "HK:<code> or MO:<code>: the Guangdong matters an HK or Macao service corresponds to",
+            {"type": "string", "pattern": "^(HK|MO):.+$", "examples": ["HK:IRD-BR", "MO:DSF-M1"]},
+        ),
     ],
-    responses={200: ("Matters in force", {"type": "object"}), 422: "Bad query"},
+    responses={
+        200: ("Matters in force", {"type": "object"}),
+        400: "counterpart is not HK:<code> or MO:<code>",
+        422: "Bad query",
+    },
 )
 async def list_matters(request: web.Request) -> web.Response:
     catalog = request.app[DEPENDENCIES].catalog
-    day, jurisdiction = _day(request), _jurisdiction(request)
+    day, jurisdiction, counterpart = _day(request), _jurisdiction(request), _counterpart(request)
     text = request.query.get("q", "").strip()
     matters = catalog.search(text, day) if text else catalog.all(day)
+    if counterpart is not None:
+        matters = [m for m in matters if m.has_counterpart(*counterpart)]
     if "type" in request.query:
         matters = [m for m in matters if m.matter_type == request.query["type"]]
     if "channel" in request.query:
@@ -140,6 +187,23 @@ async def list_matters(request: web.Request) -> web.Response:
 async def get_matter(request: web.Request) -> web.Response:
     matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
     return json_response(matter_json(matter, _jurisdiction(request)))
+
+
+@routes.get("/v1/matters/{code}/schema")
+@operation(
+    summary="The JSON Schema (2020-12) of the matter's canonical application, ?at= its version",
+    tag="matters",
+    parameters=[query("at", "YYYY-MM-DD")],
+    responses={
+        200: "The schema (application/schema+json), $id urn:gba:matter:<code>:<version>",
+        304: "Not modified (If-None-Match)",
+        404: "No such matter in force",
+        422: "Bad query (at)",
+    },
+)
+async def get_matter_schema(request: web.Request) -> web.StreamResponse:
+    matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
+    return _schema_response(request, request.app[MATTER_SCHEMAS].published(matter))
 
 
 _SCHEMA_ITEM = {
@@ -190,6 +254,11 @@ async def get_schema(request: web.Request) -> web.StreamResponse:
     schema = request.app[SCHEMAS].get(request.match_info["name"])
     if schema is None:
         raise NotFoundError("no such schema: GET /v1/schemas lists them")
+    return _schema_response(request, schema)
+
+
+def _schema_response(request: web.Request, schema: PublishedSchema) -> web.StreamResponse:
+    """The schema's bytes, its digest as the entity tag; 304 when the caller has them."""
     headers = {
         "ETag": f'"{schema.digest}"',
         "Content-Digest": schema.digest,
