@@ -9,6 +9,7 @@ import pytest
 
 from gateway.domain.errors import UnknownMatterError
 from gateway.domain.matters import MaterialRule
+from gateway.domain.values import Jurisdiction
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.fields import MappingError
 
@@ -92,3 +93,47 @@ def test_broken_matter_reports_every_problem_at_once(tmp_path: Path) -> None:
     message = str(info.value)
     assert f"{CODE} v1: promised limit exceeds statutory limit" in message
     assert f"{CODE}: versions 1 and 2 overlap" in message
+
+
+def test_counterpart_codes_are_read_and_matched_without_regard_to_case(
+    catalog: Catalog,
+) -> None:
+    matter = catalog.get(CODE, IN_FORCE)
+
+    assert [(c.jurisdiction.value, c.code) for c in matter.counterparts] == [
+        ("HK", "IRD-BR"),
+        ("MO", "DSF-M1"),
+    ]
+    assert matter.has_counterpart(Jurisdiction.MO, "dsf-m1")
+    assert not matter.has_counterpart(Jurisdiction.HK, "DSF-M1")
+
+
+def test_counterpart_codes_are_well_formed_present_and_unique_per_jurisdiction(
+    tmp_path: Path,
+) -> None:
+    text = (MATTERS / f"{CODE}.yaml").read_text("utf-8")
+    assert text.count("code: IRD-BR\n") == text.count("code: DSF-M1\n") == 1
+    (tmp_path / f"{CODE}.yaml").write_text(
+        text.replace("code: IRD-BR\n", "code: ird br\n").replace("    code: DSF-M1\n", ""),
+        "utf-8",
+    )
+    other = "11440700MB2C0005143440720004000"  # takes HK IRD-BR too; its MO code stays
+    text = (MATTERS / f"{other}.yaml").read_text("utf-8")
+    assert text.count("code: LR-DEED\n") == 1
+    (tmp_path / f"{other}.yaml").write_text(
+        text.replace("code: LR-DEED\n", "code: IRD-BR\n"), "utf-8"
+    )
+
+    with pytest.raises(MappingError) as info:
+        Catalog.load(tmp_path)
+
+    message = str(info.value)
+    assert "counterpart HK: 'ird br' is not a counterpart code" in message
+    assert "counterpart MO: code is missing" in message
+    # the broken matter's code is unreadable, so the other one is the only IRD-BR: no clash
+    assert "already the counterpart" not in message
+
+    fixed = (MATTERS / f"{CODE}.yaml").read_text("utf-8")
+    (tmp_path / f"{CODE}.yaml").write_text(fixed, "utf-8")
+    with pytest.raises(MappingError, match=rf"HK:IRD-BR is already the counterpart of {CODE}"):
+        Catalog.load(tmp_path)
