@@ -57,6 +57,7 @@ from gateway.trust.receipts import JwsReceiptIssuer
 from gateway.trust.registry import load_registry_file
 from gateway.web import (
     case_routes,
+    catalog_routes,
     complaint_routes,
     me_routes,
     oidc_routes,
@@ -406,6 +407,7 @@ def create_app(
     app.cleanup_ctx.append(routed)
     app.cleanup_ctx.append(delivery)
     app.add_routes(partner_routes.routes)
+    app.add_routes(catalog_routes.routes)
     app.add_routes(public_routes.routes)
     app.add_routes(me_routes.routes)
     app.add_routes(case_routes.routes)

@@ -3,9 +3,9 @@
 The sandbox must serve the catalog of the local ``mappings/`` (the samples are built from
 it). Each matter's sample (``canonical_sample``, as ``gba-gateway mappings sample`` prints it)
 is submitted by an agency the registry allows to submit it, its receipt verified against the
-JWKS; the cases then run side by side. Guangdong's sandbox agencies examine and decide on
-their own; a handler that decides nothing on its own (the HK Medical Council on the medical
-matter) is played by the scenario, signing with that agency's key. A case ends approved by
+JWKS; the cases then run side by side. Every lead examines and decides on its own; a
+handler that decides nothing on its own (an HK or Macao reviewer, such as the HK Medical
+Council on the medical matter) is played by the scenario, signing with that agency's key. A case ends approved by
 every handler, with a decision voucher that verifies, each handler having received it once,
 and the lead delivering the result.
 """
