@@ -5,9 +5,9 @@ it). Each matter's sample (``canonical_sample``, as ``gba-gateway mappings sampl
 is submitted by an agency the registry allows to submit it, its receipt verified against the
 JWKS; the cases then run side by side. Every lead examines and decides on its own; a
 handler that decides nothing on its own (an HK or Macao reviewer, such as the HK Medical
-Council on the medical matter) is played by the scenario, signing with that agency's key. A case ends approved by
-every handler, with a decision voucher that verifies, each handler having received it once,
-and the lead delivering the result.
+Council on the medical matter) is played by the scenario, signing with that agency's key. A
+case ends approved by every handler, with a decision voucher that verifies, each handler
+having received it once, and the lead delivering the result.
 """
 
 from __future__ import annotations
