@@ -173,7 +173,7 @@ def _counterpart(request: web.Request) -> tuple[Jurisdiction, str] | None:
         query(
             "counterpart",
             "HK:<code> or MO:<code>: the Guangdong matters an HK or Macao service corresponds to",
-            {"type": "string", "pattern": "^(HK|MO):.+$", "examples": ["HK:IRD-BR", "MO:DSF-M1"]},
+            {"type": "string", "pattern": "^([Hh][Kk]|[Mm][Oo]):.+$", "examples": ["HK:IRD-BR"]},
         ),
     ],
     responses={
