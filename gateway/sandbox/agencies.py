@@ -3,9 +3,9 @@
 Every Guangdong agency a matter in ``mappings/matters/`` routes cases to is here (the gateway
 refuses to start otherwise) and approves every case it receives; the ids are slugs of the
 synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has five
-agencies and Macao five; those that review a joint case decide nothing on their own (a tester
-or the ``every-matter`` scenario decides for them), but a lead decides by itself, as Macao's
-Social Security Fund does for the social-insurance registration it accepts.
+agencies and Macao five, which decide nothing on their own (a tester or the ``every-matter``
+scenario decides for those that review a joint case), except a lead: Macao's Social Security
+Fund decides by itself on the social-insurance registration it accepts.
 
 Their private keys live in ``<sandbox_dir>/keys/agencies/`` (ignored by git) so that the
 demo and testers' scripts can sign as them. Every key id starts ``sandbox-``: production
