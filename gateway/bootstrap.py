@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -161,13 +161,32 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
     return keystore.load(settings.keys_dir, owner_only=True)
 
 
-def codecs(settings: Settings) -> dict[str, DocumentCodec]:
+def codecs(settings: Settings, catalog: Catalog | None = None) -> dict[str, DocumentCodec]:
+    """The codec of every format; the native XML formats write the particulars of every
+    matter of ``catalog`` (None: the catalog under ``mappings_dir``)."""
+    if catalog is None:
+        catalog = Catalog.load(settings.mappings_dir / "matters")
+    particulars = catalog.particulars()
     table: dict[str, DocumentCodec] = {
         "canonical": CanonicalCodec(settings.mappings_dir / "schemas")
     }
     for adapter in ADAPTERS:
-        table[adapter.JURISDICTION] = adapter.codec(settings.mappings_dir)
+        table[adapter.JURISDICTION] = adapter.codec(settings.mappings_dir, particulars)
     return table
+
+
+def generated_schemas(table: Mapping[str, DocumentCodec]) -> dict[str, bytes]:
+    """The schema documents the codecs generated at load (an XSD with the catalog's
+    particulars), by file name: published instead of the files they were generated from."""
+    out: dict[str, bytes] = {}
+    for codec in table.values():
+        name, document = (
+            getattr(codec, "schema_name", None),
+            getattr(codec, "schema_document", None),
+        )
+        if name and document:
+            out[name] = document
+    return out
 
 
 def database_url(settings: Settings) -> str:
@@ -267,7 +286,8 @@ def create_app(
     app[RATE_LIMITS] = limits
     app[KEYRING] = ring
     app[METRICS] = Metrics()
-    app[SCHEMAS] = published_schemas(settings.mappings_dir / "schemas")
+    table = codecs(settings, catalog)
+    app[SCHEMAS] = published_schemas(settings.mappings_dir / "schemas", generated_schemas(table))
     app[MATTER_SCHEMAS] = MatterSchemas.load(settings.mappings_dir / "schemas")
     app[READINESS] = {
         "keys": bool(ring.keys),
@@ -315,7 +335,7 @@ def create_app(
         uow=uow,
         clock=clock,
         catalog=view,
-        codecs=codecs(settings),
+        codecs=table,
         receipts=JwsReceiptIssuer(ring.current("seal")),
         calendar=HolidayCalendar(),
         issuer=settings.base_url,

@@ -1,6 +1,7 @@
 """Guangdong: agencies receive and send the canonical JSON application.
 
-Every jurisdiction folder has the same shape: ``JURISDICTION`` and ``codec(mappings_dir)``
+Every jurisdiction folder has the same shape: ``JURISDICTION`` and
+``codec(mappings_dir, particulars)``
 (wire format <-> canonical application). Guangdong's own exchange format is the canonical
 model itself (the canonical codes are Guangdong's implementation codes), so its codec is the
 canonical one under Guangdong's name.
@@ -8,8 +9,10 @@ canonical one under Guangdong's name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from gateway.domain.matters import Particular
 from gateway.mapping.canonical import CanonicalCodec
 
 JURISDICTION = "GD"
@@ -19,6 +22,7 @@ class GuangdongCodec(CanonicalCodec):
     jurisdiction = JURISDICTION
 
 
-def codec(mappings_dir: Path) -> GuangdongCodec:
-    """Guangdong applications are canonical JSON, checked against the canonical schema."""
+def codec(mappings_dir: Path, particulars: Iterable[Particular] = ()) -> GuangdongCodec:
+    """Guangdong applications are canonical JSON, checked against the canonical schema (which
+    carries every particular as it is: ``particulars`` changes nothing here)."""
     return GuangdongCodec(mappings_dir / "schemas")

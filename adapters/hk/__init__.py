@@ -1,18 +1,23 @@
 """Hong Kong: the HK native XML application format, mapped by ``mappings/fields/hk.yaml``.
 
-Every jurisdiction folder has the same shape: ``JURISDICTION`` and ``codec(mappings_dir)``
+Every jurisdiction folder has the same shape: ``JURISDICTION`` and
+``codec(mappings_dir, particulars)``
 (wire format <-> canonical application). The identity profile (iAM Smart claims -> canonical
 identity) joins this folder with the identity federation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from gateway.domain.matters import Particular
 from gateway.mapping.fields import XmlCodec
 
 JURISDICTION = "HK"
 
 
-def codec(mappings_dir: Path) -> XmlCodec:
-    return XmlCodec.load(mappings_dir / "fields" / "hk.yaml", JURISDICTION)
+def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
+    """The codec; ``particulars`` are the catalog's, each written under the particulars
+    element of the format (``Catalog.particulars()``)."""
+    return XmlCodec.load(mappings_dir / "fields" / "hk.yaml", JURISDICTION, particulars)

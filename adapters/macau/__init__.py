@@ -1,6 +1,7 @@
 """Macau: the Macau native XML application format, mapped by ``mappings/fields/macau.yaml``.
 
-Every jurisdiction folder has the same shape: ``JURISDICTION`` and ``codec(mappings_dir)``
+Every jurisdiction folder has the same shape: ``JURISDICTION`` and
+``codec(mappings_dir, particulars)``
 (wire format <-> canonical application). The format has Portuguese element names with
 Portuguese and Traditional Chinese labels (``mappings/schemas/macau-application.xsd``). The
 identity profile (Macao One Account claims -> canonical identity) joins this folder with the
@@ -9,12 +10,16 @@ identity federation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+from gateway.domain.matters import Particular
 from gateway.mapping.fields import XmlCodec
 
 JURISDICTION = "MO"
 
 
-def codec(mappings_dir: Path) -> XmlCodec:
-    return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION)
+def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
+    """The codec; ``particulars`` are the catalog's, each written under the particulars
+    element of the format (``Catalog.particulars()``)."""
+    return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION, particulars)

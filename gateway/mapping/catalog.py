@@ -523,6 +523,7 @@ def read_catalog(directory: Path) -> tuple[list[MatterVersion], list[str]]:
             )
     problems += _overlaps(versions)
     problems += _shared_counterpart_codes(versions)
+    problems += _kind_conflicts(versions)
     return versions, problems
 
 
@@ -540,6 +541,22 @@ def _shared_counterpart_codes(versions: Sequence[MatterVersion]) -> list[str]:
                 problems.append(
                     f"{v.file}: counterpart code {c.jurisdiction.value}:{c.code} "
                     f"is already the counterpart of {first}"
+                )
+    return problems
+
+
+def _kind_conflicts(versions: Sequence[MatterVersion]) -> list[str]:
+    """A particular name has one kind in the whole catalog: the native formats write it the
+    same way for every matter (``gateway/mapping/particulars.py``)."""
+    first: dict[str, tuple[str, MatterVersion]] = {}
+    problems = []
+    for v in versions:
+        for p in v.matter.particulars if v.matter is not None else ():
+            kind, where = first.setdefault(p.name, (p.kind, v))
+            if kind != p.kind:
+                problems.append(
+                    f"{v.file}: {v.code} v{v.version}: particular {p.name} is of kind {p.kind}, "
+                    f"but of kind {kind} in {where.code} v{where.version}"
                 )
     return problems
 
@@ -586,6 +603,13 @@ class Catalog:
         if problems:
             raise MappingError("; ".join(problems))
         return cls([v.matter for v in versions if v.matter is not None])
+
+    def particulars(self) -> tuple[Particular, ...]:
+        """Every particular of every version of every matter, in catalog order (the native
+        formats write each of them, ``gateway/mapping/particulars.py``)."""
+        return tuple(
+            p for versions in self._versions.values() for m in versions for p in m.particulars
+        )
 
     def get(self, code: str, on: date) -> Matter:
         for matter in self._versions.get(code, ()):

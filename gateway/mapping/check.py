@@ -7,7 +7,9 @@ problem of every file, each line naming the file (relative to ``mappings/``):
 - ``matters/*.yaml``: the catalog rules of :mod:`gateway.mapping.catalog`, overlapping versions,
   and routes to agencies that are not registered (when the registered ids are given);
 - ``fields/*.yaml``: field mappings that do not load (unknown transforms, bad XPath, a missing
-  or broken schema file), as :meth:`XmlCodec.load` reports them;
+  or broken schema file, a particular of the catalog the ``particulars:`` section cannot
+  write), as :meth:`XmlCodec.load` reports them, loaded with the particulars of every matter
+  version that reads;
 - ``schemas/*.xsd``: schema files that do not parse as XML Schema.
 
 An empty list means all is well.
@@ -21,6 +23,7 @@ from typing import Any
 
 from lxml import etree
 
+from gateway.domain.matters import Particular
 from gateway.mapping.catalog import read_catalog
 from gateway.mapping.fields import MappingError, XmlCodec
 from gateway.mapping.files import read_yaml_mapping
@@ -34,18 +37,27 @@ _SCHEMA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_d
 
 def check_mappings(mappings_dir: Path, known_agencies: Iterable[str] | None = None) -> list[str]:
     """Every problem under ``mappings_dir``, one readable line each; [] when all is well."""
+    matter_lines, particulars = _matter_problems(mappings_dir / "matters", known_agencies)
     return [
-        *_matter_problems(mappings_dir / "matters", known_agencies),
-        *_field_problems(mappings_dir / "fields"),
+        *matter_lines,
+        *_field_problems(mappings_dir / "fields", particulars),
         *_schema_problems(mappings_dir / "schemas"),
     ]
 
 
-def _matter_problems(directory: Path, known_agencies: Iterable[str] | None) -> list[str]:
+def _matter_problems(
+    directory: Path, known_agencies: Iterable[str] | None
+) -> tuple[list[str], list[Particular]]:
+    """The catalog's problems, and the particulars of every version that reads (a particular
+    whose kind differs between matters is a catalog problem: only its first kind is kept)."""
     if not directory.is_dir():
-        return ["matters/: the folder is missing"]
+        return ["matters/: the folder is missing"], []
     versions, problems = read_catalog(directory)
     lines = [f"matters/{p}" for p in problems]
+    kinds: dict[str, Particular] = {}
+    for v in versions:
+        for p in v.matter.particulars if v.matter is not None else ():
+            kinds.setdefault(p.name, p)
     if known_agencies is not None:
         known = set(known_agencies)
         for v in versions:
@@ -57,7 +69,7 @@ def _matter_problems(directory: Path, known_agencies: Iterable[str] | None) -> l
                         f"matters/{v.file}: {v.code} v{v.version}: the route names agency "
                         f"{agency!r}, which is not registered"
                     )
-    return lines
+    return lines, list(kinds.values())
 
 
 def field_jurisdiction(path: Path, spec: Mapping[str, Any] | None = None) -> str:
@@ -69,11 +81,11 @@ def field_jurisdiction(path: Path, spec: Mapping[str, Any] | None = None) -> str
     return FORMAT_JURISDICTIONS.get(name, name.upper())
 
 
-def _field_problems(directory: Path) -> list[str]:
+def _field_problems(directory: Path, particulars: list[Particular]) -> list[str]:
     lines = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            XmlCodec.load(path, field_jurisdiction(path))
+            XmlCodec.load(path, field_jurisdiction(path), particulars)
         except MappingError as exc:  # the message starts with the file name
             lines.append(f"fields/{exc.detail}")
     return lines

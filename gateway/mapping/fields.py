@@ -14,7 +14,7 @@ file (:mod:`gateway.mapping.encode`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from lxml import etree
 
 from gateway.domain.documents import MESSAGES, Decoded
 from gateway.domain.errors import ConfigurationError, FieldProblem, ValidationFailedError
+from gateway.domain.matters import Particular
+from gateway.mapping import particulars as particulars_layout
 from gateway.mapping import transforms
 from gateway.mapping.canonical import encode_envelope
 from gateway.mapping.decode import DecodePlan
@@ -119,6 +121,19 @@ def _compile_list(spec: Mapping[str, Any], ns: Mapping[str, str]) -> ListRule:
     )
 
 
+def _labels(particulars: Iterable[Particular]) -> dict[str, dict[str, str]]:
+    """Each particular's labels by language, when the catalog gives them (XSD documentation)."""
+    out: dict[str, dict[str, str]] = {}
+    for p in particulars:
+        labels = getattr(p, "labels", None)
+        if labels is None:
+            continue
+        if not isinstance(labels, Mapping):
+            labels = labels.as_dict() if hasattr(labels, "as_dict") else {}
+        out.setdefault(p.name, {}).update({str(k): str(v) for k, v in labels.items() if v})
+    return out
+
+
 class XmlCodec:
     """A jurisdiction's XML application format, mapped to the canonical model by data."""
 
@@ -144,27 +159,59 @@ class XmlCodec:
         self._lists = lists
         self._plan = DecodePlan(fields, lists, namespaces or {})
         self._encoder = NativeEncoder(root, schema, fields, lists, namespaces or {}, order)
+        # Set by load(): the XSD's file name, and the document validated with (generated
+        # particulars included), which is what GET /v1/schemas serves under that name.
+        self.schema_name: str | None = None
+        self.schema_document: bytes | None = None
 
     @classmethod
-    def load(cls, path: Path, jurisdiction: str) -> XmlCodec:
-        """Load and compile a mapping file; MappingError names the file and the problem."""
+    def load(cls, path: Path, jurisdiction: str, particulars: Iterable[Particular]) -> XmlCodec:
+        """Load and compile a mapping file; MappingError names the file and the problem.
+
+        ``particulars`` are the catalog's (every version of every matter): the file's
+        ``particulars:`` section (:mod:`gateway.mapping.particulars`) expands into one field
+        per particular and member, and generates the content of the XSD's particulars type;
+        the schema is compiled from that generated document (:attr:`schema_document`).
+        """
         try:
             spec = yaml.load(path.read_text("utf-8"), Loader=yaml.CSafeLoader)
             ns = spec.get("namespaces", {})
+            field_specs = list(spec.get("fields", ()))
+            layout = None
+            catalog = tuple(particulars)
+            if spec.get("particulars") is not None:
+                try:
+                    layout = particulars_layout.read_layout(spec["particulars"])
+                    field_specs += particulars_layout.field_specs(layout, catalog)
+                except particulars_layout.ParticularsError as exc:
+                    raise MappingError(f"particulars: {exc}") from exc
             schema = order = None
+            schema_name = schema_bytes = None
             if spec.get("schema"):
-                schema_path = path.parent.parent / "schemas" / spec["schema"]
+                schema_name = str(spec["schema"])
+                schema_path = path.parent.parent / "schemas" / schema_name
                 schema_doc = etree.parse(str(schema_path), _SCHEMA_PARSER)
+                if layout is not None:
+                    try:
+                        particulars_layout.fill_schema(
+                            schema_doc.getroot(), layout, catalog, _labels(catalog)
+                        )
+                    except particulars_layout.ParticularsError as exc:
+                        raise MappingError(f"particulars: {exc}") from exc
+                schema_bytes = etree.tostring(schema_doc, xml_declaration=True, encoding="UTF-8")
+                schema_doc = etree.ElementTree(etree.fromstring(schema_bytes, _SCHEMA_PARSER))
                 schema = etree.XMLSchema(schema_doc)
                 order = schema_order(schema_doc.getroot())
-            fields = tuple(_compile_field(f, ns) for f in spec.get("fields", ()))
+            fields = tuple(_compile_field(f, ns) for f in field_specs)
             lists = tuple(_compile_list(item, ns) for item in spec.get("lists", ()))
             prefix, _, local = str(spec["root"]).rpartition(":")
             root = etree.QName(ns.get(prefix) or None, local)
             version = str(spec["version"])
-            return cls(
+            codec = cls(
                 jurisdiction, version, root.text, schema, fields, lists, namespaces=ns, order=order
             )
+            codec.schema_name, codec.schema_document = schema_name, schema_bytes
+            return codec
         except MappingError as exc:
             raise MappingError(f"{path.name}: {exc.detail}") from exc
         except (

@@ -1,10 +1,13 @@
 """The schemas the gateway accepts or emits, published for partners to validate against.
 
 Every XSD and JSON Schema in the mappings' ``schemas`` folder is published as it is on disk,
-with the identifier it declares (a JSON Schema's ``$id``, an XSD's ``targetNamespace``), the
-version that identifier ends with (``urn:gba:hk:application:1`` is version 1), a title and
-an RFC 9530 digest of its bytes. A partner fetches ``GET /v1/schemas/{name}`` and validates
-with standard tools; the digest doubles as the entity tag.
+except an XSD that a codec completes at load (the HK and Macau XSDs get the particulars of the
+catalog, :mod:`gateway.mapping.particulars`): that one is published as the generated document
+the gateway validates with. Each comes with the identifier it declares (a JSON Schema's
+``$id``, an XSD's ``targetNamespace``), the version that identifier ends with
+(``urn:gba:hk:application:1`` is version 1), a title and an RFC 9530 digest of its bytes. A
+partner fetches ``GET /v1/schemas/{name}`` and validates with standard tools; the digest
+doubles as the entity tag.
 """
 
 from __future__ import annotations
@@ -76,8 +79,11 @@ def _xsd(path: Path, content: bytes) -> tuple[str, str]:
     return identifier, title
 
 
-def published_schemas(directory: Path) -> Mapping[str, PublishedSchema]:
-    """Every ``*.schema.json`` and ``*.xsd`` in ``directory``, by file name, read once."""
+def published_schemas(
+    directory: Path, generated: Mapping[str, bytes] | None = None
+) -> Mapping[str, PublishedSchema]:
+    """Every ``*.schema.json`` and ``*.xsd`` in ``directory``, by file name, read once;
+    ``generated`` gives the content of those a codec generated (by file name)."""
     found: dict[str, PublishedSchema] = {}
     for path in sorted(directory.iterdir()):
         if path.name.endswith(".schema.json"):
@@ -86,7 +92,7 @@ def published_schemas(directory: Path) -> Mapping[str, PublishedSchema]:
             kind, media_type, read = "xsd", XSD, _xsd
         else:
             continue
-        content = path.read_bytes()
+        content = (generated or {}).get(path.name) or path.read_bytes()
         identifier, title = read(path, content)
         digest = "sha-256=:" + base64.b64encode(hashlib.sha256(content).digest()).decode() + ":"
         found[path.name] = PublishedSchema(

@@ -3,7 +3,9 @@
 Read from the reviewed data only (nothing is compiled, so a broken file is still reported on):
 
 1. the canonical pointers each jurisdiction's field mapping (``mappings/fields/*.yaml``) fills,
-   from the ``to:`` of its fields and of its lists' fields (``/list/*/field``: every item);
+   from the ``to:`` of its fields, of its lists' fields (``/list/*/field``: every item) and of
+   its ``particulars:`` section expanded for the catalog's particulars
+   (:func:`gateway.mapping.particulars.field_specs`, as loading does);
 2. the pointers one jurisdiction maps and another does not;
 3. the particulars of each matter that a jurisdiction's mapping cannot fill (such a matter
    cannot be applied for in that jurisdiction's native format);
@@ -18,18 +20,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.domain.matters import Matter
+from gateway.domain.matters import Matter, Particular
 from gateway.domain.values import Jurisdiction
+from gateway.mapping import particulars as particulars_layout
 from gateway.mapping.catalog import read_catalog
 from gateway.mapping.check import field_jurisdiction
 from gateway.mapping.files import read_yaml_mapping
 
 
-def _pointers(spec: Mapping[str, Any]) -> set[str]:
+def _pointers(spec: Mapping[str, Any], particulars: list[Particular]) -> set[str]:
     def join(base: str, to: object) -> str:
         return base.rstrip("/") + "/" + str(to).lstrip("/")
 
-    out = {str(f["to"]) for f in spec.get("fields") or () if isinstance(f, Mapping) and "to" in f}
+    fields = list(spec.get("fields") or ())
+    if spec.get("particulars") is not None:
+        layout = particulars_layout.read_layout(spec["particulars"])
+        fields += particulars_layout.field_specs(layout, particulars)
+    out = {str(f["to"]) for f in fields if isinstance(f, Mapping) and "to" in f}
     for lst in spec.get("lists") or ():
         if not isinstance(lst, Mapping) or "to" not in lst:
             continue
@@ -42,7 +49,9 @@ def _pointers(spec: Mapping[str, Any]) -> set[str]:
     return out
 
 
-def _field_coverage(directory: Path) -> tuple[dict[str, set[str]], list[str]]:
+def _field_coverage(
+    directory: Path, particulars: list[Particular]
+) -> tuple[dict[str, set[str]], list[str]]:
     coverage: dict[str, set[str]] = {}
     unreadable: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
@@ -50,21 +59,30 @@ def _field_coverage(directory: Path) -> tuple[dict[str, set[str]], list[str]]:
         if spec is None:
             unreadable.append(f"fields/{path.name}: {reason}")
             continue
-        coverage.setdefault(field_jurisdiction(path, spec), set()).update(_pointers(spec))
+        try:
+            pointers = _pointers(spec, particulars)
+        except particulars_layout.ParticularsError as exc:
+            unreadable.append(f"fields/{path.name}: particulars: {exc}")
+            pointers = _pointers({**spec, "particulars": None}, particulars)
+        coverage.setdefault(field_jurisdiction(path, spec), set()).update(pointers)
     return coverage, unreadable
 
 
-def _latest(directory: Path) -> tuple[list[Matter], int]:
-    """The latest readable version of each matter, and how many problems the catalog has."""
+def _latest(directory: Path) -> tuple[list[Matter], list[Particular], int]:
+    """The latest readable version of each matter, the particulars of every readable version
+    (the first kind of each name), and how many problems the catalog has."""
     versions, problems = read_catalog(directory) if directory.is_dir() else ([], [])
     latest: dict[str, Matter] = {}
+    kinds: dict[str, Particular] = {}
     for v in versions:
+        for p in v.matter.particulars if v.matter is not None else ():
+            kinds.setdefault(p.name, p)
         m = v.matter
         if m is not None and (
             str(m.code) not in latest or latest[str(m.code)].effective_from < m.effective_from
         ):
             latest[str(m.code)] = m
-    return [latest[code] for code in sorted(latest)], len(problems)
+    return [latest[code] for code in sorted(latest)], list(kinds.values()), len(problems)
 
 
 def _counterpart_gap(matter: Matter, jurisdiction: Jurisdiction) -> str | None:
@@ -78,8 +96,8 @@ def _counterpart_gap(matter: Matter, jurisdiction: Jurisdiction) -> str | None:
 
 def coverage_report(mappings_dir: Path) -> str:
     """A plain-text coverage report of the field mappings and the matter counterparts."""
-    coverage, unreadable = _field_coverage(mappings_dir / "fields")
-    matters, problem_count = _latest(mappings_dir / "matters")
+    matters, particulars, problem_count = _latest(mappings_dir / "matters")
+    coverage, unreadable = _field_coverage(mappings_dir / "fields", particulars)
     jurisdictions = sorted(coverage)
     every = sorted(set().union(*coverage.values())) if coverage else []
     lines = [f"Mapping coverage of {mappings_dir}", ""]
