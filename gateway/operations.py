@@ -218,14 +218,33 @@ def render(settings: Settings, document: dict[str, Any], fmt: str) -> bytes:
     codec = _codec(settings, fmt)
     native = codec.to_native(document)
     carried = codec.decode(native).document.get("particulars", {})
-    lost = sorted(set(document.get("particulars", {})) - set(carried))
+    lost = _lost(document.get("particulars", {}), carried, "/particulars")
     if lost:  # never hand out a document that silently dropped what the matter needs
         raise ValidationFailedError(
-            f"the {fmt} format cannot carry {len(lost)} particular(s) of this matter; "
+            f"the {fmt} format cannot carry {len(lost)} particular value(s) of this matter; "
             "use --format canonical or guangdong",
-            errors=[problem(f"/particulars/{name}", "not_in_format") for name in lost],
+            errors=[problem(pointer, "not_in_format") for pointer in lost],
         )
     return native
+
+
+def _lost(sent: Any, carried: Any, pointer: str) -> list[str]:
+    """Pointers of the values in ``sent`` that ``carried`` lacks: a particular, or a member of
+    one (an address's district, a money's currency), that the format did not write."""
+    if isinstance(sent, dict):
+        if not isinstance(carried, dict):
+            return [pointer]
+        return [
+            lost
+            for key, value in sent.items()
+            for lost in _lost(value, carried.get(key, _ABSENT), f"{pointer}/{key}")
+        ]
+    if sent is None or (isinstance(sent, str) and not sent.strip()):
+        return []  # blank is absent, in the canonical model as in the formats
+    return [pointer] if carried is _ABSENT or carried is None else []
+
+
+_ABSENT: Any = object()
 
 
 def mappings_translate(settings: Settings, source: str, target: str, data: bytes) -> bytes:

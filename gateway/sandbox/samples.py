@@ -1,78 +1,69 @@
-"""Sample applications that the gateway accepts, built from a persona (for demo and tests)."""
+"""Sample applications that the gateway accepts, built from a persona (for demo and tests).
+
+The canonical sample of a matter fills every particular with a value the matter accepts
+(:func:`_particular`, by kind); the native samples are that document written by the format's
+codec (:func:`native_sample`), so every matter has one in every format.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from base64 import b64encode
 from datetime import date
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import opencc
-from lxml import etree
 
+import adapters.hk
+import adapters.macau
 from gateway.domain.errors import NotFoundError
 from gateway.domain.matters import MaterialRule, Matter, Particular
 from gateway.domain.values import IdentityDocument
+from gateway.mapping.catalog import Catalog
 from gateway.sandbox.personas import Persona, persona
+from gateway.settings import REPO_ROOT
 
-HK_NS = "urn:gba:hk:application:1"
 INDIVIDUAL_BUSINESS = "11440400MB2C00081P4440120002000"
-_HK_DOC_TYPES = {"HKID": "HKID", "HRP": "HRP", "RESIDENCE_PERMIT": "RP", "MO_BIR": "BIR"}
 
 
 def material_digest(data: bytes) -> str:
     return "sha-256=:" + b64encode(hashlib.sha256(data).digest()).decode() + ":"
 
 
-def hk_individual_business(persona: Persona, *, business_name: str = "大文茶餐廳") -> bytes:
+@lru_cache(maxsize=4)
+def _native_codecs(mappings_dir: Path) -> tuple[Catalog, dict[str, Any]]:
+    catalog = Catalog.load(mappings_dir / "matters")
+    particulars = catalog.particulars()
+    return catalog, {
+        "hk": adapters.hk.codec(mappings_dir, particulars),
+        "macau": adapters.macau.codec(mappings_dir, particulars),
+    }
+
+
+def native_sample(
+    code: str, fmt: str, persona: Persona, mappings_dir: Path = REPO_ROOT / "mappings"
+) -> bytes:
+    """The sample of matter ``code`` by ``persona`` in the ``hk`` or ``macau`` XML format: the
+    canonical sample written by the format's codec (as ``mappings sample`` prints it)."""
+    catalog, codecs = _native_codecs(mappings_dir)
+    matter = catalog.get(code, date.today())
+    return codecs[fmt].to_native(canonical_sample(matter, persona))
+
+
+def hk_individual_business(persona: Persona) -> bytes:
     """The HK native XML of sample matter #2 (individual business registration, Hengqin)."""
-
-    def el(parent: etree._Element, name: str, text: str | None = None, **attrs: str):
-        child = etree.SubElement(parent, f"{{{HK_NS}}}{name}", attrs)
-        if text is not None:
-            child.text = text
-        return child
-
-    root = etree.Element(f"{{{HK_NS}}}Application", nsmap={None: HK_NS}, formVersion="1")
-    el(root, "MatterCode", INDIVIDUAL_BUSINESS)
-    applicant = el(root, "Applicant")
-    el(applicant, "ChineseName", persona.name_original)
-    english = el(applicant, "EnglishName")
-    el(english, "Surname", persona.family_name_latin)
-    el(english, "GivenNames", persona.given_names_latin)
-    el(applicant, "DateOfBirth", date.fromisoformat(persona.birth_date).strftime("%d/%m/%Y"))
-    documents = el(applicant, "IdentityDocuments")
-    for doc_type, number in persona.documents:
-        if doc_type in _HK_DOC_TYPES:
-            el(documents, "Document", number, type=_HK_DOC_TYPES[doc_type])
-    el(applicant, "Phone", persona.phone)
-    el(applicant, "Email", persona.email)
-    el(applicant, "Address", persona.address, district=persona.district)
-    business = el(root, "Business")
-    el(business, "Name", business_name)
-    el(business, "Address", "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层")
-    el(business, "Scope", "餐飲服務")
-    el(business, "Capital", "50000", currency="CNY")
-    el(business, "Employees", "3")
-    materials = el(root, "Materials")
-    form = f"application form of {persona.id}".encode()
-    el(
-        materials,
-        "Material",
-        "application-form.pdf",
-        code="APPLICATION_FORM",
-        mediaType="application/pdf",
-        digest=material_digest(form),
-    )
-    commitments = el(root, "Commitments")
-    el(commitments, "Commitment", material="PREMISES_PROOF")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return native_sample(INDIVIDUAL_BUSINESS, "hk", persona)
 
 
 _COUNTRY = {"HK": "852", "MO": "853", "GD": "86"}
 _SAMPLE_VALUES = {
     "business_name": "大文茶餐廳",
-    "business_address": {"text": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层"},
+    "business_address": {
+        "text": "广东省珠海市横琴粤澳深度合作区示例大道 88 号 1 层",
+        "jurisdiction": "GD",
+    },
     "business_scope": "餐飲服務",
     "employees": "3",
     "employer_uscc": "91440400MA4W2X3Y58",  # well formed, GB 32100 check character valid
@@ -98,10 +89,17 @@ def _particular(particular: Particular) -> Any:
         return "1"
     if kind == "money":
         return {"amount": "50000.00", "currency": "CNY"}
-    if kind == "address":
-        return {"text": "广东省广州市天河区示例路 1 号", "jurisdiction": "GD"}
+    if kind == "address":  # every member of the canonical address
+        return {
+            "text": "广东省广州市天河区示例路 1 号",
+            "district": "天河区",
+            "area_code": "440106",
+            "jurisdiction": "GD",
+        }
     if kind == "date":
         return date.today().isoformat()
+    if kind == "integer":
+        return "1"
     return f"示例 {name}"
 
 
@@ -158,8 +156,11 @@ def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
     }
 
 
-# The persona a sample is for when none is named: one whose documents the format carries.
-DEFAULT_PERSONA = {"macau": "lei-sio-meng"}
+# The persona a sample is for when none is named: one whose identity documents the format
+# carries (chan-tai-man: HKID, HRP, residence permit; lei-sio-meng: Macao BIR, HRP, residence
+# permit). A persona holding a document the format has no code for (a mainland CN_RIC in HK
+# or Macau XML) makes the sample fail with the document's problem, never drop it.
+DEFAULT_PERSONA = {"hk": "chan-tai-man", "macau": "lei-sio-meng"}
 
 
 def sample_application(matter: Matter, fmt: str, persona_id: str | None) -> dict[str, Any]:
