@@ -57,7 +57,7 @@ async def test_the_demo_follows_one_application_to_its_approval(
     assert received["application_id"] == view["application_id"]
     translation = received["translation"]
     assert translation["source_format"] == "HK"
-    assert translation["mapping_version"] == "hk-2026.1"
+    assert translation["mapping_version"] == "hk-2026.2"
     assert translation["source_digest"].startswith("sha-256=:")
     assert translation["canonical_digest"].startswith("sha-256=:")
 

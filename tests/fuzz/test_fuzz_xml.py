@@ -24,13 +24,18 @@ import adapters.hk
 import adapters.macau
 from gateway.domain.documents import MESSAGES
 from gateway.domain.errors import MalformedBodyError, ValidationFailedError
+from gateway.mapping.catalog import Catalog
 from gateway.mapping.xml import parse_xml
 from gateway.settings import REPO_ROOT
 from tests.fuzz.conftest import examples
 
 MAPPINGS = REPO_ROOT / "mappings"
+PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
 DOCUMENTS = REPO_ROOT / "tests" / "fixtures" / "documents"
-CODECS = {"hk": adapters.hk.codec(MAPPINGS), "macau": adapters.macau.codec(MAPPINGS)}
+CODECS = {
+    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
+}
 GOLDEN = {name: (DOCUMENTS / f"{name}-individual-business.xml").read_bytes() for name in CODECS}
 
 XMLISH = b"<>/=\"' ?!-[]&;#xa:Application\n\xe9\x00\xff"

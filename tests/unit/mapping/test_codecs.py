@@ -25,6 +25,7 @@ from gateway.trust.digest import content_digest
 
 ROOT = Path(__file__).parents[3]
 MAPPINGS = ROOT / "mappings"
+PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
 DOCUMENTS = ROOT / "tests" / "fixtures" / "documents"
 MATTER = "11440400MB2C00081P4440120002000"
 
@@ -40,12 +41,12 @@ QUICK_SECONDS = 1.0
 
 @pytest.fixture(scope="module")
 def hk_codec() -> XmlCodec:
-    return adapters.hk.codec(MAPPINGS)
+    return adapters.hk.codec(MAPPINGS, PARTICULARS)
 
 
 @pytest.fixture(scope="module")
 def macau_codec() -> XmlCodec:
-    return adapters.macau.codec(MAPPINGS)
+    return adapters.macau.codec(MAPPINGS, PARTICULARS)
 
 
 def _golden_xml(name: str) -> str:
@@ -80,14 +81,14 @@ def _refused_quickly(decode: Callable[[bytes], object], body: bytes) -> Malforme
 @pytest.mark.parametrize(
     ("module", "name", "jurisdiction", "version"),
     [
-        (adapters.hk, "hk", "HK", "hk-2026.1"),
-        (adapters.macau, "macau", "MO", "macau-2026.1"),
+        (adapters.hk, "hk", "HK", "hk-2026.2"),
+        (adapters.macau, "macau", "MO", "macau-2026.2"),
     ],
 )
 def test_golden_document_decodes_to_the_expected_canonical_json(
     module: Any, name: str, jurisdiction: str, version: str
 ) -> None:
-    codec = module.codec(MAPPINGS)
+    codec = module.codec(MAPPINGS, PARTICULARS)
     assert jurisdiction == module.JURISDICTION
     assert codec.jurisdiction == jurisdiction
 
@@ -198,7 +199,7 @@ def test_macau_document_with_several_errors_reports_every_problem_at_once(
         ("required", "m:Requerente/m:DataNascimento"),
         ("unknown_code", "m:Requerente/m:Documentos/m:Documento[2]/@tipo"),
         ("invalid_phone", "m:Requerente/m:Telefone"),
-        ("invalid_amount", "m:Empresa/m:Capital"),
+        ("invalid_amount", "m:Particularidades/m:Capital"),
     }
 
 

@@ -14,6 +14,7 @@ from lxml import etree
 import adapters.hk
 import adapters.macau
 from gateway.domain.errors import ValidationFailedError
+from gateway.mapping.catalog import Catalog
 from gateway.mapping.encode import schema_order
 from gateway.mapping.fields import MappingError, XmlCodec
 from gateway.mapping.paths import SimplePath, parse_simple
@@ -21,6 +22,8 @@ from gateway.mapping.transforms import TransformError, build, build_inverse
 
 ROOT = Path(__file__).parents[3]
 MAPPINGS = ROOT / "mappings"
+PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
+PARTICULARS_BY_NAME = {p.name: p for p in PARTICULARS}
 DOCUMENTS = ROOT / "tests" / "fixtures" / "documents"
 HK = "{urn:gba:hk:application:1}"
 MO = "{urn:gba:mo:requerimento:1}"
@@ -28,12 +31,12 @@ MO = "{urn:gba:mo:requerimento:1}"
 
 @pytest.fixture(scope="module")
 def hk_codec() -> XmlCodec:
-    return adapters.hk.codec(MAPPINGS)
+    return adapters.hk.codec(MAPPINGS, PARTICULARS)
 
 
 @pytest.fixture(scope="module")
 def macau_codec() -> XmlCodec:
-    return adapters.macau.codec(MAPPINGS)
+    return adapters.macau.codec(MAPPINGS, PARTICULARS)
 
 
 def _golden(name: str) -> dict[str, Any]:
@@ -157,15 +160,16 @@ def test_an_undeclared_prefix_is_refused() -> None:
         parse_simple("x:A", {"h": HK[1:-1]})
 
 
-def test_schema_order_reads_the_sequences_of_the_hk_xsd() -> None:
-    xsd = etree.parse(str(MAPPINGS / "schemas" / "hk-application.xsd")).getroot()
+def test_schema_order_reads_the_sequences_of_the_hk_xsd(hk_codec: XmlCodec) -> None:
+    assert hk_codec.schema_document is not None
+    xsd = etree.fromstring(hk_codec.schema_document)  # as generated: the particulars filled in
 
     order = schema_order(xsd)
 
     application, applicant = (f"{HK}Application",), (f"{HK}Application", f"{HK}Applicant")
     assert list(order[application]) == [
         f"{HK}{name}"
-        for name in ("MatterCode", "Applicant", "Business", "Materials", "Commitments")
+        for name in ("MatterCode", "Applicant", "Particulars", "Materials", "Commitments")
     ]
     assert list(order[applicant]) == [
         f"{HK}{name}"
@@ -179,10 +183,12 @@ def test_schema_order_reads_the_sequences_of_the_hk_xsd() -> None:
             "Address",
         )
     ]
-    # a named complex type, and the Address of Business distinct from the applicant's
+    # a named complex type; the generated particulars, one element each, by canonical name
     assert list(order[(*applicant, f"{HK}EnglishName")]) == [f"{HK}Surname", f"{HK}GivenNames"]
     assert (*applicant, f"{HK}Address") not in order
-    assert list(order[(*application, f"{HK}Business")])[1] == f"{HK}Address"
+    particulars = list(order[(*application, f"{HK}Particulars")])
+    assert particulars[:3] == [f"{HK}BusinessAddress", f"{HK}BusinessName", f"{HK}BusinessScope"]
+    assert len(particulars) == len(PARTICULARS_BY_NAME)
 
 
 def test_schema_order_follows_refs_extensions_and_unqualified_locals() -> None:
@@ -390,7 +396,7 @@ lists:
     )
 
     with pytest.raises(MappingError, match=r"x\.yaml: field 'type': enum map is not one-to-one"):
-        XmlCodec.load(path, "HK")
+        XmlCodec.load(path, "HK", PARTICULARS)
 
 
 def test_without_a_schema_the_mapping_order_is_kept_and_the_first_writer_wins(
@@ -408,7 +414,7 @@ fields:
   - {to: /d, from: "concat(h:B, h:A)"}
 """,
     )
-    codec = XmlCodec.load(path, "HK")
+    codec = XmlCodec.load(path, "HK", PARTICULARS)
 
     body = codec.to_native({"a": "1", "a2": "2", "b": "x", "c": "y", "d": "z"})
 
@@ -437,7 +443,7 @@ fields:
 """,
     )
 
-    codec = XmlCodec.load(path, "HK")
+    codec = XmlCodec.load(path, "HK", PARTICULARS)
 
     assert codec.decode(
         b'<Application xmlns="urn:gba:hk:application:1"><A kind="Y"/></Application>'

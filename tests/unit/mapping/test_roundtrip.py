@@ -28,24 +28,35 @@ from lxml import etree
 import adapters.hk
 import adapters.macau
 from gateway.domain.errors import ValidationFailedError
+from gateway.domain.matters import Matter
 from gateway.domain.values import hkid_check_digit, mod11_2_check
+from gateway.mapping.catalog import Catalog
 from gateway.mapping.decode import first_text
 from gateway.mapping.fields import XmlCodec
+from gateway.mapping.particulars import field_specs, read_layout
 from gateway.mapping.transforms import TransformError, build
 from gateway.mapping.xml import parse_xml
 
 ROOT = Path(__file__).parents[3]
 MAPPINGS = ROOT / "mappings"
+CATALOG = Catalog.load(MAPPINGS / "matters")
+PARTICULARS = CATALOG.particulars()
 DOCUMENTS = ROOT / "tests" / "fixtures" / "documents"
-CODECS = {"hk": adapters.hk.codec(MAPPINGS), "macau": adapters.macau.codec(MAPPINGS)}
-SCHEMAS = {
-    name: etree.XMLSchema(etree.parse(str(MAPPINGS / "schemas" / f"{name}-application.xsd")))
-    for name in CODECS
+CODECS = {
+    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
 }
+# The XSDs as the codecs generate them (the particulars of the catalog filled in).
+SCHEMAS = {name: etree.XMLSchema(etree.fromstring(c.schema_document)) for name, c in CODECS.items()}
 HK2S = opencc.OpenCC("hk2s")
 ROUND_TRIP = settings(
     database=None, deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
 )
+PER_MATTER = settings(
+    database=None, deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
+)
+# The latest version of each matter of the catalog.
+MATTERS = {str(m.code): m for m in CATALOG.all(date.today())}
 
 
 def _document_types(name: str) -> list[str]:
@@ -111,9 +122,39 @@ def _digest(data: bytes) -> str:
     return "sha-256=:" + b64encode(data).decode() + ":"
 
 
+AMOUNT = st.integers(0, 10**17 - 1).map(lambda cents: f"{cents // 100}.{cents % 100:02d}")
+CANONICAL_ADDRESS = st.fixed_dictionaries(
+    {"text": TEXT},
+    optional={
+        "district": _words(CJK | LATIN, 2),
+        "jurisdiction": st.sampled_from(["HK", "MO", "GD"]),
+        "area_code": st.from_regex(r"[0-9]{6}|[0-9]{12}", fullmatch=True),
+    },
+)
+# A canonical value of each kind of particular, as decoding gives it back.
+KINDS: dict[str, st.SearchStrategy[Any]] = {
+    "text": TEXT,
+    "integer": st.integers(0, 10**9 - 1).map(str),  # at most 9 digits, as validation takes
+    "date": st.dates(date(1900, 1, 1), date(2100, 12, 31)).map(date.isoformat),
+    "money": st.fixed_dictionaries(
+        {"amount": AMOUNT, "currency": st.sampled_from(["HKD", "MOP", "CNY"])}
+    ),
+    "address": CANONICAL_ADDRESS,
+}
+
+
 @st.composite
-def canonical_documents(draw: st.DrawFn, name: str) -> dict[str, Any]:
-    """A canonical application as decoding ``name`` XML gives it, derived fields included."""
+def matter_particulars(draw: st.DrawFn, matter: Matter) -> dict[str, Any]:
+    """The particulars of ``matter``: every required one, any of the optional ones."""
+    return {
+        p.name: draw(KINDS[p.kind]) for p in matter.particulars if p.required or draw(st.booleans())
+    }
+
+
+@st.composite
+def canonical_documents(draw: st.DrawFn, name: str, matter: Matter | None) -> dict[str, Any]:
+    """A canonical application as decoding ``name`` XML gives it, derived fields included,
+    with the particulars of ``matter`` (none without one)."""
     chinese = draw(st.none() | CHINESE_NAME)
     family = draw(FAMILY_NAME if chinese is None else st.none() | FAMILY_NAME)
     given = draw(st.none() | GIVEN_NAMES) if family else None
@@ -134,25 +175,10 @@ def canonical_documents(draw: st.DrawFn, name: str) -> dict[str, Any]:
     if draw(st.booleans()):
         applicant["email"] = draw(st.emails(domains=st.just("example.org")))
     if draw(st.booleans()):
-        applicant["address"] = {"text": draw(TEXT)}
-        if draw(st.booleans()):
-            applicant["address"]["district"] = draw(_words(CJK | LATIN, 2))
+        applicant["address"] = draw(CANONICAL_ADDRESS)
     types = st.sampled_from(_document_types(name))
     applicant["documents"] = draw(st.lists(types.flatmap(_document), min_size=1, max_size=10))
-    particulars: dict[str, Any] = {}
-    for key in ("business_name", "business_scope"):
-        if draw(st.booleans()):
-            particulars[key] = draw(TEXT)
-    if draw(st.booleans()):
-        particulars["business_address"] = {"text": draw(TEXT)}
-    if draw(st.booleans()):
-        cents = draw(st.integers(0, 10**14))
-        particulars["capital"] = {
-            "amount": f"{cents // 100}.{cents % 100:02d}",
-            "currency": draw(st.sampled_from(["HKD", "MOP", "CNY"])),
-        }
-    if draw(st.booleans()):
-        particulars["employees"] = str(draw(st.integers(0, 10**6)))
+    particulars = draw(matter_particulars(matter)) if matter is not None else {}
     material = st.fixed_dictionaries(
         {"code": CODE, "digest": st.binary(min_size=32, max_size=32).map(_digest)},
         optional={
@@ -160,7 +186,10 @@ def canonical_documents(draw: st.DrawFn, name: str) -> dict[str, Any]:
             "filename": _words(ANY | LATIN, 2).map(lambda s: s + ".pdf"),
         },
     )
-    document: dict[str, Any] = {"matter": draw(st.from_regex(r"[0-9A-Z]{31}", fullmatch=True))}
+    code = str(matter.code) if matter is not None else None
+    document: dict[str, Any] = {
+        "matter": code or draw(st.from_regex(r"[0-9A-Z]{31}", fullmatch=True))
+    }
     document["applicant"] = applicant
     if particulars:
         document["particulars"] = particulars
@@ -176,12 +205,7 @@ def _round_trip(name: str, document: dict[str, Any]) -> tuple[bytes, dict[str, A
     return body, codec.decode(body).document
 
 
-@pytest.mark.parametrize("name", ["hk", "macau"])
-@ROUND_TRIP
-@given(data=st.data())
-def test_canonical_to_native_to_canonical_loses_nothing(name: str, data: st.DataObject) -> None:
-    document = data.draw(canonical_documents(name))
-
+def _check_round_trip(name: str, document: dict[str, Any]) -> None:
     _, decoded = _round_trip(name, document)
 
     assert decoded == document
@@ -191,6 +215,52 @@ def test_canonical_to_native_to_canonical_loses_nothing(name: str, data: st.Data
         assert names["original"] == names["zh-Hant"]
     else:
         assert names["original"] == names["family_name_latin"]
+
+
+@pytest.mark.parametrize("name", ["hk", "macau"])
+@ROUND_TRIP
+@given(data=st.data())
+def test_canonical_to_native_to_canonical_loses_nothing(name: str, data: st.DataObject) -> None:
+    _check_round_trip(name, data.draw(canonical_documents(name, None)))
+
+
+@pytest.mark.parametrize("name", ["hk", "macau"])
+@pytest.mark.parametrize("code", sorted(MATTERS))
+@PER_MATTER
+@given(data=st.data())
+def test_every_matter_round_trips_with_its_particulars(
+    name: str, code: str, data: st.DataObject
+) -> None:
+    matter = MATTERS[code]
+    document = data.draw(canonical_documents(name, matter))
+
+    _check_round_trip(name, document)
+
+
+@pytest.mark.parametrize("name", ["hk", "macau"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_original_scripts_in_particulars_survive(name: str, kind: str) -> None:
+    """Traditional and Simplified text in particulars comes back unchanged (no conversion)."""
+    matter = next(m for m in MATTERS.values() if any(p.kind == kind for p in m.particulars))
+    document = _golden_canonical(name)
+    document["matter"] = str(matter.code)
+    text = {"traditional": "鄺𨋢峯 譚啓綫 裏爲", "simplified": "邝峰 谭启线 里为"}
+    values = {
+        "text": text["traditional"],
+        "integer": "12",
+        "date": "2028-02-29",
+        "money": {"amount": "12.50", "currency": "MOP"},
+        "address": {"text": text["simplified"], "district": text["traditional"]},
+    }
+    document["particulars"] = {p.name: values[p.kind] for p in matter.particulars}
+
+    body, decoded = _round_trip(name, document)
+
+    assert decoded["particulars"] == document["particulars"]
+    if kind in ("text", "address"):
+        assert text["traditional"].encode() in body
+    if kind == "address":
+        assert text["simplified"].encode() in body
 
 
 @pytest.mark.parametrize(
@@ -271,7 +341,8 @@ def _xpath_decoder(name: str) -> Any:
             rules.append((pointer, rule.get("from", ""), xpath, rule.get("value"), transform, rule))
         return rules
 
-    fields = compile_rules(spec["fields"])
+    expanded = field_specs(read_layout(spec["particulars"]), PARTICULARS)
+    fields = compile_rules(spec["fields"] + expanded)
     lists = [
         (
             lst["to"].strip("/").split("/"),
