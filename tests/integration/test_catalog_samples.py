@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.cli import main
+from gateway.mapping.catalog import Catalog
 from gateway.operations import mappings_sample
 from gateway.settings import REPO_ROOT
 from gateway.web.keys import DEPENDENCIES
@@ -70,11 +72,11 @@ def test_mappings_sample_and_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "MO" in report
 
 
+@pytest.mark.parametrize("code", CODES)
 @pytest.mark.parametrize(("fmt", "agency"), [("hk", "hk-ird"), ("macau", "mo-dsf")])
-async def test_native_samples_are_accepted_from_their_jurisdiction(
-    gateway: RunningGateway, fmt: str, agency: str
+async def test_native_samples_of_every_matter_are_accepted_from_their_jurisdiction(
+    gateway: RunningGateway, code: str, fmt: str, agency: str
 ) -> None:
-    code = "11440400MB2C00081P4440120002000"  # the matter both native formats can carry
     body = mappings_sample(gateway.settings, code, fmt, None)
     answer = await send(
         gateway.settings,
@@ -85,15 +87,62 @@ async def test_native_samples_are_accepted_from_their_jurisdiction(
         agency=agency,
     )
     assert answer.status == 202, answer.body
-    assert answer.json()["status"] == "accepted"
+    matter = gateway.app[DEPENDENCIES].catalog.get(code, date.today())  # type: ignore[index]
+    expected = "accepted" if matter.acceptance == "automatic" else "received"
+    assert answer.json()["status"] == expected
+    assert answer.json()["matter"] == code
 
 
-def test_a_native_sample_that_would_drop_particulars_is_refused() -> None:
+@pytest.mark.parametrize("fmt", ["canonical", "hk", "macau", "guangdong"])
+def test_mappings_sample_prints_every_matter_in_every_format(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.settings import load_settings
+
+    settings = load_settings(environ={}, mode="sandbox")
+    codecs = {"hk": "HK", "macau": "MO"}
+    for code in CODES:
+        assert main(["mappings", "sample", code, "--format", fmt]) == 0, code
+        out = capsys.readouterr().out.encode()
+        if fmt in codecs:
+            codec = _codecs(settings)[codecs[fmt]]
+            decoded = codec.decode(out)
+            assert decoded.problems == ()
+            assert decoded.document["matter"] == code
+            matter = Catalog.load(REPO_ROOT / "mappings" / "matters").get(code, date.today())
+            assert set(decoded.document["particulars"]) == {p.name for p in matter.particulars}
+        else:
+            assert json.loads(out)["matter"] == code
+
+
+def _codecs(settings: Any) -> dict[str, Any]:
+    from gateway.bootstrap import codecs
+
+    return codecs(settings)
+
+
+def test_a_native_sample_that_would_drop_a_member_of_a_particular_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A format that has no place for a member (here the address's area code) refuses to
+    print the sample instead of leaving the member out."""
+    import shutil
+
     from gateway.domain.errors import ValidationFailedError
     from gateway.settings import load_settings
 
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPO_ROOT / "mappings", mappings)
+    fields = mappings / "fields" / "hk.yaml"
+    text = fields.read_text("utf-8")
+    assert text.count('        - {to: area_code, from: "@areaCode"}\n') == 1
+    fields.write_text(text.replace('        - {to: area_code, from: "@areaCode"}\n', ""), "utf-8")
+    settings = load_settings(environ={"GBA_MAPPINGS_DIR": str(mappings)}, mode="sandbox")
+    residence = "11440100MB2C0002124440700001000"  # residence_address: an address particular
+
     with pytest.raises(ValidationFailedError) as refused:
-        mappings_sample(
-            load_settings(environ={}, mode="sandbox"), "11440100MB2C0004143440120003000", "hk", None
-        )
-    assert {e.code for e in refused.value.errors} == {"not_in_format"}
+        mappings_sample(settings, residence, "hk", None)
+
+    assert [(e.code, e.pointer) for e in refused.value.errors] == [
+        ("not_in_format", "/particulars/residence_address/area_code")
+    ]

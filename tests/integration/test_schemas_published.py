@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from pathlib import Path
 
 import aiohttp
 from jsonschema import Draft202012Validator
@@ -13,11 +14,26 @@ from lxml import etree
 from multidict import CIMultiDict
 
 from gateway.settings import REPO_ROOT
+from gateway.web.keys import DEPENDENCIES
 from tests.conftest import RunningGateway
 from tests.support import sample_xml
 
 SCHEMAS = REPO_ROOT / "mappings" / "schemas"
 ON_DISK = sorted(p for p in SCHEMAS.iterdir() if p.name.endswith((".schema.json", ".xsd")))
+# The HK and Macau XSDs are served as the gateway generates them (the catalog's particulars
+# filled in), which is the document their codecs validate with.
+GENERATED = ("hk-application.xsd", "macau-application.xsd")
+
+
+def _served(gateway: RunningGateway, path: Path) -> bytes:
+    """What the gateway validates with under ``path``'s name."""
+    if path.name not in GENERATED:
+        return path.read_bytes()
+    codecs = gateway.app[DEPENDENCIES].codecs  # type: ignore[index]
+    (document,) = [
+        c.schema_document for c in codecs.values() if getattr(c, "schema_name", None) == path.name
+    ]
+    return document
 
 
 async def _get(
@@ -52,15 +68,15 @@ async def test_every_schema_is_listed_with_its_identifier_version_and_digest(
     assert canonical["media_type"] == "application/schema+json"
     assert canonical["id"] == "urn:gba:canonical:application:1"
     for path in ON_DISK:
-        assert items[path.name]["digest"] == _digest(path.read_bytes())
-        assert items[path.name]["size"] == path.stat().st_size
+        assert items[path.name]["digest"] == _digest(_served(gateway, path))
+        assert items[path.name]["size"] == len(_served(gateway, path))
 
 
 async def test_a_schema_is_served_as_it_is_validated_with(gateway: RunningGateway) -> None:
     for path in ON_DISK:
         status, headers, content = await _get(gateway, f"/v1/schemas/{path.name}")
         assert status == 200
-        assert content == path.read_bytes()
+        assert content == _served(gateway, path)
         assert headers["ETag"] == f'"{_digest(content)}"'
         assert headers["Content-Digest"] == _digest(content)
         if path.suffix == ".xsd":
@@ -101,3 +117,33 @@ async def test_only_published_schemas_are_served(gateway: RunningGateway) -> Non
         assert status == 404, name
         assert headers["Content-Type"] == "application/problem+json"
         assert json.loads(body)["type"].endswith("/problems/not-found")
+
+
+async def test_the_served_xsds_declare_every_particular_of_the_catalog(
+    gateway: RunningGateway,
+) -> None:
+    from gateway.mapping.catalog import Catalog
+
+    names = {p.name for p in Catalog.load(REPO_ROOT / "mappings" / "matters").particulars()}
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    for name, holder in (
+        ("hk-application.xsd", "Particulars"),
+        ("macau-application.xsd", "Particularidades"),
+    ):
+        _, _, content = await _get(gateway, f"/v1/schemas/{name}")
+        on_disk = etree.fromstring((SCHEMAS / name).read_bytes())
+        served = etree.fromstring(content)
+        declared = [
+            e.get("name")
+            for t in served.iterchildren(f"{xs}complexType")
+            if t.get("name") == holder
+            for e in t.iter(f"{xs}element")
+        ]
+        assert len(declared) == len(names) == len(set(declared))
+        # the file itself keeps only the placeholder
+        assert not [
+            e
+            for t in on_disk.iterchildren(f"{xs}complexType")
+            if t.get("name") == holder
+            for e in t.iter(f"{xs}element")
+        ]
