@@ -183,6 +183,13 @@ def _mapping_commands(commands: Any) -> None:
     sample.add_argument("matter", help="the matter's implementation code")
     sample.add_argument("--format", choices=FORMATS, default="canonical")
     sample.add_argument("--persona", help="persona id (see GET /sandbox/v1/personas)")
+    schema = sub.add_parser(
+        "schema",
+        help="print the XSD a native format is validated with (particulars generated)",
+        description="Print the XSD of the hk or macau format as the gateway generates it from "
+        "mappings/schemas and the catalog's particulars: what GET /v1/schemas serves.",
+    )
+    schema.add_argument("format", choices=("hk", "macau"))
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
@@ -356,6 +363,9 @@ def _mappings(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(
             operations.mappings_translate(settings, args.source, args.target, data)
         )
+        return 0
+    if args.mappings_command == "schema":
+        sys.stdout.buffer.write(operations.mappings_schema(settings, args.format))
         return 0
     sys.stdout.buffer.write(
         operations.mappings_sample(settings, args.matter, args.format, args.persona)

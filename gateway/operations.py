@@ -247,6 +247,15 @@ def _lost(sent: Any, carried: Any, pointer: str) -> list[str]:
 _ABSENT: Any = object()
 
 
+def mappings_schema(settings: Settings, fmt: str) -> bytes:
+    """The XSD of a native XML format as its codec generated it (what ``GET /v1/schemas``
+    serves and the gateway validates with)."""
+    document = getattr(_codec(settings, fmt), "schema_document", None)
+    if document is None:
+        raise NotFoundError(f"the {fmt} format has no XSD")
+    return bytes(document)
+
+
 def mappings_translate(settings: Settings, source: str, target: str, data: bytes) -> bytes:
     """Translate a document from one format to another through the canonical model."""
     decoded = _codec(settings, source).decode(data)

@@ -146,3 +146,19 @@ def test_a_native_sample_that_would_drop_a_member_of_a_particular_is_refused(
     assert [(e.code, e.pointer) for e in refused.value.errors] == [
         ("not_in_format", "/particulars/residence_address/area_code")
     ]
+
+
+@pytest.mark.parametrize("fmt", ["hk", "macau"])
+def test_mappings_schema_prints_the_generated_xsd_that_validates_the_samples(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lxml import etree
+
+    assert main(["mappings", "schema", fmt]) == 0
+    printed = capsys.readouterr().out.encode()
+    schema = etree.XMLSchema(etree.fromstring(printed))
+
+    for code in CODES:
+        assert main(["mappings", "sample", code, "--format", fmt]) == 0
+        sample = etree.fromstring(capsys.readouterr().out.encode())
+        assert schema.validate(sample), (code, schema.error_log)
