@@ -98,8 +98,6 @@ def _particular(particular: Particular) -> Any:
         }
     if kind == "date":
         return date.today().isoformat()
-    if kind == "integer":
-        return "1"
     return f"示例 {name}"
 
 

@@ -43,6 +43,19 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), "utf-8")
 
 
+LABELS = "{zh-Hans: 开业日期, zh-Hant: 開業日期, en: Opening date, pt: Data de abertura}"
+
+
+def _add_particular(mappings: Path, entry: str) -> None:
+    """Append a particular to the company matter's list (the last one: legal_representative)."""
+    last = '    labels: {zh-Hans: "法定代表人", zh-Hant: "法定代表人", en: "Legal representative", '
+    path = mappings / "matters" / f"{COMPANY}.yaml"
+    text = path.read_text("utf-8")
+    start = text.index(last)
+    end = text.index("\n", start) + 1
+    path.write_text(text[:end] + f"  - {{{entry}, labels: {LABELS}}}\n" + text[end:], "utf-8")
+
+
 def _declared(codec: XmlCodec, holder: str) -> dict[str, str]:
     assert codec.schema_document is not None
     schema = etree.fromstring(codec.schema_document)
@@ -120,11 +133,7 @@ def test_one_name_with_two_kinds_is_a_catalog_problem_and_a_mapping_error(
     with pytest.raises(MappingError, match=r"'capital' is of kind money .* and text"):
         adapters.hk.codec(mappings, conflicting)
 
-    _edit(
-        mappings / "matters" / f"{COMPANY}.yaml",
-        "  - {name: legal_representative, required: true}",
-        "  - {name: legal_representative, required: true}\n  - {name: capital, required: false}",
-    )
+    _add_particular(mappings, "name: capital, required: false")
     (line,) = check_mappings(mappings)  # only the catalog's: the formats keep the first kind
     assert line.startswith("matters/")
     assert "particular capital is of kind" in line
@@ -147,12 +156,7 @@ def test_a_kind_without_a_shape_and_a_missing_placeholder_are_refused(mappings: 
 def test_a_new_particular_in_a_matter_file_reaches_both_formats_without_a_mapping_change(
     mappings: Path,
 ) -> None:
-    _edit(
-        mappings / "matters" / f"{COMPANY}.yaml",
-        "  - {name: legal_representative, required: true}",
-        "  - {name: legal_representative, required: true}\n"
-        "  - {name: opening_date, required: false, kind: date}",
-    )
+    _add_particular(mappings, "name: opening_date, required: false, kind: date")
     _edit(
         mappings / "fields" / "macau.yaml",
         "    company_name: Denominacao\n",
