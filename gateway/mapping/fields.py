@@ -124,13 +124,13 @@ def _compile_list(spec: Mapping[str, Any], ns: Mapping[str, str]) -> ListRule:
 def _labels(particulars: Iterable[Particular]) -> dict[str, dict[str, str]]:
     """Each particular's labels by language, when the catalog gives them (XSD documentation)."""
     out: dict[str, dict[str, str]] = {}
-    for p in particulars:
+    for p in particulars:  # the first matter that labels a particular names it
         labels = getattr(p, "labels", None)
-        if labels is None:
+        if labels is None or p.name in out:
             continue
         if not isinstance(labels, Mapping):
             labels = labels.as_dict() if hasattr(labels, "as_dict") else {}
-        out.setdefault(p.name, {}).update({str(k): str(v) for k, v in labels.items() if v})
+        out[p.name] = {str(k): str(v) for k, v in labels.items() if v}
     return out
 
 

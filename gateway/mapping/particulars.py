@@ -131,13 +131,21 @@ def union(particulars: Iterable[Particular]) -> tuple[Particular, ...]:
     the use case), not the format's.
     """
     kinds: dict[str, str] = {}
+    values: dict[str, tuple[str, ...] | None] = {}
     for p in particulars:
         if kinds.setdefault(p.name, p.kind) != p.kind:
             raise ParticularsError(
                 f"particular {p.name!r} is of kind {kinds[p.name]} in one matter "
                 f"and {p.kind} in another"
             )
-    return tuple(Particular(name, False, kinds[name]) for name in sorted(kinds))
+        # a code list only when every matter declaring the name has one: all their values
+        known = values.get(p.name, ())
+        values[p.name] = (
+            None if known is None or not p.values else tuple(dict.fromkeys((*known, *p.values)))
+        )
+    return tuple(
+        Particular(name, False, kinds[name], values=values[name] or ()) for name in sorted(kinds)
+    )
 
 
 def _element_names(layout: ParticularsLayout, particulars: Sequence[Particular]) -> dict[str, str]:
@@ -184,7 +192,8 @@ def fill_schema(
     labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Generate the content of the XSD's particulars type, in place: one optional element per
-    particular, in name order, typed by its kind (``labels``: documentation by language)."""
+    particular, in name order, typed by its kind, restricted to its code list when every
+    matter that has it gives one (``labels``: documentation by language)."""
     catalog = union(particulars)
     elements = _element_names(layout, catalog)
     found = [
@@ -201,11 +210,7 @@ def fill_schema(
     sequence = etree.SubElement(holder, f"{{{_XS}}}sequence")
     for p in catalog:
         declared = etree.SubElement(
-            sequence,
-            f"{{{_XS}}}element",
-            name=elements[p.name],
-            type=layout.kinds[p.kind].type,
-            minOccurs="0",
+            sequence, f"{{{_XS}}}element", name=elements[p.name], minOccurs="0"
         )
         texts = (labels or {}).get(p.name) or {}
         if texts:
@@ -214,6 +219,16 @@ def fill_schema(
                 doc = etree.SubElement(annotation, f"{{{_XS}}}documentation")
                 doc.set("{http://www.w3.org/XML/1998/namespace}lang", lang)
                 doc.text = text
+        if not p.values:
+            declared.set("type", layout.kinds[p.kind].type)
+            continue
+        # a code list: the kind's (simple) type restricted to the listed values
+        simple = etree.SubElement(declared, f"{{{_XS}}}simpleType")
+        restriction = etree.SubElement(
+            simple, f"{{{_XS}}}restriction", base=layout.kinds[p.kind].type
+        )
+        for value in p.values:
+            etree.SubElement(restriction, f"{{{_XS}}}enumeration", value=value)
     etree.indent(holder, space="  ", level=1)
     holder.tail = holder.tail or "\n"
 

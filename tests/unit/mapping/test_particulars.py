@@ -16,6 +16,7 @@ from lxml import etree
 
 import adapters.hk
 import adapters.macau
+from gateway.domain.errors import ValidationFailedError
 from gateway.domain.matters import Particular
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.check import check_mappings
@@ -83,6 +84,16 @@ def test_hk_writes_each_particular_as_its_pascal_case_element_typed_by_kind() ->
     assert declared["RegisteredAddress"] == "Address"
     assert declared["Employees"] == "xs:nonNegativeInteger"
     assert declared["PeriodFrom"] == "DateDMY"
+    # labelled in every script the catalog gives
+    assert codec.schema_document is not None
+    schema = etree.fromstring(codec.schema_document)
+    (company,) = schema.iterfind(f".//{XS}element[@name='CompanyName']")
+    labels = {
+        d.get("{http://www.w3.org/XML/1998/namespace}lang"): d.text
+        for d in company.iter(f"{XS}documentation")
+    }
+    assert labels["en"] == matter.particulars[0].labels.en
+    assert set(labels) == {"zh-Hans", "zh-Hant", "en", "pt"}
     # one optional element per particular of the catalog, in canonical name order
     names = sorted({p.name for p in CATALOG.particulars()})
     assert list(declared) == ["".join(w.title() for w in n.split("_")) for n in names]
@@ -195,3 +206,21 @@ def test_the_report_names_a_particular_the_macau_table_lacks(mappings: Path) -> 
 
     assert "fields/macau.yaml: particulars: no element name in names: for specialty" in report
     assert "MO lacks host_institution, specialty, practice_from, practice_to" in report
+
+
+@pytest.mark.parametrize("module", [adapters.hk, adapters.macau])
+def test_a_code_list_restricts_the_element_in_the_xsd(module: object) -> None:
+    residence = CATALOG.get("11440100MB2C0002124440700001000", date.today())
+    (condition,) = [p for p in residence.particulars if p.name == "residence_condition"]
+    assert condition.values
+    codec = module.codec(MAPPINGS, CATALOG.particulars())  # type: ignore[attr-defined]
+    document = canonical_sample(residence, persona("chan-tai-man"))
+
+    for value in condition.values:
+        document["particulars"]["residence_condition"] = value
+        assert codec.decode(codec.to_native(document)).document == document
+
+    document["particulars"]["residence_condition"] = "tourism"
+    with pytest.raises(ValidationFailedError) as refused:
+        codec.to_native(document)
+    assert {e.code for e in refused.value.errors} == {"schema"}

@@ -145,9 +145,12 @@ KINDS: dict[str, st.SearchStrategy[Any]] = {
 
 @st.composite
 def matter_particulars(draw: st.DrawFn, matter: Matter) -> dict[str, Any]:
-    """The particulars of ``matter``: every required one, any of the optional ones."""
+    """The particulars of ``matter``: every required one, any of the optional ones; a value of
+    its code list when it has one."""
     return {
-        p.name: draw(KINDS[p.kind]) for p in matter.particulars if p.required or draw(st.booleans())
+        p.name: draw(st.sampled_from(p.values) if p.values else KINDS[p.kind])
+        for p in matter.particulars
+        if p.required or draw(st.booleans())
     }
 
 
@@ -252,7 +255,9 @@ def test_original_scripts_in_particulars_survive(name: str, kind: str) -> None:
         "money": {"amount": "12.50", "currency": "MOP"},
         "address": {"text": text["simplified"], "district": text["traditional"]},
     }
-    document["particulars"] = {p.name: values[p.kind] for p in matter.particulars}
+    document["particulars"] = {
+        p.name: p.values[-1] if p.values else values[p.kind] for p in matter.particulars
+    }
 
     body, decoded = _round_trip(name, document)
 
