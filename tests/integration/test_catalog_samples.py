@@ -162,3 +162,14 @@ def test_mappings_schema_prints_the_generated_xsd_that_validates_the_samples(
         assert main(["mappings", "sample", code, "--format", fmt]) == 0
         sample = etree.fromstring(capsys.readouterr().out.encode())
         assert schema.validate(sample), (code, schema.error_log)
+
+
+@pytest.mark.parametrize("fmt", ["hk", "macau"])
+def test_a_persona_whose_document_the_format_cannot_carry_is_refused_not_dropped(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """zhang-wei holds only a mainland identity card, which neither XML format has a code
+    for: the sample fails naming the document instead of leaving it out."""
+    assert main(["mappings", "sample", CODES[0], "--format", fmt, "--persona", "zhang-wei"]) == 2
+    err = capsys.readouterr().err
+    assert "/applicant/documents/0/type: unknown_code" in err
