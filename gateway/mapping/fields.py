@@ -4,7 +4,10 @@ A mapping file in ``mappings/fields/`` names, for each canonical field (a JSON p
 XPath it comes from and the transform applied (:mod:`gateway.mapping.transforms`). Lists
 (identity documents, materials) map each matching element through relative fields. A
 document is checked against its XSD first, then every field is mapped, and every problem of
-both steps is reported together (Art. 19(3)).
+both steps is reported together (Art. 19(3)). The particulars of every matter are not listed
+field by field: the file's ``particulars:`` section is expanded at load, for the catalog's
+particulars, into ordinary fields and into the content of the XSD's particulars type
+(:mod:`gateway.mapping.particulars`).
 
 Decoding (:mod:`gateway.mapping.decode`) reads every simple path of the mapping in one walk
 over the tree (:mod:`gateway.mapping.paths`) and gives what evaluating each ``from`` as XPath
@@ -122,16 +125,28 @@ def _compile_list(spec: Mapping[str, Any], ns: Mapping[str, str]) -> ListRule:
 
 
 def _labels(particulars: Iterable[Particular]) -> dict[str, dict[str, str]]:
-    """Each particular's labels by language, when the catalog gives them (XSD documentation)."""
+    """Each particular's labels by language (XSD documentation): the first matter's."""
     out: dict[str, dict[str, str]] = {}
-    for p in particulars:  # the first matter that labels a particular names it
-        labels = getattr(p, "labels", None)
-        if labels is None or p.name in out:
-            continue
-        if not isinstance(labels, Mapping):
-            labels = labels.as_dict() if hasattr(labels, "as_dict") else {}
-        out[p.name] = {str(k): str(v) for k, v in labels.items() if v}
+    for p in particulars:
+        if p.labels is not None and p.name not in out:
+            out[p.name] = p.labels.as_dict()
     return out
+
+
+def _schema_document(
+    path: Path, layout: particulars_layout.ParticularsLayout | None, catalog: tuple[Particular, ...]
+) -> bytes:
+    """The XSD as validated with: the file, with its particulars type generated if the
+    mapping has a ``particulars:`` section."""
+    content = path.read_bytes()
+    if layout is None:
+        return content
+    document = etree.ElementTree(etree.fromstring(content, _SCHEMA_PARSER))
+    try:
+        particulars_layout.fill_schema(document.getroot(), layout, catalog, _labels(catalog))
+    except particulars_layout.ParticularsError as exc:
+        raise MappingError(f"particulars: {exc}") from exc
+    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
 
 
 class XmlCodec:
@@ -150,6 +165,8 @@ class XmlCodec:
         *,
         namespaces: Mapping[str, str] | None = None,
         order: Mapping[tuple[str, ...], Mapping[str, int]] | None = None,
+        schema_name: str | None = None,
+        schema_document: bytes | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.version = version
@@ -159,10 +176,10 @@ class XmlCodec:
         self._lists = lists
         self._plan = DecodePlan(fields, lists, namespaces or {})
         self._encoder = NativeEncoder(root, schema, fields, lists, namespaces or {}, order)
-        # Set by load(): the XSD's file name, and the document validated with (generated
-        # particulars included), which is what GET /v1/schemas serves under that name.
-        self.schema_name: str | None = None
-        self.schema_document: bytes | None = None
+        # The XSD's file name and the document validated with (its particulars type
+        # generated), which is what GET /v1/schemas serves under that name.
+        self.schema_name = schema_name
+        self.schema_document = schema_document
 
     @classmethod
     def load(cls, path: Path, jurisdiction: str, particulars: Iterable[Particular]) -> XmlCodec:
@@ -190,28 +207,27 @@ class XmlCodec:
             if spec.get("schema"):
                 schema_name = str(spec["schema"])
                 schema_path = path.parent.parent / "schemas" / schema_name
-                schema_doc = etree.parse(str(schema_path), _SCHEMA_PARSER)
-                if layout is not None:
-                    try:
-                        particulars_layout.fill_schema(
-                            schema_doc.getroot(), layout, catalog, _labels(catalog)
-                        )
-                    except particulars_layout.ParticularsError as exc:
-                        raise MappingError(f"particulars: {exc}") from exc
-                schema_bytes = etree.tostring(schema_doc, xml_declaration=True, encoding="UTF-8")
-                schema_doc = etree.ElementTree(etree.fromstring(schema_bytes, _SCHEMA_PARSER))
-                schema = etree.XMLSchema(schema_doc)
-                order = schema_order(schema_doc.getroot())
+                schema_bytes = _schema_document(schema_path, layout, catalog)
+                schema_root = etree.fromstring(schema_bytes, _SCHEMA_PARSER)
+                schema = etree.XMLSchema(schema_root)
+                order = schema_order(schema_root)
             fields = tuple(_compile_field(f, ns) for f in field_specs)
             lists = tuple(_compile_list(item, ns) for item in spec.get("lists", ()))
             prefix, _, local = str(spec["root"]).rpartition(":")
             root = etree.QName(ns.get(prefix) or None, local)
             version = str(spec["version"])
-            codec = cls(
-                jurisdiction, version, root.text, schema, fields, lists, namespaces=ns, order=order
+            return cls(
+                jurisdiction,
+                version,
+                root.text,
+                schema,
+                fields,
+                lists,
+                namespaces=ns,
+                order=order,
+                schema_name=schema_name,
+                schema_document=schema_bytes,
             )
-            codec.schema_name, codec.schema_document = schema_name, schema_bytes
-            return codec
         except MappingError as exc:
             raise MappingError(f"{path.name}: {exc.detail}") from exc
         except (
