@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -99,6 +100,7 @@ def schema_order(schema: etree._Element) -> dict[tuple[str, ...], dict[str, int]
     return order
 
 
+@lru_cache(maxsize=4096)  # the mapping's pointers: one per field, written once per document
 def _pointer(parts: tuple[str, ...]) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
@@ -106,7 +108,8 @@ def _pointer(parts: tuple[str, ...]) -> str:
 def _get(holder: Mapping[str, Any], pointer: tuple[str, ...]) -> Any:
     node: Any = holder
     for part in pointer:
-        if not isinstance(node, Mapping) or part not in node:
+        # dict first: the ABC check is slow, and is made for every field of every document
+        if not isinstance(node, dict | Mapping) or part not in node:
             return _MISSING
         node = node[part]
     return node
@@ -137,6 +140,24 @@ def _writable(rules: tuple[FieldRule, ...]) -> tuple[FieldRule, ...]:
     return tuple(written.values())
 
 
+Group = tuple[tuple[str, ...], bool, tuple["FieldRule", ...]]
+
+
+def _groups(rules: tuple[FieldRule, ...]) -> tuple[Group, ...]:
+    """Consecutive rules under the same value of the document (the first two parts of their
+    pointers: ``/particulars/capital``, ``/applicant/names``), and whether one of them is
+    required. A group whose value is absent is passed over with one look-up: most of the
+    catalog's particulars, for one matter's document."""
+    groups: list[tuple[tuple[str, ...], list[FieldRule]]] = []
+    for rule in rules:
+        under = rule.pointer[:2]
+        if groups and groups[-1][0] == under:
+            groups[-1][1].append(rule)
+        else:
+            groups.append((under, [rule]))
+    return tuple((under, any(r.required for r in g), tuple(g)) for under, g in groups)
+
+
 class NativeEncoder:
     """Writes canonical documents as one jurisdiction's XML, from its compiled mapping."""
 
@@ -156,7 +177,7 @@ class NativeEncoder:
         self._nsmap = {(None if uri == default else p): uri for p, uri in namespaces.items()}
         if default is not None:
             self._nsmap[None] = default
-        self._fields = _writable(fields)
+        self._fields = _groups(_writable(fields))
         self._lists = tuple(
             (lst, _writable(lst.fields)) for lst in lists if lst.path is not None and lst.path.steps
         )
@@ -165,7 +186,9 @@ class NativeEncoder:
         """UTF-8 XML with a declaration, or ValidationFailedError with every problem."""
         problems: list[FieldProblem] = []
         root = etree.Element(self._root, nsmap=self._nsmap)
-        self._write(self._fields, document, root, "", problems)
+        for under, required, rules in self._fields:
+            if required or _get(document, under) is not _MISSING:
+                self._write(rules, document, root, "", problems)
         for lst, rules in self._lists:
             self._write_list(lst, rules, document, root, problems)
         _sort(root, (root.tag,), self._order)
