@@ -23,12 +23,17 @@ from bench.growth import growth
 from bench.http import accept_path
 from bench.memory import memory
 from bench.relay import accept_to_delivered
-from bench.steps import translation, trust
+from bench.steps import translation, translation_out, trust
 from bench.write import SCENARIOS, write_bench
 
 RESULTS = Path(__file__).parent / "results"
 SUITE: tuple[tuple[str, str, Callable[[], dict[str, float]]], ...] = (
     ("translation", "HK XML -> canonical vs plain lxml parse + XSD + XPath map", translation),
+    (
+        "translation_out",
+        "canonical -> HK XML vs plain lxml builder + XSD + serialise",
+        translation_out,
+    ),
     ("trust", "trust layer per submission vs 2 P-256 verifies", trust),
     ("audit", "audit chain verify vs bare SHA-256 of the entries", audit_verify_rate),
     ("accept", "signed submissions over HTTP vs a bare aiohttp XML handler", accept_path),
