@@ -25,6 +25,7 @@ mapping's order. The result is validated against the XSD before it is returned.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from lxml import etree
 
 from gateway.domain.documents import MESSAGES, problem
 from gateway.domain.errors import FieldProblem, ValidationFailedError
+from gateway.mapping import transforms
 from gateway.mapping.transforms import TransformError
 
 if TYPE_CHECKING:
@@ -42,7 +44,6 @@ _XS = "{http://www.w3.org/2001/XMLSchema}"
 _GROUPS = frozenset({f"{_XS}sequence", f"{_XS}choice", f"{_XS}all", f"{_XS}complexContent"})
 _MAX_DEPTH = 64  # recursive content models stop here
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_MISSING: Any = object()
 
 Order = Mapping[tuple[str, ...], Mapping[str, int]]
 
@@ -105,16 +106,6 @@ def _pointer(parts: tuple[str, ...]) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _get(holder: Mapping[str, Any], pointer: tuple[str, ...]) -> Any:
-    node: Any = holder
-    for part in pointer:
-        # dict first: the ABC check is slow, and is made for every field of every document
-        if not isinstance(node, dict | Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def _ensure(parent: etree._Element, steps: tuple[str, ...]) -> etree._Element:
     """The element at ``steps`` below ``parent``: the first existing one, else a new one."""
     for tag in steps:
@@ -140,22 +131,252 @@ def _writable(rules: tuple[FieldRule, ...]) -> tuple[FieldRule, ...]:
     return tuple(written.values())
 
 
-Group = tuple[tuple[str, ...], bool, tuple["FieldRule", ...]]
+# --- the generated encoder -------------------------------------------------------------------
 
 
-def _groups(rules: tuple[FieldRule, ...]) -> tuple[Group, ...]:
-    """Consecutive rules under the same value of the document (the first two parts of their
-    pointers: ``/particulars/capital``, ``/applicant/names``), and whether one of them is
-    required. A group whose value is absent is passed over with one look-up: most of the
-    catalog's particulars, for one matter's document."""
-    groups: list[tuple[tuple[str, ...], list[FieldRule]]] = []
-    for rule in rules:
-        under = rule.pointer[:2]
-        if groups and groups[-1][0] == under:
-            groups[-1][1].append(rule)
+class _Node:
+    """One element of the output: the field written as its text, those written as its
+    attributes, its children in the XSD's order, and for a list's repeated element the list."""
+
+    __slots__ = ("attributes", "children", "items", "path", "placed", "repeated", "tag", "text")
+
+    def __init__(self, tag: str, path: tuple[str, ...], items: ListRule | None = None) -> None:
+        self.tag, self.path, self.items = tag, path, items
+        self.text: FieldRule | None = None
+        self.attributes: list[tuple[str, FieldRule]] = []
+        self.children: list[_Node] = []
+        self.placed: tuple[FieldRule, ...] = ()  # the fields read from this node's holder
+        self.repeated: list[_Node] = []  # the lists placed from here, in the mapping's order
+
+    def child(self, tag: str) -> _Node:
+        for node in self.children:
+            if node.tag == tag and node.items is None:
+                return node
+        node = _Node(tag, (*self.path, tag))
+        self.children.append(node)
+        return node
+
+    def place(self, rules: tuple[FieldRule, ...]) -> None:
+        """Put each written field at its element, relative to this node."""
+        self.placed = _writable(rules)
+        for rule in self.placed:
+            assert rule.path is not None
+            node = self
+            for tag in rule.path.steps:
+                node = node.child(tag)
+            if rule.path.attribute is None:
+                node.text = node.text or rule
+            else:
+                node.attributes.append((rule.path.attribute, rule))
+
+    def place_list(self, lst: ListRule) -> None:
+        """Put a list's repeated element (its ``each`` path) and its items' fields."""
+        assert lst.path is not None
+        *parents, tag = lst.path.steps
+        node = self
+        for step in parents:
+            node = node.child(step)
+        item = _Node(tag, (*node.path, tag), lst)
+        node.children.append(item)
+        item.place(lst.fields)
+        self.repeated.append(item)
+
+    def order(self, order: Order) -> None:
+        positions = order.get(self.path, {})
+        last = len(positions)
+        self.children.sort(key=lambda node: positions.get(node.tag, last))
+        for node in self.children:
+            node.order(order)
+
+
+class _Writer:
+    """Writes the source of ``write(document, problems) -> root``: every value is read and
+    checked first, in the mapping's order (so problems come in that order), then the elements
+    holding a value are created, in the XSD's order, so nothing is sorted afterwards."""
+
+    def __init__(self) -> None:
+        self.constants: dict[str, Any] = {}
+        self._count = 0
+
+    def name(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}{self._count}"
+
+    def constant(self, value: Any) -> str:
+        name = self.name("K")
+        self.constants[name] = value
+        return name
+
+    def values(
+        self, node: _Node, holder: str, where: str | None, lines: list[str]
+    ) -> dict[int, str]:
+        """Read every field placed at or below ``node`` (not inside lists) into locals."""
+        found: dict[int, str] = {}
+        parents: dict[tuple[str, ...], str] = {(): holder}
+        for rule in node.placed:
+            found[id(rule)] = self._value(rule, holder, parents, where, lines)
+        return found
+
+    def _value(
+        self,
+        rule: FieldRule,
+        holder: str,
+        parents: dict[tuple[str, ...], str],
+        where: str | None,
+        lines: list[str],
+    ) -> str:
+        steps = rule.pointer[:-1]
+        parent = holder
+        for depth in range(1, len(steps) + 1):
+            prefix = tuple(steps[:depth])
+            if prefix not in parents:
+                name = self.name("d")
+                lines += [
+                    f"{name} = {parent}.get({prefix[-1]!r}) if {parent} is not None else None",
+                    f"if {name} is not None and not isinstance({name}, dict):",
+                    f"    {name} = as_dict({name})",
+                ]
+                parents[prefix] = name
+            parent = parents[prefix]
+        value, pointer = self.name("v"), _pointer(rule.pointer)
+        at = repr(pointer) if where is None else f"{where} + {pointer!r}"
+        assert rule.inverse is not None
+        if rule.inverse is transforms.AS_IS:  # a text as it is: nothing to refuse
+            convert: list[str] = []
         else:
-            groups.append((under, [rule]))
-    return tuple((under, any(r.required for r in g), tuple(g)) for under, g in groups)
+            convert = [
+                "try:",
+                f"    {value} = {self.constant(rule.inverse)}({value}, {holder})",
+                "except TransformError as exc:",
+                f"    problems.append(problem({at}, exc.code))",
+                f"    {value} = None",
+            ]
+        required = f"problems.append(problem({at}, 'required'))" if rule.required else "pass"
+        lines += [  # a non-blank text first: the common case, with one type test
+            f"{value} = {parent}.get({rule.pointer[-1]!r}) if {parent} is not None else None",
+            f"if type({value}) is str and {value}.strip():",
+            *("    " + line for line in convert or ["pass"]),
+            f"elif {value} is None or (isinstance({value}, str) and not {value}.strip()):",
+            f"    {value} = None",
+            f"    {required}",
+            f"elif isinstance({value}, bool) or not isinstance({value}, (str, int)):",
+            f"    problems.append(problem({at}, 'wrong_type'))",
+            f"    {value} = None",
+            "else:  # a number, or a subclass of str",
+            f"    {value} = str({value})",
+            *("    " + line for line in convert),
+        ]
+        lines += [  # a character XML cannot hold
+            f"if {value} is not None and not_xml({value}):",
+            f"    problems.append(problem({at}, 'invalid_value'))",
+            f"    {value} = None",
+        ]
+        return value
+
+    def lists(self, node: _Node, holder: str, lines: list[str]) -> dict[int, str]:
+        """Every list placed from ``node``: its items that are objects, as ``(i, item)``."""
+        found: dict[int, str] = {}
+        for child in node.repeated:
+            assert child.items is not None
+            lst, items, at = child.items, self.name("L"), repr(_pointer(child.items.pointer))
+            raw = self.name("r")
+            *steps, key = lst.pointer
+            lines.append(f"{raw} = {holder}")
+            for part in (*steps, key):
+                lines.append(f"{raw} = {raw}.get({part!r}) if isinstance({raw}, Mapping) else None")
+            lines += [
+                f"{items} = []",
+                f"if {raw} is not None:",
+                f"    if not isinstance({raw}, list):",
+                f"        problems.append(problem({at}, 'wrong_type'))",
+                "    else:",
+                f"        for i, item in enumerate({raw}):",
+                "            if isinstance(item, Mapping):",
+                f"                {items}.append((i, item if type(item) is dict else dict(item)))",
+                "            else:",
+                f"                problems.append(problem({at} + '/' + str(i), 'wrong_type'))",
+            ]
+            found[id(child)] = items
+        return found
+
+    def present(self, node: _Node, values: Mapping[int, str], lists: Mapping[int, str]) -> str:
+        """The condition under which ``node`` is written: a value at or below it."""
+        if node.items is not None:
+            return lists[id(node)]
+        terms = [f"{values[id(r)]} is not None" for r in (node.text,) if r is not None]
+        terms += [f"{values[id(r)]} is not None" for _, r in node.attributes]
+        terms += [self.present(child, values, lists) for child in node.children]
+        return " or ".join(terms) if terms else "False"
+
+    def elements(
+        self,
+        node: _Node,
+        element: str,
+        values: Mapping[int, str],
+        lists: Mapping[int, str],
+        lines: list[str],
+    ) -> None:
+        """Set ``node``'s text and attributes on ``element``, then write its children."""
+        if node.text is not None:
+            value = values[id(node.text)]
+            lines += [f"if {value} is not None:", f"    {element}.text = {value}"]
+        for attribute, rule in node.attributes:
+            value = values[id(rule)]
+            lines += [f"if {value} is not None:", f"    {element}.set({attribute!r}, {value})"]
+        for child in node.children:
+            tag = self.constant(child.tag)
+            if child.items is not None:
+                self._repeated(child, element, tag, lists[id(child)], lines)
+                continue
+            condition = self.present(child, values, lists)
+            if condition == "False":
+                continue
+            name = self.name("e")
+            body: list[str] = [f"{name} = SubElement({element}, {tag})"]
+            self.elements(child, name, values, lists, body)
+            lines += [f"if {condition}:", *("    " + line for line in body)]
+
+    def _repeated(self, node: _Node, parent: str, tag: str, items: str, lines: list[str]) -> None:
+        assert node.items is not None
+        holder, element = self.name("h"), self.name("e")
+        where = f"{_pointer(node.items.pointer)!r} + '/' + str(i)"
+        body: list[str] = []
+        values = self.values(node, holder, where, body)
+        lists = self.lists(node, holder, body)
+        body.append(f"{element} = SubElement({parent}, {tag})")
+        self.elements(node, element, values, lists, body)
+        lines += [f"for i, {holder} in {items}:", *("    " + line for line in body)]
+
+
+def _generate(root: _Node, nsmap: Mapping[str | None, str]) -> Any:
+    """``write(document, problems) -> root element`` for the placed and ordered ``root``."""
+    writer = _Writer()
+    lines = [
+        "if not isinstance(document, dict):",
+        "    document = as_dict(document)",
+    ]
+    values = writer.values(root, "document", None, lines)
+    lists = writer.lists(root, "document", lines)
+    lines.append(f"root = Element({writer.constant(root.tag)}, nsmap={writer.constant(nsmap)})")
+    writer.elements(root, "root", values, lists, lines)
+    lines.append("return root")
+    source = "def write(document, problems):\n" + textwrap.indent("\n".join(lines), "    ")
+    namespace: dict[str, Any] = {
+        **writer.constants,
+        "Element": etree.Element,
+        "SubElement": etree.SubElement,
+        "Mapping": Mapping,
+        "TransformError": TransformError,
+        "problem": problem,
+        "not_xml": _NOT_XML_CHAR.search,
+        "as_dict": _as_dict,
+    }
+    exec(compile(source, f"<encoder of {root.tag}>", "exec"), namespace)  # noqa: S102
+    return namespace["write"]
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 class NativeEncoder:
@@ -177,21 +398,28 @@ class NativeEncoder:
         self._nsmap = {(None if uri == default else p): uri for p, uri in namespaces.items()}
         if default is not None:
             self._nsmap[None] = default
-        self._fields = _groups(_writable(fields))
-        self._lists = tuple(
-            (lst, _writable(lst.fields)) for lst in lists if lst.path is not None and lst.path.steps
-        )
+        tree = _Node(root, (root,))
+        tree.place(fields)
+        for lst in lists:
+            if lst.path is not None and lst.path.steps:
+                tree.place_list(lst)
+        tree.order(self._order)
+        self._write = _generate(tree, self._nsmap)
+
+    @property
+    def nsmap(self) -> dict[str | None, str]:
+        """The namespace declarations the root element is written with."""
+        return dict(self._nsmap)
 
     def encode(self, document: Mapping[str, Any]) -> bytes:
         """UTF-8 XML with a declaration, or ValidationFailedError with every problem."""
+        root = self.element(document)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+    def element(self, document: Mapping[str, Any]) -> etree._Element:
+        """The native root element, checked against the XSD (ValidationFailedError)."""
         problems: list[FieldProblem] = []
-        root = etree.Element(self._root, nsmap=self._nsmap)
-        for under, required, rules in self._fields:
-            if required or _get(document, under) is not _MISSING:
-                self._write(rules, document, root, "", problems)
-        for lst, rules in self._lists:
-            self._write_list(lst, rules, document, root, problems)
-        _sort(root, (root.tag,), self._order)
+        root = self._write(document, problems)
         if self._schema is not None and not self._schema.validate(root):
             problems += [
                 FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
@@ -199,65 +427,11 @@ class NativeEncoder:
             ]
         if problems:
             raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-    def _write_list(
-        self,
-        lst: ListRule,
-        rules: tuple[FieldRule, ...],
-        document: Mapping[str, Any],
-        root: etree._Element,
-        problems: list[FieldProblem],
-    ) -> None:
-        assert lst.path is not None
-        where = _pointer(lst.pointer)
-        items = _get(document, lst.pointer)
-        if items is _MISSING or items is None:
-            return
-        if not isinstance(items, list):
-            problems.append(problem(where, "wrong_type"))
-            return
-        *parents, tag = lst.path.steps
-        for i, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                problems.append(problem(f"{where}/{i}", "wrong_type"))
-                continue
-            element = etree.SubElement(_ensure(root, tuple(parents)), tag)
-            self._write(rules, item, element, f"{where}/{i}", problems)
-
-    @staticmethod
-    def _write(
-        rules: tuple[FieldRule, ...],
-        holder: Mapping[str, Any],
-        context: etree._Element,
-        prefix: str,
-        problems: list[FieldProblem],
-    ) -> None:
-        for rule in rules:
-            assert rule.path is not None
-            assert rule.inverse is not None
-            where = prefix + _pointer(rule.pointer)
-            value = _get(holder, rule.pointer)
-            if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
-                if rule.required:
-                    problems.append(problem(where, "required"))
-                continue
-            if isinstance(value, bool) or not isinstance(value, str | int):
-                problems.append(problem(where, "wrong_type"))
-                continue
-            try:
-                text = rule.inverse(str(value), holder)
-            except TransformError as exc:
-                problems.append(problem(where, exc.code))
-                continue
-            if _NOT_XML_CHAR.search(text):
-                problems.append(problem(where, "invalid_value"))
-                continue
-            element = _ensure(context, rule.path.steps)
-            if rule.path.attribute is None:
-                element.text = text
-            else:
-                element.set(rule.path.attribute, text)
+        return root
 
 
-__all__ = ["NativeEncoder", "schema_order"]
+# For the message around a native application (XmlCodec.encode): the same element helpers.
+ensure = _ensure
+sort_children = _sort
+
+__all__ = ["NativeEncoder", "ensure", "schema_order", "sort_children"]

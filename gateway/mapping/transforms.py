@@ -175,6 +175,9 @@ def _as_is(value: str, _: Mapping[str, Any]) -> str:
     return value
 
 
+AS_IS: Inverse = _as_is  # the encoder writes such a field's text as it is, inline
+
+
 def _dmy_from_iso(value: str, _: Mapping[str, Any]) -> str:
     m = _ISO_DATE.fullmatch(value)
     try:
