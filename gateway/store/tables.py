@@ -133,6 +133,8 @@ agencies = sa.Table(
     sa.Column("matters", sa.JSON, nullable=False),
     sa.Column("sandbox", sa.Boolean, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # the format forwards reach it in (a codec key); NULL in rows from before: its jurisdiction's
+    sa.Column("receives", sa.String(20)),
 )
 
 agency_keys = sa.Table(
