@@ -225,6 +225,14 @@ class Application:
             return [h for h in self.handlers if h.message_id is None]
         return []
 
+    def forward_blocked(
+        self, agency_id: str, problems: list[dict[str, str]], at: datetime
+    ) -> None:
+        """The agency's format cannot carry the whole application: nothing is queued for it
+        (it stays due), and the timeline says why, as JSON pointers and codes."""
+        self.handler(agency_id)
+        self._record(ev.ForwardBlocked, at, "gateway", agency=agency_id, problems=problems)
+
     def message_queued(self, agency_id: str, message_id: str, at: datetime) -> None:
         self.handler(agency_id).message_id = message_id
         self._record(ev.MessageQueued, at, "gateway", agency=agency_id, message_id=message_id)
