@@ -174,7 +174,7 @@ def _key_entry(key: Any) -> Any:
 @operation(
     summary="A sandbox agency's inbox: verifies, de-duplicates, acknowledges (signed)",
     tag="sandbox",
-    request={"application/json": {"type": "object"}},
+    request={"application/json": {"type": "object"}, "application/xml": {"type": "string"}},
     responses={
         200: ("Signed acknowledgement", {"type": "object"}),
         401: "Signature refused",
