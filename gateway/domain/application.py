@@ -225,9 +225,7 @@ class Application:
             return [h for h in self.handlers if h.message_id is None]
         return []
 
-    def forward_blocked(
-        self, agency_id: str, problems: list[dict[str, str]], at: datetime
-    ) -> None:
+    def forward_blocked(self, agency_id: str, problems: list[dict[str, str]], at: datetime) -> None:
         """The agency's format cannot carry the whole application: nothing is queued for it
         (it stays due), and the timeline says why, as JSON pointers and codes."""
         self.handler(agency_id)

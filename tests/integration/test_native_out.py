@@ -8,19 +8,24 @@ import asyncio
 import base64
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
 from lxml import etree
 
+from gateway.domain.agencies import Agency
 from gateway.mapping.xml import parse_xml
 from gateway.sandbox.routes import PARTNERS
 from gateway.sandbox.samples import INDIVIDUAL_BUSINESS
-from gateway.store.tables import outbox
+from gateway.store.database import create_engine, create_schema
+from gateway.store.tables import UTCDateTime, outbox
+from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust.keys import SigningKey, generate_private_key
+from gateway.trust.registry import Registration
 from gateway.web.keys import DEPENDENCIES
-from tests.conftest import RunningGateway
+from tests.conftest import Database, RunningGateway
 from tests.support import FIXTURES, sample_xml, send
 
 HK = "{urn:gba:hk:application:1}"
@@ -183,3 +188,58 @@ async def test_a_field_the_hk_format_cannot_carry_blocks_only_that_forward(
     ]
     assert set(await _outbox(gateway, application_id)) == {"gd-hq-csb"}
     assert gateway.app[PARTNERS].inboxes["hk-cr"].messages == {}  # type: ignore[index]
+
+
+OLD_AGENCIES = sa.MetaData()
+sa.Table(  # agencies as create_schema made it before agencies declared their format
+    "agencies",
+    OLD_AGENCIES,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("jurisdiction", sa.String(2), nullable=False),
+    sa.Column("names", sa.JSON, nullable=False),
+    sa.Column("endpoint", sa.String(500)),
+    sa.Column("matters", sa.JSON, nullable=False),
+    sa.Column("sandbox", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+async def test_an_old_registry_is_migrated_and_its_agencies_receive_their_own_format(
+    database: Database,
+) -> None:
+    engine = create_engine(database.url, schema=database.schema or None)
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(OLD_AGENCIES.create_all)
+            await conn.execute(
+                OLD_AGENCIES.tables["agencies"]
+                .insert()
+                .values(
+                    id="mo-old",
+                    jurisdiction="MO",
+                    names={},
+                    endpoint=None,
+                    matters=["*"],
+                    sandbox=False,
+                    updated_at=now,
+                )
+            )
+
+        await create_schema(engine)
+        await create_schema(engine)  # and again: nothing left to do
+
+        uow = SqlUnitOfWorkFactory(engine)
+        async with uow() as tx:
+            old = await tx.agencies.get("mo-old")
+            assert old is not None
+            assert old.receives == "MO"
+            changed = Agency("mo-old", "MO", {}, None, ("*",), "canonical")
+            await tx.agencies.register(Registration(changed, ()), now)
+            await tx.commit()
+        async with uow() as tx:
+            assert [(a.id, a.receives) for a, _ in await tx.agencies.all()] == [
+                ("mo-old", "canonical")
+            ]
+    finally:
+        await engine.dispose()
