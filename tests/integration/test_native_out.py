@@ -167,7 +167,7 @@ async def test_a_field_the_hk_format_cannot_carry_blocks_only_that_forward(
     document = json.loads(
         (FIXTURES / "documents" / "hk-individual-business.canonical.json").read_text("utf-8")
     )
-    document["applicant"]["address"]["area_code"] = "440402"  # no HK element holds it
+    document["applicant"]["documents"][0]["issuer"] = "HK"  # no HK element holds it
 
     answer = await send(
         gateway.settings,
@@ -184,7 +184,7 @@ async def test_a_field_the_hk_format_cannot_carry_blocks_only_that_forward(
     blocked = [e for e in case["timeline"] if e["type"] == "message.forward_blocked"]
     assert queued == ["gd-hq-csb"]
     assert [(e["agency"], e["problems"]) for e in blocked] == [
-        ("hk-cr", [{"pointer": "/applicant/address/area_code", "code": "not_in_format"}])
+        ("hk-cr", [{"pointer": "/applicant/documents/0/issuer", "code": "not_in_format"}])
     ]
     assert set(await _outbox(gateway, application_id)) == {"gd-hq-csb"}
     assert gateway.app[PARTNERS].inboxes["hk-cr"].messages == {}  # type: ignore[index]
