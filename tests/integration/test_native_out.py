@@ -158,6 +158,13 @@ async def test_an_agency_that_asks_for_canonical_gets_the_json_message(
     message = json.loads(row.body)
     assert message["translation"]["output_format"] == "canonical"
     assert message["application"]["matter"] == INDIVIDUAL_BUSINESS
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.url}/sandbox/console/agencies/tester-hk?lang=en") as response,
+    ):
+        page = await response.text()
+    assert response.status == 200
+    assert "<dt>Receives</dt><dd><code>canonical</code></dd>" in page
 
 
 async def test_a_field_the_hk_format_cannot_carry_blocks_only_that_forward(
