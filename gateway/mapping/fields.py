@@ -364,7 +364,8 @@ class XmlCodec:
         format as ``output_format`` and the digest of the application element's exclusive
         C14N as ``output_digest``) and the native application, valid against the XSD.
 
-        :raises NotExpressibleError: see :meth:`carried`; nothing is sent then.
+        :raises NotExpressibleError: see :meth:`carried`, or an envelope value the XSD
+            refuses (``schema`` problems at its XPath); nothing is sent then.
         """
         if self._message is None:
             raise MappingError(f"the {self.jurisdiction} mapping declares no envelope")
@@ -394,9 +395,11 @@ class XmlCodec:
         if digest_at is None:
             raise MappingError(f"the {self.jurisdiction} envelope has no output digest element")
         digest_at.text = output_digest(application)
-        if self._schema is not None and not self._schema.validate(message):
-            raise MappingError(
-                f"the {self.jurisdiction} message does not validate: {self._schema.error_log}"
+        problems = self._schema_problems(message)
+        if problems:  # an envelope value the format refuses: the forward stops, not the case
+            raise NotExpressibleError(
+                f"the {self.jurisdiction} message refuses {len(problems)} value(s)",
+                errors=problems,
             )
         return etree.tostring(message, xml_declaration=True, encoding="UTF-8"), "application/xml"
 

@@ -66,6 +66,7 @@ handlers = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("message_id", sa.String(40)),  # the forward queued to this agency
+    sa.Column("blocked", sa.String(64)),  # fingerprint of what last blocked its forward
     sa.Index("ix_handlers_agency", "agency_id", "application_id"),
 )
 

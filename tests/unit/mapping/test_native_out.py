@@ -290,3 +290,12 @@ def test_json_forwards_carry_the_output_format_and_digest(codec: Any, output_for
     assert message["translation"]["output_digest"] == digest
     validator = schema_validator(MAPPINGS / "schemas", "guangdong-message.schema.json")
     assert list(validator.iter_errors(message)) == []
+
+
+def test_an_envelope_value_the_xsd_refuses_stops_the_forward(codecs: dict[str, XmlCodec]) -> None:
+    odd = {**ENVELOPE, "role": "observer"}  # Role is lead or reviewer
+
+    with pytest.raises(NotExpressibleError) as stopped:
+        codecs["hk"].encode(_golden("hk"), odd)
+
+    assert [(p.code, p.xpath) for p in stopped.value.errors] == [("schema", "/*/*[1]/*[5]")]
