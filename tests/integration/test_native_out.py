@@ -167,14 +167,15 @@ async def test_an_agency_that_asks_for_canonical_gets_the_json_message(
     assert "<dt>Receives</dt><dd><code>canonical</code></dd>" in page
 
 
-async def test_a_field_the_hk_format_cannot_carry_blocks_only_that_forward(
+async def test_a_value_the_hk_format_refuses_blocks_only_that_forward(
     gateway: RunningGateway,
 ) -> None:
     await _route(gateway, "gd-hq-csb", ["hk-cr"])
     document = json.loads(
         (FIXTURES / "documents" / "hk-individual-business.canonical.json").read_text("utf-8")
     )
-    document["applicant"]["documents"][0]["issuer"] = "HK"  # no HK element holds it
+    # a Mainland identity card: not in the HK format's code list of document types
+    document["applicant"]["documents"].append({"type": "CN_RIC", "number": "11010519491231002X"})
 
     answer = await send(
         gateway.settings,
@@ -191,7 +192,13 @@ async def test_a_field_the_hk_format_cannot_carry_blocks_only_that_forward(
     blocked = [e for e in case["timeline"] if e["type"] == "message.forward_blocked"]
     assert queued == ["gd-hq-csb"]
     assert [(e["agency"], e["problems"]) for e in blocked] == [
-        ("hk-cr", [{"pointer": "/applicant/documents/0/issuer", "code": "not_in_format"}])
+        (
+            "hk-cr",
+            [  # the type is refused, and the Document without one does not validate
+                {"pointer": "/applicant/documents/2/type", "code": "unknown_code"},
+                {"xpath": "/*/*[2]/*[4]/*[3]", "code": "schema"},
+            ],
+        )
     ]
     assert set(await _outbox(gateway, application_id)) == {"gd-hq-csb"}
     assert gateway.app[PARTNERS].inboxes["hk-cr"].messages == {}  # type: ignore[index]

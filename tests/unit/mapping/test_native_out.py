@@ -188,16 +188,34 @@ def test_fields_the_format_has_no_element_for_stop_the_forward(
     codecs: dict[str, XmlCodec], name: str
 ) -> None:
     document = _golden(name)
-    document["applicant"]["address"]["area_code"] = "440402"
-    document["applicant"]["documents"][0]["issuer"] = "HK" if name == "hk" else "MO"
+    document["applicant"]["documents"][0]["verified_by"] = "registry"
+    document["particulars"]["not_a_particular_of_any_matter"] = "x"
 
     with pytest.raises(NotExpressibleError) as stopped:
         codecs[name].encode(document, ENVELOPE)
 
     assert _not_carried(stopped.value) == {
-        ("/applicant/address/area_code", "not_in_format"),
-        ("/applicant/documents/0/issuer", "not_in_format"),
+        ("/applicant/documents/0/verified_by", "not_in_format"),
+        ("/particulars/not_a_particular_of_any_matter", "not_in_format"),
     }
+
+
+@pytest.mark.parametrize(("name", "attribute"), [("hk", "issuer"), ("macau", "emissor")])
+def test_the_issuer_of_an_identity_document_is_carried(
+    codecs: dict[str, XmlCodec], name: str, attribute: str
+) -> None:
+    document = _golden(name)
+    for entry in document["applicant"]["documents"]:
+        own = {"hk": "HK", "macau": "MO"}[name]
+        entry["issuer"] = "CN" if entry["type"] in ("HRP", "RESIDENCE_PERMIT") else own
+
+    application = codecs[name].carried(document)
+
+    assert [
+        d.get(attribute)
+        for d in application.iter(f"{{*}}{'Document' if name == 'hk' else 'Documento'}")
+    ] == [d["issuer"] for d in document["applicant"]["documents"]]
+    assert codecs[name].decode(etree.tostring(application)).document == document
 
 
 def test_a_particular_the_format_cannot_carry_stops_the_forward(

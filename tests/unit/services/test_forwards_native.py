@@ -77,7 +77,7 @@ def test_each_agency_gets_the_format_it_receives() -> None:
 
 def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
     document = _golden()
-    document["applicant"]["documents"][0]["issuer"] = "HK"
+    document["particulars"]["not_a_particular_of_any_matter"] = "x"  # no format has it
     app = _case(document)
 
     sent = forwards(app, SimpleNamespace(codecs=CODECS), AGENCIES, AT)  # type: ignore[arg-type]
@@ -89,7 +89,12 @@ def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
             "gateway",
             {
                 "agency": "hk-review",
-                "problems": [{"pointer": "/applicant/documents/0/issuer", "code": "not_in_format"}],
+                "problems": [
+                    {
+                        "pointer": "/particulars/not_a_particular_of_any_matter",
+                        "code": "not_in_format",
+                    }
+                ],
             },
         )
     ]
