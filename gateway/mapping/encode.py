@@ -105,7 +105,7 @@ def _pointer(parts: tuple[str, ...]) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def get_value(holder: Mapping[str, Any], pointer: tuple[str, ...]) -> Any:
+def _get(holder: Mapping[str, Any], pointer: tuple[str, ...]) -> Any:
     node: Any = holder
     for part in pointer:
         # dict first: the ABC check is slow, and is made for every field of every document
@@ -115,7 +115,7 @@ def get_value(holder: Mapping[str, Any], pointer: tuple[str, ...]) -> Any:
     return node
 
 
-def ensure(parent: etree._Element, steps: tuple[str, ...]) -> etree._Element:
+def _ensure(parent: etree._Element, steps: tuple[str, ...]) -> etree._Element:
     """The element at ``steps`` below ``parent``: the first existing one, else a new one."""
     for tag in steps:
         child = next((c for c in parent.iterchildren(tag)), None)
@@ -123,13 +123,13 @@ def ensure(parent: etree._Element, steps: tuple[str, ...]) -> etree._Element:
     return parent
 
 
-def sort_children(element: etree._Element, path: tuple[str, ...], order: Order) -> None:
+def _sort(element: etree._Element, path: tuple[str, ...], order: Order) -> None:
     children = order.get(path)
     if children and len(element) > 1:
         last = len(children)
         element[:] = sorted(element, key=lambda child: children.get(child.tag, last))
     for child in element:
-        sort_children(child, (*path, child.tag), order)
+        _sort(child, (*path, child.tag), order)
 
 
 def _writable(rules: tuple[FieldRule, ...]) -> tuple[FieldRule, ...]:
@@ -201,7 +201,7 @@ class NativeEncoder:
                 self._write(rules, document, root, "", problems)
         for lst, rules in self._lists:
             self._write_list(lst, rules, document, root, problems)
-        sort_children(root, (root.tag,), self._order)
+        _sort(root, (root.tag,), self._order)
         if self._schema is not None and not self._schema.validate(root):
             problems += [
                 FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
@@ -221,7 +221,7 @@ class NativeEncoder:
     ) -> None:
         assert lst.path is not None
         where = _pointer(lst.pointer)
-        items = get_value(document, lst.pointer)
+        items = _get(document, lst.pointer)
         if items is _MISSING or items is None:
             return
         if not isinstance(items, list):
@@ -232,7 +232,7 @@ class NativeEncoder:
             if not isinstance(item, Mapping):
                 problems.append(problem(f"{where}/{i}", "wrong_type"))
                 continue
-            element = etree.SubElement(ensure(root, tuple(parents)), tag)
+            element = etree.SubElement(_ensure(root, tuple(parents)), tag)
             self._write(rules, item, element, f"{where}/{i}", problems)
 
     @staticmethod
@@ -247,7 +247,7 @@ class NativeEncoder:
             assert rule.path is not None
             assert rule.inverse is not None
             where = prefix + _pointer(rule.pointer)
-            value = get_value(holder, rule.pointer)
+            value = _get(holder, rule.pointer)
             if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
                 if rule.required:
                     problems.append(problem(where, "required"))
@@ -263,11 +263,15 @@ class NativeEncoder:
             if _NOT_XML_CHAR.search(text):
                 problems.append(problem(where, "invalid_value"))
                 continue
-            element = ensure(context, rule.path.steps)
+            element = _ensure(context, rule.path.steps)
             if rule.path.attribute is None:
                 element.text = text
             else:
                 element.set(rule.path.attribute, text)
 
 
-__all__ = ["NativeEncoder", "ensure", "get_value", "schema_order", "sort_children"]
+# For the message around a native application (XmlCodec.encode): the same element helpers.
+ensure = _ensure
+sort_children = _sort
+
+__all__ = ["NativeEncoder", "ensure", "schema_order", "sort_children"]

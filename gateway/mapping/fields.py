@@ -279,13 +279,14 @@ class XmlCodec:
                 order = schema_order(schema_root)
             fields = tuple(_compile_field(f, ns) for f in field_specs)
             lists = tuple(_compile_list(item, ns) for item in spec.get("lists", ()))
-            root = _qname(spec["root"], ns)
+            prefix, _, local = str(spec["root"]).rpartition(":")
+            root = etree.QName(ns.get(prefix) or None, local)
             version = str(spec["version"])
             message = _compile_message(spec["envelope"], ns) if spec.get("envelope") else None
             return cls(
                 jurisdiction,
                 version,
-                root,
+                root.text,
                 schema,
                 fields,
                 lists,
