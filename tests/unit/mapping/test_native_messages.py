@@ -25,6 +25,7 @@ import adapters.macau
 from gateway.domain.errors import NotExpressibleError, ValidationFailedError
 from gateway.mapping.canonical import CanonicalCodec, schema_validator
 from gateway.mapping.carried import dropped
+from gateway.mapping.catalog import Catalog
 from gateway.mapping.fields import XmlCodec
 from gateway.mapping.transforms import build
 from gateway.mapping.xml import parse_xml
@@ -32,6 +33,7 @@ from gateway.mapping.xml import parse_xml
 ROOT = Path(__file__).parents[3]
 MAPPINGS = ROOT / "mappings"
 DOCUMENTS = ROOT / "tests" / "fixtures" / "documents"
+PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
 HK = "{urn:gba:hk:application:1}"
 MO = "{urn:gba:mo:requerimento:1}"
 ENVELOPE: dict[str, Any] = {
@@ -59,13 +61,22 @@ def _golden(name: str) -> dict[str, Any]:
     return json.loads((DOCUMENTS / f"{name}-individual-business.canonical.json").read_text())
 
 
+CODECS = {
+    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
+}
+
+
 def _xsd(name: str) -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(MAPPINGS / "schemas" / f"{name}-application.xsd")))
+    """The XSD the gateway validates with and serves (its particulars type generated)."""
+    document = CODECS[name].schema_document
+    assert document is not None
+    return etree.XMLSchema(etree.fromstring(document))
 
 
 @pytest.fixture(scope="module")
 def codecs() -> dict[str, XmlCodec]:
-    return {"hk": adapters.hk.codec(MAPPINGS), "macau": adapters.macau.codec(MAPPINGS)}
+    return CODECS
 
 
 def _c14n_digest(element: etree._Element) -> str:

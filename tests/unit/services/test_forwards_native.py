@@ -15,6 +15,7 @@ import adapters.hk
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.mapping.canonical import CanonicalCodec
+from gateway.mapping.catalog import Catalog
 from gateway.mapping.xml import parse_xml
 from gateway.services.milestones import forwards
 
@@ -23,7 +24,7 @@ MAPPINGS = ROOT / "mappings"
 AT = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
 CODECS = {
     "canonical": CanonicalCodec(MAPPINGS / "schemas"),
-    "HK": adapters.hk.codec(MAPPINGS),
+    "HK": adapters.hk.codec(MAPPINGS, Catalog.load(MAPPINGS / "matters").particulars()),
     "GD": adapters.guangdong.codec(MAPPINGS),
 }
 AGENCIES = {
