@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__, extensions
+from gateway.domain.agencies import RECEIVABLE_FORMATS
 from gateway.domain.errors import ConfigurationError, GatewayError
 from gateway.observability import configure_logging
 from gateway.settings import Settings, load_settings
@@ -235,6 +236,12 @@ def _agency_commands(commands: Any) -> None:
     )
     add.add_argument("--endpoint", help="URL where it receives forwarded applications")
     add.add_argument(
+        "--receives",
+        choices=RECEIVABLE_FORMATS,
+        help="format forwards reach it in: HK or MO XML, GD message, canonical JSON "
+        "(default: its jurisdiction's)",
+    )
+    add.add_argument(
         "--matter",
         action="append",
         default=[],
@@ -423,6 +430,7 @@ def _operate(args: argparse.Namespace) -> int:
         "names": names,
         "endpoint": args.endpoint,
         "matters": args.matter,
+        "receives": args.receives,
     }
     return run(operations.agencies_add(settings, spec, key, print))
 

@@ -100,6 +100,7 @@ async def agencies_list(settings: Settings, say: Say) -> None:
     for agency, sandbox in agencies:
         mark = " [sandbox]" if sandbox else ""
         say(f"{agency.id}  {agency.jurisdiction}  {agency.names.get('en', '')}{mark}")
+        say(f"    receives: {agency.receives}")
         say(f"    matters: {', '.join(agency.matters) or '(none: deny by default)'}")
         for owner, spec in keys:
             if owner != agency.id:
@@ -142,6 +143,7 @@ async def agencies_rotate(
                 "names": dict(agency.names),
                 "endpoint": agency.endpoint,
                 "matters": list(agency.matters),
+                "receives": agency.receives,
                 "keys": [key.entry()],
             }
             reg = _registered(settings, spec, now)

@@ -59,6 +59,15 @@ CHECKS: tuple[Check, ...] = (
         j.accepts_valid_message,
     ),
     Check(
+        "accepts-own-format",
+        "a forward in the partner's declared format (native XML for an HK or Macau partner)"
+        " is accepted with a signed acknowledgement",
+        '2xx, signed, valid ack with status "received"',
+        "Each agency receives forwards in the format it declared (receives), signed as ever",
+        ("native-delivery",),
+        j.accepts_own_format,
+    ),
+    Check(
         "ack-signed",
         "acknowledgements carry an RFC 9421 signature by the partner's key, bound to our request",
         "Signature/Signature-Input that verify",

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gateway.domain.agencies import RECEIVABLE_FORMATS
 from gateway.domain.errors import ConfigurationError
 from gateway.extensions import Plugin
 
@@ -67,6 +68,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "(default for a sandbox inbox: {origin}/sandbox/v1/agencies/{agency_id})",
     )
     run.add_argument(
+        "--format",
+        choices=RECEIVABLE_FORMATS,
+        help="the format the partner declared it receives (default: the receives of its "
+        "sandbox agency document, else canonical); the accepts-own-format check sends it",
+    )
+    run.add_argument(
         "--junit", type=Path, metavar="FILE", help="write JUnit XML here (one testcase per check)"
     )
     run.add_argument(
@@ -93,6 +100,7 @@ def _usage(message: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     # Imported here: every other command of gba-gateway starts without the kit's imports.
+    from gateway.bootstrap import codecs
     from gateway.conformance.credentials import load_signing_key
     from gateway.conformance.junit import write_junit
     from gateway.conformance.runner import run_conformance
@@ -105,15 +113,17 @@ def run_command(args: argparse.Namespace) -> int:
         return _usage("--timeout must be more than 0 seconds")
     try:
         key = load_signing_key(args.key, args.kid)
-        schemas_dir = load_settings().mappings_dir / "schemas"
+        settings = load_settings()
         report = asyncio.run(
             run_conformance(
                 args.target,
                 key,
-                schemas_dir=schemas_dir,
+                schemas_dir=settings.mappings_dir / "schemas",
                 partner_jwks=args.partner_jwks,
                 request_timeout=args.timeout,
                 say=_say,
+                formats=codecs(settings),
+                receives=args.format,
             )
         )
     except ConfigurationError as exc:

@@ -83,9 +83,12 @@ def sandbox_agency_url(target: str) -> str | None:
 class PartnerKeys:
     """The partner's public keys, by kid; an unknown kid raises :class:`UnknownKeyError`."""
 
-    def __init__(self, keys: Mapping[str, VerificationKey], source: str) -> None:
+    def __init__(
+        self, keys: Mapping[str, VerificationKey], source: str, receives: str | None = None
+    ) -> None:
         self.keys = dict(keys)
         self.source = source
+        self.receives = receives  # the format an agency document declares, if it does
 
     def __call__(self, kid: str) -> VerificationKey:
         key = self.keys.get(kid)
@@ -106,7 +109,8 @@ class PartnerKeys:
                 keys[key.kid] = key
         if not keys:
             raise ConfigurationError(f"{source}: no usable signing key")
-        return cls(keys, source)
+        receives = data.get("receives")
+        return cls(keys, source, receives if isinstance(receives, str) and receives else None)
 
 
 def _verification_key(entry: Any, owner: str, source: str) -> VerificationKey | None:

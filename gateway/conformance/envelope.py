@@ -7,6 +7,9 @@ deadline, the translation record (source digest, mapping version, canonical dige
 consent id, with the canonical application inside. It is valid against
 ``mappings/schemas/guangdong-message.schema.json``.
 
+:func:`message_in_format` writes the same case in a partner's own declared format (the
+``native-delivery`` probe): the HK or Macau XML message, or the JSON message.
+
 Every run uses fresh ids, so a partner's de-duplication of earlier runs never interferes.
 ``submitted_by`` names the kit, so a partner's operators can tell its traffic from cases.
 """
@@ -23,6 +26,7 @@ from gateway.domain import ids
 from gateway.domain.values import IdentityDocument
 from gateway.mapping.canonical import CANONICAL_VERSION, encode_envelope
 from gateway.services.milestones import canonical_digest
+from gateway.services.ports import DocumentCodec
 from gateway.trust.digest import content_digest
 
 # Sample matter #2 (individual business registration, Hengqin) of mappings/matters/.
@@ -77,12 +81,19 @@ def canonical_application() -> dict[str, Any]:
     }
 
 
-def forwarded_message(now: datetime, message_id: str | None = None) -> tuple[str, bytes]:
-    """A fresh forwarded message (its id and its body), as the relay would send it."""
-    message_id = message_id or ids.new_message_id()
+def native_application() -> dict[str, Any]:
+    """:func:`canonical_application` less what only the canonical form holds (an identity
+    document's issuer, an address's jurisdiction), so that every format carries it whole."""
     document = canonical_application()
+    for entry in document["applicant"]["documents"]:
+        entry.pop("issuer", None)
+    document["applicant"]["address"].pop("jurisdiction", None)
+    return document
+
+
+def _envelope(now: datetime, message_id: str, document: dict[str, Any]) -> dict[str, Any]:
     submitted = json.dumps(document, ensure_ascii=False).encode()
-    envelope = {
+    return {
         "message_id": message_id,
         "application_id": ids.new_application_id(),
         "matter": MATTER,
@@ -101,4 +112,20 @@ def forwarded_message(now: datetime, message_id: str | None = None) -> tuple[str
         },
         "consent_id": ids.new_consent_id(),
     }
-    return message_id, encode_envelope(document, envelope)
+
+
+def forwarded_message(now: datetime, message_id: str | None = None) -> tuple[str, bytes]:
+    """A fresh forwarded message (its id and its body), as the relay would send it."""
+    message_id = message_id or ids.new_message_id()
+    document = canonical_application()
+    return message_id, encode_envelope(document, _envelope(now, message_id, document))
+
+
+def message_in_format(codec: DocumentCodec, now: datetime) -> tuple[str, bytes, str]:
+    """A fresh forwarded message in ``codec``'s format, as the relay sends it to an agency
+    that receives that format (an HK or Macau XML message, or the JSON one): its id, body and
+    media type."""
+    message_id = ids.new_message_id()
+    document = native_application()
+    body, media_type = codec.encode(document, _envelope(now, message_id, document))
+    return message_id, body, media_type

@@ -204,6 +204,24 @@ def ack_schema(ev: Evidence) -> Verdict:
     return Verdict.passed("every acknowledgement is valid against partner-ack.schema.json")
 
 
+def accepts_own_format(ev: Evidence) -> Verdict:
+    """The forward in the partner's declared format is acknowledged like any: 2xx, signed by
+    the partner's key and bound to our request, a valid ack with status "received"."""
+    exchange = ev.one("native-delivery")
+    if exchange.answer is None:
+        return _no_answer(exchange)
+    what = exchange.sent.note
+    if exchange.answer.status not in SUCCESS:
+        return Verdict.failed(f"{what}: expected 2xx, got {describe(exchange.answer)}")
+    problems = [p for p in (signature_problem(exchange, ev),) if p]
+    problems += _ack_problems(exchange, ev)
+    if not problems and _ack_status(exchange) != "received":
+        problems.append(f'status is {_ack_status(exchange)!r}, not "received"')
+    if problems:
+        return Verdict.failed(f"{what}: " + "; ".join(problems))
+    return Verdict.passed(f"{what} was acknowledged, signed: {describe(exchange.answer)}")
+
+
 def _ack_status(exchange: Exchange) -> object:
     data = _json(exchange.answer) if exchange.answer else None
     return data.get("status") if isinstance(data, dict) else None

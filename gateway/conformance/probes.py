@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from gateway.conformance.envelope import forwarded_message
+from gateway.conformance.envelope import forwarded_message, message_in_format
 from gateway.domain import ids
+from gateway.services.ports import DocumentCodec
 from gateway.trust.httpmessage import HttpMessage
 from gateway.trust.keys import SigningKey
 from gateway.trust.profile import LABEL, sign_request
@@ -39,6 +40,9 @@ class KitContext:
     key: SigningKey  # the key the partner trusts as the gateway's
     stranger: SigningKey  # a throwaway key the partner cannot know
     clock: Callable[[], datetime]
+    # the partner's declared format (HK, MO, GD, canonical) and its codec, for native-delivery
+    receives: str = "canonical"
+    codec: DocumentCodec | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ def signed(
     url: str | None = None,
     created: datetime | None = None,
     idempotency_key: str | None = None,
+    content_type: str = JSON,
 ) -> dict[str, str]:
     """The headers the gateway's partner client would send with ``body``."""
     return sign_request(
@@ -114,7 +119,7 @@ def signed(
         key=key or ctx.key,
         now=created or ctx.clock(),
         body=body,
-        content_type=JSON,
+        content_type=content_type,
         idempotency_key=idempotency_key or message_id,
     )
 
@@ -127,6 +132,16 @@ def _fresh(ctx: KitContext, note: str, **changes: object) -> list[Outgoing]:
 
 def _first(ctx: KitContext, sent: Sent) -> list[Outgoing]:
     return _fresh(ctx, "the first delivery")
+
+
+def _native(ctx: KitContext, sent: Sent) -> list[Outgoing]:
+    """A fresh forward in the partner's declared format (JSON when no codec is known)."""
+    if ctx.codec is None:
+        return _fresh(ctx, f"a delivery in the {ctx.receives} format")
+    message_id, body, media_type = message_in_format(ctx.codec, ctx.clock())
+    headers = signed(ctx, body, message_id, content_type=media_type)
+    note = f"a delivery in the {ctx.receives} format ({media_type})"
+    return [Outgoing(ctx.target, headers, body, message_id, body, note)]
 
 
 def _redelivery(ctx: KitContext, sent: Sent) -> list[Outgoing]:
@@ -222,6 +237,12 @@ PROBES: dict[str, Probe] = {
     probe.name: probe
     for probe in (
         Probe("first-delivery", "a fresh forwarded message, signed as the gateway", _first),
+        Probe(
+            "native-delivery",
+            "a fresh forwarded message in the partner's declared format (HK or Macau XML"
+            " message, or the JSON message), signed as the gateway",
+            _native,
+        ),
         Probe(
             "redelivery",
             "the same message again (same id and body) with a new signature",

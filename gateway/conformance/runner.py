@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +22,10 @@ from gateway.conformance.checks import CHECKS, Check
 from gateway.conformance.credentials import PartnerKeys, partner_keys
 from gateway.conformance.judges import Evidence, Verdict
 from gateway.conformance.probes import PROBES, Answer, Exchange, KitContext, Outgoing
+from gateway.domain.agencies import CANONICAL_FORMAT
 from gateway.domain.errors import ConfigurationError, GatewayError
 from gateway.mapping.canonical import loads_strict
+from gateway.services.ports import DocumentCodec
 from gateway.trust.keys import SigningKey, generate_private_key
 
 ACK_SCHEMA = "partner-ack.schema.json"
@@ -174,8 +176,14 @@ async def run_conformance(
     say: Say = lambda line: None,
     checks: Sequence[Check] = CHECKS,
     clock: Callable[[], datetime] = utc_now,
+    formats: Mapping[str, DocumentCodec] | None = None,
+    receives: str | None = None,
 ) -> Report:
     """Run ``checks`` against the inbox at ``target``, signing as ``key``.
+
+    ``receives`` is the partner's declared format (default: the ``receives`` of its sandbox
+    agency document, else ``canonical``); ``formats`` the codecs by format name, which write
+    the ``native-delivery`` probe in that format.
 
     :raises ConfigurationError: the partner's keys or the ack schema cannot be loaded.
     """
@@ -188,5 +196,10 @@ async def run_conformance(
     client_timeout = aiohttp.ClientTimeout(total=request_timeout, connect=min(request_timeout, 5.0))
     async with aiohttp.ClientSession(timeout=client_timeout) as session:
         keys = await partner_keys(partner_jwks, target, session)
-        kit = Kit(KitContext(target, key, stranger, clock), session, keys, validator)
+        declared = receives or keys.receives or CANONICAL_FORMAT
+        codec = (formats or {}).get(declared)
+        if codec is None and formats is not None:
+            raise ConfigurationError(f"no codec for the partner's format {declared!r}")
+        context = KitContext(target, key, stranger, clock, declared, codec)
+        kit = Kit(context, session, keys, validator)
         return await kit.run(checks, say)

@@ -5,14 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+CANONICAL_FORMAT = "canonical"
+# What an agency may receive: its jurisdiction's own format, another's, or canonical JSON.
+RECEIVABLE_FORMATS = ("HK", "MO", "GD", CANONICAL_FORMAT)
+
 
 @dataclass(frozen=True, slots=True)
 class Agency:
+    """``receives`` names the format forwards reach it in: a codec key (``HK``, ``MO``,
+    ``GD``, ``canonical``); left empty, its jurisdiction's own format."""
+
     id: str
     jurisdiction: str
     names: Mapping[str, str]
     endpoint: str | None = None
     matters: tuple[str, ...] = ()  # deny by default; "*" for every matter
+    receives: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.receives:
+            object.__setattr__(self, "receives", self.jurisdiction)
 
     def may_handle(self, matter: str) -> bool:
         return "*" in self.matters or matter in self.matters

@@ -22,6 +22,8 @@ handler has decided: all must approve; one rejection rejects, with every agency'
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -87,6 +89,7 @@ class Handler:
     state: HandlerState = HandlerState.PENDING
     reasons: tuple[str, ...] = ()
     message_id: str | None = None  # the forward queued to this agency, once it is
+    blocked: str | None = None  # fingerprint of the problems its last forward was blocked by
 
 
 @dataclass(slots=True)
@@ -225,8 +228,22 @@ class Application:
             return [h for h in self.handlers if h.message_id is None]
         return []
 
+    def forward_blocked(self, agency_id: str, problems: list[dict[str, str]], at: datetime) -> None:
+        """The agency's format cannot carry the whole application: nothing is queued for it
+        (it stays due and is tried again at the next move), and the timeline says why, as
+        JSON pointers and codes — once for the same problems."""
+        handler = self.handler(agency_id)
+        listed = json.dumps(sorted(problems, key=lambda p: sorted(p.items())), sort_keys=True)
+        fingerprint = hashlib.sha256(listed.encode()).hexdigest()
+        if handler.blocked == fingerprint:
+            return
+        handler.blocked = fingerprint
+        self._record(ev.ForwardBlocked, at, "gateway", agency=agency_id, problems=problems)
+
     def message_queued(self, agency_id: str, message_id: str, at: datetime) -> None:
-        self.handler(agency_id).message_id = message_id
+        handler = self.handler(agency_id)
+        handler.message_id = message_id
+        handler.blocked = None
         self._record(ev.MessageQueued, at, "gateway", agency=agency_id, message_id=message_id)
 
     def delivered(self, agency_id: str, message_id: str, ack_digest: str, at: datetime) -> None:

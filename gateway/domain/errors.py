@@ -33,6 +33,7 @@ The web edge renders them as ``application/problem+json``; nothing else does.
     ├── MisdirectedRequestError         421  misdirected-request
     ├── UnsupportedMediaTypeError       415  unsupported-media-type
     ├── ValidationFailedError           422  validation-failed
+    │   └── NotExpressibleError         422  not-expressible
     ├── CertificateError                422  untrusted-certificate
     ├── IdempotencyConflictError        422  idempotency-conflict
     ├── RateLimitedError                429  rate-limited
@@ -209,6 +210,13 @@ class UnsupportedMediaTypeError(GatewayError):
 
 class ValidationFailedError(GatewayError):
     slug, title, status = "validation-failed", "The document is not valid", 422
+
+
+class NotExpressibleError(ValidationFailedError):
+    """A document the destination format cannot carry whole: a field that would not come
+    back from it, or a value it refuses (every problem listed)."""
+
+    slug, title = "not-expressible", "The destination format cannot carry the document"
 
 
 class CertificateError(GatewayError):

@@ -69,6 +69,11 @@ class MessageDelivered(Event):
     pass
 
 
+class ForwardBlocked(Event):
+    """A forward was not queued: the agency's format cannot carry the whole application
+    (``problems``: JSON pointers and codes, never values); nothing was sent to it."""
+
+
 class DeliveryFailed(Event):
     pass
 
@@ -117,6 +122,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     DeadlineOverdue: "deadline.overdue",
     MessageQueued: "message.queued",
     MessageDelivered: "message.delivered",
+    ForwardBlocked: "message.forward_blocked",
     DeliveryFailed: "message.dead_lettered",
     DeliveryRetryScheduled: "message.retry_scheduled",
     ReviewStarted: "review.started",

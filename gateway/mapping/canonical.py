@@ -7,6 +7,8 @@ and together with the business-rule problems of the use case.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -57,9 +59,25 @@ def loads_strict(body: bytes) -> Any:
         raise MalformedBodyError("JSON is nested too deeply") from None
 
 
-def encode_envelope(document: Mapping[str, Any], envelope: Mapping[str, Any]) -> bytes:
-    """A forwarded message: the envelope's fields plus the canonical ``application``."""
-    return json.dumps({**envelope, "application": document}, ensure_ascii=False).encode()
+def json_digest(document: Mapping[str, Any]) -> str:
+    """RFC 9530-form SHA-256 of a JSON document in its one serialisation (sorted members,
+    no insignificant whitespace, UTF-8): what a receiver recomputes from what it parsed."""
+    data = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data.encode()).digest()).decode() + ":"
+
+
+def encode_envelope(
+    document: Mapping[str, Any], envelope: Mapping[str, Any], output_format: str = "canonical"
+) -> bytes:
+    """A forwarded message: the envelope's fields plus the canonical ``application``; the
+    translation record names the output format and the digest of ``application``."""
+    translation = {
+        **envelope.get("translation", {}),
+        "output_format": output_format,
+        "output_digest": json_digest(document),
+    }
+    message = {**envelope, "translation": translation, "application": document}
+    return json.dumps(message, ensure_ascii=False).encode()
 
 
 @lru_cache(maxsize=8)
@@ -122,4 +140,6 @@ class CanonicalCodec:
         return Decoded(document, CANONICAL_VERSION, tuple(found))
 
     def encode(self, document: Mapping[str, Any], envelope: Mapping[str, Any]) -> tuple[bytes, str]:
-        return encode_envelope(document, envelope), "application/json"
+        """The JSON message of ``guangdong-message.schema.json`` (Guangdong's own format, and
+        what an agency that receives ``canonical`` gets)."""
+        return encode_envelope(document, envelope, self.jurisdiction), "application/json"

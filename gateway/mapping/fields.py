@@ -17,6 +17,8 @@ file (:mod:`gateway.mapping.encode`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +28,18 @@ import yaml
 from lxml import etree
 
 from gateway.domain.documents import MESSAGES, Decoded
-from gateway.domain.errors import ConfigurationError, FieldProblem, ValidationFailedError
+from gateway.domain.errors import (
+    ConfigurationError,
+    FieldProblem,
+    NotExpressibleError,
+    ValidationFailedError,
+)
 from gateway.domain.matters import Particular
 from gateway.mapping import particulars as particulars_layout
 from gateway.mapping import transforms
-from gateway.mapping.canonical import encode_envelope
+from gateway.mapping.carried import Pattern, dropped, written_transforms
 from gateway.mapping.decode import DecodePlan
-from gateway.mapping.encode import NativeEncoder, schema_order
+from gateway.mapping.encode import NativeEncoder, ensure, schema_order, sort_children
 from gateway.mapping.paths import SimplePath, parse_simple
 from gateway.mapping.xml import parse_xml
 
@@ -61,6 +68,17 @@ class FieldRule:
     value: str | None = None
     path: SimplePath | None = None
     inverse: transforms.Inverse | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    """A forward in the native format: ``root`` holds ``envelope`` (each member of the
+    forward's envelope, a JSON pointer, written at a simple path below it) and then the
+    application element. Declared by the mapping file's ``envelope:`` section."""
+
+    root: str
+    envelope: str
+    fields: tuple[tuple[tuple[str, ...], SimplePath], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +126,50 @@ def _compile_field(spec: Mapping[str, Any], ns: Mapping[str, str]) -> FieldRule:
         path=path,
         inverse=inverse,
     )
+
+
+def _qname(name: str, ns: Mapping[str, str]) -> str:
+    prefix, _, local = str(name).rpartition(":")
+    if prefix and prefix not in ns:
+        raise MappingError(f"undeclared namespace prefix {prefix!r} in {name!r}")
+    return etree.QName(ns.get(prefix) or None, local).text
+
+
+def _compile_message(spec: Mapping[str, Any], ns: Mapping[str, str]) -> MessageSpec:
+    fields = []
+    for entry in spec["fields"]:
+        try:
+            path = parse_simple(str(entry["to"]), ns)
+        except ValueError as exc:
+            raise MappingError(f"envelope field {entry.get('from')!r}: {exc}") from exc
+        if path is None or path.attribute is not None or not path.steps:
+            raise MappingError(f"envelope field {entry.get('from')!r}: not an element path")
+        fields.append((_split_pointer(str(entry["from"])), path))
+    return MessageSpec(_qname(spec["message"], ns), _qname(spec["element"], ns), tuple(fields))
+
+
+def _patterns(
+    fields: tuple[FieldRule, ...], lists: tuple[ListRule, ...]
+) -> list[tuple[Pattern, FieldRule]]:
+    """Every field rule with its pointer pattern (a list item's index as ``*``)."""
+    found = [(rule.pointer, rule) for rule in fields]
+    for lst in lists:
+        found += [((*lst.pointer, "*", *rule.pointer), rule) for rule in lst.fields]
+    return found
+
+
+def _member(record: Mapping[str, Any], pointer: tuple[str, ...]) -> Any:
+    node: Any = record
+    for part in pointer:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def output_digest(element: etree._Element) -> str:
+    """RFC 9530-form SHA-256 of the exclusive XML canonicalisation of ``element``: what a
+    receiver recomputes with any C14N tool from the element as it arrived."""
+    c14n = etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(c14n).digest()).decode() + ":"
 
 
 def _compile_list(spec: Mapping[str, Any], ns: Mapping[str, str]) -> ListRule:
@@ -167,6 +229,7 @@ class XmlCodec:
         order: Mapping[tuple[str, ...], Mapping[str, int]] | None = None,
         schema_name: str | None = None,
         schema_document: bytes | None = None,
+        message: MessageSpec | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.version = version
@@ -180,6 +243,9 @@ class XmlCodec:
         # generated), which is what GET /v1/schemas serves under that name.
         self.schema_name = schema_name
         self.schema_document = schema_document
+        self._order = order or {}
+        self._message = message
+        self._written = written_transforms(_patterns(fields, lists))
 
     @classmethod
     def load(cls, path: Path, jurisdiction: str, particulars: Iterable[Particular]) -> XmlCodec:
@@ -216,6 +282,7 @@ class XmlCodec:
             prefix, _, local = str(spec["root"]).rpartition(":")
             root = etree.QName(ns.get(prefix) or None, local)
             version = str(spec["version"])
+            message = _compile_message(spec["envelope"], ns) if spec.get("envelope") else None
             return cls(
                 jurisdiction,
                 version,
@@ -227,6 +294,7 @@ class XmlCodec:
                 order=order,
                 schema_name=schema_name,
                 schema_document=schema_bytes,
+                message=message,
             )
         except MappingError as exc:
             raise MappingError(f"{path.name}: {exc.detail}") from exc
@@ -269,9 +337,102 @@ class XmlCodec:
         """
         return self._encoder.encode(document)
 
+    def carried(self, document: Mapping[str, Any]) -> etree._Element:
+        """The native application element of ``document`` when this format carries all of it.
+
+        :raises NotExpressibleError: a value the format refuses (the encoder's problems), or
+            fields that do not come back when the element is decoded again (``not_in_format``
+            at their pointers, :mod:`gateway.mapping.carried`); every problem listed.
+        """
+        try:
+            application = self._encoder.element(document)
+        except ValidationFailedError as exc:
+            raise NotExpressibleError(
+                f"the {self.jurisdiction} format refuses {len(exc.errors)} value(s)",
+                errors=exc.errors,
+            ) from None
+        back = self._plan.run(application, [])
+        lost = dropped(document, back, self._written)
+        if lost:
+            raise NotExpressibleError(
+                f"the {self.jurisdiction} format cannot carry {len(lost)} field(s)", errors=lost
+            )
+        return application
+
     def encode(self, document: Mapping[str, Any], envelope: Mapping[str, Any]) -> tuple[bytes, str]:
-        """Forwards to this jurisdiction's agencies carry the canonical JSON envelope."""
-        return encode_envelope(document, envelope), "application/json"
+        """A forward as this format's message: the root of the mapping's ``envelope:`` section
+        holding the envelope (every member of ``envelope``, the translation record with this
+        format as ``output_format`` and the digest of the application element's exclusive
+        C14N as ``output_digest``) and the native application, valid against the XSD.
+
+        :raises NotExpressibleError: see :meth:`carried`, or an envelope value the XSD
+            refuses (``schema`` problems at its XPath); nothing is sent then.
+        """
+        if self._message is None:
+            raise MappingError(f"the {self.jurisdiction} mapping declares no envelope")
+        application = self.carried(document)
+        spec = self._message
+        message = etree.Element(spec.root, nsmap=self._encoder.nsmap)
+        holder = etree.SubElement(message, spec.envelope)
+        record = {
+            **envelope,
+            "translation": {
+                **envelope.get("translation", {}),
+                "output_format": self.jurisdiction,
+                "output_digest": "",
+            },
+        }
+        digest_at = None
+        for pointer, path in spec.fields:
+            if pointer == ("translation", "output_digest"):
+                digest_at = ensure(holder, path.steps)
+                continue
+            value = _member(record, pointer)
+            if value is not None and str(value).strip():
+                ensure(holder, path.steps).text = str(value)
+        message.append(application)
+        sort_children(message, (message.tag,), self._order)
+        etree.indent(message)
+        if digest_at is None:
+            raise MappingError(f"the {self.jurisdiction} envelope has no output digest element")
+        digest_at.text = output_digest(application)
+        problems = self._schema_problems(message)
+        if problems:  # an envelope value the format refuses: the forward stops, not the case
+            raise NotExpressibleError(
+                f"the {self.jurisdiction} message refuses {len(problems)} value(s)",
+                errors=problems,
+            )
+        return etree.tostring(message, xml_declaration=True, encoding="UTF-8"), "application/xml"
+
+    def read_message(self, body: bytes) -> tuple[dict[str, Any], etree._Element]:
+        """A received message of this format: its envelope as a dict (by the mapping's
+        ``envelope:`` pointers, all values as text) and its application element.
+
+        :raises ValidationFailedError: not this format's message, or not valid against the XSD.
+        """
+        if self._message is None:
+            raise MappingError(f"the {self.jurisdiction} mapping declares no envelope")
+        root = parse_xml(body)
+        if root.tag != self._message.root:
+            problems = [FieldProblem("schema", MESSAGES["schema"], xpath="/")]
+        else:
+            problems = self._schema_problems(root)
+        if problems:
+            raise ValidationFailedError("not a valid message of this format", errors=problems)
+        holder = root.find(self._message.envelope)
+        application = root.find(self._root)
+        envelope: dict[str, Any] = {}
+        for pointer, path in self._message.fields:
+            element = holder
+            for tag in path.steps:
+                element = element.find(tag) if element is not None else None
+            if element is not None and element.text:
+                node = envelope
+                for part in pointer[:-1]:
+                    node = node.setdefault(part, {})
+                node[pointer[-1]] = element.text
+        assert application is not None
+        return envelope, application
 
     def _schema_problems(self, root: etree._Element) -> list[FieldProblem]:
         if self._schema is None or self._schema.validate(root):
@@ -282,4 +443,4 @@ class XmlCodec:
         ]
 
 
-__all__ = ["FieldRule", "ListRule", "MappingError", "XmlCodec"]
+__all__ = ["FieldRule", "ListRule", "MappingError", "MessageSpec", "XmlCodec", "output_digest"]

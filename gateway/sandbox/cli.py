@@ -3,6 +3,7 @@
 ::
 
     gba-gateway sandbox register --agency-id ID --jurisdiction HK --key FILE [--endpoint URL]
+        [--receives HK|MO|GD|canonical]
     gba-gateway sandbox fault AGENCY [--down|--up] [--latency MS] [--status 503] ... | --reset
     gba-gateway sandbox faults
     gba-gateway sandbox route MATTER --lead AGENCY [--reviewer AGENCY ...] | --reset
@@ -22,6 +23,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 
+from gateway.domain.agencies import RECEIVABLE_FORMATS
 from gateway.sandbox.access import TOKEN_ENV, TOKEN_FILE, client_token
 from gateway.trust.keys import public_jwk
 
@@ -53,6 +55,12 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
     reg.add_argument("--kid", help="key id for a PEM public key (default: the file name stem)")
     reg.add_argument("--name", action="append", default=[], metavar="LANG=NAME")
     reg.add_argument("--endpoint", help="your inbox URL, where forwarded cases are sent")
+    reg.add_argument(
+        "--receives",
+        choices=RECEIVABLE_FORMATS,
+        help="the format forwards reach you in (default: your jurisdiction's: HK or Macau "
+        "XML message, Guangdong JSON message); canonical for the canonical JSON message",
+    )
     reg.add_argument(
         "--matter", action="append", default=[], help="matter codes it handles (default: all)"
     )
@@ -145,11 +153,14 @@ def _register(args: argparse.Namespace) -> int:
     }
     if args.endpoint:
         body["endpoint"] = args.endpoint
+    if args.receives:
+        body["receives"] = args.receives
     agency = _call(args, "POST", "/sandbox/v1/agencies", body)
     print(f"registered {agency['agency_id']} ({agency['jurisdiction']})")
     for key in agency.get("keys", []):
         print(f"  key      {key['kid']}")
     print(f"  endpoint {agency.get('endpoint') or '(none: it only calls the gateway)'}")
+    print(f"  receives {agency.get('receives')}")
     print(f"  matters  {', '.join(agency.get('matters', []))}")
     return 0
 

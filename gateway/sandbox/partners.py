@@ -1,6 +1,8 @@
 """Mock partner agencies: real endpoints that verify, de-duplicate, acknowledge and decide.
 
-Each sandbox agency has an inbox at ``/sandbox/partners/{agency_id}/messages``. It verifies
+Each sandbox agency has an inbox at ``/sandbox/partners/{agency_id}/messages``. It reads the
+message in its jurisdiction's format (an HK or Macau agency the native XML message, parsed by
+the hardened parser and validated against its XSD; Guangdong the JSON message), verifies
 the gateway's RFC 9421 signature and the Content-Digest, refuses a replayed signature nonce,
 de-duplicates on the message id (the ``Idempotency-Key``), answers with a signed
 acknowledgement bound to the request and its signature (refusals of a request whose
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,11 +29,12 @@ from gateway.domain.errors import (
     GatewayError,
     NotFoundError,
     ReplayedRequestError,
+    UnsupportedMediaTypeError,
 )
 from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.agencies import SandboxAgency
 from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
-from gateway.services.ports import Clock
+from gateway.services.ports import Clock, DocumentCodec
 from gateway.trust.httpsig import HttpMessage, VerifiedSignature
 from gateway.trust.httpsig_components import ComponentError
 from gateway.trust.keys import SigningKey, VerificationKey, generate_private_key
@@ -80,8 +83,10 @@ class SandboxPartners:
         base_url: str,
         clock: Clock,
         decision_delay: float = 0.2,
+        formats: Mapping[str, DocumentCodec] | None = None,
     ) -> None:
         self._agencies = agencies
+        self._formats = dict(formats or {})  # codecs by format name, for native XML messages
         self._resolve_gateway_key = gateway_keys
         self._base_url = base_url
         self._clock = clock
@@ -180,7 +185,12 @@ class SandboxPartners:
     ) -> tuple[str, dict[str, Any]]:
         """The message id and envelope of a delivery, verified unless the agency is lax."""
         message_id = request.headers.get("Idempotency-Key", "")
+        agency = self._agencies[request.match_info["agency_id"]][0]
+        xml = request.content_type in ("application/xml", "text/xml")
         if faults.lax or verified is None:
+            if xml:
+                envelope = self._read_native(agency, body)
+                return message_id or str(envelope.get("message_id", "")), envelope
             try:
                 envelope = json.loads(body)
             except (ValueError, RecursionError):  # RecursionError: nested too deeply
@@ -191,10 +201,20 @@ class SandboxPartners:
         now = self._clock.now()
         if not inbox.fresh_nonce(verified.keyid, verified.nonce or "", now):
             raise ReplayedRequestError("this signature nonce was already used")
-        envelope = loads_strict(body)
+        envelope = self._read_native(agency, body) if xml else loads_strict(body)
         if not isinstance(envelope, dict) or envelope.get("message_id") != message_id:
             raise BadRequestError("the message id and the Idempotency-Key differ")
         return message_id, envelope
+
+    def _read_native(self, agency: SandboxAgency, body: bytes) -> dict[str, Any]:
+        """The envelope of a native XML message in the agency's own format: parsed by the
+        hardened parser and valid against the format's XSD (else a 422 problem listing every
+        schema problem), with ``format`` naming it."""
+        reader = getattr(self._formats.get(agency.jurisdiction), "read_message", None)
+        if reader is None:
+            raise UnsupportedMediaTypeError("this agency receives JSON messages")
+        envelope, _application = reader(body)
+        return {**envelope, "format": agency.jurisdiction}
 
     async def _hold(self) -> None:
         """Hold a request past any client's patience (or until the sandbox stops)."""

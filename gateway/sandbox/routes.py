@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.domain.agencies import Agency
+from gateway.domain.agencies import RECEIVABLE_FORMATS, Agency
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
     ConflictError,
@@ -53,6 +53,7 @@ def _agency_json(agency: Agency, keys: list[KeySpec], sandbox: bool) -> dict[str
         "names": dict(agency.names),
         "endpoint": agency.endpoint,
         "matters": list(agency.matters),
+        "receives": agency.receives,
         "sandbox": sandbox,
         "keys": [
             {
@@ -117,6 +118,10 @@ _REGISTRATION = {
         },
         "matters": {"type": "array", "items": {"type": "string"}},
         "endpoint": {"type": "string", "format": "uri"},
+        "receives": {
+            "enum": list(RECEIVABLE_FORMATS),
+            "description": "the format forwards reach it in (default: its jurisdiction's)",
+        },
     },
 }
 
@@ -169,7 +174,7 @@ def _key_entry(key: Any) -> Any:
 @operation(
     summary="A sandbox agency's inbox: verifies, de-duplicates, acknowledges (signed)",
     tag="sandbox",
-    request={"application/json": {"type": "object"}},
+    request={"application/json": {"type": "object"}, "application/xml": {"type": "string"}},
     responses={
         200: ("Signed acknowledgement", {"type": "object"}),
         401: "Signature refused",

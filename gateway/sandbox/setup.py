@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.bootstrap import codecs
 from gateway.sandbox import tester_routes
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
 from gateway.sandbox.console import install_console
@@ -40,7 +41,9 @@ def install_sandbox(
             Registration(sandbox_agency.agency(settings.base_url), (spec,), sandbox=True)
         )
         agencies[sandbox_agency.id] = (sandbox_agency, key)
-    partners = SandboxPartners(agencies, ring.resolve, settings.base_url, clock)
+    partners = SandboxPartners(
+        agencies, ring.resolve, settings.base_url, clock, formats=codecs(settings)
+    )
     app[PARTNERS] = partners
     app[FAULTS] = partners.faults
     app[ROUTING] = routing

@@ -21,7 +21,7 @@ from gateway.domain import events as ev
 from gateway.domain import ids
 from gateway.domain.agencies import Agency
 from gateway.domain.application import ACCEPTANCE_WORKING_DAYS, Application, Status
-from gateway.domain.errors import NotReadyError
+from gateway.domain.errors import NotExpressibleError, NotReadyError
 from gateway.domain.matters import Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
 from gateway.services import notifications
@@ -108,11 +108,14 @@ def forwards(
     app: Application, deps: Dependencies, agencies: Mapping[str, Agency], now: datetime
 ) -> list[OutboxMessage]:
     """One message for each handler that should have the case now and has none queued,
-    in that agency's format, with its translation record and the consent it relies on."""
+    in the format the agency receives, with its translation record and the consent it relies
+    on. A format that cannot carry the whole application queues nothing for that agency: the
+    timeline records ``message.forward_blocked`` with the problems, the other handlers'
+    forwards still go, and the forward is tried again at the case's next move."""
     messages = []
     for handler in app.due_forwards():
         agency = agencies[handler.agency_id]
-        codec = deps.codecs[agency.jurisdiction]
+        codec = deps.codecs[agency.receives]
         message_id = ids.new_message_id()
         envelope = {
             "message_id": message_id,
@@ -133,7 +136,17 @@ def forwards(
             },
             "consent_id": app.consent_id,
         }
-        body, media_type = codec.encode(app.document, envelope)
+        try:
+            body, media_type = codec.encode(app.document, envelope)
+        except NotExpressibleError as exc:  # nothing leaves with a field silently dropped
+            blocked = [
+                {"xpath": p.xpath, "code": p.code}
+                if p.xpath is not None
+                else {"pointer": p.pointer or "", "code": p.code}
+                for p in exc.errors
+            ]
+            app.forward_blocked(agency.id, blocked, now)
+            continue
         messages.append(
             OutboxMessage(message_id, app.id, agency.id, media_type, body, next_attempt_at=now)
         )

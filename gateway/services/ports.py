@@ -63,7 +63,8 @@ class DocumentCodec(Protocol):
         ...
 
     def encode(self, document: Mapping[str, Any], envelope: Mapping[str, Any]) -> tuple[bytes, str]:
-        """The forwarded message body in this jurisdiction's format, and its media type."""
+        """The forwarded message body in this format, and its media type; NotExpressibleError
+        when the format cannot carry the whole document (nothing is to be sent then)."""
         ...
 
 

@@ -40,6 +40,7 @@ def new_rows(app: Application, audit: Recorder) -> list[tuple[sa.Table, list[dic
                     "state": h.state.value,
                     "reasons": list(h.reasons),
                     "message_id": h.message_id,
+                    "blocked": h.blocked,
                 }
                 for i, h in enumerate(app.handlers)
             ],
@@ -126,7 +127,12 @@ class SqlApplications:
             await self._conn.execute(
                 handlers.update()
                 .where(handlers.c.application_id == app.id, handlers.c.agency_id == h.agency_id)
-                .values(state=h.state.value, reasons=list(h.reasons), message_id=h.message_id)
+                .values(
+                    state=h.state.value,
+                    reasons=list(h.reasons),
+                    message_id=h.message_id,
+                    blocked=h.blocked,
+                )
             )
         last = (
             await self._conn.execute(
@@ -260,7 +266,14 @@ class SqlApplications:
             document=dict(row.document),
             received_at=row.received_at,
             handlers=[
-                Handler(h.agency_id, h.role, HandlerState(h.state), tuple(h.reasons), h.message_id)
+                Handler(
+                    h.agency_id,
+                    h.role,
+                    HandlerState(h.state),
+                    tuple(h.reasons),
+                    h.message_id,
+                    h.blocked,
+                )
                 for h in handler_rows
             ],
             missing=tuple(row.missing),

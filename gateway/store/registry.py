@@ -28,7 +28,14 @@ from gateway.trust.registry import MAX_KID, KeySpec, Registration
 
 
 def _agency(row: Any) -> Agency:
-    return Agency(row.id, row.jurisdiction, dict(row.names), row.endpoint, tuple(row.matters))
+    return Agency(
+        row.id,
+        row.jurisdiction,
+        dict(row.names),
+        row.endpoint,
+        tuple(row.matters),
+        row.receives or "",
+    )
 
 
 def _spec(row: Any) -> KeySpec:
@@ -173,6 +180,7 @@ class SqlAgencies:
             "names": dict(agency.names),
             "endpoint": agency.endpoint,
             "matters": list(agency.matters),
+            "receives": agency.receives,
             "sandbox": reg.sandbox,
             "updated_at": at,
         }

@@ -66,6 +66,7 @@ handlers = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("message_id", sa.String(40)),  # the forward queued to this agency
+    sa.Column("blocked", sa.String(64)),  # fingerprint of what last blocked its forward
     sa.Index("ix_handlers_agency", "agency_id", "application_id"),
 )
 
@@ -133,6 +134,8 @@ agencies = sa.Table(
     sa.Column("matters", sa.JSON, nullable=False),
     sa.Column("sandbox", sa.Boolean, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # the format forwards reach it in (a codec key); NULL in rows from before: its jurisdiction's
+    sa.Column("receives", sa.String(20)),
 )
 
 agency_keys = sa.Table(

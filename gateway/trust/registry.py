@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from gateway.domain.agencies import Agency
+from gateway.domain.agencies import RECEIVABLE_FORMATS, Agency
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
     CertificateError,
@@ -160,6 +160,10 @@ def registration(
         policy = egress or EgressPolicy(sandbox=sandbox)
         if policy.url_refusal(str(endpoint)) is not None:
             problems.append(problem("/endpoint", "endpoint_refused"))
+    receives = spec.get("receives") or ""
+    if receives and receives not in RECEIVABLE_FORMATS:
+        problems.append(problem("/receives", "unknown_code"))
+        receives = ""
     entries = spec.get("keys") or []
     if not isinstance(entries, list):
         problems.append(problem("/keys", "wrong_type"))
@@ -174,7 +178,7 @@ def registration(
             problems.append(problem(f"/keys/{i}", "invalid_key"))
     if len({k.kid for k in keys}) != len(keys):
         problems.append(problem("/keys", "invalid_key"))
-    agency = Agency(agency_id, jurisdiction, dict(names), endpoint, tuple(matters))
+    agency = Agency(agency_id, jurisdiction, dict(names), endpoint, tuple(matters), receives)
     return Registration(agency, tuple(keys), sandbox, tuple(problems))
 
 

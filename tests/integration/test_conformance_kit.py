@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from gateway.bootstrap import codecs
 from gateway.cli import main
 from gateway.conformance.checks import CHECK_IDS
 from gateway.conformance.credentials import load_signing_key
 from gateway.conformance.runner import Report, run_conformance
+from gateway.sandbox.routes import PARTNERS
 from tests.conftest import RunningGateway
 from tests.support import send
 
@@ -46,13 +48,20 @@ def _key_dir(gateway: RunningGateway) -> Path:
     return gateway.settings.sandbox_dir / "keys" / "gateway"
 
 
-async def _kit(gateway: RunningGateway, agency_id: str, lines: list[str] | None = None) -> Report:
+async def _kit(
+    gateway: RunningGateway,
+    agency_id: str,
+    lines: list[str] | None = None,
+    receives: str | None = None,
+) -> Report:
     return await run_conformance(
         _inbox(gateway, agency_id),
         load_signing_key(_key_dir(gateway)),
         schemas_dir=gateway.settings.mappings_dir / "schemas",
         request_timeout=5,
         say=(lines if lines is not None else []).append,
+        formats=codecs(gateway.settings),
+        receives=receives,
     )
 
 
@@ -81,6 +90,24 @@ async def test_every_sandbox_agency_passes_every_check(
     assert report.ids("fail") == [], "\n".join(lines)
     assert report.ids("pass") == list(CHECK_IDS)
     assert report.partner_keys.endswith(f"/sandbox/v1/agencies/{agency_id}")
+    # accepts-own-format sent the agency its declared format (native XML to HK and Macau)
+    own = {"hk-ird": "HK format (application/xml)", "mo-dsf": "MO format (application/xml)"}
+    expected = own.get(agency_id, "GD format (application/json)")
+    assert _reason(report, "accepts-own-format").startswith(f"a delivery in the {expected} was")
+    inbox = gateway.app[PARTNERS].inboxes[agency_id]  # type: ignore[index]
+    formats = {m.get("format") for m in inbox.messages.values()}
+    assert formats == ({None} if agency_id == "gd-hq-csb" else {None, agency_id[:2].upper()})
+
+
+@SQLITE_ONLY
+async def test_a_partner_sent_a_format_it_does_not_read_fails_accepts_own_format(
+    gateway: RunningGateway,
+) -> None:
+    report = await _kit(gateway, "hk-ird", receives="MO")  # a Macau message to an HK agency
+
+    assert report.ids("fail") == ["accepts-own-format"]
+    reason = _reason(report, "accepts-own-format")
+    assert reason.startswith("a delivery in the MO format (application/xml): expected 2xx, got 422")
 
 
 @SQLITE_ONLY
@@ -125,7 +152,7 @@ async def test_answers_signed_wrongly_fail_ack_signed(
 ) -> None:
     await _faults(gateway, "mo-dsf", faults)
     report = await _kit(gateway, "mo-dsf")
-    assert set(report.ids("fail")) == {"ack-signed", "refusals-signed"}
+    assert set(report.ids("fail")) == {"accepts-own-format", "ack-signed", "refusals-signed"}
     expected = {
         "missing": "signature-missing",
         "wrong": "the signature does not verify",

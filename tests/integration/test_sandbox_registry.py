@@ -55,6 +55,7 @@ async def test_a_bare_jwk_registration_signs_at_once(gateway: RunningGateway) ->
     )
     assert status == 201
     assert stored["keys"][0]["kid"] == "tester-hk-key-1"
+    assert stored["receives"] == "HK"  # by default, its jurisdiction's own format
     async with (
         aiohttp.ClientSession() as session,
         session.get(gateway.url + headers["Location"]) as response,
@@ -98,6 +99,11 @@ async def test_a_certificate_chained_to_the_sandbox_anchor_is_accepted(
         ({"agency_id": "t", "jurisdiction": "XX", "keys": []}, "/jurisdiction", "wrong_type"),
         ({"agency_id": "Not Valid", "jurisdiction": "HK", "keys": []}, "/agency_id", "wrong_type"),
         (
+            {"agency_id": "t", "jurisdiction": "HK", "keys": [], "receives": "PDF"},
+            "/receives",
+            "unknown_code",
+        ),
+        (
             {
                 "agency_id": "t",
                 "jurisdiction": "HK",
@@ -114,6 +120,11 @@ async def test_bad_registrations_list_their_problems(
     status, problem, _ = await _register(gateway, registration)
     assert status == 422
     assert (pointer, code) in {(e["pointer"], e["code"]) for e in problem["errors"]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.url}/sandbox/v1/agencies/{registration['agency_id']}") as response,
+    ):
+        assert response.status == 404  # nothing stored
 
 
 async def test_a_certificate_of_another_jurisdiction_is_untrusted(

@@ -94,6 +94,7 @@ async def agency(app: web.Application, agency_id: str) -> dict[str, Any]:
         "id": found.id,
         "names": dict(found.names),
         "jurisdiction": found.jurisdiction,
+        "receives": found.receives,
         "endpoint": found.endpoint,
         "matters": list(found.matters),
         "sandbox": sandbox,

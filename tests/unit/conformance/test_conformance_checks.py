@@ -209,7 +209,12 @@ async def test_an_ack_with_a_status_outside_the_schema_fails_ack_schema(
 ) -> None:
     partner = FakePartner(gateway_key, ack_status="ok")
     report = await _run(partner, aiohttp_server, tmp_path)
-    assert set(report.ids("fail")) == {"ack-schema", "dedup-redelivery", "refusals-keep-nothing"}
+    assert set(report.ids("fail")) == {
+        "accepts-own-format",
+        "ack-schema",
+        "dedup-redelivery",
+        "refusals-keep-nothing",
+    }
     assert "/status: 'ok' is not one of ['received', 'duplicate']" in _reason(report, "ack-schema")
 
 
@@ -247,7 +252,7 @@ async def test_answers_not_bound_to_the_request_signature_fail_ack_signed(
     gateway_key: SigningKey, aiohttp_server: Any, tmp_path: Path
 ) -> None:
     report = await _run(FakePartner(gateway_key, bind_signature=False), aiohttp_server, tmp_path)
-    assert set(report.ids("fail")) == {"ack-signed", "refusals-signed"}
+    assert set(report.ids("fail")) == {"accepts-own-format", "ack-signed", "refusals-signed"}
     assert 'the required component "signature";req;key="sig1"' in _reason(report, "ack-signed")
 
 
@@ -261,7 +266,7 @@ async def test_answers_signed_by_a_key_outside_the_partner_jwks_fail_ack_signed(
     report = await run_conformance(
         str(server.make_url(INBOX)), gateway_key, schemas_dir=SCHEMAS, partner_jwks=str(jwks)
     )
-    assert set(report.ids("fail")) == {"ack-signed", "refusals-signed"}
+    assert set(report.ids("fail")) == {"accepts-own-format", "ack-signed", "refusals-signed"}
     assert "signature-invalid: the signature does not verify" in _reason(report, "ack-signed")
 
 

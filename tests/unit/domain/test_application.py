@@ -381,3 +381,29 @@ def test_events_carry_no_personal_data() -> None:
         text = " ".join(_strings(event.data)) + " " + event.actor
         for value in personal:
             assert value not in text, (event.type, value)
+
+
+def test_a_blocked_forward_is_recorded_once_per_problem_set_and_stays_due() -> None:
+    app = _receive(handlers=(LEAD, REVIEWER))
+    app.pending_events.clear()
+    lost = [{"pointer": "/applicant/documents/0/issuer", "code": "not_in_format"}]
+
+    app.forward_blocked(REVIEWER, lost, AT)
+    app.forward_blocked(REVIEWER, list(reversed(lost)), AT)  # still blocked, nothing new
+    assert [(e.type, e.data) for e in app.pending_events] == [
+        ("message.forward_blocked", {"agency": REVIEWER, "problems": lost})
+    ]
+    assert REVIEWER in [h.agency_id for h in app.due_forwards()]  # tried again at a move
+
+    other = [*lost, {"pointer": "/particulars/x", "code": "not_in_format"}]
+    app.forward_blocked(REVIEWER, other, AT)  # other problems: said again
+    assert len(app.pending_events) == 2
+
+    app.message_queued(REVIEWER, "msg_1", AT)  # the format carries it now
+    app.forward_blocked(REVIEWER, lost, AT)
+    assert [e.type for e in app.pending_events][-2:] == [
+        "message.queued",
+        "message.forward_blocked",
+    ]
+    with pytest.raises(ForbiddenError):
+        app.forward_blocked("not-a-handler", lost, AT)

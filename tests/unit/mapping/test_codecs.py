@@ -144,15 +144,6 @@ def test_macau_original_name_falls_back_to_the_portuguese_surname(
     }
 
 
-def test_encode_forwards_the_canonical_envelope(hk_codec: XmlCodec) -> None:
-    document = _golden_canonical("hk")
-
-    body, media_type = hk_codec.encode(document, {"id": "app-1"})
-
-    assert media_type == "application/json"
-    assert json.loads(body) == {"id": "app-1", "application": document}
-
-
 # --- every problem at once -------------------------------------------------------------------
 
 

@@ -230,6 +230,8 @@ async def test_the_forward_carries_the_envelope_and_translation_record(world: Wo
         "source_digest": cmd.content_digest,
         "mapping_version": "canonical-1",
         "canonical_digest": canonical_digest(_golden()),
+        "output_format": "GD",
+        "output_digest": canonical_digest(body["application"]),
     }
     assert body["application"] == _golden()
     queued = world.uow.timeline(app.id)[-1]

@@ -81,6 +81,26 @@ def test_add_list_rotate_and_revoke(
     assert "gd-test  GD  Test Bureau" in listing
     assert "key gd-test-2026-1  ed25519  revoked" in listing
     assert "key gd-test-2026-2  ed25519  valid  until open-ended" in listing
+    assert "receives: GD" in listing  # by default, its jurisdiction's format
+
+
+def test_an_agency_declares_the_format_it_receives(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["agencies", "add", "--config", str(config), "--jurisdiction", "HK"]
+    key = _jwk_file(tmp_path / "k.json", "hk-test-1")
+
+    assert main([*base, "--id", "hk-test", "--receives", "canonical", "--jwk", str(key)]) == 0
+    with pytest.raises(SystemExit) as refused:
+        main([*base, "--id", "hk-other", "--receives", "PDF", "--jwk", str(key)])
+    assert refused.value.code == 2
+    assert "invalid choice: 'PDF'" in capsys.readouterr().err
+
+    assert main(["agencies", "list", "--config", str(config)]) == 0
+    listing = capsys.readouterr().out
+    assert "hk-test  HK" in listing
+    assert "receives: canonical" in listing
+    assert "hk-other" not in listing  # nothing stored
 
 
 def test_bad_registrations_and_unknown_keys_are_refused(
