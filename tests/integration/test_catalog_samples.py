@@ -165,11 +165,14 @@ def test_mappings_schema_prints_the_generated_xsd_that_validates_the_samples(
 
 
 @pytest.mark.parametrize("fmt", ["hk", "macau"])
-def test_a_persona_whose_document_the_format_cannot_carry_is_refused_not_dropped(
+def test_a_mainland_persona_sample_carries_the_mainland_identity_card(
     fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """zhang-wei holds only a mainland identity card, which neither XML format has a code
-    for: the sample fails naming the document instead of leaving it out."""
-    assert main(["mappings", "sample", CODES[0], "--format", fmt, "--persona", "zhang-wei"]) == 2
-    err = capsys.readouterr().err
-    assert "/applicant/documents/0/type: unknown_code" in err
+    """zhang-wei holds only a Mainland identity card: both XML formats carry it (``CNID``),
+    so a Guangdong applicant's case can reach Hong Kong and Macau handlers."""
+    from lxml import etree
+
+    assert main(["mappings", "sample", CODES[0], "--format", fmt, "--persona", "zhang-wei"]) == 0
+    sample = etree.fromstring(capsys.readouterr().out.encode())
+    types = {e.get("type") or e.get("tipo") for e in sample.iter() if "Document" in str(e.tag)}
+    assert "CNID" in types

@@ -167,15 +167,16 @@ async def test_an_agency_that_asks_for_canonical_gets_the_json_message(
     assert "<dt>Receives</dt><dd><code>canonical</code></dd>" in page
 
 
-async def test_a_value_the_hk_format_refuses_blocks_only_that_forward(
+async def test_a_name_the_hk_format_cannot_carry_blocks_only_that_forward(
     gateway: RunningGateway,
 ) -> None:
     await _route(gateway, "gd-hq-csb", ["hk-cr"])
     document = json.loads(
         (FIXTURES / "documents" / "hk-individual-business.canonical.json").read_text("utf-8")
     )
-    # a Mainland identity card: not in the HK format's code list of document types
-    document["applicant"]["documents"].append({"type": "CN_RIC", "number": "11010519491231002X"})
+    # a name in Simplified Chinese only: the HK format has a Traditional Chinese or an English
+    # name, and deriving one from the other is not the gateway's to do
+    document["applicant"]["names"] = {"original": "王小明", "zh-Hans": "王小明"}
 
     answer = await send(
         gateway.settings,
@@ -194,9 +195,9 @@ async def test_a_value_the_hk_format_refuses_blocks_only_that_forward(
     assert [(e["agency"], e["problems"]) for e in blocked] == [
         (
             "hk-cr",
-            [  # the type is refused, and the Document without one does not validate
-                {"pointer": "/applicant/documents/2/type", "code": "unknown_code"},
-                {"xpath": "/*/*[2]/*[4]/*[3]", "code": "schema"},
+            [
+                {"pointer": "/applicant/names/original", "code": "not_in_format"},
+                {"pointer": "/applicant/names/zh-Hans", "code": "not_in_format"},
             ],
         )
     ]
