@@ -23,12 +23,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-import adapters.guangdong
-import adapters.guangdong.identity
-import adapters.hk
-import adapters.hk.identity
-import adapters.macau
-import adapters.macau.identity
+from gateway import jurisdictions
 from gateway.domain.errors import ConfigurationError
 from gateway.domain.values import local_date
 from gateway.extensions import Extension, Wiring, app_extensions
@@ -86,15 +81,6 @@ from gateway.web.problems import problem_middleware
 from gateway.web.rate_limits import RateLimits, limit_by_address
 from gateway.web.serving import body_deadline
 
-ADAPTERS = (adapters.hk, adapters.macau, adapters.guangdong)
-IDENTITY_PROFILES = {
-    profile.provider: profile
-    for profile in (
-        adapters.hk.identity.PROFILE,
-        adapters.macau.identity.PROFILE,
-        adapters.guangdong.identity.PROFILE,
-    )
-}
 log = structlog.get_logger("gateway.bootstrap")
 # Scheduled work that one process runs at a time across every process on the database.
 HOUSEKEEPING = web.AppKey("housekeeping", JobLease)
@@ -162,16 +148,17 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
 
 
 def codecs(settings: Settings, catalog: Catalog | None = None) -> dict[str, DocumentCodec]:
-    """The codec of every format; the native XML formats write the particulars of every
-    matter of ``catalog`` (None: the catalog under ``mappings_dir``)."""
+    """The canonical codec and each registered jurisdiction's, by jurisdiction code; the
+    native XML formats write the particulars of every matter of ``catalog`` (None: the
+    catalog under ``mappings_dir``)."""
     if catalog is None:
         catalog = Catalog.load(settings.mappings_dir / "matters")
     particulars = catalog.particulars()
     table: dict[str, DocumentCodec] = {
         "canonical": CanonicalCodec(settings.mappings_dir / "schemas")
     }
-    for adapter in ADAPTERS:
-        table[adapter.JURISDICTION] = adapter.codec(settings.mappings_dir, particulars)
+    for adapter in jurisdictions.for_settings(settings):
+        table[adapter.code] = adapter.codec(settings.mappings_dir, particulars)
     return table
 
 
@@ -201,6 +188,7 @@ def trust_anchors(
 ) -> TrustAnchors | None:
     """The configured anchors, unless an extension has its own (the sandbox's test PKI,
     generated at run time)."""
+    jurisdictions.for_settings(settings)  # each registered jurisdiction has its folder
     for extension in app_extensions(settings) if extensions is None else extensions:
         anchors = extension.trust_anchors(settings)
         if anchors is not None:
@@ -248,6 +236,7 @@ def create_app(
     ``extensions`` (None: :func:`~gateway.extensions.app_extensions`, the sandbox's in
     sandbox mode and none in production) are installed before the gateway's own routes."""
     overrides = overrides or Overrides()
+    known_jurisdictions = jurisdictions.for_settings(settings)
     extensions = app_extensions(settings) if extensions is None else tuple(extensions)
     clock = overrides.clock or SystemClock()
     ring = load_keyring(settings)
@@ -287,7 +276,11 @@ def create_app(
     app[KEYRING] = ring
     app[METRICS] = Metrics()
     table = codecs(settings, catalog)
-    app[SCHEMAS] = published_schemas(settings.mappings_dir / "schemas", generated_schemas(table))
+    app[SCHEMAS] = published_schemas(
+        settings.mappings_dir / "schemas",
+        generated_schemas(table),
+        jurisdiction_dirs=[j.schemas_dir for j in known_jurisdictions],
+    )
     app[MATTER_SCHEMAS] = MatterSchemas.load(settings.mappings_dir / "schemas")
     app[READINESS] = {
         "keys": bool(ring.keys),
@@ -423,7 +416,7 @@ def create_app(
     app.cleanup_ctx.append(housekeeping)
     for extension in extensions:
         extension.install(app, Wiring(settings, ring, uow, clock, anchors))
-    oidc_routes.install(app, ring, IDENTITY_PROFILES)
+    oidc_routes.install(app, ring, known_jurisdictions.identity_profiles())
     app.cleanup_ctx.append(routed)
     app.cleanup_ctx.append(delivery)
     app.add_routes(partner_routes.routes)

@@ -159,8 +159,10 @@ def _delivery_commands(commands: Any) -> None:
 
 
 def _mapping_commands(commands: Any) -> None:
-    from gateway.operations import FORMATS
+    from gateway.jurisdictions import registered
 
+    # checked when the command runs, against the settings' jurisdictions too
+    formats = "canonical, " + ", ".join(registered().formats)
     mappings = commands.add_parser("mappings", help="check, report on and use the mapping data")
     sub = mappings.add_subparsers(dest="mappings_command", metavar="SUBCOMMAND", required=True)
     check = sub.add_parser(
@@ -177,12 +179,12 @@ def _mapping_commands(commands: Any) -> None:
     )
     sub.add_parser("report", help="which canonical fields each jurisdiction maps; gaps")
     translate = sub.add_parser("translate", help="translate a document between formats")
-    translate.add_argument("--from", dest="source", choices=FORMATS, required=True)
-    translate.add_argument("--to", dest="target", choices=FORMATS, required=True)
+    translate.add_argument("--from", dest="source", required=True, help=formats)
+    translate.add_argument("--to", dest="target", required=True, help=formats)
     translate.add_argument("file", type=Path, help="the document ('-' for standard input)")
     sample = sub.add_parser("sample", help="print a sample application the sandbox accepts")
     sample.add_argument("matter", help="the matter's implementation code")
-    sample.add_argument("--format", choices=FORMATS, default="canonical")
+    sample.add_argument("--format", default="canonical", help=formats)
     sample.add_argument("--persona", help="persona id (see GET /sandbox/v1/personas)")
     schema = sub.add_parser(
         "schema",
@@ -226,7 +228,7 @@ def _agency_commands(commands: Any) -> None:
     add = sub.add_parser("add", help="register an agency (or update one) with a key")
     _store_options(add)
     add.add_argument("--id", required=True, help="agency id (lower-case letters, digits, -)")
-    add.add_argument("--jurisdiction", required=True, choices=["HK", "MO", "GD"])
+    add.add_argument("--jurisdiction", required=True, help="its code: HK, MO, GD, ...")
     add.add_argument(
         "--name",
         action="append",
@@ -350,7 +352,7 @@ def run(coro: object) -> int:
 
 
 def _mappings(args: argparse.Namespace) -> int:
-    from gateway import operations
+    from gateway import jurisdictions, operations
     from gateway.mapping.report import coverage_report
 
     settings = load_settings(mode="sandbox")
@@ -363,7 +365,7 @@ def _mappings(args: argparse.Namespace) -> int:
             else 1
         )
     if args.mappings_command == "report":
-        print(coverage_report(settings.mappings_dir))
+        print(coverage_report(settings.mappings_dir, jurisdictions.for_settings(settings)))
         return 0
     if args.mappings_command == "translate":
         data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()

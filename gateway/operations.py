@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway import extensions
+from gateway import extensions, jurisdictions
 from gateway.bootstrap import database_url, load_keyring, trust_anchors
 from gateway.domain.documents import problem
 from gateway.domain.errors import ConfigurationError, NotFoundError, ValidationFailedError
@@ -190,8 +190,9 @@ async def audit_verify(
     return False
 
 
-FORMATS = ("canonical", "hk", "macau", "guangdong")
-_JURISDICTION = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
+def formats(settings: Settings) -> tuple[str, ...]:
+    """``canonical`` and each registered jurisdiction's native format (hk, macau, ...)."""
+    return ("canonical", *jurisdictions.for_settings(settings).formats)
 
 
 def mappings_check(settings: Settings, *, sandbox_agencies: bool, say: Say) -> bool:
@@ -200,7 +201,11 @@ def mappings_check(settings: Settings, *, sandbox_agencies: bool, say: Say) -> b
     from gateway.mapping.check import check_mappings
 
     known = list(extensions.plugin("sandbox").agency_ids) if sandbox_agencies else None
-    problems = check_mappings(settings.mappings_dir, known_agencies=known)
+    problems = check_mappings(
+        settings.mappings_dir,
+        known_agencies=known,
+        jurisdictions=jurisdictions.for_settings(settings),
+    )
     for line in problems:
         say(line)
     say(f"mappings: {len(problems)} problem(s)" if problems else "mappings: all sound")
@@ -210,14 +215,18 @@ def mappings_check(settings: Settings, *, sandbox_agencies: bool, say: Say) -> b
 def _codec(settings: Settings, name: str) -> Any:
     from gateway.bootstrap import codecs
 
-    return codecs(settings)[_JURISDICTION.get(name, "canonical")]
+    if name not in formats(settings):
+        raise ConfigurationError(f"unknown format {name!r}; known: {', '.join(formats(settings))}")
+    registered = jurisdictions.for_settings(settings).format_codes()
+    return codecs(settings)[registered.get(name, "canonical")]
 
 
 def render(settings: Settings, document: dict[str, Any], fmt: str) -> bytes:
-    """A canonical document in ``fmt``: canonical or Guangdong JSON, or HK / Macau XML."""
-    if fmt in ("canonical", "guangdong"):
-        return json.dumps(document, ensure_ascii=False, indent=2).encode() + b"\n"
+    """A canonical document in ``fmt``: canonical JSON, or a jurisdiction's own format (HK
+    and Macau XML; Guangdong's is the canonical JSON)."""
     codec = _codec(settings, fmt)
+    if not hasattr(codec, "to_native"):  # a JSON format: the canonical document itself
+        return json.dumps(document, ensure_ascii=False, indent=2).encode() + b"\n"
     native = codec.to_native(document)
     carried = codec.decode(native).document.get("particulars", {})
     lost = _lost(document.get("particulars", {}), carried, "/particulars")

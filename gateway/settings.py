@@ -39,6 +39,9 @@ class Settings:
     identity_providers_file: Path | None = None  # upstream OIDC providers (YAML; docs/identity.md)
     clients_file: Path | None = None  # OIDC clients: portals, kiosks, counters (YAML)
     mappings_dir: Path = REPO_ROOT / "mappings"
+    # jurisdictions beyond the installed ones (gateway/jurisdictions.py): folders, each a
+    # package exporting ADAPTER. A list: TOML array, or comma-separated in GBA_*
+    jurisdiction_folders: tuple[Path, ...] = ()
     sandbox_dir: Path = REPO_ROOT / ".sandbox"
     max_body_bytes: int = 1024 * 1024
     signature_max_skew: int = 300
@@ -135,6 +138,8 @@ _INTS = {
     "rate_limit_address_burst",
 }
 _BOOLS = {"relay_enabled"}
+# Lists of paths: relative ones are read from the TOML file's folder (or the working one).
+_PATH_LISTS = {"jurisdiction_folders"}
 _LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts", "trusted_proxies"}
 _FLOATS = {
     "partner_timeout",
@@ -160,9 +165,12 @@ def _coerce(name: str, value: Any, base: Path) -> Any:
             return float(value)
         if name in _BOOLS:
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        if name in _LISTS:
+        if name in _LISTS or name in _PATH_LISTS:
             items = value.split(",") if isinstance(value, str) else value
-            return tuple(str(item).strip() for item in items if str(item).strip())
+            listed = tuple(str(item).strip() for item in items if str(item).strip())
+            if name in _LISTS:
+                return listed
+            return tuple(_coerce("mappings_dir", item, base) for item in listed)
     except ValueError as exc:
         raise ConfigurationError(f"setting {name}: {exc}") from None
     return value
@@ -225,6 +233,11 @@ def _validated(settings: Settings) -> Settings:
         settings.egress  # noqa: B018  # parsed here so that a bad entry refuses to start
     except ValueError as exc:
         problems.append(str(exc))
+    problems += [
+        f"jurisdiction_folders: {folder} has no __init__.py"
+        for folder in settings.jurisdiction_folders
+        if not (Path(folder) / "__init__.py").is_file()
+    ]
     if any(not _HOST_NAME.fullmatch(name) for name in settings.allowed_hosts):
         problems.append("allowed_hosts takes host names, name:port or [IPv6]:port only")
     if problems:

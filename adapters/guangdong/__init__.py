@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from adapters.guangdong import identity, sandbox
 from gateway.domain.matters import Particular
+from gateway.jurisdictions import JurisdictionAdapter
 from gateway.mapping.canonical import CanonicalCodec
 
 JURISDICTION = "GD"
@@ -26,3 +28,17 @@ def codec(mappings_dir: Path, particulars: Iterable[Particular] = ()) -> Guangdo
     """Guangdong applications are canonical JSON, checked against the canonical schema (which
     carries every particular as it is: ``particulars`` changes nothing here)."""
     return GuangdongCodec(mappings_dir / "schemas")
+
+
+ADAPTER = JurisdictionAdapter(
+    code=JURISDICTION,
+    format="guangdong",
+    provider="guangdong",
+    folder=Path(__file__).parent,
+    codec=codec,
+    identity=identity.PROFILE,
+    names={"en": "Guangdong", "zh-Hans": "广东", "zh-Hant": "廣東"},
+    calling_code="86",
+    sandbox_idp=sandbox.IDENTITY_PROVIDER,
+    order=3,
+)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from adapters.hk import identity, sandbox
 from gateway.domain.matters import Particular
+from gateway.jurisdictions import JurisdictionAdapter
 from gateway.mapping.fields import XmlCodec
 
 JURISDICTION = "HK"
@@ -21,3 +23,17 @@ def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     """The codec; ``particulars`` are the catalog's, each written under the particulars
     element of the format (``Catalog.particulars()``)."""
     return XmlCodec.load(mappings_dir / "fields" / "hk.yaml", JURISDICTION, particulars)
+
+
+ADAPTER = JurisdictionAdapter(
+    code=JURISDICTION,
+    format="hk",
+    provider="hk",
+    folder=Path(__file__).parent,
+    codec=codec,
+    identity=identity.PROFILE,
+    names={"en": "Hong Kong", "zh-Hant": "香港", "zh-Hans": "香港"},
+    calling_code="852",
+    sandbox_idp=sandbox.IDENTITY_PROVIDER,
+    order=1,
+)

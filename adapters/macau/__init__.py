@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from adapters.macau import identity, sandbox
 from gateway.domain.matters import Particular
+from gateway.jurisdictions import JurisdictionAdapter
 from gateway.mapping.fields import XmlCodec
 
 JURISDICTION = "MO"
@@ -23,3 +25,18 @@ def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     """The codec; ``particulars`` are the catalog's, each written under the particulars
     element of the format (``Catalog.particulars()``)."""
     return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION, particulars)
+
+
+ADAPTER = JurisdictionAdapter(
+    code=JURISDICTION,
+    format="macau",
+    provider="macau",
+    folder=Path(__file__).parent,
+    codec=codec,
+    identity=identity.PROFILE,
+    names={"en": "Macao", "pt": "Macau", "zh-Hant": "澳門", "zh-Hans": "澳门"},
+    calling_code="853",
+    sandbox_idp=sandbox.IDENTITY_PROVIDER,
+    order=2,
+    sample_persona="lei-sio-meng",
+)

@@ -32,7 +32,6 @@ from gateway.domain.errors import (
 from gateway.domain.matters import Assurance, Matter
 from gateway.domain.values import DocumentType, IdentityDocument
 
-PROVIDERS = ("hk", "macau", "guangdong")  # /auth/{provider}/login
 ORGANISATION_DOCUMENTS = frozenset({DocumentType.USCC, DocumentType.HK_BRN})
 
 

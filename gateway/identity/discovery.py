@@ -1,6 +1,7 @@
 """Upstream identity providers: their configuration, and their discovery metadata, cached.
 
-Each provider is configured by name (``hk``, ``macau``, ``guangdong``) with its discovery URL,
+Each provider is configured by name (``hk``, ``macau``, ``guangdong``: a registered
+jurisdiction's identity provider, gateway/jurisdictions.py) with its discovery URL,
 the gateway's client id there, the ID-token algorithms it may use (an allow-list; never
 ``none`` or HMAC), the scopes to ask and whether to push the request (PAR). The metadata and
 key set are fetched once and kept; a provider that cannot be fetched is retried and reported
@@ -29,13 +30,12 @@ import aiohttp
 import structlog
 import yaml
 
+from gateway import jurisdictions
 from gateway.domain.errors import ConfigurationError, NotReadyError
-from gateway.domain.identity import PROVIDERS
 from gateway.egress.client import client_session
 from gateway.egress.policy import EgressPolicy
 from gateway.identity.jose import ASYMMETRIC_ALGS
 
-SANDBOX_ALGS = {"hk": ("ES256",), "macau": ("PS256",), "guangdong": ("ES256",)}
 SANDBOX_CLIENT_ID = "gba-gateway"
 SANDBOX_IDP_PATH = "/sandbox/idp/"  # where the sandbox mounts its identity providers
 SANDBOX_MARK = "gba_sandbox"  # in a sandbox provider's discovery document
@@ -62,16 +62,18 @@ class ProviderMetadata:
 
 
 def sandbox_providers(base_url: str) -> tuple[ProviderConfig, ...]:
-    """The three sandbox identity providers, mounted under ``/sandbox/idp/{name}``."""
+    """The sandbox identity provider of each registered jurisdiction that has one, mounted
+    under ``/sandbox/idp/{name}``."""
     return tuple(
         ProviderConfig(
-            name=name,
-            discovery_url=f"{base_url}/sandbox/idp/{name}/.well-known/openid-configuration",
+            name=j.provider,
+            discovery_url=f"{base_url}/sandbox/idp/{j.provider}/.well-known/openid-configuration",
             client_id=SANDBOX_CLIENT_ID,
-            id_token_algs=SANDBOX_ALGS[name],
+            id_token_algs=(j.sandbox_idp.signing_alg,),
             scopes=("openid", "profile"),
         )
-        for name in PROVIDERS
+        for j in jurisdictions.registered()
+        if j.sandbox_idp is not None and j.identity is not None
     )
 
 
@@ -99,8 +101,8 @@ def load_providers(path: Path, *, sandbox: bool = False) -> tuple[ProviderConfig
             continue
         name, url, client_id = entry.get("name"), entry.get("discovery_url"), entry.get("client_id")
         algs = entry.get("id_token_algs")
-        if name not in PROVIDERS:
-            problems.append(f"{where}: name must be one of {', '.join(PROVIDERS)}")
+        if name not in (known := jurisdictions.registered().providers):
+            problems.append(f"{where}: name must be one of {', '.join(known)}")
         if not isinstance(url, str) or not url.startswith("https://"):
             problems.append(f"{where}: discovery_url must be an https URL")
         elif not sandbox and is_sandbox_issuer(url):

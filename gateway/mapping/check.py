@@ -10,7 +10,9 @@ problem of every file, each line naming the file (relative to ``mappings/``):
   or broken schema file, a particular of the catalog the ``particulars:`` section cannot
   write), as :meth:`XmlCodec.load` reports them, loaded with the particulars of every matter
   version that reads;
-- ``schemas/*.xsd``: schema files that do not parse as XML Schema.
+- ``schemas/*.xsd``: schema files that do not parse as XML Schema;
+- the same ``fields/`` and ``schemas/`` of every registered jurisdiction's folder
+  (gateway/jurisdictions.py), named from the folder (``hk/fields/hk.yaml``).
 
 An empty list means all is well.
 """
@@ -23,26 +25,36 @@ from typing import Any
 
 from lxml import etree
 
+from gateway import jurisdictions as registry
 from gateway.domain.matters import Particular
 from gateway.mapping.catalog import read_catalog
 from gateway.mapping.fields import MappingError, XmlCodec
 from gateway.mapping.files import read_yaml_mapping
 
-# A field mapping's `format` -> the jurisdiction whose codec it configures.
-FORMAT_JURISDICTIONS = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
-
 # Our own files, parsed as strictly as any input (as gateway.mapping.fields does).
 _SCHEMA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-def check_mappings(mappings_dir: Path, known_agencies: Iterable[str] | None = None) -> list[str]:
-    """Every problem under ``mappings_dir``, one readable line each; [] when all is well."""
+def check_mappings(
+    mappings_dir: Path,
+    known_agencies: Iterable[str] | None = None,
+    jurisdictions: registry.Jurisdictions | None = None,
+) -> list[str]:
+    """Every problem under ``mappings_dir`` and in each jurisdiction's folder
+    (``jurisdictions``, None: the registered ones), one readable line each; [] when all is
+    well."""
     matter_lines, particulars = _matter_problems(mappings_dir / "matters", known_agencies)
-    return [
+    lines = [
         *matter_lines,
         *_field_problems(mappings_dir / "fields", particulars),
         *_schema_problems(mappings_dir / "schemas"),
     ]
+    for adapter in jurisdictions or registry.registered():
+        if adapter.folder.resolve() != mappings_dir.resolve():
+            named = f"{adapter.folder.name}/"
+            lines += _field_problems(adapter.fields_dir, particulars, named)
+            lines += _schema_problems(adapter.schemas_dir, named)
+    return lines
 
 
 def _matter_problems(
@@ -78,26 +90,26 @@ def field_jurisdiction(path: Path, spec: Mapping[str, Any] | None = None) -> str
         spec, _ = read_yaml_mapping(path)
     name = spec.get("format") if spec is not None else None
     name = str(name or path.stem).lower()
-    return FORMAT_JURISDICTIONS.get(name, name.upper())
+    return registry.registered().format_codes().get(name, name.upper())
 
 
-def _field_problems(directory: Path, particulars: list[Particular]) -> list[str]:
+def _field_problems(directory: Path, particulars: list[Particular], folder: str = "") -> list[str]:
     lines = []
     for path in sorted(directory.glob("*.yaml")):
         try:
             XmlCodec.load(path, field_jurisdiction(path), particulars)
         except MappingError as exc:  # the message starts with the file name
-            lines.append(f"fields/{exc.detail}")
+            lines.append(f"{folder}fields/{exc.detail}")
     return lines
 
 
-def _schema_problems(directory: Path) -> list[str]:
+def _schema_problems(directory: Path, folder: str = "") -> list[str]:
     lines = []
     for path in sorted(directory.glob("*.xsd")):
         try:
             etree.XMLSchema(etree.parse(str(path), _SCHEMA_PARSER))
         except (OSError, etree.LxmlError) as exc:
-            lines.append(f"schemas/{path.name}: {type(exc).__name__}: {exc}")
+            lines.append(f"{folder}schemas/{path.name}: {type(exc).__name__}: {exc}")
     return lines
 
 

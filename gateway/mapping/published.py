@@ -1,6 +1,7 @@
 """The schemas the gateway accepts or emits, published for partners to validate against.
 
-Every XSD and JSON Schema in the mappings' ``schemas`` folder is published as it is on disk,
+Every XSD and JSON Schema in the mappings' ``schemas`` folder and in each jurisdiction's
+(``adapters/<jurisdiction>/schemas``, gateway/jurisdictions.py) is published as it is on disk,
 except an XSD that a codec completes at load (the HK and Macau XSDs get the particulars of the
 catalog, :mod:`gateway.mapping.particulars`): that one is published as the generated document
 the gateway validates with. Each comes with the identifier it declares (a JSON Schema's
@@ -15,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -79,13 +80,30 @@ def _xsd(path: Path, content: bytes) -> tuple[str, str]:
     return identifier, title
 
 
+def _schema_files(directories: tuple[Path, ...]) -> list[Path]:
+    """The schema files of every folder that exists; a name published twice is refused."""
+    files: dict[str, Path] = {}
+    for directory in directories:
+        for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+            if path.name in files and files[path.name] != path:
+                raise ConfigurationError(
+                    f"{path.name} is published from both {files[path.name].parent} and {directory}"
+                )
+            files[path.name] = path
+    return [files[name] for name in sorted(files)]
+
+
 def published_schemas(
-    directory: Path, generated: Mapping[str, bytes] | None = None
+    directory: Path,
+    generated: Mapping[str, bytes] | None = None,
+    *,
+    jurisdiction_dirs: Iterable[Path] = (),
 ) -> Mapping[str, PublishedSchema]:
-    """Every ``*.schema.json`` and ``*.xsd`` in ``directory``, by file name, read once;
-    ``generated`` gives the content of those a codec generated (by file name)."""
+    """Every ``*.schema.json`` and ``*.xsd`` in ``directory`` and in ``jurisdiction_dirs``
+    (each jurisdiction folder's ``schemas``), by file name, read once; ``generated`` gives the
+    content of those a codec generated (by file name)."""
     found: dict[str, PublishedSchema] = {}
-    for path in sorted(directory.iterdir()):
+    for path in _schema_files((directory, *jurisdiction_dirs)):
         if path.name.endswith(".schema.json"):
             kind, media_type, read = "json-schema", JSON_SCHEMA, _json_schema
         elif path.suffix == ".xsd":

@@ -2,10 +2,11 @@
 
 Read from the reviewed data only (nothing is compiled, so a broken file is still reported on):
 
-1. the canonical pointers each jurisdiction's field mapping (``mappings/fields/*.yaml``) fills,
-   from the ``to:`` of its fields, of its lists' fields (``/list/*/field``: every item) and of
-   its ``particulars:`` section expanded for the catalog's particulars
-   (:func:`gateway.mapping.particulars.field_specs`, as loading does);
+1. the canonical pointers each jurisdiction's field mapping (``fields/*.yaml`` of its folder,
+   gateway/jurisdictions.py, or of ``mappings/``) fills, from the ``to:`` of its fields, of
+   its lists' fields (``/list/*/field``: every item) and of its ``particulars:`` section
+   expanded for the catalog's particulars (:func:`gateway.mapping.particulars.field_specs`,
+   as loading does);
 2. the pointers one jurisdiction maps and another does not;
 3. the particulars of each matter that a jurisdiction's mapping cannot fill (such a matter
    cannot be applied for in that jurisdiction's native format);
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway import jurisdictions as registry
 from gateway.domain.matters import Matter, Particular
 from gateway.domain.values import Jurisdiction
 from gateway.mapping import particulars as particulars_layout
@@ -50,19 +52,19 @@ def _pointers(spec: Mapping[str, Any], particulars: list[Particular]) -> set[str
 
 
 def _field_coverage(
-    directory: Path, particulars: list[Particular]
+    directories: list[tuple[str, Path]], particulars: list[Particular]
 ) -> tuple[dict[str, set[str]], list[str]]:
     coverage: dict[str, set[str]] = {}
     unreadable: list[str] = []
-    for path in sorted(directory.glob("*.yaml")):
+    for folder, path in ((f, p) for f, d in directories for p in sorted(d.glob("*.yaml"))):
         spec, reason = read_yaml_mapping(path)
         if spec is None:
-            unreadable.append(f"fields/{path.name}: {reason}")
+            unreadable.append(f"{folder}fields/{path.name}: {reason}")
             continue
         try:
             pointers = _pointers(spec, particulars)
         except particulars_layout.ParticularsError as exc:
-            unreadable.append(f"fields/{path.name}: particulars: {exc}")
+            unreadable.append(f"{folder}fields/{path.name}: particulars: {exc}")
             pointers = _pointers({**spec, "particulars": None}, particulars)
         coverage.setdefault(field_jurisdiction(path, spec), set()).update(pointers)
     return coverage, unreadable
@@ -94,10 +96,15 @@ def _counterpart_gap(matter: Matter, jurisdiction: Jurisdiction) -> str | None:
     return None
 
 
-def coverage_report(mappings_dir: Path) -> str:
-    """A plain-text coverage report of the field mappings and the matter counterparts."""
+def coverage_report(mappings_dir: Path, registered: registry.Jurisdictions | None = None) -> str:
+    """A plain-text coverage report of the field mappings (under ``mappings_dir`` and in the
+    folder of each jurisdiction of ``registered``, None: the registered ones) and the matter
+    counterparts."""
     matters, particulars, problem_count = _latest(mappings_dir / "matters")
-    coverage, unreadable = _field_coverage(mappings_dir / "fields", particulars)
+    folders = [("", mappings_dir / "fields")] + [
+        (f"{j.folder.name}/", j.fields_dir) for j in registered or registry.registered()
+    ]
+    coverage, unreadable = _field_coverage(folders, particulars)
     jurisdictions = sorted(coverage)
     every = sorted(set().union(*coverage.values())) if coverage else []
     lines = [f"Mapping coverage of {mappings_dir}", ""]

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: Where a persona of each jurisdiction has its home login.
-HOME_PROVIDER = {"HK": "hk", "MO": "macau", "GD": "guangdong"}
+from gateway import jurisdictions
+
+# Where an HK or Macao resident holding a residence permit can log in too.
+MAINLAND_PROVIDER = "guangdong"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +50,11 @@ class Persona:
         return next((number for kind, number in self.documents if kind == doc_type), None)
 
     def providers(self) -> tuple[str, ...]:
-        """Sandbox identity providers where the persona can log in: the home one, and
+        """Sandbox identity providers where the persona can log in: its jurisdiction's, and
         ``guangdong`` too for an HK or Macao resident holding a residence permit."""
-        home = HOME_PROVIDER[self.jurisdiction]
-        if home != "guangdong" and self.document("RESIDENCE_PERMIT"):
-            return (home, "guangdong")
+        home = jurisdictions.registered().by_code(self.jurisdiction).provider
+        if home != MAINLAND_PROVIDER and self.document("RESIDENCE_PERMIT"):
+            return (home, MAINLAND_PROVIDER)
         return (home,)
 
     def summary(self) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway import jurisdictions
 from gateway.domain.errors import ConfigurationError
-from gateway.domain.values import Jurisdiction
-from gateway.trust.certificates import JURISDICTION_FOLDERS, SANDBOX_ORGANIZATION
+from gateway.trust.certificates import SANDBOX_ORGANIZATION
 from gateway.trust.certpath import AGENCY_URI_PREFIX
 from gateway.trust.keys import PublicKey, alg_for_public_key, load_private_key, private_key_pem
 from gateway.trust.keystore import write_private
@@ -33,8 +33,6 @@ ROOT_CERT = "sandbox-root.pem"
 ROOT_KEY = "sandbox-root.key"
 ROOT_DAYS = 3650
 SANDBOX_UNIT = "Sandbox test material, not for production"
-
-_FOLDER_OF = {code: folder for folder, code in JURISDICTION_FOLDERS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,7 @@ class TestPki:
     keys: Mapping[str, ec.EllipticCurvePrivateKey]
 
     def certificate_pem(self, jurisdiction: str) -> bytes:
-        code = Jurisdiction.parse(jurisdiction).value
+        code = jurisdictions.registered().parse_code(jurisdiction)
         return self.certificates[code].public_bytes(serialization.Encoding.PEM)
 
 
@@ -122,8 +120,8 @@ def generate_test_pki(directory: Path) -> TestPki:
     """Create (or reuse) a sandbox root CA for each jurisdiction under ``directory``."""
     certificates: dict[str, x509.Certificate] = {}
     keys: dict[str, ec.EllipticCurvePrivateKey] = {}
-    for code in Jurisdiction:
-        folder = directory / _FOLDER_OF[code.value]
+    for jurisdiction in jurisdictions.registered():
+        code, folder = jurisdiction.code, directory / jurisdiction.format
         folder.mkdir(parents=True, exist_ok=True)
         key = _existing_key(folder / ROOT_KEY)
         if key is None:
@@ -131,9 +129,9 @@ def generate_test_pki(directory: Path) -> TestPki:
             write_private(folder / ROOT_KEY, private_key_pem(key))
         cert = _existing_root(folder / ROOT_CERT, key)
         if cert is None:
-            cert = _root_certificate(code.value, key)
+            cert = _root_certificate(code, key)
             (folder / ROOT_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        certificates[code.value], keys[code.value] = cert, key
+        certificates[code], keys[code] = cert, key
     return TestPki(directory, certificates, keys)
 
 
@@ -142,7 +140,7 @@ def issue_agency_certificate(
 ) -> bytes:
     """A PEM signing certificate for ``public_key``, issued by the jurisdiction's sandbox root."""
     alg_for_public_key(public_key)  # KeyMisuseError for a key the gateway would not accept
-    code = Jurisdiction.parse(jurisdiction).value
+    code = jurisdictions.registered().parse_code(jurisdiction)
     issuer, issuer_key = pki.certificates[code], pki.keys[code]
     now = datetime.now(UTC)
     subject = x509.Name(

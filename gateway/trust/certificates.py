@@ -35,8 +35,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from gateway import jurisdictions
 from gateway.domain.errors import CertificateError, ConfigurationError
-from gateway.domain.values import Jurisdiction
 from gateway.trust.certpath import (
     MAX_CHAIN_LENGTH,
     PathRefused,
@@ -49,7 +49,6 @@ from gateway.trust.certpath import (
 )
 from gateway.trust.keys import PublicKey, VerificationKey, alg_for_public_key
 
-JURISDICTION_FOLDERS: Mapping[str, str] = {"hk": "HK", "macau": "MO", "guangdong": "GD"}
 MAX_CHAIN_BYTES = 64 * 1024
 
 
@@ -86,7 +85,7 @@ def _load_crl(data: bytes, label: str) -> x509.CertificateRevocationList:
 
 def _jurisdiction(code: str) -> str:
     try:
-        return Jurisdiction.parse(code).value
+        return jurisdictions.registered().parse_code(code)
     except ValueError:
         raise ConfigurationError(f"unknown jurisdiction {code!r}") from None
 
@@ -110,12 +109,13 @@ class TrustAnchors:
 
     @classmethod
     def load(cls, directory: Path) -> TrustAnchors:
-        """Read ``<directory>/{hk,macau,guangdong}/*.pem`` and the revocation lists beside them."""
+        """Read ``<directory>/<format>/*.pem`` (``hk``, ``macau``, ``guangdong``: each
+        registered jurisdiction's format name) and the revocation lists beside them."""
         if not directory.is_dir():
             raise ConfigurationError(f"the trust anchor folder {directory} does not exist")
         anchors: dict[str, tuple[x509.Certificate, ...]] = {}
         crl_files: list[tuple[str, Path]] = []
-        for folder, code in JURISDICTION_FOLDERS.items():
+        for folder, code in jurisdictions.registered().format_codes().items():
             certs: list[x509.Certificate] = []
             for path in sorted((directory / folder).glob("*")):
                 if path.name.endswith((".crl.pem", ".crl")):
@@ -164,7 +164,7 @@ class TrustAnchors:
         if at.tzinfo is None:
             raise ValueError("the validation time needs a time zone")
         try:
-            code = Jurisdiction.parse(jurisdiction).value
+            code = jurisdictions.registered().parse_code(jurisdiction)
         except ValueError:
             raise CertificateError("unknown jurisdiction") from None
         if code not in self.anchors:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from gateway import jurisdictions
 from gateway.domain.agencies import RECEIVABLE_FORMATS, Agency
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
@@ -29,7 +30,6 @@ from gateway.domain.errors import (
     FieldProblem,
     GatewayError,
 )
-from gateway.domain.values import Jurisdiction
 from gateway.egress.policy import EgressPolicy
 from gateway.trust.keys import (
     KeyMisuseError,
@@ -141,7 +141,7 @@ def registration(
     if not agency_id or len(agency_id) > 64 or not set(agency_id) <= _AGENCY_ID_CHARS:
         problems.append(problem("/agency_id", "wrong_type"))
     try:
-        jurisdiction = Jurisdiction.parse(str(spec.get("jurisdiction", ""))).value
+        jurisdiction = jurisdictions.registered().parse_code(str(spec.get("jurisdiction", "")))
     except ValueError:
         problems.append(problem("/jurisdiction", "wrong_type"))
         jurisdiction = ""

@@ -19,7 +19,6 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from gateway.domain.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
-from gateway.domain.identity import PROVIDERS
 from gateway.identity.broker import Broker
 from gateway.identity.clients import load_clients
 from gateway.identity.discovery import Upstreams, load_providers, sandbox_providers
@@ -57,7 +56,11 @@ _AUTHORIZE_PARAMS = [
     query("code_challenge_method", "S256"),
     query("login_hint", "sandbox only: the persona to log in"),
 ]
-_PROVIDER = path_param("provider", "hk, macau or guangdong", {"enum": list(PROVIDERS)})
+_PROVIDER = path_param(
+    "provider",
+    "a registered jurisdiction's identity provider: hk, macau, guangdong, ...",
+    {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"},
+)
 
 
 def single_values(values: MultiDictProxy[str] | Mapping[str, str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from gateway.sandbox.idp.clients import Client, new_client
 from gateway.sandbox.idp.grants import ASSERTION_ALGS, build_server
 from gateway.sandbox.idp.keys import SIGNING_MODES, ProviderKey, sign_compact
 from gateway.sandbox.idp.oauth import AuthorizationCode
-from gateway.sandbox.idp.profiles import PROFILES
+from gateway.sandbox.idp.profiles import profiles
 from gateway.sandbox.personas import PERSONAS, Persona
 from gateway.services.ports import Clock
 
@@ -64,7 +64,7 @@ class SandboxProvider:
     def __init__(self, name: str, issuer: str, clock: Clock) -> None:
         self.name = name
         self.issuer = issuer
-        self.profile = PROFILES[name]
+        self.profile = profiles()[name]
         self.key = ProviderKey.generate(self.profile.signing_alg, name)
         self.clients: dict[str, Client] = {}
         self.faults = Faults()
@@ -78,7 +78,7 @@ class SandboxProvider:
 
     @property
     def supports_par(self) -> bool:
-        return self.name == "hk"
+        return self.profile.par
 
     def endpoint(self, name: str) -> str:
         return f"{self.issuer}/{name}"

@@ -1,17 +1,17 @@
-"""The three sandbox identity providers together, as the gateway's sandbox mode holds them."""
+"""The sandbox identity providers together, as the gateway's sandbox mode holds them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway.sandbox.idp.profiles import profiles
 from gateway.sandbox.idp.provider import SandboxProvider
 from gateway.services.ports import Clock
 
-PROVIDER_NAMES = ("hk", "macau", "guangdong")
-
 
 class SandboxIdentityProviders:
-    """``hk`` (iAM Smart), ``macau`` (One Account), ``guangdong`` (unified identity).
+    """One for each registered jurisdiction with a sandbox provider: ``hk`` (iAM Smart),
+    ``macau`` (One Account), ``guangdong`` (unified identity).
 
     The issuer of provider ``N`` is ``<base URL>/sandbox/idp/N``.
     """
@@ -19,7 +19,7 @@ class SandboxIdentityProviders:
     def __init__(self, base_url: str, clock: Clock) -> None:
         self._providers = {
             name: SandboxProvider(name, f"{base_url}/sandbox/idp/{name}", clock)
-            for name in PROVIDER_NAMES
+            for name in profiles()
         }
 
     @property

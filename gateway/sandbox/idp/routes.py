@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.domain.errors import NotFoundError
-from gateway.domain.identity import PROVIDERS
 from gateway.sandbox.idp import endpoints
 from gateway.sandbox.idp.oauth import HttpCall
 from gateway.sandbox.idp.provider import SandboxProvider
@@ -22,7 +21,13 @@ TAG = "sandbox identity providers"
 _FORM = "application/x-www-form-urlencoded"
 _JSON = "application/json"
 # The three sandbox providers; any other name is a 404 (the document says so).
-_PROVIDER = [path_param("provider", "hk, macau or guangdong", {"enum": list(PROVIDERS)})]
+_PROVIDER = [
+    path_param(
+        "provider",
+        "a registered jurisdiction's identity provider: hk, macau, guangdong, ...",
+        {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"},
+    )
+]
 routes = web.RouteTableDef()
 
 
