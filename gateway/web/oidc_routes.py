@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from gateway import jurisdictions
 from gateway.domain.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
 from gateway.identity.broker import Broker
 from gateway.identity.clients import load_clients
@@ -58,8 +59,8 @@ _AUTHORIZE_PARAMS = [
 ]
 _PROVIDER = path_param(
     "provider",
-    "a registered jurisdiction's identity provider: hk, macau, guangdong, ...",
-    {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"},
+    "a registered jurisdiction's identity provider: hk, macau, guangdong",
+    lambda: {"enum": list(jurisdictions.registered().providers)},
 )
 
 

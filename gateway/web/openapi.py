@@ -133,8 +133,11 @@ def query(name: str, description: str, schema: dict[str, Any] | None = None) -> 
     }
 
 
-def path_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """A path variable's schema, when it is narrower than any string (an enum, a pattern)."""
+def path_param(
+    name: str, description: str, schema: dict[str, Any] | Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """A path variable's schema, when it is narrower than any string (an enum, a pattern);
+    a function gives it when the document is built (what is registered by then)."""
     return {
         "name": name,
         "in": "path",
@@ -176,7 +179,10 @@ def _operation(method: str, route: str, meta: dict[str, Any]) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _path_params(route)
         if name not in declared
-    ] + list(meta["parameters"])
+    ] + [
+        {**p, "schema": p["schema"]()} if callable(p.get("schema")) else p
+        for p in meta["parameters"]
+    ]
     signed = meta["signed"]
     if signed:
         params += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import jurisdictions
 from gateway.domain.errors import NotFoundError
 from gateway.sandbox.idp import endpoints
 from gateway.sandbox.idp.oauth import HttpCall
@@ -20,12 +21,12 @@ PREFIX = "/sandbox/idp/{provider}"
 TAG = "sandbox identity providers"
 _FORM = "application/x-www-form-urlencoded"
 _JSON = "application/json"
-# The three sandbox providers; any other name is a 404 (the document says so).
+# One sandbox provider per registered jurisdiction that has one; any other name is a 404.
 _PROVIDER = [
     path_param(
         "provider",
-        "a registered jurisdiction's identity provider: hk, macau, guangdong, ...",
-        {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"},
+        "a registered jurisdiction's sandbox identity provider: hk, macau, guangdong",
+        lambda: {"enum": [j.provider for j in jurisdictions.registered() if j.sandbox_idp]},
     )
 ]
 routes = web.RouteTableDef()
