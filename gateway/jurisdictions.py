@@ -75,6 +75,9 @@ class JurisdictionAdapter:
     identity: IdentityReading | None = None
     names: Mapping[str, str] = field(default_factory=dict)  # by language tag
     calling_code: str = ""  # the telephone country code (852)
+    trunk_prefix: str = ""  # dialled before a national number, left out after the code (0)
+    # Its working days: year -> a ``holidays`` calendar (is_working_day), for time limits.
+    working_days: Callable[[int], Any] | None = None
     sandbox_idp: SandboxIdentityProvider | None = None
     # The sandbox persona a sample in this format is for when none is named.
     sample_persona: str | None = None

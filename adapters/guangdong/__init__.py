@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import holidays
+
 from adapters.guangdong import identity, sandbox
 from gateway.domain.matters import Particular
 from gateway.jurisdictions import JurisdictionAdapter
@@ -30,6 +32,12 @@ def codec(mappings_dir: Path, particulars: Iterable[Particular] = ()) -> Guangdo
     return GuangdongCodec(mappings_dir / "schemas")
 
 
+def working_days(year: int) -> holidays.HolidayBase:
+    """Mainland public holidays with the State Council's adjusted working weekends
+    (domain.md §6.1)."""
+    return holidays.China(years=year)
+
+
 ADAPTER = JurisdictionAdapter(
     code=JURISDICTION,
     format="guangdong",
@@ -39,6 +47,8 @@ ADAPTER = JurisdictionAdapter(
     identity=identity.PROFILE,
     names={"en": "Guangdong", "zh-Hans": "广东", "zh-Hant": "廣東"},
     calling_code="86",
+    trunk_prefix="0",
+    working_days=working_days,
     sandbox_idp=sandbox.IDENTITY_PROVIDER,
     order=3,
 )

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import holidays
+
 from adapters.hk import identity, sandbox
 from gateway.domain.matters import Particular
 from gateway.jurisdictions import JurisdictionAdapter
@@ -25,6 +27,14 @@ def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     return XmlCodec.load(mappings_dir / "fields" / "hk.yaml", JURISDICTION, particulars)
 
 
+def working_days(year: int) -> holidays.HolidayBase:
+    """The 17 general holidays (``OPTIONAL``) and a Saturday + Sunday weekend: government
+    offices close on Saturdays (domain.md §6.1)."""
+    calendar = holidays.HongKong(years=year, categories=(holidays.OPTIONAL,))
+    calendar.weekend = {5, 6}
+    return calendar
+
+
 ADAPTER = JurisdictionAdapter(
     code=JURISDICTION,
     format="hk",
@@ -34,6 +44,7 @@ ADAPTER = JurisdictionAdapter(
     identity=identity.PROFILE,
     names={"en": "Hong Kong", "zh-Hant": "香港", "zh-Hans": "香港"},
     calling_code="852",
+    working_days=working_days,
     sandbox_idp=sandbox.IDENTITY_PROVIDER,
     order=1,
 )

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import holidays
+
 from adapters.macau import identity, sandbox
 from gateway.domain.matters import Particular
 from gateway.jurisdictions import JurisdictionAdapter
@@ -27,6 +29,11 @@ def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION, particulars)
 
 
+def working_days(year: int) -> holidays.HolidayBase:
+    """Public and government holidays, Saturday + Sunday weekend (domain.md §6.1)."""
+    return holidays.Macau(years=year, categories=(holidays.PUBLIC, holidays.GOVERNMENT))
+
+
 ADAPTER = JurisdictionAdapter(
     code=JURISDICTION,
     format="macau",
@@ -36,6 +43,7 @@ ADAPTER = JurisdictionAdapter(
     identity=identity.PROFILE,
     names={"en": "Macao", "pt": "Macau", "zh-Hant": "澳門", "zh-Hans": "澳门"},
     calling_code="853",
+    working_days=working_days,
     sandbox_idp=sandbox.IDENTITY_PROVIDER,
     order=2,
     sample_persona="lei-sio-meng",

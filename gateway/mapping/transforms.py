@@ -36,6 +36,8 @@ from typing import Any
 
 import opencc
 
+from gateway import jurisdictions
+
 
 class TransformError(ValueError):
     def __init__(self, code: str) -> None:
@@ -46,7 +48,6 @@ class TransformError(ValueError):
 Transform = Callable[[str], Any]
 
 _DMY = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")  # ASCII digits only
-_COUNTRY_CODES = {"HK": "852", "MO": "853", "GD": "86"}
 
 
 def _text(value: str) -> str:
@@ -89,7 +90,13 @@ _ID_PUNCTUATION = re.compile(r"[\s\-()]")
 
 
 def _e164(country: str) -> Transform:
-    prefix = _COUNTRY_CODES[country]
+    """A phone number in E.164, a national one read as ``country``'s (a jurisdiction code:
+    its calling code and national trunk prefix, gateway/jurisdictions.py)."""
+    try:
+        jurisdiction = jurisdictions.registered().by_code(country)
+    except KeyError:
+        raise ValueError(f"e164: unknown country {country!r}") from None
+    prefix, trunk = jurisdiction.calling_code, jurisdiction.trunk_prefix
 
     def convert(value: str) -> str:
         digits = _PHONE_PUNCTUATION.sub("", value)
@@ -98,7 +105,7 @@ def _e164(country: str) -> Transform:
         elif digits.startswith("00"):
             number = digits[2:]
         else:
-            number = prefix + digits.lstrip("0") if country == "GD" else prefix + digits
+            number = prefix + (digits.lstrip(trunk) if trunk else digits)
         # ASCII digits only (str.isdigit also takes "٨" and "²"); no country code starts with 0
         if not (number.isascii() and number.isdigit()) or number[:1] == "0":
             raise TransformError("invalid_phone")
@@ -194,7 +201,7 @@ def _international(value: str, _: Mapping[str, Any]) -> str:
     if not m:
         raise TransformError("invalid_phone")
     number = m[1]
-    for code in _COUNTRY_CODES.values():
+    for code in (j.calling_code for j in jurisdictions.registered() if j.calling_code):
         if number.startswith(code):
             local = number[len(code) :]
             if len(local) == 8:

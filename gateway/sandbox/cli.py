@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 
+from gateway import jurisdictions
 from gateway.domain.agencies import RECEIVABLE_FORMATS
 from gateway.sandbox.access import TOKEN_ENV, TOKEN_FILE, client_token
 from gateway.trust.keys import public_jwk
@@ -44,7 +45,9 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
         "routed to it (see `sandbox route`) to that URL, signed.",
     )
     reg.add_argument("--agency-id", required=True, help="lower-case id, e.g. hk-td-tester")
-    reg.add_argument("--jurisdiction", required=True, choices=["HK", "MO", "GD"])
+    reg.add_argument(
+        "--jurisdiction", required=True, choices=list(jurisdictions.registered().codes)
+    )
     reg.add_argument(
         "--key",
         required=True,

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from gateway import cli
+from gateway import cli, jurisdictions
 from gateway.observability import configure_logging
 from gateway.sandbox import cli as tester_cli
 from gateway.sandbox.access import TOKEN_FILE, beyond_loopback, read_token
@@ -80,7 +80,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     login.add_argument("persona", help="persona id (see GET /sandbox/v1/personas)")
     login.add_argument(
         "--idp",
-        choices=["hk", "macau", "guangdong"],
+        choices=[j.provider for j in jurisdictions.registered() if j.sandbox_idp],
         help="identity provider (default: the persona's home provider)",
     )
     login.add_argument("--url", default=DEFAULT_URL, help=f"gateway URL (default {DEFAULT_URL})")
@@ -130,9 +130,10 @@ def banner_lines(settings: Settings) -> list[str]:
         f"  gateway as OP  {base}/.well-known/openid-configuration",
         *(
             f"  IdP {name:<10} {base}/sandbox/idp/{name}/.well-known/openid-configuration"
-            for name in ("hk", "macau", "guangdong")
+            for name in (j.provider for j in jurisdictions.registered() if j.sandbox_idp)
         ),
-        f"  test PKI       {pki}/<hk|macau|guangdong>/sandbox-root.pem (one CA each)",
+        f"  test PKI       {pki}/<{'|'.join(jurisdictions.registered().formats)}>"
+        "/sandbox-root.pem (one CA each)",
         f"  data           {settings.sandbox_dir}",
         "",
         "  Sandbox agencies (keys <data>/keys/agencies/, inbox /sandbox/partners/ID/messages):",

@@ -109,7 +109,7 @@ _REGISTRATION = {
     "required": ["agency_id", "jurisdiction", "keys"],
     "properties": {
         "agency_id": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"},
-        "jurisdiction": {"type": "string", "enum": ["HK", "MO", "GD"]},
+        "jurisdiction": {"type": "string", "description": "a registered code: HK, MO, GD"},
         "names": {"type": "object", "additionalProperties": {"type": "string"}},
         "keys": {
             "type": "array",

@@ -1,4 +1,7 @@
-"""Working-day calendars of the three jurisdictions (domain.md §6.1).
+"""Working-day calendars of the jurisdictions (domain.md §6.1).
+
+Each jurisdiction's folder gives its calendar (``working_days`` of its ``ADAPTER``,
+gateway/jurisdictions.py), a ``holidays`` calendar for a year:
 
 - GD: mainland public holidays with the State Council's adjusted working weekends.
 - HK: the 17 general holidays (``OPTIONAL`` category) with a Saturday + Sunday weekend,
@@ -10,21 +13,20 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Any
 
-import holidays
+from gateway import jurisdictions
 
 
 @lru_cache(maxsize=64)
-def _calendar(jurisdiction: str, year: int) -> holidays.HolidayBase:
-    if jurisdiction == "GD":
-        return holidays.China(years=year)
-    if jurisdiction == "HK":
-        cal = holidays.HongKong(years=year, categories=(holidays.OPTIONAL,))
-        cal.weekend = {5, 6}
-        return cal
-    if jurisdiction == "MO":
-        return holidays.Macau(years=year, categories=(holidays.PUBLIC, holidays.GOVERNMENT))
-    raise ValueError(f"no working-day calendar for {jurisdiction!r}")
+def _calendar(jurisdiction: str, year: int) -> Any:
+    try:
+        calendar = jurisdictions.registered().by_code(jurisdiction).working_days
+    except KeyError:
+        calendar = None
+    if calendar is None:
+        raise ValueError(f"no working-day calendar for {jurisdiction!r}")
+    return calendar(year)
 
 
 def is_working_day(jurisdiction: str, day: date) -> bool:
