@@ -67,7 +67,7 @@ def translation() -> dict[str, float]:
     large = etree.tostring(grown, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
     catalog = Catalog.load(REPO_ROOT / "mappings" / "matters")
-    codec = adapters.hk.codec(REPO_ROOT / "mappings", catalog.particulars())
+    codec = adapters.hk.ADAPTER.load_codec(REPO_ROOT / "mappings", catalog.particulars())
     assert codec.schema_document is not None
     schema = etree.XMLSchema(etree.fromstring(codec.schema_document))  # particulars generated
 
@@ -179,7 +179,7 @@ def translation_out() -> dict[str, float]:
     :func:`translation` beside it.
     """
     catalog = Catalog.load(REPO_ROOT / "mappings" / "matters")
-    codec = adapters.hk.codec(REPO_ROOT / "mappings", catalog.particulars())
+    codec = adapters.hk.ADAPTER.load_codec(REPO_ROOT / "mappings", catalog.particulars())
     assert codec.schema_document is not None
     schema = etree.XMLSchema(etree.fromstring(codec.schema_document))
     document = codec.decode(hk_individual_business(persona("chan-tai-man"))).document

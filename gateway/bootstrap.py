@@ -158,7 +158,7 @@ def codecs(settings: Settings, catalog: Catalog | None = None) -> dict[str, Docu
         "canonical": CanonicalCodec(settings.mappings_dir / "schemas")
     }
     for adapter in jurisdictions.for_settings(settings):
-        table[adapter.code] = adapter.codec(settings.mappings_dir, particulars)
+        table[adapter.code] = adapter.load_codec(settings.mappings_dir, particulars)
     return table
 
 

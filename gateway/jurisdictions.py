@@ -71,7 +71,8 @@ class JurisdictionAdapter:
     format: str  # the native format's name: --format, mappings' ``format:``, trust folders
     provider: str  # the identity provider's name: /auth/{provider}/login
     folder: Path  # where its field maps (fields/) and schemas (schemas/) live
-    codec: Callable[..., Any]  # (mappings_dir, ...) -> its DocumentCodec
+    # (its folder, mappings_dir, ...) -> its DocumentCodec; called by load_codec
+    codec: Callable[..., Any]
     identity: IdentityReading | None = None
     names: Mapping[str, str] = field(default_factory=dict)  # by language tag
     calling_code: str = ""  # the telephone country code (852)
@@ -82,6 +83,11 @@ class JurisdictionAdapter:
     # The sandbox persona a sample in this format is for when none is named.
     sample_persona: str | None = None
     order: int = 100  # where it is listed among the others (entry points come unordered)
+
+    def load_codec(self, mappings_dir: Path, *more: Any) -> Any:
+        """Its codec, reading its own files from ``folder`` (the jurisdiction-neutral ones,
+        such as the canonical JSON Schema, from ``mappings_dir``)."""
+        return self.codec(self.folder, mappings_dir, *more)
 
     @property
     def fields_dir(self) -> Path:
@@ -180,13 +186,17 @@ def reset() -> None:
 
 def registered() -> Jurisdictions:
     """The jurisdictions of the entry-point group (by their ``order``), then those of the
-    configured folders."""
+    configured folders. A folder declaring the code of an installed jurisdiction replaces it
+    (a reviewed copy of ``adapters/hk``, say, to try a changed field map)."""
     global _registered
     if _registered is None:
-        found = [_checked(entry.load(), f"entry point {entry.name}") for entry in _entries()]
-        found.sort(key=lambda adapter: (adapter.order, adapter.format))
-        found += [_from_folder(folder) for folder in _folders]
-        _registered = Jurisdictions(tuple(found))
+        installed = [_checked(entry.load(), f"entry point {entry.name}") for entry in _entries()]
+        installed.sort(key=lambda adapter: (adapter.order, adapter.format))
+        found = {adapter.code: adapter for adapter in installed}
+        for folder in _folders:  # a folder of an installed code takes its place
+            adapter = _from_folder(folder)
+            found[adapter.code] = adapter
+        _registered = Jurisdictions(tuple(found.values()))
     return _registered
 
 

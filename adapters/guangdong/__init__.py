@@ -26,7 +26,9 @@ class GuangdongCodec(CanonicalCodec):
     jurisdiction = JURISDICTION
 
 
-def codec(mappings_dir: Path, particulars: Iterable[Particular] = ()) -> GuangdongCodec:
+def codec(
+    folder: Path, mappings_dir: Path, particulars: Iterable[Particular] = ()
+) -> GuangdongCodec:
     """Guangdong applications are canonical JSON, checked against the canonical schema (which
     carries every particular as it is: ``particulars`` changes nothing here)."""
     return GuangdongCodec(mappings_dir / "schemas")

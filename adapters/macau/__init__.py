@@ -23,7 +23,7 @@ from gateway.mapping.fields import XmlCodec
 JURISDICTION = "MO"
 
 
-def codec(mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
+def codec(folder: Path, mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     """The codec; ``particulars`` are the catalog's, each written under the particulars
     element of the format (``Catalog.particulars()``)."""
     return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION, particulars)

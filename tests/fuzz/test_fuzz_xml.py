@@ -33,8 +33,8 @@ MAPPINGS = REPO_ROOT / "mappings"
 PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
 DOCUMENTS = REPO_ROOT / "tests" / "fixtures" / "documents"
 CODECS = {
-    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
-    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
+    "hk": adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
 }
 GOLDEN = {name: (DOCUMENTS / f"{name}-individual-business.xml").read_bytes() for name in CODECS}
 

@@ -44,8 +44,8 @@ from gateway.mapping.identity import IdentityProfile, person_names
 FOLDER = Path(__file__).parent
 
 
-def codec(mappings_dir, *more):
-    return XmlCodec.load(FOLDER / "fields" / "xx.yaml", "XX", *more)
+def codec(folder, mappings_dir, *more):
+    return XmlCodec.load(folder / "fields" / "xx.yaml", "XX", *more)
 
 
 def _read(r, issuer, assurance, acr):

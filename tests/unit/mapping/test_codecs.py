@@ -41,12 +41,12 @@ QUICK_SECONDS = 1.0
 
 @pytest.fixture(scope="module")
 def hk_codec() -> XmlCodec:
-    return adapters.hk.codec(MAPPINGS, PARTICULARS)
+    return adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
 
 
 @pytest.fixture(scope="module")
 def macau_codec() -> XmlCodec:
-    return adapters.macau.codec(MAPPINGS, PARTICULARS)
+    return adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
 
 
 def _golden_xml(name: str) -> str:
@@ -88,7 +88,7 @@ def _refused_quickly(decode: Callable[[bytes], object], body: bytes) -> Malforme
 def test_golden_document_decodes_to_the_expected_canonical_json(
     module: Any, name: str, jurisdiction: str, version: str
 ) -> None:
-    codec = module.codec(MAPPINGS, PARTICULARS)
+    codec = module.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
     assert jurisdiction == module.JURISDICTION
     assert codec.jurisdiction == jurisdiction
 

@@ -31,12 +31,12 @@ MO = "{urn:gba:mo:requerimento:1}"
 
 @pytest.fixture(scope="module")
 def hk_codec() -> XmlCodec:
-    return adapters.hk.codec(MAPPINGS, PARTICULARS)
+    return adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
 
 
 @pytest.fixture(scope="module")
 def macau_codec() -> XmlCodec:
-    return adapters.macau.codec(MAPPINGS, PARTICULARS)
+    return adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
 
 
 def _golden(name: str) -> dict[str, Any]:

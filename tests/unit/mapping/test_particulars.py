@@ -65,7 +65,7 @@ def _declared(codec: XmlCodec, holder: str) -> dict[str, str]:
 
 
 def test_hk_writes_each_particular_as_its_pascal_case_element_typed_by_kind() -> None:
-    codec = adapters.hk.codec(MAPPINGS, CATALOG.particulars())
+    codec = adapters.hk.ADAPTER.load_codec(MAPPINGS, CATALOG.particulars())
     matter = CATALOG.get(COMPANY, date.today())
 
     body = codec.to_native(canonical_sample(matter, persona("chan-tai-man")))
@@ -100,7 +100,7 @@ def test_hk_writes_each_particular_as_its_pascal_case_element_typed_by_kind() ->
 
 
 def test_macau_writes_the_portuguese_names_of_its_table() -> None:
-    codec = adapters.macau.codec(MAPPINGS, CATALOG.particulars())
+    codec = adapters.macau.ADAPTER.load_codec(MAPPINGS, CATALOG.particulars())
     matter = CATALOG.get(COMPANY, date.today())
 
     body = codec.to_native(canonical_sample(matter, persona("lei-sio-meng")))
@@ -118,23 +118,23 @@ def test_a_particular_without_a_portuguese_name_fails_the_macau_load_naming_it(
 ) -> None:
     extra = [*CATALOG.particulars(), Particular("vessel_name", True, "text")]
 
-    adapters.hk.codec(mappings, extra)  # HK derives the name: VesselName
+    adapters.hk.ADAPTER.load_codec(mappings, extra)  # HK derives the name: VesselName
     with pytest.raises(MappingError, match=r"macau.yaml: particulars: .*vessel_name"):
-        adapters.macau.codec(mappings, extra)
+        adapters.macau.ADAPTER.load_codec(mappings, extra)
 
 
 def test_a_non_ascii_or_duplicate_element_name_is_refused(mappings: Path) -> None:
     fields = mappings / "fields" / "macau.yaml"
     _edit(fields, "company_name: Denominacao", "company_name: Denominação")
     with pytest.raises(MappingError, match="ASCII PascalCase: company_name"):
-        adapters.macau.codec(mappings, CATALOG.particulars())
+        adapters.macau.ADAPTER.load_codec(mappings, CATALOG.particulars())
 
     _edit(fields, "company_name: Denominação", "company_name: Sede")
     with pytest.raises(
         MappingError,
         match=r"(registered_address and company_name|company_name and registered_address)",
     ):
-        adapters.macau.codec(mappings, CATALOG.particulars())
+        adapters.macau.ADAPTER.load_codec(mappings, CATALOG.particulars())
 
 
 def test_one_name_with_two_kinds_is_a_catalog_problem_and_a_mapping_error(
@@ -142,7 +142,7 @@ def test_one_name_with_two_kinds_is_a_catalog_problem_and_a_mapping_error(
 ) -> None:
     conflicting = [Particular("capital", False, "money"), Particular("capital", True, "text")]
     with pytest.raises(MappingError, match=r"'capital' is of kind money .* and text"):
-        adapters.hk.codec(mappings, conflicting)
+        adapters.hk.ADAPTER.load_codec(mappings, conflicting)
 
     _add_particular(mappings, "name: capital, required: false")
     (line,) = check_mappings(mappings)  # only the catalog's: the formats keep the first kind
@@ -156,12 +156,12 @@ def test_a_kind_without_a_shape_and_a_missing_placeholder_are_refused(mappings: 
     fields = mappings / "fields" / "hk.yaml"
     _edit(fields, '    integer: {type: "xs:nonNegativeInteger"}\n', "")
     with pytest.raises(MappingError, match=r"no shape in kinds: for employees \(integer\)"):
-        adapters.hk.codec(mappings, CATALOG.particulars())
+        adapters.hk.ADAPTER.load_codec(mappings, CATALOG.particulars())
 
     shutil.copy(MAPPINGS / "fields" / "hk.yaml", fields)
     _edit(mappings / "schemas" / "hk-application.xsd", '<xs:complexType name="Particulars"/>', "")
     with pytest.raises(MappingError, match="no complexType Particulars"):
-        adapters.hk.codec(mappings, CATALOG.particulars())
+        adapters.hk.ADAPTER.load_codec(mappings, CATALOG.particulars())
 
 
 def test_a_new_particular_in_a_matter_file_reaches_both_formats_without_a_mapping_change(
@@ -176,8 +176,8 @@ def test_a_new_particular_in_a_matter_file_reaches_both_formats_without_a_mappin
     catalog = Catalog.load(mappings / "matters")
     matter = catalog.get(COMPANY, date.today())
     for codec, who in (
-        (adapters.hk.codec(mappings, catalog.particulars()), "chan-tai-man"),
-        (adapters.macau.codec(mappings, catalog.particulars()), "lei-sio-meng"),
+        (adapters.hk.ADAPTER.load_codec(mappings, catalog.particulars()), "chan-tai-man"),
+        (adapters.macau.ADAPTER.load_codec(mappings, catalog.particulars()), "lei-sio-meng"),
     ):
         document = canonical_sample(matter, persona(who))
         document["particulars"]["opening_date"] = "2026-03-01"

@@ -43,8 +43,8 @@ CATALOG = Catalog.load(MAPPINGS / "matters")
 PARTICULARS = CATALOG.particulars()
 DOCUMENTS = ROOT / "tests" / "fixtures" / "documents"
 CODECS = {
-    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
-    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
+    "hk": adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
 }
 # The XSDs as the codecs generate them (the particulars of the catalog filled in).
 SCHEMAS = {name: etree.XMLSchema(etree.fromstring(c.schema_document)) for name, c in CODECS.items()}
