@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import jurisdictions
-
-# Where an HK or Macao resident holding a residence permit can log in too.
-MAINLAND_PROVIDER = "guangdong"
+from gateway.domain.values import Jurisdiction
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +50,11 @@ class Persona:
     def providers(self) -> tuple[str, ...]:
         """Sandbox identity providers where the persona can log in: its jurisdiction's, and
         ``guangdong`` too for an HK or Macao resident holding a residence permit."""
-        home = jurisdictions.registered().by_code(self.jurisdiction).provider
-        if home != MAINLAND_PROVIDER and self.document("RESIDENCE_PERMIT"):
-            return (home, MAINLAND_PROVIDER)
+        registered = jurisdictions.registered()
+        home = registered.by_code(self.jurisdiction).provider
+        mainland = registered.by_code(Jurisdiction.GD).provider  # issues residence permits
+        if home != mainland and self.document("RESIDENCE_PERMIT"):
+            return (home, mainland)
         return (home,)
 
     def summary(self) -> dict[str, Any]:
