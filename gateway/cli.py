@@ -189,10 +189,11 @@ def _mapping_commands(commands: Any) -> None:
     schema = sub.add_parser(
         "schema",
         help="print the XSD a native format is validated with (particulars generated)",
-        description="Print the XSD of the hk or macau format as the gateway generates it from "
-        "mappings/schemas and the catalog's particulars: what GET /v1/schemas serves.",
+        description="Print the XSD of a native XML format (hk, macau) as the gateway generates "
+        "it from the jurisdiction's schema and the catalog's particulars: what GET /v1/schemas "
+        "serves.",
     )
-    schema.add_argument("format", choices=("hk", "macau"))
+    schema.add_argument("format", help="a jurisdiction's XML format: hk, macau, ...")
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:

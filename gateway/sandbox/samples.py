@@ -16,8 +16,7 @@ from typing import Any
 
 import opencc
 
-import adapters.hk
-import adapters.macau
+from gateway import jurisdictions
 from gateway.domain.errors import NotFoundError
 from gateway.domain.matters import MaterialRule, Matter, Particular
 from gateway.domain.values import IdentityDocument
@@ -37,16 +36,16 @@ def _native_codecs(mappings_dir: Path) -> tuple[Catalog, dict[str, Any]]:
     catalog = Catalog.load(mappings_dir / "matters")
     particulars = catalog.particulars()
     return catalog, {
-        "hk": adapters.hk.codec(mappings_dir, particulars),
-        "macau": adapters.macau.codec(mappings_dir, particulars),
+        j.format: j.load_codec(mappings_dir, particulars) for j in jurisdictions.registered()
     }
 
 
 def native_sample(
     code: str, fmt: str, persona: Persona, mappings_dir: Path = REPO_ROOT / "mappings"
 ) -> bytes:
-    """The sample of matter ``code`` by ``persona`` in the ``hk`` or ``macau`` XML format: the
-    canonical sample written by the format's codec (as ``mappings sample`` prints it)."""
+    """The sample of matter ``code`` by ``persona`` in a jurisdiction's format (``hk`` or
+    ``macau`` XML): the canonical sample written by the format's codec (as ``mappings sample``
+    prints it)."""
     catalog, codecs = _native_codecs(mappings_dir)
     matter = catalog.get(code, date.today())
     return codecs[fmt].to_native(canonical_sample(matter, persona))
@@ -57,7 +56,6 @@ def hk_individual_business(persona: Persona) -> bytes:
     return native_sample(INDIVIDUAL_BUSINESS, "hk", persona)
 
 
-_COUNTRY = {"HK": "852", "MO": "853", "GD": "86"}
 _SAMPLE_VALUES = {
     "business_name": "大文茶餐廳",
     "business_address": {
@@ -76,7 +74,8 @@ def _convert(config: str, text: str) -> str:
 
 def _phone(persona: Persona) -> str:
     digits = "".join(ch for ch in persona.phone if ch.isdigit())
-    return f"+{_COUNTRY[persona.jurisdiction]}{digits}"
+    calling_code = jurisdictions.registered().by_code(persona.jurisdiction).calling_code
+    return f"+{calling_code}{digits}"
 
 
 def _particular(particular: Particular) -> Any:
@@ -154,17 +153,26 @@ def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
     }
 
 
-# The persona a sample is for when none is named: one whose identity documents the format
-# carries (chan-tai-man: HKID, HRP, residence permit; lei-sio-meng: Macao BIR, HRP, residence
-# permit). A persona holding a document the format has no code for (a mainland CN_RIC in HK
-# or Macau XML) makes the sample fail with the document's problem, never drop it.
-DEFAULT_PERSONA = {"hk": "chan-tai-man", "macau": "lei-sio-meng"}
+# The persona a sample is for when none is named: the format's jurisdiction names one whose
+# identity documents the format carries (``sample_persona``: lei-sio-meng, with a Macao BIR,
+# HRP and residence permit, for macau), else chan-tai-man (HKID, HRP, residence permit). A
+# persona holding a document the format has no code for (a mainland CN_RIC in HK or Macau
+# XML) makes the sample fail with the document's problem, never drop it.
+DEFAULT_PERSONA = "chan-tai-man"
+
+
+def default_persona(fmt: str) -> str:
+    try:
+        named = jurisdictions.registered().by_format(fmt).sample_persona
+    except KeyError:  # canonical
+        named = None
+    return named or DEFAULT_PERSONA
 
 
 def sample_application(matter: Matter, fmt: str, persona_id: str | None) -> dict[str, Any]:
     """The canonical sample of ``gba-gateway mappings sample`` (rendered in ``fmt`` there)."""
     try:
-        applicant = persona(persona_id or DEFAULT_PERSONA.get(fmt, "chan-tai-man"))
+        applicant = persona(persona_id or default_persona(fmt))
     except KeyError:
         raise NotFoundError(f"no persona {persona_id!r}") from None
     return canonical_sample(matter, applicant)

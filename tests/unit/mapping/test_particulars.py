@@ -213,7 +213,7 @@ def test_a_code_list_restricts_the_element_in_the_xsd(module: object) -> None:
     residence = CATALOG.get("11440100MB2C0002124440700001000", date.today())
     (condition,) = [p for p in residence.particulars if p.name == "residence_condition"]
     assert condition.values
-    codec = module.codec(MAPPINGS, CATALOG.particulars())  # type: ignore[attr-defined]
+    codec = module.ADAPTER.load_codec(MAPPINGS, CATALOG.particulars())  # type: ignore[attr-defined]
     document = canonical_sample(residence, persona("chan-tai-man"))
 
     for value in condition.values:
