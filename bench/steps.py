@@ -41,7 +41,7 @@ def translation() -> dict[str, float]:
     """HK XML -> canonical (``adapters.hk`` codec) against the issue's plain-lxml baseline.
 
     The baseline does what a hand-written translator does with lxml alone: the hardened
-    parse, XSD validation, then one compiled XPath per field of ``mappings/fields/hk.yaml``
+    parse, XSD validation, then one compiled XPath per field of ``adapters/hk/fields/hk.yaml``
     and per member of the individual business's particulars
     (``string(...)``, no smart strings) into a nested dict, and one XPath per list with the
     items' attributes and text read directly. It applies no transform and collects no

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
+from gateway.jurisdictions import Jurisdictions, registered
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
 from gateway.sandbox.samples import hk_individual_business
@@ -47,6 +49,17 @@ class Answer:
 
 def agency_key(settings: Settings, agency_id: str) -> SigningKey:
     return ensure_agency_key(settings.sandbox_dir, sandbox_agency(agency_id))
+
+
+def copied_jurisdictions(target: Path) -> Jurisdictions:
+    """Each registered jurisdiction's folder copied under ``target`` (to change in a test),
+    and the registry of the copies: their codecs read the copied field maps and schemas."""
+    copies = []
+    for jurisdiction in registered():
+        folder = target / jurisdiction.folder.name
+        shutil.copytree(jurisdiction.folder, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        copies.append(replace(jurisdiction, folder=folder))
+    return Jurisdictions(tuple(copies))
 
 
 def sample_xml() -> bytes:

@@ -1,10 +1,13 @@
 """Guangdong: agencies receive and send the canonical JSON application.
 
-Every jurisdiction folder has the same shape: ``JURISDICTION`` and
-``codec(mappings_dir, particulars)``
-(wire format <-> canonical application). Guangdong's own exchange format is the canonical
-model itself (the canonical codes are Guangdong's implementation codes), so its codec is the
-canonical one under Guangdong's name.
+Every jurisdiction folder has the same shape (gateway/jurisdictions.py): ``ADAPTER``, the one
+thing the gateway imports (through the ``gba_gateway.jurisdictions`` entry points), names the
+code, the format, the identity provider with its profile (``identity.py``), the codec
+(``codec(folder, mappings_dir, particulars)``: wire format <-> canonical application), the
+working-day calendar and the sandbox's imitation of the identity provider (``sandbox.py``).
+Guangdong's own exchange format is the canonical model itself (the canonical codes are
+Guangdong's implementation codes), so its codec is the canonical one under Guangdong's name;
+the message it receives is ``schemas/guangdong-message.schema.json``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""Hong Kong: the HK native XML application format, mapped by ``mappings/fields/hk.yaml``.
+"""Hong Kong: the HK native XML application format, mapped by ``fields/hk.yaml``.
 
-Every jurisdiction folder has the same shape: ``JURISDICTION`` and
-``codec(mappings_dir, particulars)``
-(wire format <-> canonical application). The identity profile (iAM Smart claims -> canonical
-identity) joins this folder with the identity federation.
+Every jurisdiction folder has the same shape (gateway/jurisdictions.py): ``ADAPTER``, the one
+thing the gateway imports (through the ``gba_gateway.jurisdictions`` entry points), names the
+code, the format, the identity provider with its profile (``identity.py``), the codec
+(``codec(folder, mappings_dir, particulars)``: wire format <-> canonical application), the
+working-day calendar and the sandbox's imitation of the identity provider (``sandbox.py``).
+The field map and the XSD (``schemas/hk-application.xsd``) live in this folder.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ JURISDICTION = "HK"
 def codec(folder: Path, mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     """The codec; ``particulars`` are the catalog's, each written under the particulars
     element of the format (``Catalog.particulars()``)."""
-    return XmlCodec.load(mappings_dir / "fields" / "hk.yaml", JURISDICTION, particulars)
+    return XmlCodec.load(folder / "fields" / "hk.yaml", JURISDICTION, particulars)
 
 
 def working_days(year: int) -> holidays.HolidayBase:

@@ -1,11 +1,12 @@
-"""Macau: the Macau native XML application format, mapped by ``mappings/fields/macau.yaml``.
+"""Macau: the Macau native XML application format, mapped by ``fields/macau.yaml``.
 
-Every jurisdiction folder has the same shape: ``JURISDICTION`` and
-``codec(mappings_dir, particulars)``
-(wire format <-> canonical application). The format has Portuguese element names with
-Portuguese and Traditional Chinese labels (``mappings/schemas/macau-application.xsd``). The
-identity profile (Macao One Account claims -> canonical identity) joins this folder with the
-identity federation.
+Every jurisdiction folder has the same shape (gateway/jurisdictions.py): ``ADAPTER``, the one
+thing the gateway imports (through the ``gba_gateway.jurisdictions`` entry points), names the
+code, the format, the identity provider with its profile (``identity.py``), the codec
+(``codec(folder, mappings_dir, particulars)``: wire format <-> canonical application), the
+working-day calendar and the sandbox's imitation of the identity provider (``sandbox.py``).
+The format has Portuguese element names with Portuguese and Traditional Chinese labels
+(``schemas/macau-application.xsd``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ JURISDICTION = "MO"
 def codec(folder: Path, mappings_dir: Path, particulars: Iterable[Particular]) -> XmlCodec:
     """The codec; ``particulars`` are the catalog's, each written under the particulars
     element of the format (``Catalog.particulars()``)."""
-    return XmlCodec.load(mappings_dir / "fields" / "macau.yaml", JURISDICTION, particulars)
+    return XmlCodec.load(folder / "fields" / "macau.yaml", JURISDICTION, particulars)
 
 
 def working_days(year: int) -> holidays.HolidayBase:

@@ -5,7 +5,7 @@ encode (:func:`gateway.mapping.canonical.encode_envelope`): message and applicat
 matter and its version, the receiving agency's role and stage, how the case came in, its
 deadline, the translation record (source digest, mapping version, canonical digest) and the
 consent id, with the canonical application inside. It is valid against
-``mappings/schemas/guangdong-message.schema.json``.
+``adapters/guangdong/schemas/guangdong-message.schema.json``.
 
 :func:`message_in_format` writes the same case in a partner's own declared format (the
 ``native-delivery`` probe): the HK or Macau XML message, or the JSON message.

@@ -81,10 +81,14 @@ def encode_envelope(
 
 
 @lru_cache(maxsize=8)
-def schema_validator(schemas_dir: Path, name: str) -> jsonschema.Draft202012Validator:
-    """A compiled validator for one of the reviewed schemas (the others resolvable by $id)."""
+def schema_validator(
+    schemas_dir: Path, name: str, also: tuple[Path, ...] = ()
+) -> jsonschema.Draft202012Validator:
+    """A compiled validator for one of the reviewed schemas (the others of ``schemas_dir`` and
+    of the folders ``also``, such as the canonical ones a jurisdiction's refers to, resolvable
+    by $id)."""
     resources = []
-    for path in sorted(schemas_dir.glob("*.schema.json")):
+    for path in sorted(p for d in (schemas_dir, *also) for p in d.glob("*.schema.json")):
         contents = json.loads(path.read_text("utf-8"))
         resources.append((contents["$id"], Resource.from_contents(contents)))
     registry: Registry = Registry().with_resources(resources)

@@ -1,10 +1,11 @@
 """Canonical application -> native XML: the reverse direction of a field mapping file.
 
-The same ``mappings/fields/*.yaml`` file drives both directions. A field is *written* when its
-``from`` is a simple path (:mod:`gateway.mapping.paths`: child elements with namespace
-prefixes, ``.``, one optional final ``@attribute``), it has no ``value`` constant, and its
-transform has an inverse (:func:`gateway.mapping.transforms.build_inverse`). Everything else
-is derived from what is written, and skipped:
+The same field map (``adapters/<jurisdiction>/fields/*.yaml``) drives both directions. A
+field is *written* when its ``from`` is a simple path (:mod:`gateway.mapping.paths`: child
+elements with namespace prefixes, ``.``, one optional final ``@attribute``), it has no
+``value`` constant, and its transform has an inverse
+(:func:`gateway.mapping.transforms.build_inverse`). Everything else is derived from what is
+written, and skipped:
 
 * ``hk2s`` / ``s2hk`` fields (``names/zh-Hans``): the original-script field on the same
   element (``names/zh-Hant``) is written, and decoding derives the other script from it;

@@ -1,13 +1,13 @@
 """Declarative field mappings: native XML <-> canonical application.
 
-A mapping file in ``mappings/fields/`` names, for each canonical field (a JSON pointer), the
-XPath it comes from and the transform applied (:mod:`gateway.mapping.transforms`). Lists
-(identity documents, materials) map each matching element through relative fields. A
-document is checked against its XSD first, then every field is mapped, and every problem of
-both steps is reported together (Art. 19(3)). The particulars of every matter are not listed
-field by field: the file's ``particulars:`` section is expanded at load, for the catalog's
-particulars, into ordinary fields and into the content of the XSD's particulars type
-(:mod:`gateway.mapping.particulars`).
+A mapping file (``fields/`` of a jurisdiction folder, ``adapters/hk/fields/hk.yaml``) names,
+for each canonical field (a JSON pointer), the XPath it comes from and the transform applied
+(:mod:`gateway.mapping.transforms`). Lists (identity documents, materials) map each matching
+element through relative fields. A document is checked against its XSD first, then every
+field is mapped, and every problem of both steps is reported together (Art. 19(3)). The
+particulars of every matter are not listed field by field: the file's ``particulars:``
+section is expanded at load, for the catalog's particulars, into ordinary fields and into
+the content of the XSD's particulars type (:mod:`gateway.mapping.particulars`).
 
 Decoding (:mod:`gateway.mapping.decode`) reads every simple path of the mapping in one walk
 over the tree (:mod:`gateway.mapping.paths`) and gives what evaluating each ``from`` as XPath

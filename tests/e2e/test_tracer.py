@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from jwcrypto import jwk, jws
 
+import adapters.guangdong
 from gateway.sandbox.demo import run_demo
 from tests.conftest import RunningGateway
 from tests.log_leaks import LogCapture
@@ -111,7 +112,9 @@ async def test_the_forwarded_message_is_valid_against_the_guangdong_schema(
     async with gateway.app[STORE]() as uow:  # type: ignore[index]
         bodies = (await uow.applications._conn.execute(sa.select(outbox.c.body))).scalars().all()
     validator = schema_validator(
-        gateway.settings.mappings_dir / "schemas", "guangdong-message.schema.json"
+        adapters.guangdong.ADAPTER.schemas_dir,
+        "guangdong-message.schema.json",
+        also=(gateway.settings.mappings_dir / "schemas",),
     )
     (body,) = bodies
     message = json.loads(body)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway import jurisdictions
 from gateway.cli import main
 from gateway.mapping.catalog import Catalog
 from gateway.operations import mappings_sample
@@ -48,16 +49,23 @@ def test_mappings_check_passes_on_the_shipped_data_and_fails_on_a_broken_copy(
     matter.write_text(
         matter.read_text("utf-8").replace("promised: {value: 0,", "promised: {value: 9,"), "utf-8"
     )
-    fields = broken / "fields" / "hk.yaml"
+    # a copy of the HK folder replaces the installed one (jurisdiction_folders)
+    hk = tmp_path / "hk"
+    shutil.copytree(REPO_ROOT / "adapters" / "hk", hk, ignore=shutil.ignore_patterns("__pycache__"))
+    fields = hk / "fields" / "hk.yaml"
     fields.write_text(
         fields.read_text("utf-8").replace("transform: date_dmy", "transform: date_mdy"), "utf-8"
     )
     monkeypatch.setenv("GBA_MAPPINGS_DIR", str(broken))
-    assert main(["mappings", "check"]) == 1
+    monkeypatch.setenv("GBA_JURISDICTION_FOLDERS", str(hk))
+    try:
+        assert main(["mappings", "check"]) == 1
+    finally:
+        jurisdictions.reset()
     out = capsys.readouterr().out
     assert "11440400MB2C00081P4440120002000" in out
     assert "promised" in out
-    assert "hk.yaml" in out
+    assert "hk/fields/hk.yaml" in out
     assert "mappings: 2 problem(s)" in out
 
 
@@ -131,17 +139,20 @@ def test_a_native_sample_that_would_drop_a_member_of_a_particular_is_refused(
     from gateway.domain.errors import ValidationFailedError
     from gateway.settings import load_settings
 
-    mappings = tmp_path / "mappings"
-    shutil.copytree(REPO_ROOT / "mappings", mappings)
-    fields = mappings / "fields" / "hk.yaml"
+    hk = tmp_path / "hk"  # a copy of the HK folder replaces the installed one
+    shutil.copytree(REPO_ROOT / "adapters" / "hk", hk, ignore=shutil.ignore_patterns("__pycache__"))
+    fields = hk / "fields" / "hk.yaml"
     text = fields.read_text("utf-8")
     assert text.count('        - {to: area_code, from: "@areaCode"}\n') == 1
     fields.write_text(text.replace('        - {to: area_code, from: "@areaCode"}\n', ""), "utf-8")
-    settings = load_settings(environ={"GBA_MAPPINGS_DIR": str(mappings)}, mode="sandbox")
+    settings = load_settings(environ={"GBA_JURISDICTION_FOLDERS": str(hk)}, mode="sandbox")
     residence = "11440100MB2C0002124440700001000"  # residence_address: an address particular
 
-    with pytest.raises(ValidationFailedError) as refused:
-        mappings_sample(settings, residence, "hk", None)
+    try:
+        with pytest.raises(ValidationFailedError) as refused:
+            mappings_sample(settings, residence, "hk", None)
+    finally:
+        jurisdictions.reset()
 
     assert [(e.code, e.pointer) for e in refused.value.errors] == [
         ("not_in_format", "/particulars/residence_address/area_code")

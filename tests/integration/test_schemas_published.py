@@ -19,7 +19,12 @@ from tests.conftest import RunningGateway
 from tests.support import sample_xml
 
 SCHEMAS = REPO_ROOT / "mappings" / "schemas"
-ON_DISK = sorted(p for p in SCHEMAS.iterdir() if p.name.endswith((".schema.json", ".xsd")))
+# The jurisdiction-neutral schemas, and each jurisdiction folder's own.
+FOLDERS = [SCHEMAS, *sorted(REPO_ROOT.glob("adapters/*/schemas"))]
+ON_DISK = sorted(
+    (p for f in FOLDERS for p in f.iterdir() if p.name.endswith((".schema.json", ".xsd"))),
+    key=lambda p: p.name,
+)
 # The HK and Macau XSDs are served as the gateway generates them (the catalog's particulars
 # filled in), which is the document their codecs validate with.
 GENERATED = ("hk-application.xsd", "macau-application.xsd")
@@ -131,7 +136,8 @@ async def test_the_served_xsds_declare_every_particular_of_the_catalog(
         ("macau-application.xsd", "Particularidades"),
     ):
         _, _, content = await _get(gateway, f"/v1/schemas/{name}")
-        on_disk = etree.fromstring((SCHEMAS / name).read_bytes())
+        (path,) = [p for p in ON_DISK if p.name == name]
+        on_disk = etree.fromstring(path.read_bytes())
         served = etree.fromstring(content)
         declared = [
             e.get("name")

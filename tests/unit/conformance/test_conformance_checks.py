@@ -329,7 +329,11 @@ def test_check_ids_are_stable_kebab_case_and_name_known_probes() -> None:
 
 
 def test_the_message_sent_is_a_valid_forwarded_message() -> None:
-    validator = schema_validator(SCHEMAS, "guangdong-message.schema.json")
+    validator = schema_validator(
+        REPO_ROOT / "adapters" / "guangdong" / "schemas",
+        "guangdong-message.schema.json",
+        also=(SCHEMAS,),
+    )
     first_id, first = forwarded_message(datetime.now(UTC))
     second_id, _ = forwarded_message(datetime.now(UTC))
     message = json.loads(first)

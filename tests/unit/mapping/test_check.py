@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.jurisdictions import Jurisdictions
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.check import check_mappings
 from gateway.mapping.fields import MappingError
 from gateway.mapping.report import coverage_report
 from gateway.sandbox.agencies import SANDBOX_AGENCIES
+from tests.support import copied_jurisdictions
 
 MAPPINGS = Path(__file__).parents[3] / "mappings"
 AGENCIES = [a.id for a in SANDBOX_AGENCIES]
@@ -29,6 +31,12 @@ def mappings(tmp_path: Path) -> Path:
     target = tmp_path / "mappings"
     shutil.copytree(MAPPINGS, target)
     return target
+
+
+@pytest.fixture
+def copies(tmp_path: Path) -> Jurisdictions:
+    """The jurisdiction folders copied, to break their field maps and XSDs."""
+    return copied_jurisdictions(tmp_path / "adapters")
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -50,7 +58,9 @@ def test_the_shipped_mappings_have_no_problem() -> None:
     assert check_mappings(MAPPINGS) == []
 
 
-def test_every_problem_of_a_broken_copy_is_one_line_naming_its_file(mappings: Path) -> None:
+def test_every_problem_of_a_broken_copy_is_one_line_naming_its_file(
+    mappings: Path, copies: Jurisdictions
+) -> None:
     _edit(
         _matter(mappings, LICENCE),
         "promised: {value: 0, unit: working_days, calendar: GD}",
@@ -58,7 +68,7 @@ def test_every_problem_of_a_broken_copy_is_one_line_naming_its_file(mappings: Pa
     )
     _edit(_matter(mappings, INSURANCE), 'type: "20"', 'type: "01"')
     _edit(
-        mappings / "fields" / "hk.yaml",
+        copies.by_code("HK").fields_dir / "hk.yaml",
         "{to: /applicant/email, from: h:Applicant/h:Email}",
         "{to: /applicant/email, from: h:Applicant/h:Email, transform: shout}",
     )
@@ -68,7 +78,7 @@ def test_every_problem_of_a_broken_copy_is_one_line_naming_its_file(mappings: Pa
         tax.read_text("utf-8") + "  - version: 2\n    effective_from: 2025-07-01\n", "utf-8"
     )
 
-    lines = check_mappings(mappings, known_agencies=AGENCIES)
+    lines = check_mappings(mappings, known_agencies=AGENCIES, jurisdictions=copies)
 
     assert len(lines) == 5, "\n".join(lines)
     (licence,) = _lines_naming(lines, f"matters/{LICENCE}.yaml")
@@ -76,7 +86,7 @@ def test_every_problem_of_a_broken_copy_is_one_line_naming_its_file(mappings: Pa
     (insurance,) = _lines_naming(lines, f"matters/{INSURANCE}.yaml")
     assert "type slot" in insurance
     assert "reads 20, not type 01" in insurance
-    (hk,) = _lines_naming(lines, "fields/hk.yaml")
+    (hk,) = _lines_naming(lines, "hk/fields/hk.yaml")
     assert "unknown transform 'shout'" in hk
     (fund,) = _lines_naming(lines, f"matters/{FUND}.yaml")
     assert "'gz-nowhere'" in fund
@@ -175,16 +185,16 @@ def test_time_limits_in_different_units_are_compared_only_where_certain(mappings
     assert lines == [f"matters/{FUND}.yaml: {FUND} v1: promised limit exceeds statutory limit"]
 
 
-def test_unreadable_files_are_problems_not_crashes(mappings: Path) -> None:
+def test_unreadable_files_are_problems_not_crashes(mappings: Path, copies: Jurisdictions) -> None:
     _matter(mappings, RESIDENCE).write_text("code: [unclosed\n", "utf-8")
-    (mappings / "schemas" / "hk-application.xsd").write_text("<xs:schema", "utf-8")
+    (copies.by_code("HK").schemas_dir / "hk-application.xsd").write_text("<xs:schema", "utf-8")
 
-    lines = check_mappings(mappings)
+    lines = check_mappings(mappings, jurisdictions=copies)
 
     assert any(x.startswith(f"matters/{RESIDENCE}.yaml: cannot be read") for x in lines)
-    assert any(x.startswith("schemas/hk-application.xsd: ") for x in lines)
+    assert any(x.startswith("hk/schemas/hk-application.xsd: ") for x in lines)
     # the HK field mapping cannot load its schema either
-    assert any(x.startswith("fields/hk.yaml: ") for x in lines)
+    assert any(x.startswith("hk/fields/hk.yaml: ") for x in lines)
     assert len(lines) == 3, "\n".join(lines)
 
 
@@ -216,13 +226,15 @@ def test_the_coverage_report_names_jurisdictions_and_matters_without_counterpart
     assert HENGQIN not in section
 
 
-def test_the_coverage_report_shows_pointers_only_one_jurisdiction_maps(mappings: Path) -> None:
+def test_the_coverage_report_shows_pointers_only_one_jurisdiction_maps(
+    mappings: Path, copies: Jurisdictions
+) -> None:
     _edit(
-        mappings / "fields" / "macau.yaml",
+        copies.by_code("MO").fields_dir / "macau.yaml",
         "  - {to: /applicant/email, from: m:Requerente/m:Email}\n",
         "",
     )
 
-    report = coverage_report(mappings)
+    report = coverage_report(mappings, copies)
 
     assert "/applicant/email: mapped by HK; not by MO" in report

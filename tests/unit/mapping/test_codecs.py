@@ -124,8 +124,8 @@ def _pointers(path: Path) -> tuple[set[str], dict[str, set[str]]]:
 
 
 def test_macau_mapping_fills_exactly_the_canonical_pointers_of_the_hk_mapping() -> None:
-    assert _pointers(MAPPINGS / "fields" / "macau.yaml") == _pointers(
-        MAPPINGS / "fields" / "hk.yaml"
+    assert _pointers(adapters.macau.ADAPTER.fields_dir / "macau.yaml") == _pointers(
+        adapters.hk.ADAPTER.fields_dir / "hk.yaml"
     )
 
 

@@ -366,7 +366,7 @@ def test_to_native_leaves_the_document_unchanged(hk_codec: XmlCodec) -> None:
 def _mapping(tmp_path: Path, text: str) -> Path:
     (tmp_path / "fields").mkdir()
     (tmp_path / "schemas").mkdir()
-    shutil.copy(MAPPINGS / "schemas" / "hk-application.xsd", tmp_path / "schemas")
+    shutil.copy(adapters.hk.ADAPTER.schemas_dir / "hk-application.xsd", tmp_path / "schemas")
     path = tmp_path / "fields" / "x.yaml"
     path.write_text(text, "utf-8")
     return path

@@ -18,12 +18,14 @@ import adapters.hk
 import adapters.macau
 from gateway.domain.errors import ValidationFailedError
 from gateway.domain.matters import Particular
+from gateway.jurisdictions import Jurisdictions
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.check import check_mappings
 from gateway.mapping.fields import MappingError, XmlCodec
 from gateway.mapping.report import coverage_report
 from gateway.sandbox.personas import persona
 from gateway.sandbox.samples import canonical_sample
+from tests.support import copied_jurisdictions
 
 MAPPINGS = Path(__file__).parents[3] / "mappings"
 CATALOG = Catalog.load(MAPPINGS / "matters")
@@ -36,6 +38,12 @@ def mappings(tmp_path: Path) -> Path:
     target = tmp_path / "mappings"
     shutil.copytree(MAPPINGS, target)
     return target
+
+
+@pytest.fixture
+def copies(tmp_path: Path) -> Jurisdictions:
+    """The jurisdiction folders copied, to change their field maps and XSDs."""
+    return copied_jurisdictions(tmp_path / "adapters")
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -114,70 +122,80 @@ def test_macau_writes_the_portuguese_names_of_its_table() -> None:
 
 
 def test_a_particular_without_a_portuguese_name_fails_the_macau_load_naming_it(
-    mappings: Path,
+    mappings: Path, copies: Jurisdictions
 ) -> None:
     extra = [*CATALOG.particulars(), Particular("vessel_name", True, "text")]
 
-    adapters.hk.ADAPTER.load_codec(mappings, extra)  # HK derives the name: VesselName
+    copies.by_code("HK").load_codec(mappings, extra)  # HK derives the name: VesselName
     with pytest.raises(MappingError, match=r"macau.yaml: particulars: .*vessel_name"):
-        adapters.macau.ADAPTER.load_codec(mappings, extra)
+        copies.by_code("MO").load_codec(mappings, extra)
 
 
-def test_a_non_ascii_or_duplicate_element_name_is_refused(mappings: Path) -> None:
-    fields = mappings / "fields" / "macau.yaml"
+def test_a_non_ascii_or_duplicate_element_name_is_refused(
+    mappings: Path, copies: Jurisdictions
+) -> None:
+    fields = copies.by_code("MO").fields_dir / "macau.yaml"
     _edit(fields, "company_name: Denominacao", "company_name: Denominação")
     with pytest.raises(MappingError, match="ASCII PascalCase: company_name"):
-        adapters.macau.ADAPTER.load_codec(mappings, CATALOG.particulars())
+        copies.by_code("MO").load_codec(mappings, CATALOG.particulars())
 
     _edit(fields, "company_name: Denominação", "company_name: Sede")
     with pytest.raises(
         MappingError,
         match=r"(registered_address and company_name|company_name and registered_address)",
     ):
-        adapters.macau.ADAPTER.load_codec(mappings, CATALOG.particulars())
+        copies.by_code("MO").load_codec(mappings, CATALOG.particulars())
 
 
 def test_one_name_with_two_kinds_is_a_catalog_problem_and_a_mapping_error(
-    mappings: Path,
+    mappings: Path, copies: Jurisdictions
 ) -> None:
     conflicting = [Particular("capital", False, "money"), Particular("capital", True, "text")]
     with pytest.raises(MappingError, match=r"'capital' is of kind money .* and text"):
-        adapters.hk.ADAPTER.load_codec(mappings, conflicting)
+        copies.by_code("HK").load_codec(mappings, conflicting)
 
     _add_particular(mappings, "name: capital, required: false")
-    (line,) = check_mappings(mappings)  # only the catalog's: the formats keep the first kind
+    (line,) = check_mappings(
+        mappings, jurisdictions=copies
+    )  # only the catalog's: the formats keep the first kind
     assert line.startswith("matters/")
     assert "particular capital is of kind" in line
     assert "money" in line
     assert "text" in line
 
 
-def test_a_kind_without_a_shape_and_a_missing_placeholder_are_refused(mappings: Path) -> None:
-    fields = mappings / "fields" / "hk.yaml"
+def test_a_kind_without_a_shape_and_a_missing_placeholder_are_refused(
+    mappings: Path, copies: Jurisdictions
+) -> None:
+    fields = copies.by_code("HK").fields_dir / "hk.yaml"
     _edit(fields, '    integer: {type: "xs:nonNegativeInteger"}\n', "")
     with pytest.raises(MappingError, match=r"no shape in kinds: for employees \(integer\)"):
-        adapters.hk.ADAPTER.load_codec(mappings, CATALOG.particulars())
+        copies.by_code("HK").load_codec(mappings, CATALOG.particulars())
 
-    shutil.copy(MAPPINGS / "fields" / "hk.yaml", fields)
-    _edit(mappings / "schemas" / "hk-application.xsd", '<xs:complexType name="Particulars"/>', "")
+    shutil.copy(adapters.hk.ADAPTER.fields_dir / "hk.yaml", fields)
+    _edit(
+        copies.by_code("HK").schemas_dir / "hk-application.xsd",
+        '<xs:complexType name="Particulars"/>',
+        "",
+    )
     with pytest.raises(MappingError, match="no complexType Particulars"):
-        adapters.hk.ADAPTER.load_codec(mappings, CATALOG.particulars())
+        copies.by_code("HK").load_codec(mappings, CATALOG.particulars())
 
 
 def test_a_new_particular_in_a_matter_file_reaches_both_formats_without_a_mapping_change(
-    mappings: Path,
+    mappings: Path, copies: Jurisdictions
 ) -> None:
     _add_particular(mappings, "name: opening_date, required: false, kind: date")
     _edit(
-        mappings / "fields" / "macau.yaml",
+        copies.by_code("MO").fields_dir / "macau.yaml",
         "    company_name: Denominacao\n",
         "    company_name: Denominacao\n    opening_date: DataAbertura\n",
     )
     catalog = Catalog.load(mappings / "matters")
     matter = catalog.get(COMPANY, date.today())
     for codec, who in (
-        (adapters.hk.ADAPTER.load_codec(mappings, catalog.particulars()), "chan-tai-man"),
-        (adapters.macau.ADAPTER.load_codec(mappings, catalog.particulars()), "lei-sio-meng"),
+        (copies.by_code("HK").load_codec(mappings, catalog.particulars()), "chan-tai-man"),
+        (copies.by_code("MO").load_codec(mappings, catalog.particulars()), "lei-sio-meng"),
     ):
         document = canonical_sample(matter, persona(who))
         document["particulars"]["opening_date"] = "2026-03-01"
@@ -199,10 +217,12 @@ def test_check_is_clean_and_the_report_finds_no_particular_a_format_cannot_fill(
         assert f"/particulars/{p.name}" in report
 
 
-def test_the_report_names_a_particular_the_macau_table_lacks(mappings: Path) -> None:
-    _edit(mappings / "fields" / "macau.yaml", "    specialty: Especialidade\n", "")
+def test_the_report_names_a_particular_the_macau_table_lacks(
+    mappings: Path, copies: Jurisdictions
+) -> None:
+    _edit(copies.by_code("MO").fields_dir / "macau.yaml", "    specialty: Especialidade\n", "")
 
-    report = coverage_report(mappings)
+    report = coverage_report(mappings, copies)
 
     assert "fields/macau.yaml: particulars: no element name in names: for specialty" in report
     assert "MO lacks host_institution, specialty, practice_from, practice_to" in report

@@ -60,7 +60,7 @@ MATTERS = {str(m.code): m for m in CATALOG.all(date.today())}
 
 
 def _document_types(name: str) -> list[str]:
-    spec = yaml.safe_load((MAPPINGS / "fields" / f"{name}.yaml").read_text("utf-8"))
+    spec = yaml.safe_load((ROOT / "adapters" / name / "fields" / f"{name}.yaml").read_text("utf-8"))
     (documents,) = [lst for lst in spec["lists"] if lst["to"] == "/applicant/documents"]
     return sorted(documents["fields"][0]["transform"]["map"].values())
 
@@ -330,7 +330,7 @@ def test_golden_xml_decodes_encodes_and_decodes_to_the_same_canonical(name: str)
 
 def _xpath_decoder(name: str) -> Any:
     """The mapping file evaluated the plain way: one compiled XPath per field and item."""
-    spec = yaml.safe_load((MAPPINGS / "fields" / f"{name}.yaml").read_text("utf-8"))
+    spec = yaml.safe_load((ROOT / "adapters" / name / "fields" / f"{name}.yaml").read_text("utf-8"))
     ns = spec["namespaces"]
     prefix, _, local = spec["root"].partition(":")
     root_tag = f"{{{ns[prefix]}}}{local}"
