@@ -27,8 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, extensions
-from gateway.domain.agencies import RECEIVABLE_FORMATS
+from gateway import __version__, extensions, jurisdictions
 from gateway.domain.errors import ConfigurationError, GatewayError
 from gateway.observability import configure_logging
 from gateway.settings import Settings, load_settings
@@ -159,10 +158,8 @@ def _delivery_commands(commands: Any) -> None:
 
 
 def _mapping_commands(commands: Any) -> None:
-    from gateway.jurisdictions import registered
-
     # checked when the command runs, against the settings' jurisdictions too
-    formats = "canonical, " + ", ".join(registered().formats)
+    formats = "canonical, " + ", ".join(jurisdictions.registered().formats)
     mappings = commands.add_parser("mappings", help="check, report on and use the mapping data")
     sub = mappings.add_subparsers(dest="mappings_command", metavar="SUBCOMMAND", required=True)
     check = sub.add_parser(
@@ -240,7 +237,7 @@ def _agency_commands(commands: Any) -> None:
     add.add_argument("--endpoint", help="URL where it receives forwarded applications")
     add.add_argument(
         "--receives",
-        choices=RECEIVABLE_FORMATS,
+        choices=jurisdictions.registered().receivable(),
         help="format forwards reach it in: HK or MO XML, GD message, canonical JSON "
         "(default: its jurisdiction's)",
     )
@@ -353,7 +350,7 @@ def run(coro: object) -> int:
 
 
 def _mappings(args: argparse.Namespace) -> int:
-    from gateway import jurisdictions, operations
+    from gateway import operations
     from gateway.mapping.report import coverage_report
 
     settings = load_settings(mode="sandbox")

@@ -29,6 +29,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.domain.agencies import CANONICAL_FORMAT
 from gateway.domain.errors import ConfigurationError
 
 GROUP = "gba_gateway.jurisdictions"
@@ -161,6 +162,11 @@ class Jurisdictions:
             return self.by_code(text).code
         except KeyError:
             raise ValueError(f"unknown jurisdiction {text!r}") from None
+
+    def receivable(self) -> tuple[str, ...]:
+        """What an agency may declare it receives: a jurisdiction's code (its format's
+        message) or ``canonical``."""
+        return (*self.codes, CANONICAL_FORMAT)
 
     def identity_profiles(self) -> dict[str, IdentityReading]:
         return {a.provider: a.identity for a in self.adapters if a.identity is not None}

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gateway.domain.agencies import RECEIVABLE_FORMATS
+from gateway import jurisdictions
 from gateway.domain.errors import ConfigurationError
 from gateway.extensions import Plugin
 
@@ -69,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     run.add_argument(
         "--format",
-        choices=RECEIVABLE_FORMATS,
+        choices=jurisdictions.registered().receivable(),
         help="the format the partner declared it receives (default: the receives of its "
         "sandbox agency document, else canonical); the accepts-own-format check sends it",
     )

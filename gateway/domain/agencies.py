@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# What an agency may receive: its jurisdiction's own format, another registered
+# jurisdiction's (by code: gateway.jurisdictions.Jurisdictions.receivable), or canonical JSON.
 CANONICAL_FORMAT = "canonical"
-# What an agency may receive: its jurisdiction's own format, another's, or canonical JSON.
-RECEIVABLE_FORMATS = ("HK", "MO", "GD", CANONICAL_FORMAT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 
 from gateway import jurisdictions
-from gateway.domain.agencies import RECEIVABLE_FORMATS
 from gateway.sandbox.access import TOKEN_ENV, TOKEN_FILE, client_token
 from gateway.trust.keys import public_jwk
 
@@ -60,7 +59,7 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
     reg.add_argument("--endpoint", help="your inbox URL, where forwarded cases are sent")
     reg.add_argument(
         "--receives",
-        choices=RECEIVABLE_FORMATS,
+        choices=jurisdictions.registered().receivable(),
         help="the format forwards reach you in (default: your jurisdiction's: HK or Macau "
         "XML message, Guangdong JSON message); canonical for the canonical JSON message",
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.domain.agencies import RECEIVABLE_FORMATS, Agency
+from gateway.domain.agencies import Agency
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
     ConflictError,
@@ -119,8 +119,9 @@ _REGISTRATION = {
         "matters": {"type": "array", "items": {"type": "string"}},
         "endpoint": {"type": "string", "format": "uri"},
         "receives": {
-            "enum": list(RECEIVABLE_FORMATS),
-            "description": "the format forwards reach it in (default: its jurisdiction's)",
+            "type": "string",
+            "description": "the format forwards reach it in: a registered jurisdiction's code "
+            "(HK, MO, GD) or canonical (default: its jurisdiction's)",
         },
     },
 }

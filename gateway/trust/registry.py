@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from gateway import jurisdictions
-from gateway.domain.agencies import RECEIVABLE_FORMATS, Agency
+from gateway.domain.agencies import Agency
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
     CertificateError,
@@ -161,7 +161,7 @@ def registration(
         if policy.url_refusal(str(endpoint)) is not None:
             problems.append(problem("/endpoint", "endpoint_refused"))
     receives = spec.get("receives") or ""
-    if receives and receives not in RECEIVABLE_FORMATS:
+    if receives and receives not in jurisdictions.registered().receivable():
         problems.append(problem("/receives", "unknown_code"))
         receives = ""
     entries = spec.get("keys") or []

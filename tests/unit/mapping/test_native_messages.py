@@ -62,8 +62,8 @@ def _golden(name: str) -> dict[str, Any]:
 
 
 CODECS = {
-    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
-    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
+    "hk": adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
 }
 
 
@@ -301,7 +301,7 @@ def test_encode_leaves_the_document_unchanged(codecs: dict[str, XmlCodec]) -> No
 @pytest.mark.parametrize(
     ("codec", "output_format"),
     [
-        (adapters.guangdong.codec(MAPPINGS), "GD"),
+        (adapters.guangdong.ADAPTER.load_codec(MAPPINGS), "GD"),
         (CanonicalCodec(MAPPINGS / "schemas"), "canonical"),
     ],
 )
@@ -319,7 +319,11 @@ def test_json_forwards_carry_the_output_format_and_digest(codec: Any, output_for
     ).encode()
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(serialised).digest()).decode() + ":"
     assert message["translation"]["output_digest"] == digest
-    validator = schema_validator(MAPPINGS / "schemas", "guangdong-message.schema.json")
+    validator = schema_validator(
+        adapters.guangdong.ADAPTER.schemas_dir,
+        "guangdong-message.schema.json",
+        also=(MAPPINGS / "schemas",),
+    )
     assert list(validator.iter_errors(message)) == []
 
 

@@ -24,8 +24,10 @@ MAPPINGS = ROOT / "mappings"
 AT = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
 CODECS = {
     "canonical": CanonicalCodec(MAPPINGS / "schemas"),
-    "HK": adapters.hk.codec(MAPPINGS, Catalog.load(MAPPINGS / "matters").particulars()),
-    "GD": adapters.guangdong.codec(MAPPINGS),
+    "HK": adapters.hk.ADAPTER.load_codec(
+        MAPPINGS, Catalog.load(MAPPINGS / "matters").particulars()
+    ),
+    "GD": adapters.guangdong.ADAPTER.load_codec(MAPPINGS),
 }
 AGENCIES = {
     "gd-lead": Agency("gd-lead", "GD", {}),
