@@ -196,7 +196,13 @@ def registered() -> Jurisdictions:
     (a reviewed copy of ``adapters/hk``, say, to try a changed field map)."""
     global _registered
     if _registered is None:
-        installed = [_checked(entry.load(), f"entry point {entry.name}") for entry in _entries()]
+        entries = _entries()
+        if not entries:  # metadata of a build from before the group existed
+            raise ConfigurationError(
+                f"no jurisdiction is installed (entry points {GROUP}): reinstall the package "
+                "(make .venv/.installed, or pip install -e .)"
+            )
+        installed = [_checked(entry.load(), f"entry point {entry.name}") for entry in entries]
         installed.sort(key=lambda adapter: (adapter.order, adapter.format))
         found = {adapter.code: adapter for adapter in installed}
         for folder in _folders:  # a folder of an installed code takes its place
