@@ -212,11 +212,15 @@ def _field_code(n: int, field: tuple[Any, ...], in_list: bool) -> str:
     reader = _READERS.get(kind, _OTHER_READER)
     arg = repr(argument) if kind == _SELF_ATTRIBUTE else argument
     where = f'f"{{list_source}}[{{i}}]/" + {source!r}' if in_list else repr(source)
-    *parents, key = pointer
-    store = "target" + "".join(f".setdefault({part!r}, {{}})" for part in parents)
+    if pointer:
+        *parents, key = pointer
+        store = "target" + "".join(f".setdefault({part!r}, {{}})" for part in parents)
+        store = f"{store}[{key!r}] = value"
+    else:  # a scalar list's item is the value itself
+        store = "target = value"
     values = {
         "reader": reader.format(arg=arg, n=n, kind=kind),
-        "store": f"{store}[{key!r}] = value",
+        "store": store,
         "absent": f'else:\n    problems.append(problem("required", {where}))' if required else "",
         "expression": _INLINE.get(mode, ""),
         "present": "True" if kind == _CONSTANT else "raw.strip()",
@@ -278,6 +282,8 @@ class DecodePlan:
         for lst, slot, map_items in self._lists:
             elements = found[slot] if slot >= 0 else lst.each(root)
             items = map_items(elements, found, problems, lst.source)
+            if lst.scalar:  # an item without its value (blank) is no item
+                items = [item for item in items if not isinstance(item, dict)]
             node = document
             for part in lst.pointer[:-1]:
                 node = node.setdefault(part, {})

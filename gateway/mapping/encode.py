@@ -234,6 +234,8 @@ class _Writer:
         where: str | None,
         lines: list[str],
     ) -> str:
+        if not rule.pointer:  # a scalar list's item: the value is the item itself
+            return self._checked(rule, holder, None, where, lines)
         steps = rule.pointer[:-1]
         parent = holder
         for depth in range(1, len(steps) + 1):
@@ -247,6 +249,13 @@ class _Writer:
                 ]
                 parents[prefix] = name
             parent = parents[prefix]
+        return self._checked(rule, holder, parent, where, lines)
+
+    def _checked(
+        self, rule: FieldRule, holder: str, parent: str | None, where: str | None, lines: list[str]
+    ) -> str:
+        """Read the field's value (from ``parent``, or ``holder`` itself when the field has no
+        pointer), check and convert it."""
         value, pointer = self.name("v"), _pointer(rule.pointer)
         at = repr(pointer) if where is None else f"{where} + {pointer!r}"
         assert rule.inverse is not None
@@ -261,8 +270,13 @@ class _Writer:
                 f"    {value} = None",
             ]
         required = f"problems.append(problem({at}, 'required'))" if rule.required else "pass"
+        read = (
+            f"{value} = {parent}.get({rule.pointer[-1]!r}) if {parent} is not None else None"
+            if parent is not None
+            else f"{value} = {holder}"
+        )
         lines += [  # a non-blank text first: the common case, with one type test
-            f"{value} = {parent}.get({rule.pointer[-1]!r}) if {parent} is not None else None",
+            read,
             f"if type({value}) is str and {value}.strip():",
             *("    " + line for line in convert or ["pass"]),
             f"elif {value} is None or (isinstance({value}, str) and not {value}.strip()):",
@@ -283,7 +297,8 @@ class _Writer:
         return value
 
     def lists(self, node: _Node, holder: str, lines: list[str]) -> dict[int, str]:
-        """Every list placed from ``node``: its items that are objects, as ``(i, item)``."""
+        """Every list placed from ``node``: its items that are objects (any value in a scalar
+        list), as ``(i, item)``."""
         found: dict[int, str] = {}
         for child in node.repeated:
             assert child.items is not None
@@ -300,11 +315,18 @@ class _Writer:
                 f"        problems.append(problem({at}, 'wrong_type'))",
                 "    else:",
                 f"        for i, item in enumerate({raw}):",
-                "            if isinstance(item, Mapping):",
-                f"                {items}.append((i, item if type(item) is dict else dict(item)))",
-                "            else:",
-                f"                problems.append(problem({at} + '/' + str(i), 'wrong_type'))",
             ]
+            if lst.scalar:  # each item a value, checked as its field's value
+                lines.append(f"            {items}.append((i, item))")
+            else:
+                lines += [
+                    "            if isinstance(item, Mapping):",
+                    f"                {items}.append(",
+                    "                    (i, item if type(item) is dict else dict(item))",
+                    "                )",
+                    "            else:",
+                    f"                problems.append(problem({at} + '/' + str(i), 'wrong_type'))",
+                ]
             found[id(child)] = items
         return found
 

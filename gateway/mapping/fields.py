@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ from gateway.mapping import transforms
 from gateway.mapping.carried import Pattern, dropped, written_transforms
 from gateway.mapping.decode import DecodePlan
 from gateway.mapping.encode import NativeEncoder, ensure, schema_order, sort_children
+from gateway.mapping.messages import KINDS as MESSAGE_KINDS
+from gateway.mapping.messages import AgencyMessage
 from gateway.mapping.paths import SimplePath, parse_simple
 from gateway.mapping.xml import parse_xml
 
@@ -83,13 +85,21 @@ class MessageSpec:
 
 @dataclass(frozen=True, slots=True)
 class ListRule:
-    """Each element ``each`` selects becomes one item of the list at ``pointer``."""
+    """Each element ``each`` selects becomes one item of the list at ``pointer``.
+
+    A *scalar* list has one field without ``to`` (its pointer is empty): each item is that
+    field's value, not an object (the reasons of a decision, the codes of missing materials).
+    """
 
     pointer: tuple[str, ...]
     source: str
     each: etree.XPath
     fields: tuple[FieldRule, ...]
     path: SimplePath | None = None
+
+    @property
+    def scalar(self) -> bool:
+        return len(self.fields) == 1 and not self.fields[0].pointer
 
 
 def _split_pointer(pointer: str) -> tuple[str, ...]:
@@ -117,7 +127,7 @@ def _compile_field(spec: Mapping[str, Any], ns: Mapping[str, str]) -> FieldRule:
     if xpath is None and "value" not in spec:
         raise MappingError(f"field {spec.get('to')!r} needs 'from' or 'value'")
     return FieldRule(
-        pointer=_split_pointer(str(spec["to"])),
+        pointer=_split_pointer(str(spec["to"])) if spec.get("to") else (),
         source=source,
         xpath=None if path is not None else xpath,
         transform=transform,
@@ -172,18 +182,64 @@ def output_digest(element: etree._Element) -> str:
     return "sha-256=:" + base64.b64encode(hashlib.sha256(c14n).digest()).decode() + ":"
 
 
+def _compile_fields(
+    specs: Sequence[Mapping[str, Any]], ns: Mapping[str, str]
+) -> tuple[FieldRule, ...]:
+    """Fields of a document or message: each needs its ``to``."""
+    missing = [str(spec.get("from")) for spec in specs if not spec.get("to")]
+    if missing:
+        raise MappingError(f"field(s) without 'to': {', '.join(missing)}")
+    return tuple(_compile_field(spec, ns) for spec in specs)
+
+
 def _compile_list(spec: Mapping[str, Any], ns: Mapping[str, str]) -> ListRule:
     try:
         path = parse_simple(str(spec["each"]), ns)
     except ValueError as exc:
         raise MappingError(f"list {spec.get('to')!r}: {exc}") from exc
+    fields = tuple(_compile_field(f, ns) for f in spec["fields"])
+    if any(not rule.pointer for rule in fields) and len(fields) > 1:
+        raise MappingError(f"list {spec.get('to')!r}: a field without 'to' is the only one")
     return ListRule(
         pointer=_split_pointer(str(spec["to"])),
         source=str(spec["each"]),
         each=etree.XPath(spec["each"], namespaces=dict(ns)),
-        fields=tuple(_compile_field(f, ns) for f in spec["fields"]),
+        fields=fields,
         path=path if path is not None and path.attribute is None else None,
     )
+
+
+def _compile_messages(
+    spec: Mapping[str, Any],
+    ns: Mapping[str, str],
+    schema: etree.XMLSchema | None,
+    order: Mapping[tuple[str, ...], Mapping[str, int]] | None,
+    particulars: list[dict[str, Any]] | None,
+) -> dict[str, AgencyMessage]:
+    """The ``messages:`` section: each kind's root, fields and lists, compiled like the
+    application's (``particulars: true`` adds the fields of the ``particulars:`` section)."""
+    out: dict[str, AgencyMessage] = {}
+    for kind, message in spec.items():
+        if kind not in MESSAGE_KINDS:
+            raise MappingError(f"messages: unknown kind {kind!r}")
+        try:
+            field_specs = list(message.get("fields", ()))
+            if message.get("particulars"):
+                if particulars is None:
+                    raise MappingError("particulars: true needs a particulars section")
+                field_specs += particulars
+            out[kind] = AgencyMessage(
+                kind,
+                _qname(message["root"], ns),
+                schema,
+                _compile_fields(field_specs, ns),
+                tuple(_compile_list(item, ns) for item in message.get("lists", ())),
+                ns,
+                order,
+            )
+        except MappingError as exc:
+            raise MappingError(f"messages: {kind}: {exc.detail}") from exc
+    return out
 
 
 def _labels(particulars: Iterable[Particular]) -> dict[str, dict[str, str]]:
@@ -230,6 +286,7 @@ class XmlCodec:
         schema_name: str | None = None,
         schema_document: bytes | None = None,
         message: MessageSpec | None = None,
+        messages: Mapping[str, AgencyMessage] | None = None,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.version = version
@@ -245,6 +302,8 @@ class XmlCodec:
         self.schema_document = schema_document
         self._order = order or {}
         self._message = message
+        # The agency's other messages in this format, by kind (``messages:`` section).
+        self.messages: Mapping[str, AgencyMessage] = dict(messages or {})
         self._written = written_transforms(_patterns(fields, lists))
 
     @classmethod
@@ -262,10 +321,12 @@ class XmlCodec:
             field_specs = list(spec.get("fields", ()))
             layout = None
             catalog = tuple(particulars)
+            particular_specs = None
             if spec.get("particulars") is not None:
                 try:
                     layout = particulars_layout.read_layout(spec["particulars"])
-                    field_specs += particulars_layout.field_specs(layout, catalog)
+                    particular_specs = particulars_layout.field_specs(layout, catalog)
+                    field_specs += particular_specs
                 except particulars_layout.ParticularsError as exc:
                     raise MappingError(f"particulars: {exc}") from exc
             schema = order = None
@@ -277,12 +338,15 @@ class XmlCodec:
                 schema_root = etree.fromstring(schema_bytes, _SCHEMA_PARSER)
                 schema = etree.XMLSchema(schema_root)
                 order = schema_order(schema_root)
-            fields = tuple(_compile_field(f, ns) for f in field_specs)
+            fields = _compile_fields(field_specs, ns)
             lists = tuple(_compile_list(item, ns) for item in spec.get("lists", ()))
             prefix, _, local = str(spec["root"]).rpartition(":")
             root = etree.QName(ns.get(prefix) or None, local)
             version = str(spec["version"])
             message = _compile_message(spec["envelope"], ns) if spec.get("envelope") else None
+            messages = _compile_messages(
+                spec.get("messages") or {}, ns, schema, order, particular_specs
+            )
             return cls(
                 jurisdiction,
                 version,
@@ -295,6 +359,7 @@ class XmlCodec:
                 schema_name=schema_name,
                 schema_document=schema_bytes,
                 message=message,
+                messages=messages,
             )
         except MappingError as exc:
             raise MappingError(f"{path.name}: {exc.detail}") from exc
