@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.commands import ActOnApplication, Caller
-from gateway.services import lifecycle
+from gateway.services import agency_messages, lifecycle
+from gateway.web.agency_bodies import agency_body, native_request
 from gateway.web.auth import idempotency_key_of, read_body, signed_write
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
@@ -56,16 +57,25 @@ _DELIVERY = {
 _SIGNED_ERRORS: dict[int, str | tuple[str, dict[str, Any]]] = {
     200: ("The case after the action", _RESULT),
     401: "Signature refused",
+    400: "Malformed body",
     403: "Not this party's action",
     404: "No such case for this agency",
     409: "Not possible in the case's current state",
-    422: "Invalid body",
+    415: "Neither JSON nor the agency's own XML format",
+    422: "Invalid body (every problem listed)",
 }
+
+
+_KINDS = {"examine": agency_messages.EXAMINATION, "supplement": agency_messages.SUPPLEMENT}
 
 
 async def _as_agency(request: web.Request, action: str) -> web.Response:
     async with signed_write(request) as signed:
-        data = json_object(signed.body, signed.media_type, "the body") if signed.body else {}
+        data: dict[str, Any] = {}
+        if signed.body and action in _KINDS:
+            data = await agency_body(request, signed, _KINDS[action], "the body")
+        elif signed.body:
+            data = json_object(signed.body, signed.media_type, "the body")
         assert signed.idempotency_key is not None
         stored = await lifecycle.act_on_application(
             ActOnApplication(
@@ -87,7 +97,7 @@ async def _as_agency(request: web.Request, action: str) -> web.Response:
     summary="The lead agency's examination: accept, refuse with reasons, or one notice "
     "listing everything missing (Art. 19)",
     tag="applications",
-    request={"application/json": _EXAMINATION},
+    request=native_request(_EXAMINATION, "Examination (HK) or Exame (Macau)"),
     responses=_SIGNED_ERRORS,
     signed=True,
 )
@@ -99,7 +109,7 @@ async def examine(request: web.Request) -> web.Response:
 @operation(
     summary="Correct or add materials, commitments or particulars (the submitting agency)",
     tag="applications",
-    request={"application/json": _SUPPLEMENT},
+    request=native_request(_SUPPLEMENT, "Supplement (HK) or Suplemento (Macau)"),
     responses=_SIGNED_ERRORS,
     signed=True,
 )

@@ -9,12 +9,13 @@ from aiohttp import web
 from gateway.domain.commands import RecordDecision, SubmitApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, ValidationFailedError
-from gateway.services import handlers, queries
+from gateway.services import agency_messages, handlers, queries
 from gateway.services.ports import StoredResponse
+from gateway.web.agency_bodies import agency_body, native_request
 from gateway.web.auth import authenticate, signed_write
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
-from gateway.web.problems import json_object, json_response
+from gateway.web.problems import json_response
 
 routes = web.RouteTableDef()
 
@@ -166,19 +167,20 @@ def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
 @operation(
     summary="A handling agency's decision on a case",
     tag="applications",
-    request={"application/json": _DECISION},
+    request=native_request(_DECISION, "Decision (HK) or Decisao (Macau)"),
     responses={
         200: ("Recorded", {"type": "object"}),
         **_ERRORS,
         409: "Not decidable in the case's current state",
-        415: "Not JSON",
-        422: "Invalid decision",
+        415: "Neither JSON nor the agency's own XML format",
+        422: "Invalid decision (every problem listed)",
     },
     signed=True,
 )
 async def post_decision(request: web.Request) -> web.Response:
     async with signed_write(request) as signed:
-        decision, reasons = _decision_of(json_object(signed.body, signed.media_type, "a decision"))
+        body = await agency_body(request, signed, agency_messages.DECISION, "a decision")
+        decision, reasons = _decision_of(body)
         assert signed.idempotency_key is not None
         stored = await handlers.record_decision(
             RecordDecision(
