@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Sequence
@@ -128,3 +129,16 @@ async def row_counts(
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+INSURANCE = "11440400MB2C00031J3442030001000"  # social insurance: lead mo-fss, reviewer zh-hrss
+
+
+def examined_by_its_lead(mappings: Path) -> None:
+    """The social-insurance matter of a copied ``mappings`` folder with ``acceptance: agency``
+    and no automatic decision: its Macau lead ``mo-fss`` examines and decides itself."""
+    matter = mappings / "matters" / f"{INSURANCE}.yaml"
+    text = matter.read_text("utf-8")
+    text, count = re.subn(r"(?ms)^automatic_decision:\n.*?^(?=route:)", "", text)
+    assert count == 1
+    matter.write_text(text + "acceptance: agency\n", "utf-8")

@@ -158,7 +158,10 @@ class SandboxPartners:
             if agency.auto_decision and self.auto_decide and "application_id" in envelope:
                 application_id = str(envelope["application_id"])
                 examine = envelope.get("stage") == "examination"
-                self._spawn(self._decide(agency, key, application_id, examine=examine))
+                native = self._formats.get(str(envelope.get("format", "")))  # as it received
+                self._spawn(
+                    self._decide(agency, key, application_id, examine=examine, native=native)
+                )
         ack = {
             "message_id": message_id,
             "status": "duplicate" if duplicate else "received",
@@ -268,10 +271,17 @@ class SandboxPartners:
         task.add_done_callback(self._tasks.discard)
 
     async def _decide(
-        self, agency: SandboxAgency, key: SigningKey, application_id: str, *, examine: bool
+        self,
+        agency: SandboxAgency,
+        key: SigningKey,
+        application_id: str,
+        *,
+        examine: bool,
+        native: DocumentCodec | None = None,
     ) -> None:
         """Accept the case first when it came for examination (the lead of an
         agency-accepted matter), then post the agency's decision; signed with its own key.
+        An agency that received the case in its native XML (``native``) answers in it too.
 
         ``out_of_order`` posts the decision first (the gateway must refuse it), then the
         acceptance and the decision again; ``duplicates`` posts everything twice."""
@@ -280,10 +290,14 @@ class SandboxPartners:
             await asyncio.sleep(self._delay)
         assert agency.auto_decision is not None
         base = f"{self._base_url}/v1/applications/{application_id}"
-        acceptance = (f"{base}/acceptance", {"outcome": "accepted"}, f"accept-{application_id}")
+        acceptance = (
+            f"{base}/acceptance",
+            _body(native, "examination", {"outcome": "accepted"}),
+            f"accept-{application_id}",
+        )
         decision = (
             f"{base}/decisions",
-            {"decision": agency.auto_decision, "reasons": []},
+            _body(native, "decision", {"decision": agency.auto_decision, "reasons": []}),
             f"decision-{application_id}",
         )
         steps = [acceptance, decision] if examine else [decision]
@@ -306,15 +320,16 @@ class SandboxPartners:
         agency: SandboxAgency,
         key: SigningKey,
         url: str,
-        payload: dict[str, Any],
+        payload: tuple[bytes, str],
         idempotency_key: str,
         *,
         retry_conflicts: bool = True,
     ) -> int:
-        """POST through the partner API; a 409 (the case is not there yet: the relay may not
-        have recorded an acknowledgement) is tried again a few times."""
+        """POST ``payload`` (body, media type) through the partner API; a 409 (the case is not
+        there yet: the relay may not have recorded an acknowledgement) is tried again a few
+        times."""
         assert self._session is not None
-        body = json.dumps(payload).encode()
+        body, content_type = payload
         status = 0
         for attempt in range(8 if retry_conflicts else 1):
             faults = self.faults.get(agency.id)
@@ -324,7 +339,7 @@ class SandboxPartners:
                 key=self._signing_key(agency, key, faults),
                 now=self._now(faults),
                 body=body,
-                content_type="application/json",
+                content_type=content_type,
                 idempotency_key=idempotency_key,
             )
             if faults.signature == "missing":
@@ -345,3 +360,12 @@ class SandboxPartners:
                 break
             await asyncio.sleep(0.1 * (attempt + 1))
         return status
+
+
+def _body(native: DocumentCodec | None, kind: str, data: dict[str, Any]) -> tuple[bytes, str]:
+    """A call's body: the message ``kind`` in the agency's native XML when its format carries
+    it (the field map's ``messages:``), else JSON."""
+    message = (getattr(native, "messages", None) or {}).get(kind)
+    if message is None:
+        return json.dumps(data).encode(), "application/json"
+    return message.encode(data), "application/xml"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,24 +24,14 @@ from gateway.bootstrap import Overrides, create_app
 from gateway.operations import mappings_sample
 from gateway.sandbox.routes import PARTNERS
 from tests.conftest import Database, RunningGateway, sandbox_settings
-from tests.support import send
+from tests.support import INSURANCE, examined_by_its_lead, send
 
 MEDICAL = "11440300MB2C00091K3440120007000"  # acceptance: agency; lead sz-hc, reviewer hk-mchk
-INSURANCE = "11440400MB2C00031J3442030001000"  # lead mo-fss, reviewer zh-hrss
 ROOT = Path(__file__).parents[2]
 JSON = "application/json"
 XML = "application/xml"
 HK = 'xmlns="urn:gba:hk:application:1"'
 MO = 'xmlns="urn:gba:mo:requerimento:1"'
-
-
-def examined_by_its_lead(mappings: Path) -> None:
-    """The insurance matter with ``acceptance: agency`` and no automatic decision."""
-    matter = mappings / "matters" / f"{INSURANCE}.yaml"
-    text = matter.read_text("utf-8")
-    text, count = re.subn(r"(?ms)^automatic_decision:\n.*?^(?=route:)", "", text)
-    assert count == 1
-    matter.write_text(text + "acceptance: agency\n", "utf-8")
 
 
 @pytest.fixture
