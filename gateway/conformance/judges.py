@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jsonschema
 
@@ -29,6 +29,13 @@ from gateway.trust.profile import verify_response
 Outcome = Literal["pass", "fail", "skip"]
 PROBLEM_JSON = "application/problem+json"
 ACKS = ("first-delivery", "redelivery")  # the two deliveries a partner must acknowledge
+XML_TYPES = ("application/xml", "text/xml")
+
+
+class AckFormat(Protocol):
+    """The acknowledgement of the partner's own XML format (its field map's ``ack`` message)."""
+
+    def decode(self, body: bytes) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Evidence:
     resolve_key: Callable[[str], VerificationKey]
     clock: Callable[[], datetime]
     ack_schema: jsonschema.protocols.Validator
+    # an HK or Macau partner may acknowledge in its own XML (Ack, Confirmacao): read as JSON
+    ack_format: AckFormat | None = None
 
     def one(self, probe: str) -> Exchange:
         return self.sent[probe][0]
@@ -178,13 +187,29 @@ def ack_digest(ev: Evidence) -> Verdict:
     return Verdict.passed("Content-Digest matches the bytes of every acknowledgement")
 
 
+def _ack_data(answer: Answer, ev: Evidence) -> tuple[Any, str | None]:
+    """The acknowledgement as its JSON data: a JSON body, or the ack of the partner's own XML
+    format (only its status and signature count to the relay); else None and why not."""
+    if answer.media_type in XML_TYPES and ev.ack_format is not None:
+        try:
+            return ev.ack_format.decode(answer.body), None
+        except GatewayError as exc:
+            where = ", ".join(sorted({p.xpath or p.pointer or "/" for p in exc.errors}))
+            return None, f"the XML acknowledgement is refused: {exc.detail} ({where})"
+    if answer.media_type != "application/json":
+        accepted = "application/json" + (" or application/xml" if ev.ack_format else "")
+        return None, f"Content-Type is {answer.media_type or 'missing'}, not {accepted}"
+    data = _json(answer)
+    if data is None:
+        return None, f"the body is not JSON: {_text(answer.body, 60)!r}"
+    return data, None
+
+
 def _ack_problems(ex: Exchange, ev: Evidence) -> list[str]:
     assert ex.answer is not None
-    if ex.answer.media_type != "application/json":
-        return [f"Content-Type is {ex.answer.media_type or 'missing'}, not application/json"]
-    data = _json(ex.answer)
-    if data is None:
-        return [f"the body is not JSON: {_text(ex.answer.body, 60)!r}"]
+    data, refused = _ack_data(ex.answer, ev)
+    if refused is not None:
+        return [refused]
     found = [
         f"{'/' + '/'.join(map(str, e.absolute_path)) if e.absolute_path else 'body'}: {e.message}"
         for e in ev.ack_schema.iter_errors(data)
@@ -215,15 +240,15 @@ def accepts_own_format(ev: Evidence) -> Verdict:
         return Verdict.failed(f"{what}: expected 2xx, got {describe(exchange.answer)}")
     problems = [p for p in (signature_problem(exchange, ev),) if p]
     problems += _ack_problems(exchange, ev)
-    if not problems and _ack_status(exchange) != "received":
-        problems.append(f'status is {_ack_status(exchange)!r}, not "received"')
+    if not problems and _ack_status(exchange, ev) != "received":
+        problems.append(f'status is {_ack_status(exchange, ev)!r}, not "received"')
     if problems:
         return Verdict.failed(f"{what}: " + "; ".join(problems))
     return Verdict.passed(f"{what} was acknowledged, signed: {describe(exchange.answer)}")
 
 
-def _ack_status(exchange: Exchange) -> object:
-    data = _json(exchange.answer) if exchange.answer else None
+def _ack_status(exchange: Exchange, ev: Evidence) -> object:
+    data = _ack_data(exchange.answer, ev)[0] if exchange.answer else None
     return data.get("status") if isinstance(data, dict) else None
 
 
@@ -236,13 +261,13 @@ def dedup_redelivery(ev: Evidence) -> Verdict:
             return Verdict.failed(
                 f"expected 2xx to {exchange.sent.note}, got {describe(exchange.answer)}"
             )
-    if _ack_status(first) != "received":
+    if _ack_status(first, ev) != "received":
         return Verdict.failed(
-            f'the first delivery was answered {_ack_status(first)!r}, expected "received"'
+            f'the first delivery was answered {_ack_status(first, ev)!r}, expected "received"'
         )
-    if _ack_status(again) != "duplicate":
+    if _ack_status(again, ev) != "duplicate":
         return Verdict.failed(
-            f'expected status "duplicate" for the redelivery, got {_ack_status(again)!r}:'
+            f'expected status "duplicate" for the redelivery, got {_ack_status(again, ev)!r}:'
             " the message was processed twice"
         )
     return Verdict.passed(f"redelivery answered {describe(again.answer)}")  # type: ignore[arg-type]
@@ -325,10 +350,10 @@ def refusals_keep_nothing(ev: Evidence) -> Verdict:
             problems.append(f"{exchange.sent.note}: no answer ({exchange.error})")
         elif exchange.answer.status not in SUCCESS:
             problems.append(f"{exchange.sent.note}: expected 2xx, got {describe(exchange.answer)}")
-        elif _ack_status(exchange) != "received":
+        elif _ack_status(exchange, ev) != "received":
             problems.append(
                 f"{exchange.sent.note} was kept: redelivered properly, it was answered "
-                f'{_ack_status(exchange)!r}, expected "received"'
+                f'{_ack_status(exchange, ev)!r}, expected "received"'
             )
     if problems:
         return Verdict.failed("; ".join(problems))

@@ -93,7 +93,9 @@ class Kit:
         self._session = session
         self._keys = keys
         self._sent: dict[str, list[Exchange]] = {}
-        self._evidence = Evidence(self._sent, keys, ctx.clock, ack_schema)
+        # the partner's own XML acknowledgement, when its format declares one
+        ack_format = (getattr(ctx.codec, "messages", None) or {}).get("ack")
+        self._evidence = Evidence(self._sent, keys, ctx.clock, ack_schema, ack_format)
 
     async def run(self, checks: Sequence[Check], say: Say) -> Report:
         started = self._ctx.clock()

@@ -44,6 +44,7 @@ from gateway.web.problems import PROBLEM_JSON, problem_document
 
 log = structlog.get_logger("gateway.sandbox")
 
+XML = "application/xml"
 NONCE_WINDOW = timedelta(seconds=600)  # twice the allowed clock skew, as the gateway keeps them
 
 
@@ -167,6 +168,11 @@ class SandboxPartners:
             "status": "duplicate" if duplicate else "received",
             "received_at": self._now(faults).isoformat(),
         }
+        # a native XML message is acknowledged in the same format (Ack, Confirmacao)
+        native = _message(self._formats.get(str(envelope.get("format", ""))), "ack")
+        if native is not None:
+            body = native.encode(ack)
+            return self._signed(request, agency, key, faults, 200, ack, XML, body)
         return self._signed(request, agency, key, faults, 200, ack)
 
     def _authenticate(self, request: web.Request, body: bytes) -> VerifiedSignature:
@@ -248,8 +254,11 @@ class SandboxPartners:
         status: int,
         payload: dict[str, Any],
         content_type: str = "application/json",
+        body: bytes | None = None,
     ) -> web.Response:
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        """``payload`` signed as JSON, or ``body`` as given (of ``content_type``)."""
+        if body is None:
+            body = json.dumps(payload, ensure_ascii=False).encode()
         try:
             headers = sign_response(
                 status=status,
@@ -362,10 +371,15 @@ class SandboxPartners:
         return status
 
 
+def _message(native: DocumentCodec | None, kind: str) -> Any:
+    """The agency message ``kind`` of a native format (its field map's ``messages:``)."""
+    return (getattr(native, "messages", None) or {}).get(kind)
+
+
 def _body(native: DocumentCodec | None, kind: str, data: dict[str, Any]) -> tuple[bytes, str]:
     """A call's body: the message ``kind`` in the agency's native XML when its format carries
-    it (the field map's ``messages:``), else JSON."""
-    message = (getattr(native, "messages", None) or {}).get(kind)
+    it, else JSON."""
+    message = _message(native, kind)
     if message is None:
         return json.dumps(data).encode(), "application/json"
-    return message.encode(data), "application/xml"
+    return message.encode(data), XML
