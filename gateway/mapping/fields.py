@@ -228,9 +228,12 @@ def _compile_messages(
                 if particulars is None:
                     raise MappingError("particulars: true needs a particulars section")
                 field_specs += particulars
+            root = _qname(message["root"], ns)
+            if order is not None and (root,) not in order:
+                raise MappingError(f"the XSD declares no element {message['root']} with content")
             out[kind] = AgencyMessage(
                 kind,
-                _qname(message["root"], ns),
+                root,
                 schema,
                 _compile_fields(field_specs, ns),
                 tuple(_compile_list(item, ns) for item in message.get("lists", ())),

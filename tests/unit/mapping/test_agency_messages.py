@@ -241,3 +241,19 @@ def test_a_message_kind_the_gateway_does_not_know_is_refused_at_load(tmp_path: P
 
     with pytest.raises(MappingError, match="receipt"):
         XmlCodec.load(tmp_path / "fields" / "hk.yaml", "HK", PARTICULARS)
+
+
+def test_a_message_whose_root_the_xsd_does_not_declare_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "fields").mkdir()
+    (tmp_path / "schemas").mkdir()
+    text = (MAPPINGS / "fields" / "macau.yaml").read_text("utf-8")
+    (tmp_path / "fields" / "macau.yaml").write_text(
+        text.replace("root: m:Decisao", "root: m:Despacho"), "utf-8"
+    )
+    xsd = MAPPINGS / "schemas" / "macau-application.xsd"
+    (tmp_path / "schemas" / "macau-application.xsd").write_bytes(xsd.read_bytes())
+
+    with pytest.raises(MappingError, match="Despacho"):
+        XmlCodec.load(tmp_path / "fields" / "macau.yaml", "MO", PARTICULARS)
