@@ -14,9 +14,8 @@ from typing import Any, Protocol
 
 from gateway.domain.commands import Caller
 from gateway.domain.errors import UnsupportedMediaTypeError
+from gateway.services.handlers import _OFFLOAD_BYTES  # as for submissions
 from gateway.services.milestones import Dependencies
-
-_OFFLOAD_BYTES = 64 * 1024
 
 EXAMINATION, DECISION, SUPPLEMENT = "examination", "decision", "supplement"
 

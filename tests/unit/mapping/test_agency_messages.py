@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 import adapters.hk
@@ -257,3 +259,29 @@ def test_a_message_whose_root_the_xsd_does_not_declare_is_refused_at_load(
 
     with pytest.raises(MappingError, match="Despacho"):
         XmlCodec.load(tmp_path / "fields" / "macau.yaml", "MO", PARTICULARS)
+
+
+# Texts as the decoder keeps them: words joined by one space (it collapses white space).
+_WORDS = st.text(alphabet=st.sampled_from("abcXYZ019陳大文éçã-"), min_size=1, max_size=8)
+_TEXTS = st.lists(_WORDS, min_size=1, max_size=4).map(" ".join)
+_CODES = st.from_regex(r"[A-Z][A-Z_]{0,15}", fullmatch=True)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(CODECS)),
+    decision=st.sampled_from(["approved", "rejected"]),
+    reasons=st.lists(_TEXTS, max_size=5),
+    outcome=st.sampled_from(["accepted", "not_accepted", "supplement"]),
+    missing=st.lists(_CODES, max_size=5),
+)
+def test_decisions_and_examinations_round_trip_through_both_formats(
+    name: str, decision: str, reasons: list[str], outcome: str, missing: list[str]
+) -> None:
+    messages = CODECS[name].messages
+    for kind, body in (
+        ("decision", {"decision": decision, "reasons": reasons}),
+        ("examination", {"outcome": outcome, "reasons": reasons, "missing": missing}),
+    ):
+        expected = {k: v for k, v in body.items() if v != []}
+        assert messages[kind].decode(messages[kind].encode(body)) == expected
