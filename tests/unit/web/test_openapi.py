@@ -124,3 +124,21 @@ def test_the_rate_limited_routes_are_documented_with_429(tmp_path: Path) -> None
     ]:
         assert "429" in paths[path][method]["responses"], path
     assert "429" not in paths["/healthz"]["get"]["responses"]
+
+
+def test_an_agencys_examination_decision_and_supplement_may_be_its_own_xml(
+    tmp_path: Path,
+) -> None:
+    paths = build_document(_app(tmp_path), "http://127.0.0.1:8080")["paths"]
+    for action, element in (
+        ("acceptance", "Exame"),
+        ("decisions", "Decisao"),
+        ("supplements", "Suplemento"),
+    ):
+        operation = paths[f"/v1/applications/{{application_id}}/{action}"]["post"]
+        content = operation["requestBody"]["content"]
+        assert set(content) == {"application/json", "application/xml"}
+        assert element in content["application/xml"]["schema"]["description"]
+        assert "415" in operation["responses"]
+    resident = paths["/v1/me/applications/{application_id}/supplements"]["post"]
+    assert set(resident["requestBody"]["content"]) == {"application/json"}
