@@ -17,8 +17,8 @@ from gateway.settings import REPO_ROOT
 
 MAPPINGS = REPO_ROOT / "mappings"
 PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
-HK = adapters.hk.codec(MAPPINGS, PARTICULARS)
-MO = adapters.macau.codec(MAPPINGS, PARTICULARS)
+HK = adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
+MO = adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS)
 VALIDATOR = ack_validator(MAPPINGS / "schemas")
 AT = "2026-12-05T10:00:00+08:00"
 

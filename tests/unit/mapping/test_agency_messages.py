@@ -24,8 +24,8 @@ ROOT = Path(__file__).parents[3]
 MAPPINGS = ROOT / "mappings"
 PARTICULARS = Catalog.load(MAPPINGS / "matters").particulars()
 CODECS = {
-    "hk": adapters.hk.codec(MAPPINGS, PARTICULARS),
-    "macau": adapters.macau.codec(MAPPINGS, PARTICULARS),
+    "hk": adapters.hk.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
+    "macau": adapters.macau.ADAPTER.load_codec(MAPPINGS, PARTICULARS),
 }
 HK = "urn:gba:hk:application:1"
 MO = "urn:gba:mo:requerimento:1"
@@ -235,10 +235,10 @@ def test_the_encoder_reports_every_problem_of_a_json_body() -> None:
 def test_a_message_kind_the_gateway_does_not_know_is_refused_at_load(tmp_path: Path) -> None:
     (tmp_path / "fields").mkdir()
     (tmp_path / "schemas").mkdir()
-    text = (MAPPINGS / "fields" / "hk.yaml").read_text("utf-8")
+    text = (ROOT / "adapters" / "hk" / "fields" / "hk.yaml").read_text("utf-8")
     text = text.replace("  ack:\n", "  receipt:\n")
     (tmp_path / "fields" / "hk.yaml").write_text(text, "utf-8")
-    xsd = MAPPINGS / "schemas" / "hk-application.xsd"
+    xsd = ROOT / "adapters" / "hk" / "schemas" / "hk-application.xsd"
     (tmp_path / "schemas" / "hk-application.xsd").write_bytes(xsd.read_bytes())
 
     with pytest.raises(MappingError, match="receipt"):
@@ -250,11 +250,11 @@ def test_a_message_whose_root_the_xsd_does_not_declare_is_refused_at_load(
 ) -> None:
     (tmp_path / "fields").mkdir()
     (tmp_path / "schemas").mkdir()
-    text = (MAPPINGS / "fields" / "macau.yaml").read_text("utf-8")
+    text = (ROOT / "adapters" / "macau" / "fields" / "macau.yaml").read_text("utf-8")
     (tmp_path / "fields" / "macau.yaml").write_text(
         text.replace("root: m:Decisao", "root: m:Despacho"), "utf-8"
     )
-    xsd = MAPPINGS / "schemas" / "macau-application.xsd"
+    xsd = ROOT / "adapters" / "macau" / "schemas" / "macau-application.xsd"
     (tmp_path / "schemas" / "macau-application.xsd").write_bytes(xsd.read_bytes())
 
     with pytest.raises(MappingError, match="Despacho"):
