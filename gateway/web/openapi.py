@@ -16,7 +16,10 @@ declares that status itself), so that no declaration can forget it:
 * 413 on every operation with a request body (the configured body limit), and 408 when that
   body does not arrive within ``body_timeout`` (``web/serving.body_deadline``);
 * 429 on every signed operation (per signing key) and on every route limited per client
-  address (``web/rate_limits.address_limited``).
+  address (``web/rate_limits.address_limited``);
+* 421 on every operation: ``web/hosts.host_check`` refuses a ``Host`` the gateway is not
+  known by (always in sandbox mode; in production when ``public_url`` or ``allowed_hosts``
+  is set).
 
 Errors are ``application/problem+json`` unless a response names its own media type (the OAuth
 endpoints answer RFC 6749 JSON). ``tests/fuzz/test_fuzz_openapi.py`` checks every answer of
@@ -242,6 +245,7 @@ def _edge_responses(
         reasons.setdefault(429, []).append("Too many requests with this signing key")
     if address_limited(route):
         reasons.setdefault(429, []).append("Too many requests from this client address")
+    reasons.setdefault(421, []).append("The Host is not a name this gateway answers")
     return {status: "; ".join(texts) for status, texts in sorted(reasons.items())}
 
 
