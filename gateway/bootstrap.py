@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -147,19 +148,48 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
     return keystore.load(settings.keys_dir, owner_only=True)
 
 
+# Loaded codecs, by what they are loaded from: every app of a process (the test suite starts
+# hundreds) compiles each format's mapping and XSD once, not once per app.
+_LOADED_CODECS: dict[tuple[Any, ...], dict[str, DocumentCodec]] = {}
+
+
+def _files_under(*folders: Path) -> tuple[tuple[str, int, int], ...]:
+    """Each file below ``folders`` with its modification time and size: a copy edited in
+    place is loaded again."""
+    found = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
+            if path.is_file() and "__pycache__" not in path.parts:
+                stat = path.stat()
+                found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
 def codecs(settings: Settings, catalog: Catalog | None = None) -> dict[str, DocumentCodec]:
     """The canonical codec and each registered jurisdiction's, by jurisdiction code; the
     native XML formats write the particulars of every matter of ``catalog`` (None: the
-    catalog under ``mappings_dir``)."""
+    catalog under ``mappings_dir``). Codecs are immutable once loaded, so one load serves
+    every app of the process that reads the same files (the key includes their
+    modification times)."""
     if catalog is None:
         catalog = Catalog.load(settings.mappings_dir / "matters")
     particulars = catalog.particulars()
-    table: dict[str, DocumentCodec] = {
-        "canonical": CanonicalCodec(settings.mappings_dir / "schemas")
-    }
-    for adapter in jurisdictions.for_settings(settings):
-        table[adapter.code] = adapter.load_codec(settings.mappings_dir, particulars)
-    return table
+    adapters = jurisdictions.for_settings(settings)
+    key = (
+        settings.mappings_dir.resolve(),
+        particulars,
+        tuple((a.code, a.folder.resolve(), a.codec) for a in adapters),
+        _files_under(settings.mappings_dir / "schemas", *(a.folder for a in adapters)),
+    )
+    table = _LOADED_CODECS.get(key)
+    if table is None:
+        table = {"canonical": CanonicalCodec(settings.mappings_dir / "schemas")}
+        for adapter in adapters:
+            table[adapter.code] = adapter.load_codec(settings.mappings_dir, particulars)
+        if len(_LOADED_CODECS) >= 16:
+            _LOADED_CODECS.clear()
+        _LOADED_CODECS[key] = table
+    return dict(table)
 
 
 def generated_schemas(table: Mapping[str, DocumentCodec]) -> dict[str, bytes]:
