@@ -41,10 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from gateway.domain.documents import MESSAGES, problem
+from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, ValidationFailedError
 from gateway.mapping import transforms
 from gateway.mapping.transforms import TransformError
+from gateway.mapping.xml import schema_problems
 
 if TYPE_CHECKING:
     from gateway.mapping.fields import FieldRule, ListRule
@@ -451,11 +452,7 @@ class NativeEncoder:
         """The native root element, checked against the XSD (ValidationFailedError)."""
         problems: list[FieldProblem] = []
         root = self._write(document, problems)
-        if self._schema is not None and not self._schema.validate(root):
-            problems += [
-                FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
-                for entry in self._schema.error_log
-            ]
+        problems += schema_problems(self._schema, root)
         if problems:
             raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
         return root

@@ -43,7 +43,7 @@ from gateway.mapping.encode import NativeEncoder, ensure, schema_order, sort_chi
 from gateway.mapping.messages import KINDS as MESSAGE_KINDS
 from gateway.mapping.messages import AgencyMessage
 from gateway.mapping.paths import SimplePath, parse_simple
-from gateway.mapping.xml import parse_xml
+from gateway.mapping.xml import parse_xml, schema_problems
 
 # Schemas are our own reviewed files, but they are parsed as strictly as any input.
 _SCHEMA_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -503,12 +503,7 @@ class XmlCodec:
         return envelope, application
 
     def _schema_problems(self, root: etree._Element) -> list[FieldProblem]:
-        if self._schema is None or self._schema.validate(root):
-            return []
-        return [
-            FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
-            for entry in self._schema.error_log
-        ]
+        return schema_problems(self._schema, root)
 
 
 __all__ = ["FieldRule", "ListRule", "MappingError", "MessageSpec", "XmlCodec", "output_digest"]

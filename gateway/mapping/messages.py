@@ -28,7 +28,7 @@ from gateway.domain.documents import MESSAGES
 from gateway.domain.errors import FieldProblem, ValidationFailedError
 from gateway.mapping.decode import DecodePlan
 from gateway.mapping.encode import NativeEncoder, Order
-from gateway.mapping.xml import parse_xml
+from gateway.mapping.xml import parse_xml, schema_problems
 
 if TYPE_CHECKING:
     from gateway.mapping.fields import FieldRule, ListRule
@@ -82,12 +82,7 @@ class AgencyMessage:
                 f"the XML root element is not this format's {self.element}",
                 errors=[FieldProblem("schema", MESSAGES["schema"], xpath="/")],
             )
-        problems: list[FieldProblem] = []
-        if self._schema is not None and not self._schema.validate(root):
-            problems += [
-                FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
-                for entry in self._schema.error_log
-            ]
+        problems = schema_problems(self._schema, root)
         data = self._plan.run(root, problems)
         return {k: v for k, v in data.items() if v != []}, problems
 

@@ -13,7 +13,8 @@ import threading
 
 from lxml import etree
 
-from gateway.domain.errors import MalformedBodyError
+from gateway.domain.documents import MESSAGES
+from gateway.domain.errors import FieldProblem, MalformedBodyError
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 _local = threading.local()
@@ -52,3 +53,13 @@ def parse_xml(data: bytes) -> etree._Element:
     if root is None:
         raise MalformedBodyError("XML document is empty")
     return root
+
+
+def schema_problems(schema: etree.XMLSchema | None, root: etree._Element) -> list[FieldProblem]:
+    """Every violation of ``schema`` by ``root``, each a ``schema`` problem at its XPath."""
+    if schema is None or schema.validate(root):
+        return []
+    return [
+        FieldProblem("schema", MESSAGES["schema"], xpath=entry.path or "/")
+        for entry in schema.error_log
+    ]
