@@ -152,6 +152,7 @@ sa.Table(  # idempotency_keys as create_schema made it before the scope existed
 
 async def test_an_old_database_is_migrated_and_keeps_its_keys(database: Database) -> None:
     engine = create_engine(database.url, schema=database.schema or None)
+    uow = SqlUnitOfWorkFactory(engine)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(OLD_SHAPE.create_all)
@@ -179,7 +180,6 @@ async def test_an_old_database_is_migrated_and_keeps_its_keys(database: Database
         assert [(r.agency_id, r.scope, r.key, r.resource) for r in rows] == [
             ("hk-ird", "", "old-key-0001", "app_old")
         ]
-        uow = SqlUnitOfWorkFactory(engine)
         fresh = StoredResponse("sha-256=:new:", 200, {"status": "withdrawn"}, "app_old")
         async with uow() as tx:
             # a key stored before the migration still answers its retries, on any route
@@ -195,4 +195,4 @@ async def test_an_old_database_is_migrated_and_keeps_its_keys(database: Database
             with pytest.raises(ConflictError):
                 await tx.idempotency.put("hk-ird", "withdraw app_old", "new-key-0001", fresh, NOW)
     finally:
-        await engine.dispose()
+        await uow.close()  # its committer, then the engine

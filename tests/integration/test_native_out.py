@@ -223,6 +223,7 @@ async def test_an_old_registry_is_migrated_and_its_agencies_receive_their_own_fo
     database: Database,
 ) -> None:
     engine = create_engine(database.url, schema=database.schema or None)
+    uow = SqlUnitOfWorkFactory(engine)
     now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     try:
         async with engine.begin() as conn:
@@ -244,7 +245,6 @@ async def test_an_old_registry_is_migrated_and_its_agencies_receive_their_own_fo
         await create_schema(engine)
         await create_schema(engine)  # and again: nothing left to do
 
-        uow = SqlUnitOfWorkFactory(engine)
         async with uow() as tx:
             old = await tx.agencies.get("mo-old")
             assert old is not None
@@ -257,4 +257,4 @@ async def test_an_old_registry_is_migrated_and_its_agencies_receive_their_own_fo
                 ("mo-old", "canonical")
             ]
     finally:
-        await engine.dispose()
+        await uow.close()  # the committer's connection, then the engine

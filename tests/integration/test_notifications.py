@@ -43,8 +43,9 @@ JSON = "application/json"
 async def store(database: Database) -> AsyncIterator[SqlUnitOfWorkFactory]:
     engine = create_engine(database.url, schema=database.schema or None)
     await create_schema(engine)
-    yield SqlUnitOfWorkFactory(engine)
-    await engine.dispose()
+    factory = SqlUnitOfWorkFactory(engine)
+    yield factory
+    await factory.close()  # its committer, then the engine
 
 
 @pytest.fixture

@@ -85,8 +85,9 @@ async def store(settings: Settings) -> AsyncIterator[SqlUnitOfWorkFactory]:
                 for agency_id in (CSB, TAX)
             ],
         )
-    yield SqlUnitOfWorkFactory(engine)
-    await engine.dispose()
+    factory = SqlUnitOfWorkFactory(engine)
+    yield factory
+    await factory.close()  # its committer, then the engine
 
 
 async def _queue(store: SqlUnitOfWorkFactory, app_id: str, destination: str = CSB) -> str:

@@ -22,8 +22,9 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 async def uow(database: Database) -> AsyncIterator[SqlUnitOfWorkFactory]:
     engine = create_engine(database.url, schema=database.schema or None)
     await create_schema(engine)
-    yield SqlUnitOfWorkFactory(engine)
-    await engine.dispose()
+    factory = SqlUnitOfWorkFactory(engine)
+    yield factory
+    await factory.close()  # its committer, then the engine
 
 
 def _application(app_id: str = "app_1", handlers: tuple[str, ...] = ("gd-hq-csb",)) -> Application:
