@@ -113,6 +113,26 @@ async def gateway(
     await server.close()
 
 
+@pytest.fixture
+async def lead_examined_gateway(
+    tmp_path: Path, database: Database, aiohttp_server: object
+) -> AsyncIterator[RunningGateway]:
+    """A sandbox gateway whose social-insurance matter is examined by its lead agency
+    (``tests.support.examined_by_its_lead``): the lead's own answers count."""
+    import shutil
+
+    from tests.support import examined_by_its_lead
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(Path(__file__).parents[1] / "mappings", mappings)
+    examined_by_its_lead(mappings)
+    settings = sandbox_settings(tmp_path, database, mappings_dir=mappings)
+    app = create_app(settings, Overrides())
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)  # type: ignore[operator]
+    yield RunningGateway(settings, settings.base_url, app)
+    await server.close()
+
+
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
     """Tests assert on log events with structlog.testing.capture_logs; keep stdout clean."""

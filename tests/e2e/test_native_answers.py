@@ -12,38 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.bootstrap import Overrides, create_app
 from gateway.mapping.xml import parse_xml
 from gateway.operations import mappings_sample
 from gateway.store.tables import evidence
 from gateway.web.keys import DEPENDENCIES
-from tests.conftest import Database, RunningGateway, sandbox_settings
-from tests.support import INSURANCE, examined_by_its_lead, send
+from tests.conftest import RunningGateway
+from tests.support import INSURANCE, send
 
 ROOT = Path(__file__).parents[2]
 MO = "{urn:gba:mo:requerimento:1}"
 
 
 @pytest.fixture
-async def gateway(
-    tmp_path: Path, database: Database, aiohttp_server: Any
-) -> AsyncIterator[RunningGateway]:
-    mappings = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", mappings)
-    examined_by_its_lead(mappings)
-    settings = sandbox_settings(tmp_path, database, mappings_dir=mappings)
-    app = create_app(settings, Overrides())
-    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
-    yield RunningGateway(settings, settings.base_url, app)
-    await server.close()
+def gateway(lead_examined_gateway: RunningGateway) -> RunningGateway:
+    return lead_examined_gateway
 
 
 async def _xml_evidence(gateway: RunningGateway) -> list[Any]:

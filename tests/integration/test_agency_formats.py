@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.bootstrap import Overrides, create_app
 from gateway.operations import mappings_sample
 from gateway.sandbox.routes import PARTNERS
-from tests.conftest import Database, RunningGateway, sandbox_settings
-from tests.support import INSURANCE, examined_by_its_lead, send
+from tests.conftest import RunningGateway
+from tests.support import INSURANCE, send
 
 MEDICAL = "11440300MB2C00091K3440120007000"  # acceptance: agency; lead sz-hc, reviewer hk-mchk
 ROOT = Path(__file__).parents[2]
@@ -35,17 +33,8 @@ MO = 'xmlns="urn:gba:mo:requerimento:1"'
 
 
 @pytest.fixture
-async def gateway(
-    tmp_path: Path, database: Database, aiohttp_server: Any
-) -> AsyncIterator[RunningGateway]:
-    mappings = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", mappings)
-    examined_by_its_lead(mappings)
-    settings = sandbox_settings(tmp_path, database, mappings_dir=mappings)
-    app = create_app(settings, Overrides())
-    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
-    yield RunningGateway(settings, settings.base_url, app)
-    await server.close()
+def gateway(lead_examined_gateway: RunningGateway) -> RunningGateway:
+    return lead_examined_gateway
 
 
 def _xml(text: str) -> bytes:
