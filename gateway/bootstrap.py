@@ -54,6 +54,7 @@ from gateway.trust.registry import load_registry_file
 from gateway.web import (
     case_routes,
     catalog_routes,
+    certificate_routes,
     complaint_routes,
     me_routes,
     oidc_routes,
@@ -455,6 +456,7 @@ def create_app(
     app.add_routes(me_routes.routes)
     app.add_routes(case_routes.routes)
     app.add_routes(complaint_routes.routes)
+    app.add_routes(certificate_routes.routes)
     pages.install_pages(app)
     install_notifications(
         app,

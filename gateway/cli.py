@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from gateway import __version__, extensions, jurisdictions
 from gateway.domain.errors import ConfigurationError, GatewayError
 from gateway.observability import configure_logging
 from gateway.settings import Settings, load_settings
-from gateway.trust import keystore
+from gateway.trust import e_certificates, keystore
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -279,6 +281,25 @@ def _evidence_commands(commands: Any) -> None:
         required=True,
         help="the gateway's /.well-known/jwks.json, saved to a file",
     )
+    certificates = commands.add_parser("certificates", help="verify e-certificates offline")
+    sub = certificates.add_subparsers(
+        dest="certificates_command", metavar="SUBCOMMAND", required=True
+    )
+    verify = sub.add_parser(
+        "verify",
+        help="verify one e-certificate against its issuer's JWKS file",
+        description="Verify an e-certificate offline: a compact JWS file, a document with "
+        "its detached signature (--signature), or the JSON the resident fetched from "
+        "/v1/me/certificates/{id}. Prints issuer, kid and the subject digest; exit 1 if it "
+        "does not verify. The issuer's keys: GET /v1/agencies/{agency_id}/jwks.json.",
+    )
+    verify.add_argument("file", type=Path, help="the certificate (JWS, document or JSON)")
+    verify.add_argument(
+        "--jwks", type=Path, required=True, help="the issuing agency's JWKS, saved to a file"
+    )
+    verify.add_argument("--signature", type=Path, help="the detached JWS of a document")
+    verify.add_argument("--media-type", help="the document's media type, to check (cty)")
+    verify.set_defaults(handler=_certificates_verify)
     audit = commands.add_parser("audit", help="check the tamper-evident audit chain")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     audit_verify = audit_sub.add_parser(
@@ -433,6 +454,41 @@ def _operate(args: argparse.Namespace) -> int:
         "receives": args.receives,
     }
     return run(operations.agencies_add(settings, spec, key, print))
+
+
+def _certificates_verify(args: argparse.Namespace) -> int:
+    """Exit 0 and print what the certificate says when its signature verifies; else 1."""
+    jwks = json.loads(args.jwks.read_text(encoding="utf-8"))
+    data = args.file.read_bytes()
+    signature = args.signature.read_text(encoding="ascii").strip() if args.signature else None
+    media_type = args.media_type
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        fetched = json.loads(data)  # the resident's answer from /v1/me/certificates/{id}
+        if isinstance(fetched, dict) and "certificate" in fetched:
+            data = str(fetched["certificate"]).encode("ascii")
+        elif isinstance(fetched, dict) and "document" in fetched:
+            data = base64.b64decode(str(fetched["document"]))
+            signature = signature or str(fetched.get("signature"))
+            media_type = media_type or fetched.get("media_type")
+    now = datetime.now(UTC)
+    try:
+        if signature is not None:
+            verified = e_certificates.verify_document(
+                data, signature, jwks, now=now, media_type=media_type
+            )
+        else:
+            verified = e_certificates.verify_token(data.decode("ascii").strip(), jwks, now=now)
+    except (e_certificates.CertificateRefused, UnicodeDecodeError) as refused:
+        print(f"gba-gateway: the certificate does not verify: {refused}", file=sys.stderr)
+        return 1
+    subject = verified.subject
+    subject_digest = hashlib.sha256(subject.encode()).hexdigest() if subject else "-"
+    print(f"issuer:          {verified.issuer or jwks.get('issuer') or '-'}")
+    print(f"kid:             {verified.kid}")
+    print(f"subject sha-256: {subject_digest}")
+    print(f"signed sha-256:  {verified.digest}")
+    print("signature:       valid")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from gateway.domain.application import Application
+from gateway.domain.certificates import VALID, Certificate
 from gateway.domain.complaints import Complaint
 from gateway.domain.errors import (
     ConflictError,
@@ -89,6 +90,7 @@ class State:
     consents: dict[str, Consent] = field(default_factory=dict)
     delegations: dict[str, Delegation] = field(default_factory=dict)
     complaints: dict[str, Complaint] = field(default_factory=dict)
+    certificates: dict[str, Certificate] = field(default_factory=dict)
 
 
 Operation = Callable[[State], None]
@@ -416,6 +418,51 @@ class FakeAudit:
         self._uow.write(lambda state: state.evidence.setdefault(digest, body))
 
 
+class FakeCertificates:
+    """:class:`~gateway.services.ports.CertificateRepository` in memory."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, certificate: Certificate) -> None:
+        await self._uow.io()
+        kept = copy.deepcopy(certificate)
+        self._uow.write(lambda state: state.certificates.__setitem__(kept.id, kept))
+
+    async def get(self, certificate_id: str) -> Certificate | None:
+        await self._uow.io()
+        return copy.deepcopy(self._uow.view().certificates.get(certificate_id))
+
+    async def of_subject(self, subject: str) -> list[Certificate]:
+        await self._uow.io()
+        found = self._uow.view().certificates.values()
+        return sorted(
+            (copy.deepcopy(c) for c in found if c.subject == subject),
+            key=lambda c: (c.issued_at, c.id),
+        )
+
+    async def revoked(self, certificate: Certificate) -> None:
+        await self._uow.io()
+        kept = copy.deepcopy(certificate)
+
+        def op(state: State) -> None:
+            if state.certificates[kept.id].status != VALID:
+                raise ConflictError("the certificate was revoked meanwhile")
+            state.certificates[kept.id] = kept
+
+        self._uow.write(op)
+
+    async def delivered(self, certificate: Certificate) -> None:
+        await self._uow.io()
+        kept = copy.deepcopy(certificate)
+
+        def op(state: State) -> None:
+            if state.certificates[kept.id].delivered_at is None:
+                state.certificates[kept.id].delivered_at = kept.delivered_at
+
+        self._uow.write(op)
+
+
 class FakeComplaints:
     """:class:`~gateway.services.ports.ComplaintRepository` in memory."""
 
@@ -568,6 +615,7 @@ class FakeUnitOfWork:
         self.audit = FakeAudit(self)
         self.identities = FakeIdentities(self)
         self.complaints = FakeComplaints(self)
+        self.certificates = FakeCertificates(self)
 
     async def __aenter__(self) -> Self:
         if self._active or self.committed:

@@ -442,6 +442,22 @@ class Application:
             ev.ComplaintAnswered, at, agency_id, complaint_id=complaint_id, outcome=outcome
         )
 
+    # ---- e-certificates (Art. 22) ------------------------------------------------------
+
+    def certificate_issued(
+        self, certificate_id: str, agency_id: str, kid: str, at: datetime
+    ) -> None:
+        """An approving handler attached an e-certificate to its approval."""
+        if self.handler(agency_id).state is not HandlerState.APPROVED:
+            raise IllegalTransitionError("only an agency that approved issues an e-certificate")
+        self._record(ev.CertificateIssued, at, agency_id, certificate_id=certificate_id, kid=kid)
+
+    def certificate_delivered(self, certificate_id: str, at: datetime) -> None:
+        self._record(ev.CertificateDelivered, at, "gateway", certificate_id=certificate_id)
+
+    def certificate_revoked(self, certificate_id: str, agency_id: str, at: datetime) -> None:
+        self._record(ev.CertificateRevoked, at, agency_id, certificate_id=certificate_id)
+
     # ---- internals ---------------------------------------------------------------------
 
     def _accept(

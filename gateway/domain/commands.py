@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.domain.certificates import AttachedCertificate
 from gateway.domain.values import Channel
 
 
@@ -63,6 +64,7 @@ class RecordDecision:
     reasons: tuple[str, ...] = ()
     idempotency_key: str = ""
     body_digest: str = ""
+    certificate: AttachedCertificate | None = None  # an approval's e-certificate, verified
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,16 @@ MESSAGES: dict[str, Localized] = {
         "生物特征数据须另行单独同意",
         "Biometric data needs its own separate consent",
     ),
+    "certificate_signature": Localized(
+        "電子證照的簽名無法以簽發機構登記的公鑰驗證",
+        "电子证照的签名无法以签发机构登记的公钥验证",
+        "The e-certificate's signature does not verify with a registered key of its issuer",
+    ),
+    "certificate_not_on_approval": Localized(
+        "只有批准的決定可附電子證照",
+        "只有批准的决定可附电子证照",
+        "Only an approval may carry an e-certificate",
+    ),
     "identity_from_login": Localized(
         "申請人身份由登入帳戶提供，毋須再次填寫",
         "申请人身份由登录账户提供，无须再次填写",

@@ -110,6 +110,19 @@ class ComplaintAnswered(Event):
     """The lead agency's outcome of a complaint (``upheld`` or ``dismissed``)."""
 
 
+class CertificateIssued(Event):
+    """An approving agency attached an e-certificate to its decision (Art. 22); the event
+    names the certificate, its issuer and key only, never its subject."""
+
+
+class CertificateDelivered(Event):
+    """The resident fetched the e-certificate under an ``e_certificate`` consent."""
+
+
+class CertificateRevoked(Event):
+    """The issuing agency revoked its e-certificate."""
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
     ApplicationReceived: "application.received",
     ApplicationAccepted: "application.accepted",
@@ -132,4 +145,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     RecheckQueued: "decision.recheck_queued",
     ComplaintFiled: "complaint.filed",
     ComplaintAnswered: "complaint.answered",
+    CertificateIssued: "certificate.issued",
+    CertificateDelivered: "certificate.delivered",
+    CertificateRevoked: "certificate.revoked",
 }

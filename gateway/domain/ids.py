@@ -48,3 +48,7 @@ def new_notification_id() -> str:
 
 def new_complaint_id() -> str:
     return "cmp_" + _ulid()
+
+
+def new_certificate_id() -> str:
+    return "crt_" + _ulid()

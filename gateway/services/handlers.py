@@ -24,7 +24,7 @@ from gateway.domain.errors import (
 )
 from gateway.domain.matters import Matter
 from gateway.domain.values import local_date
-from gateway.services import notifications, residents
+from gateway.services import certificates, notifications, residents
 from gateway.services.acceptance import MessageAcceptance, accept_message
 from gateway.services.milestones import (
     Dependencies,
@@ -302,17 +302,20 @@ async def record_decision(
         if app is None or not app.is_party(cmd.caller.agency_id):
             raise NotFoundError("no such application for this agency")
         app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
+        issued = None
+        if cmd.certificate is not None:  # an approval's e-certificate (Art. 22)
+            issued = await certificates.issue(app, cmd.certificate, uow, now)
         queued = await settle(app, uow, deps, now)
         handler = app.handler(cmd.caller.agency_id)
+        body = {
+            "application_id": app.id,
+            "status": app.status.value,
+            "handler": {"agency_id": handler.agency_id, "state": handler.state.value},
+        }
+        if issued is not None:
+            body["certificate"] = issued.status_view()
         response = StoredResponse(
-            request_digest=cmd.body_digest,
-            status=200,
-            body={
-                "application_id": app.id,
-                "status": app.status.value,
-                "handler": {"agency_id": handler.agency_id, "state": handler.state.value},
-            },
-            resource=app.id,
+            request_digest=cmd.body_digest, status=200, body=body, resource=app.id
         )
         await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
         return response

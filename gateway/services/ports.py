@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
+from gateway.domain.certificates import Certificate
 from gateway.domain.complaints import Complaint
 from gateway.domain.documents import Decoded
 from gateway.domain.identity import (
@@ -366,6 +367,24 @@ class ComplaintRepository(Protocol):
     async def of_application(self, application_id: str) -> list[Complaint]: ...
 
 
+class CertificateRepository(Protocol):
+    """E-certificates (Art. 22) with their content and subject (personal data)."""
+
+    async def add(self, certificate: Certificate) -> None: ...
+
+    async def get(self, certificate_id: str) -> Certificate | None: ...
+
+    async def of_subject(self, subject: str) -> list[Certificate]: ...
+
+    async def revoked(self, certificate: Certificate) -> None:
+        """Record the revocation; ConflictError when it was revoked meanwhile."""
+        ...
+
+    async def delivered(self, certificate: Certificate) -> None:
+        """Record the first delivery to the resident (later ones change nothing)."""
+        ...
+
+
 class Notifier(Protocol):
     async def notify(self, agency: Agency | None, notification: Notification) -> None:
         """Hand one notification over (``agency``: the recipient agency, None for a resident);
@@ -385,6 +404,7 @@ class UnitOfWork(Protocol):
     identities: IdentityRepository
     notifications: NotificationRepository
     complaints: ComplaintRepository
+    certificates: CertificateRepository
 
     async def __aenter__(self) -> Self: ...
 

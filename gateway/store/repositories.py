@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
+from gateway.store.certificates import SqlCertificates
 from gateway.store.complaints import SqlComplaints
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
@@ -27,4 +28,5 @@ def attach_repositories(uow: Any, conn: Any, registry: RegistryCache | None) -> 
     uow.identities = SqlIdentities(conn)
     uow.notifications = SqlNotifications(conn)
     uow.complaints = SqlComplaints(conn)
+    uow.certificates = SqlCertificates(conn)
     uow.jobs = SqlJobLeases(conn)

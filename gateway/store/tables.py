@@ -443,3 +443,25 @@ complaints = sa.Table(  # Art. 31; the texts are personal data, kept off the tim
     sa.Column("answered_at", UTCDateTime),
     sa.Index("ix_complaints_application", "application_id", "filed_at"),
 )
+
+certificates = sa.Table(  # Art. 22 e-certificates; subject and content are personal data
+    "certificates",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("application_id", sa.String(40), nullable=False),
+    sa.Column("matter", sa.String(40), nullable=False),
+    sa.Column("issuer", sa.String(64), nullable=False),
+    sa.Column("kid", sa.String(200), nullable=False),
+    sa.Column("form", sa.String(16), nullable=False),  # jws | document
+    sa.Column("media_type", sa.String(200), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("signature", sa.Text),  # the detached JWS of a document
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # valid | revoked
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("reason", sa.Text),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index("ix_certificates_subject", "subject", "id"),
+    sa.Index("ix_certificates_application", "application_id"),
+)

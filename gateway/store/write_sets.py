@@ -224,6 +224,7 @@ class BatchedUnitOfWork:
         self.agencies = _Agencies(ws, snapshot)
         self.identities = _Unavailable("identities")
         self.complaints = _Unavailable("complaints")
+        self.certificates = _Unavailable("certificates")
         self.jobs = _Unavailable("jobs")
         return self
 

@@ -137,15 +137,32 @@ class Verified:
     claims: dict[str, Any]
 
 
-def verify(token: object, jwks: object, policy: JwsPolicy, *, now: datetime) -> Verified:
-    """The header and claims of ``token`` once every check of ``policy`` holds; else refused."""
-    header_b64, payload_b64, signature_b64 = _segments(token, policy.max_token)
+def verify(
+    token: object,
+    jwks: object,
+    policy: JwsPolicy,
+    *,
+    now: datetime,
+    detached: bytes | None = None,
+) -> Verified:
+    """The header and claims of ``token`` once every check of ``policy`` holds; else refused.
+
+    ``detached``: the payload of a JWS with a detached payload (RFC 7515 appendix F): the
+    token's payload segment must then be empty, the signature covers ``detached`` (base64url
+    in the signing input, as if it were there), and there are no claims to check."""
+    header_b64, payload_b64, signature_b64 = _segments(
+        token, policy.max_token, detached=detached is not None
+    )
     header = json_object(b64decode(header_b64), "header-not-object")
     alg, kid = _check_header(header, policy)
     jwk = find_key(jwks, kid)
     public_key = _check_key(jwk, alg, policy)
     signature = b64decode(signature_b64)
+    if detached is not None:
+        payload_b64 = b64encode(detached)
     _check_signature(alg, public_key, f"{header_b64}.{payload_b64}".encode("ascii"), signature)
+    if detached is not None:
+        return Verified(header, {})
     claims = json_object(b64decode(payload_b64), "claims-not-object")
     _check_claims(claims, policy, now.timestamp())
     return Verified(header, claims)
@@ -194,8 +211,9 @@ def find_key(jwks: object, kid: str) -> Mapping[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def _segments(token: object, max_token: int) -> tuple[str, str, str]:
-    """The three segments of a compact JWS, checked for size before anything is decoded."""
+def _segments(token: object, max_token: int, *, detached: bool = False) -> tuple[str, str, str]:
+    """The three segments of a compact JWS, checked for size before anything is decoded
+    (``detached``: the payload segment must be empty, RFC 7515 appendix F)."""
     if not isinstance(token, str):
         refuse("not-a-string", "the token is missing or too large")
     if len(token) > max_token:
@@ -212,6 +230,10 @@ def _segments(token: object, max_token: int) -> tuple[str, str, str]:
         refuse("header-too-large", "the token header is too large")
     if not 0 < len(signature_b64) <= _MAX_SIGNATURE:
         refuse("signature-length", "the token is not a signed JWT (signature length)")
+    if detached:
+        if payload_b64:
+            refuse("not-detached", "the signature is not a JWS with a detached payload")
+        segments = [header_b64, signature_b64]
     if not all(_BASE64URL.fullmatch(segment) for segment in segments):
         refuse("not-base64url", "a token segment is not base64url")
     return header_b64, payload_b64, signature_b64

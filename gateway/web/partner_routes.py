@@ -13,6 +13,7 @@ from gateway.services import agency_messages, handlers, queries
 from gateway.services.ports import StoredResponse
 from gateway.web.agency_bodies import agency_body, native_request
 from gateway.web.auth import authenticate, signed_write
+from gateway.web.certificate_routes import CERTIFICATE_SCHEMA, attached_certificate
 from gateway.web.keys import DEPENDENCIES, METRICS, SETTINGS
 from gateway.web.openapi import operation, query
 from gateway.web.problems import json_response
@@ -47,6 +48,7 @@ _DECISION = {
     "properties": {
         "decision": {"type": "string", "enum": ["approved", "rejected"]},
         "reasons": {"type": "array", "items": {"type": "string"}},
+        "certificate": CERTIFICATE_SCHEMA,
     },
 }
 _ERRORS = {400: "Malformed body or digest", 401: "Signature refused", 404: "No such case"}
@@ -147,7 +149,7 @@ async def get_application(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...], list[FieldProblem]]:
     problems: list[FieldProblem] = []
     decision = data.get("decision")
     if decision not in ("approved", "rejected"):
@@ -158,9 +160,7 @@ def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
         reasons = []
     if decision == "rejected" and not reasons:
         problems.append(problem("/reasons", "reasons_required"))
-    if problems:
-        raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
-    return str(decision), tuple(reasons)
+    return str(decision), tuple(reasons), problems
 
 
 @routes.post("/v1/applications/{application_id}/decisions")
@@ -173,14 +173,20 @@ def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
         **_ERRORS,
         409: "Not decidable in the case's current state",
         415: "Neither JSON nor the agency's own XML format",
-        422: "Invalid decision (every problem listed)",
+        422: "Invalid decision or e-certificate signature (every problem listed)",
     },
     signed=True,
 )
 async def post_decision(request: web.Request) -> web.Response:
     async with signed_write(request) as signed:
         body = await agency_body(request, signed, agency_messages.DECISION, "a decision")
-        decision, reasons = _decision_of(body)
+        decision, reasons, problems = _decision_of(body)
+        certificate, refused = await attached_certificate(
+            request, signed.caller, body.get("certificate"), decision
+        )
+        if problems or refused:  # every problem at once; nothing kept
+            errors = [*problems, *refused]
+            raise ValidationFailedError(f"{len(errors)} problem(s) found", errors=errors)
         assert signed.idempotency_key is not None
         stored = await handlers.record_decision(
             RecordDecision(
@@ -190,6 +196,7 @@ async def post_decision(request: web.Request) -> web.Response:
                 reasons=reasons,
                 idempotency_key=signed.idempotency_key,
                 body_digest=signed.content_digest,
+                certificate=certificate,
             ),
             request.app[DEPENDENCIES],
             signed.acceptance,
