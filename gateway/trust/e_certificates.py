@@ -17,6 +17,7 @@ A refusal is :class:`CertificateRefused` with the JWS refusal's reason code.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -154,7 +155,10 @@ def decode_document(text: object) -> bytes:
     if not isinstance(text, str) or not text:
         raise ValueError("not a base64 text")
     cleaned = text.strip().replace("-", "+").replace("_", "/")
-    data = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
+    try:
+        data = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("not a base64 text") from None
     if not data or len(data) > MAX_DOCUMENT:
         raise ValueError("empty or too large")
     return data
