@@ -88,7 +88,7 @@ def test_rsa_keys_sign_http_messages_only() -> None:
 
 @pytest.mark.parametrize("text", [None, "", "!!!", "===="])
 def test_a_document_must_be_base64(text: object) -> None:
-    with pytest.raises(ValueError, match="base64|empty"):
+    with pytest.raises(ValueError, match=r"base64|empty"):
         decode_document(text)
 
 
