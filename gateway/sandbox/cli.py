@@ -209,7 +209,7 @@ def _describe(faults: dict[str, Any]) -> str:
     """One line: the agency and the switches that are on."""
     on = []
     for name, value in faults.items():
-        if name in ("agency_id", "healthy") or value in (False, 0, None, "valid"):
+        if name in ("agency_id", "healthy") or value in (False, 0, None, "valid", "none"):
             continue
         on.append(name if value is True else f"{name}={value}")
     return f"{faults['agency_id']:<12} {', '.join(on) if on else 'healthy'}"

@@ -18,6 +18,7 @@ from gateway.domain.documents import FieldProblem, problem
 from gateway.domain.errors import NotFoundError, ValidationFailedError
 
 SIGNATURE_MODES = ("valid", "wrong", "missing")
+CERTIFICATE_MODES = ("none", "jws", "document", "forged")  # what its approvals carry
 MAX_LATENCY_MS = 60_000
 MAX_SKEW_S = 86_400
 TIMEOUT_HOLD_S = 120.0  # longer than any client of the sandbox waits for an answer
@@ -36,10 +37,13 @@ class Faults:
     duplicates: bool = False  # it posts each of its acceptances and decisions twice
     out_of_order: bool = False  # it posts its decision before its acceptance
     lax: bool = False  # verifies nothing, de-duplicates nothing, answers errors as text
+    e_certificate: str = "none"  # none | jws | document | forged: attached to its approvals
 
     @property
     def healthy(self) -> bool:
-        return self == Faults()
+        """Nothing wrong (an agency issuing valid e-certificates is healthy)."""
+        issuing = self.e_certificate in ("jws", "document")
+        return (dataclasses.replace(self, e_certificate="none") if issuing else self) == Faults()
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -67,6 +71,9 @@ def _problems(data: Mapping[str, Any]) -> Iterable[FieldProblem]:
                 yield problem(pointer, "wrong_type")
         elif name == "signature":
             if value not in SIGNATURE_MODES:
+                yield problem(pointer, "invalid_value")
+        elif name == "e_certificate":
+            if value not in CERTIFICATE_MODES:
                 yield problem(pointer, "invalid_value")
         elif name == "error_status":
             if value is not None and not _integer_in(value, 500, 599):

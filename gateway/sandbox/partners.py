@@ -33,6 +33,7 @@ from gateway.domain.errors import (
 )
 from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.agencies import SandboxAgency
+from gateway.sandbox.certificates import e_certificate
 from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
 from gateway.services.ports import Clock, DocumentCodec
 from gateway.trust.httpsig import HttpMessage, VerifiedSignature
@@ -304,9 +305,16 @@ class SandboxPartners:
             _body(native, "examination", {"outcome": "accepted"}),
             f"accept-{application_id}",
         )
+        decided: dict[str, Any] = {"decision": agency.auto_decision, "reasons": []}
+        if agency.auto_decision == "approved" and native is None:  # JSON carries certificates
+            certificate = e_certificate(
+                faults.e_certificate, agency, key, application_id, self._clock.now()
+            )
+            if certificate is not None:
+                decided["certificate"] = certificate
         decision = (
             f"{base}/decisions",
-            _body(native, "decision", {"decision": agency.auto_decision, "reasons": []}),
+            _body(native, "decision", decided),
             f"decision-{application_id}",
         )
         steps = [acceptance, decision] if examine else [decision]

@@ -38,6 +38,12 @@ _FAULTS_SCHEMA = {
         "duplicates": {"type": "boolean", "description": "posts its calls twice"},
         "out_of_order": {"type": "boolean", "description": "decision before acceptance"},
         "lax": {"type": "boolean", "description": "the broken agency: verifies nothing"},
+        "e_certificate": {
+            "type": "string",
+            "enum": ["none", "jws", "document", "forged"],
+            "description": "what its approvals carry: no e-certificate, a signed JWS, a signed "
+            "document with a detached signature, or a certificate signed by a wrong key",
+        },
     },
     "additionalProperties": False,
 }

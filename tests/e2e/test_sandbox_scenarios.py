@@ -36,6 +36,12 @@ async def scenario(gateway: RunningGateway, *args: str, data_dir: Path | None = 
     return await asyncio.to_thread(cli.main, argv)
 
 
+async def _faults(gateway: RunningGateway, agency_id: str) -> dict[str, Any]:
+    url = f"{gateway.url}/sandbox/v1/agencies/{agency_id}/faults"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return dict(await response.json())
+
+
 def steps(out: str) -> list[tuple[str, str]]:
     return [(m[1], m[2]) for line in out.splitlines() if (m := STEP.match(line))]
 
@@ -47,10 +53,10 @@ async def test_run_all_passes_and_reports_every_step(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[-1] == "6 scenarios, 6 passed"
+    assert out.splitlines()[-1] == "7 scenarios, 7 passed"
     for each in SCENARIOS:
         assert f"\n{each.name} — {each.description}\n" in out
-    assert out.count("  passed: ") == 6
+    assert out.count("  passed: ") == 7
     reported = steps(out)
     assert {mark for mark, _ in reported} == {"✓"}
     described = "\n".join(text for _, text in reported)
@@ -64,6 +70,24 @@ async def test_run_all_passes_and_reports_every_step(
     assert "litigation by " in described
     assert "the relay retries: 2 message.retry_scheduled on the case" in described
     assert "acr urn:gba:loa:low" in described
+    assert "gd-hq-csb revokes it; the public status reads revoked" in described
+
+
+async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_revokes(
+    gateway: RunningGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await scenario(gateway, "certificate")
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.splitlines()[-1] == "1 scenario, 1 passed"
+    described = [text for _, text in steps(out)]
+    assert "without an e_certificate consent it is not delivered: 403" in described
+    assert any(
+        re.fullmatch(r"with the consent .* verifies offline — kid \S+", d) for d in described
+    )
+    faults = await _faults(gateway, "gd-hq-csb")
+    assert faults["e_certificate"] == "none"  # the switch is reset
 
 
 async def test_a_reviewer_whose_key_is_not_the_registered_one_fails_at_its_decision(

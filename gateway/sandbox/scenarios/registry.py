@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.sandbox.scenarios.base import Scenario
+from gateway.sandbox.scenarios.certificates import CERTIFICATE
 from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
 from gateway.sandbox.scenarios.residents import AGENT_SUBMISSION, LOW_ASSURANCE
@@ -15,6 +16,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     PARTNER_OUTAGE,
     AGENT_SUBMISSION,
     LOW_ASSURANCE,
+    CERTIFICATE,
 )
 
 
