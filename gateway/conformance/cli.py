@@ -4,6 +4,8 @@
 
     gba-gateway conformance run --target URL --key FILE|DIR [--kid KID]
         [--partner-jwks URL_OR_FILE] [--junit FILE] [--timeout S]
+    gba-gateway conformance certificate FILE --agency-id ID --partner-jwks URL_OR_FILE
+        [--signature SIG --media-type TYPE]
     gba-gateway conformance list
 
 ``run`` exits 0 when every check passes, 1 when any fails, 2 on a usage or configuration
@@ -84,6 +86,26 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="seconds to wait for each answer (default 10)",
     )
     run.set_defaults(handler=run_command)
+    certificate = sub.add_parser(
+        "certificate",
+        help="check that the gateway would accept one of the partner's e-certificates",
+        description="Check an e-certificate the partner made (a compact JWS, or a document "
+        "with --signature) against the partner's keys, as the gateway's decision route does. "
+        "Exit 0 when no check fails, 1 when one does, 2 on a usage or configuration error.",
+    )
+    certificate.add_argument("file", type=Path, help="the certificate: JWS or document")
+    certificate.add_argument(
+        "--agency-id", required=True, help="the partner's agency id (the JWS's iss)"
+    )
+    certificate.add_argument(
+        "--partner-jwks",
+        required=True,
+        metavar="URL_OR_FILE",
+        help="the partner's public keys: a JWKS or a sandbox agency document, URL or file",
+    )
+    certificate.add_argument("--signature", type=Path, help="the detached JWS of a document")
+    certificate.add_argument("--media-type", help="the document's media type (its cty)")
+    certificate.set_defaults(handler=certificate_command)
     listing = sub.add_parser("list", help="list the checks: id, what is expected, the rule")
     listing.set_defaults(handler=list_command)
 
@@ -132,6 +154,36 @@ def run_command(args: argparse.Namespace) -> int:
         write_junit(report, args.junit)
         _say(f"JUnit XML written to {args.junit}")
     return report.exit_code
+
+
+def certificate_command(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from gateway.conformance.certificates import FAIL, judge_certificate
+    from gateway.conformance.credentials import PartnerKeys, partner_keys
+
+    async def keys() -> PartnerKeys:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            return await partner_keys(args.partner_jwks, "", session)
+
+    try:
+        content = args.file.read_bytes()
+        signature = args.signature.read_text("ascii").strip() if args.signature else None
+        found = asyncio.run(keys())
+    except (OSError, UnicodeDecodeError) as exc:
+        return _usage(str(exc))
+    except ConfigurationError as exc:
+        return _usage(exc.detail)
+    verdicts = judge_certificate(
+        content,
+        found,
+        args.agency_id,
+        signature=signature,
+        media_type=args.media_type,
+    )
+    for verdict in verdicts:
+        _say(f"{verdict.id:<24} {verdict.outcome.upper():<4}  {verdict.reason}")
+    return 1 if any(v.outcome == FAIL for v in verdicts) else 0
 
 
 def list_command(args: argparse.Namespace) -> int:
