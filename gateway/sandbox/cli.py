@@ -91,6 +91,12 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
         action=argparse.BooleanOptionalAction,
         help="the broken agency (lax): verifies nothing, de-duplicates nothing",
     )
+    fault.add_argument(
+        "--e-certificate",
+        choices=["none", "jws", "document", "forged"],
+        help="what its approvals carry: no e-certificate, a signed JWS, a signed document, "
+        "or a certificate signed by another key (refused by the gateway)",
+    )
     fault.add_argument("--reset", action="store_true", help="every switch off")
     _url(fault)
     fault.set_defaults(handler=_reported(_fault))
@@ -192,6 +198,7 @@ def _fault_changes(args: argparse.Namespace) -> dict[str, Any]:
         "duplicates": args.duplicates,
         "out_of_order": args.out_of_order,
         "lax": args.broken,
+        "e_certificate": args.e_certificate,
     }
     changes.update({name: value for name, value in options.items() if value is not None})
     if args.status is not None or args.no_status:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway import cli
-from gateway.conformance.certificates import judge_certificate
+from gateway.conformance.certificates import CertificateVerdict, judge_certificate
 from gateway.conformance.credentials import PartnerKeys
 from gateway.trust.e_certificates import sign_certificate, sign_document
 from gateway.trust.keys import SigningKey, generate_private_key, public_jwk
@@ -32,7 +32,7 @@ def _claims(iss: str = AGENCY) -> dict[str, object]:
     return {"iss": iss, "iat": int(NOW.timestamp()), "jti": "j1", "sub": "application:app_1"}
 
 
-def _outcomes(verdicts: list) -> dict[str, str]:  # type: ignore[type-arg]
+def _outcomes(verdicts: list[CertificateVerdict]) -> dict[str, str]:
     return {v.id: v.outcome for v in verdicts}
 
 
