@@ -306,7 +306,8 @@ class SandboxPartners:
             f"accept-{application_id}",
         )
         decided: dict[str, Any] = {"decision": agency.auto_decision, "reasons": []}
-        if agency.auto_decision == "approved" and native is None:  # JSON carries certificates
+        json_decision = _message(native, "decision") is None  # only JSON carries certificates
+        if agency.auto_decision == "approved" and json_decision:
             certificate = e_certificate(
                 faults.e_certificate, agency, key, application_id, self._clock.now()
             )

@@ -321,3 +321,43 @@ async def test_a_signed_document_with_a_detached_signature_is_kept_and_verifies_
     assert cli(["certificates", "verify", str(tmp_path / "licence.pdf"), *args]) == 0
     (tmp_path / "other.pdf").write_bytes(PDF.replace(b"Catalog", b"Catalos"))
     assert cli(["certificates", "verify", str(tmp_path / "other.pdf"), *args]) == 1
+
+
+async def test_a_sandbox_agency_attaches_certificates_and_a_forged_one_is_refused(
+    gateway: RunningGateway,
+) -> None:
+    partners = gateway.app[PARTNERS]  # type: ignore[index]
+    partners.faults.update("gd-hq-csb", {"e_certificate": "document"})
+    created = await send(
+        gateway.settings, "POST", "/v1/applications", body=sample_xml(), content_type=XML
+    )
+    app_id = created.json()["application_id"]
+    for _ in range(150):
+        view = await send(gateway.settings, "GET", f"/v1/applications/{app_id}", agency="gd-hq-csb")
+        if view.json()["status"] == "approved":
+            break
+        await asyncio.sleep(0.05)
+    assert view.json()["status"] == "approved"
+    (row,) = await _rows(gateway, certificates)
+    assert (row.application_id, row.form, row.media_type) == (app_id, "document", "application/pdf")
+    assert bytes(row.content).startswith(b"%PDF-")
+
+    partners.faults.update("gd-hq-csb", {"e_certificate": "forged"})
+    forged = await send(
+        gateway.settings, "POST", "/v1/applications", body=sample_xml(), content_type=XML
+    )
+    forged_id = forged.json()["application_id"]
+    await _under_review(gateway, forged_id)
+    target = f"/v1/applications/{forged_id}/decisions"
+    for _ in range(100):  # until the sandbox agency's decision was received (and refused)
+        if any(target.encode() in bytes(r.entry) for r in await _rows(gateway, audit_log)):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the sandbox agency never posted its decision")
+    view = await send(
+        gateway.settings, "GET", target.removesuffix("/decisions"), agency="gd-hq-csb"
+    )
+    assert view.json()["status"] == "under_review"
+    assert "decision.recorded" not in [e["type"] for e in view.json()["timeline"]]
+    assert [r.application_id for r in await _rows(gateway, certificates)] == [app_id]
