@@ -104,6 +104,34 @@ NATIVE: list[tuple[str, str, bytes, dict[str, Any]]] = [
         {"outcome": "not_accepted", "reasons": ["Fora da competência do serviço"]},
     ),
     (
+        "hk",
+        "decision",
+        _xml(
+            HK,
+            '<Decision xmlns="{ns}"><Outcome>Approved</Outcome>'
+            "<Certificate><Jws>eyJh.eyJp.c2ln</Jws></Certificate></Decision>",
+        ),
+        {"decision": "approved", "certificate": {"jws": "eyJh.eyJp.c2ln"}},
+    ),
+    (
+        "macau",
+        "decision",
+        _xml(
+            MO,
+            '<Decisao xmlns="{ns}"><Resultado>Deferido</Resultado><Certificado>'
+            "<Documento>JVBERi0xLjcK</Documento><TipoMedia>application/pdf</TipoMedia>"
+            "<Assinatura>eyJh..c2ln</Assinatura></Certificado></Decisao>",
+        ),
+        {
+            "decision": "approved",
+            "certificate": {
+                "document": "JVBERi0xLjcK",
+                "media_type": "application/pdf",
+                "signature": "eyJh..c2ln",
+            },
+        },
+    ),
+    (
         "macau",
         "decision",
         _xml(MO, '<Decisao xmlns="{ns}"><Resultado>Deferido</Resultado></Decisao>'),
