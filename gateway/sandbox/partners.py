@@ -306,8 +306,7 @@ class SandboxPartners:
             f"accept-{application_id}",
         )
         decided: dict[str, Any] = {"decision": agency.auto_decision, "reasons": []}
-        json_decision = _message(native, "decision") is None  # only JSON carries certificates
-        if agency.auto_decision == "approved" and json_decision:
+        if agency.auto_decision == "approved":  # in JSON or its XML Decision / Decisao
             certificate = e_certificate(
                 faults.e_certificate, agency, key, application_id, self._clock.now()
             )

@@ -12,6 +12,7 @@ the test: the sandbox agencies' own decisions are switched off there)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,10 @@ import pytest
 
 from gateway.operations import mappings_sample
 from gateway.sandbox.routes import PARTNERS
+from gateway.store.tables import certificates
+from gateway.trust.e_certificates import sign_document
 from tests.conftest import RunningGateway
-from tests.support import INSURANCE, send
+from tests.support import INSURANCE, agency_key, row_counts, send
 
 MEDICAL = "11440300MB2C00091K3440120007000"  # acceptance: agency; lead sz-hc, reviewer hk-mchk
 ROOT = Path(__file__).parents[2]
@@ -249,3 +252,33 @@ async def test_other_media_types_and_formats_without_the_message_are_415(
     assert "application/json" in text.json()["detail"]
     assert "application/xml" in text.json()["detail"]
     assert from_guangdong.status == 415
+
+
+async def test_an_hk_reviewers_xml_approval_carries_its_e_certificate(
+    gateway: RunningGateway,
+) -> None:
+    app_id = await _reviewed_by_hk(gateway)
+    key = agency_key(gateway.settings, "hk-mchk")
+    pdf = b"%PDF-1.7\n% practising certificate\n%%EOF\n"
+    signature = sign_document(key, pdf, "application/pdf")
+
+    def decision(document: bytes) -> bytes:
+        return _xml(
+            f"<Decision {HK}><Outcome>Approved</Outcome><Certificate>"
+            f"<Document>{base64.b64encode(document).decode()}</Document>"
+            f"<MediaType>application/pdf</MediaType><Signature>{signature}</Signature>"
+            "</Certificate></Decision>"
+        )
+
+    path = f"/v1/applications/{app_id}/decisions"
+    forged = await _post(gateway, path, decision(pdf + b" "), XML, "hk-mchk")
+    assert forged.status == 422, forged.body
+    assert [e["pointer"] for e in forged.json()["errors"]] == ["/certificate/signature"]
+    assert (await row_counts(gateway.settings, (certificates,)))["certificates"] == 0
+
+    approved = await _post(gateway, path, decision(pdf), XML, "hk-mchk")
+    assert approved.status == 200, approved.body
+    assert approved.json()["certificate"]["issuer"] == "hk-mchk"
+    case = await _case(gateway, app_id)
+    issued = [e for e in case["timeline"] if e["type"] == "certificate.issued"]
+    assert [e["actor"] for e in issued] == ["hk-mchk"]
