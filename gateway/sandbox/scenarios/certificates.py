@@ -101,7 +101,6 @@ async def _issue_deliver_revoke(ctx: Context) -> None:
 
 CERTIFICATE = Scenario(
     "certificate",
-    "an approval's e-certificate reaches the resident under consent, verifies offline, "
-    "and reads revoked once its issuer revoked it (Art. 22)",
+    "an approval's e-certificate: delivered under consent, verified offline, revoked (Art. 22)",
     certificate,
 )

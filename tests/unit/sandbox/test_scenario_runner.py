@@ -239,6 +239,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "partner-outage",
         "agent-submission",
         "low-assurance",
+        "certificate",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"
