@@ -113,6 +113,29 @@ MESSAGES: dict[str, Localized] = {
         "申请人身份由登录账户提供，无须再次填写",
         "The applicant's identity comes from the login and is not asked again",
     ),
+    "media_type_mismatch": Localized(
+        "檔案內容與聲明的類型不符",
+        "文件内容与声明的类型不符",
+        "The file's content is not of the declared media type",
+    ),
+    "media_type_not_allowed": Localized(
+        "此材料不接受此檔案類型",
+        "此材料不接受此文件类型",
+        "This material does not accept files of this media type",
+    ),
+    "unknown_material_id": Localized(
+        "沒有此上載材料", "没有此上传材料", "No uploaded material with this id"
+    ),
+    "material_in_use": Localized(
+        "此上載材料已用於另一申請",
+        "此上传材料已用于另一申请",
+        "This uploaded material is named by another application",
+    ),
+    "materials_too_large": Localized(
+        "申請的材料總大小超過上限",
+        "申请的材料总大小超过上限",
+        "The application's materials are larger in total than allowed",
+    ),
 }
 
 

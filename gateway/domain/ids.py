@@ -52,3 +52,7 @@ def new_complaint_id() -> str:
 
 def new_certificate_id() -> str:
     return "crt_" + _ulid()
+
+
+def new_material_id() -> str:
+    return "mat_" + _ulid()

@@ -13,6 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from gateway.domain.materials import DEFAULT_MEDIA_TYPES
 from gateway.domain.values import Channel, Jurisdiction, MatterCode
 
 
@@ -68,9 +69,13 @@ class TimeLimit:
 
 @dataclass(frozen=True, slots=True)
 class Material:
+    """A material a matter asks for. ``media_types``: what an upload named as this material
+    may be (the catalog's ``media_types``; default: every type uploads accept)."""
+
     code: str
     names: Names
     rule: MaterialRule
+    media_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
 
 
 @dataclass(frozen=True, slots=True)

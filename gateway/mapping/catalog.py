@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import opencc
 
 from gateway.domain.errors import UnknownMatterError
+from gateway.domain.materials import DEFAULT_MEDIA_TYPES
 from gateway.domain.matters import (
     Assurance,
     AutomaticDecision,
@@ -287,12 +288,27 @@ def _materials(spec: Mapping[str, Any], r: _Reader) -> tuple[Material, ...]:
         rule = r.parse(
             item.get("rule"), lambda v: _enum(MaterialRule, v, "material rule"), f"{where} rule"
         )
-        if code and names and rule:
-            out.append(Material(code, names, rule))
+        media_types = r.parse(
+            item.get("media_types", list(DEFAULT_MEDIA_TYPES)),
+            _media_types,
+            f"{where} media_types",
+        )
+        if code and names and rule and media_types:
+            out.append(Material(code, names, rule, media_types))
     codes = [m.get("code") for m in items if isinstance(m, Mapping)]
     for dup in sorted({str(c) for c in codes if codes.count(c) > 1}):
         r.problem(f"duplicate material code {dup}")
     return tuple(out)
+
+
+def _media_types(value: object) -> tuple[str, ...]:
+    """A non-empty list drawn from the upload allow-list (PDF, JPEG, PNG, OFD)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError("media_types must be a non-empty list")
+    unknown = [v for v in value if v not in DEFAULT_MEDIA_TYPES]
+    if unknown:
+        raise ValueError(f"{unknown!r} not among {', '.join(DEFAULT_MEDIA_TYPES)}")
+    return tuple(dict.fromkeys(value))
 
 
 def _material_code(value: object) -> str:
