@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import TracebackType
@@ -20,6 +20,7 @@ from gateway.domain.identity import (
     IdentityLink,
     Person,
 )
+from gateway.domain.materials import StoredMaterial
 from gateway.domain.matters import Assurance, Matter
 
 T = TypeVar("T")
@@ -392,6 +393,70 @@ class Notifier(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """What a blob store holds under ``key`` (lowercase hex SHA-256 of the bytes)."""
+
+    key: str
+    digest: str  # RFC 9530 form: sha-256=:<base64>:
+    size: int
+    created: bool  # False: the same bytes were stored already (content-addressed)
+
+
+class BlobStore(Protocol):
+    """Bytes by their SHA-256: written whole or not at all, never held in memory whole."""
+
+    async def put(self, chunks: AsyncIterable[bytes], *, limit: int) -> StoredBlob:
+        """Store the bytes ``chunks`` yield, computing SHA-256 on the way. Visible under its
+        key only once complete and durable; PayloadTooLargeError beyond ``limit`` bytes and
+        any error ``chunks`` raises leave nothing visible (the partial write is removed, or
+        swept later should the process die)."""
+        ...
+
+    def open(self, key: str) -> AsyncIterator[bytes]:
+        """The blob's bytes, chunk by chunk; NotFoundError when there is no such blob."""
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob (nothing when it is not there)."""
+        ...
+
+    async def sweep(self, older_than: datetime) -> int:
+        """Remove partial writes started before ``older_than`` (a crash left them)."""
+        ...
+
+    async def keys(self) -> list[str]:
+        """Every complete blob's key (tests and repair; not for the request path)."""
+        ...
+
+
+class MaterialRepository(Protocol):
+    async def add(self, material: StoredMaterial) -> None: ...
+
+    async def get(self, material_id: str) -> StoredMaterial | None: ...
+
+    async def get_many(self, material_ids: Sequence[str]) -> dict[str, StoredMaterial]:
+        """The materials found among ``material_ids``, by id."""
+        ...
+
+    async def bind(self, material_id: str, application_id: str, code: str) -> None:
+        """Bind an unbound material to an application as ``code``; ConflictError when it is
+        bound elsewhere already or gone."""
+        ...
+
+    async def unbound_expired(self, now: datetime, *, limit: int) -> list[StoredMaterial]:
+        """Uploads never bound to an application whose time ran out, oldest first."""
+        ...
+
+    async def remove(self, material_id: str) -> None: ...
+
+    async def references(self, blob_key: str) -> int:
+        """How many materials name this blob."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back on exit unless :meth:`commit` was called."""
 
@@ -405,6 +470,7 @@ class UnitOfWork(Protocol):
     notifications: NotificationRepository
     complaints: ComplaintRepository
     certificates: CertificateRepository
+    materials: MaterialRepository
 
     async def __aenter__(self) -> Self: ...
 

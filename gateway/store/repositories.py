@@ -12,6 +12,7 @@ from gateway.store.complaints import SqlComplaints
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
 from gateway.store.jobs import SqlJobLeases
+from gateway.store.materials import SqlMaterials
 from gateway.store.notifications import SqlNotifications
 from gateway.store.registry import SqlAgencies
 from gateway.store.registry_cache import RegistryCache
@@ -30,3 +31,4 @@ def attach_repositories(uow: Any, conn: Any, registry: RegistryCache | None) -> 
     uow.complaints = SqlComplaints(conn)
     uow.certificates = SqlCertificates(conn)
     uow.jobs = SqlJobLeases(conn)
+    uow.materials = SqlMaterials(conn)

@@ -465,3 +465,49 @@ certificates = sa.Table(  # Art. 22 e-certificates; subject and content are pers
     sa.Index("ix_certificates_subject", "subject", "id"),
     sa.Index("ix_certificates_application", "application_id"),
 )
+
+# ---- materials (issue 16): uploads, and their bytes in the database blob store ----
+
+materials = sa.Table(  # one upload; its bytes in the blob store under blob_key (SHA-256 hex)
+    "materials",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("blob_key", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(120), nullable=False),  # RFC 9530 form
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("media_type", sa.String(100), nullable=False),
+    sa.Column("filename", sa.String(255)),  # display only
+    sa.Column("owner", sa.String(64), nullable=False),  # agency id or resident:<person id>
+    sa.Column("application_id", sa.String(40)),  # once bound
+    sa.Column("code", sa.String(64)),  # the matter's material code it is bound as
+    sa.Column("provenance", sa.JSON),  # evidence by data sharing: issuer, issued_at, ...
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_materials_blob", "blob_key"),
+    sa.Index("ix_materials_application", "application_id"),
+    sa.Index("ix_materials_unbound", "application_id", "expires_at"),
+)
+
+blobs = sa.Table(  # a complete blob of the database blob store: its chunks are visible now
+    "blobs",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256, lowercase hex
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+blob_uploads = sa.Table(  # a blob being written: its chunks are kept under this id meanwhile
+    "blob_uploads",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+)
+
+blob_chunks = sa.Table(  # owner: a blobs.key once complete, a blob_uploads.id before
+    "blob_chunks",
+    metadata,
+    sa.Column("owner", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)

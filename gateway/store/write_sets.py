@@ -30,13 +30,16 @@ from gateway.domain.application import Application
 from gateway.domain.errors import (
     UnknownKeyError,
 )
+from gateway.domain.materials import StoredMaterial
 from gateway.services.ports import Notification, OutboxMessage, StoredResponse
 from gateway.store.applications import new_rows
 from gateway.store.audit import Pending, evidence_row
 from gateway.store.delivery import idempotency_row, outbox_row
+from gateway.store.materials import material_row
 from gateway.store.notifications import notification_row
 from gateway.store.registry_cache import RegistrySnapshot
 from gateway.store.tables import (
+    materials,
     notifications,
     outbox,
 )
@@ -138,6 +141,19 @@ class _Notifications:
         self._ws.rows.append((notifications, [notification_row(notification)]))
 
 
+class _Materials:
+    """Adds only: binding and every read need a unit of work of their own."""
+
+    def __init__(self, write_set: WriteSet) -> None:
+        self._ws = write_set
+
+    async def add(self, material: StoredMaterial) -> None:
+        self._ws.rows.append((materials, [material_row(material)]))
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(_Unavailable("materials"), attribute)
+
+
 class _Idempotency:
     def __init__(self, write_set: WriteSet, memory: RecentClaims) -> None:
         self._ws = write_set
@@ -226,6 +242,7 @@ class BatchedUnitOfWork:
         self.complaints = _Unavailable("complaints")
         self.certificates = _Unavailable("certificates")
         self.jobs = _Unavailable("jobs")
+        self.materials = _Materials(ws)
         return self
 
     async def __aexit__(
