@@ -26,6 +26,7 @@ from aiohttp import web
 
 from gateway import jurisdictions
 from gateway.domain.errors import ConfigurationError
+from gateway.domain.materials import MaterialLimits
 from gateway.domain.values import local_date
 from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
@@ -33,14 +34,21 @@ from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.matter_schema import MatterSchemas
 from gateway.mapping.published import published_schemas
-from gateway.services import lifecycle
+from gateway.services import lifecycle, materials
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import Dependencies
 from gateway.services.milestones import settle
-from gateway.services.ports import Clock, DocumentCodec, MatterCatalog, PartnerTransport
+from gateway.services.ports import (
+    BlobStore,
+    Clock,
+    DocumentCodec,
+    MatterCatalog,
+    PartnerTransport,
+)
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.settings import Settings
 from gateway.store.audit import write_checkpoint
+from gateway.store.blobs import DatabaseBlobStore, FolderBlobStore
 from gateway.store.database import create_engine, create_schema
 from gateway.store.jobs import JobLease
 from gateway.store.pg_listener import REGISTRY_CHANNEL, PgListener
@@ -56,6 +64,7 @@ from gateway.web import (
     catalog_routes,
     certificate_routes,
     complaint_routes,
+    material_routes,
     me_routes,
     oidc_routes,
     pages,
@@ -254,7 +263,20 @@ async def housekeeping_round(app: web.Application) -> dict[str, Any] | None:
     async with uow() as tx:
         purged = await tx.nonces.purge(clock.now())
         await tx.commit()
-    return {"checkpoint": checkpoint, "nonces_purged": purged, **await sweep_deadlines(app)}
+    expired = await materials.expire_unbound(app[DEPENDENCIES], clock.now())
+    return {
+        "checkpoint": checkpoint,
+        "nonces_purged": purged,
+        "materials_expired": expired,
+        **await sweep_deadlines(app),
+    }
+
+
+def blob_store(settings: Settings, uow: SqlUnitOfWorkFactory) -> BlobStore:
+    """The data folder or the database, as ``blob_store`` says (docs/materials.md)."""
+    if settings.blob_store_kind(uow.engine.dialect.name) == "database":
+        return DatabaseBlobStore(uow.begin)
+    return FolderBlobStore(settings.blob_folder)
 
 
 def create_app(
@@ -366,6 +388,12 @@ def create_app(
         outbox_written=relay.wake,
         appeals=AppealRoutes.load(settings.mappings_dir / "appeals.yaml"),
         notify=True,
+        blobs=blob_store(settings, uow),
+        material_limits=MaterialLimits(
+            file_bytes=settings.max_material_bytes,
+            application_bytes=settings.max_application_material_bytes,
+            expiry_seconds=settings.material_expiry_seconds,
+        ),
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -454,6 +482,7 @@ def create_app(
     app.add_routes(catalog_routes.routes)
     app.add_routes(public_routes.routes)
     app.add_routes(me_routes.routes)
+    app.add_routes(material_routes.routes)
     app.add_routes(case_routes.routes)
     app.add_routes(complaint_routes.routes)
     app.add_routes(certificate_routes.routes)

@@ -82,6 +82,14 @@ class Settings:
     rate_limit_address: float = 10.0  # requests/s per client address, unauthenticated routes
     rate_limit_address_burst: int = 300
     trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For is believed (CIDRs)
+    # Materials (docs/materials.md). Where uploaded files' bytes go: "folder" (data_dir/blobs)
+    # or "database" (chunk rows); unset: folder on SQLite, database on PostgreSQL
+    blob_store: str = ""
+    data_dir: Path | None = None  # the data folder; unset: sandbox_dir
+    max_material_bytes: int = 20 * 1024 * 1024  # one uploaded file
+    max_application_material_bytes: int = 100 * 1024 * 1024  # every file one application names
+    material_expiry_seconds: float = 24 * 3600.0  # an upload no application names is removed
+    upload_timeout: float = 300.0  # a whole upload's body must arrive within this
 
     @property
     def sandbox(self) -> bool:
@@ -105,6 +113,15 @@ class Settings:
         )
 
     @property
+    def blob_folder(self) -> Path:
+        """Where the data-folder blob store keeps files."""
+        return (self.data_dir or self.sandbox_dir) / "blobs"
+
+    def blob_store_kind(self, dialect: str) -> str:
+        """``folder`` or ``database``: as set, else by the database's dialect."""
+        return self.blob_store or ("database" if dialect == "postgresql" else "folder")
+
+    @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
@@ -121,6 +138,7 @@ _PATHS = {
     "clients_file",
     "mappings_dir",
     "sandbox_dir",
+    "data_dir",
 }
 _INTS = {
     "port",
@@ -136,6 +154,8 @@ _INTS = {
     "max_connections",
     "rate_limit_partner_burst",
     "rate_limit_address_burst",
+    "max_material_bytes",
+    "max_application_material_bytes",
 }
 _BOOLS = {"relay_enabled"}
 # Lists of paths: relative ones are read from the TOML file's folder (or the working one).
@@ -151,6 +171,8 @@ _FLOATS = {
     "keepalive_timeout",
     "rate_limit_partner",
     "rate_limit_address",
+    "material_expiry_seconds",
+    "upload_timeout",
 }
 
 
@@ -225,6 +247,7 @@ def _validated(settings: Settings) -> Settings:
     if not 30 <= settings.signature_max_skew <= 3600:
         problems.append("signature_max_skew must be 30-3600 seconds")
     problems += _limit_problems(settings)
+    problems += _material_problems(settings)
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append("log_level must be debug, info, warning or error")
     if settings.log_format not in ("json", "console"):
@@ -243,6 +266,22 @@ def _validated(settings: Settings) -> Settings:
     if problems:
         raise ConfigurationError("; ".join(problems))
     return settings
+
+
+def _material_problems(settings: Settings) -> list[str]:
+    """What is wrong with the settings of uploaded materials."""
+    problems = []
+    if settings.blob_store not in ("", "folder", "database"):
+        problems.append("blob_store must be 'folder' or 'database' (or unset)")
+    if settings.max_material_bytes < 1024:
+        problems.append("max_material_bytes must be at least 1024")
+    if settings.max_application_material_bytes < settings.max_material_bytes:
+        problems.append("max_application_material_bytes must be at least max_material_bytes")
+    if settings.material_expiry_seconds < 60:
+        problems.append("material_expiry_seconds must be at least 60")
+    if not 0 < settings.upload_timeout <= 3600:
+        problems.append("upload_timeout must be above 0 and at most 3600 seconds")
+    return problems
 
 
 def _limit_problems(settings: Settings) -> list[str]:

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,11 +22,13 @@ from gateway.domain import ids
 from gateway.domain.agencies import Agency
 from gateway.domain.application import ACCEPTANCE_WORKING_DAYS, Application, Status
 from gateway.domain.errors import NotExpressibleError, NotReadyError
+from gateway.domain.materials import MaterialLimits
 from gateway.domain.matters import Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
 from gateway.services import notifications
 from gateway.services.ports import (
     AgencyRepository,
+    BlobStore,
     Clock,
     DocumentCodec,
     MatterCatalog,
@@ -66,6 +68,8 @@ class Dependencies:
     outbox_written: Callable[[], None] = lambda: None
     appeals: AppealCatalog | None = None  # routes of redress named in a rejection
     notify: bool = False  # record notifications of milestones (Art. 22); bootstrap turns it on
+    blobs: BlobStore | None = None  # uploaded materials' bytes (None: uploads refused)
+    material_limits: MaterialLimits = field(default_factory=MaterialLimits)
 
 
 def canonical_digest(document: Mapping[str, Any]) -> str:

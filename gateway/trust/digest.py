@@ -70,3 +70,42 @@ def verify_content_digest(header: str | None, body: bytes, *, lines: int = 1) ->
         expected = _digest(name, body)
         if not hmac.compare_digest(expected, member.value):
             raise DigestMismatchError(f"Content-Digest {name} does not match the body")
+
+
+class StreamedDigest:
+    """A ``Content-Digest`` header checked against a body that streams: each declared
+    ``sha-256``/``sha-512`` is computed chunk by chunk (:meth:`update`) and compared at the
+    end (:meth:`check`), with the rules of :func:`verify_content_digest`."""
+
+    def __init__(self, header: str | None, *, lines: int = 1) -> None:
+        if header is None:
+            raise MissingHeaderError("Content-Digest is required")
+        check_field("Content-Digest", header, lines=lines, error=DigestMismatchError)
+        try:
+            parsed = parse_dictionary(header)
+        except ValueError as exc:
+            raise DigestMismatchError(
+                "Content-Digest is not a valid structured dictionary"
+            ) from exc
+        members = parsed.data
+        self.expected: dict[str, bytes] = {}
+        for name in DIGEST_ALGORITHMS:
+            if name not in members:
+                continue
+            member = members[name]
+            if not isinstance(member, Item) or not isinstance(member.value, bytes):
+                raise DigestMismatchError(f"Content-Digest {name} is not a byte sequence")
+            self.expected[name] = member.value
+        if not self.expected:
+            raise DigestMismatchError("Content-Digest carries neither sha-256 nor sha-512")
+        self._hashers = {name: _HASHES[name]() for name in self.expected}
+
+    def update(self, chunk: bytes) -> None:
+        for hasher in self._hashers.values():
+            hasher.update(chunk)
+
+    def check(self) -> None:
+        """DigestMismatchError unless every declared digest matches what streamed."""
+        for name, hasher in self._hashers.items():
+            if not hmac.compare_digest(hasher.digest(), self.expected[name]):
+                raise DigestMismatchError(f"Content-Digest {name} does not match the body")

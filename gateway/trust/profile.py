@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 
-from gateway.trust.digest import content_digest, verify_content_digest
+from gateway.trust.digest import StreamedDigest, content_digest, verify_content_digest
 from gateway.trust.httpsig import (
     APPLICATION_TAG,
     Component,
@@ -133,6 +133,22 @@ def verify_request(
     if body or message.header("content-digest") is not None:
         verify_content_digest(message.header("content-digest"), body, lines=_lines(message))
     return verified
+
+
+def verify_streamed_request(
+    message: HttpMessage,
+    *,
+    resolve_key: Callable[[str], VerificationKey],
+    now: datetime,
+    max_skew: int = 300,
+) -> tuple[VerifiedSignature, StreamedDigest]:
+    """A request whose body streams (an upload): the signature, which must cover
+    ``content-digest``, before any byte of the body is read; then the digest the client
+    declared, to be computed while the body streams and checked at its end."""
+    verified = verify(
+        message, resolve_key=resolve_key, policy=_request_policy(True, max_skew), now=now
+    )
+    return verified, StreamedDigest(message.header("content-digest"), lines=_lines(message))
 
 
 def verify_response(

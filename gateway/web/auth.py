@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from aiohttp import web
@@ -29,9 +30,10 @@ from gateway.domain.errors import (
     UnknownKeyError,
 )
 from gateway.services.acceptance import MessageAcceptance, accept_alone, keep_refused
-from gateway.trust.digest import content_digest
-from gateway.trust.httpsig import signature_keyid
-from gateway.trust.profile import verify_request
+from gateway.trust.digest import StreamedDigest, content_digest
+from gateway.trust.httpsig import HttpMessage, VerifiedSignature, signature_keyid
+from gateway.trust.keys import VerificationKey
+from gateway.trust.profile import verify_request, verify_streamed_request
 from gateway.web.keys import (
     AGENCY_ID,
     DEPENDENCIES,
@@ -91,21 +93,93 @@ async def verify(
     holding a bearer secret, such as a token sent for introspection: its digest is still on
     the audit chain).
     """
+    body = await read_body(request)
+
+    def check(message: HttpMessage, key: VerificationKey, now: datetime) -> VerifiedSignature:
+        return verify_request(
+            message,
+            body,
+            resolve_key=lambda _kid: key,
+            now=now,
+            max_skew=request.app[SETTINGS].signature_max_skew,
+        )
+
+    digest = content_digest(body)
+    return await _verified(
+        request,
+        check,
+        body=body,
+        digest=digest,
+        audited_digest=digest if body else None,
+        evidence=body if body and keep_body else None,
+        require_idempotency=require_idempotency,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUpload:
+    """A signed request whose body is yet to stream: ``digest`` checks it as it does."""
+
+    signed: SignedRequest
+    digest: StreamedDigest
+
+
+async def verify_upload(request: web.Request) -> SignedUpload:
+    """An upload's caller, from its signature alone (``content-digest`` covered), before any
+    byte of the body is read; the body's digest is checked as it streams (``digest``).
+    Writes nothing; the audit entry carries the declared (signed) SHA-256."""
+    declared: list[StreamedDigest] = []
+
+    def check(message: HttpMessage, key: VerificationKey, now: datetime) -> VerifiedSignature:
+        verified, digest = verify_streamed_request(
+            message,
+            resolve_key=lambda _kid: key,
+            now=now,
+            max_skew=request.app[SETTINGS].signature_max_skew,
+        )
+        declared.append(digest)
+        return verified
+
+    signed = await _verified(
+        request,
+        check,
+        body=b"",
+        digest="",
+        audited_digest=None,
+        evidence=None,
+        require_idempotency=True,
+    )
+    digest = declared[0]
+    sha256 = digest.expected.get("sha-256")
+    named = "sha-256=:" + base64.b64encode(sha256).decode() + ":" if sha256 else ""
+    acceptance = dataclasses.replace(
+        signed.acceptance,
+        content_digest=named,
+        audit={**signed.acceptance.audit, "content_digest": request.headers.get("Content-Digest")},
+    )
+    return SignedUpload(
+        dataclasses.replace(signed, content_digest=named, acceptance=acceptance), digest
+    )
+
+
+async def _verified(
+    request: web.Request,
+    check: Callable[[HttpMessage, VerificationKey, datetime], VerifiedSignature],
+    *,
+    body: bytes,
+    digest: str,
+    audited_digest: str | None,
+    evidence: bytes | None,
+    require_idempotency: bool,
+) -> SignedRequest:
     settings = request.app[SETTINGS]
     deps = request.app[DEPENDENCIES]
-    body = await read_body(request)
     message = request_message(request, settings.base_url)
     keyid = signature_keyid(message)
     idempotency_key = request.headers.get("Idempotency-Key")
     now = deps.clock.now()
     key, agency = await request.app[STORE].signer(keyid)
-    verified = verify_request(
-        message,
-        body,
-        resolve_key=lambda _kid: key,
-        now=now,
-        max_skew=settings.signature_max_skew,
-    )
+    verified = check(message, key, now)
     if key.sandbox and not settings.sandbox:
         raise SignatureInvalidError("sandbox keys are not accepted outside sandbox mode")
     request[VERIFIED_KEYID] = verified.keyid  # from here on, the answer is signed
@@ -115,7 +189,6 @@ async def verify(
     if agency is None:
         raise UnknownKeyError("the key's agency is not registered")
     assert verified.nonce is not None  # the profile requires one
-    digest = content_digest(body)
     request[AGENCY_ID] = agency.id
     acceptance = MessageAcceptance(
         agency_id=agency.id,
@@ -124,11 +197,11 @@ async def verify(
         expires_at=now + timedelta(seconds=2 * settings.signature_max_skew),
         media_type=request.content_type,
         content_digest=digest,
-        evidence=body if body and keep_body else None,
+        evidence=evidence,
         audit={
             "method": request.method,
             "target": message.target_uri,
-            "content_digest": digest if body else None,
+            "content_digest": audited_digest,
             "signature": base64.b64encode(verified.signature).decode(),
             "signature_input": message.header("signature-input"),
             "created": verified.created,
@@ -157,14 +230,17 @@ async def authenticate(
 
 
 @contextlib.asynccontextmanager
-async def signed_write(request: web.Request) -> AsyncIterator[SignedRequest]:
+async def signed_write(
+    request: web.Request, verified: SignedRequest | None = None
+) -> AsyncIterator[SignedRequest]:
     """A signed write: verified here; the route hands ``signed.acceptance`` to its use case,
-    which records it in its own unit of work. Should the request be refused after it
+    which records it in its own unit of work (``verified``: a request verified already,
+    an upload's by :func:`verify_upload`). Should the request be refused after it
     authenticated (a malformed body, 422, 409, ...), its nonce is burnt and its record kept
     all the same (:func:`gateway.services.acceptance.keep_refused`). A route whose use case
     did not record the acceptance fails closed: it is recorded on its own, and logged, so no
     signed write ever leaves its nonce unused."""
-    signed = await verify(request, require_idempotency=True)
+    signed = verified or await verify(request, require_idempotency=True)
     try:
         yield signed
     except ReplayedRequestError:

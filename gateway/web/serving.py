@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
@@ -38,7 +39,8 @@ from gateway.domain.errors import RequestTimeoutError
 from gateway.settings import Settings
 from gateway.web.auth import read_body
 
-__all__ = ["GuardedRequestHandler", "GuardedSite", "body_deadline", "make_runner"]
+__all__ = ["GuardedRequestHandler", "GuardedSite", "body_deadline", "make_runner", "streamed"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 log = structlog.get_logger("gateway.serving")
 _OVERLOADED_BODY = (
@@ -177,15 +179,28 @@ class GuardedSite(web.BaseSite):
         self._server = await loop.create_server(protocol, sock=self._sock, backlog=self._backlog)
 
 
+def streamed(handler: F) -> F:
+    """Mark a route whose body streams (an upload): :func:`body_deadline` leaves its body
+    unread; the route bounds its size and time itself (``max_material_bytes``,
+    ``upload_timeout``)."""
+    handler.__streamed__ = True  # type: ignore[attr-defined]
+    return handler
+
+
+def is_streamed(request: web.Request) -> bool:
+    return bool(getattr(request.match_info.handler, "__streamed__", False))
+
+
 def body_deadline(timeout: float) -> Any:
     """Read every request body, bounded in size, within ``timeout`` seconds of its header.
 
     Routes then read the same bytes from aiohttp's cache (``read``, ``post``, ``json``).
+    The routes marked :func:`streamed` read their bodies themselves, chunk by chunk.
     """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists:
+        if request.body_exists and not is_streamed(request):
             try:
                 async with asyncio.timeout(timeout):
                     await read_body(request)
