@@ -161,7 +161,8 @@ async def test_a_resident_uploads_with_their_token(gateway: RunningGateway) -> N
     assert first["digest"] == _digest(body)
     async with _deps(gateway).uow() as uow:
         stored = await uow.materials.get(first["material_id"])
-    assert stored is not None and stored.owner.startswith("resident:per_")
+    assert stored is not None
+    assert stored.owner.startswith("resident:per_")
     assert (await _stored(gateway))["rows"]["materials"] == 1
 
 
@@ -294,7 +295,7 @@ async def test_a_truncated_upload_leaves_nothing(gateway: RunningGateway) -> Non
         f"POST /v1/materials HTTP/1.1\r\nHost: {gateway.settings.host}:{gateway.settings.port}\r\n"
         f"{head}Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    reader, writer = await asyncio.open_connection(gateway.settings.host, gateway.settings.port)
+    _reader, writer = await asyncio.open_connection(gateway.settings.host, gateway.settings.port)
     writer.write(request + body[: len(body) // 2])
     await writer.drain()
     for _ in range(200):  # the gateway has started writing the blob
