@@ -137,3 +137,28 @@ def test_counterpart_codes_are_well_formed_present_and_unique_per_jurisdiction(
     (tmp_path / f"{CODE}.yaml").write_text(fixed, "utf-8")
     with pytest.raises(MappingError, match=rf"HK:IRD-BR is already the counterpart of {CODE}"):
         Catalog.load(tmp_path)
+
+
+def test_a_material_accepts_every_upload_type_unless_the_catalog_narrows_it(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    from gateway.domain.materials import DEFAULT_MEDIA_TYPES
+
+    matter = catalog.get(CODE, IN_FORCE)
+    assert {m.media_types for m in matter.materials} == {DEFAULT_MEDIA_TYPES}
+    text = (MATTERS / f"{CODE}.yaml").read_text("utf-8")
+    rule = "    rule: commitment_allowed   # 告知承诺\n"
+    assert text.count(rule) == 1
+    narrowed = text.replace(rule, rule + "    media_types: [application/pdf, application/ofd]\n")
+    (tmp_path / f"{CODE}.yaml").write_text(narrowed, "utf-8")
+    premises = next(
+        m
+        for m in Catalog.load(tmp_path).get(CODE, IN_FORCE).materials
+        if m.code == "PREMISES_PROOF"
+    )
+    assert premises.media_types == ("application/pdf", "application/ofd")
+
+    wrong = text.replace(rule, rule + "    media_types: [text/html]\n")
+    (tmp_path / f"{CODE}.yaml").write_text(wrong, "utf-8")
+    with pytest.raises(MappingError, match="media_types"):
+        Catalog.load(tmp_path)
