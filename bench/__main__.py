@@ -4,6 +4,7 @@ This machine is shared and noisy: absolute numbers move from run to run, the rat
 less. Results go to ``bench/results/latest.json`` and ``latest.md``; the write bench's
 (:mod:`bench.write`, run last) to ``write.json`` and ``write.md`` as well.
 
+``python -m bench upload`` runs the upload bench alone (:mod:`bench.upload`).
 ``python -m bench write [--scenario NAME ...]`` runs the write bench alone (or some of its
 scenarios: ``bare`` always runs first, every ratio is to it).
 """
@@ -24,6 +25,7 @@ from bench.http import accept_path
 from bench.memory import memory
 from bench.relay import accept_to_delivered
 from bench.steps import translation, translation_out, trust
+from bench.upload import upload
 from bench.write import SCENARIOS, write_bench
 
 RESULTS = Path(__file__).parent / "results"
@@ -54,14 +56,25 @@ SUITE: tuple[tuple[str, str, Callable[[], dict[str, float]]], ...] = (
         "RSS (MB) of a gateway process at the end of sustained load vs after its warm-up",
         memory,
     ),
+    (
+        "upload",
+        "MiB/s of signed uploads through the gateway vs writing the same bytes to a file "
+        "(fsync), same run; rss_growth_mb: the gateway's peak RSS growth meanwhile",
+        upload,
+    ),
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("only", nargs="?", choices=["write"], help="the write bench alone")
+    parser.add_argument(
+        "only", nargs="?", choices=["write", "upload"], help="the write or upload bench alone"
+    )
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     args = parser.parse_args(argv)
+    if args.only == "upload":
+        print(json.dumps(upload(), indent=2))
+        return 0
     if args.only == "write" or args.scenario:
         write_bench(args.scenario)
         return 0
