@@ -11,11 +11,11 @@ the digest it declares must be the one computed while the body streamed.
 from __future__ import annotations
 
 import asyncio
+import email.message
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.multipart import parse_content_disposition
 
 from gateway.domain.commands import Caller
 from gateway.domain.errors import (
@@ -76,9 +76,13 @@ def _filename(request: web.Request) -> str | None:
     header = request.headers.get("Content-Disposition")
     if not header:
         return None
-    _kind, params = parse_content_disposition(header)
-    name = params.get("filename")
-    return name[:255] if name else None
+    message = email.message.Message()
+    try:
+        message["Content-Disposition"] = header
+        name = message.get_filename()
+    except (ValueError, TypeError, IndexError):  # a header beyond repair names no file
+        return None
+    return name[:255] if isinstance(name, str) and name else None
 
 
 async def _chunks(request: web.Request, digest: StreamedDigest | None) -> AsyncIterator[bytes]:
