@@ -127,6 +127,12 @@ def check_production(settings: Settings, ring: keystore.KeyRing) -> None:
         problems.append("no agency registry is configured (agencies_file)")
     if not settings.database_url:
         problems.append("no database is configured (database_url)")
+    elif (
+        settings.blob_store == "folder"
+        and settings.data_dir is None
+        and not settings.database_url.startswith("sqlite:")
+    ):
+        problems.append("blob_store 'folder' needs data_dir (a folder every process shares)")
     if problems:
         raise ConfigurationError("production mode refuses to start: " + "; ".join(problems))
 

@@ -85,7 +85,7 @@ class Settings:
     # Materials (docs/materials.md). Where uploaded files' bytes go: "folder" (data_dir/blobs)
     # or "database" (chunk rows); unset: folder on SQLite, database on PostgreSQL
     blob_store: str = ""
-    data_dir: Path | None = None  # the data folder; unset: sandbox_dir
+    data_dir: Path | None = None  # the data folder; unset: the SQLite file's, or sandbox_dir
     max_material_bytes: int = 20 * 1024 * 1024  # one uploaded file
     max_application_material_bytes: int = 100 * 1024 * 1024  # every file one application names
     material_expiry_seconds: float = 24 * 3600.0  # an upload no application names is removed
@@ -114,8 +114,14 @@ class Settings:
 
     @property
     def blob_folder(self) -> Path:
-        """Where the data-folder blob store keeps files."""
-        return (self.data_dir or self.sandbox_dir) / "blobs"
+        """Where the data-folder blob store keeps files: ``<data_dir>/blobs``; unset, next
+        to the SQLite database file, else in ``sandbox_dir``."""
+        if self.data_dir is not None:
+            return self.data_dir / "blobs"
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            return Path(self.database_url.removeprefix(prefix).split("?", 1)[0]).parent / "blobs"
+        return self.sandbox_dir / "blobs"
 
     def blob_store_kind(self, dialect: str) -> str:
         """``folder`` or ``database``: as set, else by the database's dialect."""

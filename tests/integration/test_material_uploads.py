@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.bootstrap import Overrides, create_app, housekeeping_round
+from gateway.domain.materials import StoredMaterial
 from gateway.sandbox.portal import SandboxPortal
 from gateway.services.materials import expire_unbound
 from gateway.store.blobs import DatabaseBlobStore, FolderBlobStore
@@ -337,3 +339,84 @@ async def test_an_unused_upload_expires_and_a_shared_blob_stays_while_named(
         assert await uow.materials.get(third["material_id"]) is None
         assert (await uow.materials.get(first["material_id"])) is not None
     assert "material.expired" in await _audit_kinds(gateway)
+
+
+@pytest.fixture
+async def impatient(
+    tmp_path: Path, database: Database, aiohttp_server: object
+) -> AsyncIterator[RunningGateway]:
+    """A sandbox gateway giving a whole upload one second."""
+    settings = sandbox_settings(tmp_path, database, upload_timeout=1.0)
+    app = create_app(settings, Overrides())
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)  # type: ignore[operator]
+    yield RunningGateway(settings, settings.base_url, app)
+    await server.close()
+
+
+async def test_an_upload_trickling_in_past_upload_timeout_is_refused_and_nothing_kept(
+    impatient: RunningGateway,
+) -> None:
+    body = pdf(200_000)
+    settings = impatient.settings
+    url = settings.base_url + "/v1/materials"
+    headers = sign_request(
+        method="POST",
+        url=url,
+        key=agency_key(settings, "hk-ird"),
+        now=datetime.now(UTC),
+        body=body,
+        content_type="application/pdf",
+        idempotency_key="slow-upload-1",
+    )
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST /v1/materials HTTP/1.1\r\nHost: {settings.host}:{settings.port}\r\n"
+        f"{head}Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(settings.host, settings.port)
+
+    async def trickle() -> None:  # 1 KB every 0.2 s: a slowloris
+        with contextlib.suppress(ConnectionError):
+            for offset in range(0, len(body), 1000):
+                writer.write(body[offset : offset + 1000])
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    writer.write(request)
+    started = asyncio.get_running_loop().time()
+    sending = asyncio.create_task(trickle())
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        assert b" 408 " in status_line, status_line
+        assert asyncio.get_running_loop().time() - started < 4
+    finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        writer.close()
+    await _nothing_stored(impatient)
+
+
+async def test_the_batched_unit_of_work_records_a_material_and_refuses_reads(
+    gateway: RunningGateway,
+) -> None:
+    deps = _deps(gateway)
+    now = datetime.now(UTC)
+    material = StoredMaterial(
+        material_id="mat_BATCHED",
+        digest=_digest(b"x"),
+        blob_key=hashlib.sha256(b"x").hexdigest(),
+        size=1,
+        media_type="application/pdf",
+        owner="hk-ird",
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+        provenance={"issuer": "gd-hq-csb", "request_id": "evr_1"},
+    )
+    async with deps.uow.batched() as uow:
+        await uow.materials.add(material)
+        with pytest.raises(RuntimeError, match="batched"):
+            await uow.materials.get("mat_BATCHED")
+        await uow.commit()
+    async with deps.uow() as uow:
+        assert await uow.materials.get("mat_BATCHED") == material

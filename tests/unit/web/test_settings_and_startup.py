@@ -245,3 +245,36 @@ def test_generated_private_keys_are_owner_only(tmp_path: Path) -> None:
     assert not any(k.kid.startswith("sandbox-") for k in ring.keys)
     with pytest.raises(ConfigurationError, match="other mode"):
         keystore.generate(tmp_path / "keys", sandbox=True)
+
+
+def test_the_blob_folder_is_next_to_the_sqlite_file_unless_data_dir_says(tmp_path: Path) -> None:
+    on_sqlite = load_settings(environ={"GBA_DATABASE_URL": f"sqlite:///{tmp_path}/db/g.db"})
+    assert on_sqlite.blob_folder == tmp_path / "db" / "blobs"
+    assert on_sqlite.blob_store_kind("sqlite") == "folder"
+    chosen = load_settings(environ={"GBA_DATA_DIR": str(tmp_path / "data")})
+    assert chosen.blob_folder == tmp_path / "data" / "blobs"
+    on_postgres = load_settings(environ={"GBA_DATABASE_URL": "postgresql://db/gba"})
+    assert on_postgres.blob_store_kind("postgresql") == "database"
+    with pytest.raises(ConfigurationError, match="blob_store"):
+        load_settings(environ={"GBA_BLOB_STORE": "s3"})
+    with pytest.raises(ConfigurationError, match="max_application_material_bytes"):
+        load_settings(
+            environ={
+                "GBA_MAX_MATERIAL_BYTES": "2000000",
+                "GBA_MAX_APPLICATION_MATERIAL_BYTES": "1000",
+            }
+        )
+
+
+def test_production_refuses_a_blob_folder_no_process_shares(tmp_path: Path) -> None:
+    keystore.generate(tmp_path / "keys", sandbox=False)
+    settings = _production(
+        tmp_path,
+        keys_dir=tmp_path / "keys",
+        trust_anchors_dir=_ca(tmp_path / "certs"),
+        agencies_file=_registry(tmp_path, *ROUTED),
+        database_url="postgresql://db/gba",
+        blob_store="folder",
+    )
+    with pytest.raises(ConfigurationError, match="data_dir"):
+        create_app(settings)
