@@ -75,7 +75,10 @@ def verify_content_digest(header: str | None, body: bytes, *, lines: int = 1) ->
 class StreamedDigest:
     """A ``Content-Digest`` header checked against a body that streams: each declared
     ``sha-256``/``sha-512`` is computed chunk by chunk (:meth:`update`) and compared at the
-    end (:meth:`check`), with the rules of :func:`verify_content_digest`."""
+    end (:meth:`check`), with the rules of :func:`verify_content_digest`. A digest the
+    caller computes anyway (the blob store's SHA-256) is given to :meth:`check` instead,
+    after :meth:`computed_elsewhere` said so before the first chunk: it is not computed
+    twice."""
 
     def __init__(self, header: str | None, *, lines: int = 1) -> None:
         if header is None:
@@ -100,12 +103,20 @@ class StreamedDigest:
             raise DigestMismatchError("Content-Digest carries neither sha-256 nor sha-512")
         self._hashers = {name: _HASHES[name]() for name in self.expected}
 
+    def computed_elsewhere(self, name: str) -> None:
+        """``name`` (``sha-256`` ...) will be given to :meth:`check`: not hashed here."""
+        self._hashers.pop(name, None)
+
     def update(self, chunk: bytes) -> None:
         for hasher in self._hashers.values():
             hasher.update(chunk)
 
-    def check(self) -> None:
-        """DigestMismatchError unless every declared digest matches what streamed."""
-        for name, hasher in self._hashers.items():
-            if not hmac.compare_digest(hasher.digest(), self.expected[name]):
+    def check(self, computed: dict[str, bytes] | None = None) -> None:
+        """DigestMismatchError unless every declared digest matches what streamed
+        (``computed``: the digests :meth:`computed_elsewhere` named, by algorithm)."""
+        computed = computed or {}
+        for name, expected in self.expected.items():
+            hasher = self._hashers.get(name)
+            actual = hasher.digest() if hasher is not None else computed.get(name)
+            if actual is None or not hmac.compare_digest(actual, expected):
                 raise DigestMismatchError(f"Content-Digest {name} does not match the body")

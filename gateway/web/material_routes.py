@@ -110,9 +110,14 @@ async def _upload(
     limit = settings.max_material_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLargeError(f"the file is larger than {limit} bytes")
-    arrived: Callable[[StoredBlob], None] | None = (
-        (lambda _blob: digest.check()) if digest is not None else None
-    )
+    arrived: Callable[[StoredBlob], None] | None = None
+    if digest is not None:
+        declared = digest
+        declared.computed_elsewhere("sha-256")  # the blob store hashes it on the way
+
+        def arrived(blob: StoredBlob) -> None:
+            declared.check({"sha-256": bytes.fromhex(blob.key)})
+
     try:
         async with asyncio.timeout(settings.upload_timeout):
             return await materials.upload_material(
