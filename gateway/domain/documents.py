@@ -136,6 +136,21 @@ MESSAGES: dict[str, Localized] = {
         "申请的材料总大小超过上限",
         "The application's materials are larger in total than allowed",
     ),
+    "material_digest_mismatch": Localized(
+        "材料摘要與上載的檔案不符",
+        "材料摘要与上传的文件不符",
+        "The digest given is not that of the uploaded material",
+    ),
+    "duplicate_material_id": Localized(
+        "同一上載材料已在此申請中列出",
+        "同一上传材料已在此申请中列出",
+        "This uploaded material is already named in this application",
+    ),
+    "material_not_uploaded": Localized(
+        "材料須先上載，並以 material_id 列出",
+        "材料须先上传，并以 material_id 列出",
+        "Materials are uploaded first and named by material_id",
+    ),
 }
 
 

@@ -144,3 +144,6 @@ class MaterialLimits:
     application_bytes: int = 100 * 1024 * 1024
     expiry_seconds: float = 24 * 3600.0
     media_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
+    # An application's material given by its digest alone (never uploaded) is accepted
+    # (nothing can be fetched for it); false refuses it (material_not_uploaded).
+    digest_only: bool = True

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import NoReturn, TypeVar
 
+from gateway.domain import events as ev
 from gateway.domain import ids
 from gateway.domain.application import Application
 from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
@@ -24,7 +25,7 @@ from gateway.domain.errors import (
 )
 from gateway.domain.matters import Matter
 from gateway.domain.values import local_date
-from gateway.services import certificates, notifications, residents
+from gateway.services import case_materials, certificates, notifications, residents
 from gateway.services.acceptance import MessageAcceptance, accept_message
 from gateway.services.milestones import (
     Dependencies,
@@ -190,7 +191,9 @@ async def submit_application(
         cmd.idempotency_key,
         cmd.content_digest,
         work,
-        write_only=resident is None,  # a resident's reads: consents, identities
+        # a resident's reads: consents, identities; named uploads are read and bound
+        write_only=resident is None
+        and not case_materials.named_in(decoded.document.get("materials")),
     )
     if queued:
         deps.outbox_written()
@@ -213,8 +216,13 @@ async def _store_submission(
         if submitter is None or not submitter.may_handle(str(matter.code)):
             raise ForbiddenError("the agency may not submit applications for this matter")
     assessment = assess(document, matter)
-    if decoded.problems or assessment.problems:
-        _refuse([*decoded.problems, *assessment.problems])
+    named = await case_materials.resolve(
+        uow, document.get("materials"), matter, cmd.caller, deps.material_limits
+    )
+    if decoded.problems or assessment.problems or named.problems:
+        _refuse([*decoded.problems, *assessment.problems, *named.problems])
+    application_id = ids.new_application_id()
+    document = case_materials.with_materials(document, named.found, application_id, deps.issuer)
     handlers = {a: await registered(uow.agencies, a) for a in matter.route.handlers}
     consent = None
     if resident is not None and cmd.applicant is not None:
@@ -224,7 +232,7 @@ async def _store_submission(
     today = local_date(now)
     promised, statutory = deadlines(matter, today, deps.calendar)
     app = Application.receive(
-        application_id=ids.new_application_id(),
+        application_id=application_id,
         matter=str(matter.code),
         matter_version=matter.version,
         submitted_by=cmd.caller.agency_id,
@@ -246,11 +254,16 @@ async def _store_submission(
         agent_id=resident.agent_id if resident else None,
         filed_assurance=resident.login.assurance if resident else None,
     )
+    fetchable = case_materials.listed(document)
+    for event in app.pending_events:  # the timeline lists what the handlers may fetch
+        if isinstance(event, ev.ApplicationReceived) and fetchable:
+            event.data["materials"] = fetchable
     messages = forwards(app, deps, handlers, now)
     response = _receipted(app, cmd, deps, now)
     if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
         await notifications.record(app, uow, now)
     await uow.applications.add(app)
+    await case_materials.bind(uow, document.get("materials"), named.found, app.id)
     for message in messages:
         await uow.outbox.add(message)
     await uow.idempotency.put(cmd.caller.agency_id, SUBMISSION, cmd.idempotency_key, response, now)
@@ -273,6 +286,8 @@ def _receipted(
             "content_digest": cmd.content_digest,
             "missing": list(app.missing),
             "deadline": app.deadline,
+            # the files it names: each code, material id (uploads) and digest
+            "materials": case_materials.receipt_claim(app.document),
         }
     )
     return StoredResponse(

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from gateway.domain import events as ev
 from gateway.domain.application import Application, Status
 from gateway.domain.commands import ActOnApplication
 from gateway.domain.documents import problem
@@ -26,6 +27,7 @@ from gateway.domain.errors import (
     ValidationFailedError,
 )
 from gateway.domain.values import local_date
+from gateway.services import case_materials
 from gateway.services.acceptance import MessageAcceptance
 from gateway.services.handlers import CANONICAL, _once, _refuse, in_one_unit, scope_of
 from gateway.services.milestones import Dependencies, deadlines, settle
@@ -130,12 +132,19 @@ def _examine(cmd: ActOnApplication, deps: Dependencies) -> Act:
 def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
     async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
         _applicant_side(app, cmd)
-        document = merged(app.document, cmd.data)
-        decoded = deps.codecs[CANONICAL].decode(json.dumps(document, ensure_ascii=False).encode())
         matter = deps.catalog.get(app.matter, local_date(app.received_at))
+        supplied = cmd.data.get("materials")
+        named = await case_materials.resolve(
+            uow, supplied, matter, cmd.caller, deps.material_limits, application_id=app.id
+        )
+        data = dict(cmd.data)
+        if named.found and isinstance(supplied, list):
+            data["materials"] = case_materials.filled(supplied, named.found, app.id, deps.issuer)
+        document = merged(app.document, data)
+        decoded = deps.codecs[CANONICAL].decode(json.dumps(document, ensure_ascii=False).encode())
         assessment = assess(decoded.document, matter)
-        if decoded.problems or assessment.problems:
-            _refuse([*decoded.problems, *assessment.problems])
+        if decoded.problems or assessment.problems or named.problems:
+            _refuse([*named.problems, *decoded.problems, *assessment.problems])
         promised, statutory = deadlines(matter, local_date(now), deps.calendar)
         app.supplement(
             decoded.document,
@@ -145,6 +154,10 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
             deadline=promised,
             statutory_deadline=statutory,
         )
+        await case_materials.bind(uow, supplied, named.found, app.id)
+        for event in app.pending_events:  # handlers see on the timeline what they may fetch
+            if isinstance(event, ev.SupplementProvided) and "materials" not in event.data:
+                event.data["materials"] = case_materials.listed(data)
 
     return act
 

@@ -13,7 +13,7 @@ media types and the per-application total); :func:`expire_unbound` is the housek
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +21,6 @@ from gateway.domain import ids
 from gateway.domain.commands import Caller
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
-    FieldProblem,
     NotReadyError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
@@ -32,10 +31,18 @@ from gateway.domain.materials import (
     StoredMaterial,
     base_media_type,
 )
-from gateway.domain.matters import Matter
 from gateway.services.acceptance import MessageAcceptance
+from gateway.services.case_materials import NamedMaterial, check_named
 from gateway.services.handlers import Dependencies, _once
 from gateway.services.ports import BlobStore, StoredBlob, StoredResponse, UnitOfWork
+
+__all__ = [  # check_named and NamedMaterial live in case_materials; kept importable here
+    "NamedMaterial",
+    "UploadMaterial",
+    "check_named",
+    "expire_unbound",
+    "upload_material",
+]
 
 UPLOAD = "upload_material"  # the Idempotency-Key scope of an upload
 
@@ -178,47 +185,3 @@ async def expire_unbound(deps: Dependencies, now: datetime, *, limit: int = 200)
         await blobs.delete(key)
     await blobs.sweep(now - timedelta(hours=1))
     return len(expired)
-
-
-@dataclass(frozen=True, slots=True)
-class NamedMaterial:
-    """One ``materials[]`` item of an application: its pointer, code and material id."""
-
-    pointer: str  # e.g. /materials/0
-    code: str
-    material_id: str
-
-
-def check_named(
-    matter: Matter,
-    named: Sequence[NamedMaterial],
-    found: dict[str, StoredMaterial],
-    caller: Caller,
-    limits: MaterialLimits,
-    *,
-    application_id: str | None = None,
-) -> list[FieldProblem]:
-    """Every problem with the materials an application names (one pass, Art. 19(3)):
-    a code the matter does not ask for, an id that is not the caller's upload (or unknown),
-    one bound to another application, a media type this material does not accept (the
-    catalog's ``media_types``), and the total beyond ``limits.application_bytes``. ``found``
-    is :meth:`MaterialRepository.get_many` of the ids."""
-    by_code = {m.code: m for m in matter.materials}
-    problems: list[FieldProblem] = []
-    total = 0
-    for item in named:
-        wanted = by_code.get(item.code)
-        if wanted is None:
-            problems.append(problem(f"{item.pointer}/code", "unknown_material"))
-        stored = found.get(item.material_id)
-        if stored is None or stored.owner != caller.agency_id:
-            problems.append(problem(f"{item.pointer}/material_id", "unknown_material_id"))
-            continue
-        if stored.application_id is not None and stored.application_id != application_id:
-            problems.append(problem(f"{item.pointer}/material_id", "material_in_use"))
-        if wanted is not None and stored.media_type not in wanted.media_types:
-            problems.append(problem(f"{item.pointer}/material_id", "media_type_not_allowed"))
-        total += stored.size
-    if total > limits.application_bytes:
-        problems.append(problem("/materials", "materials_too_large"))
-    return problems

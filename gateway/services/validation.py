@@ -27,6 +27,7 @@ from gateway.domain.values import DocumentType, IdentityDocument
 
 _DOCUMENT_TYPES = frozenset(t.value for t in DocumentType)
 _DIGEST_RE = re.compile(r"^sha-(256|512)=:[A-Za-z0-9+/]+={0,2}:$")
+_MATERIAL_ID_RE = re.compile(r"^mat_[0-9A-Z]{26}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,9 @@ def _material_problems(materials: list[Any], matter: Matter) -> list[FieldProble
             continue
         if _text(item.get("code")) not in known:
             out.append(problem(pointer + "/code", "unknown_material"))
-        if not _DIGEST_RE.match(str(item.get("digest") or "")):
+        named = "material_id" in item  # an upload (case_materials checks it is the caller's)
+        if named and not _MATERIAL_ID_RE.match(str(item["material_id"])):
+            out.append(problem(pointer + "/material_id", "unknown_material_id"))
+        if (not named or "digest" in item) and not _DIGEST_RE.match(str(item.get("digest") or "")):
             out.append(problem(pointer + "/digest", "invalid_digest"))
     return out
