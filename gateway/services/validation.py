@@ -209,4 +209,8 @@ def _material_problems(materials: list[Any], matter: Matter) -> list[FieldProble
             out.append(problem(pointer + "/material_id", "unknown_material_id"))
         if (not named or "digest" in item) and not _DIGEST_RE.match(str(item.get("digest") or "")):
             out.append(problem(pointer + "/digest", "invalid_digest"))
+        if not named:  # the gateway fills these in for uploads only
+            out += [
+                problem(f"{pointer}/{k}", "unexpected_field") for k in ("size", "href") if k in item
+            ]
     return out

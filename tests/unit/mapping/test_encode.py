@@ -292,7 +292,7 @@ def test_every_problem_is_reported_at_once_with_its_pointer(hk_codec: XmlCodec) 
     document["applicant"]["documents"][1]["type"] = "PASSPORT"
     document["applicant"]["email"] = ["not", "text"]
     document["particulars"]["business_name"] = "bell\x07"
-    document["materials"][0]["digest"] = None
+    document["materials"][0]["code"] = None
 
     problems = _problems(hk_codec, document)
 
@@ -303,7 +303,7 @@ def test_every_problem_is_reported_at_once_with_its_pointer(hk_codec: XmlCodec) 
         ("wrong_type", "/applicant/email"),
         ("invalid_value", "/particulars/business_name"),
         ("unknown_code", "/applicant/documents/1/type"),
-        ("required", "/materials/0/digest"),
+        ("required", "/materials/0/code"),
     }
     # what is missing is also what the XSD refuses
     assert {code for code, _ in problems} - {
