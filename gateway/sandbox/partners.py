@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
+from lxml import etree
 
 from gateway.domain.errors import (
     BadRequestError,
@@ -35,6 +36,7 @@ from gateway.mapping.canonical import loads_strict
 from gateway.sandbox.agencies import SandboxAgency
 from gateway.sandbox.certificates import e_certificate
 from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
+from gateway.sandbox.material_fetch import Fetched, fetch_all, listed
 from gateway.services.ports import Clock, DocumentCodec
 from gateway.trust.httpsig import HttpMessage, VerifiedSignature
 from gateway.trust.httpsig_components import ComponentError
@@ -65,6 +67,8 @@ class Inbox:
     unavailable: int = 0  # messages turned away with 503 while the agency was down
     deliveries: int = 0  # messages taken in, counting each redelivery a lax agency re-processes
     nonces: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    # materials fetched from the gateway (signed GET of each listed href), by material id
+    fetched: dict[str, Fetched] = field(default_factory=dict)
 
     def fresh_nonce(self, kid: str, nonce: str, now: datetime) -> bool:
         """Remember a signature nonce for its window; False when it was seen already."""
@@ -157,6 +161,12 @@ class SandboxPartners:
             inbox.messages[message_id] = envelope
             inbox.deliveries += 1
             log.info("sandbox.partner_received", agency=agency_id, message_id=message_id)
+            carried = envelope.pop("materials", None)  # a native message's, read below
+            if isinstance(envelope.get("application"), dict):  # a JSON message's
+                carried = envelope["application"].get("materials")
+            materials = listed(carried, self._base_url)
+            if materials and not faults.lax:
+                self._spawn(self._fetch(agency_id, key, materials))
             if agency.auto_decision and self.auto_decide and "application_id" in envelope:
                 application_id = str(envelope["application_id"])
                 examine = envelope.get("stage") == "examination"
@@ -223,8 +233,13 @@ class SandboxPartners:
         reader = getattr(self._formats.get(agency.jurisdiction), "read_message", None)
         if reader is None:
             raise UnsupportedMediaTypeError("this agency receives JSON messages")
-        envelope, _application = reader(body)
-        return {**envelope, "format": agency.jurisdiction}
+        envelope, application = reader(body)
+        try:  # the materials it lists, to fetch (the application as the canonical model)
+            decoded = self._formats[agency.jurisdiction].decode(etree.tostring(application))
+            materials = decoded.document.get("materials")
+        except GatewayError:
+            materials = None
+        return {**envelope, "format": agency.jurisdiction, "materials": materials}
 
     async def _hold(self) -> None:
         """Hold a request past any client's patience (or until the sandbox stops)."""
@@ -274,6 +289,21 @@ class SandboxPartners:
         if faults.signature == "missing":
             headers = {k: v for k, v in headers.items() if not k.lower().startswith("signature")}
         return web.Response(status=status, body=body, headers=headers)
+
+    async def _fetch(
+        self, agency_id: str, key: SigningKey, materials: list[Mapping[str, Any]]
+    ) -> None:
+        """Fetch the materials a received case lists (signed GETs), checking each digest."""
+        assert self._session is not None
+        found = await fetch_all(
+            self._session,
+            key,
+            materials,
+            gateway_key=self._resolve_gateway_key,
+            now=self._clock.now,
+        )
+        for fetched in found:
+            self.inboxes[agency_id].fetched[fetched.material_id] = fetched
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

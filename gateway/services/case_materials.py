@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gateway.domain.commands import Caller
@@ -221,3 +222,52 @@ def listed(document: Mapping[str, Any]) -> list[dict[str, Any]]:
         for item in items
         if isinstance(item, dict) and "material_id" in item
     ]
+
+
+# ---- reading a material: its uploader, or a handling agency the case was forwarded to ----
+
+
+async def may_read(uow: UnitOfWork, material: StoredMaterial, caller: Caller) -> bool:
+    """Who may fetch a material: the party that uploaded it (its own, bound or not), and a
+    handling agency (lead or reviewer) of the application it is bound to once the gateway
+    has queued that agency's forward of the case — from then on its forward lists the file.
+    A handler whose forward is not due yet (a reviewer while the lead examines) may not."""
+    if material.owner == caller.agency_id:
+        return True
+    if material.application_id is None or caller.person_id is not None:
+        return False
+    app = await uow.applications.get(material.application_id)
+    return app is not None and any(
+        h.agency_id == caller.agency_id and h.message_id is not None for h in app.handlers
+    )
+
+
+async def readable(
+    uow: UnitOfWork,
+    caller: Caller,
+    material_id: str,
+    now: datetime,
+    *,
+    application_id: str | None = None,
+) -> StoredMaterial | None:
+    """The material if ``caller`` may fetch it (at ``application_id``'s address: only a
+    material bound to that case); else None, exactly as for an id that does not exist.
+    Every attempt is on the audit trail: ``material.fetched`` or ``material.fetch_refused``
+    with the caller and the material id. The caller's unit of work commits it."""
+    material = await uow.materials.get(material_id)
+    allowed = (
+        material is not None
+        and (application_id is None or material.application_id == application_id)
+        and await may_read(uow, material, caller)
+    )
+    data: dict[str, Any] = {"application_id": application_id}
+    if allowed and material is not None:
+        data["digest"] = material.digest
+    uow.audit.record(
+        "material.fetched" if allowed else "material.fetch_refused",
+        caller.agency_id,
+        material_id,
+        data,
+        now,
+    )
+    return material if allowed else None

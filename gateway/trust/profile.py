@@ -96,13 +96,18 @@ def sign_response(
     request: HttpMessage,
     key: SigningKey,
     now: datetime,
+    digest: str | None = None,
 ) -> dict[str, str]:
     """Content-Type, Content-Digest and the signature binding a response to its request.
 
     ``request`` must carry the signature labelled ``sig1`` (ComponentError otherwise): only
-    the answer to a signed request is signed.
+    the answer to a signed request is signed. ``digest``: the body's RFC 9530 digest when
+    it is streamed rather than given (a stored material, whose digest is known).
     """
-    headers = {"Content-Type": content_type, "Content-Digest": content_digest(body)}
+    headers = {
+        "Content-Type": content_type,
+        "Content-Digest": content_digest(body) if digest is None else digest,
+    }
     message = HttpMessage.response(status, headers)
     params = SignatureParams(
         components=_RESPONSE_COMPONENTS,

@@ -1,5 +1,8 @@
 """Uploads of materials: ``POST /v1/materials`` (signed agency) and ``/v1/me/materials``
-(resident token). The body streams to the blob store; it is never read whole.
+(resident token). The body streams to the blob store; it is never read whole. And fetches:
+``GET /v1/applications/{id}/materials/{material_id}`` (the ``href`` every forward lists) and
+``GET /v1/materials/{material_id}``, signed; ``GET /v1/me/materials/{material_id}``, a
+resident's own upload. The bytes stream from the blob store with ``Content-Digest``.
 
 Both answer 201 ``{"material_id", "digest", "size", "media_type"}``. The body is bounded by
 ``max_material_bytes`` (413) and must arrive within ``upload_timeout`` (408); these routes
@@ -11,30 +14,39 @@ the digest it declares must be the one computed while the body streamed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.message
+import hashlib
 from collections.abc import AsyncIterator, Callable
 
+import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.domain.commands import Caller
 from gateway.domain.errors import (
     BadRequestError,
+    NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
 )
-from gateway.services import materials
+from gateway.domain.materials import StoredMaterial
+from gateway.services import case_materials, materials
 from gateway.services.acceptance import MessageAcceptance
-from gateway.services.ports import StoredBlob, StoredResponse
+from gateway.services.handlers import in_one_unit
+from gateway.services.ports import StoredBlob, StoredResponse, UnitOfWork
 from gateway.trust.digest import StreamedDigest
-from gateway.web.auth import idempotency_key_of, signed_write, verify_upload
+from gateway.trust.profile import sign_response
+from gateway.web.auth import idempotency_key_of, signed_write, verify, verify_upload
 from gateway.web.bearer import authenticate_resident
-from gateway.web.keys import DEPENDENCIES, SETTINGS
+from gateway.web.keys import DEPENDENCIES, KEYRING, SETTINGS, VERIFIED_KEYID
+from gateway.web.messages import request_message
 from gateway.web.openapi import IDEMPOTENCY_KEY, operation
 from gateway.web.problems import json_response
 from gateway.web.serving import streamed
 
 routes = web.RouteTableDef()
+log = structlog.get_logger("gateway.web.materials")
 
 _READ = 256 * 1024
 _UPLOADED = {
@@ -199,3 +211,107 @@ async def upload_mine(request: web.Request) -> web.Response:
         None,
     )
     return _answer(request, stored, "/v1/me/materials")
+
+
+# ---- fetching a material ------------------------------------------------------------------
+
+_FETCHED = {
+    200: (
+        "The file: Content-Digest (RFC 9530, sha-256), Content-Type, Content-Length",
+        _FILE,
+        "application/octet-stream",
+    ),
+    404: "No such material for this caller (the same answer whether it exists or not)",
+}
+
+
+async def _fetch(
+    request: web.Request,
+    caller: Caller,
+    acceptance: MessageAcceptance | None,
+    application_id: str | None = None,
+) -> web.StreamResponse:
+    """Stream the material if ``caller`` may read it, else 404; the attempt is audited in
+    the same transaction as the signed request's acceptance."""
+    deps = request.app[DEPENDENCIES]
+    material_id = request.match_info["material_id"]
+
+    async def work(uow: UnitOfWork) -> StoredMaterial | None:
+        return await case_materials.readable(
+            uow, caller, material_id, deps.clock.now(), application_id=application_id
+        )
+
+    material = await in_one_unit(deps, acceptance, work)
+    blobs = deps.blobs
+    if material is None or blobs is None or not await blobs.exists(material.blob_key):
+        if material is not None:
+            log.error("material.blob_missing", material_id=material_id, key=material.blob_key)
+        raise NotFoundError("no such material")
+    headers = {"Content-Type": material.media_type, "Content-Digest": material.digest}
+    if request.get(VERIFIED_KEYID) is not None:  # the answer to a signed request is signed
+        headers = sign_response(
+            status=200,
+            body=b"",
+            content_type=material.media_type,
+            request=request_message(request, request.app[SETTINGS].base_url),
+            key=request.app[KEYRING].current("http"),
+            now=deps.clock.now(),
+            digest=material.digest,
+        )
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_length = material.size
+    await response.prepare(request)
+    sha256, held = hashlib.sha256(), b""
+    async for chunk in blobs.open(material.blob_key):
+        sha256.update(chunk)
+        if held:
+            await response.write(held)
+        held = chunk  # the last chunk goes only once the whole file's digest holds
+    if "sha-256=:" + base64.b64encode(sha256.digest()).decode() + ":" != material.digest:
+        # The stored bytes changed: cut the answer short of its Content-Length instead of
+        # ending it as if it were whole.
+        log.error("material.blob_corrupt", material_id=material_id, key=material.blob_key)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write(held)
+    await response.write_eof()
+    return response
+
+
+@routes.get("/v1/applications/{application_id}/materials/{material_id}")
+@operation(
+    summary="Fetch a material of a case: the href a forward lists (a handling agency whose "
+    "forward of the case was queued, or the uploader)",
+    tag="materials",
+    responses=_FETCHED,
+    signed=True,
+)
+async def fetch_of_case(request: web.Request) -> web.StreamResponse:
+    signed = await verify(request, require_idempotency=False)
+    return await _fetch(
+        request, signed.caller, signed.acceptance, request.match_info["application_id"]
+    )
+
+
+@routes.get("/v1/materials/{material_id}")
+@operation(
+    summary="Fetch a material: the uploader its own, a handling agency of the case it is bound to",
+    tag="materials",
+    responses=_FETCHED,
+    signed=True,
+)
+async def fetch(request: web.Request) -> web.StreamResponse:
+    signed = await verify(request, require_idempotency=False)
+    return await _fetch(request, signed.caller, signed.acceptance)
+
+
+@routes.get("/v1/me/materials/{material_id}")
+@operation(
+    summary="Fetch one of the resident's own uploads",
+    tag="applicant",
+    responses={**_FETCHED, 401: "Access token missing, invalid or expired"},
+)
+async def fetch_mine(request: web.Request) -> web.StreamResponse:
+    grant = await authenticate_resident(request)
+    return await _fetch(request, Caller.resident(grant.person_id, grant.login_id), None)

@@ -1,0 +1,288 @@
+"""Issue 16's "done when" for materials, on the running sandbox and on both databases: an HK
+agency uploads two PDFs and submits a joint matter naming them; the Guangdong lead and the
+HK and Macau reviewers receive forwards listing each file (material id, digest, size, type,
+href) in their own formats; the Guangdong handler fetches both with signed GETs and the
+digests match (so do the sandbox agencies, on their own); a third agency gets 404 like an
+unknown id, and the attempt is on the audit trail.
+
+The refusals of uploads themselves (oversized, wrong type, truncated, digest not the signed
+one — nothing stored) are tested in tests/integration/test_material_uploads.py; here, the
+refusals of an application naming materials: every problem in one answer, nothing stored,
+nothing bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+
+from gateway.mapping.xml import parse_xml
+from gateway.sandbox.routes import PARTNERS
+from gateway.sandbox.samples import INDIVIDUAL_BUSINESS
+from gateway.services.materials import expire_unbound
+from gateway.store.database import create_engine
+from gateway.store.tables import applications, audit_log, outbox
+from gateway.web.keys import DEPENDENCIES
+from tests.conftest import RunningGateway
+from tests.materials_support import pdf
+from tests.support import FIXTURES, row_counts, send
+
+HK = "{urn:gba:hk:application:1}"
+MO = "{urn:gba:mo:requerimento:1}"
+
+
+def _digest(data: bytes) -> str:
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+def _deps(gateway: RunningGateway) -> Any:
+    return gateway.app[DEPENDENCIES]  # type: ignore[index]
+
+
+async def _route(gateway: RunningGateway, lead: str, reviewers: list[str]) -> None:
+    url = f"{gateway.url}/sandbox/v1/routes/{INDIVIDUAL_BUSINESS}"
+    body = {"lead": lead, "reviewers": reviewers}
+    async with aiohttp.ClientSession() as session, session.put(url, json=body) as response:
+        assert response.status == 200, await response.text()
+
+
+async def _upload(gateway: RunningGateway, body: bytes, agency: str = "hk-ird") -> str:
+    answer = await send(
+        gateway.settings,
+        "POST",
+        "/v1/materials",
+        body=body,
+        content_type="application/pdf",
+        agency=agency,
+    )
+    assert answer.status == 201, answer.body
+    assert answer.json()["digest"] == _digest(body)
+    return str(answer.json()["material_id"])
+
+
+def _application(materials: list[dict[str, Any]]) -> bytes:
+    document = json.loads(
+        (FIXTURES / "documents" / "hk-individual-business.canonical.json").read_text("utf-8")
+    )
+    document["materials"] = materials
+    document["commitments"] = []  # the premises proof is sent as a file instead
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+async def _submit(gateway: RunningGateway, materials: list[dict[str, Any]]) -> Any:
+    return await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=_application(materials),
+        content_type="application/json",
+    )
+
+
+async def _case(gateway: RunningGateway, application_id: str) -> Any:
+    return (await send(gateway.settings, "GET", f"/v1/applications/{application_id}")).json()
+
+
+async def _until_delivered(gateway: RunningGateway, application_id: str, agencies: set[str]) -> Any:
+    for _ in range(500):
+        case = await _case(gateway, application_id)
+        delivered = {e["actor"] for e in case["timeline"] if e["type"] == "message.delivered"}
+        if agencies <= delivered:
+            return case
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not delivered to {agencies - delivered}: {case['timeline']}")
+
+
+async def _sent(gateway: RunningGateway, application_id: str) -> dict[str, Any]:
+    async with _deps(gateway).uow() as uow:
+        rows = await uow._conn.execute(
+            sa.select(outbox).where(outbox.c.application_id == application_id)
+        )
+        return {row.destination: row for row in rows}
+
+
+async def _audit(gateway: RunningGateway, kind: str) -> list[tuple[str, str]]:
+    settings = gateway.settings
+    engine = create_engine(settings.database_url, schema=settings.database_schema or None)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(audit_log.c.actor, audit_log.c.subject).where(audit_log.c.kind == kind)
+            )
+            return [(row.actor, row.subject) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+def _path(gateway: RunningGateway, href: str) -> str:
+    assert href.startswith(gateway.url + "/")
+    return href[len(gateway.url) :]
+
+
+def _receipt_claims(receipt: str) -> dict[str, Any]:
+    payload = receipt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+async def test_two_pdfs_travel_with_a_joint_case_and_only_its_handlers_fetch_them(
+    gateway: RunningGateway,
+) -> None:
+    await _route(gateway, "gd-hq-csb", ["hk-cr", "mo-dsat"])
+    form, premises = pdf(70_000), pdf(123_457)
+    form_id, premises_id = await _upload(gateway, form), await _upload(gateway, premises)
+
+    answer = await _submit(
+        gateway,
+        [
+            {"code": "APPLICATION_FORM", "material_id": form_id, "filename": "form.pdf"},
+            {"code": "PREMISES_PROOF", "material_id": premises_id},
+        ],
+    )
+    assert answer.status == 202, answer.body
+    application_id = answer.json()["application_id"]
+    assert answer.json()["status"] == "accepted"
+    # the signed receipt binds each file: code, material id, digest
+    assert _receipt_claims(answer.json()["receipt"])["materials"] == [
+        {"code": "APPLICATION_FORM", "material_id": form_id, "digest": _digest(form)},
+        {"code": "PREMISES_PROOF", "material_id": premises_id, "digest": _digest(premises)},
+    ]
+    files = {form_id: form, premises_id: premises}
+    hrefs = {m: f"{gateway.url}/v1/applications/{application_id}/materials/{m}" for m in files}
+
+    case = await _until_delivered(gateway, application_id, {"gd-hq-csb", "hk-cr", "mo-dsat"})
+    [received] = [e for e in case["timeline"] if e["type"] == "application.received"]
+    assert [m["material_id"] for m in received["materials"]] == [form_id, premises_id]
+
+    # every format lists each file with its id, digest, size, type and href
+    sent = await _sent(gateway, application_id)
+    listed = json.loads(sent["gd-hq-csb"].body)["application"]["materials"]
+    assert listed == [
+        {
+            "code": "APPLICATION_FORM",
+            "material_id": form_id,
+            "digest": _digest(form),
+            "size": len(form),
+            "media_type": "application/pdf",
+            "href": hrefs[form_id],
+            "filename": "form.pdf",
+        },
+        {
+            "code": "PREMISES_PROOF",
+            "material_id": premises_id,
+            "digest": _digest(premises),
+            "size": len(premises),
+            "media_type": "application/pdf",
+            "href": hrefs[premises_id],
+        },
+    ]
+    hk = parse_xml(sent["hk-cr"].body).findall(f".//{HK}Materials/{HK}Material")
+    assert [(m.get("materialId"), m.get("digest"), m.get("size"), m.get("href")) for m in hk] == [
+        (m, _digest(files[m]), str(len(files[m])), hrefs[m]) for m in files
+    ]
+    macau = parse_xml(sent["mo-dsat"].body).findall(f".//{MO}Anexos/{MO}Anexo")
+    assert [(m.get("identificador"), m.get("resumo"), m.get("endereco")) for m in macau] == [
+        (m, _digest(files[m]), hrefs[m]) for m in files
+    ]
+
+    # the Guangdong handler fetches both, signed; bytes, digest, type and length hold
+    for material_id, data in files.items():
+        got = await send(
+            gateway.settings, "GET", _path(gateway, hrefs[material_id]), agency="gd-hq-csb"
+        )
+        assert got.status == 200, got.body
+        assert got.body == data
+        assert got.headers["Content-Digest"] == _digest(data) == _digest(got.body)
+        assert got.headers["Content-Type"] == "application/pdf"
+        assert got.headers["Content-Length"] == str(len(data))
+        assert "Signature" in got.headers
+
+    # so did each sandbox agency on receiving its forward (signed GET, digest checked)
+    inboxes = gateway.app[PARTNERS].inboxes  # type: ignore[index]
+    for _ in range(500):
+        if all(len(inboxes[a].fetched) == 2 for a in ("gd-hq-csb", "hk-cr", "mo-dsat")):
+            break
+        await asyncio.sleep(0.02)
+    for agency in ("gd-hq-csb", "hk-cr", "mo-dsat"):
+        fetched = inboxes[agency].fetched
+        assert {m: (f.status, f.digest_ok) for m, f in fetched.items()} == {
+            form_id: (200, True),
+            premises_id: (200, True),
+        }
+
+    # a third agency: 404, the same answer as for an id that does not exist; audited
+    unknown = f"/v1/applications/{application_id}/materials/mat_00000000000000000000000000"
+    refused = await send(gateway.settings, "GET", _path(gateway, hrefs[form_id]), agency="mo-fss")
+    missing = await send(gateway.settings, "GET", unknown, agency="mo-fss")
+    plain = await send(gateway.settings, "GET", f"/v1/materials/{form_id}", agency="mo-fss")
+    assert refused.status == missing.status == plain.status == 404
+    for answer_ in (refused, missing, plain):
+        body = answer_.json()
+        assert (body["type"], body["title"], body["detail"]) == (
+            missing.json()["type"],
+            missing.json()["title"],
+            missing.json()["detail"],
+        )
+    refusals = await _audit(gateway, "material.fetch_refused")
+    assert ("mo-fss", form_id) in refusals
+    assert ("mo-fss", "mat_00000000000000000000000000") in refusals
+    assert ("gd-hq-csb", form_id) in await _audit(gateway, "material.fetched")
+
+    # the uploader still reads its own; bound materials outlive the expiry sweep
+    own = await send(gateway.settings, "GET", f"/v1/materials/{premises_id}")
+    assert own.status == 200
+    assert own.body == premises
+    deps = _deps(gateway)
+    later = deps.clock.now() + timedelta(days=30)
+    assert await expire_unbound(deps, later) == 0
+    async with deps.uow() as uow:
+        stored = await uow.materials.get_many([form_id, premises_id])
+    assert {m: (s.application_id, s.code) for m, s in stored.items()} == {
+        form_id: (application_id, "APPLICATION_FORM"),
+        premises_id: (application_id, "PREMISES_PROOF"),
+    }
+
+
+async def test_naming_materials_wrongly_lists_every_problem_and_stores_nothing(
+    gateway: RunningGateway,
+) -> None:
+    await _route(gateway, "gd-hq-csb", [])
+    mine, used = await _upload(gateway, pdf(5000)), await _upload(gateway, pdf(6000))
+    theirs = await _upload(gateway, pdf(7000), agency="mo-dsat")
+    first = await _submit(gateway, [{"code": "APPLICATION_FORM", "material_id": used}])
+    assert first.status == 202, first.body
+    before = await row_counts(gateway.settings, (applications, outbox))
+
+    answer = await _submit(
+        gateway,
+        [
+            {"code": "APPLICATION_FORM", "material_id": theirs},  # another agency's upload
+            {"code": "NOT_A_MATERIAL", "material_id": mine},  # a code the matter lacks
+            {"code": "PREMISES_PROOF", "material_id": used},  # bound to another case
+            {"code": "PREMISES_PROOF", "material_id": "mat_00000000000000000000000000"},
+            {"code": "APPLICATION_FORM", "material_id": mine, "digest": _digest(b"other")},
+            {"code": "APPLICATION_FORM"},  # neither an upload nor a digest
+        ],
+    )
+
+    assert answer.status == 422, answer.body
+    found = {(e["pointer"], e["code"]) for e in answer.json()["errors"]}
+    assert found == {
+        ("/materials/0/material_id", "unknown_material_id"),
+        ("/materials/1/code", "unknown_material"),
+        ("/materials/2/material_id", "material_in_use"),
+        ("/materials/3/material_id", "unknown_material_id"),
+        ("/materials/4/material_id", "duplicate_material_id"),
+        ("/materials/4/digest", "material_digest_mismatch"),
+        ("/materials/5/digest", "invalid_digest"),
+    }
+    assert await row_counts(gateway.settings, (applications, outbox)) == before
+    async with _deps(gateway).uow() as uow:
+        stored = await uow.materials.get_many([mine, theirs])
+    assert all(s.application_id is None for s in stored.values())
