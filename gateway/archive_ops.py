@@ -10,6 +10,9 @@ JWKS the gateway publishes at ``/.well-known/jwks.json``, saved to a file. The f
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.bootstrap import database_url, load_keyring
+from gateway.bootstrap import blob_store, database_url, load_keyring
 from gateway.domain.errors import ConflictError, NotFoundError
 from gateway.settings import Settings
 from gateway.store.archive import GatheredCase, gather_case
@@ -28,6 +31,7 @@ from gateway.store.unit_of_work import SqlUnitOfWorkFactory
 from gateway.trust.archive import (
     MAX_BUNDLE_BYTES,
     ArchiveInvalidError,
+    MaterialFile,
     build_bundle,
     verify_bundle,
 )
@@ -56,12 +60,14 @@ async def archive_export(settings: Settings, application_id: str, out_path: Path
             seq = await write_checkpoint(SqlUnitOfWorkFactory(engine), seal_key, _now())
             say(f"signed a new audit checkpoint at seq {seq}")
             gathered = await _gathered(engine, application_id)
+        files = await _material_files(settings, engine, application_id)
     finally:
         await engine.dispose()
     if gathered.record is None:
         raise ConflictError("the case's audit entries are not covered by a signed checkpoint")
+    record = dataclasses.replace(gathered.record, files=files)
     bundle = await asyncio.to_thread(
-        build_bundle, gathered.record, seal_key, issuer=settings.base_url, now=_now()
+        build_bundle, record, seal_key, issuer=settings.base_url, now=_now()
     )
     try:
         checked = await asyncio.to_thread(verify_bundle, bundle, ring.jwks())
@@ -71,10 +77,34 @@ async def archive_export(settings: Settings, application_id: str, out_path: Path
     say(
         f"archived {application_id} ({checked.status}) to {out_path}: {checked.members} "
         f"members, {checked.vouchers} voucher(s), {checked.messages} signed request(s), "
-        f"{checked.deliveries} delivery record(s), audit entries {checked.audit_first}"
+        f"{checked.deliveries} delivery record(s), {checked.files} file(s), audit entries "
+        f"{checked.audit_first}"
         f"..{checked.checkpoint.seq} (checkpoint signed {checked.checkpoint.at.isoformat()})"
     )
     return out_path
+
+
+async def _material_files(
+    settings: Settings, engine: AsyncEngine, application_id: str
+) -> list[MaterialFile]:
+    """The bytes of every material bound to the case (uploads, replaced ones, evidence
+    obtained by data sharing), once per content, each checked against its recorded digest."""
+    uow = SqlUnitOfWorkFactory(engine)
+    async with uow() as tx:
+        bound = await tx.materials.of_application(application_id)
+    if not bound:
+        return []
+    blobs = blob_store(settings, uow)
+    files = []
+    for key in dict.fromkeys(m.blob_key for m in bound):
+        same = [m for m in bound if m.blob_key == key]
+        body = b"".join([chunk async for chunk in blobs.open(key)])
+        digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+        if any(m.digest != digest for m in same):
+            raise ConflictError(f"the stored bytes of {same[0].material_id} lost their digest")
+        ids = tuple(m.material_id for m in same)
+        files.append(MaterialFile(digest, same[0].media_type, body, ids))
+    return files
 
 
 async def _gathered(engine: AsyncEngine, application_id: str) -> GatheredCase:

@@ -446,6 +446,10 @@ class MaterialRepository(Protocol):
         bound elsewhere already or gone."""
         ...
 
+    async def of_application(self, application_id: str) -> list[StoredMaterial]:
+        """Every material bound to the application (replaced ones too), oldest first."""
+        ...
+
     async def unbound_expired(self, now: datetime, *, limit: int) -> list[StoredMaterial]:
         """Uploads never bound to an application whose time ran out, oldest first."""
         ...

@@ -77,6 +77,14 @@ class SqlMaterials:
         if done.rowcount != 1:
             raise ConflictError("the material is bound to another application, or gone")
 
+    async def of_application(self, application_id: str) -> list[StoredMaterial]:
+        rows = await self._conn.execute(
+            materials.select()
+            .where(materials.c.application_id == application_id)
+            .order_by(materials.c.created_at, materials.c.id)
+        )
+        return [_material(r) for r in rows]
+
     async def unbound_expired(self, now: Any, *, limit: int) -> list[StoredMaterial]:
         rows = await self._conn.execute(
             materials.select()

@@ -13,7 +13,10 @@ auditors):
   SHA-256 and size, and say what each member is: the application, its materials, the
   timeline, the exact submitted body, the stored answers, each signed message and
   delivery, each voucher (receipts and notices: every JWS found in the timeline and the
-  stored answers) and the audit proof.
+  stored answers), the bytes of each file bound to the case (``files/<sha-256 hex>``, once
+  per content) and the audit proof. Every uploaded material the application names must have
+  its file in the bundle, and each file's bytes must have the digest the signed record
+  (the application's materials, the manifest's ``files``) gives it.
 - **The audit proof** is a contiguous run of the audit chain (ADR 0007): the exact bytes
   of every entry from the case's first entry to a signed checkpoint, one per line. Entries
   of other cases in between are included whole: the link from an entry to the next lives
@@ -119,6 +122,16 @@ class SignedBody:
 
 
 @dataclass(frozen=True, slots=True)
+class MaterialFile:
+    """The bytes of a file bound to the case, once per content (``digest``, RFC 9530)."""
+
+    digest: str
+    media_type: str
+    body: bytes
+    material_ids: tuple[str, ...]  # the case's materials with these bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CaseRecord:
     """Everything the gateway holds about one case, as read from the store."""
 
@@ -130,6 +143,7 @@ class CaseRecord:
     deliveries: Sequence[SignedBody]  # outgoing forwards and partner acknowledgements
     audit_entries: Sequence[bytes]  # exact entry bytes, contiguous, ending at the checkpoint
     checkpoint: str  # the compact JWS whose seq is the last entry's
+    files: Sequence[MaterialFile] = ()  # the bytes of the materials bound to the case
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +157,7 @@ class VerifiedArchive:
     audit_first: int
     checkpoint: Checkpoint
     issued_at: datetime
+    files: int = 0
 
 
 def stamp(at: datetime) -> str:
@@ -243,6 +258,18 @@ def build_bundle(case: CaseRecord, key: SigningKey, *, issuer: str, now: datetim
         if body.body is not None:
             members[name] = (body.body, body.media_type)
         deliveries.append(_signed_item(body, name if body.body is not None else None))
+    files = []
+    for file in case.files:
+        name = file_member(file.digest)
+        members[name] = (file.body, file.media_type)
+        files.append(
+            {
+                "member": name,
+                "digest": file.digest,
+                "media_type": file.media_type,
+                "material_ids": list(file.material_ids),
+            }
+        )
     vouchers = []
     for index, (source, token) in enumerate(_vouchers(case.timeline, case.responses), 1):
         name = f"vouchers/{index}.jws"
@@ -265,6 +292,7 @@ def build_bundle(case: CaseRecord, key: SigningKey, *, issuer: str, now: datetim
         "messages": messages,
         "deliveries": deliveries,
         "vouchers": vouchers,
+        "files": files,
         "audit": {
             "first_seq": entries[0]["seq"] if entries else None,
             "case_seqs": [e["seq"] for e in entries if is_case_entry(e, app_id, digest)],
@@ -273,6 +301,13 @@ def build_bundle(case: CaseRecord, key: SigningKey, *, issuer: str, now: datetim
     manifest = sign(key, claims, typ=ARCHIVE_TYP)
     encoded = {name: base64.b64encode(data).decode("ascii") for name, (data, _) in members.items()}
     return _serialise({"format": FORMAT, "manifest": manifest, "members": encoded})
+
+
+def file_member(digest: str) -> str:
+    """A file's member name: ``files/`` and the hex of its SHA-256."""
+    if not digest.startswith("sha-256=:"):
+        raise ValueError("files are named by their SHA-256")
+    return "files/" + base64.b64decode(digest[9:-1]).hex()
 
 
 def _signed_item(body: SignedBody, member: str | None) -> dict[str, Any]:
@@ -440,6 +475,7 @@ def verify_bundle(data: bytes, jwks: Mapping[str, Any]) -> VerifiedArchive:
         members, claims.get("deliveries"), by_seq, ["forward", "acknowledgement"]
     )
     vouchers = _check_vouchers(members, claims.get("vouchers"), timeline, responses, jwks, app_id)
+    files = _check_files(members, claims.get("files", []), _materials(application))
     return VerifiedArchive(
         application_id=app_id,
         status=str(application.get("status")),
@@ -450,7 +486,31 @@ def verify_bundle(data: bytes, jwks: Mapping[str, Any]) -> VerifiedArchive:
         audit_first=entries[0]["seq"],
         checkpoint=checkpoint,
         issued_at=datetime.fromtimestamp(_int(claims.get("iat"), "manifest iat"), UTC),
+        files=files,
     )
+
+
+def _check_files(members: Mapping[str, bytes], listed: object, materials: list[Any]) -> int:
+    """Each file's bytes have the digest the manifest gives, under the name that digest makes;
+    every upload the application names (an item with a ``material_id``) has its file."""
+    if not isinstance(listed, list):
+        _refuse("manifest-claims", "the manifest does not list the files")
+    held = set()
+    for spec in listed:
+        item, body = _member(members, spec, "file")
+        digest = item.get("digest")
+        try:
+            name = file_member(digest) if isinstance(digest, str) else ""
+        except (ValueError, binascii.Error):
+            name = ""
+        if not name or item["member"] != name or not _digest_of(body, str(digest)):
+            _refuse("material-file", f"the file {item['member']} does not have its digest")
+        held.add(digest)
+    for index, material in enumerate(materials):
+        named = isinstance(material, dict) and "material_id" in material
+        if named and material.get("digest") not in held:
+            _refuse("material-file", f"the file of material {index} is not in the bundle")
+    return len(listed)
 
 
 def _int(value: object, what: str) -> int:

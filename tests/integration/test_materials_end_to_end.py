@@ -3,7 +3,8 @@ agency uploads two PDFs and submits a joint matter naming them; the Guangdong le
 HK and Macau reviewers receive forwards listing each file (material id, digest, size, type,
 href) in their own formats; the Guangdong handler fetches both with signed GETs and the
 digests match (so do the sandbox agencies, on their own); a third agency gets 404 like an
-unknown id, and the attempt is on the audit trail.
+unknown id, and the attempt is on the audit trail. The archive of the closed case holds
+each file's bytes and ``archive verify`` refuses a file that is not what the record says.
 
 The refusals of uploads themselves (oversized, wrong type, truncated, digest not the signed
 one — nothing stored) are tested in tests/integration/test_material_uploads.py; here, the
@@ -15,20 +16,35 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
+import pytest
 import sqlalchemy as sa
 
+from gateway.archive_ops import archive_export, archive_verify
+from gateway.bootstrap import load_keyring
 from gateway.mapping.xml import parse_xml
 from gateway.sandbox.routes import PARTNERS
 from gateway.sandbox.samples import INDIVIDUAL_BUSINESS
 from gateway.services.materials import expire_unbound
+from gateway.store.archive import gather_case
 from gateway.store.database import create_engine
 from gateway.store.tables import applications, audit_log, outbox
+from gateway.trust.archive import (
+    ArchiveInvalidError,
+    MaterialFile,
+    build_bundle,
+    file_member,
+    verify_bundle,
+)
+from gateway.trust.keys import SEAL
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import RunningGateway
 from tests.materials_support import pdf
@@ -286,3 +302,91 @@ async def test_naming_materials_wrongly_lists_every_problem_and_stores_nothing(
     async with _deps(gateway).uow() as uow:
         stored = await uow.materials.get_many([mine, theirs])
     assert all(s.application_id is None for s in stored.values())
+
+
+async def _until_status(gateway: RunningGateway, application_id: str, status: str) -> Any:
+    for _ in range(500):
+        case = await _case(gateway, application_id)
+        if case["status"] == status:
+            return case
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not {status}: {case['status']}")
+
+
+async def test_the_archive_bundles_each_file_and_a_tampered_file_fails_verification(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    await _route(gateway, "gd-hq-csb", [])  # the sandbox lead approves on its own
+    form, premises = pdf(9000), pdf(11_000)
+    form_id, premises_id = await _upload(gateway, form), await _upload(gateway, premises)
+    answer = await _submit(
+        gateway,
+        [
+            {"code": "APPLICATION_FORM", "material_id": form_id},
+            {"code": "PREMISES_PROOF", "material_id": premises_id},
+        ],
+    )
+    assert answer.status == 202, answer.body
+    application_id = answer.json()["application_id"]
+    await _until_status(gateway, application_id, "approved")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url + "/.well-known/jwks.json") as response,
+    ):
+        jwks_data = await response.read()
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_bytes(jwks_data)
+    out = tmp_path / "case.json"
+    said: list[str] = []
+
+    await archive_export(gateway.settings, application_id, out, said.append)
+
+    assert archive_verify(out, jwks_file, said.append), said
+    document = json.loads(out.read_bytes())
+    claims = jwt.decode(document["manifest"], options={"verify_signature": False})
+    members = {name: base64.b64decode(value) for name, value in document["members"].items()}
+    assert {f["member"]: f["material_ids"] for f in claims["files"]} == {
+        file_member(_digest(form)): [form_id],
+        file_member(_digest(premises)): [premises_id],
+    }
+    assert members[file_member(_digest(form))] == form
+    assert members[file_member(_digest(premises))] == premises
+
+    # A changed byte of a file: refused
+    data = bytearray(out.read_bytes())
+    encoded = document["members"][file_member(_digest(form))].encode()
+    data[data.index(encoded) + 100] ^= 0x01
+    tampered = tmp_path / "tampered.json"
+    tampered.write_bytes(bytes(data))
+    said.clear()
+    assert not archive_verify(tampered, jwks_file, said.append)
+    assert said[0].startswith("archive NOT verified (member-digest): member files/")
+
+    # Other bytes under the material's digest, even in a bundle signed with the gateway's
+    # own seal key, do not have the digest the application record gives: refused
+    engine = create_engine(
+        gateway.settings.database_url, schema=gateway.settings.database_schema or None
+    )
+    try:
+        gathered = await gather_case(engine, application_id)
+    finally:
+        await engine.dispose()
+    assert gathered is not None
+    assert gathered.record is not None
+    swapped = dataclasses.replace(
+        gathered.record,
+        files=[
+            MaterialFile(_digest(form), "application/pdf", pdf(9001), (form_id,)),
+            MaterialFile(_digest(premises), "application/pdf", premises, (premises_id,)),
+        ],
+    )
+    seal = load_keyring(gateway.settings).current(SEAL)
+    bundle = build_bundle(swapped, seal, issuer=gateway.url, now=datetime.now(UTC))
+    with pytest.raises(ArchiveInvalidError) as refused:
+        verify_bundle(bundle, json.loads(jwks_data))
+    assert refused.value.reason == "material-file"
+    # ... and so is a bundle leaving out the file of a material the application names
+    partial = dataclasses.replace(swapped, files=swapped.files[1:])
+    bundle = build_bundle(partial, seal, issuer=gateway.url, now=datetime.now(UTC))
+    with pytest.raises(ArchiveInvalidError, match="file of material 0 is not in the bundle"):
+        verify_bundle(bundle, json.loads(jwks_data))
