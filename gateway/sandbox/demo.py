@@ -70,6 +70,13 @@ class PartnerClient:
     async def call(
         self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        status, answer, headers = await self.raw(method, path, body, content_type)
+        return status, json.loads(answer), headers
+
+    async def raw(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """A signed call whose answer (verified like any) is returned as its bytes: a file."""
         url = self._url + path
         idempotency = secrets.token_urlsafe(16) if method == "POST" else None
         headers = sign_request(
@@ -86,7 +93,7 @@ class PartnerClient:
             if response.status in _UNSIGNED_REFUSALS and "Signature" not in response.headers:
                 # The gateway did not authenticate the request, so it does not sign its
                 # answer: reported as the refusal it is, never taken as a success.
-                return response.status, json.loads(answer), dict(response.headers)
+                return response.status, answer, dict(response.headers)
             verify_response(
                 HttpMessage.response(response.status, list(response.headers.items())),
                 answer,
@@ -94,7 +101,7 @@ class PartnerClient:
                 resolve_key=self._resolve,
                 now=datetime.now(UTC),
             )
-            return response.status, json.loads(answer), dict(response.headers)
+            return response.status, answer, dict(response.headers)
 
 
 async def run_demo(

@@ -209,4 +209,10 @@ async def inbox_contents(request: web.Request) -> web.Response:
         }
         for mid, env in box.messages.items()
     ]
-    return json_response({"items": items, "duplicates": box.duplicates, "next": None})
+    fetched = [  # the materials it fetched from the gateway (signed GET), digest checked
+        {"material_id": f.material_id, "status": f.status, "digest_ok": f.digest_ok}
+        for f in box.fetched.values()
+    ]
+    return json_response(
+        {"items": items, "duplicates": box.duplicates, "fetched": fetched, "next": None}
+    )

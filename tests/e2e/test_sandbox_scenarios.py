@@ -90,6 +90,20 @@ async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_rev
     assert faults["e_certificate"] == "none"  # the switch is reset
 
 
+async def test_the_materials_scenario_uploads_submits_and_fetches_as_the_handler(
+    gateway: RunningGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await scenario(gateway, "materials")
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    described = "\n".join(text for _, text in steps(out))
+    assert re.search(r"hk-ird submits \S+ naming them — app_\w+: the receipt binds each", described)
+    assert "sz-hc fetches each file with a signed GET; the digests match" in described
+    assert "sz-hc's sandbox system fetched them on receipt, digests checked" in described
+    assert "mo-dsat, not a handler, gets 404 as for an unknown id" in described
+
+
 async def test_a_reviewer_whose_key_is_not_the_registered_one_fails_at_its_decision(
     gateway: RunningGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.sandbox.scenarios.base import Scenario
 from gateway.sandbox.scenarios.certificates import CERTIFICATE
+from gateway.sandbox.scenarios.materials import MATERIALS
 from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
 from gateway.sandbox.scenarios.residents import AGENT_SUBMISSION, LOW_ASSURANCE
@@ -13,6 +14,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     EVERY_MATTER,
     SUPPLEMENT,
     JOINT_REJECTION,
+    MATERIALS,
     PARTNER_OUTAGE,
     AGENT_SUBMISSION,
     LOW_ASSURANCE,
