@@ -6,6 +6,7 @@
         [--partner-jwks URL_OR_FILE] [--junit FILE] [--timeout S]
     gba-gateway conformance certificate FILE --agency-id ID --partner-jwks URL_OR_FILE
         [--signature SIG --media-type TYPE]
+    gba-gateway conformance materials --gateway URL --agency ID --key FILE [--kid KID]
     gba-gateway conformance list
 
 ``run`` exits 0 when every check passes, 1 when any fails, 2 on a usage or configuration
@@ -106,6 +107,23 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     certificate.add_argument("--signature", type=Path, help="the detached JWS of a document")
     certificate.add_argument("--media-type", help="the document's media type (its cty)")
     certificate.set_defaults(handler=certificate_command)
+    materials = sub.add_parser(
+        "materials",
+        help="check a sandbox gateway's material upload and fetch as your own agency",
+        description="Act as your registered agency (--agency, signing with --key) towards a "
+        "sandbox gateway: upload a file, fetch the file of a case forwarded to you, and see "
+        "an unrelated fetch refused with 404 (docs/conformance.md). Exit 0 when all pass.",
+    )
+    materials.add_argument("--gateway", required=True, metavar="URL", help="the sandbox gateway")
+    materials.add_argument("--agency", required=True, metavar="ID", help="your agency's id")
+    materials.add_argument(
+        "--key", type=Path, required=True, metavar="FILE", help="your agency's PEM private key"
+    )
+    materials.add_argument("--kid", metavar="KID", help="its key id (default: the file's stem)")
+    materials.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="seconds per answer (10)"
+    )
+    materials.set_defaults(handler=materials_command)
     listing = sub.add_parser("list", help="list the checks: id, what is expected, the rule")
     listing.set_defaults(handler=list_command)
 
@@ -184,6 +202,25 @@ def certificate_command(args: argparse.Namespace) -> int:
     for verdict in verdicts:
         _say(f"{verdict.id:<24} {verdict.outcome.upper():<4}  {verdict.reason}")
     return 1 if any(v.outcome == FAIL for v in verdicts) else 0
+
+
+def materials_command(args: argparse.Namespace) -> int:
+    from gateway.conformance.credentials import load_signing_key
+    from gateway.conformance.materials import run_material_checks
+
+    target = urlsplit(args.gateway)
+    if target.scheme not in ("http", "https") or not target.netloc:
+        return _usage(f"--gateway must be an http(s) URL, not {args.gateway!r}")
+    try:
+        key = load_signing_key(args.key, args.kid)
+    except ConfigurationError as exc:
+        return _usage(exc.detail)
+    results = asyncio.run(
+        run_material_checks(args.gateway, args.agency, key, say=_say, request_timeout=args.timeout)
+    )
+    failed = [r.check_id for r in results if r.verdict.outcome == "fail"]
+    _say(f"{len(results)} checks: {len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
 
 
 def list_command(args: argparse.Namespace) -> int:
