@@ -390,3 +390,69 @@ async def test_the_archive_bundles_each_file_and_a_tampered_file_fails_verificat
     bundle = build_bundle(partial, seal, issuer=gateway.url, now=datetime.now(UTC))
     with pytest.raises(ArchiveInvalidError, match="file of material 0 is not in the bundle"):
         verify_bundle(bundle, json.loads(jwks_data))
+
+
+async def test_a_supplement_adds_a_file_by_material_id_and_its_handler_fetches_it(
+    gateway: RunningGateway,
+) -> None:
+    await _route(gateway, "gd-hq-csb", [])
+    answer = await send(
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=_application([]),  # no form, no commitment: awaiting both
+        content_type="application/json",
+    )
+    assert answer.json()["status"] == "awaiting_supplement", answer.body
+    application_id = answer.json()["application_id"]
+    form, premises = pdf(4000), pdf(4100)
+    form_id, premises_id = await _upload(gateway, form), await _upload(gateway, premises)
+    theirs = await _upload(gateway, pdf(4200), agency="mo-dsat")
+    path = f"/v1/applications/{application_id}/supplements"
+
+    refused = await send(
+        gateway.settings,
+        "POST",
+        path,
+        body=json.dumps(
+            {"materials": [{"code": "APPLICATION_FORM", "material_id": theirs}]}
+        ).encode(),
+        content_type="application/json",
+    )
+    assert refused.status == 422, refused.body
+    assert [(e["pointer"], e["code"]) for e in refused.json()["errors"]] == [
+        ("/materials/0/material_id", "unknown_material_id")
+    ]
+
+    supplied = await send(
+        gateway.settings,
+        "POST",
+        path,
+        body=json.dumps(
+            {
+                "materials": [
+                    {"code": "APPLICATION_FORM", "material_id": form_id},
+                    {"code": "PREMISES_PROOF", "material_id": premises_id},
+                ]
+            }
+        ).encode(),
+        content_type="application/json",
+    )
+    assert supplied.status == 200, supplied.body
+    assert supplied.json()["status"] == "accepted"
+    case = await _until_delivered(gateway, application_id, {"gd-hq-csb"})
+    [provided] = [e for e in case["timeline"] if e["type"] == "application.supplement_provided"]
+    assert [m["material_id"] for m in provided["materials"]] == [form_id, premises_id]
+    listed = json.loads((await _sent(gateway, application_id))["gd-hq-csb"].body)
+    hrefs = [m["href"] for m in listed["application"]["materials"]]
+    assert [h.rsplit("/", 1)[1] for h in hrefs] == [form_id, premises_id]
+    got = await send(gateway.settings, "GET", _path(gateway, hrefs[0]), agency="gd-hq-csb")
+    assert got.status == 200
+    assert got.body == form
+    async with _deps(gateway).uow() as uow:
+        stored = await uow.materials.get_many([form_id, premises_id, theirs])
+    assert {m: s.application_id for m, s in stored.items()} == {
+        form_id: application_id,
+        premises_id: application_id,
+        theirs: None,
+    }
