@@ -399,6 +399,7 @@ def create_app(
             file_bytes=settings.max_material_bytes,
             application_bytes=settings.max_application_material_bytes,
             expiry_seconds=settings.material_expiry_seconds,
+            digest_only=settings.accept_digest_only_materials,
         ),
     )
 

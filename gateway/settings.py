@@ -90,6 +90,9 @@ class Settings:
     max_application_material_bytes: int = 100 * 1024 * 1024  # every file one application names
     material_expiry_seconds: float = 24 * 3600.0  # an upload no application names is removed
     upload_timeout: float = 300.0  # a whole upload's body must arrive within this
+    # An application's material given by its digest alone (no upload: nothing to fetch) is
+    # accepted while partner systems move to uploads; false refuses it (material_not_uploaded)
+    accept_digest_only_materials: bool = True
 
     @property
     def sandbox(self) -> bool:
@@ -163,7 +166,7 @@ _INTS = {
     "max_material_bytes",
     "max_application_material_bytes",
 }
-_BOOLS = {"relay_enabled"}
+_BOOLS = {"relay_enabled", "accept_digest_only_materials"}
 # Lists of paths: relative ones are read from the TOML file's folder (or the working one).
 _PATH_LISTS = {"jurisdiction_folders"}
 _LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts", "trusted_proxies"}
