@@ -19,6 +19,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import sqlalchemy as sa
 from gateway.archive_ops import archive_export, archive_verify
 from gateway.bootstrap import load_keyring
 from gateway.mapping.xml import parse_xml
+from gateway.sandbox.portal import SandboxPortal
 from gateway.sandbox.routes import PARTNERS
 from gateway.sandbox.samples import INDIVIDUAL_BUSINESS
 from gateway.services.materials import expire_unbound
@@ -456,3 +458,87 @@ async def test_a_supplement_adds_a_file_by_material_id_and_its_handler_fetches_i
         premises_id: application_id,
         theirs: None,
     }
+
+
+async def _as_resident(
+    gateway: RunningGateway,
+    method: str,
+    path: str,
+    token: str,
+    *,
+    body: bytes | None = None,
+    content_type: str | None = None,
+) -> tuple[int, bytes, dict[str, str]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if method == "POST":
+        headers["Idempotency-Key"] = secrets.token_urlsafe(12)
+    if content_type:
+        headers["Content-Type"] = content_type
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, gateway.url + path, data=body, headers=headers) as response,
+    ):
+        return response.status, await response.read(), dict(response.headers)
+
+
+async def test_a_resident_names_their_own_upload_and_reads_it_back_but_not_anothers(
+    gateway: RunningGateway,
+) -> None:
+    portal = await SandboxPortal.register(gateway.url)
+    token = (await portal.login("hk", "chan-tai-man")).access_token
+    other = (await portal.login("macau", "lei-sio-meng")).access_token
+    form = pdf(3000)
+    status, raw, _ = await _as_resident(
+        gateway, "POST", "/v1/me/materials", token, body=form, content_type="application/pdf"
+    )
+    assert status == 201, raw
+    form_id = json.loads(raw)["material_id"]
+    hk_upload = await _upload(gateway, pdf(3100))  # an agency's: not the resident's to name
+    application = {k: v for k, v in json.loads(_application([])).items() if k != "applicant"}
+    application["materials"] = [
+        {"code": "APPLICATION_FORM", "material_id": form_id},
+        {"code": "PREMISES_PROOF", "material_id": hk_upload},
+    ]
+    request = {
+        "application": application,
+        "consent": {
+            "categories": ["identity", "contact", "address", "application", "materials"],
+            "destinations": ["GD"],
+        },
+    }
+    status, raw, _ = await _as_resident(
+        gateway,
+        "POST",
+        "/v1/me/applications",
+        token,
+        body=json.dumps(request).encode(),
+        content_type="application/json",
+    )
+    assert status == 422, raw
+    assert [(e["pointer"], e["code"]) for e in json.loads(raw)["errors"]] == [
+        ("/materials/1/material_id", "unknown_material_id")
+    ]
+
+    application["materials"] = application["materials"][:1]
+    application["commitments"] = [{"material": "PREMISES_PROOF"}]
+    status, raw, _ = await _as_resident(
+        gateway,
+        "POST",
+        "/v1/me/applications",
+        token,
+        body=json.dumps(request).encode(),
+        content_type="application/json",
+    )
+    assert status == 202, raw
+    application_id = json.loads(raw)["application_id"]
+    async with _deps(gateway).uow() as uow:
+        stored = await uow.materials.get(form_id)
+    assert stored is not None
+    assert (stored.application_id, stored.code) == (application_id, "APPLICATION_FORM")
+
+    status, data, headers = await _as_resident(gateway, "GET", f"/v1/me/materials/{form_id}", token)
+    assert (status, data, headers["Content-Digest"]) == (200, form, _digest(form))
+    status, _, _ = await _as_resident(gateway, "GET", f"/v1/me/materials/{form_id}", other)
+    assert status == 404
+    status, _, _ = await _as_resident(gateway, "GET", f"/v1/me/materials/{hk_upload}", token)
+    assert status == 404

@@ -236,6 +236,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "every-matter",
         "supplement",
         "joint-rejection",
+        "materials",
         "partner-outage",
         "agent-submission",
         "low-assurance",
