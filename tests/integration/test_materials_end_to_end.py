@@ -542,3 +542,28 @@ async def test_a_resident_names_their_own_upload_and_reads_it_back_but_not_anoth
     assert status == 404
     status, _, _ = await _as_resident(gateway, "GET", f"/v1/me/materials/{hk_upload}", token)
     assert status == 404
+
+
+async def test_two_submissions_racing_for_one_upload_bind_it_once(
+    gateway: RunningGateway,
+) -> None:
+    await _route(gateway, "gd-hq-csb", [])
+    form_id = await _upload(gateway, pdf(5000))
+    before = await row_counts(gateway.settings, (applications,))
+
+    answers = await asyncio.gather(
+        *[_submit(gateway, [{"code": "APPLICATION_FORM", "material_id": form_id}]) for _ in "ab"]
+    )
+
+    statuses = sorted(a.status for a in answers)
+    assert statuses in ([202, 409], [202, 422]), [a.body for a in answers]
+    [won] = [a for a in answers if a.status == 202]
+    [lost] = [a for a in answers if a.status != 202]
+    if lost.status == 422:
+        assert [e["code"] for e in lost.json()["errors"]] == ["material_in_use"]
+    after = await row_counts(gateway.settings, (applications,))
+    assert after["applications"] == before["applications"] + 1
+    async with _deps(gateway).uow() as uow:
+        stored = await uow.materials.get(form_id)
+    assert stored is not None
+    assert stored.application_id == won.json()["application_id"]
