@@ -448,3 +448,28 @@ fields:
     assert codec.decode(
         b'<Application xmlns="urn:gba:hk:application:1"><A kind="Y"/></Application>'
     ).document == {"kind": "K", "fixed": "K"}
+
+
+@pytest.mark.parametrize("name", ["hk", "macau"])
+def test_materials_named_by_upload_carry_id_size_and_href_both_ways(
+    name: str, hk_codec: XmlCodec, macau_codec: XmlCodec
+) -> None:
+    codec = hk_codec if name == "hk" else macau_codec
+    document = _golden(name)
+    filled = {
+        "code": "APPLICATION_FORM",
+        "material_id": "mat_01J0000000000000000000000A",
+        "digest": "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+        "size": 183224,
+        "media_type": "application/pdf",
+        "href": "https://gw.example/v1/applications/app_1/materials/mat_01J0000000000000000000000A",
+        "filename": "form.pdf",
+    }
+    document["materials"] = [filled]
+
+    back = codec.decode(codec.to_native(document)).document["materials"]
+    assert back == [{**filled, "size": "183224"}]  # XML text; the gateway fills in sizes
+
+    named = {"code": "APPLICATION_FORM", "material_id": filled["material_id"]}
+    document["materials"] = [named]  # inbound: the upload's id alone is a whole item
+    assert codec.decode(codec.to_native(document)).document["materials"] == [named]
