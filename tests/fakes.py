@@ -180,6 +180,22 @@ class FakeApplications:
         ]
         return max(levels, key=lambda level: level.rank, default=None)
 
+    async def awaiting_recheck(
+        self, agency_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        await self._uow.io()
+        apps = sorted(
+            (
+                a
+                for a in self._uow.view().applications.values()
+                if a.recheck == "queued"
+                and a.lead.agency_id == agency_id
+                and (after is None or a.id > after)
+            ),
+            key=lambda a: a.id,
+        )
+        return [_stored_copy(a) for a in apps[:limit]]
+
     async def handled_by(
         self, agency_id: str, *, limit: int, after: str | None
     ) -> list[Application]:

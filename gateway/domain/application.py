@@ -2,7 +2,8 @@
 
 ::
 
-    received ──► awaiting_supplement ──► received / accepted   (one notice, every problem)
+    received ──► awaiting_supplement ──► received / accepted   (one notice, every problem;
+        │  │                                                    any number of rounds)
         │  │
         │  ├──► accepted ──► under_review ──► approved ──┐
         │  │   (voucher;       (in parallel)  └► rejected ─┴─► result_delivered
@@ -12,7 +13,10 @@
 
 A matter's ``acceptance`` is ``automatic`` (the gateway accepts a complete application at
 once) or ``agency`` (the lead agency examines it; with no notice within 5 working days of
-receipt it is *deemed accepted* as of the receipt date, Art. 19(3)). Each handling agency has
+receipt it is *deemed accepted* as of the receipt date, Art. 19(3)). Each supplement round
+restarts that examination from the day the supplement arrived (a new ``acceptance_due``; deemed
+acceptance is then as of that day), and every handler already holding the case is sent the
+supplemented document (Art. 20). Each handling agency has
 its own state (``pending`` → ``delivered`` → ``approved`` / ``rejected``). The case is
 ``under_review`` once it is accepted and every handler has it, and is decided when every
 handler has decided: all must approve; one rejection rejects, with every agency's reasons
@@ -90,6 +94,7 @@ class Handler:
     reasons: tuple[str, ...] = ()
     message_id: str | None = None  # the forward queued to this agency, once it is
     blocked: str | None = None  # fingerprint of the problems its last forward was blocked by
+    supplement_round: int = 0  # the supplement round of the document last queued to it
 
 
 @dataclass(slots=True)
@@ -118,6 +123,9 @@ class Application:
     statutory_deadline: str | None = None
     delivery_channel: str | None = None  # how the applicant wants the result
     overdue_at: datetime | None = None  # when the promised deadline was found passed
+    supplement_round: int = 0  # how many supplements were provided (Art. 19(3), 20)
+    examined_from: datetime | None = None  # the last supplement's arrival: examination restarts
+    recheck: str | None = None  # queued | confirmed | overturned (Art. 25's human re-check)
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -220,13 +228,18 @@ class Application:
         )
 
     def due_forwards(self) -> list[Handler]:
-        """Handlers that should have the application now and have no forward queued yet:
-        the lead as soon as a complete case awaits its examination; everyone once accepted."""
+        """Handlers that should have the application now and have no forward of its current
+        document queued yet: the lead as soon as a complete case awaits its examination;
+        everyone once accepted; and, after a supplement round, each handler that holds an
+        earlier document (it is sent the supplemented one)."""
         if self.status is Status.RECEIVED and self.acceptance == "agency" and not self.missing:
-            return [self.lead] if self.lead.message_id is None else []
+            return [self.lead] if self._owed(self.lead) else []
         if self.status in (Status.ACCEPTED, Status.UNDER_REVIEW):
-            return [h for h in self.handlers if h.message_id is None]
+            return [h for h in self.handlers if self._owed(h)]
         return []
+
+    def _owed(self, handler: Handler) -> bool:
+        return handler.message_id is None or handler.supplement_round < self.supplement_round
 
     def forward_blocked(self, agency_id: str, problems: list[dict[str, str]], at: datetime) -> None:
         """The agency's format cannot carry the whole application: nothing is queued for it
@@ -242,15 +255,29 @@ class Application:
 
     def message_queued(self, agency_id: str, message_id: str, at: datetime) -> None:
         handler = self.handler(agency_id)
+        again = handler.message_id is not None
         handler.message_id = message_id
         handler.blocked = None
-        self._record(ev.MessageQueued, at, "gateway", agency=agency_id, message_id=message_id)
+        handler.supplement_round = self.supplement_round
+        data: dict[str, Any] = {"agency": agency_id, "message_id": message_id}
+        if again:  # the supplemented document, to a handler that holds an earlier one
+            data["supplement_round"] = self.supplement_round
+        self._record(ev.MessageQueued, at, "gateway", **data)
 
     def delivered(self, agency_id: str, message_id: str, ack_digest: str, at: datetime) -> None:
         """A handler acknowledged the forwarded application with a verified signature."""
         handler = self.handler(agency_id)
         if handler.state is not HandlerState.PENDING:
-            return  # a repeated acknowledgement changes nothing
+            if message_id == handler.message_id and handler.supplement_round > 0:
+                self._record(  # it acknowledged the supplemented document
+                    ev.MessageDelivered,
+                    at,
+                    agency_id,
+                    message_id=message_id,
+                    ack_digest=ack_digest,
+                    supplement_round=handler.supplement_round,
+                )
+            return  # otherwise a repeated acknowledgement changes nothing
         handler.state = HandlerState.DELIVERED
         self._record(
             ev.MessageDelivered,
@@ -325,7 +352,8 @@ class Application:
     def deem_accepted(
         self, at: datetime, *, deadline: str | None, statutory_deadline: str | None
     ) -> None:
-        """No notice within the acceptance period: accepted as of the receipt date."""
+        """No notice within the acceptance period: accepted as of the receipt date, or of the
+        last supplement's arrival when the examination restarted from it."""
         if self.status is not Status.RECEIVED or self.acceptance != "agency":
             raise IllegalTransitionError("only an application awaiting examination is deemed")
         self._accept(at, "gateway", deadline, statutory_deadline, deemed=True)
@@ -339,15 +367,24 @@ class Application:
         *,
         deadline: str | None = None,
         statutory_deadline: str | None = None,
+        acceptance_due: str | None = None,
     ) -> None:
-        """Corrected or added materials: complete now, the case goes on where it waited."""
+        """Corrected or added materials (one round): complete now, the case goes on where it
+        waited. Under agency acceptance the lead's examination restarts from ``at``: its last
+        day is ``acceptance_due`` (5 working days from the supplement's arrival, Art. 19(3)),
+        and every handler holding the case is due the supplemented document."""
         if self.status is not Status.AWAITING_SUPPLEMENT:
             raise IllegalTransitionError(
                 f"nothing is awaited: the application is {self.status.value}"
             )
+        if not still_missing and self.acceptance == "agency" and acceptance_due is None:
+            raise IllegalTransitionError("a restarted examination needs its last day")
         self.document = document
+        self.supplement_round += 1
         provided = sorted(set(self.missing) - set(still_missing))
-        self._record(ev.SupplementProvided, at, actor, provided=provided)
+        self._record(
+            ev.SupplementProvided, at, actor, provided=provided, round=self.supplement_round
+        )
         self.missing = still_missing
         if still_missing:
             self._record(ev.SupplementRequested, at, "gateway", missing=list(still_missing))
@@ -355,6 +392,15 @@ class Application:
             self._accept(at, "gateway", deadline, statutory_deadline)
         else:
             self._move(Status.RECEIVED)
+            self.acceptance_due = acceptance_due
+            self.examined_from = at
+            self._record(
+                ev.ExaminationRestarted,
+                at,
+                "gateway",
+                round=self.supplement_round,
+                acceptance_due=acceptance_due,
+            )
 
     # ---- review, result, withdrawal ------------------------------------------------------
 
@@ -428,7 +474,64 @@ class Application:
             data = {**self.pending_events[n].data, "agency": h.agency_id}
             self.pending_events[n] = ev.DecisionRecorded(self.id, at, AUTOMATIC, data)
         if recheck:
+            self.recheck = "queued"
             self._record(ev.RecheckQueued, at, AUTOMATIC, agency=self.lead.agency_id)
+
+    def record_recheck(
+        self, agency_id: str, outcome: str, reasons: tuple[str, ...], at: datetime
+    ) -> None:
+        """The lead agency's human re-check of an automatic decision (Art. 25): ``confirmed``,
+        or ``overturned`` with its reasons — then a corrective decision replaces the automatic
+        one (approved becomes rejected with the lead's reasons; rejected becomes approved),
+        and a result already delivered is to be delivered again."""
+        if self.lead.agency_id != agency_id:
+            raise ForbiddenError("only the lead agency re-checks an automatic decision")
+        if outcome not in ("confirmed", "overturned"):
+            raise IllegalTransitionError("a re-check is 'confirmed' or 'overturned'")
+        if self.recheck != "queued":
+            raise IllegalTransitionError(
+                "no re-check is pending"
+                if self.recheck is None
+                else f"the re-check was already recorded: {self.recheck}"
+            )
+        if outcome == "overturned" and not reasons:
+            raise IllegalTransitionError("an overturn must state its reasons (Art. 21, 25)")
+        approved = self._decided_approved()
+        self.recheck = outcome
+        self._record(
+            ev.RecheckRecorded,
+            at,
+            agency_id,
+            agency=agency_id,
+            outcome=outcome,
+            reasons=list(reasons),
+        )
+        if outcome == "confirmed":
+            return
+        if approved:
+            self.lead.state, self.lead.reasons = HandlerState.REJECTED, reasons
+            self.status = Status.REJECTED  # a correction, not a move of the state machine
+        else:
+            for h in self.handlers:
+                h.state, h.reasons = HandlerState.APPROVED, ()
+            self.status = Status.APPROVED
+        self._record(
+            ev.DecisionCorrected,
+            at,
+            agency_id,
+            decision=self.status.value,
+            overturned="approved" if approved else "rejected",
+            reasons=list(reasons),
+        )
+
+    def _decided_approved(self) -> bool:
+        if self.status in (Status.APPROVED, Status.REJECTED):
+            return self.status is Status.APPROVED
+        if self.status is Status.RESULT_DELIVERED:
+            return all(h.state is HandlerState.APPROVED for h in self.handlers)
+        raise IllegalTransitionError(
+            f"nothing was decided: the application is {self.status.value}"
+        )
 
     def complaint_filed(self, complaint_id: str, actor: str, at: datetime) -> None:
         self._record(ev.ComplaintFiled, at, actor, complaint_id=complaint_id)
@@ -475,7 +578,7 @@ class Application:
         data: dict[str, Any] = {"deadline": deadline, "statutory_deadline": statutory_deadline}
         if deemed:
             data["deemed"] = True
-            data["effective"] = self.received_at.isoformat()
+            data["effective"] = (self.examined_from or self.received_at).isoformat()
         self._record(ev.ApplicationAccepted, at, actor, **data)
         self._start_review_if_ready(at)
 

@@ -102,6 +102,20 @@ class RecheckQueued(Event):
     """An automatic decision (Art. 25) drawn for a human re-check by the lead agency."""
 
 
+class RecheckRecorded(Event):
+    """The lead agency's re-check of an automatic decision: ``confirmed`` or ``overturned``."""
+
+
+class DecisionCorrected(Event):
+    """A corrective decision after an overturned re-check (Art. 25): ``decision`` replaces
+    the automatic ``overturned`` one, with the lead's ``reasons``."""
+
+
+class ExaminationRestarted(Event):
+    """A supplement round completed the case: the lead's examination runs again from the
+    supplement's arrival, to ``acceptance_due`` (Art. 19(3))."""
+
+
 class ComplaintFiled(Event):
     """A complaint about the case (Art. 31); its text is kept apart, never on the timeline."""
 
@@ -143,6 +157,9 @@ _TYPE_NAMES: dict[type[Event], str] = {
     ApplicationApproved: "application.approved",
     ApplicationRejected: "application.rejected",
     RecheckQueued: "decision.recheck_queued",
+    RecheckRecorded: "decision.rechecked",
+    DecisionCorrected: "application.decision_corrected",
+    ExaminationRestarted: "application.examination_restarted",
     ComplaintFiled: "complaint.filed",
     ComplaintAnswered: "complaint.answered",
     CertificateIssued: "certificate.issued",

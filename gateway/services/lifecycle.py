@@ -30,7 +30,7 @@ from gateway.domain.values import local_date
 from gateway.services import case_materials
 from gateway.services.acceptance import MessageAcceptance
 from gateway.services.handlers import CANONICAL, _once, _refuse, in_one_unit, scope_of
-from gateway.services.milestones import Dependencies, deadlines, settle
+from gateway.services.milestones import Dependencies, acceptance_due, deadlines, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
 from gateway.services.validation import assess
@@ -45,6 +45,7 @@ async def act_on_application(
     handlers: dict[str, Callable[[ActOnApplication, Dependencies], Act]] = {
         "examine": _examine,
         "supplement": _supplement,
+        "recheck": _recheck,
         "withdraw": _withdraw,
         "deliver_result": _deliver_result,
     }
@@ -145,7 +146,8 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
         assessment = assess(decoded.document, matter)
         if decoded.problems or assessment.problems or named.problems:
             _refuse([*named.problems, *decoded.problems, *assessment.problems])
-        promised, statutory = deadlines(matter, local_date(now), deps.calendar)
+        arrived = local_date(now)
+        promised, statutory = deadlines(matter, arrived, deps.calendar)
         app.supplement(
             decoded.document,
             assessment.missing,
@@ -153,6 +155,7 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
             cmd.caller.agency_id,
             deadline=promised,
             statutory_deadline=statutory,
+            acceptance_due=acceptance_due(matter, arrived, deps.calendar),  # Art. 19(3) again
         )
         await case_materials.bind(uow, supplied, named.found, app.id)
         for event in app.pending_events:  # handlers see on the timeline what they may fetch
@@ -191,6 +194,21 @@ def merged(document: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, An
     if particulars:
         out["particulars"] = {**out.get("particulars", {}), **particulars}
     return out
+
+
+def _recheck(cmd: ActOnApplication, deps: Dependencies) -> Act:
+    """The lead's human re-check of an automatic decision (Art. 25); an overturn's corrective
+    decision gets its voucher and routes of redress in :func:`settle`."""
+    outcome = str(cmd.data.get("outcome", ""))
+    reasons = _texts(cmd.data, "reasons")
+    extra = sorted(set(cmd.data) - {"outcome", "reasons"})
+    if extra:
+        _refuse([problem(f"/{name}", "unexpected_field") for name in extra])
+
+    async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
+        app.record_recheck(cmd.caller.agency_id, outcome, reasons, now)
+
+    return act
 
 
 def _withdraw(cmd: ActOnApplication, deps: Dependencies) -> Act:
@@ -233,8 +251,9 @@ def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
 
 
 async def sweep(deps: Dependencies, *, limit: int = 100) -> dict[str, int]:
-    """Deem accepted every case whose lead issued no notice in time, as of its receipt date;
-    flag cases past their promised deadline. Returns what was done."""
+    """Deem accepted every case whose lead issued no notice in time, as of its receipt date
+    (or of its last supplement's arrival, after any supplement round); flag cases past their
+    promised deadline. Returns what was done."""
     now = deps.clock.now()
     today = local_date(now)
     deemed = overdue = 0
@@ -270,7 +289,8 @@ def _deem(app: Application, deps: Dependencies, now: datetime) -> bool:
         return False
     received: date = local_date(app.received_at)
     matter = deps.catalog.get(app.matter, received)
-    promised, statutory = deadlines(matter, received, deps.calendar)  # as of receipt
+    effective = local_date(app.examined_from or app.received_at)
+    promised, statutory = deadlines(matter, effective, deps.calendar)  # as of the effective day
     try:
         app.deem_accepted(now, deadline=promised, statutory_deadline=statutory)
     except IllegalTransitionError:

@@ -45,6 +45,7 @@ VOUCHER_KINDS = {
     ev.SupplementRequested: "supplement_notice",
     ev.ApplicationApproved: "decision",
     ev.ApplicationRejected: "decision",
+    ev.DecisionCorrected: "corrective_decision",
     ev.ResultDelivered: "result_delivery",
     ev.ApplicationWithdrawn: "withdrawal",
 }
@@ -121,13 +122,18 @@ def forwards(
         agency = agencies[handler.agency_id]
         codec = deps.codecs[agency.receives]
         message_id = ids.new_message_id()
+        if handler.message_id is not None:  # it holds an earlier document: the supplemented one
+            stage = "supplement"
+        else:
+            stage = "examination" if app.status is Status.RECEIVED else "review"
         envelope = {
             "message_id": message_id,
             "application_id": app.id,
             "matter": app.matter,
             "matter_version": app.matter_version,
             "role": handler.role,
-            "stage": "examination" if app.status is Status.RECEIVED else "review",
+            "stage": stage,
+            "supplement_round": app.supplement_round or None,  # of the document carried
             "submitted_by": "resident" if app.applicant_id else app.submitted_by,
             "channel": app.channel,
             "received_at": app.received_at.isoformat(),
@@ -165,7 +171,7 @@ async def settle(app: Application, uow: UnitOfWork, deps: Dependencies, now: dat
     25), and every milestone is written as notifications in the same transaction (Art. 22)."""
     _decide_automatically(app, deps, now)
     agencies = {h.agency_id: await registered(uow.agencies, h.agency_id) for h in app.handlers}
-    if app.status is Status.REJECTED:
+    if app.status in (Status.REJECTED, Status.APPROVED):
         _appeal_routes(app, agencies, deps, now)  # before the decision's voucher is signed
     _vouchers(app, deps, now)
     messages = forwards(app, deps, agencies, now)
@@ -218,14 +224,19 @@ def _appeal_routes(
     app: Application, agencies: Mapping[str, Any], deps: Dependencies, now: datetime
 ) -> None:
     """Art. 21: a rejection names the routes of redress and their last days, per refusing
-    agency's jurisdiction; put on the rejection event before its voucher is signed."""
+    agency's jurisdiction; so does a corrective decision (Art. 25), for the lead's. Put on the
+    event before its voucher is signed."""
     if deps.appeals is None:
         return
     for event in app.pending_events:
-        if isinstance(event, ev.ApplicationRejected) and "appeal" not in event.data:
+        if isinstance(event, ev.DecisionCorrected) and "appeal" not in event.data:
+            # Art. 25: a corrective decision is a new decision, open to redress where its
+            # deciding (lead) agency sits, whichever way it went
+            refusing = [agencies[app.lead.agency_id].jurisdiction]
+        elif isinstance(event, ev.ApplicationRejected) and "appeal" not in event.data:
             refusing = sorted(
                 {agencies[h.agency_id].jurisdiction for h in app.handlers if h.reasons}
             )
-            event.data["appeal"] = {
-                j: deps.appeals.for_refusal(j, local_date(now)) for j in refusing
-            }
+        else:
+            continue
+        event.data["appeal"] = {j: deps.appeals.for_refusal(j, local_date(now)) for j in refusing}

@@ -7,7 +7,11 @@ that dies after the commit loses none, and a refused action writes none. One row
 - the agency that submitted the case (when an agency did), and the resident who applied;
 - for a withdrawal or an overdue case, also every handling agency;
 - for a complaint filed, also the lead agency (who answers it); for an automatic decision drawn
-  for re-check, the lead agency only.
+  for re-check, the lead agency only;
+- for a supplement provided, the lead agency and every handler already holding the case only
+  (they examine or review the supplemented document, Art. 19(3), 20);
+- a corrective decision after an overturned re-check (Art. 25) carries its routes of redress,
+  as a rejection does (Art. 21).
 
 :class:`Dispatcher` claims due rows with a lease, as the outbox relay does, and hands each to a
 :class:`~gateway.services.ports.Notifier`; transient failures are retried later with capped,
@@ -77,6 +81,12 @@ MESSAGES: dict[str, Localized] = {
         "您的申请已超过承诺办理时限，已督促有关部门办理。",
         "Your application is past its promised time limit; the agencies have been reminded.",
     ),
+    "application.decision_corrected": Localized(
+        "您的申請經人工複核後已作出更正決定，決定書載明理由及救濟途徑。",
+        "您的申请经人工复核后已作出更正决定，决定书载明理由及救济途径。",
+        "A human re-check corrected the automatic decision on your application; the corrective "
+        "decision states the reasons and the routes of redress.",
+    ),
     "complaint.filed": Localized(
         "您的投訴已收到。", "您的投诉已收到。", "Your complaint has been received."
     ),
@@ -104,16 +114,22 @@ MILESTONES = frozenset(
         "complaint.filed",
         "complaint.answered",
         "decision.recheck_queued",
+        "application.supplement_provided",
+        "application.decision_corrected",
     }
 )
 _TO_HANDLERS = frozenset({"application.withdrawn", "deadline.overdue"})
-_DETAILS = ("deemed", "deadline", "complaint_id", "outcome")  # codes and dates only
+_DETAILS = ("deemed", "deadline", "complaint_id", "outcome", "round", "decision", "appeal")
+# codes, dates and the routes of redress only
 
 
 def recipients(app: Application, event: Event) -> list[str]:
     """Who is told of ``event``: agency ids and ``resident:<person id>``, each once."""
     if event.type == "decision.recheck_queued":
         return [app.lead.agency_id]
+    if event.type == "application.supplement_provided":
+        holding = [h.agency_id for h in app.handlers if h.message_id is not None]
+        return list(dict.fromkeys([app.lead.agency_id, *holding]))
     out = [] if app.submitted_by.startswith(RESIDENT) else [app.submitted_by]
     if app.applicant_id:
         out.append(RESIDENT + app.applicant_id)

@@ -170,6 +170,13 @@ class ApplicationRepository(Protocol):
         """Open cases past their promised deadline, not yet flagged overdue."""
         ...
 
+    async def awaiting_recheck(
+        self, agency_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        """The automatic decisions whose human re-check by this lead agency is pending,
+        oldest first (an index query, Art. 25)."""
+        ...
+
 
 class RelayObserver(Protocol):
     """What the relay reports as it works (the web layer turns it into metrics)."""

@@ -9,8 +9,6 @@ from gateway.domain.commands import Caller
 from gateway.domain.errors import NotFoundError
 from gateway.services.handlers import Dependencies
 
-RECHECK = "decision.recheck_queued"
-
 
 async def application_view(deps: Dependencies, caller: Caller, application_id: str) -> dict:
     """The case as a party sees it: state per handler, deadlines, the whole timeline."""
@@ -93,23 +91,16 @@ async def work_list(
     recheck: bool = False,
 ) -> dict[str, Any]:
     """The calling agency's cases (only those it handles), oldest first, cursor-paged.
-    ``recheck``: only the automatic decisions queued for its human re-check, as lead (Art. 25)."""
+    ``recheck``: only the automatic decisions awaiting its human re-check, as lead (Art. 25);
+    a case leaves the list once its re-check outcome is recorded."""
     async with deps.uow() as uow:
         if not recheck:
             apps = await uow.applications.handled_by(caller.agency_id, limit=limit + 1, after=after)
             return _page(apps, limit)
-        apps, cursor = [], after
-        while len(apps) <= limit:
-            batch = await uow.applications.handled_by(caller.agency_id, limit=200, after=cursor)
-            for app in batch:
-                if app.lead.agency_id == caller.agency_id and RECHECK in {
-                    e.type for e in await uow.applications.timeline(app.id)
-                }:
-                    apps.append(app)
-            if len(batch) < 200:
-                break
-            cursor = batch[-1].id
-    return _page(apps[: limit + 1], limit)
+        apps = await uow.applications.awaiting_recheck(
+            caller.agency_id, limit=limit + 1, after=after
+        )
+    return _page(apps, limit)
 
 
 def _page(apps: list[Application], limit: int) -> dict[str, Any]:

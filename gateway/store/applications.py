@@ -41,6 +41,7 @@ def new_rows(app: Application, audit: Recorder) -> list[tuple[sa.Table, list[dic
                     "reasons": list(h.reasons),
                     "message_id": h.message_id,
                     "blocked": h.blocked,
+                    "supplement_round": h.supplement_round,
                 }
                 for i, h in enumerate(app.handlers)
             ],
@@ -132,6 +133,7 @@ class SqlApplications:
                     reasons=list(h.reasons),
                     message_id=h.message_id,
                     blocked=h.blocked,
+                    supplement_round=h.supplement_round,
                 )
             )
         last = (
@@ -203,6 +205,16 @@ class SqlApplications:
             limit,
         )
 
+    async def awaiting_recheck(
+        self, agency_id: str, *, limit: int, after: str | None
+    ) -> list[Application]:
+        """The lead agency's automatic decisions whose re-check is pending, by id (one
+        index range: ``ix_applications_recheck``)."""
+        condition = applications.c.recheck_lead == agency_id
+        if after:
+            condition = sa.and_(condition, applications.c.id > after)
+        return await self._where(condition, limit)
+
     async def past_deadline(self, today: str, *, limit: int) -> list[Application]:
         """Open cases past their promised deadline and not yet flagged."""
         return await self._where(
@@ -248,6 +260,10 @@ class SqlApplications:
             "statutory_deadline": app.statutory_deadline,
             "delivery_channel": app.delivery_channel,
             "overdue_at": app.overdue_at,
+            "supplement_round": app.supplement_round,
+            "examined_from": app.examined_from,
+            "recheck": app.recheck,
+            "recheck_lead": app.lead.agency_id if app.recheck == "queued" else None,
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -273,6 +289,7 @@ class SqlApplications:
                     tuple(h.reasons),
                     h.message_id,
                     h.blocked,
+                    h.supplement_round or 0,
                 )
                 for h in handler_rows
             ],
@@ -287,5 +304,8 @@ class SqlApplications:
             statutory_deadline=row.statutory_deadline,
             delivery_channel=row.delivery_channel,
             overdue_at=row.overdue_at,
+            supplement_round=row.supplement_round or 0,
+            examined_from=row.examined_from,
+            recheck=row.recheck,
             version=row.version,
         )

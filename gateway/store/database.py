@@ -165,11 +165,25 @@ def _widen_primary_keys(sync_conn: sa.Connection) -> None:
         sync_conn.execute(sa.text(f"DROP TABLE {old}"))
 
 
+def _add_missing_indexes(sync_conn: sa.Connection) -> None:
+    """Migration rule 3: an index declared on a table that already exists is created where
+    missing (``create_all`` creates a new table's indexes only)."""
+    inspector = sa.inspect(sync_conn)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name, schema=table.schema):
+            continue
+        present = {i["name"] for i in inspector.get_indexes(table.name, schema=table.schema)}
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(sync_conn)
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     """Create missing tables and migrate old ones by the rules above (idempotent)."""
     async with engine.begin() as conn:
         await conn.run_sync(_add_missing_columns)
         await conn.run_sync(_widen_primary_keys)
+        await conn.run_sync(_add_missing_indexes)
         await conn.run_sync(metadata.create_all)
         await conn.execute(  # the audit chain's head row exists before the first append
             dialect_insert(conn, audit_head)

@@ -53,7 +53,13 @@ applications = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # supplement rounds provided; the last one's arrival restarts the examination (Art. 19(3))
+    sa.Column("supplement_round", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("examined_from", UTCDateTime),
+    sa.Column("recheck", sa.String(16)),  # queued | confirmed | overturned (Art. 25)
+    sa.Column("recheck_lead", sa.String(64)),  # the lead agency while its re-check is pending
     sa.Index("ix_applications_applicant", "applicant_id", "id"),
+    sa.Index("ix_applications_recheck", "recheck_lead", "id"),  # the re-check work list
 )
 
 handlers = sa.Table(
@@ -67,6 +73,8 @@ handlers = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("message_id", sa.String(40)),  # the forward queued to this agency
     sa.Column("blocked", sa.String(64)),  # fingerprint of what last blocked its forward
+    # the supplement round of the document last queued to it (behind the case's: resend)
+    sa.Column("supplement_round", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_handlers_agency", "agency_id", "application_id"),
 )
 

@@ -1,4 +1,5 @@
-"""Acting on a case after submission: examination, supplements, withdrawal, result delivery.
+"""Acting on a case after submission: examination, supplements, withdrawal, result delivery,
+and the lead's re-check of an automatic decision.
 
 Partner agencies sign every call (RFC 9421) and send an Idempotency-Key; residents act on
 their own cases with their gateway access token. Each answer is the case's new status, its
@@ -53,6 +54,19 @@ _DELIVERY = {
     "type": "object",
     "required": ["channel"],
     "properties": {"channel": {"enum": ["electronic", "post", "pickup", "kiosk"]}},
+}
+_RECHECK = {
+    "type": "object",
+    "required": ["outcome"],
+    "additionalProperties": False,
+    "properties": {
+        "outcome": {"enum": ["confirmed", "overturned"]},
+        "reasons": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "description": "required when overturned: the corrective decision's reasons",
+        },
+    },
 }
 _SIGNED_ERRORS: dict[int, str | tuple[str, dict[str, Any]]] = {
     200: ("The case after the action", _RESULT),
@@ -138,6 +152,20 @@ async def withdraw(request: web.Request) -> web.Response:
 )
 async def deliver_result(request: web.Request) -> web.Response:
     return await _as_agency(request, "deliver_result")
+
+
+@routes.post("/v1/applications/{application_id}/recheck")
+@operation(
+    summary="The lead agency's human re-check of an automatic decision: confirmed, or "
+    "overturned with reasons, which issues a signed corrective decision naming the routes of "
+    "redress (Art. 25)",
+    tag="applications",
+    request={"application/json": _RECHECK},
+    responses=_SIGNED_ERRORS,
+    signed=True,
+)
+async def recheck(request: web.Request) -> web.Response:
+    return await _as_agency(request, "recheck")
 
 
 async def _as_resident(request: web.Request, action: str) -> web.Response:

@@ -119,12 +119,23 @@ def test_one_notice_lists_everything_missing_then_the_supplement_returns_to_the_
         "application.supplement_provided",
         "application.supplement_requested",
     ]
-    assert app.pending_events[-2].data == {"provided": ["CV"]}
+    assert app.pending_events[-2].data == {"provided": ["CV"], "round": 1}
 
-    app.supplement({"matter": "x", "materials": ["CV", "LICENCE"]}, (), LATER, "hk-ird")
+    complete = {"matter": "x", "materials": ["CV", "LICENCE"]}
+    unchanged(  # the examination restarts: it needs its new last day
+        app, lambda: app.supplement(complete, (), LATER, "hk-ird"), IllegalTransitionError
+    )
+    app.supplement(complete, (), LATER, "hk-ird", acceptance_due="2026-03-20")
     assert app.status is Status.RECEIVED
     assert app.missing == ()
     assert app.document["materials"] == ["CV", "LICENCE"]
+    assert (app.acceptance_due, app.examined_from, app.supplement_round) == (
+        "2026-03-20",
+        LATER,
+        2,
+    )
+    assert app.pending_events[-1].type == "application.examination_restarted"
+    assert app.pending_events[-1].data == {"round": 2, "acceptance_due": "2026-03-20"}
 
 
 def test_an_automatic_matter_is_accepted_when_the_supplement_completes_it() -> None:
