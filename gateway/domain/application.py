@@ -529,9 +529,7 @@ class Application:
             return self.status is Status.APPROVED
         if self.status is Status.RESULT_DELIVERED:
             return all(h.state is HandlerState.APPROVED for h in self.handlers)
-        raise IllegalTransitionError(
-            f"nothing was decided: the application is {self.status.value}"
-        )
+        raise IllegalTransitionError(f"nothing was decided: the application is {self.status.value}")
 
     def complaint_filed(self, complaint_id: str, actor: str, at: datetime) -> None:
         self._record(ev.ComplaintFiled, at, actor, complaint_id=complaint_id)

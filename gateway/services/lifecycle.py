@@ -201,9 +201,16 @@ def _recheck(cmd: ActOnApplication, deps: Dependencies) -> Act:
     decision gets its voucher and routes of redress in :func:`settle`."""
     outcome = str(cmd.data.get("outcome", ""))
     reasons = _texts(cmd.data, "reasons")
-    extra = sorted(set(cmd.data) - {"outcome", "reasons"})
-    if extra:
-        _refuse([problem(f"/{name}", "unexpected_field") for name in extra])
+    wrong = [
+        problem(f"/{name}", "unexpected_field")
+        for name in sorted(set(cmd.data) - {"outcome", "reasons"})
+    ]
+    if outcome not in ("confirmed", "overturned"):
+        wrong.append(problem("/outcome", "required" if not outcome else "invalid_value"))
+    if outcome == "overturned" and not reasons:
+        wrong.append(problem("/reasons", "required"))  # a corrective decision states them
+    if wrong:
+        _refuse(wrong)
 
     async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
         app.record_recheck(cmd.caller.agency_id, outcome, reasons, now)
