@@ -9,6 +9,7 @@ catalog's route. Cases already received keep the handlers they were received wit
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from gateway.domain.matters import Matter, Route
 from gateway.domain.values import local_date
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.routes import FAULTS, ROUTING
+from gateway.services import lifecycle
 from gateway.web.auth import read_body
 from gateway.web.keys import DEPENDENCIES, STORE
 from gateway.web.openapi import operation
@@ -233,3 +235,38 @@ async def delete_route(request: web.Request) -> web.Response:
     matter = _matter(request)
     request.app[ROUTING].reset_route(str(matter.code))
     return json_response(_route_json(request, _matter(request)))
+
+
+_SWEEP_SCHEMA = {
+    "type": "object",
+    "required": ["today"],
+    "properties": {"today": {"type": "string", "format": "date"}},
+    "additionalProperties": False,
+}
+
+
+@routes.post("/sandbox/v1/applications/{application_id}/sweep")
+@operation(
+    summary="Run the deadline sweep (deemed acceptance, Art. 19(3); overdue) for one case as "
+    "if it were a later day, without waiting for it",
+    tag="sandbox",
+    request={"application/json": _SWEEP_SCHEMA},
+    responses={
+        200: ("What the sweep did", {"type": "object"}),
+        422: "today is not a date after the gateway's today",
+    },
+    sandbox_only=True,
+)
+async def sweep_as_of(request: web.Request) -> web.Response:
+    body = json_object(await read_body(request), request.content_type, "a sweep")
+    deps = request.app[DEPENDENCIES]
+    try:
+        day = date.fromisoformat(str(body.get("today")))
+    except ValueError:
+        day = None
+    if day is None or day <= local_date(deps.clock.now()) or set(body) - {"today"}:
+        raise ValidationFailedError(
+            "today is a later date", errors=[problem("/today", "invalid_value")]
+        )
+    done = await lifecycle.sweep_case(deps, request.match_info["application_id"], today=day)
+    return json_response(done)

@@ -307,3 +307,24 @@ def _deem(app: Application, deps: Dependencies, now: datetime) -> bool:
 
 def _flag_overdue(app: Application, deps: Dependencies, now: datetime) -> bool:
     return app.mark_overdue(local_date(now).isoformat(), now)
+
+
+async def sweep_case(
+    deps: Dependencies, application_id: str, *, today: date | None = None
+) -> dict[str, int]:
+    """The sweep for one case; ``today`` the day its dates are compared with (the sandbox
+    passes a later day to show a deemed acceptance without waiting five working days; the
+    events and vouchers still carry the clock's time)."""
+    now = deps.clock.now()
+    day = (today or local_date(now)).isoformat()
+
+    def deem_if_due(app: Application, deps: Dependencies, now: datetime) -> bool:
+        due = app.acceptance_due
+        return due is not None and due < day and _deem(app, deps, now)
+
+    def overdue(app: Application, deps: Dependencies, now: datetime) -> bool:
+        return app.mark_overdue(day, now)
+
+    deemed = await _one(deps, application_id, now, deem_if_due)
+    flagged = await _one(deps, application_id, now, overdue)
+    return {"deemed_accepted": deemed, "overdue": flagged}

@@ -53,10 +53,10 @@ async def test_run_all_passes_and_reports_every_step(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[-1] == "8 scenarios, 8 passed"
+    assert out.splitlines()[-1] == "10 scenarios, 10 passed"
     for each in SCENARIOS:
         assert f"\n{each.name} — {each.description}\n" in out
-    assert out.count("  passed: ") == 8
+    assert out.count("  passed: ") == 10
     reported = steps(out)
     assert {mark for mark, _ in reported} == {"✓"}
     described = "\n".join(text for _, text in reported)
@@ -71,6 +71,8 @@ async def test_run_all_passes_and_reports_every_step(
     assert "the relay retries: 2 message.retry_scheduled on the case" in described
     assert "acr urn:gba:loa:low" in described
     assert "gd-hq-csb revokes it; the public status reads revoked" in described
+    assert re.search(r"examination restarted, last day \d{4}-\d{2}-\d{2}", described)
+    assert "corrective decision voucher verified" in described
 
 
 async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_revokes(
@@ -102,6 +104,16 @@ async def test_the_materials_scenario_uploads_submits_and_fetches_as_the_handler
     assert "sz-hc fetches each file with a signed GET; the digests match" in described
     assert "sz-hc's sandbox system fetched them on receipt, digests checked" in described
     assert "mo-dsat, not a handler, gets 404 as for an unknown id" in described
+@pytest.mark.parametrize("name", ["supplement-rounds", "automatic-overturned"])
+async def test_the_branches_that_go_back_pass_on_their_own(
+    gateway: RunningGateway, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code = await scenario(gateway, name)
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.splitlines()[-1] == "1 scenario, 1 passed"
+    assert {mark for mark, _ in steps(out)} == {"✓"}, out
 
 
 async def test_a_reviewer_whose_key_is_not_the_registered_one_fails_at_its_decision(
@@ -173,4 +185,4 @@ async def test_no_sandbox_at_the_url_is_one_line_and_every_scenario_failed(
     assert out[0].endswith(f"a sandbox gateway answers at {url}")
     assert out[1].strip() == "expected: 200 from GET /readyz and GET /sandbox/v1/personas"
     assert out[2].strip().startswith("seen:     ClientConnectorError")
-    assert out[-1].startswith("8 scenarios, 0 passed, 8 failed: every-matter, supplement")
+    assert out[-1].startswith("10 scenarios, 0 passed, 10 failed: every-matter, supplement")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.sandbox.scenarios.base import Scenario
 from gateway.sandbox.scenarios.certificates import CERTIFICATE
+from gateway.sandbox.scenarios.corrections import AUTOMATIC_OVERTURNED, SUPPLEMENT_ROUNDS
 from gateway.sandbox.scenarios.materials import MATERIALS
 from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
@@ -19,6 +20,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     AGENT_SUBMISSION,
     LOW_ASSURANCE,
     CERTIFICATE,
+    SUPPLEMENT_ROUNDS,
+    AUTOMATIC_OVERTURNED,
 )
 
 
