@@ -169,10 +169,24 @@ class SandboxPartners:
                 self._spawn(self._fetch(agency_id, key, materials))
             if agency.auto_decision and self.auto_decide and "application_id" in envelope:
                 application_id = str(envelope["application_id"])
-                examine = envelope.get("stage") == "examination"
+                stage = envelope.get("stage")
+                # the supplemented document of a case it is still examining: examine it again
+                examine = stage == "examination" or (
+                    stage == "supplement"
+                    and envelope.get("role") == "lead"
+                    and not envelope.get("deadline")  # not accepted yet
+                )
+                round_ = envelope.get("supplement_round")
                 native = self._formats.get(str(envelope.get("format", "")))  # as it received
                 self._spawn(
-                    self._decide(agency, key, application_id, examine=examine, native=native)
+                    self._decide(
+                        agency,
+                        key,
+                        application_id,
+                        examine=examine,
+                        native=native,
+                        supplement_round=int(round_) if round_ else None,
+                    )
                 )
         ack = {
             "message_id": message_id,
@@ -318,13 +332,15 @@ class SandboxPartners:
         *,
         examine: bool,
         native: DocumentCodec | None = None,
+        supplement_round: int | None = None,
     ) -> None:
         """Accept the case first when it came for examination (the lead of an
         agency-accepted matter), then post the agency's decision; signed with its own key.
         An agency that received the case in its native XML (``native``) answers in it too.
 
         ``out_of_order`` posts the decision first (the gateway must refuse it), then the
-        acceptance and the decision again; ``duplicates`` posts everything twice."""
+        acceptance and the decision again; ``duplicates`` posts everything twice. Each supplement
+        round's examination is a new call (its own Idempotency-Key)."""
         faults = self.faults.get(agency.id)
         if not faults.out_of_order:
             await asyncio.sleep(self._delay)
@@ -333,7 +349,7 @@ class SandboxPartners:
         acceptance = (
             f"{base}/acceptance",
             _body(native, "examination", {"outcome": "accepted"}),
-            f"accept-{application_id}",
+            f"accept-{application_id}" + (f"-{supplement_round}" if supplement_round else ""),
         )
         decided: dict[str, Any] = {"decision": agency.auto_decision, "reasons": []}
         if agency.auto_decision == "approved":  # in JSON or its XML Decision / Decisao

@@ -334,3 +334,46 @@ def test_an_envelope_value_the_xsd_refuses_stops_the_forward(codecs: dict[str, X
         codecs["hk"].encode(_golden("hk"), odd)
 
     assert [(p.code, p.xpath) for p in stopped.value.errors] == [("schema", "/*/*[1]/*[5]")]
+
+
+@pytest.mark.parametrize(
+    ("name", "ns", "stage", "round_"),
+    [("hk", HK, "Stage", "SupplementRound"), ("macau", MO, "Fase", "RondaSuplemento")],
+)
+def test_a_supplemented_document_says_its_stage_and_round_in_the_native_envelope(
+    codecs: dict[str, XmlCodec], name: str, ns: str, stage: str, round_: str
+) -> None:
+    supplemented = {**ENVELOPE, "stage": "supplement", "supplement_round": 2}
+
+    body, _ = codecs[name].encode(_golden(name), supplemented)
+
+    message = parse_xml(body)
+    assert _xsd(name).validate(message), _xsd(name).error_log
+    holder = message[0]
+    assert (holder.findtext(f"{ns}{stage}"), holder.findtext(f"{ns}{round_}")) == (
+        "supplement",
+        "2",
+    )
+    envelope, _ = codecs[name].read_message(body)
+    assert (envelope["stage"], envelope["supplement_round"]) == ("supplement", "2")
+    # before any round: no element
+    first, _ = codecs[name].encode(_golden(name), {**ENVELOPE, "supplement_round": None})
+    assert parse_xml(first)[0].find(f"{ns}{round_}") is None
+
+
+def test_guangdongs_message_schema_takes_a_supplemented_documents_stage_and_round() -> None:
+    codec = adapters.guangdong.ADAPTER.load_codec(MAPPINGS)
+    validator = schema_validator(
+        adapters.guangdong.ADAPTER.schemas_dir,
+        "guangdong-message.schema.json",
+        also=(MAPPINGS / "schemas",),
+    )
+    document = _golden("hk")
+    for envelope in (
+        {**ENVELOPE, "stage": "supplement", "supplement_round": 2},
+        {**ENVELOPE, "supplement_round": None},
+    ):
+        body, _ = codec.encode(document, envelope)
+        assert list(validator.iter_errors(json.loads(body))) == []
+    body, _ = codec.encode(document, {**ENVELOPE, "stage": "supplement", "supplement_round": 0})
+    assert list(validator.iter_errors(json.loads(body)))  # rounds count from 1
