@@ -18,11 +18,11 @@ import sqlalchemy as sa
 
 from gateway.domain.commands import Caller
 from gateway.services import queries
-from gateway.store.database import create_engine
+from gateway.store.database import create_engine, create_schema
 from gateway.store.tables import applications, notifications
 from gateway.trust.receipts import verify_receipt
 from gateway.web.keys import DEPENDENCIES
-from tests.conftest import RunningGateway
+from tests.conftest import Database, RunningGateway
 from tests.integration.test_automatic_decisions import USCC, _decided, decidable  # noqa: F401
 from tests.support import CASE_TABLES, row_counts, send
 
@@ -200,3 +200,29 @@ async def test_refused_rechecks_store_nothing(
     case = await _view(decidable, app_id)
     assert case["status"] == "rejected"
     assert await _rechecks(decidable) == [app_id]
+
+
+async def test_an_old_database_gains_the_recheck_columns_and_index(database: Database) -> None:
+    """A database made before re-checks were recorded: create_schema adds the columns (old
+    cases: round 0, no re-check) and the work list's index, on an existing table."""
+    engine = create_engine(database.url, schema=database.schema or None)
+    try:
+        await create_schema(engine)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP INDEX ix_applications_recheck"))
+            for column in ("recheck_lead", "recheck", "examined_from", "supplement_round"):
+                await conn.execute(sa.text(f"ALTER TABLE applications DROP COLUMN {column}"))
+
+        await create_schema(engine)
+        await create_schema(engine)  # and again: nothing left to do
+
+        async with engine.connect() as conn:
+            indexes = await conn.run_sync(lambda c: sa.inspect(c).get_indexes("applications"))
+            columns = await conn.run_sync(lambda c: sa.inspect(c).get_columns("applications"))
+        (index,) = [i for i in indexes if i["name"] == "ix_applications_recheck"]
+        assert index["column_names"] == ["recheck_lead", "id"]
+        assert {"recheck_lead", "recheck", "examined_from", "supplement_round"} <= {
+            c["name"] for c in columns
+        }
+    finally:
+        await engine.dispose()
