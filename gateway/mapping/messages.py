@@ -2,7 +2,8 @@
 
 A field mapping's ``messages:`` section declares, by kind, the other messages an agency of that
 format may send: its examination of a case (``examination``), its decision (``decision``),
-a supplement (``supplement``) and its acknowledgement of a forward (``ack``). Each kind names
+a supplement (``supplement``), the lead's re-check of an automatic decision (``recheck``) and
+its acknowledgement of a forward (``ack``). Each kind names
 its root element (a global element of the format's XSD) and its ``fields`` and ``lists``,
 mapping to the JSON body the partner API takes for that call (JSON pointers, as for the
 application). They are compiled with the application's machinery: the same
@@ -33,7 +34,7 @@ from gateway.mapping.xml import parse_xml, schema_problems
 if TYPE_CHECKING:
     from gateway.mapping.fields import FieldRule, ListRule
 
-KINDS = ("examination", "decision", "supplement", "ack")
+KINDS = ("examination", "decision", "supplement", "recheck", "ack")
 """The message kinds a native format may declare (the ``messages:`` keys)."""
 
 

@@ -18,6 +18,7 @@ from gateway.services.handlers import _OFFLOAD_BYTES  # as for submissions
 from gateway.services.milestones import Dependencies
 
 EXAMINATION, DECISION, SUPPLEMENT = "examination", "decision", "supplement"
+RECHECK = "recheck"
 
 
 class NativeMessage(Protocol):

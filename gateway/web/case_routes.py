@@ -80,7 +80,11 @@ _SIGNED_ERRORS: dict[int, str | tuple[str, dict[str, Any]]] = {
 }
 
 
-_KINDS = {"examine": agency_messages.EXAMINATION, "supplement": agency_messages.SUPPLEMENT}
+_KINDS = {
+    "examine": agency_messages.EXAMINATION,
+    "supplement": agency_messages.SUPPLEMENT,
+    "recheck": agency_messages.RECHECK,
+}
 
 
 async def _as_agency(request: web.Request, action: str) -> web.Response:
@@ -160,7 +164,7 @@ async def deliver_result(request: web.Request) -> web.Response:
     "overturned with reasons, which issues a signed corrective decision naming the routes of "
     "redress (Art. 25)",
     tag="applications",
-    request={"application/json": _RECHECK},
+    request=native_request(_RECHECK, "Recheck (HK) or Revisao (Macau)"),
     responses=_SIGNED_ERRORS,
     signed=True,
 )

@@ -226,3 +226,32 @@ async def test_an_old_database_gains_the_recheck_columns_and_index(database: Dat
         }
     finally:
         await engine.dispose()
+
+
+async def test_a_macau_lead_overturns_in_its_own_xml(
+    decidable: RunningGateway,  # noqa: F811
+) -> None:
+    app_id = (await _decided(decidable, "not-a-uscc"))["application_id"]
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        '<Revisao xmlns="urn:gba:mo:requerimento:1"><Resultado>Revogada</Resultado>'
+        "<Fundamentos><Fundamento>o código do empregador foi mal escrito</Fundamento>"
+        "</Fundamentos></Revisao>"
+    ).encode()
+
+    answer = await send(
+        decidable.settings,
+        "POST",
+        f"/v1/applications/{app_id}/recheck",
+        agency=LEAD,
+        body=body,
+        content_type="application/xml",
+    )
+
+    assert answer.status == 200, answer.body
+    case = await _view(decidable, app_id)
+    corrected = next(e for e in case["timeline"] if e["type"] == "application.decision_corrected")
+    assert (corrected["decision"], corrected["reasons"]) == (
+        "approved",
+        ["o código do empregador foi mal escrito"],
+    )
