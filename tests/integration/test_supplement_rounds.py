@@ -7,6 +7,7 @@ that supplement arrived."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,12 +19,14 @@ import sqlalchemy as sa
 from lxml import etree
 
 from gateway.bootstrap import Overrides, create_app, sweep_deadlines
+from gateway.sandbox.routes import PARTNERS
 from gateway.settings import Settings
 from gateway.store.database import create_engine
 from gateway.store.tables import notifications, outbox
 from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.fakes import FixedClock
 from tests.integration.test_lifecycle import MEDICAL, act, submit, view
+from tests.support import INSURANCE
 
 # 10:00 in Guangdong (UTC+8) on each day
 RECEIVED = datetime(2026, 9, 25, 2, 0, tzinfo=UTC)  # Friday, the Mid-Autumn Festival
@@ -190,3 +193,58 @@ async def test_the_lead_accepts_within_the_restarted_period_and_nothing_is_deeme
     (event,) = [e for e in case["timeline"] if e["type"] == "application.accepted"]
     assert event["actor"] == LEAD
     assert "deemed" not in event
+
+
+async def test_a_sandbox_lead_examines_the_supplemented_document_it_is_sent(
+    lead_examined_gateway: RunningGateway,
+) -> None:
+    """With the relay and the sandbox partners running: Macao's Social Security Fund (the lead,
+    in its own XML) asks for a supplement; once supplied, it is sent the supplemented document
+    (``Fase`` supplement, ``RondaSuplemento`` 1) and examines it again by itself: accepted."""
+    gateway = lead_examined_gateway
+    partners = gateway.app[PARTNERS]  # type: ignore[index]
+    partners.auto_decide = False  # the lead holds the case without answering
+    app_id = (await submit(gateway, INSURANCE))["application_id"]
+    case = await _until(gateway, app_id, lambda c: _state(c, "mo-fss") == "delivered")
+    asked = await act(
+        gateway,
+        app_id,
+        "acceptance",
+        {"outcome": "supplement", "missing": ["EMPLOYMENT_CONTRACT"]},
+        agency="mo-fss",
+    )
+    assert asked.status == 200, asked.body
+    partners.auto_decide = True
+
+    supplied = await act(
+        gateway,
+        app_id,
+        "supplements",
+        {"materials": [_material("EMPLOYMENT_CONTRACT", "C")]},
+        agency="hk-ird",
+    )
+    assert supplied.status == 200, supplied.body
+    assert supplied.json()["status"] == "received"
+
+    case = await _until(gateway, app_id, lambda c: c["status"] in ("approved", "rejected"))
+    accepted = next(e for e in case["timeline"] if e["type"] == "application.accepted")
+    assert accepted["actor"] == "mo-fss"
+    rounds = [
+        (e["actor"], e.get("supplement_round"))
+        for e in case["timeline"]
+        if e["type"] == "message.delivered"
+    ]
+    assert rounds[:2] == [("mo-fss", None), ("mo-fss", 1)]
+
+
+def _state(case: dict[str, Any], agency: str) -> str:
+    return next(h["state"] for h in case["handlers"] if h["agency_id"] == agency)
+
+
+async def _until(gateway: RunningGateway, app_id: str, done: Any) -> dict[str, Any]:
+    for _ in range(300):
+        case = await view(gateway, app_id)
+        if done(case):
+            return case  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never got there: {case['status']} {case['handlers']}")
