@@ -241,6 +241,8 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "agent-submission",
         "low-assurance",
         "certificate",
+        "supplement-rounds",
+        "automatic-overturned",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"
