@@ -104,6 +104,8 @@ async def test_the_materials_scenario_uploads_submits_and_fetches_as_the_handler
     assert "sz-hc fetches each file with a signed GET; the digests match" in described
     assert "sz-hc's sandbox system fetched them on receipt, digests checked" in described
     assert "mo-dsat, not a handler, gets 404 as for an unknown id" in described
+
+
 @pytest.mark.parametrize("name", ["supplement-rounds", "automatic-overturned"])
 async def test_the_branches_that_go_back_pass_on_their_own(
     gateway: RunningGateway, capsys: pytest.CaptureFixture[str], name: str
