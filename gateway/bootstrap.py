@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -28,6 +29,8 @@ from gateway import jurisdictions
 from gateway.domain.errors import ConfigurationError
 from gateway.domain.materials import MaterialLimits
 from gateway.domain.values import local_date
+from gateway.egress.mail import SmtpSender
+from gateway.egress.sms import HttpSmsSender
 from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
@@ -220,6 +223,40 @@ def generated_schemas(table: Mapping[str, DocumentCodec]) -> dict[str, bytes]:
         if name and document:
             out[name] = document
     return out
+
+
+def email_sender(settings: Settings) -> SmtpSender | None:
+    """The residents' e-mail channel from the settings (None: no ``smtp_host``)."""
+    if not settings.smtp_host:
+        return None
+    password = None
+    if settings.smtp_password_file is not None:
+        password = settings.smtp_password_file.read_text("utf-8").strip()
+    return SmtpSender(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_sender,
+        starttls=settings.smtp_starttls,
+        username=settings.smtp_username or None,
+        password=password,
+        timeout=settings.smtp_timeout,
+        domain=urlsplit(settings.base_url).hostname or "gateway.invalid",
+    )
+
+
+def sms_sender(settings: Settings) -> HttpSmsSender | None:
+    """The residents' SMS channel from the settings (None: no ``sms_gateway_url``)."""
+    if not settings.sms_gateway_url:
+        return None
+    token = None
+    if settings.sms_gateway_token_file is not None:
+        token = settings.sms_gateway_token_file.read_text("utf-8").strip()
+    return HttpSmsSender(
+        settings.sms_gateway_url,
+        egress=settings.egress,
+        token=token,
+        timeout=settings.smtp_timeout,
+    )
 
 
 def database_url(settings: Settings) -> str:
@@ -501,5 +538,8 @@ def create_app(
         lambda: ring.current("http"),
         egress=settings.egress,
         enabled=settings.relay_enabled,
+        email=email_sender(settings),
+        sms=sms_sender(settings),
+        progress_url=settings.base_url + "/me/applications/{application_id}",
     )
     return app

@@ -93,6 +93,22 @@ class Settings:
     # An application's material given by its digest alone (no upload: nothing to fetch) is
     # accepted while partner systems move to uploads; false refuses it (material_not_uploaded)
     accept_digest_only_materials: bool = True
+    # Residents told (Art. 22; docs/notifications.md). E-mail over SMTP: smtp_host unset means
+    # no e-mail is sent (residents read theirs at /v1/me/notifications); in sandbox mode the
+    # local SMTP sink is used instead. The password is read from a file, never inline.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True  # STARTTLS before anything is sent (off only for a local relay)
+    smtp_username: str = ""
+    smtp_password_file: Path | None = None
+    smtp_sender: str = "GBA cross-border services <no-reply@gateway.invalid>"
+    smtp_timeout: float = 10.0
+    # SMS through an HTTP SMS gateway (gateway/egress/sms.py), under the egress policy; unset:
+    # no SMS. The bearer token, if the gateway needs one, is read from a file.
+    sms_gateway_url: str = ""
+    sms_gateway_token_file: Path | None = None
+    # The sandbox's SMTP sink (aiosmtpd) listens on 127.0.0.1 at this port; 0: a free port
+    sandbox_smtp_port: int = 0
 
     @property
     def sandbox(self) -> bool:
@@ -148,6 +164,8 @@ _PATHS = {
     "mappings_dir",
     "sandbox_dir",
     "data_dir",
+    "smtp_password_file",
+    "sms_gateway_token_file",
 }
 _INTS = {
     "port",
@@ -165,8 +183,10 @@ _INTS = {
     "rate_limit_address_burst",
     "max_material_bytes",
     "max_application_material_bytes",
+    "smtp_port",
+    "sandbox_smtp_port",
 }
-_BOOLS = {"relay_enabled", "accept_digest_only_materials"}
+_BOOLS = {"relay_enabled", "accept_digest_only_materials", "smtp_starttls"}
 # Lists of paths: relative ones are read from the TOML file's folder (or the working one).
 _PATH_LISTS = {"jurisdiction_folders"}
 _LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts", "trusted_proxies"}
@@ -182,6 +202,7 @@ _FLOATS = {
     "rate_limit_address",
     "material_expiry_seconds",
     "upload_timeout",
+    "smtp_timeout",
 }
 
 
@@ -257,6 +278,7 @@ def _validated(settings: Settings) -> Settings:
         problems.append("signature_max_skew must be 30-3600 seconds")
     problems += _limit_problems(settings)
     problems += _material_problems(settings)
+    problems += _channel_problems(settings)
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append("log_level must be debug, info, warning or error")
     if settings.log_format not in ("json", "console"):
@@ -316,4 +338,22 @@ def _limit_problems(settings: Settings) -> list[str]:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             problems.append(f"trusted_proxies: {proxy!r} is not an address or network")
+    return problems
+
+
+def _channel_problems(settings: Settings) -> list[str]:
+    """What is wrong with the residents' e-mail and SMS settings."""
+    problems = []
+    if not 0 < settings.smtp_port < 65536:
+        problems.append("smtp_port must be 1-65535")
+    if not 0 <= settings.sandbox_smtp_port < 65536:
+        problems.append("sandbox_smtp_port must be 0 (a free port) or 1-65535")
+    if not 0 < settings.smtp_timeout <= 300:
+        problems.append("smtp_timeout must be above 0 and at most 300 seconds")
+    if settings.smtp_host and "@" not in settings.smtp_sender:
+        problems.append("smtp_sender must be an address (Name <user@domain> or user@domain)")
+    if settings.sms_gateway_url and not settings.sms_gateway_url.startswith(
+        ("https://", "http://")
+    ):
+        problems.append("sms_gateway_url must be an http(s) URL")
     return problems

@@ -54,14 +54,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Localized:
-    """A short message in the three scripts every page and error must speak."""
+    """A short message in the three scripts every page and error must speak, and in
+    Portuguese where a resident of Macao may be told it (``pt``; notifications)."""
 
     zh_hant: str
     zh_hans: str
     en: str
+    pt: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"zh-Hant": self.zh_hant, "zh-Hans": self.zh_hans, "en": self.en}
+        out = {"zh-Hant": self.zh_hant, "zh-Hans": self.zh_hans, "en": self.en}
+        if self.pt:
+            out["pt"] = self.pt
+        return out
 
 
 @dataclass(frozen=True, slots=True)

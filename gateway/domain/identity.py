@@ -137,6 +137,22 @@ def applicant_document(
     }
 
 
+def named_documents(document: Mapping[str, Any]) -> tuple[IdentityDocument, ...]:
+    """The identity documents a canonical application names its applicant by (each once;
+    an entry that does not parse is skipped: the case was validated on receipt)."""
+    applicant = document.get("applicant")
+    entries = applicant.get("documents") if isinstance(applicant, Mapping) else None
+    found: list[IdentityDocument] = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            doc = IdentityDocument.parse(str(entry["type"]), str(entry["number"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if doc.type not in ORGANISATION_DOCUMENTS and doc not in found:
+            found.append(doc)
+    return tuple(found)
+
+
 def assurance_of(acr: str | None, table: Mapping[str, Assurance], provider: str) -> Assurance:
     """The provider's ``acr`` on the one scale; a missing or unknown value is refused."""
     if not acr:

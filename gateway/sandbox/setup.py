@@ -11,6 +11,7 @@ from gateway.sandbox import tester_routes
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, ensure_agency_key
 from gateway.sandbox.console import install_console
 from gateway.sandbox.idp import install_identity_providers
+from gateway.sandbox.mailbox import install_sinks
 from gateway.sandbox.notifications import install_recording_notifier
 from gateway.sandbox.partners import SandboxPartners
 from gateway.sandbox.routes import ANCHORS, FAULTS, PARTNERS, ROUTING, routes
@@ -64,4 +65,5 @@ def install_sandbox(
     app.add_routes(tester_routes.routes)
     install_identity_providers(app, settings, clock)
     install_recording_notifier(app)
+    install_sinks(app, settings)
     install_console(app)

@@ -43,43 +43,58 @@ RESIDENT = "resident:"
 
 MESSAGES: dict[str, Localized] = {
     "application.accepted": Localized(
-        "您的申請已獲受理。", "您的申请已获受理。", "Your application has been accepted."
+        "您的申請已獲受理。",
+        "您的申请已获受理。",
+        "Your application has been accepted.",
+        "O seu pedido foi aceite.",
     ),
     "application.accepted.deemed": Localized(
         "您的申請已自收件之日起視為受理。",
         "您的申请已自收件之日起视为受理。",
         "Your application is deemed accepted as of the day it was received.",
+        "O seu pedido considera-se aceite desde o dia em que foi recebido.",
     ),
     "application.not_accepted": Localized(
         "您的申請不予受理，理由見不予受理通知書。",
         "您的申请不予受理，理由见不予受理通知书。",
         "Your application was not accepted; the notice states the reasons.",
+        "O seu pedido não foi aceite; a notificação indica as razões.",
     ),
     "application.supplement_requested": Localized(
         "您的申請須補正材料，一次性告知書列明全部所缺材料。",
         "您的申请须补正材料，一次性告知书列明全部所缺材料。",
         "Materials are missing: one notice lists all of them; please supply them.",
+        "Faltam documentos: uma única notificação indica todos; queira apresentá-los.",
     ),
     "application.approved": Localized(
-        "您的申請已獲批准。", "您的申请已获批准。", "Your application has been approved."
+        "您的申請已獲批准。",
+        "您的申请已获批准。",
+        "Your application has been approved.",
+        "O seu pedido foi deferido.",
     ),
     "application.rejected": Localized(
         "您的申請不獲批准，決定書載明理由及救濟途徑。",
         "您的申请不获批准，决定书载明理由及救济途径。",
         "Your application was rejected; the decision states the reasons and the routes of redress.",
+        "O seu pedido foi indeferido; a decisão indica as razões e os meios de impugnação.",
     ),
     "application.result_delivered": Localized(
         "辦理結果已按您選擇的方式送達。",
         "办理结果已按您选择的方式送达。",
         "The result has been delivered by the channel you chose.",
+        "O resultado foi entregue pelo meio que escolheu.",
     ),
     "application.withdrawn": Localized(
-        "您的申請已撤回。", "您的申请已撤回。", "Your application has been withdrawn."
+        "您的申請已撤回。",
+        "您的申请已撤回。",
+        "Your application has been withdrawn.",
+        "O seu pedido foi retirado.",
     ),
     "deadline.overdue": Localized(
         "您的申請已超過承諾辦理時限，已督促有關部門辦理。",
         "您的申请已超过承诺办理时限，已督促有关部门办理。",
         "Your application is past its promised time limit; the agencies have been reminded.",
+        "O seu pedido ultrapassou o prazo prometido; os serviços foram lembrados.",
     ),
     "application.decision_corrected": Localized(
         "您的申請經人工複核後已作出更正決定，決定書載明理由及救濟途徑。",
@@ -88,17 +103,22 @@ MESSAGES: dict[str, Localized] = {
         "decision states the reasons and the routes of redress.",
     ),
     "complaint.filed": Localized(
-        "您的投訴已收到。", "您的投诉已收到。", "Your complaint has been received."
+        "您的投訴已收到。",
+        "您的投诉已收到。",
+        "Your complaint has been received.",
+        "A sua reclamação foi recebida.",
     ),
     "complaint.answered.upheld": Localized(
         "您的投訴已獲答覆：投訴成立。",
         "您的投诉已获答复：投诉成立。",
         "Your complaint has been answered: it is upheld.",
+        "A sua reclamação foi respondida: é procedente.",
     ),
     "complaint.answered.dismissed": Localized(
         "您的投訴已獲答覆：投訴不成立。",
         "您的投诉已获答复：投诉不成立。",
         "Your complaint has been answered: it is dismissed.",
+        "A sua reclamação foi respondida: é improcedente.",
     ),
 }
 MILESTONES = frozenset(

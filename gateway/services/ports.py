@@ -12,6 +12,7 @@ from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.certificates import Certificate
 from gateway.domain.complaints import Complaint
+from gateway.domain.contacts import ContactPreferences
 from gateway.domain.documents import Decoded
 from gateway.domain.identity import (
     CanonicalIdentity,
@@ -156,6 +157,13 @@ class ApplicationRepository(Protocol):
         self, person_id: str, *, limit: int, after: str | None
     ) -> list[Application]:
         """The resident's own applications, oldest first."""
+        ...
+
+    async def naming(
+        self, documents: Sequence[tuple[str, str]], *, limit: int, after: str | None
+    ) -> list[Application]:
+        """Agency-submitted cases that name one of ``documents`` (type, number) as the
+        applicant's, by id after the cursor."""
         ...
 
     async def assurance_relying_on(self, consent_id: str) -> Assurance | None:
@@ -393,6 +401,30 @@ class CertificateRepository(Protocol):
         ...
 
 
+class ContactRepository(Protocol):
+    """How each resident wants to be told (personal data: never logged)."""
+
+    async def get(self, person_id: str) -> ContactPreferences | None: ...
+
+    async def put(self, preferences: ContactPreferences) -> None:
+        """Replace the person's preferences whole."""
+        ...
+
+
+class EmailSender(Protocol):
+    async def send_email(self, to: str, subject: str, text: str, *, message_id: str) -> None:
+        """Send one plain-text e-mail (``message_id``: stable across retries, so that a
+        mail client shows a resent one once); TransientDeliveryError to try again later,
+        PermanentDeliveryError to give up. Never logs the address or the text."""
+        ...
+
+
+class SmsSender(Protocol):
+    async def send_sms(self, to: str, text: str, *, message_id: str) -> None:
+        """Send one text message to an E.164 number; errors as :class:`EmailSender`."""
+        ...
+
+
 class Notifier(Protocol):
     async def notify(self, agency: Agency | None, notification: Notification) -> None:
         """Hand one notification over (``agency``: the recipient agency, None for a resident);
@@ -482,6 +514,7 @@ class UnitOfWork(Protocol):
     complaints: ComplaintRepository
     certificates: CertificateRepository
     materials: MaterialRepository
+    contacts: ContactRepository
 
     async def __aenter__(self) -> Self: ...
 

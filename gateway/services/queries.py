@@ -8,18 +8,22 @@ from gateway.domain.application import Application
 from gateway.domain.commands import Caller
 from gateway.domain.errors import NotFoundError
 from gateway.services.handlers import Dependencies
+from gateway.services.ports import UnitOfWork
+from gateway.services.visibility import viewer, visible_named
 
 
 async def application_view(deps: Dependencies, caller: Caller, application_id: str) -> dict:
-    """The case as a party sees it: state per handler, deadlines, the whole timeline."""
+    """The case as a party sees it: state per handler, deadlines, the whole timeline. A
+    resident also sees an agency's case naming their linked document (:mod:`visibility`)."""
     async with deps.uow() as uow:
         app = await uow.applications.get(application_id)
-        if app is None or not app.is_party(caller.agency_id, caller.person_id):
+        named = app is not None and await _named_applicant(deps, uow, caller, app)
+        if app is None or not (named or app.is_party(caller.agency_id, caller.person_id)):
             raise NotFoundError("no such application for this caller")
         timeline = await uow.applications.timeline(application_id)
-    own = caller.person_id is not None and caller.person_id in (
-        app.applicant_id,
-        _person(app.submitted_by),
+    own = named or (
+        caller.person_id is not None
+        and caller.person_id in (app.applicant_id, _person(app.submitted_by))
     )
     hide = (lambda value: value) if own else _pseudonymous
     return {
@@ -73,13 +77,36 @@ def _pseudonymous(actor: str) -> str:
     return "resident" if actor.startswith("resident:") else actor
 
 
+async def _named_applicant(
+    deps: Dependencies, uow: UnitOfWork, caller: Caller, app: Application
+) -> bool:
+    """The resident looks at an agency's case that names their linked document, with the
+    assurance its matter needs."""
+    if caller.person_id is None or caller.login_id is None or app.applicant_id is not None:
+        return False
+    seen = await viewer(uow, caller.person_id, caller.login_id)
+    return seen.sees(app, deps.catalog, deps.clock)
+
+
 async def own_applications(
-    deps: Dependencies, person_id: str, *, limit: int, after: str | None
+    deps: Dependencies,
+    person_id: str,
+    *,
+    limit: int,
+    after: str | None,
+    login_id: str | None = None,
 ) -> dict[str, Any]:
-    """A resident's own applications (Art. 22: progress on every channel), cursor-paged."""
+    """A resident's applications (Art. 22: progress on every channel), cursor-paged: those
+    they filed and, seen through ``login_id``, the agencies' naming their linked documents."""
     async with deps.uow() as uow:
         apps = await uow.applications.applied_by(person_id, limit=limit + 1, after=after)
-    return _page(apps, limit)
+        if login_id is not None:
+            seen = await viewer(uow, person_id, login_id)
+            apps += await visible_named(
+                uow, seen, deps.catalog, deps.clock, limit=limit + 1, after=after
+            )
+    merged = sorted({a.id: a for a in apps}.values(), key=lambda a: a.id)
+    return _page(merged[: limit + 1], limit)
 
 
 async def work_list(

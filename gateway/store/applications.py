@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.application import Application, Handler, HandlerState, Status
 from gateway.domain.errors import ConflictError
+from gateway.domain.identity import named_documents
 from gateway.domain.matters import Assurance
 from gateway.services.ports import TimelineEntry
 from gateway.store.audit import SqlAudit
-from gateway.store.tables import applications, handlers, timeline
+from gateway.store.tables import applicant_documents, applications, handlers, timeline
 
 
 class Recorder(Protocol):
@@ -50,6 +51,13 @@ def new_rows(app: Application, audit: Recorder) -> list[tuple[sa.Table, list[dic
     events = _timeline_rows(app, start=1, audit=audit)
     if events:
         inserted.append((timeline, events))
+    if app.applicant_id is None:  # an agency's case: found by its applicant's documents later
+        named = [
+            {"application_id": app.id, "doc_type": d.type.value, "number": d.number}
+            for d in named_documents(app.document)
+        ]
+        if named:
+            inserted.append((applicant_documents, named))
     app.version = 1
     return inserted
 
@@ -184,6 +192,32 @@ class SqlApplications:
         ids = (await self._conn.execute(query)).scalars().all()
         found = [await self.get(i) for i in ids]
         return [a for a in found if a is not None]
+
+    async def naming(
+        self, documents: Sequence[tuple[str, str]], *, limit: int, after: str | None
+    ) -> list[Application]:
+        """Agency-submitted cases naming any of ``documents`` (type, number) as the
+        applicant's, by id."""
+        if not documents:
+            return []
+        named = sa.or_(
+            *(
+                sa.and_(applicant_documents.c.doc_type == t, applicant_documents.c.number == n)
+                for t, n in documents
+            )
+        )
+        query = (
+            sa.select(applicant_documents.c.application_id)
+            .where(named)
+            .distinct()
+            .order_by(applicant_documents.c.application_id)
+            .limit(limit)
+        )
+        if after:
+            query = query.where(applicant_documents.c.application_id > after)
+        ids = (await self._conn.execute(query)).scalars().all()
+        found = await self.get_many(ids)
+        return [found[i] for i in ids if i in found]
 
     async def assurance_relying_on(self, consent_id: str) -> Assurance | None:
         rows = await self._conn.execute(

@@ -9,6 +9,7 @@ from gateway.store.applications import SqlApplications
 from gateway.store.audit import SqlAudit
 from gateway.store.certificates import SqlCertificates
 from gateway.store.complaints import SqlComplaints
+from gateway.store.contacts import SqlContacts
 from gateway.store.delivery import SqlIdempotency, SqlNonces, SqlOutbox
 from gateway.store.identity import SqlIdentities
 from gateway.store.jobs import SqlJobLeases
@@ -30,5 +31,6 @@ def attach_repositories(uow: Any, conn: Any, registry: RegistryCache | None) -> 
     uow.notifications = SqlNotifications(conn)
     uow.complaints = SqlComplaints(conn)
     uow.certificates = SqlCertificates(conn)
+    uow.contacts = SqlContacts(conn)
     uow.jobs = SqlJobLeases(conn)
     uow.materials = SqlMaterials(conn)

@@ -437,6 +437,27 @@ notifications = sa.Table(  # one milestone told to one recipient (Art. 22), leas
     sa.Index("ix_notifications_recipient", "recipient", "id"),
 )
 
+resident_contacts = sa.Table(  # how a resident is told (Art. 22): personal data, never logged
+    "resident_contacts",
+    metadata,
+    sa.Column("person_id", sa.ForeignKey("persons.id"), primary_key=True),
+    sa.Column("email", sa.String(254)),
+    sa.Column("phone", sa.String(16)),  # E.164
+    sa.Column("channels", sa.JSON, nullable=False),  # ["email", "sms"], the applicant's choice
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),  # resident | idp:<provider>
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+applicant_documents = sa.Table(  # the documents an agency-submitted case names its applicant by
+    "applicant_documents",
+    metadata,
+    sa.Column("application_id", sa.ForeignKey("applications.id"), primary_key=True),
+    sa.Column("doc_type", sa.String(20), primary_key=True),
+    sa.Column("number", sa.String(40), primary_key=True),
+    sa.Index("ix_applicant_documents_document", "doc_type", "number", "application_id"),
+)
+
 complaints = sa.Table(  # Art. 31; the texts are personal data, kept off the timeline and audit
     "complaints",
     metadata,

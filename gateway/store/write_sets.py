@@ -241,6 +241,7 @@ class BatchedUnitOfWork:
         self.identities = _Unavailable("identities")
         self.complaints = _Unavailable("complaints")
         self.certificates = _Unavailable("certificates")
+        self.contacts = _Unavailable("contacts")
         self.jobs = _Unavailable("jobs")
         self.materials = _Materials(ws)
         return self

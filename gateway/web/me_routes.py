@@ -16,7 +16,7 @@ from gateway.domain.commands import Applicant, Caller, SubmitApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import ValidationFailedError
 from gateway.domain.values import Channel
-from gateway.services import handlers, identity, queries
+from gateway.services import contacts, handlers, identity, queries
 from gateway.services.identity import Resident
 from gateway.web.auth import idempotency_key_of, read_body
 from gateway.web.bearer import authenticate_resident
@@ -159,7 +159,11 @@ def _check_submission(data: dict[str, Any]) -> None:
 async def my_applications(request: web.Request) -> web.Response:
     resident = await _resident(request)
     page = await queries.own_applications(
-        request.app[DEPENDENCIES], resident.person_id, limit=50, after=request.query.get("after")
+        request.app[DEPENDENCIES],
+        resident.person_id,
+        limit=50,
+        after=request.query.get("after"),
+        login_id=resident.login_id,
     )
     return json_response(page)
 
@@ -176,6 +180,52 @@ async def my_application(request: web.Request) -> web.Response:
         request.app[DEPENDENCIES], _caller(resident), request.match_info["application_id"]
     )
     return json_response(view)
+
+
+_CONTACT = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "email": {"type": ["string", "null"], "format": "email"},
+        "phone": {"type": ["string", "null"], "description": "E.164, e.g. +85291234567"},
+        "channels": {
+            "type": "array",
+            "items": {"enum": ["email", "sms"]},
+            "description": "Where milestones are pushed (Art. 22: the applicant chooses); "
+            "empty: read them at /v1/me/notifications only",
+        },
+        "language": {"enum": ["zh-Hant", "zh-Hans", "en", "pt"]},
+    },
+}
+
+
+@routes.get("/v1/me/contact")
+@operation(
+    summary="How the resident is told of their cases: e-mail, phone, channels, language",
+    tag="applicant",
+    responses={200: ("The contact preferences", _CONTACT), **_BEARER},
+)
+async def my_contact(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    return json_response(await contacts.contact_of(request.app[DEPENDENCIES], resident.person_id))
+
+
+@routes.put("/v1/me/contact")
+@operation(
+    summary="Choose how to be told (Art. 22): e-mail and/or SMS, in zh-Hant, zh-Hans, en or pt",
+    tag="applicant",
+    request={"application/json": _CONTACT},
+    responses={
+        200: ("The contact preferences now held", _CONTACT),
+        **_BEARER,
+        422: "Invalid address, phone number, channel or language (every problem listed)",
+    },
+)
+async def set_my_contact(request: web.Request) -> web.Response:
+    resident = await _resident(request)
+    _, data = await _body(request, "the contact preferences")
+    held = await contacts.set_contact(request.app[DEPENDENCIES], resident.person_id, data)
+    return json_response(held)
 
 
 @routes.get("/v1/me/consents")

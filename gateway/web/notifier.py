@@ -32,7 +32,15 @@ from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
 from gateway.egress.client import client_session
 from gateway.egress.policy import EgressPolicy
 from gateway.services.notifications import Dispatcher, DispatchPolicy
-from gateway.services.ports import Clock, Notification, Notifier, UnitOfWorkFactory
+from gateway.services.ports import (
+    Clock,
+    EmailSender,
+    Notification,
+    Notifier,
+    SmsSender,
+    UnitOfWorkFactory,
+)
+from gateway.services.resident_notices import ResidentChannels
 from gateway.trust.keys import SigningKey
 from gateway.trust.profile import sign_request
 from gateway.web.auth import authenticate
@@ -42,6 +50,9 @@ from gateway.web.openapi import operation, query
 from gateway.web.problems import json_response
 
 NOTIFIER = web.AppKey("notifier", Notifier)
+# The residents' channels (Art. 22), when a mode installs its own (the sandbox's sinks)
+EMAIL_SENDER = web.AppKey("email_sender", EmailSender)
+SMS_SENDER = web.AppKey("sms_sender", SmsSender)
 DISPATCHER = web.AppKey("notification_dispatcher", Dispatcher)
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 routes = web.RouteTableDef()
@@ -113,16 +124,28 @@ def install_notifications(
     egress: EgressPolicy,
     enabled: bool = True,
     policy: DispatchPolicy | None = None,
+    email: EmailSender | None = None,
+    sms: SmsSender | None = None,
+    progress_url: str = "/me/applications/{application_id}",
 ) -> None:
     """Mount the notification routes and run the dispatcher while the app runs. The notifier
-    is the one installed under :data:`NOTIFIER` by then (sandbox), else a webhook notifier."""
+    is the one installed under :data:`NOTIFIER` by then (sandbox), else a webhook notifier;
+    residents are told through :data:`EMAIL_SENDER` and :data:`SMS_SENDER` when a mode
+    installed them, else through ``email`` and ``sms`` (from the settings; None: not sent)."""
     app.add_routes(routes)
 
     async def dispatching(app: web.Application) -> AsyncIterator[None]:
-        notifier = app.get(NOTIFIER)
+        agencies = app.get(NOTIFIER)
         webhook = None
-        if notifier is None:
-            notifier = webhook = WebhookNotifier(key, clock, egress=egress)
+        if agencies is None:
+            agencies = webhook = WebhookNotifier(key, clock, egress=egress)
+        notifier = ResidentChannels(
+            uow,
+            agencies,
+            email=app.get(EMAIL_SENDER, email),
+            sms=app.get(SMS_SENDER, sms),
+            progress_url=progress_url,
+        )
         dispatcher = Dispatcher(uow, notifier, clock, policy)
         app[DISPATCHER] = dispatcher
         task = asyncio.create_task(dispatcher.run()) if enabled else None
@@ -133,6 +156,9 @@ def install_notifications(
                 await task
         if webhook is not None:
             await webhook.close()
+        close = getattr(sms, "close", None)
+        if close is not None:
+            await close()
 
     app.cleanup_ctx.append(dispatching)
 

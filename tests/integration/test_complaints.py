@@ -179,7 +179,7 @@ async def test_a_resident_complains_and_is_told_the_outcome(gateway: RunningGate
     (approved,) = await _until(lambda: told("application.approved"), "approval notified")
     assert approved["application_id"] == app_id
     assert approved["message"]["en"] == "Your application has been approved."
-    assert set(approved["message"]) == {"zh-Hant", "zh-Hans", "en"}
+    assert set(approved["message"]) == {"zh-Hant", "zh-Hans", "en", "pt"}
 
     path = f"/v1/me/applications/{app_id}/complaints"
     status, complaint = await _call(gateway, "POST", path, token, {"text": TEXT}, "cmp-key-1")

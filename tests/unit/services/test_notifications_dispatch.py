@@ -148,7 +148,7 @@ async def test_record_writes_one_row_per_recipient_with_the_message_for_resident
     resident = told["resident:per_1"]
     assert resident["event"] == "application.withdrawn"
     assert resident["status"] == "withdrawn"
-    assert set(resident["message"]) == {"zh-Hant", "zh-Hans", "en"}
+    assert set(resident["message"]) == {"zh-Hant", "zh-Hans", "en", "pt"}
     assert "message" not in told["gd-hq-csb"]
     assert {"notification_id", "application_id", "event", "status", "at", "recipient"} <= set(
         told["gd-hq-csb"]

@@ -1,0 +1,74 @@
+"""Which cases a resident sees as their own (Art. 22: progress on every channel).
+
+A resident sees the cases they filed themselves (``applicant_id``) and, once a login has
+linked to them an identity document that an agency-submitted case names as its applicant's,
+that case too — when the login they look with has at least the assurance the case's matter
+requires. Links need ``substantial`` or more (:data:`gateway.domain.identity.LINKING_ASSURANCE`),
+so a ``low`` login, whose documents link no one, never sees an agency's case; a
+``substantial`` one does not see a case of a matter that needs ``high``. Nothing is written:
+the case stays the submitting agency's, the resident reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.domain.application import Application
+from gateway.domain.errors import UnknownMatterError
+from gateway.domain.identity import LinkStatus, named_documents
+from gateway.domain.matters import Assurance
+from gateway.domain.values import local_date
+from gateway.services.ports import Clock, MatterCatalog, UnitOfWork
+from gateway.services.residents import login_assurance
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """A resident looking through one login: their linked documents and its assurance."""
+
+    person_id: str
+    documents: tuple[tuple[str, str], ...]  # (type, number) linked to the person
+    assurance: Assurance
+
+    def sees(self, app: Application, catalog: MatterCatalog, clock: Clock) -> bool:
+        """Their own case, or an agency's naming one of their linked documents at a matter
+        whose required assurance the login has."""
+        if app.applicant_id is not None:
+            return app.applicant_id == self.person_id
+        named = {(d.type.value, d.number) for d in named_documents(app.document)}
+        if not named.intersection(self.documents):
+            return False
+        try:
+            required = catalog.get(app.matter, local_date(clock.now())).min_assurance
+        except UnknownMatterError:  # no longer in force: only the surest login sees it
+            required = Assurance.HIGH
+        return self.assurance.rank >= required.rank
+
+
+async def viewer(uow: UnitOfWork, person_id: str, login_id: str) -> Viewer:
+    """The resident behind a login, with the documents linked to them."""
+    level = await login_assurance(uow, person_id, login_id)
+    links = await uow.identities.links_of(person_id)
+    documents = tuple(link.key for link in links if link.status is LinkStatus.LINKED)
+    return Viewer(person_id, documents, level)
+
+
+async def visible_named(
+    uow: UnitOfWork,
+    seen: Viewer,
+    catalog: MatterCatalog,
+    clock: Clock,
+    *,
+    limit: int,
+    after: str | None,
+) -> list[Application]:
+    """Up to ``limit`` agency-submitted cases the viewer sees, by id after the cursor."""
+    found: list[Application] = []
+    cursor = after
+    while len(found) < limit and seen.documents:
+        batch = await uow.applications.naming(seen.documents, limit=200, after=cursor)
+        found += [a for a in batch if seen.sees(a, catalog, clock)]
+        if len(batch) < 200:
+            break
+        cursor = batch[-1].id
+    return found[:limit]
