@@ -114,6 +114,16 @@ async def test_each_milestone_is_emailed_through_smtp_in_the_residents_language(
     _, page = await _call(gateway, "GET", "/v1/me/notifications", token)
     assert {"application.accepted", "application.approved"} <= {n["event"] for n in page["items"]}
     assert page["items"][0]["message"]["pt"]
+    # The console lists what the sinks received, for a tester to read.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url + "/sandbox/console/notifications?lang=en") as response,
+    ):
+        console = await response.text()
+    assert response.status == 200
+    assert "Messages received by the sandbox e-mail and SMS sinks" in console
+    assert "novidades do seu pedido" in console
+    assert "O seu pedido foi aceite." in console
 
 
 async def test_contact_preferences_are_checked_whole_and_a_refusal_keeps_nothing(

@@ -237,13 +237,14 @@ async def messages(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/notifications")
-@_console("Sandbox console: the notifications recorded by the sandbox notifier")
+@_console("Sandbox console: the notifications recorded, and what the e-mail and SMS sinks received")
 async def notifications(request: web.Request) -> web.Response:
     return _page(
         request,
         "console_notifications.html",
         "notifications",
         recorded=views.notifications(request.app),
+        sinks=views.sinks(request.app),
     )
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.domain.commands import Caller
 from gateway.domain.errors import GatewayError, NotFoundError
 from gateway.sandbox.faults import Faults
+from gateway.sandbox.mailbox import RECEIVED
 from gateway.sandbox.notifications import RecordingNotifier
 from gateway.sandbox.routes import FAULTS
 from gateway.services import queries
@@ -216,6 +217,17 @@ def notifications(app: web.Application) -> dict[str, Any] | None:
         return None
     received = list(reversed(notifier.received))[:NOTIFICATIONS_SHOWN]
     return {"items": received, "duplicates": notifier.duplicates, "total": len(notifier.received)}
+
+
+def sinks(app: web.Application) -> dict[str, Any] | None:
+    """What the SMTP and SMS sinks received, newest first (None: no sinks installed)."""
+    received = app.get(RECEIVED)
+    if received is None:
+        return None
+    items = [{"channel": "email", **m} for m in received.emails]
+    items += [{"channel": "sms", "subject": "", **m, "to": [m["to"]]} for m in received.sms]
+    items.sort(key=lambda m: m["received_at"], reverse=True)
+    return {"items": items[:NOTIFICATIONS_SHOWN], "deferred": received.deferred}
 
 
 async def audit(app: web.Application) -> dict[str, Any]:
