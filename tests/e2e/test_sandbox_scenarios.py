@@ -53,10 +53,10 @@ async def test_run_all_passes_and_reports_every_step(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[-1] == "10 scenarios, 10 passed"
+    assert out.splitlines()[-1] == "12 scenarios, 12 passed"
     for each in SCENARIOS:
         assert f"\n{each.name} — {each.description}\n" in out
-    assert out.count("  passed: ") == 10
+    assert out.count("  passed: ") == 12
     reported = steps(out)
     assert {mark for mark, _ in reported} == {"✓"}
     described = "\n".join(text for _, text in reported)
@@ -73,6 +73,8 @@ async def test_run_all_passes_and_reports_every_step(
     assert "gd-hq-csb revokes it; the public status reads revoked" in described
     assert re.search(r"examination restarted, last day \d{4}-\d{2}-\d{2}", described)
     assert "corrective decision voucher verified" in described
+    assert "an e-mail is received in the SMTP sink, in Portuguese" in described
+    assert re.search(r"<ntf_\w+@sandbox\.invalid> after 1 deferral", described)
 
 
 async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_revokes(

@@ -10,6 +10,7 @@ from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
 from gateway.sandbox.scenarios.residents import AGENT_SUBMISSION, LOW_ASSURANCE
 from gateway.sandbox.scenarios.review import JOINT_REJECTION, SUPPLEMENT
+from gateway.sandbox.scenarios.told import AGENCY_CASE_SEEN, RESIDENT_TOLD
 
 SCENARIOS: tuple[Scenario, ...] = (
     EVERY_MATTER,
@@ -22,6 +23,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     CERTIFICATE,
     SUPPLEMENT_ROUNDS,
     AUTOMATIC_OVERTURNED,
+    RESIDENT_TOLD,
+    AGENCY_CASE_SEEN,
 )
 
 

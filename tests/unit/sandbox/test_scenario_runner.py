@@ -243,6 +243,8 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "certificate",
         "supplement-rounds",
         "automatic-overturned",
+        "resident-told",
+        "agency-case-seen",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"
