@@ -1,11 +1,12 @@
 """How a resident wants to be told (Art. 22): contact details, channels and language. No I/O.
 
 The applicant chooses the channel: ``email``, ``sms``, both, or none (then they read their
-notifications at the gateway only). Details come from the identity provider's claims when it
-gives them (``email``, ``phone_number``) and from the resident, who may always change them;
-what the resident set wins over what a later login asserts. The language is one the gateway
-writes its messages in. Contact details are personal data: never logged, never on the
-timeline or the audit chain.
+notifications at the gateway only). The resident sets the details (``PUT /v1/me/contact``);
+none of the three identity providers' profiles maps an ``email`` or ``phone_number`` claim
+today, so nothing is taken from a login (``source`` says who set them: ``resident``). The
+language is one the gateway writes its messages in: the one asked for, else the request's
+``Accept-Language``, else zh-Hant. Contact details are personal data: never logged, never on
+the timeline or the audit chain.
 """
 
 from __future__ import annotations
@@ -69,10 +70,24 @@ def language_of(tag: str | None) -> str | None:
     return None
 
 
+def preferred_language(accept_language: str | None) -> str:
+    """The first language of an ``Accept-Language`` header we write messages in (in the
+    order the header gives them; q-values of 0 are refused), else zh-Hant."""
+    for item in (accept_language or "").split(",")[:32]:
+        tag, _, params = item.partition(";")
+        if params.strip().replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            continue
+        language = language_of(tag)
+        if language is not None:
+            return language
+    return DEFAULT_LANGUAGE
+
+
 def preferences_from_request(
-    person_id: str, data: Mapping[str, Any], at: datetime
+    person_id: str, data: Mapping[str, Any], at: datetime, *, accept_language: str | None = None
 ) -> ContactPreferences:
-    """The resident's ``PUT /v1/me/contact`` body, checked whole: every problem at once."""
+    """The resident's ``PUT /v1/me/contact`` body, checked whole: every problem at once. No
+    ``language``: the first of ``Accept-Language`` we write in, else zh-Hant."""
     problems: list[FieldProblem] = [
         problem(f"/{name}", "unexpected_field") for name in data if name not in _FIELDS
     ]
@@ -88,7 +103,7 @@ def preferences_from_request(
     for channel, address in (("email", email), ("sms", phone)):
         if channel in channels and not address:
             problems.append(problem(f"/{'email' if channel == 'email' else 'phone'}", "required"))
-    language = data.get("language", DEFAULT_LANGUAGE)
+    language = data.get("language", preferred_language(accept_language))
     if language not in LANGUAGES:
         problems.append(problem("/language", "invalid_value"))
     if problems:
@@ -102,41 +117,6 @@ def preferences_from_request(
         source="resident",
         updated_at=at,
     )
-
-
-def preferences_from_claims(
-    person_id: str,
-    claims: Mapping[str, Any],
-    provider: str,
-    at: datetime,
-    *,
-    held: ContactPreferences | None,
-    language: str | None = None,
-) -> ContactPreferences | None:
-    """What a login's claims teach: the provider's e-mail and phone when the resident set
-    none, with those channels chosen; None when nothing changes. The resident's own choice
-    is never overwritten."""
-    if held is not None and held.source == "resident":
-        return None
-    email = claims.get("email") if isinstance(claims.get("email"), str) else None
-    phone = claims.get("phone_number") if isinstance(claims.get("phone_number"), str) else None
-    email = email if email and _valid_email(email) else None
-    phone = phone if phone and _PHONE.fullmatch(phone) else None
-    lang = language_of(language) or (held.language if held else DEFAULT_LANGUAGE)
-    if not email and not phone and held is None and language_of(language) is None:
-        return None
-    chosen = ContactPreferences(
-        person_id,
-        email=email,
-        phone=phone,
-        channels=tuple(c for c, a in (("email", email), ("sms", phone)) if a),
-        language=lang,
-        source=f"idp:{provider}",
-        updated_at=at,
-    )
-    if held is not None and held.as_dict() == chosen.as_dict():
-        return None
-    return chosen
 
 
 def _valid_email(value: str) -> bool:

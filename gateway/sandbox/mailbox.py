@@ -69,7 +69,7 @@ class _Handler:
                 "from": envelope.mail_from,
                 "subject": str(mail.get("Subject", "")),
                 "message_id": str(mail.get("Message-ID", "")),
-                "text": body.get_content() if body is not None else "",
+                "text": body.get_content().replace("\r\n", "\n") if body is not None else "",
             }
         )
         return "250 2.0.0 accepted by the sandbox sink"

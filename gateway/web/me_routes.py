@@ -194,7 +194,11 @@ _CONTACT = {
             "description": "Where milestones are pushed (Art. 22: the applicant chooses); "
             "empty: read them at /v1/me/notifications only",
         },
-        "language": {"enum": ["zh-Hant", "zh-Hans", "en", "pt"]},
+        "language": {
+            "enum": ["zh-Hant", "zh-Hans", "en", "pt"],
+            "description": "Default: the first of Accept-Language the gateway writes in, "
+            "else zh-Hant",
+        },
     },
 }
 
@@ -207,7 +211,12 @@ _CONTACT = {
 )
 async def my_contact(request: web.Request) -> web.Response:
     resident = await _resident(request)
-    return json_response(await contacts.contact_of(request.app[DEPENDENCIES], resident.person_id))
+    held = await contacts.contact_of(
+        request.app[DEPENDENCIES],
+        resident.person_id,
+        accept_language=request.headers.get("Accept-Language"),
+    )
+    return json_response(held)
 
 
 @routes.put("/v1/me/contact")
@@ -224,7 +233,12 @@ async def my_contact(request: web.Request) -> web.Response:
 async def set_my_contact(request: web.Request) -> web.Response:
     resident = await _resident(request)
     _, data = await _body(request, "the contact preferences")
-    held = await contacts.set_contact(request.app[DEPENDENCIES], resident.person_id, data)
+    held = await contacts.set_contact(
+        request.app[DEPENDENCIES],
+        resident.person_id,
+        data,
+        accept_language=request.headers.get("Accept-Language"),
+    )
     return json_response(held)
 
 
