@@ -203,11 +203,20 @@ _CONTACT = {
 }
 
 
+_CONTACT_HELD = {
+    **_CONTACT,
+    "properties": {
+        **_CONTACT["properties"],  # type: ignore[dict-item]
+        "source": {"enum": ["resident"], "description": "Who set them"},
+    },
+}
+
+
 @routes.get("/v1/me/contact")
 @operation(
     summary="How the resident is told of their cases: e-mail, phone, channels, language",
     tag="applicant",
-    responses={200: ("The contact preferences", _CONTACT), **_BEARER},
+    responses={200: ("The contact preferences", _CONTACT_HELD), **_BEARER},
 )
 async def my_contact(request: web.Request) -> web.Response:
     resident = await _resident(request)
@@ -225,7 +234,7 @@ async def my_contact(request: web.Request) -> web.Response:
     tag="applicant",
     request={"application/json": _CONTACT},
     responses={
-        200: ("The contact preferences now held", _CONTACT),
+        200: ("The contact preferences now held", _CONTACT_HELD),
         **_BEARER,
         422: "Invalid address, phone number, channel or language (every problem listed)",
     },
