@@ -2,8 +2,8 @@
 
 ``resident-told``: a resident chooses e-mail in Portuguese (``PUT /v1/me/contact``); the
 sandbox's SMTP sink is told to defer the next message (451); the resident applies; the
-acceptance e-mail arrives in the SMTP sink in Portuguese after the notification queue retried
-it; the console's notifications page lists it.
+acceptance e-mail arrives in the SMTP sink in Portuguese; the message answered 451 arrives
+after the notification queue retried it, each milestone once; the console lists them.
 
 ``agency-case-seen``: an agency submits a case naming a resident by the document a
 high-assurance login links; the resident sees it in ``/v1/me/applications`` and on the
@@ -26,6 +26,7 @@ TOLD = "chan-tai-man"
 SEEN = "zhang-wei"  # high assurance
 UNSEEN = "wong-siu-ming"  # low assurance
 ACCEPTED_PT = "O seu pedido foi aceite."
+APPROVED_PT = "O seu pedido foi deferido."
 SUBJECT_PT = "Serviços transfronteiriços da Grande Baía: novidades do seu pedido"
 
 
@@ -71,8 +72,23 @@ async def resident_told(ctx: Context) -> None:
         (mail,) = accepted(box)
         expect(mail["to"] == [who.email], who.email, mail["to"])
         expect(mail["subject"] == SUBJECT_PT, SUBJECT_PT, mail["subject"])
-        expect(box["deferred"] > deferred_before, "one message deferred, then retried", box)
-        step.detail = f"{mail['message_id']} after {box['deferred'] - deferred_before} deferral"
+        step.detail = str(mail["message_id"])
+
+    def approved(box: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            m for m in box["emails"] if application_id in m["text"] and APPROVED_PT in m["text"]
+        ]
+
+    async with ctx.step("the message answered 451 arrived on retry; each milestone once") as step:
+        box = await ctx.until(
+            mailbox,
+            lambda box: bool(approved(box)) and box["deferred"] > deferred_before,
+            expected=f"the approval of {application_id} too, after one 451",
+            seen=lambda box: f"{len(box['emails'])} e-mails, {box['deferred']} deferred",
+        )
+        mine = [m for m in box["emails"] if application_id in m["text"]]
+        expect(len(mine) == 2, "two e-mails: accepted, approved", [m["subject"] for m in mine])
+        step.detail = f"{len(mine)} e-mails after {box['deferred'] - deferred_before} deferral"
 
     async with ctx.step("the console lists what the sinks received"):
         page = await ctx.http("GET", "/sandbox/console/notifications?lang=pt")
