@@ -189,4 +189,4 @@ async def test_no_sandbox_at_the_url_is_one_line_and_every_scenario_failed(
     assert out[0].endswith(f"a sandbox gateway answers at {url}")
     assert out[1].strip() == "expected: 200 from GET /readyz and GET /sandbox/v1/personas"
     assert out[2].strip().startswith("seen:     ClientConnectorError")
-    assert out[-1].startswith("10 scenarios, 0 passed, 10 failed: every-matter, supplement")
+    assert out[-1].startswith("12 scenarios, 0 passed, 12 failed: every-matter, supplement")
