@@ -101,6 +101,8 @@ MESSAGES: dict[str, Localized] = {
         "您的申请经人工复核后已作出更正决定，决定书载明理由及救济途径。",
         "A human re-check corrected the automatic decision on your application; the corrective "
         "decision states the reasons and the routes of redress.",
+        "Uma revisão humana corrigiu a decisão automática do seu pedido; a decisão corretiva "
+        "indica as razões e os meios de impugnação.",
     ),
     "complaint.filed": Localized(
         "您的投訴已收到。",

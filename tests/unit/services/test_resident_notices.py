@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.domain.agencies import Agency
-from gateway.domain.contacts import ContactPreferences
+from gateway.domain.contacts import LANGUAGES, ContactPreferences
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
 from gateway.services.notifications import MESSAGES
 from gateway.services.ports import Notification
@@ -166,3 +166,8 @@ async def test_a_refused_address_or_a_missing_channel_is_permanent() -> None:
     unconfigured, _ = _channels(BOTH, _Sink(), None)
     with pytest.raises(PermanentDeliveryError, match="SMS is not configured"):
         await unconfigured.notify(None, _notification())
+
+
+def test_every_milestone_message_is_written_in_the_four_languages() -> None:
+    missing = [key for key, text in MESSAGES.items() if set(text.as_dict()) != set(LANGUAGES)]
+    assert missing == []
