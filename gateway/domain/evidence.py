@@ -45,7 +45,11 @@ class EvidenceState(StrEnum):
     @property
     def asked_of_applicant(self) -> bool:
         """Whether the applicant must now provide the material themselves."""
-        return self in (EvidenceState.REFUSED, EvidenceState.UNANSWERED, EvidenceState.NOT_REQUESTED)
+        return self in (
+            EvidenceState.REFUSED,
+            EvidenceState.UNANSWERED,
+            EvidenceState.NOT_REQUESTED,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ def _agency(row: Any) -> Agency:
         row.endpoint,
         tuple(row.matters),
         row.receives or "",
+        tuple(row.issues_evidence or ()),
     )
 
 
@@ -181,6 +182,7 @@ class SqlAgencies:
             "endpoint": agency.endpoint,
             "matters": list(agency.matters),
             "receives": agency.receives,
+            "issues_evidence": list(agency.issues_evidence),
             "sandbox": reg.sandbox,
             "updated_at": at,
         }

@@ -136,6 +136,8 @@ agencies = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the format forwards reach it in (a codec key); NULL in rows from before: its jurisdiction's
     sa.Column("receives", sa.String(20)),
+    # the evidence types it issues (docs/evidence.md); NULL in rows from before: none
+    sa.Column("issues_evidence", sa.JSON),
 )
 
 agency_keys = sa.Table(
