@@ -41,6 +41,10 @@ class AgencyRepository(Protocol):
         committed anywhere meanwhile is honoured)."""
         ...
 
+    async def issuer_of(self, evidence_type: str) -> Agency | None:
+        """The registered agency that issues this evidence type (the first by id), or None."""
+        ...
+
 
 class MatterCatalog(Protocol):
     def get(self, code: str, on: date) -> Matter:
@@ -168,6 +172,10 @@ class ApplicationRepository(Protocol):
 
     async def past_deadline(self, today: str, *, limit: int) -> list[Application]:
         """Open cases past their promised deadline, not yet flagged overdue."""
+        ...
+
+    async def evidence_overdue(self, now: datetime, *, limit: int) -> list[Application]:
+        """Cases with an evidence request whose answer was due before ``now``."""
         ...
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.application import Application, Handler, HandlerState, Status
 from gateway.domain.errors import ConflictError
+from gateway.domain.evidence import Evidence, EvidenceState
 from gateway.domain.matters import Assurance
 from gateway.services.ports import TimelineEntry
 from gateway.store.audit import SqlAudit
@@ -214,6 +215,10 @@ class SqlApplications:
             limit,
         )
 
+    async def evidence_overdue(self, now: datetime, *, limit: int) -> list[Application]:
+        """Cases with an evidence request whose answer was due before ``now``."""
+        return await self._where(applications.c.evidence_due < now, limit)
+
     async def _where(self, condition: Any, limit: int) -> list[Application]:
         query = sa.select(applications.c.id).where(condition).order_by(applications.c.id)
         ids = (await self._conn.execute(query.limit(limit))).scalars().all()
@@ -248,6 +253,15 @@ class SqlApplications:
             "statutory_deadline": app.statutory_deadline,
             "delivery_channel": app.delivery_channel,
             "overdue_at": app.overdue_at,
+            "evidence": [e.to_json() for e in app.evidence] or None,
+            "evidence_due": min(
+                (
+                    e.due_at
+                    for e in app.evidence
+                    if e.state is EvidenceState.REQUESTED and e.due_at is not None
+                ),
+                default=None,
+            ),
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -287,5 +301,6 @@ class SqlApplications:
             statutory_deadline=row.statutory_deadline,
             delivery_channel=row.delivery_channel,
             overdue_at=row.overdue_at,
+            evidence=[Evidence.from_json(e) for e in row.evidence or ()],
             version=row.version,
         )

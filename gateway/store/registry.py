@@ -152,6 +152,12 @@ class SqlAgencies:
         agency = self._read[agency_id] = None if row is None else _agency(row)
         return agency
 
+    async def issuer_of(self, evidence_type: str) -> Agency | None:
+        """The agency issuing ``evidence_type``, from the registry snapshot (first by id)."""
+        snapshot = await self.snapshot()
+        found = [a for a in snapshot.agencies.values() if a.issues(evidence_type)]
+        return min(found, key=lambda a: a.id, default=None)
+
     async def all(self) -> list[tuple[Agency, bool]]:
         rows = await self._conn.execute(agencies.select().order_by(agencies.c.id))
         return [(_agency(r), r.sandbox) for r in rows]

@@ -50,10 +50,15 @@ applications = sa.Table(
     sa.Column("statutory_deadline", sa.String(10)),
     sa.Column("delivery_channel", sa.String(16)),
     sa.Column("overdue_at", UTCDateTime),
+    # evidence by data sharing: per-material state (JSON), and the earliest time an
+    # outstanding request is due (NULL: none outstanding), which the deadline sweep reads
+    sa.Column("evidence", sa.JSON),
+    sa.Column("evidence_due", UTCDateTime),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index("ix_applications_applicant", "applicant_id", "id"),
+    sa.Index("ix_applications_evidence_due", "evidence_due"),
 )
 
 handlers = sa.Table(
