@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.mapping.evidence import EvidenceTypes
 from gateway.mapping.matter_schema import MatterSchemas
 from gateway.mapping.published import published_schemas
 from gateway.services import lifecycle, materials
@@ -400,6 +401,8 @@ def create_app(
             application_bytes=settings.max_application_material_bytes,
             expiry_seconds=settings.material_expiry_seconds,
         ),
+        evidence_types=EvidenceTypes.load(settings.mappings_dir),
+        evidence_answer_within=timedelta(seconds=settings.evidence_answer_seconds),
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:

@@ -186,8 +186,9 @@ class FakeApplications:
             (
                 a
                 for a in self._uow.view().applications.values()
-                if any(e.state.value == "requested" and e.due_at and e.due_at < now
-                       for e in a.evidence)
+                if any(
+                    e.state.value == "requested" and e.due_at and e.due_at < now for e in a.evidence
+                )
             ),
             key=lambda a: a.id,
         )
