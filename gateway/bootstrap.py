@@ -366,6 +366,7 @@ def create_app(
         timeout=settings.partner_timeout,
         connections_per_partner=settings.relay_per_partner,
     )
+    blobs = blob_store(settings, uow)
     relay = Relay(
         uow,
         transport,
@@ -381,6 +382,7 @@ def create_app(
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
         observer=app[METRICS].relay_observer(),
         check_ack_keys=True,
+        blobs=blobs,
     )
     app[RELAY] = relay
     app[STORE] = uow
@@ -395,7 +397,7 @@ def create_app(
         outbox_written=relay.wake,
         appeals=AppealRoutes.load(settings.mappings_dir / "appeals.yaml"),
         notify=True,
-        blobs=blob_store(settings, uow),
+        blobs=blobs,
         material_limits=MaterialLimits(
             file_bytes=settings.max_material_bytes,
             application_bytes=settings.max_application_material_bytes,

@@ -20,6 +20,7 @@ notice of everything missing, or the acceptance); every move's settle step calls
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -37,8 +38,14 @@ from gateway.domain.evidence import (
     EvidenceType,
 )
 from gateway.domain.identity import Consent
+from gateway.domain.materials import StoredMaterial
 from gateway.domain.matters import MaterialRule, Matter
-from gateway.services.ports import Acknowledgement, AgencyRepository, OutboxMessage
+from gateway.services.ports import (
+    Acknowledgement,
+    AgencyRepository,
+    OutboxMessage,
+    StoredBlob,
+)
 
 MEDIA_TYPE = "application/json"
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -130,38 +137,78 @@ def requests(
     return messages
 
 
+def is_document(body: bytes) -> bool:
+    """Whether an acknowledgement may be an evidence document (whose bytes are then kept in
+    the blob store before the answer is recorded); a cheap test, the answer is read later."""
+    return f'"{EVIDENCE_DOCUMENT}"'.encode() in body
+
+
 def record_answer(
-    app: Application, message: OutboxMessage, ack: Acknowledgement, at: datetime
-) -> bool:
+    app: Application,
+    message: OutboxMessage,
+    ack: Acknowledgement,
+    at: datetime,
+    blob: StoredBlob | None = None,
+) -> StoredMaterial | None:
     """The issuer's verified, signed acknowledgement of an evidence request, read as its
-    answer (the transport checked that the issuer itself signed it). True when the case's
-    evidence changed. An answer naming another request or type changes nothing."""
+    answer (the transport checked that the issuer itself signed it): a refusal, or the
+    evidence document, kept as the material — the stored material to add (bound to the case
+    with its material code and its provenance) when ``blob`` holds the answer's bytes. An
+    answer naming another request or type, or a plain acknowledgement, changes nothing."""
     evidence = app.evidence_of_request(message.id)
     if evidence is None:
-        return False
+        return None
     try:
         answer = json.loads(ack.body)
     except (ValueError, RecursionError):
-        return False
+        return None
     if not isinstance(answer, dict) or answer.get("request_id") != message.id:
-        return False
+        return None
     if answer.get("type") == EVIDENCE_REFUSAL:
         reason = str(answer.get("reason") or "")
         reason = reason if _REASON.fullmatch(reason) else "refused"
-        return app.evidence_failed(message.id, EvidenceState.REFUSED, reason, at)
+        app.evidence_failed(message.id, EvidenceState.REFUSED, reason, at)
+        return None
     if (
         answer.get("type") != EVIDENCE_DOCUMENT
         or answer.get("evidence_type") != evidence.evidence_type
         or not isinstance(answer.get("document"), dict)
     ):
-        return False
+        return None
     issued = answer.get("issued_at")
-    return app.evidence_received(
+    issued_at = issued if isinstance(issued, str) and len(issued) <= 40 else at.isoformat()
+    kept = blob is not None and blob.key == hashlib.sha256(ack.body).hexdigest()
+    material_id = ids.new_material_id() if kept else None
+    if not app.evidence_received(
         message.id,
         digest=ack.body_digest,
         media_type=MEDIA_TYPE,
-        issued_at=issued if isinstance(issued, str) else at.isoformat(),
+        issued_at=issued_at,
         at=at,
+        material_id=material_id,
+    ):
+        return None
+    if blob is None or material_id is None:
+        return None
+    return StoredMaterial(
+        material_id=material_id,
+        digest=blob.digest,
+        blob_key=blob.key,
+        size=blob.size,
+        media_type=MEDIA_TYPE,
+        owner=message.destination,
+        created_at=at,
+        expires_at=at,  # bound at once: never removed as an unused upload
+        filename=f"{evidence.evidence_type}.json",
+        application_id=app.id,
+        code=evidence.material,
+        provenance={
+            "issuer": message.destination,
+            "issued_at": issued_at,
+            "received_at": at.isoformat(),
+            "request_id": message.id,
+            "evidence_type": evidence.evidence_type,
+        },
     )
 
 

@@ -42,6 +42,7 @@ from gateway.services.ports import (
     Acknowledgement,
     OutboxMessage,
     RelayObserver,
+    StoredBlob,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -62,6 +63,7 @@ class Outcome:
     ack: Acknowledgement | None = None
     error: str = ""
     permanent: bool = False
+    blob: StoredBlob | None = None  # an evidence document's bytes, kept before recording
     done: asyncio.Future[None] | None = field(default=None, repr=False)
 
 
@@ -288,7 +290,9 @@ class OutcomeRecorder:
         queued = False
         if app is not None:
             if app.evidence_of_request(message.id) is not None:  # an issuer's answer
-                evidence.record_answer(app, message, ack, at)
+                kept = evidence.record_answer(app, message, ack, at, outcome.blob)
+                if kept is not None:
+                    await uow.materials.add(kept)
             else:
                 app.delivered(message.destination, message.id, ack.body_digest, at)
             queued = await self._settle(app, uow, at)
