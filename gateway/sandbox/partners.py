@@ -31,7 +31,9 @@ from gateway.domain.errors import (
     ReplayedRequestError,
     UnsupportedMediaTypeError,
 )
+from gateway.domain.evidence import EVIDENCE_REQUEST
 from gateway.mapping.canonical import loads_strict
+from gateway.sandbox import issuers
 from gateway.sandbox.agencies import SandboxAgency
 from gateway.sandbox.certificates import e_certificate
 from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
@@ -157,13 +159,23 @@ class SandboxPartners:
             inbox.messages[message_id] = envelope
             inbox.deliveries += 1
             log.info("sandbox.partner_received", agency=agency_id, message_id=message_id)
-            if agency.auto_decision and self.auto_decide and "application_id" in envelope:
+            evidence = envelope.get("type") == EVIDENCE_REQUEST  # not a case to decide
+            if (
+                agency.auto_decision
+                and self.auto_decide
+                and "application_id" in envelope
+                and not evidence
+            ):
                 application_id = str(envelope["application_id"])
                 examine = envelope.get("stage") == "examination"
                 native = self._formats.get(str(envelope.get("format", "")))  # as it received
                 self._spawn(
                     self._decide(agency, key, application_id, examine=examine, native=native)
                 )
+        if envelope.get("type") == EVIDENCE_REQUEST and agency.issues_evidence:
+            # an evidence issuer answers in its signed acknowledgement (the same on a resend)
+            answer = issuers.answer(agency, envelope, faults.evidence, self._now(faults))
+            return self._signed(request, agency, key, faults, 200, answer)
         ack = {
             "message_id": message_id,
             "status": "duplicate" if duplicate else "received",
