@@ -11,10 +11,13 @@ refusal (``no_record``: no persona matches, or it holds nothing of the kind;
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+
+import opencc
 
 from gateway.domain.evidence import EVIDENCE_DOCUMENT, EVIDENCE_REFUSAL
 from gateway.sandbox.agencies import SandboxAgency
@@ -67,11 +70,20 @@ def _matches(persona: Persona, name: str, value: str) -> bool:
     if name.startswith("document:"):
         held = persona.document(name.removeprefix("document:"))
         return held is not None and _compact(held) == _compact(value)
-    if name == "names.original":
-        return persona.name_original == value
+    if name == "names.original":  # in either script: the login's provider chose one
+        return _simplified(persona.name_original) == _simplified(value)
     if name == "birth_date":
         return persona.birth_date == value
     return False  # a field the sandbox does not know names no one
+
+
+@functools.cache
+def _converter() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def _simplified(text: str) -> str:
+    return str(_converter().convert(text))
 
 
 def _compact(number: str) -> str:
