@@ -246,3 +246,55 @@ async def test_an_answer_signed_by_another_agency_is_refused_and_nothing_kept(
     assert [m for m in await _rows(gateway, materials, app_id) if m.application_id] == []
     deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
     assert await deps.blobs.keys() == []  # the forged document's bytes were never kept
+
+
+async def test_an_agency_registers_the_evidence_it_issues_and_old_databases_gain_the_column(
+    gateway: RunningGateway,
+) -> None:
+    from gateway.store.database import create_schema
+    from gateway.trust.keys import SigningKey, generate_private_key
+
+    key = SigningKey("tester-issuer-key-1", generate_private_key("ed25519"), "ed25519")
+    body = {
+        "agency_id": "tester-issuer",
+        "jurisdiction": "MO",
+        "names": {"en": "Tester issuer"},
+        "keys": [key.jwk()],
+        "issues_evidence": ["mo-tester-record"],
+    }
+    bad = {**body, "agency_id": "tester-bad", "issues_evidence": ["Not A Code"]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(gateway.url + "/sandbox/v1/agencies", json=body) as answer:
+            assert answer.status == 201
+            assert (await answer.json())["issues_evidence"] == ["mo-tester-record"]
+        async with session.post(gateway.url + "/sandbox/v1/agencies", json=bad) as answer:
+            assert answer.status == 422
+            errors = (await answer.json())["errors"]
+            assert ("/issues_evidence", "wrong_type") in {(e["pointer"], e["code"]) for e in errors}
+    store = gateway.app[STORE]  # type: ignore[index]
+    async with store() as uow:
+        issuer = await uow.agencies.issuer_of("mo-tester-record")
+        assert issuer is not None
+        assert issuer.id == "tester-issuer"
+        assert (await uow.agencies.issuer_of("gd-residence-permit")).id == ISSUER  # type: ignore[union-attr]
+        assert await uow.agencies.get("tester-bad") is None  # nothing stored
+
+    engine = store.engine
+    async with engine.begin() as conn:  # a database from before the column
+        schema = (
+            f'"{gateway.settings.database_schema}".' if gateway.settings.database_schema else ""
+        )
+        for table, column in (("agencies", "issues_evidence"), ("applications", "evidence")):
+            await conn.execute(sa.text(f"ALTER TABLE {schema}{table} DROP COLUMN {column}"))
+    await create_schema(engine)
+    async with engine.connect() as conn:
+        names = await conn.run_sync(
+            lambda sync: {
+                (t, c["name"])
+                for t in ("agencies", "applications")
+                for c in sa.inspect(sync).get_columns(
+                    t, schema=gateway.settings.database_schema or None
+                )
+            }
+        )
+    assert {("agencies", "issues_evidence"), ("applications", "evidence")} <= names
