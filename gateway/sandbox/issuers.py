@@ -59,7 +59,10 @@ def _refusal(request_id: str, reason: str) -> dict[str, Any]:
 
 
 def _persona(subject: Mapping[str, Any]) -> Persona | None:
-    """The persona every identifying field of the request names, if one does."""
+    """The persona every identifying field of the request names, if one does (none names
+    no one)."""
+    if not subject:
+        return None
     for persona in PERSONAS:
         if all(_matches(persona, name, str(value)) for name, value in subject.items()):
             return persona
