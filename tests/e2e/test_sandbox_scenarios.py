@@ -53,10 +53,10 @@ async def test_run_all_passes_and_reports_every_step(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[-1] == "7 scenarios, 7 passed"
+    assert out.splitlines()[-1] == "8 scenarios, 8 passed"
     for each in SCENARIOS:
         assert f"\n{each.name} — {each.description}\n" in out
-    assert out.count("  passed: ") == 7
+    assert out.count("  passed: ") == 8
     reported = steps(out)
     assert {mark for mark, _ in reported} == {"✓"}
     described = "\n".join(text for _, text in reported)
@@ -71,6 +71,7 @@ async def test_run_all_passes_and_reports_every_step(
     assert "the relay retries: 2 message.retry_scheduled on the case" in described
     assert "acr urn:gba:loa:low" in described
     assert "gd-hq-csb revokes it; the public status reads revoked" in described
+    assert "the gateway gets IDENTITY_PROOF from gz-psb and the case is accepted" in described
 
 
 async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_revokes(
@@ -159,4 +160,4 @@ async def test_no_sandbox_at_the_url_is_one_line_and_every_scenario_failed(
     assert out[0].endswith(f"a sandbox gateway answers at {url}")
     assert out[1].strip() == "expected: 200 from GET /readyz and GET /sandbox/v1/personas"
     assert out[2].strip().startswith("seen:     ClientConnectorError")
-    assert out[-1].startswith("7 scenarios, 0 passed, 7 failed: every-matter, supplement")
+    assert out[-1].startswith("8 scenarios, 0 passed, 8 failed: every-matter, supplement")

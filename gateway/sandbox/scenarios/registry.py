@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.sandbox.scenarios.base import Scenario
 from gateway.sandbox.scenarios.certificates import CERTIFICATE
+from gateway.sandbox.scenarios.evidence import EVIDENCE
 from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
 from gateway.sandbox.scenarios.residents import AGENT_SUBMISSION, LOW_ASSURANCE
@@ -17,6 +18,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     AGENT_SUBMISSION,
     LOW_ASSURANCE,
     CERTIFICATE,
+    EVIDENCE,
 )
 
 

@@ -240,6 +240,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "agent-submission",
         "low-assurance",
         "certificate",
+        "evidence",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"
