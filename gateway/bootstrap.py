@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.mapping.evidence import EvidenceTypes
 from gateway.mapping.matter_schema import MatterSchemas
 from gateway.mapping.published import published_schemas
 from gateway.services import lifecycle, materials
@@ -402,6 +403,7 @@ def create_app(
         timeout=settings.partner_timeout,
         connections_per_partner=settings.relay_per_partner,
     )
+    blobs = blob_store(settings, uow)
     relay = Relay(
         uow,
         transport,
@@ -417,6 +419,7 @@ def create_app(
         settle=lambda case, tx, now: settle(case, tx, app[DEPENDENCIES], now),
         observer=app[METRICS].relay_observer(),
         check_ack_keys=True,
+        blobs=blobs,
     )
     app[RELAY] = relay
     app[STORE] = uow
@@ -431,13 +434,15 @@ def create_app(
         outbox_written=relay.wake,
         appeals=AppealRoutes.load(settings.mappings_dir / "appeals.yaml"),
         notify=True,
-        blobs=blob_store(settings, uow),
+        blobs=blobs,
         material_limits=MaterialLimits(
             file_bytes=settings.max_material_bytes,
             application_bytes=settings.max_application_material_bytes,
             expiry_seconds=settings.material_expiry_seconds,
             digest_only=settings.accept_digest_only_materials,
         ),
+        evidence_types=EvidenceTypes.load(settings.mappings_dir),
+        evidence_answer_within=timedelta(seconds=settings.evidence_answer_seconds),
     )
 
     async def database(app: web.Application) -> AsyncIterator[None]:

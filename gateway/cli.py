@@ -250,6 +250,13 @@ def _agency_commands(commands: Any) -> None:
         metavar="CODE",
         help="matter it may submit or handle; '*' for all (default: none)",
     )
+    add.add_argument(
+        "--evidence",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="evidence type it issues, e.g. hk-br-extract (repeatable; mappings/evidence.yaml)",
+    )
     _key_options(add)
     listing = sub.add_parser("list", help="list agencies, their rights and keys")
     _store_options(listing)
@@ -452,6 +459,7 @@ def _operate(args: argparse.Namespace) -> int:
         "endpoint": args.endpoint,
         "matters": args.matter,
         "receives": args.receives,
+        "issues_evidence": args.evidence,
     }
     return run(operations.agencies_add(settings, spec, key, print))
 

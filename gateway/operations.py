@@ -102,6 +102,8 @@ async def agencies_list(settings: Settings, say: Say) -> None:
         say(f"{agency.id}  {agency.jurisdiction}  {agency.names.get('en', '')}{mark}")
         say(f"    receives: {agency.receives}")
         say(f"    matters: {', '.join(agency.matters) or '(none: deny by default)'}")
+        if agency.issues_evidence:
+            say(f"    issues evidence: {', '.join(agency.issues_evidence)}")
         for owner, spec in keys:
             if owner != agency.id:
                 continue
@@ -144,6 +146,7 @@ async def agencies_rotate(
                 "endpoint": agency.endpoint,
                 "matters": list(agency.matters),
                 "receives": agency.receives,
+                "issues_evidence": list(agency.issues_evidence),
                 "keys": [key.entry()],
             }
             reg = _registered(settings, spec, now)

@@ -63,6 +63,9 @@ class Settings:
     # backoff), or 60 in sandbox mode (a few minutes: a partner down for a while recovers)
     relay_max_attempts: int | None = None
     audit_checkpoint_seconds: float = 60.0
+    # evidence by data sharing (docs/evidence.md): how long an issuer has to answer an
+    # evidence request before the case goes on and the applicant is asked for the material
+    evidence_answer_seconds: float = 86400.0
     workers: int = 1  # serving processes on this machine (serve --workers; PostgreSQL only)
     # outbound calls (gateway.egress.policy): CIDRs and host names production may call although
     # they are not public (loopback, private, link-local; cloud metadata never), and host
@@ -193,6 +196,7 @@ _LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts", "trusted_proxies
 _FLOATS = {
     "partner_timeout",
     "audit_checkpoint_seconds",
+    "evidence_answer_seconds",
     "relay_backoff_initial",
     "relay_backoff_max",
     "header_timeout",
@@ -263,6 +267,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("port must be 1-65535")
     if settings.max_body_bytes < 1024:
         problems.append("max_body_bytes must be at least 1024")
+    if settings.evidence_answer_seconds <= 0:
+        problems.append("evidence_answer_seconds must be more than 0")
     if settings.relay_per_partner < 1:
         problems.append("relay_per_partner must be at least 1")
     if settings.relay_attempts < 1:

@@ -196,6 +196,20 @@ class FakeApplications:
         )
         return [_stored_copy(a) for a in apps[:limit]]
 
+    async def evidence_overdue(self, now: datetime, *, limit: int) -> list[Application]:
+        await self._uow.io()
+        apps = sorted(
+            (
+                a
+                for a in self._uow.view().applications.values()
+                if any(
+                    e.state.value == "requested" and e.due_at and e.due_at < now for e in a.evidence
+                )
+            ),
+            key=lambda a: a.id,
+        )
+        return [_stored_copy(a) for a in apps[:limit]]
+
     async def handled_by(
         self, agency_id: str, *, limit: int, after: str | None
     ) -> list[Application]:
@@ -877,6 +891,10 @@ class FakeDirectory:
 
     async def get(self, agency_id: str) -> Agency | None:
         return self._agencies.get(agency_id)
+
+    async def issuer_of(self, evidence_type: str) -> Agency | None:
+        found = [a for a in self._agencies.values() if a.issues(evidence_type)]
+        return min(found, key=lambda a: a.id, default=None)
 
     async def still_valid(self, kid: str, at: datetime) -> None:
         """Keys are not modelled here: the SQL registry's check is tested against SQL."""

@@ -182,6 +182,16 @@ CHECKS: tuple[Check, ...] = (
         ("redeliver-refused",),
         j.refusals_keep_nothing,
     ),
+    Check(
+        "answers-evidence-request",
+        "an evidence issuer answers a signed evidence request with a signed evidence document"
+        " or a signed refusal (skipped for a partner that issues no evidence)",
+        '2xx, signed, "evidence_document" or "evidence_refusal" for our request_id',
+        "Materials obtainable by data sharing are requested ... (signed evidence request "
+        "through the outbox) from the issuing agency (docs/evidence.md)",
+        ("evidence-request",),
+        j.answers_evidence_request,
+    ),
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(check.id for check in CHECKS)

@@ -77,6 +77,20 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "sandbox agency document, else canonical); the accepts-own-format check sends it",
     )
     run.add_argument(
+        "--evidence-type",
+        metavar="TYPE",
+        help="for an evidence issuer: the type to request (default: the first its sandbox "
+        "agency document declares; none: the answers-evidence-request check is skipped)",
+    )
+    run.add_argument(
+        "--evidence-subject",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="an identifying field of the evidence request, e.g. "
+        "document:RESIDENCE_PERMIT=810000198803150123 (repeatable)",
+    )
+    run.add_argument(
         "--junit", type=Path, metavar="FILE", help="write JUnit XML here (one testcase per check)"
     )
     run.add_argument(
@@ -164,6 +178,10 @@ def run_command(args: argparse.Namespace) -> int:
                 say=_say,
                 formats=codecs(settings),
                 receives=args.format,
+                evidence_type=args.evidence_type,
+                evidence_subject=dict(
+                    item.split("=", 1) for item in args.evidence_subject if "=" in item
+                ),
             )
         )
     except ConfigurationError as exc:

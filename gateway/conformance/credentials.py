@@ -84,11 +84,16 @@ class PartnerKeys:
     """The partner's public keys, by kid; an unknown kid raises :class:`UnknownKeyError`."""
 
     def __init__(
-        self, keys: Mapping[str, VerificationKey], source: str, receives: str | None = None
+        self,
+        keys: Mapping[str, VerificationKey],
+        source: str,
+        receives: str | None = None,
+        issues_evidence: tuple[str, ...] = (),
     ) -> None:
         self.keys = dict(keys)
         self.source = source
         self.receives = receives  # the format an agency document declares, if it does
+        self.issues_evidence = issues_evidence  # the evidence types it declares it issues
 
     def __call__(self, kid: str) -> VerificationKey:
         key = self.keys.get(kid)
@@ -110,7 +115,13 @@ class PartnerKeys:
         if not keys:
             raise ConfigurationError(f"{source}: no usable signing key")
         receives = data.get("receives")
-        return cls(keys, source, receives if isinstance(receives, str) and receives else None)
+        evidence = data.get("issues_evidence")
+        issued = (
+            tuple(e for e in evidence if isinstance(e, str)) if isinstance(evidence, list) else ()
+        )
+        return cls(
+            keys, source, receives if isinstance(receives, str) and receives else None, issued
+        )
 
 
 def _verification_key(entry: Any, owner: str, source: str) -> VerificationKey | None:

@@ -358,3 +358,47 @@ def refusals_keep_nothing(ev: Evidence) -> Verdict:
     if problems:
         return Verdict.failed("; ".join(problems))
     return Verdict.passed(f"{len(redelivered)} refused message(s) delivered properly: received")
+
+
+def answers_evidence_request(ev: Evidence) -> Verdict:
+    """An evidence issuer answers a signed evidence request in its signed acknowledgement:
+    2xx, signed by its key and bound to our request, the digest right, and the body either
+    an ``evidence_document`` for this request and type (with a ``document`` object and
+    ``issued_at``) or an ``evidence_refusal`` for this request with a reason code."""
+    sent = ev.sent.get("evidence-request", ())
+    if not sent:
+        return Verdict.skipped("the partner declares no evidence type it issues")
+    exchange = sent[0]
+    if exchange.answer is None:
+        return _no_answer(exchange)
+    what, answer = exchange.sent.note, exchange.answer
+    if answer.status not in SUCCESS:
+        return Verdict.failed(f"{what}: expected 2xx, got {describe(answer)}")
+    problems = [p for p in (signature_problem(exchange, ev),) if p]
+    try:
+        verify_content_digest(answer.header("content-digest"), answer.body)
+    except GatewayError as exc:
+        problems.append(str(exc.detail))
+    try:
+        data = loads_strict(answer.body)
+    except GatewayError:
+        data = None
+    request = loads_strict(exchange.sent.body)
+    if not isinstance(data, dict) or data.get("request_id") != request["request_id"]:
+        problems.append("the answer is not JSON naming our request_id")
+    elif data.get("type") == "evidence_document":
+        if data.get("evidence_type") != request["evidence_type"]:
+            problems.append("the document is of another evidence type")
+        if not isinstance(data.get("document"), dict):
+            problems.append("the document is not an object")
+        if not isinstance(data.get("issued_at"), str):
+            problems.append("issued_at is missing")
+    elif data.get("type") == "evidence_refusal":
+        if not isinstance(data.get("reason"), str) or not data["reason"]:
+            problems.append("a refusal carries a reason code")
+    else:
+        problems.append('type is neither "evidence_document" nor "evidence_refusal"')
+    if problems:
+        return Verdict.failed(f"{what}: " + "; ".join(problems))
+    kind = data["type"] if isinstance(data, dict) else "?"
+    return Verdict.passed(f"{what} was answered, signed: {kind}")

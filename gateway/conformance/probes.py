@@ -43,6 +43,10 @@ class KitContext:
     # the partner's declared format (HK, MO, GD, canonical) and its codec, for native-delivery
     receives: str = "canonical"
     codec: DocumentCodec | None = None
+    # an evidence issuer: the type to request (from --evidence-type or the agency document)
+    # and the identifying fields to send (the sandbox's answer from a persona, else a refusal)
+    evidence_type: str | None = None
+    evidence_subject: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,30 @@ def _native(ctx: KitContext, sent: Sent) -> list[Outgoing]:
     message_id, body, media_type = message_in_format(ctx.codec, ctx.clock())
     headers = signed(ctx, body, message_id, content_type=media_type)
     note = f"a delivery in the {ctx.receives} format ({media_type})"
+    return [Outgoing(ctx.target, headers, body, message_id, body, note)]
+
+
+def _evidence_request(ctx: KitContext, sent: Sent) -> list[Outgoing]:
+    """A signed evidence request, as the gateway's outbox sends it (none to a partner that
+    declares no evidence type: its check is skipped)."""
+    if ctx.evidence_type is None:
+        return []
+    message_id, now = ids.new_message_id(), ctx.clock()
+    request = {
+        "type": "evidence_request",
+        "message_id": message_id,
+        "request_id": message_id,
+        "evidence_type": ctx.evidence_type,
+        "subject": dict(ctx.evidence_subject),
+        "matter": "conformance",
+        "application_id": ids.new_application_id(),
+        "consent_id": None,
+        "requested_at": now.isoformat(),
+        "answer_by": (now + timedelta(hours=24)).isoformat(),
+    }
+    body = json.dumps(request, ensure_ascii=False, sort_keys=True).encode()
+    headers = signed(ctx, body, message_id)
+    note = f"an evidence request for {ctx.evidence_type}"
     return [Outgoing(ctx.target, headers, body, message_id, body, note)]
 
 
@@ -294,6 +322,11 @@ PROBES: dict[str, Probe] = {
             "refuses-malformed-body",
             "a correctly signed body that is not well-formed JSON",
             _malformed,
+        ),
+        Probe(
+            "evidence-request",
+            "a signed evidence request for a type the partner issues (issuers only)",
+            _evidence_request,
         ),
         Probe(
             "redeliver-refused",

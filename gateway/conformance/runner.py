@@ -180,12 +180,16 @@ async def run_conformance(
     clock: Callable[[], datetime] = utc_now,
     formats: Mapping[str, DocumentCodec] | None = None,
     receives: str | None = None,
+    evidence_type: str | None = None,
+    evidence_subject: Mapping[str, str] | None = None,
 ) -> Report:
     """Run ``checks`` against the inbox at ``target``, signing as ``key``.
 
     ``receives`` is the partner's declared format (default: the ``receives`` of its sandbox
     agency document, else ``canonical``); ``formats`` the codecs by format name, which write
-    the ``native-delivery`` probe in that format.
+    the ``native-delivery`` probe in that format. ``evidence_type`` (default: the first its
+    agency document declares it issues) makes the kit send an evidence request with
+    ``evidence_subject``; without one the evidence check is skipped.
 
     :raises ConfigurationError: the partner's keys or the ack schema cannot be loaded.
     """
@@ -202,6 +206,9 @@ async def run_conformance(
         codec = (formats or {}).get(declared)
         if codec is None and formats is not None:
             raise ConfigurationError(f"no codec for the partner's format {declared!r}")
-        context = KitContext(target, key, stranger, clock, declared, codec)
+        kind = evidence_type or next(iter(keys.issues_evidence), None)
+        context = KitContext(
+            target, key, stranger, clock, declared, codec, kind, dict(evidence_subject or {})
+        )
         kit = Kit(context, session, keys, validator)
         return await kit.run(checks, say)

@@ -21,6 +21,7 @@ class Agency:
     endpoint: str | None = None
     matters: tuple[str, ...] = ()  # deny by default; "*" for every matter
     receives: str = ""
+    issues_evidence: tuple[str, ...] = ()  # evidence types it issues (mappings/evidence.yaml)
 
     def __post_init__(self) -> None:
         if not self.receives:
@@ -28,3 +29,6 @@ class Agency:
 
     def may_handle(self, matter: str) -> bool:
         return "*" in self.matters or matter in self.matters
+
+    def issues(self, evidence_type: str) -> bool:
+        return evidence_type in self.issues_evidence

@@ -22,6 +22,11 @@ its own state (``pending`` → ``delivered`` → ``approved`` / ``rejected``). T
 handler has decided: all must approve; one rejection rejects, with every agency's reasons
 (joint handling, Art. 20). Every change appends an event; an illegal change raises
 :class:`IllegalTransitionError` and changes nothing.
+
+Evidence by data sharing (:mod:`gateway.domain.evidence`): while an issuer's answer is
+outstanding the case stays ``received`` — its acceptance, its lead's examination and the one
+notice of everything missing wait — and once every answer is in (or refused, or overdue) it
+goes on: materials the issuers did not provide join the missing list of that one notice.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 from gateway.domain import events as ev
 from gateway.domain.errors import ForbiddenError, IllegalTransitionError
+from gateway.domain.evidence import Evidence, EvidenceState
 from gateway.domain.matters import Assurance
 
 
@@ -126,6 +132,7 @@ class Application:
     supplement_round: int = 0  # how many supplements were provided (Art. 19(3), 20)
     examined_from: datetime | None = None  # the last supplement's arrival: examination restarts
     recheck: str | None = None  # queued | confirmed | overturned (Art. 25's human re-check)
+    evidence: list[Evidence] = field(default_factory=list)  # by-data-sharing materials
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -154,11 +161,13 @@ class Application:
         statutory_deadline: str | None = None,
         delivery_channel: str | None = None,
         mapping_version: str | None = None,
+        evidence: tuple[Evidence, ...] = (),
     ) -> Application:
         """Record a well-formed submission. Something missing: one notice listing all of it.
         Complete: accepted at once (``automatic``), or left for the lead agency to examine
         (``agency``) by ``acceptance_due``. ``deadline``/``statutory_deadline`` apply once
-        accepted."""
+        accepted. ``evidence``: the by-data-sharing materials, requested or not (those not
+        requested are asked of the applicant); while one is requested, everything waits."""
         if acceptance not in ("automatic", "agency"):
             raise IllegalTransitionError("acceptance is 'automatic' or 'agency'")
         if delivery_channel is not None and delivery_channel not in DELIVERY_CHANNELS:
@@ -188,7 +197,10 @@ class Application:
             acceptance_due=acceptance_due if acceptance == "agency" else None,
             delivery_channel=delivery_channel,
             mapping_version=mapping_version,
+            evidence=list(evidence),
         )
+        asked = [e.material for e in evidence if e.state.asked_of_applicant]
+        app.missing = tuple(dict.fromkeys((*missing, *asked)))
         resident = {"consent_id": consent_id} if applicant_id else {}
         if agent_id:
             resident["agent"] = agent_id
@@ -203,8 +215,20 @@ class Application:
             acceptance=acceptance,
             **resident,
         )
-        if missing:
-            app._request_supplement(missing, at, "gateway")
+        for e in app.evidence:
+            if e.state is EvidenceState.NOT_REQUESTED:
+                app._record(
+                    ev.EvidenceNotRequested,
+                    at,
+                    "gateway",
+                    material=e.material,
+                    evidence_type=e.evidence_type,
+                    reason=e.reason,
+                )
+        if app.awaiting_evidence:
+            return app  # the notice or the acceptance waits for the issuers' answers
+        if app.missing:
+            app._request_supplement(app.missing, at, "gateway")
         elif acceptance == "automatic":
             app._accept(at, "gateway", deadline, statutory_deadline)
         return app
@@ -229,10 +253,15 @@ class Application:
 
     def due_forwards(self) -> list[Handler]:
         """Handlers that should have the application now and have no forward of its current
-        document queued yet: the lead as soon as a complete case awaits its examination;
-        everyone once accepted; and, after a supplement round, each handler that holds an
-        earlier document (it is sent the supplemented one)."""
-        if self.status is Status.RECEIVED and self.acceptance == "agency" and not self.missing:
+        document queued yet: the lead as soon as a complete case awaits its examination (and
+        no issuer's evidence is outstanding); everyone once accepted; and, after a supplement
+        round, each handler that holds an earlier document (it is sent the supplemented one)."""
+        if (
+            self.status is Status.RECEIVED
+            and self.acceptance == "agency"
+            and not self.missing
+            and not self.awaiting_evidence
+        ):
             return [self.lead] if self._owed(self.lead) else []
         if self.status in (Status.ACCEPTED, Status.UNDER_REVIEW):
             return [h for h in self.handlers if self._owed(h)]
@@ -331,6 +360,8 @@ class Application:
         ``supplement`` (one notice listing everything missing)."""
         if self.lead.agency_id != agency_id:
             raise ForbiddenError("only the lead agency accepts an application")
+        if self.awaiting_evidence:
+            raise IllegalTransitionError("evidence requested by data sharing is outstanding")
         if self.status is not Status.RECEIVED:
             raise IllegalTransitionError(
                 f"an application is examined when received, not when {self.status.value}"
@@ -354,7 +385,11 @@ class Application:
     ) -> None:
         """No notice within the acceptance period: accepted as of the receipt date, or of the
         last supplement's arrival when the examination restarted from it."""
-        if self.status is not Status.RECEIVED or self.acceptance != "agency":
+        if (
+            self.status is not Status.RECEIVED
+            or self.acceptance != "agency"
+            or self.awaiting_evidence
+        ):
             raise IllegalTransitionError("only an application awaiting examination is deemed")
         self._accept(at, "gateway", deadline, statutory_deadline, deemed=True)
 
@@ -377,6 +412,13 @@ class Application:
             raise IllegalTransitionError(
                 f"nothing is awaited: the application is {self.status.value}"
             )
+        given = {m.get("code") for m in document.get("materials", []) if isinstance(m, dict)}
+        asked = [  # what issuers did not provide is the applicant's to give (Art. 19(5))
+            e.material
+            for e in self.evidence
+            if e.state.asked_of_applicant and e.material not in given
+        ]
+        still_missing = tuple(dict.fromkeys((*still_missing, *asked)))
         if not still_missing and self.acceptance == "agency" and acceptance_due is None:
             raise IllegalTransitionError("a restarted examination needs its last day")
         self.document = document
@@ -401,6 +443,125 @@ class Application:
                 round=self.supplement_round,
                 acceptance_due=acceptance_due,
             )
+
+    # ---- evidence by data sharing (Art. 11, 19(5)) ----------------------------------------
+
+    @property
+    def awaiting_evidence(self) -> bool:
+        """An issuer's answer is outstanding: acceptance and notices wait for it."""
+        return any(e.state is EvidenceState.REQUESTED for e in self.evidence)
+
+    def evidence_due(self) -> list[Evidence]:
+        """Evidence to request that has no request queued yet."""
+        return [
+            e for e in self.evidence if e.state is EvidenceState.REQUESTED and e.request_id is None
+        ]
+
+    def evidence_of_request(self, request_id: str) -> Evidence | None:
+        return next((e for e in self.evidence if e.request_id == request_id), None)
+
+    def evidence_queued(
+        self, material: str, request_id: str, issuer: str, due_at: datetime, at: datetime
+    ) -> None:
+        """A signed evidence request to ``issuer`` is in the outbox, answered by ``due_at``."""
+        found = next(e for e in self.evidence if e.material == material)
+        found.request_id, found.issuer = request_id, issuer
+        found.requested_at, found.due_at = at, due_at
+        self._record(
+            ev.EvidenceRequested,
+            at,
+            "gateway",
+            material=material,
+            evidence_type=found.evidence_type,
+            issuer=issuer,
+            request_id=request_id,
+            due_at=due_at.isoformat(),
+        )
+
+    def evidence_received(
+        self,
+        request_id: str,
+        *,
+        digest: str,
+        media_type: str,
+        issued_at: str,
+        at: datetime,
+        material_id: str | None = None,
+        size: int | None = None,
+    ) -> bool:
+        """The issuer's verified evidence document is kept as the material (bound to the case
+        with the material's code); False when no such request awaits an answer."""
+        found = self.evidence_of_request(request_id)
+        if found is None or found.state is not EvidenceState.REQUESTED:
+            return False
+        found.state, found.answered_at = EvidenceState.RECEIVED, at
+        found.digest, found.material_id = digest, material_id
+        item: dict[str, Any] = {
+            "code": found.material,
+            "digest": digest,
+            "media_type": media_type,
+            "filename": f"{found.evidence_type}.json",
+        }
+        if material_id is not None:
+            item["material_id"] = material_id
+        if size is not None:
+            item["size"] = size
+        kept = [m for m in self.document.get("materials", []) if m.get("code") != found.material]
+        self.document = {**self.document, "materials": [*kept, item]}
+        self._record(
+            ev.EvidenceReceived,
+            at,
+            found.issuer or "gateway",
+            material=found.material,
+            evidence_type=found.evidence_type,
+            request_id=request_id,
+            digest=digest,
+            issued_at=issued_at,
+            **({"material_id": material_id} if material_id else {}),
+        )
+        return True
+
+    def evidence_failed(
+        self, request_id: str, state: EvidenceState, reason: str, at: datetime
+    ) -> bool:
+        """The issuer refused, or did not answer in time: the applicant is asked for the
+        material (it joins the missing list). False when no such request awaits."""
+        if state not in (EvidenceState.REFUSED, EvidenceState.UNANSWERED):
+            raise IllegalTransitionError("evidence fails as refused or unanswered")
+        found = self.evidence_of_request(request_id)
+        if found is None or found.state is not EvidenceState.REQUESTED:
+            return False
+        found.state, found.reason, found.answered_at = state, reason, at
+        if self.status in (Status.RECEIVED, Status.AWAITING_SUPPLEMENT):
+            self.missing = tuple(dict.fromkeys((*self.missing, found.material)))
+        kind = ev.EvidenceRefused if state is EvidenceState.REFUSED else ev.EvidenceUnanswered
+        actor = found.issuer if state is EvidenceState.REFUSED and found.issuer else "gateway"
+        self._record(
+            kind,
+            at,
+            actor,
+            material=found.material,
+            evidence_type=found.evidence_type,
+            request_id=request_id,
+            reason=reason,
+        )
+        return True
+
+    def evidence_settled(
+        self, at: datetime, *, deadline: str | None, statutory_deadline: str | None
+    ) -> bool:
+        """Once no answer is outstanding, the case goes on where it waited: the one notice of
+        everything missing, else the acceptance (``automatic``) or the lead's examination
+        (``agency``, its forward then due). True when the case moved."""
+        if self.status is not Status.RECEIVED or not self.evidence or self.awaiting_evidence:
+            return False
+        if self.missing:
+            self._request_supplement(self.missing, at, "gateway")
+            return True
+        if self.acceptance == "automatic":
+            self._accept(at, "gateway", deadline, statutory_deadline)
+            return True
+        return False
 
     # ---- review, result, withdrawal ------------------------------------------------------
 

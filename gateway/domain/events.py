@@ -137,6 +137,26 @@ class CertificateRevoked(Event):
     """The issuing agency revoked its e-certificate."""
 
 
+class EvidenceRequested(Event):
+    """A signed evidence request to its issuer was queued (by data sharing, Art. 19(5))."""
+
+
+class EvidenceReceived(Event):
+    """The issuer answered with a signed evidence document, kept as the material."""
+
+
+class EvidenceRefused(Event):
+    """The issuer refused (no record, or not disclosed): the applicant is asked."""
+
+
+class EvidenceUnanswered(Event):
+    """No answer within the set time: the applicant is asked."""
+
+
+class EvidenceNotRequested(Event):
+    """Nothing was requested (no consent covering it, no issuer, no identifier): why."""
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
     ApplicationReceived: "application.received",
     ApplicationAccepted: "application.accepted",
@@ -165,4 +185,9 @@ _TYPE_NAMES: dict[type[Event], str] = {
     CertificateIssued: "certificate.issued",
     CertificateDelivered: "certificate.delivered",
     CertificateRevoked: "certificate.revoked",
+    EvidenceRequested: "evidence.requested",
+    EvidenceReceived: "evidence.received",
+    EvidenceRefused: "evidence.refused",
+    EvidenceUnanswered: "evidence.unanswered",
+    EvidenceNotRequested: "evidence.not_requested",
 }

@@ -307,7 +307,19 @@ def _embedded_birth_date_conflict(doc: IdentityDocument, birth_date: date) -> st
 
 # ---- consent ---------------------------------------------------------------------------
 
-CATEGORIES = frozenset({"identity", "contact", "address", "application", "materials", "biometric"})
+CATEGORIES = frozenset(
+    {
+        "identity",
+        "contact",
+        "address",
+        "application",
+        "materials",
+        "biometric",
+        # evidence obtained by data sharing (mappings/evidence.yaml names each type's)
+        "business_registration",
+        "residence_status",
+    }
+)
 BIOMETRIC = "biometric"
 PURPOSES = frozenset({"cross_border_application", "biometric_verification", "e_certificate"})
 

@@ -76,6 +76,7 @@ class Material:
     names: Names
     rule: MaterialRule
     media_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
+    evidence: str | None = None  # by_data_sharing: the evidence type asked of its issuer
 
 
 @dataclass(frozen=True, slots=True)

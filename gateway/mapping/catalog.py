@@ -15,7 +15,8 @@ at once, each prefixed with the file name (Art. 10, 12, 20, 24):
   well-formed ``code`` (:data:`COUNTERPART_CODE`) that names one service of its jurisdiction
   across the whole catalog; a route whose lead is not also a reviewer and whose reviewers are
   unique;
-- unique material codes and particular names, non-overlapping versions.
+- unique material codes and particular names, non-overlapping versions;
+- a material's ``evidence`` (by_data_sharing only) is a type of ``mappings/evidence.yaml``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from gateway.domain.matters import (
     TimeUnit,
 )
 from gateway.domain.values import Channel, Jurisdiction, MatterCode
+from gateway.mapping.evidence import FILE_NAME as EVIDENCE_FILE
+from gateway.mapping.evidence import read_evidence_types
 from gateway.mapping.fields import MappingError
 from gateway.mapping.files import read_yaml_mapping
 
@@ -142,6 +145,7 @@ class _Reader:
 
     label: str
     problems: list[str]
+    evidence_types: frozenset[str] = frozenset()  # the codes a material may name
 
     def problem(self, text: str) -> None:
         self.problems.append(f"{self.label}: {text}")
@@ -160,10 +164,13 @@ class _Reader:
             return None
 
 
-def _check(spec: Mapping[str, Any]) -> tuple[Matter | None, Route | None, list[str]]:
+def _check(
+    spec: Mapping[str, Any], evidence_types: frozenset[str] = frozenset()
+) -> tuple[Matter | None, Route | None, list[str]]:
     """One merged matter version -> the matter (None if anything is wrong), its route when that
-    alone is readable, and every problem."""
-    r = _Reader(f"{spec.get('code')} v{spec.get('version')}", [])
+    alone is readable, and every problem. A material names only an evidence type of
+    ``evidence_types``."""
+    r = _Reader(f"{spec.get('code')} v{spec.get('version')}", [], evidence_types)
 
     code = r.read(spec, "code", lambda v: MatterCode(str(v)))
     matter_type = r.read(spec, "type", _matter_type)
@@ -293,8 +300,15 @@ def _materials(spec: Mapping[str, Any], r: _Reader) -> tuple[Material, ...]:
             _media_types,
             f"{where} media_types",
         )
+        evidence = item.get("evidence")
+        if evidence is not None and rule is not MaterialRule.BY_DATA_SHARING:
+            r.problem(f"{where}: only a by_data_sharing material names evidence")
+            evidence = None
+        elif evidence is not None and evidence not in r.evidence_types:
+            r.problem(f"{where}: unknown evidence type {evidence!r}")
+            evidence = None
         if code and names and rule and media_types:
-            out.append(Material(code, names, rule, media_types))
+            out.append(Material(code, names, rule, media_types, evidence))
     codes = [m.get("code") for m in items if isinstance(m, Mapping)]
     for dup in sorted({str(c) for c in codes if codes.count(c) > 1}):
         r.problem(f"duplicate material code {dup}")
@@ -503,9 +517,15 @@ class MatterVersion:
 
 
 def read_catalog(directory: Path) -> tuple[list[MatterVersion], list[str]]:
-    """Every matter version under ``directory``, and every problem found, each naming its file."""
+    """Every matter version under ``directory``, and every problem found, each naming its file.
+    Evidence types come from ``evidence.yaml`` beside ``directory`` (``mappings/``)."""
     versions: list[MatterVersion] = []
     problems: list[str] = []
+    evidence_types: frozenset[str] = frozenset()
+    evidence_file = directory.parent / EVIDENCE_FILE
+    if evidence_file.exists():
+        known, found = read_evidence_types(evidence_file)
+        evidence_types, problems = frozenset(known), found
     for path in sorted(directory.glob("*.yaml")):
         spec, reason = read_yaml_mapping(path)
         if spec is None:
@@ -523,7 +543,7 @@ def read_catalog(directory: Path) -> tuple[list[MatterVersion], list[str]]:
                 problems.append(f"{path.name}: versions[{i}] must be a mapping")
                 continue
             merged = {**top, **entry}
-            matter, route, found = _check(merged)
+            matter, route, found = _check(merged, evidence_types)
             problems += [f"{path.name}: {p}" for p in found]
             start, end = _window(merged)
             versions.append(

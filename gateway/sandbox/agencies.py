@@ -3,9 +3,12 @@
 Every Guangdong agency a matter in ``mappings/matters/`` routes cases to is here (the gateway
 refuses to start otherwise) and approves every case it receives; the ids are slugs of the
 synthetic agencies of ``shared/reference/domain.md`` §7.1 and §7.3. Hong Kong has five
-agencies and Macao five, which decide nothing on their own (a tester or the ``every-matter``
+agencies and Macao six, which decide nothing on their own (a tester or the ``every-matter``
 scenario decides for those that review a joint case), except a lead: Macao's Social Security
-Fund decides by itself on the social-insurance registration it accepts.
+Fund decides by itself on the social-insurance registration it accepts. Three of them issue
+evidence by data sharing (``issues_evidence``, ``docs/evidence.md``): the Business
+Registration Office (``hk-br-extract``), Macao's Identification Services Bureau
+(``mo-resident-status``) and the Guangzhou Public Security Bureau (``gd-residence-permit``).
 
 Their private keys live in ``<sandbox_dir>/keys/agencies/`` (ignored by git) so that the
 demo and testers' scripts can sign as them. Every key id starts ``sandbox-``: production
@@ -36,6 +39,7 @@ class SandboxAgency:
     names: dict[str, str]
     alg: str
     auto_decision: str | None  # what it decides on every case it receives, if anything
+    issues_evidence: tuple[str, ...] = ()  # evidence types it answers requests for
 
     @property
     def kid(self) -> str:
@@ -48,6 +52,7 @@ class SandboxAgency:
             names=self.names,
             endpoint=base_url + INBOX.format(agency_id=self.id),
             matters=("*",),
+            issues_evidence=self.issues_evidence,
         )
 
 
@@ -62,6 +67,7 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
         },
         alg="ed25519",
         auto_decision=None,
+        issues_evidence=("hk-br-extract",),
     ),
     SandboxAgency(
         id="mo-dsf",
@@ -107,6 +113,7 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
         },
         alg="ecdsa-p256-sha256",
         auto_decision="approved",
+        issues_evidence=("gd-residence-permit",),
     ),
     SandboxAgency(
         id="zh-hrss",
@@ -265,6 +272,20 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
         },
         alg="ecdsa-p256-sha256",
         auto_decision=None,
+    ),
+    # An evidence issuer only: it answers evidence requests and handles no matter.
+    SandboxAgency(
+        id="mo-dsi",
+        jurisdiction="MO",
+        names={
+            "zh-Hant": "身份證明局",
+            "zh-Hans": "身份证明局",
+            "en": "Identification Services Bureau",
+            "pt": "Direcção dos Serviços de Identificação",
+        },
+        alg="ecdsa-p256-sha256",
+        auto_decision=None,
+        issues_evidence=("mo-resident-status",),
     ),
     # The lead of a matter led from Macao: it accepts and decides on its own.
     SandboxAgency(

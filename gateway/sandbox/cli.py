@@ -97,6 +97,11 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
         help="what its approvals carry: no e-certificate, a signed JWS, a signed document, "
         "or a certificate signed by another key (refused by the gateway)",
     )
+    fault.add_argument(
+        "--evidence",
+        choices=["answer", "refuse", "silent"],
+        help="an evidence issuer's answers: answer, refuse every request, or never answer",
+    )
     fault.add_argument("--reset", action="store_true", help="every switch off")
     _url(fault)
     fault.set_defaults(handler=_reported(_fault))
@@ -199,6 +204,7 @@ def _fault_changes(args: argparse.Namespace) -> dict[str, Any]:
         "out_of_order": args.out_of_order,
         "lax": args.broken,
         "e_certificate": args.e_certificate,
+        "evidence": args.evidence,
     }
     changes.update({name: value for name, value in options.items() if value is not None})
     if args.status is not None or args.no_status:
@@ -216,7 +222,7 @@ def _describe(faults: dict[str, Any]) -> str:
     """One line: the agency and the switches that are on."""
     on = []
     for name, value in faults.items():
-        if name in ("agency_id", "healthy") or value in (False, 0, None, "valid", "none"):
+        if name in ("agency_id", "healthy") or value in (False, 0, None, "valid", "none", "answer"):
             continue
         on.append(name if value is True else f"{name}={value}")
     return f"{faults['agency_id']:<12} {', '.join(on) if on else 'healthy'}"

@@ -4,7 +4,8 @@ A tester turns a sandbox agency into the partner they fear: one that is down, sl
 5xx, never answers, signs its answers wrongly or not at all, signs with a skewed clock, sends
 its decisions twice or in the wrong order, or — ``lax`` — the deliberately broken agency that
 verifies nothing, de-duplicates nothing and answers errors as plain text (the conformance kit
-names every check it fails). Switches live in memory: a restarted sandbox starts healthy.
+names every check it fails); an evidence issuer that refuses every evidence request, or
+stays silent. Switches live in memory: a restarted sandbox starts healthy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gateway.domain.errors import NotFoundError, ValidationFailedError
 
 SIGNATURE_MODES = ("valid", "wrong", "missing")
 CERTIFICATE_MODES = ("none", "jws", "document", "forged")  # what its approvals carry
+EVIDENCE_MODES = ("answer", "refuse", "silent")  # an evidence issuer's answers
 MAX_LATENCY_MS = 60_000
 MAX_SKEW_S = 86_400
 TIMEOUT_HOLD_S = 120.0  # longer than any client of the sandbox waits for an answer
@@ -38,6 +40,8 @@ class Faults:
     out_of_order: bool = False  # it posts its decision before its acceptance
     lax: bool = False  # verifies nothing, de-duplicates nothing, answers errors as text
     e_certificate: str = "none"  # none | jws | document | forged: attached to its approvals
+    # an evidence issuer's answers (sandbox/issuers.py): answer | refuse | silent (never)
+    evidence: str = "answer"
 
     @property
     def healthy(self) -> bool:
@@ -74,6 +78,9 @@ def _problems(data: Mapping[str, Any]) -> Iterable[FieldProblem]:
                 yield problem(pointer, "invalid_value")
         elif name == "e_certificate":
             if value not in CERTIFICATE_MODES:
+                yield problem(pointer, "invalid_value")
+        elif name == "evidence":
+            if value not in EVIDENCE_MODES:
                 yield problem(pointer, "invalid_value")
         elif name == "error_status":
             if value is not None and not _integer_in(value, 500, 599):

@@ -32,7 +32,9 @@ from gateway.domain.errors import (
     ReplayedRequestError,
     UnsupportedMediaTypeError,
 )
+from gateway.domain.evidence import EVIDENCE_REQUEST
 from gateway.mapping.canonical import loads_strict
+from gateway.sandbox import issuers
 from gateway.sandbox.agencies import SandboxAgency
 from gateway.sandbox.certificates import e_certificate
 from gateway.sandbox.faults import TIMEOUT_HOLD_S, FaultBoard, Faults
@@ -167,7 +169,13 @@ class SandboxPartners:
             materials = listed(carried, self._base_url)
             if materials and not faults.lax:
                 self._spawn(self._fetch(agency_id, key, materials))
-            if agency.auto_decision and self.auto_decide and "application_id" in envelope:
+            evidence = envelope.get("type") == EVIDENCE_REQUEST  # not a case to decide
+            if (
+                agency.auto_decision
+                and self.auto_decide
+                and "application_id" in envelope
+                and not evidence
+            ):
                 application_id = str(envelope["application_id"])
                 stage = envelope.get("stage")
                 # the supplemented document of a case it is still examining: examine it again
@@ -188,6 +196,10 @@ class SandboxPartners:
                         supplement_round=int(round_) if round_ else None,
                     )
                 )
+        if envelope.get("type") == EVIDENCE_REQUEST and agency.issues_evidence:
+            # an evidence issuer answers in its signed acknowledgement (the same on a resend)
+            answer = issuers.answer(agency, envelope, faults.evidence, self._now(faults))
+            return self._signed(request, agency, key, faults, 200, answer)
         ack = {
             "message_id": message_id,
             "status": "duplicate" if duplicate else "received",

@@ -54,6 +54,7 @@ def _agency_json(agency: Agency, keys: list[KeySpec], sandbox: bool) -> dict[str
         "endpoint": agency.endpoint,
         "matters": list(agency.matters),
         "receives": agency.receives,
+        "issues_evidence": list(agency.issues_evidence),
         "sandbox": sandbox,
         "keys": [
             {
@@ -122,6 +123,12 @@ _REGISTRATION = {
             "type": "string",
             "description": "the format forwards reach it in: a registered jurisdiction's code "
             "(HK, MO, GD) or canonical (default: its jurisdiction's)",
+        },
+        "issues_evidence": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[a-z]{2}(-[a-z0-9]+)+$"},
+            "description": "evidence types it issues, answering the gateway's signed evidence "
+            "requests (docs/evidence.md)",
         },
     },
 }

@@ -46,6 +46,11 @@ _FAULTS_SCHEMA = {
             "description": "what its approvals carry: no e-certificate, a signed JWS, a signed "
             "document with a detached signature, or a certificate signed by a wrong key",
         },
+        "evidence": {
+            "type": "string",
+            "enum": ["answer", "refuse", "silent"],
+            "description": "an evidence issuer: answers, refuses every request, or never answers",
+        },
     },
     "additionalProperties": False,
 }

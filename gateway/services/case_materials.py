@@ -189,6 +189,25 @@ def with_materials(
     return {**document, "materials": filled(items, found, application_id, base_url)}
 
 
+def addressed(document: Mapping[str, Any], application_id: str, base_url: str) -> dict[str, Any]:
+    """``document`` with an ``href`` on every stored material that has none yet (evidence an
+    issuer sent is bound to the case after it was received, without one)."""
+    items = document.get("materials")
+    if not isinstance(items, list) or not any(
+        isinstance(m, dict) and "material_id" in m and "href" not in m for m in items
+    ):
+        return dict(document)
+    return {
+        **document,
+        "materials": [
+            {**m, "href": href(base_url, application_id, m["material_id"])}
+            if isinstance(m, dict) and "material_id" in m and "href" not in m
+            else m
+            for m in items
+        ],
+    }
+
+
 async def bind(
     uow: UnitOfWork, items: object, found: Mapping[str, StoredMaterial], application_id: str
 ) -> None:

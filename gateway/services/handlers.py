@@ -23,9 +23,10 @@ from gateway.domain.errors import (
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
+from gateway.domain.evidence import Evidence
 from gateway.domain.matters import Matter
 from gateway.domain.values import local_date
-from gateway.services import case_materials, certificates, notifications, residents
+from gateway.services import case_materials, certificates, evidence, notifications, residents
 from gateway.services.acceptance import MessageAcceptance, accept_message
 from gateway.services.milestones import (
     Dependencies,
@@ -33,6 +34,7 @@ from gateway.services.milestones import (
     canonical_digest,
     deadline_of,
     deadlines,
+    evidence_requests,
     forwards,
     registered,
     settle,
@@ -231,6 +233,16 @@ async def _store_submission(
         )
     today = local_date(now)
     promised, statutory = deadlines(matter, today, deps.calendar)
+    shared: tuple[Evidence, ...] = ()
+    if resident is not None and deps.evidence_types is not None:  # agencies: docs/evidence.md
+        shared = await evidence.plan(
+            matter,
+            document,
+            consent=consent,
+            agencies=uow.agencies,
+            types=deps.evidence_types,
+            now=now,
+        )
     app = Application.receive(
         application_id=application_id,
         matter=str(matter.code),
@@ -253,12 +265,13 @@ async def _store_submission(
         consent_id=consent.id if consent else None,
         agent_id=resident.agent_id if resident else None,
         filed_assurance=resident.login.assurance if resident else None,
+        evidence=shared,
     )
     fetchable = case_materials.listed(document)
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
         if isinstance(event, ev.ApplicationReceived) and fetchable:
             event.data["materials"] = fetchable
-    messages = forwards(app, deps, handlers, now)
+    messages = forwards(app, deps, handlers, now) + evidence_requests(app, deps, now)
     response = _receipted(app, cmd, deps, now)
     if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
         await notifications.record(app, uow, now)

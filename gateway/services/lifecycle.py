@@ -27,7 +27,7 @@ from gateway.domain.errors import (
     ValidationFailedError,
 )
 from gateway.domain.values import local_date
-from gateway.services import case_materials
+from gateway.services import case_materials, evidence
 from gateway.services.acceptance import MessageAcceptance
 from gateway.services.handlers import CANONICAL, _once, _refuse, in_one_unit, scope_of
 from gateway.services.milestones import Dependencies, acceptance_due, deadlines, settle
@@ -260,18 +260,25 @@ def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
 async def sweep(deps: Dependencies, *, limit: int = 100) -> dict[str, int]:
     """Deem accepted every case whose lead issued no notice in time, as of its receipt date
     (or of its last supplement's arrival, after any supplement round); flag cases past their
-    promised deadline. Returns what was done."""
+    promised deadline; mark evidence requests past their time unanswered (the applicant is
+    then asked). Returns what was done."""
     now = deps.clock.now()
     today = local_date(now)
-    deemed = overdue = 0
+    deemed = overdue = unanswered = 0
     async with deps.uow() as uow:
+        silent = await uow.applications.evidence_overdue(now, limit=limit)
         due = await uow.applications.due_for_examination(today.isoformat(), limit=limit)
         late = await uow.applications.past_deadline(today.isoformat(), limit=limit)
+    for app in silent:  # first: the case then goes on (the notice, or its acceptance)
+        unanswered += await _one(deps, app.id, now, _evidence_unanswered)
     for app in due:
         deemed += await _one(deps, app.id, now, _deem)
     for app in late:
         overdue += await _one(deps, app.id, now, _flag_overdue)
-    return {"deemed_accepted": deemed, "overdue": overdue}
+    done = {"deemed_accepted": deemed, "overdue": overdue}
+    if unanswered:
+        done["evidence_unanswered"] = unanswered
+    return done
 
 
 async def _one(
@@ -289,6 +296,10 @@ async def _one(
     if queued:
         deps.outbox_written()
     return 1
+
+
+def _evidence_unanswered(app: Application, deps: Dependencies, now: datetime) -> bool:
+    return evidence.unanswered(app, now)
 
 
 def _deem(app: Application, deps: Dependencies, now: datetime) -> bool:

@@ -25,7 +25,7 @@ from gateway.domain.errors import NotExpressibleError, NotReadyError
 from gateway.domain.materials import MaterialLimits
 from gateway.domain.matters import Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
-from gateway.services import notifications
+from gateway.services import case_materials, evidence, notifications
 from gateway.services.ports import (
     AgencyRepository,
     BlobStore,
@@ -71,6 +71,10 @@ class Dependencies:
     notify: bool = False  # record notifications of milestones (Art. 22); bootstrap turns it on
     blobs: BlobStore | None = None  # uploaded materials' bytes (None: uploads refused)
     material_limits: MaterialLimits = field(default_factory=MaterialLimits)
+    # evidence by data sharing (services/evidence.py): the types, and how long an issuer has
+    # to answer before the applicant is asked instead; None: nothing is ever requested
+    evidence_types: evidence.EvidenceTypeCatalog | None = None
+    evidence_answer_within: timedelta = timedelta(hours=24)
 
 
 def canonical_digest(document: Mapping[str, Any]) -> str:
@@ -147,7 +151,8 @@ def forwards(
             "consent_id": app.consent_id,
         }
         try:
-            body, media_type = codec.encode(app.document, envelope)
+            document = case_materials.addressed(app.document, app.id, deps.issuer)
+            body, media_type = codec.encode(document, envelope)
         except NotExpressibleError as exc:  # nothing leaves with a field silently dropped
             blocked = [
                 {"xpath": p.xpath, "code": p.code}
@@ -168,19 +173,39 @@ async def settle(app: Application, uow: UnitOfWork, deps: Dependencies, now: dat
     """After a move: vouchers for the milestones, forwards to whoever should have the case
     now, and the save — all in the caller's transaction. True when forwards were queued.
     A case of a matter decidable by data comparison is decided as it moves to review (Art.
-    25), and every milestone is written as notifications in the same transaction (Art. 22)."""
+    25), and every milestone is written as notifications in the same transaction (Art. 22).
+    A case whose evidence by data sharing is all in (or failed) goes on where it waited, and
+    evidence still to request is queued to its issuers (services/evidence.py)."""
+    _settle_evidence(app, deps, now)
     _decide_automatically(app, deps, now)
     agencies = {h.agency_id: await registered(uow.agencies, h.agency_id) for h in app.handlers}
     if app.status in (Status.REJECTED, Status.APPROVED):
         _appeal_routes(app, agencies, deps, now)  # before the decision's voucher is signed
     _vouchers(app, deps, now)
-    messages = forwards(app, deps, agencies, now)
+    messages = forwards(app, deps, agencies, now) + evidence_requests(app, deps, now)
     if deps.notify:
         await notifications.record(app, uow, now)
     await uow.applications.save(app)
     for message in messages:
         await uow.outbox.add(message)
     return bool(messages)
+
+
+def evidence_requests(app: Application, deps: Dependencies, now: datetime) -> list[OutboxMessage]:
+    """The signed evidence requests the case still has to send (none without evidence types)."""
+    if deps.evidence_types is None:
+        return []
+    return evidence.requests(app, deps.evidence_types, deps.evidence_answer_within, now)
+
+
+def _settle_evidence(app: Application, deps: Dependencies, now: datetime) -> None:
+    """No issuer's answer is outstanding any more: the one notice of everything missing, or
+    the acceptance with its time limits counted from today (as after a supplement)."""
+    if app.status is not Status.RECEIVED or not app.evidence or app.awaiting_evidence:
+        return
+    matter = deps.catalog.get(app.matter, local_date(app.received_at))
+    promised, statutory = deadlines(matter, local_date(now), deps.calendar)
+    app.evidence_settled(now, deadline=promised, statutory_deadline=statutory)
 
 
 def _decide_automatically(app: Application, deps: Dependencies, now: datetime) -> None:

@@ -42,6 +42,10 @@ class AgencyRepository(Protocol):
         committed anywhere meanwhile is honoured)."""
         ...
 
+    async def issuer_of(self, evidence_type: str) -> Agency | None:
+        """The registered agency that issues this evidence type (the first by id), or None."""
+        ...
+
 
 class MatterCatalog(Protocol):
     def get(self, code: str, on: date) -> Matter:
@@ -183,6 +187,10 @@ class ApplicationRepository(Protocol):
     ) -> list[Application]:
         """The automatic decisions whose human re-check by this lead agency is pending,
         oldest first (an index query, Art. 25)."""
+        ...
+
+    async def evidence_overdue(self, now: datetime, *, limit: int) -> list[Application]:
+        """Cases with an evidence request whose answer was due before ``now``."""
         ...
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,7 +39,9 @@ from tenacity.wait import wait_exponential, wait_random_exponential
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.services import evidence
 from gateway.services.ports import (
+    BlobStore,
     Clock,
     OutboxMessage,
     PartnerTransport,
@@ -79,6 +82,7 @@ class Relay:
         observer: RelayObserver | None = None,
         *,
         check_ack_keys: bool = False,
+        blobs: BlobStore | None = None,
     ) -> None:
         """``check_ack_keys``: the transport verifies acknowledgements against the process's
         registry snapshot, which may lag; the key is then checked again in the transaction
@@ -86,6 +90,7 @@ class Relay:
         self._uow = uow
         self._transport = transport
         self._clock = clock
+        self._blobs = blobs  # where an issuer's evidence document is kept (services/evidence)
         self.policy = policy or RelayPolicy()
         self._observer: RelayObserver = observer or _Unobserved()
         self._wake = asyncio.Event()
@@ -219,7 +224,14 @@ class Relay:
             log.exception("outbox.send_crashed", message_id=message.id)
             error = f"unexpected {type(exc).__name__} while sending"
             return Outcome(message, self._clock.now(), error=error)
-        return Outcome(message, self._clock.now(), ack=ack)
+        blob = None
+        if self._blobs is not None and evidence.is_document(ack.body):
+            try:  # content-addressed: kept again on a resend, an unused blob is harmless
+                blob = await self._blobs.put(_chunks(ack.body), limit=len(ack.body) + 1)
+            except Exception as exc:  # the blob store may be briefly away: send again later
+                log.warning("evidence.keep_failed", message_id=message.id, error=repr(exc))
+                return Outcome(message, self._clock.now(), error="the evidence could not be kept")
+        return Outcome(message, self._clock.now(), ack=ack, blob=blob)
 
 
 class _Unobserved:
@@ -241,6 +253,10 @@ class _Unobserved:
 async def _save(app: Application, uow: UnitOfWork, now: datetime) -> bool:
     await uow.applications.save(app)
     return False
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _attempt_state(attempt: int) -> RetryCallState:

@@ -37,10 +37,12 @@ import structlog
 
 from gateway.domain.application import Application
 from gateway.domain.errors import ConflictError, UnknownKeyError
+from gateway.services import evidence
 from gateway.services.ports import (
     Acknowledgement,
     OutboxMessage,
     RelayObserver,
+    StoredBlob,
     UnitOfWork,
     UnitOfWorkFactory,
 )
@@ -61,6 +63,7 @@ class Outcome:
     ack: Acknowledgement | None = None
     error: str = ""
     permanent: bool = False
+    blob: StoredBlob | None = None  # an evidence document's bytes, kept before recording
     done: asyncio.Future[None] | None = field(default=None, repr=False)
 
 
@@ -286,7 +289,12 @@ class OutcomeRecorder:
         app = await cases.get(message.application_id)
         queued = False
         if app is not None:
-            app.delivered(message.destination, message.id, ack.body_digest, at)
+            if app.evidence_of_request(message.id) is not None:  # an issuer's answer
+                kept = evidence.record_answer(app, message, ack, at, outcome.blob)
+                if kept is not None:
+                    await uow.materials.add(kept)
+            else:
+                app.delivered(message.destination, message.id, ack.body_digest, at)
             queued = await self._settle(app, uow, at)
         since = None if message.created_at is None else (at - message.created_at).total_seconds()
         return _Effects("delivered", since, queued, "outbox.delivered", agency)
@@ -294,12 +302,16 @@ class OutcomeRecorder:
     async def _failed(self, uow: UnitOfWork, outcome: Outcome, cases: _Cases) -> _Effects:
         message, error, at = outcome.message, outcome.error, outcome.at
         attempts = message.attempts + 1
+        queued = False
         if outcome.permanent or attempts >= self._max_attempts:
             await uow.outbox.dead(message.id, error)
             app = await cases.get(message.application_id)
             if app is not None:
                 app.delivery_failed(message.destination, message.id, error, at)
-                await uow.applications.save(app)
+                if evidence.undeliverable(app, message, at):  # the applicant is asked now
+                    queued = await self._settle(app, uow, at)
+                else:
+                    await uow.applications.save(app)
             event, result = "outbox.dead_lettered", "dead"
         else:
             next_at = at + timedelta(seconds=self._backoff(attempts))
@@ -311,7 +323,7 @@ class OutcomeRecorder:
                     await uow.applications.save(app)  # the retry itself still stands
             event, result = "outbox.retry_scheduled", "retry"
         fields = {"agency": message.destination, "attempts": attempts, "error": error}
-        return _Effects(result, None, False, event, fields, warn=True)
+        return _Effects(result, None, queued, event, fields, warn=True)
 
 
 def audit_exchange(

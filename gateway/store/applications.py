@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.domain.application import Application, Handler, HandlerState, Status
 from gateway.domain.errors import ConflictError
+from gateway.domain.evidence import Evidence, EvidenceState
 from gateway.domain.identity import named_documents
 from gateway.domain.matters import Assurance
 from gateway.services.ports import TimelineEntry
@@ -260,6 +261,10 @@ class SqlApplications:
             limit,
         )
 
+    async def evidence_overdue(self, now: datetime, *, limit: int) -> list[Application]:
+        """Cases with an evidence request whose answer was due before ``now``."""
+        return await self._where(applications.c.evidence_due < now, limit)
+
     async def _where(self, condition: Any, limit: int) -> list[Application]:
         query = sa.select(applications.c.id).where(condition).order_by(applications.c.id)
         ids = (await self._conn.execute(query.limit(limit))).scalars().all()
@@ -298,6 +303,15 @@ class SqlApplications:
             "examined_from": app.examined_from,
             "recheck": app.recheck,
             "recheck_lead": app.lead.agency_id if app.recheck == "queued" else None,
+            "evidence": [e.to_json() for e in app.evidence] or None,
+            "evidence_due": min(
+                (
+                    e.due_at
+                    for e in app.evidence
+                    if e.state is EvidenceState.REQUESTED and e.due_at is not None
+                ),
+                default=None,
+            ),
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -341,5 +355,6 @@ class SqlApplications:
             supplement_round=row.supplement_round or 0,
             examined_from=row.examined_from,
             recheck=row.recheck,
+            evidence=[Evidence.from_json(e) for e in row.evidence or ()],
             version=row.version,
         )

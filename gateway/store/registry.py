@@ -35,6 +35,7 @@ def _agency(row: Any) -> Agency:
         row.endpoint,
         tuple(row.matters),
         row.receives or "",
+        tuple(row.issues_evidence or ()),
     )
 
 
@@ -151,6 +152,12 @@ class SqlAgencies:
         agency = self._read[agency_id] = None if row is None else _agency(row)
         return agency
 
+    async def issuer_of(self, evidence_type: str) -> Agency | None:
+        """The agency issuing ``evidence_type``, from the registry snapshot (first by id)."""
+        snapshot = await self.snapshot()
+        found = [a for a in snapshot.agencies.values() if a.issues(evidence_type)]
+        return min(found, key=lambda a: a.id, default=None)
+
     async def all(self) -> list[tuple[Agency, bool]]:
         rows = await self._conn.execute(agencies.select().order_by(agencies.c.id))
         return [(_agency(r), r.sandbox) for r in rows]
@@ -181,6 +188,7 @@ class SqlAgencies:
             "endpoint": agency.endpoint,
             "matters": list(agency.matters),
             "receives": agency.receives,
+            "issues_evidence": list(agency.issues_evidence),
             "sandbox": reg.sandbox,
             "updated_at": at,
         }

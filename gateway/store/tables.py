@@ -50,6 +50,10 @@ applications = sa.Table(
     sa.Column("statutory_deadline", sa.String(10)),
     sa.Column("delivery_channel", sa.String(16)),
     sa.Column("overdue_at", UTCDateTime),
+    # evidence by data sharing: per-material state (JSON), and the earliest time an
+    # outstanding request is due (NULL: none outstanding), which the deadline sweep reads
+    sa.Column("evidence", sa.JSON),
+    sa.Column("evidence_due", UTCDateTime),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -60,6 +64,7 @@ applications = sa.Table(
     sa.Column("recheck_lead", sa.String(64)),  # the lead agency while its re-check is pending
     sa.Index("ix_applications_applicant", "applicant_id", "id"),
     sa.Index("ix_applications_recheck", "recheck_lead", "id"),  # the re-check work list
+    sa.Index("ix_applications_evidence_due", "evidence_due"),
 )
 
 handlers = sa.Table(
@@ -144,6 +149,8 @@ agencies = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # the format forwards reach it in (a codec key); NULL in rows from before: its jurisdiction's
     sa.Column("receives", sa.String(20)),
+    # the evidence types it issues (docs/evidence.md); NULL in rows from before: none
+    sa.Column("issues_evidence", sa.JSON),
 )
 
 agency_keys = sa.Table(

@@ -199,6 +199,10 @@ class _Agencies:
         key = self._snapshot.key(kid)
         return key, self._snapshot.agency(key.owner)
 
+    async def issuer_of(self, evidence_type: str) -> Agency | None:
+        found = [a for a in self._snapshot.agencies.values() if a.issues(evidence_type)]
+        return min(found, key=lambda a: a.id, default=None)
+
     async def still_valid(self, kid: str, at: datetime) -> None:
         """Checked against the snapshot now, and again in the batch should the registry have
         moved since (a revocation committed meanwhile refuses the write set)."""

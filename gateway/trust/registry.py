@@ -13,6 +13,7 @@ process sees a revocation at once; ``keyid`` is an exact-match lookup there and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,7 @@ from gateway.trust.keys import (
 
 MAX_KID = 200
 _AGENCY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_EVIDENCE_CODE = re.compile(r"[a-z]{2}(?:-[a-z0-9]+)+")  # mappings/evidence.yaml codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,12 @@ def registration(
     if receives and receives not in jurisdictions.registered().receivable():
         problems.append(problem("/receives", "unknown_code"))
         receives = ""
+    evidence = spec.get("issues_evidence") or []
+    if not isinstance(evidence, list) or not all(
+        isinstance(e, str) and _EVIDENCE_CODE.fullmatch(e) for e in evidence
+    ):
+        problems.append(problem("/issues_evidence", "wrong_type"))
+        evidence = []
     entries = spec.get("keys") or []
     if not isinstance(entries, list):
         problems.append(problem("/keys", "wrong_type"))
@@ -178,7 +186,15 @@ def registration(
             problems.append(problem(f"/keys/{i}", "invalid_key"))
     if len({k.kid for k in keys}) != len(keys):
         problems.append(problem("/keys", "invalid_key"))
-    agency = Agency(agency_id, jurisdiction, dict(names), endpoint, tuple(matters), receives)
+    agency = Agency(
+        agency_id,
+        jurisdiction,
+        dict(names),
+        endpoint,
+        tuple(matters),
+        receives,
+        tuple(dict.fromkeys(evidence)),
+    )
     return Registration(agency, tuple(keys), sandbox, tuple(problems))
 
 

@@ -40,6 +40,12 @@ _VIEW = {
         "handlers": {"type": "array", "items": {"type": "object"}},
         "deadlines": {"type": "object"},
         "timeline": {"type": "array", "items": {"type": "object"}},
+        "evidence": {
+            "type": "array",
+            "description": "evidence by data sharing, per material: state (requested, "
+            "received, refused, unanswered, not_requested), issuer, request id, times",
+            "items": {"type": "object"},
+        },
     },
 }
 _DECISION = {

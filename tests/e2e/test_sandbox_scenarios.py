@@ -53,10 +53,11 @@ async def test_run_all_passes_and_reports_every_step(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.splitlines()[-1] == "12 scenarios, 12 passed"
+    n = len(SCENARIOS)
+    assert out.splitlines()[-1] == f"{n} scenarios, {n} passed"
     for each in SCENARIOS:
         assert f"\n{each.name} — {each.description}\n" in out
-    assert out.count("  passed: ") == 12
+    assert out.count("  passed: ") == n
     reported = steps(out)
     assert {mark for mark, _ in reported} == {"✓"}
     described = "\n".join(text for _, text in reported)
@@ -75,6 +76,7 @@ async def test_run_all_passes_and_reports_every_step(
     assert "corrective decision voucher verified" in described
     assert "an e-mail is received in the SMTP sink, in Portuguese" in described
     assert "2 e-mails after 1 deferral" in described
+    assert "the gateway gets IDENTITY_PROOF from gz-psb and the case is accepted" in described
 
 
 async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_revokes(
@@ -189,4 +191,5 @@ async def test_no_sandbox_at_the_url_is_one_line_and_every_scenario_failed(
     assert out[0].endswith(f"a sandbox gateway answers at {url}")
     assert out[1].strip() == "expected: 200 from GET /readyz and GET /sandbox/v1/personas"
     assert out[2].strip().startswith("seen:     ClientConnectorError")
-    assert out[-1].startswith("12 scenarios, 0 passed, 12 failed: every-matter, supplement")
+    n = len(SCENARIOS)
+    assert out[-1].startswith(f"{n} scenarios, 0 passed, {n} failed: every-matter, supplement")

@@ -40,6 +40,9 @@ LAX_FAILS = {
 }
 
 
+EVIDENCE_CHECK = "answers-evidence-request"
+
+
 def _inbox(gateway: RunningGateway, agency_id: str) -> str:
     return f"{gateway.url}/sandbox/partners/{agency_id}/messages"
 
@@ -53,6 +56,7 @@ async def _kit(
     agency_id: str,
     lines: list[str] | None = None,
     receives: str | None = None,
+    **evidence: Any,
 ) -> Report:
     return await run_conformance(
         _inbox(gateway, agency_id),
@@ -62,6 +66,7 @@ async def _kit(
         say=(lines if lines is not None else []).append,
         formats=codecs(gateway.settings),
         receives=receives,
+        **evidence,
     )
 
 
@@ -88,7 +93,9 @@ async def test_every_sandbox_agency_passes_every_check(
     lines: list[str] = []
     report = await _kit(gateway, agency_id, lines)
     assert report.ids("fail") == [], "\n".join(lines)
-    assert report.ids("pass") == list(CHECK_IDS)
+    issuer = agency_id == "hk-ird"  # the only one of them that issues evidence
+    assert report.ids("pass") == [c for c in CHECK_IDS if issuer or c != EVIDENCE_CHECK]
+    assert report.ids("skip") == ([] if issuer else [EVIDENCE_CHECK])
     assert report.partner_keys.endswith(f"/sandbox/v1/agencies/{agency_id}")
     # accepts-own-format sent the agency its declared format (native XML to HK and Macau)
     own = {"hk-ird": "HK format (application/xml)", "mo-dsf": "MO format (application/xml)"}
@@ -97,6 +104,22 @@ async def test_every_sandbox_agency_passes_every_check(
     inbox = gateway.app[PARTNERS].inboxes[agency_id]  # type: ignore[index]
     formats = {m.get("format") for m in inbox.messages.values()}
     assert formats == ({None} if agency_id == "gd-hq-csb" else {None, agency_id[:2].upper()})
+
+
+async def test_an_evidence_issuer_answers_the_kits_evidence_request(
+    gateway: RunningGateway,
+) -> None:
+    subject = {"document:RESIDENCE_PERMIT": "820000199207070465"}
+    report = await _kit(gateway, "gz-psb", evidence_subject=subject)
+    assert report.ids("fail") == []
+    assert _reason(report, EVIDENCE_CHECK) == (
+        "an evidence request for gd-residence-permit was answered, signed: evidence_document"
+    )
+
+    await _faults(gateway, "gz-psb", {"evidence": "silent"})  # acknowledges, never answers
+    silent = await _kit(gateway, "gz-psb", evidence_subject=subject)
+    assert silent.ids("fail") == [EVIDENCE_CHECK]
+    assert _reason(silent, EVIDENCE_CHECK).endswith("the answer is not JSON naming our request_id")
 
 
 @SQLITE_ONLY

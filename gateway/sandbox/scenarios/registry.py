@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.sandbox.scenarios.base import Scenario
 from gateway.sandbox.scenarios.certificates import CERTIFICATE
 from gateway.sandbox.scenarios.corrections import AUTOMATIC_OVERTURNED, SUPPLEMENT_ROUNDS
+from gateway.sandbox.scenarios.evidence import EVIDENCE
 from gateway.sandbox.scenarios.materials import MATERIALS
 from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
@@ -25,6 +26,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     AUTOMATIC_OVERTURNED,
     RESIDENT_TOLD,
     AGENCY_CASE_SEEN,
+    EVIDENCE,
 )
 
 

@@ -245,6 +245,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "automatic-overturned",
         "resident-told",
         "agency-case-seen",
+        "evidence",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"

@@ -64,7 +64,9 @@ def _golden() -> dict[str, Any]:
 def test_each_agency_gets_the_format_it_receives() -> None:
     app = _case(_golden())
 
-    sent = forwards(app, SimpleNamespace(codecs=CODECS), AGENCIES, AT)  # type: ignore[arg-type]
+    sent = forwards(
+        app, SimpleNamespace(codecs=CODECS, issuer="https://gateway.test"), AGENCIES, AT
+    )  # type: ignore[arg-type]
 
     by_agency = {m.destination: m for m in sent}
     assert {a: m.media_type for a, m in by_agency.items()} == {
@@ -83,7 +85,9 @@ def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
     document["particulars"]["not_a_particular_of_any_matter"] = "x"  # no format has it
     app = _case(document)
 
-    sent = forwards(app, SimpleNamespace(codecs=CODECS), AGENCIES, AT)  # type: ignore[arg-type]
+    sent = forwards(
+        app, SimpleNamespace(codecs=CODECS, issuer="https://gateway.test"), AGENCIES, AT
+    )  # type: ignore[arg-type]
 
     assert sorted(m.destination for m in sent) == ["gd-lead", "hk-json"]
     blocked = [e for e in app.pending_events if e.type == "message.forward_blocked"]
@@ -103,6 +107,8 @@ def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
     ]
     assert app.handler("hk-review").message_id is None
     # the next move tries again; the same problems are not recorded twice
-    again = forwards(app, SimpleNamespace(codecs=CODECS), AGENCIES, AT)  # type: ignore[arg-type]
+    again = forwards(
+        app, SimpleNamespace(codecs=CODECS, issuer="https://gateway.test"), AGENCIES, AT
+    )  # type: ignore[arg-type]
     assert again == []
     assert len([e for e in app.pending_events if e.type == "message.forward_blocked"]) == 1

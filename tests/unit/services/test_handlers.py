@@ -586,8 +586,10 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
         "handlers",
         "deadlines",
         "delivery_channel",
+        "evidence",
         "timeline",
     }
+    assert view["evidence"] == []  # an agency's submission requests no evidence
     assert view["application_id"] == application_id
     assert view["matter"] == MATTER
     assert view["status"] == "approved"
