@@ -19,6 +19,7 @@ from gateway.domain.application import Application
 from gateway.domain.certificates import AttachedCertificate, Certificate, subject_of
 from gateway.domain.errors import ConsentRequiredError, NotFoundError
 from gateway.domain.identity import Consent
+from gateway.services import visibility
 from gateway.services.milestones import Dependencies
 from gateway.services.ports import UnitOfWork
 
@@ -62,12 +63,31 @@ def covering(consents: list[Consent], certificate: Certificate, now: datetime) -
     return None
 
 
-async def my_certificates(deps: Dependencies, person_id: str) -> dict[str, Any]:
+async def _theirs(
+    uow: UnitOfWork, deps: Dependencies, person_id: str, login_id: str | None
+) -> list[Certificate]:
+    """The certificates of the resident's own cases and, seen through ``login_id``, of the
+    agencies' cases naming a document linked to them (:mod:`visibility`)."""
+    found = await uow.certificates.of_subject(f"person:{person_id}")
+    if login_id is None:
+        return found
+    seen = await visibility.viewer(uow, person_id, login_id)
+    for doc_type, number in seen.documents:
+        for certificate in await uow.certificates.of_subject(f"document:{doc_type}:{number}"):
+            app = await uow.applications.get(certificate.application_id)
+            if app is not None and seen.sees(app, deps.catalog, deps.clock):
+                found.append(certificate)
+    return found
+
+
+async def my_certificates(
+    deps: Dependencies, person_id: str, login_id: str | None = None
+) -> dict[str, Any]:
     """The resident's certificates (without their content), each saying whether a consent in
     force lets the resident fetch it."""
     now = deps.clock.now()
     async with deps.uow() as uow:
-        found = await uow.certificates.of_subject(f"person:{person_id}")
+        found = await _theirs(uow, deps, person_id, login_id)
         consents = await uow.identities.consents_of(person_id)
     items = [
         {**summary(c), "consent_in_force": covering(consents, c, now) is not None} for c in found
@@ -75,14 +95,18 @@ async def my_certificates(deps: Dependencies, person_id: str) -> dict[str, Any]:
     return {"items": items, "next": None}
 
 
-async def my_certificate(deps: Dependencies, person_id: str, certificate_id: str) -> dict[str, Any]:
+async def my_certificate(
+    deps: Dependencies, person_id: str, certificate_id: str, login_id: str | None = None
+) -> dict[str, Any]:
     """The certificate itself, to its subject, only under an ``e_certificate`` consent in
     force; the delivery is recorded (the first one on the case's timeline)."""
     now = deps.clock.now()
     actor = f"resident:{person_id}"
     async with deps.uow() as uow:
         certificate = await uow.certificates.get(certificate_id)
-        if certificate is None or certificate.subject != f"person:{person_id}":
+        if certificate is None or not await _subject_is(
+            uow, deps, certificate, person_id, login_id
+        ):
             raise NotFoundError("no such certificate of yours")
         consent = covering(await uow.identities.consents_of(person_id), certificate, now)
         if consent is None:
@@ -104,6 +128,26 @@ async def my_certificate(deps: Dependencies, person_id: str, certificate_id: str
         )
         await uow.commit()
     return {**summary(certificate), **content(certificate)}
+
+
+async def _subject_is(
+    uow: UnitOfWork,
+    deps: Dependencies,
+    certificate: Certificate,
+    person_id: str,
+    login_id: str | None,
+) -> bool:
+    """Whether the certificate is about this resident: their own case's, or an agency's case
+    naming a document linked to them that their login may see."""
+    if certificate.subject == f"person:{person_id}":
+        return True
+    if login_id is None or not certificate.subject.startswith("document:"):
+        return False
+    seen = await visibility.viewer(uow, person_id, login_id)
+    if certificate.subject.split(":", 1)[1] not in {f"{t}:{n}" for t, n in seen.documents}:
+        return False
+    app = await uow.applications.get(certificate.application_id)
+    return app is not None and seen.sees(app, deps.catalog, deps.clock)
 
 
 async def certificate_status(deps: Dependencies, certificate_id: str) -> dict[str, Any]:

@@ -193,7 +193,9 @@ async def _own_keys(request: web.Request, caller: Caller, kid: str) -> dict[str,
 async def my_certificates(request: web.Request) -> web.Response:
     grant = await authenticate_resident(request)
     return json_response(
-        await certificates.my_certificates(request.app[DEPENDENCIES], grant.person_id)
+        await certificates.my_certificates(
+            request.app[DEPENDENCIES], grant.person_id, grant.login_id
+        )
     )
 
 
@@ -212,7 +214,10 @@ async def my_certificates(request: web.Request) -> web.Response:
 async def my_certificate(request: web.Request) -> web.Response:
     grant = await authenticate_resident(request)
     found = await certificates.my_certificate(
-        request.app[DEPENDENCIES], grant.person_id, request.match_info["certificate_id"]
+        request.app[DEPENDENCIES],
+        grant.person_id,
+        request.match_info["certificate_id"],
+        grant.login_id,
     )
     return json_response(found, headers={"Cache-Control": "no-store"})
 

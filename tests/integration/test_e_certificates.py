@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from gateway.cli import main as cli
 from gateway.domain.values import local_date
+from gateway.operations import mappings_sample
 from gateway.sandbox.personas import persona
 from gateway.sandbox.portal import SandboxPortal
 from gateway.sandbox.routes import PARTNERS
@@ -361,3 +362,63 @@ async def test_a_sandbox_agency_attaches_certificates_and_a_forged_one_is_refuse
     assert view.json()["status"] == "under_review"
     assert "decision.recorded" not in [e["type"] for e in view.json()["timeline"]]
     assert [r.application_id for r in await _rows(gateway, certificates)] == [app_id]
+
+
+async def _agency_case(gateway: RunningGateway, who: str) -> str:
+    """An agency's case naming ``who``'s document, held by gd-hq-csb under review."""
+    gateway.app[PARTNERS].auto_decide = False  # type: ignore[index]
+    document = mappings_sample(gateway.settings, HENGQIN, "canonical", who)
+    answer = await send(
+        gateway.settings, "POST", "/v1/applications", body=document, content_type=JSON
+    )
+    assert answer.status == 202, answer.body
+    app_id = str(answer.json()["application_id"])
+    await _under_review(gateway, app_id)
+    return app_id
+
+
+async def test_a_certificate_of_an_agency_submitted_case_reaches_the_resident_it_names(
+    gateway: RunningGateway,
+) -> None:
+    key = agency_key(gateway.settings, "gd-hq-csb")
+    issued, theirs = {}, {}
+    for who in ("zhang-wei", "wong-siu-ming"):
+        app_id = await _agency_case(gateway, who)
+        jws = sign_certificate(key, _claims(app_id))
+        decided = await _decide(
+            gateway, app_id, "gd-hq-csb", {"decision": "approved", "certificate": {"jws": jws}}
+        )
+        assert decided.status == 200, decided.body
+        issued[who], theirs[who] = jws, decided.json()["certificate"]["certificate_id"]
+    consent = {"purpose": "e_certificate", "categories": ["application"], "destinations": []}
+
+    # zhang-wei's Guangdong login (high) links the document the agency named: his certificate
+    # is his, under his consent; the other one is not.
+    portal = await SandboxPortal.register(gateway.url)
+    zhang = (await portal.login("guangdong", "zhang-wei")).access_token
+    status, _, _ = await _call(gateway, "POST", "/v1/me/consents", zhang, consent)
+    assert status == 201
+    status, listed, _ = await _call(gateway, "GET", "/v1/me/certificates", zhang)
+    assert status == 200
+    assert [i["certificate_id"] for i in listed["items"]] == [theirs["zhang-wei"]]
+    status, fetched, _ = await _call(
+        gateway, "GET", f"/v1/me/certificates/{theirs['zhang-wei']}", zhang
+    )
+    assert (status, fetched["certificate"]) == (200, issued["zhang-wei"])
+    status, _, _ = await _call(
+        gateway, "GET", f"/v1/me/certificates/{theirs['wong-siu-ming']}", zhang
+    )
+    assert status == 404
+
+    # wong-siu-ming's HK login is low: his document links no one, nothing is his to fetch.
+    wong = (await portal.login("hk", "wong-siu-ming")).access_token
+    status, _, _ = await _call(gateway, "POST", "/v1/me/consents", wong, consent)
+    assert status == 201
+    status, listed, _ = await _call(gateway, "GET", "/v1/me/certificates", wong)
+    assert (status, listed["items"]) == (200, [])
+    status, _, _ = await _call(
+        gateway, "GET", f"/v1/me/certificates/{theirs['wong-siu-ming']}", wong
+    )
+    assert status == 404
+    delivered = [r for r in await _rows(gateway, certificates) if r.delivered_at is not None]
+    assert [r.id for r in delivered] == [theirs["zhang-wei"]]
