@@ -133,6 +133,10 @@ class Application:
     examined_from: datetime | None = None  # the last supplement's arrival: examination restarts
     recheck: str | None = None  # queued | confirmed | overturned (Art. 25's human re-check)
     evidence: list[Evidence] = field(default_factory=list)  # by-data-sharing materials
+    # Art. 17-18: what the channel recorded (service point, officer or device), and at a
+    # counter the (type, number) of the identity document the officer inspected in person
+    channel_record: dict[str, Any] | None = None
+    identified_by: tuple[str, str] | None = None
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -162,6 +166,8 @@ class Application:
         delivery_channel: str | None = None,
         mapping_version: str | None = None,
         evidence: tuple[Evidence, ...] = (),
+        channel_record: dict[str, Any] | None = None,
+        identified_by: tuple[str, str] | None = None,
     ) -> Application:
         """Record a well-formed submission. Something missing: one notice listing all of it.
         Complete: accepted at once (``automatic``), or left for the lead agency to examine
@@ -198,12 +204,17 @@ class Application:
             delivery_channel=delivery_channel,
             mapping_version=mapping_version,
             evidence=list(evidence),
+            channel_record=channel_record,
+            identified_by=identified_by,
         )
         asked = [e.material for e in evidence if e.state.asked_of_applicant]
         app.missing = tuple(dict.fromkeys((*missing, *asked)))
         resident = {"consent_id": consent_id} if applicant_id else {}
         if agent_id:
             resident["agent"] = agent_id
+        stated = {k: v for k, v in (channel_record or {}).items() if k != "channel"}
+        if identified_by is not None:  # the type only: the number stays on the case
+            stated["identity_inspected"] = identified_by[0]
         app._record(
             ev.ApplicationReceived,
             at,
@@ -213,6 +224,7 @@ class Application:
             format=source_format,
             content_digest=content_digest,
             acceptance=acceptance,
+            **stated,
             **resident,
         )
         for e in app.evidence:

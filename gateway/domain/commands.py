@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.domain.certificates import AttachedCertificate
+from gateway.domain.channels import ChannelCall
 from gateway.domain.values import Channel
 
 
@@ -54,6 +55,12 @@ class SubmitApplication:
     channel: Channel = Channel.ONLINE
     applicant: Applicant | None = None
     delivery_channel: str | None = None  # how the applicant wants the result
+    channel_call: ChannelCall | None = None  # a partner's GBA-Channel (counter, kiosk ...)
+
+    @property
+    def call(self) -> ChannelCall:
+        """The channel as stated: the partner's header, else the client's channel."""
+        return self.channel_call if self.channel_call is not None else ChannelCall(self.channel)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,21 @@ class Decoded:
 
 MESSAGES: dict[str, Localized] = {
     "required": Localized("此欄位必須填寫", "此字段必须填写", "This field is required"),
+    "unknown_channel": Localized(
+        "渠道須為 online、counter、kiosk 或 mobile",
+        "渠道须为 online、counter、kiosk 或 mobile",
+        "The channel is online, counter, kiosk or mobile",
+    ),
+    "channel_not_offered": Localized(
+        "此事項不經此渠道辦理，可用渠道",
+        "此事项不经此渠道办理，可用渠道",
+        "The matter is not offered on this channel; it is offered on",
+    ),
+    "inspected_document_not_in_application": Localized(
+        "臨櫃查驗的身份證件不在申請人的證件之列",
+        "临柜查验的身份证件不在申请人的证件之列",
+        "The identity document inspected at the counter is not one of the applicant's documents",
+    ),
     "unknown_matter": Localized(
         "沒有以此編碼生效的事項", "没有以此编码生效的事项", "No matter with this code is in force"
     ),

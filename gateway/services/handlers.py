@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import NoReturn, TypeVar
 
+from gateway.domain import channels
 from gateway.domain import events as ev
 from gateway.domain import ids
 from gateway.domain.application import Application
@@ -24,7 +25,7 @@ from gateway.domain.errors import (
     ValidationFailedError,
 )
 from gateway.domain.evidence import Evidence
-from gateway.domain.matters import Matter
+from gateway.domain.matters import Assurance, Matter
 from gateway.domain.values import local_date
 from gateway.services import case_materials, certificates, evidence, notifications, residents
 from gateway.services.acceptance import MessageAcceptance, accept_message
@@ -221,8 +222,13 @@ async def _store_submission(
     named = await case_materials.resolve(
         uow, document.get("materials"), matter, cmd.caller, deps.material_limits
     )
-    if decoded.problems or assessment.problems or named.problems:
-        _refuse([*decoded.problems, *assessment.problems, *named.problems])
+    call = cmd.call
+    offered = [] if call.channel in matter.channels else [
+        channels.refused_channel(call.channel, matter.channels)
+    ]  # Art. 17: a matter is filed only on the channels it lists
+    identified_by, inspected = channels.inspected_document(call, document.get("applicant"))
+    if decoded.problems or assessment.problems or named.problems or offered or inspected:
+        _refuse([*decoded.problems, *assessment.problems, *named.problems, *offered, *inspected])
     application_id = ids.new_application_id()
     document = case_materials.with_materials(document, named.found, application_id, deps.issuer)
     handlers = {a: await registered(uow.agencies, a) for a in matter.route.handlers}
@@ -248,7 +254,7 @@ async def _store_submission(
         matter=str(matter.code),
         matter_version=matter.version,
         submitted_by=cmd.caller.agency_id,
-        channel=cmd.channel.value,
+        channel=call.channel.value,
         source_format=codec.jurisdiction,
         content_digest=cmd.content_digest,
         document=document,
@@ -264,8 +270,18 @@ async def _store_submission(
         applicant_id=resident.applicant_id if resident else None,
         consent_id=consent.id if consent else None,
         agent_id=resident.agent_id if resident else None,
-        filed_assurance=resident.login.assurance if resident else None,
         evidence=shared,
+        # a counter officer inspected the identity document in person: high (Art. 18)
+        filed_assurance=resident.login.assurance
+        if resident
+        else (Assurance.HIGH if identified_by else None),
+        channel_record={
+            **call.record(),
+            **({"identity_inspected": identified_by[0]} if identified_by else {}),
+        }
+        if cmd.channel_call is not None
+        else None,
+        identified_by=identified_by,
     )
     fetchable = case_materials.listed(document)
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
@@ -301,6 +317,8 @@ def _receipted(
             "deadline": app.deadline,
             # the files it names: each code, material id (uploads) and digest
             "materials": case_materials.receipt_claim(app.document),
+            # Art. 17-18: the channel, and a counter's or kiosk's point, officer or device
+            **({"channel": app.channel_record} if app.channel_record else {}),
         }
     )
     return StoredResponse(

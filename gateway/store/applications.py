@@ -312,6 +312,9 @@ class SqlApplications:
                 ),
                 default=None,
             ),
+            "channel_record": app.channel_record,
+            "identified_doc_type": app.identified_by[0] if app.identified_by else None,
+            "identified_number": app.identified_by[1] if app.identified_by else None,
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -356,5 +359,9 @@ class SqlApplications:
             examined_from=row.examined_from,
             recheck=row.recheck,
             evidence=[Evidence.from_json(e) for e in row.evidence or ()],
+            channel_record=dict(row.channel_record) if row.channel_record else None,
+            identified_by=(row.identified_doc_type, row.identified_number)
+            if row.identified_doc_type
+            else None,
             version=row.version,
         )

@@ -62,7 +62,13 @@ applications = sa.Table(
     sa.Column("examined_from", UTCDateTime),
     sa.Column("recheck", sa.String(16)),  # queued | confirmed | overturned (Art. 25)
     sa.Column("recheck_lead", sa.String(64)),  # the lead agency while its re-check is pending
+    # Art. 17-18: the channel's record (service point, officer or device), and at a counter
+    # the identity document inspected in person: its holder sees the case once linked to it
+    sa.Column("channel_record", sa.JSON),
+    sa.Column("identified_doc_type", sa.String(32)),
+    sa.Column("identified_number", sa.String(64)),
     sa.Index("ix_applications_applicant", "applicant_id", "id"),
+    sa.Index("ix_applications_identified", "identified_doc_type", "identified_number", "id"),
     sa.Index("ix_applications_recheck", "recheck_lead", "id"),  # the re-check work list
     sa.Index("ix_applications_evidence_due", "evidence_due"),
 )

@@ -1,7 +1,7 @@
 """The partner API signature profile of DESIGN.md, for both sides of every exchange.
 
 Requests cover ``"@method" "@target-uri"`` plus ``"content-digest" "content-type"`` when
-there is a body and ``"idempotency-key"`` when present; responses cover ``"@status"
+there is a body and ``"idempotency-key"`` and ``"gba-channel"`` when present; responses cover ``"@status"
 "content-digest" "content-type"`` and the request-bound ``"@method";req
 "@target-uri";req "signature";req;key="sig1"``, so an answer verifies only with the one
 signed request it answers (RFC 9421 §2.4); an unsigned request gets no signed answer.
@@ -75,6 +75,8 @@ def sign_request(
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
         covered.append("idempotency-key")
+    if any(name.lower() == "gba-channel" for name in headers):
+        covered.append("gba-channel")  # the channel a call states is signed (Art. 17-18)
     message = HttpMessage.request(method, url, headers)
     params = SignatureParams(
         components=_covered(*covered),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import http_sfv
 from aiohttp import web
 
+from gateway.domain import channels
 from gateway.domain.commands import RecordDecision, SubmitApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, ValidationFailedError
@@ -60,6 +62,26 @@ _DECISION = {
 _ERRORS = {400: "Malformed body or digest", 401: "Signature refused", 404: "No such case"}
 
 
+def channel_call(request: web.Request) -> channels.ChannelCall | None:
+    """The channel the call states in its (signed) ``GBA-Channel`` header, an RFC 8941 item:
+    ``counter;point="GZ-TH-01";officer="OFF-0042";document=HKID``, ``kiosk;point=..;device=..``,
+    ``mobile`` or ``online``. Absent: None (an online call)."""
+    value = request.headers.get(channels.HEADER)
+    if value is None:
+        return None
+    item = http_sfv.Item()
+    try:
+        item.parse(value.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        errors = [problem("/headers/gba-channel", "unknown_channel")]
+        raise ValidationFailedError("GBA-Channel is not a structured item", errors=errors) from None
+    params = {str(k): (str(v) if isinstance(v, str) else v) for k, v in item.params.items()}
+    try:
+        return channels.ChannelCall.of(str(item.value), params)
+    except channels.ChannelProblems as refused:
+        raise ValidationFailedError(str(refused), errors=list(refused.problems)) from None
+
+
 def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
     headers = {}
     if stored.resource and stored.status == 202:
@@ -72,19 +94,36 @@ def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
     summary="Submit an application (canonical JSON or the agency's native format)",
     tag="applications",
     request={"application/json": {"type": "object"}, "application/xml": {"type": "string"}},
+    parameters=[
+        {
+            "name": "GBA-Channel",
+            "in": "header",
+            "required": False,
+            "description": (
+                "The channel of the call (Art. 17-18), an RFC 8941 item covered by the "
+                "signature: online (the default when absent), mobile, "
+                'kiosk;point="<service point>";device="<terminal>", or '
+                'counter;point="<service point>";officer="<officer>";document=<type of '
+                "the applicant's identity document inspected in person> (the case is then "
+                "filed at high assurance). A matter refuses a channel it does not list (422)."
+            ),
+            "schema": {"type": "string"},
+        }
+    ],
     responses={
         202: ("Stored; the receipt is the signed voucher", _SUBMIT_RESULT),
         **_ERRORS,
         403: "The agency may not submit this matter",
         413: "Body too large",
         415: "Unsupported content type",
-        422: "Invalid document or Idempotency-Key reuse",
+        422: "Invalid document, a channel the matter does not list, or Idempotency-Key reuse",
     },
     signed=True,
 )
 async def submit(request: web.Request) -> web.Response:
     async with signed_write(request) as signed:
         assert signed.idempotency_key is not None
+        call = channel_call(request)
         stored = await handlers.submit_application(
             SubmitApplication(
                 caller=signed.caller,
@@ -92,6 +131,7 @@ async def submit(request: web.Request) -> web.Response:
                 media_type=signed.media_type,
                 content_digest=signed.content_digest,
                 idempotency_key=signed.idempotency_key,
+                channel_call=call,
             ),
             request.app[DEPENDENCIES],
             signed.acceptance,
