@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import NoReturn, TypeVar
 
-from gateway.domain import channels
+from gateway.domain import channels, ids
 from gateway.domain import events as ev
-from gateway.domain import ids
 from gateway.domain.application import Application
 from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
 from gateway.domain.documents import MESSAGES
@@ -25,6 +24,7 @@ from gateway.domain.errors import (
     ValidationFailedError,
 )
 from gateway.domain.evidence import Evidence
+from gateway.domain.identity import require_assurance, require_delegation
 from gateway.domain.matters import Assurance, Matter
 from gateway.domain.values import local_date
 from gateway.services import case_materials, certificates, evidence, notifications, residents
@@ -218,14 +218,22 @@ async def _store_submission(
         submitter = await uow.agencies.get(cmd.caller.agency_id)
         if submitter is None or not submitter.may_handle(str(matter.code)):
             raise ForbiddenError("the agency may not submit applications for this matter")
+    else:  # who may act is judged before how the matter is filed (Art. 24, 28, then 17)
+        require_assurance(resident.login.assurance, matter)
+        if resident.agent_id is not None:
+            require_delegation(
+                resident.delegation, agent_id=resident.agent_id, matter=matter, at=now
+            )
     assessment = assess(document, matter)
     named = await case_materials.resolve(
         uow, document.get("materials"), matter, cmd.caller, deps.material_limits
     )
     call = cmd.call
-    offered = [] if call.channel in matter.channels else [
-        channels.refused_channel(call.channel, matter.channels)
-    ]  # Art. 17: a matter is filed only on the channels it lists
+    offered = (
+        []
+        if call.channel in matter.channels
+        else [channels.refused_channel(call.channel, matter.channels)]
+    )  # Art. 17: a matter is filed only on the channels it lists
     identified_by, inspected = channels.inspected_document(call, document.get("applicant"))
     if decoded.problems or assessment.problems or named.problems or offered or inspected:
         _refuse([*decoded.problems, *assessment.problems, *named.problems, *offered, *inspected])

@@ -1,8 +1,8 @@
 """The partner API signature profile of DESIGN.md, for both sides of every exchange.
 
 Requests cover ``"@method" "@target-uri"`` plus ``"content-digest" "content-type"`` when
-there is a body and ``"idempotency-key"`` and ``"gba-channel"`` when present; responses cover ``"@status"
-"content-digest" "content-type"`` and the request-bound ``"@method";req
+there is a body and ``"idempotency-key"`` and ``"gba-channel"`` when present; responses
+cover ``"@status" "content-digest" "content-type"`` and the request-bound ``"@method";req
 "@target-uri";req "signature";req;key="sig1"``, so an answer verifies only with the one
 signed request it answers (RFC 9421 §2.4); an unsigned request gets no signed answer.
 Every signature carries ``created``, ``nonce``, ``keyid`` and ``tag="gba-gateway"``.
