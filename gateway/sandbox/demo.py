@@ -68,15 +68,26 @@ class PartnerClient:
         self._resolve = _jwks_resolver(jwks)
 
     async def call(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        status, answer, headers = await self.raw(method, path, body, content_type)
+        status, answer, headers = await self.raw(method, path, body, content_type, extra_headers)
         return status, json.loads(answer), headers
 
     async def raw(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, dict[str, str]]:
-        """A signed call whose answer (verified like any) is returned as its bytes: a file."""
+        """A signed call whose answer (verified like any) is returned as its bytes: a file.
+        ``extra_headers``: a ``GBA-Channel`` among them is signed too."""
         url = self._url + path
         idempotency = secrets.token_urlsafe(16) if method == "POST" else None
         headers = sign_request(
@@ -87,6 +98,7 @@ class PartnerClient:
             body=body,
             content_type=content_type,
             idempotency_key=idempotency,
+            extra_headers=extra_headers,
         )
         async with self._session.request(method, url, data=body, headers=headers) as response:
             answer = await response.read()

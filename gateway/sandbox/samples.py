@@ -176,3 +176,28 @@ def sample_application(matter: Matter, fmt: str, persona_id: str | None) -> dict
     except KeyError:
         raise NotFoundError(f"no persona {persona_id!r}") from None
     return canonical_sample(matter, applicant)
+
+
+# The sandbox's counter and kiosk (Art. 17-18): where a tester's or a scenario's call says it
+# was made when the matter is not offered online.
+SANDBOX_SERVICE_POINT = "SANDBOX-SP-01"
+SANDBOX_OFFICER = "SANDBOX-OFFICER-01"
+SANDBOX_KIOSK = "SANDBOX-KIOSK-01"
+
+
+def channel_headers(matter: Matter, who: Persona) -> dict[str, str]:
+    """The ``GBA-Channel`` header a sample of ``matter`` by ``who`` is sent with: none when
+    the matter is offered online; else mobile, a counter (the officer inspected ``who``'s
+    first identity document in person) or a kiosk, the first the matter lists."""
+    offered = [c.value for c in matter.channels]
+    if "online" in offered:
+        return {}
+    if "mobile" in offered:
+        return {"GBA-Channel": "mobile"}
+    if "counter" in offered:
+        document = who.documents[0][0]
+        return {
+            "GBA-Channel": f'counter;point="{SANDBOX_SERVICE_POINT}";'
+            f'officer="{SANDBOX_OFFICER}";document={document}'
+        }
+    return {"GBA-Channel": f'kiosk;point="{SANDBOX_SERVICE_POINT}";device="{SANDBOX_KIOSK}"'}

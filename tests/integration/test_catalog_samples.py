@@ -13,6 +13,8 @@ from gateway import jurisdictions
 from gateway.cli import main
 from gateway.mapping.catalog import Catalog
 from gateway.operations import mappings_sample
+from gateway.sandbox.personas import persona
+from gateway.sandbox.samples import channel_headers, default_persona
 from gateway.settings import REPO_ROOT
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import RunningGateway
@@ -26,10 +28,15 @@ async def test_the_sample_of_every_matter_is_accepted(gateway: RunningGateway) -
     answers = {}
     for code in CODES:
         body = mappings_sample(gateway.settings, code, "canonical", "chan-tai-man")
-        answer = await send(
-            gateway.settings, "POST", "/v1/applications", body=body, content_type="application/json"
-        )
         matter = gateway.app[DEPENDENCIES].catalog.get(code, date.today())  # type: ignore[index]
+        answer = await send(
+            gateway.settings,
+            "POST",
+            "/v1/applications",
+            body=body,
+            content_type="application/json",
+            headers=channel_headers(matter, persona("chan-tai-man")),  # a channel it lists
+        )
         # complete: accepted at once, or (agency acceptance) received for the lead to examine
         expected = "accepted" if matter.acceptance == "automatic" else "received"
         answers[code] = (answer.status, answer.json().get("status"), answer.json().get("matter"))
@@ -89,6 +96,7 @@ async def test_native_samples_of_every_matter_are_accepted_from_their_jurisdicti
     """The native XML of each of the ten matters, signed by an agency of that jurisdiction."""
     for code in CODES:
         body = mappings_sample(gateway.settings, code, fmt, None)
+        matter = gateway.app[DEPENDENCIES].catalog.get(code, date.today())  # type: ignore[index]
         answer = await send(
             gateway.settings,
             "POST",
@@ -96,9 +104,9 @@ async def test_native_samples_of_every_matter_are_accepted_from_their_jurisdicti
             body=body,
             content_type="application/xml",
             agency=agency,
+            headers=channel_headers(matter, persona(default_persona(fmt))),
         )
         assert answer.status == 202, (code, answer.body)
-        matter = gateway.app[DEPENDENCIES].catalog.get(code, date.today())  # type: ignore[index]
         expected = "accepted" if matter.acceptance == "automatic" else "received"
         assert answer.json()["status"] == expected, code
         assert answer.json()["matter"] == code

@@ -146,6 +146,7 @@ async def test_a_sample_validates_with_the_fetched_schema_and_the_gateway_agrees
         "/v1/applications",
         body=json.dumps(document, ensure_ascii=False).encode(),
         content_type="application/json",
+        headers={"GBA-Channel": 'counter;point="GZ-01";officer="OFF-1";document=HKID'},
     )
     assert answer.status == 422
     found = {(e["pointer"], e["code"]) for e in answer.json()["errors"]}

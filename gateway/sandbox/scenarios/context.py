@@ -132,13 +132,19 @@ class Context(Steps):
         return self._clients[agency_id]
 
     async def signed(
-        self, agency_id: str, method: str, path: str, body: bytes | dict[str, Any] | None = None
+        self,
+        agency_id: str,
+        method: str,
+        path: str,
+        body: bytes | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
-        """One call signed by ``agency_id``; the gateway's answer must verify too."""
+        """One call signed by ``agency_id`` (with ``headers``, signed too when they are part
+        of the profile: ``GBA-Channel``); the gateway's answer must verify too."""
         client = await self.agency(agency_id)
         data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
         status, answer, headers = await client.call(
-            method, path, data, JSON if data is not None else None
+            method, path, data, JSON if data is not None else None, headers
         )
         return Answer(status, answer, headers)
 

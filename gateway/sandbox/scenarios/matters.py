@@ -19,7 +19,7 @@ from gateway.domain.matters import Matter
 from gateway.sandbox.agencies import SANDBOX_AGENCIES, agency_key_path
 from gateway.sandbox.faults import Faults
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import canonical_sample
+from gateway.sandbox.samples import canonical_sample, channel_headers
 from gateway.sandbox.scenarios.base import Scenario, expect
 from gateway.sandbox.scenarios.context import Context, encoded, events
 
@@ -118,7 +118,9 @@ async def submit(ctx: Context, agency: str, matter: Matter) -> str:
         failed = matter.automatic_decision.failed(document)
         expect(not failed, "a sample meeting the automatic-decision rules", f"fails {failed}")
     body = encoded(document)
-    answer = await ctx.signed(agency, "POST", "/v1/applications", body)
+    # a channel the matter lists (Art. 17): a counter-only matter is filed at a counter
+    channel = channel_headers(matter, persona(PERSONA))
+    answer = await ctx.signed(agency, "POST", "/v1/applications", body, channel)
     status = "accepted" if matter.acceptance == "automatic" else "received"
     expect(
         answer.status == 202 and answer.body.get("status") == status,
