@@ -77,6 +77,7 @@ async def test_run_all_passes_and_reports_every_step(
     assert "an e-mail is received in the SMTP sink, in Portuguese" in described
     assert "2 e-mails after 1 deferral" in described
     assert "the gateway gets IDENTITY_PROOF from gz-psb and the case is accepted" in described
+    assert "its progress reads the same online and at the counter" in described
 
 
 async def test_the_certificate_scenario_issues_delivers_verifies_offline_and_revokes(
@@ -110,7 +111,9 @@ async def test_the_materials_scenario_uploads_submits_and_fetches_as_the_handler
     assert "mo-dsat, not a handler, gets 404 as for an unknown id" in described
 
 
-@pytest.mark.parametrize("name", ["supplement-rounds", "automatic-overturned"])
+@pytest.mark.parametrize(
+    "name", ["supplement-rounds", "automatic-overturned", "counter-submission"]
+)
 async def test_the_branches_that_go_back_pass_on_their_own(
     gateway: RunningGateway, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:

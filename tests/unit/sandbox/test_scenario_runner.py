@@ -246,6 +246,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "resident-told",
         "agency-case-seen",
         "evidence",
+        "counter-submission",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"
