@@ -32,6 +32,7 @@ goes on: materials the issuers did not provide join the missing list of that one
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,7 +83,20 @@ CLOSED = frozenset(
 )
 ACCEPTANCE_WORKING_DAYS = 5  # Art. 19(3): no notice within 5 working days -> deemed accepted
 DELIVERY_CHANNELS = ("electronic", "post", "pickup", "kiosk")
+PICKUP_CHANNELS = ("pickup", "kiosk")  # collected in person with a pickup code (Art. 17, 22)
+PICKUP_ATTEMPTS = 5  # wrong codes before the pickup code is locked
 AUTOMATIC = "gateway:automatic"  # the actor of automatic decisions (Art. 25)
+
+
+PICKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out at a counter
+PICKUP_CODE_LENGTH = 8  # 40 bits against PICKUP_ATTEMPTS guesses
+
+
+def pickup_hash(application_id: str, code: str) -> str:
+    """What the case keeps of a pickup code: SHA-256 over the case id and the code (spaces
+    and case ignored, as a counter officer types it)."""
+    typed = "".join(code.split()).upper()
+    return hashlib.sha256(f"{application_id}:{typed}".encode()).hexdigest()
 
 
 class HandlerState(StrEnum):
@@ -137,6 +151,10 @@ class Application:
     # counter the (type, number) of the identity document the officer inspected in person
     channel_record: dict[str, Any] | None = None
     identified_by: tuple[str, str] | None = None
+    pickup_hash: str | None = None  # of the code the result is collected with; never the code
+    pickup_attempts: int = 0  # wrong codes presented so far
+    # the code just issued, in memory only: told to the applicant's side in the same commit
+    issued_pickup_code: str | None = field(default=None, repr=False, compare=False)
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -605,8 +623,12 @@ class Application:
             self._move(Status.APPROVED)
             self._record(ev.ApplicationApproved, at, "gateway")
 
-    def deliver_result(self, agency_id: str, channel: str, at: datetime) -> None:
-        """The lead agency delivered the result by the channel the applicant chose."""
+    def deliver_result(
+        self, agency_id: str, channel: str, at: datetime, pickup_hash: str | None = None
+    ) -> None:
+        """The lead agency delivered the result by the channel the applicant chose; for a
+        counter or a kiosk (:data:`PICKUP_CHANNELS`) it is made ready for pickup with the
+        code whose hash is ``pickup_hash``, and delivered when collected."""
         if self.lead.agency_id != agency_id:
             raise ForbiddenError("only the lead agency delivers the result")
         if channel not in DELIVERY_CHANNELS:
@@ -617,8 +639,39 @@ class Application:
             raise IllegalTransitionError(
                 f"the applicant chose delivery by {self.delivery_channel}, not {channel}"
             )
+        if channel in PICKUP_CHANNELS:
+            if self.status not in (Status.APPROVED, Status.REJECTED):
+                raise IllegalTransitionError(f"a {self.status.value} case has no result")
+            if self.pickup_hash is not None:
+                raise IllegalTransitionError("the result already waits for its pickup")
+            if not pickup_hash:
+                raise IllegalTransitionError("a result collected in person needs a pickup code")
+            self.pickup_hash, self.pickup_attempts = pickup_hash, 0
+            self._record(ev.ResultReadyForPickup, at, agency_id, channel=channel)
+            return
         self._move(Status.RESULT_DELIVERED)
         self._record(ev.ResultDelivered, at, agency_id, channel=channel)
+
+    def collect_result(
+        self, agency_id: str, code_hash: str, at: datetime, where: dict[str, Any]
+    ) -> bool:
+        """A counter or kiosk hands the result over to whoever presents the pickup code
+        (``code_hash``, compared in constant time). A wrong code is counted and recorded
+        (False); after :data:`PICKUP_ATTEMPTS` of them the code is locked."""
+        if self.pickup_hash is None or self.status not in (Status.APPROVED, Status.REJECTED):
+            raise IllegalTransitionError("no result of this case waits for its pickup")
+        if self.pickup_attempts >= PICKUP_ATTEMPTS:
+            raise IllegalTransitionError("too many wrong pickup codes: the code is locked")
+        if not hmac.compare_digest(code_hash, self.pickup_hash):
+            self.pickup_attempts += 1
+            left = PICKUP_ATTEMPTS - self.pickup_attempts
+            self._record(ev.PickupRefused, at, agency_id, attempts_left=left, **where)
+            return False
+        channel = "kiosk" if where.get("at_channel") == "kiosk" else "pickup"
+        self.pickup_hash = None
+        self._move(Status.RESULT_DELIVERED)
+        self._record(ev.ResultDelivered, at, agency_id, channel=channel, picked_up=True, **where)
+        return True
 
     def mark_overdue(self, today: str, at: datetime) -> bool:
         """Flag, once, a case still open after its promised deadline (ISO dates compare)."""

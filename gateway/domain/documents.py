@@ -36,6 +36,9 @@ MESSAGES: dict[str, Localized] = {
         "此事项不经此渠道办理，可用渠道",
         "The matter is not offered on this channel; it is offered on",
     ),
+    "wrong_pickup_code": Localized(
+        "取件碼不正確", "取件码不正确", "The pickup code is not the one issued for this result"
+    ),
     "inspected_document_not_in_application": Localized(
         "臨櫃查驗的身份證件不在申請人的證件之列",
         "临柜查验的身份证件不在申请人的证件之列",

@@ -57,6 +57,14 @@ class ApplicationWithdrawn(Event):
     pass
 
 
+class ResultReadyForPickup(Event):
+    """The result waits at a counter or kiosk for the applicant's pickup code (Art. 22)."""
+
+
+class PickupRefused(Event):
+    """A wrong pickup code was presented; ``attempts_left`` before the code is locked."""
+
+
 class DeadlineOverdue(Event):
     pass
 
@@ -166,6 +174,8 @@ _TYPE_NAMES: dict[type[Event], str] = {
     VoucherIssued: "voucher.issued",
     ResultDelivered: "application.result_delivered",
     ApplicationWithdrawn: "application.withdrawn",
+    ResultReadyForPickup: "application.result_ready_for_pickup",
+    PickupRefused: "application.pickup_refused",
     DeadlineOverdue: "deadline.overdue",
     MessageQueued: "message.queued",
     MessageDelivered: "message.delivered",

@@ -12,12 +12,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
 from gateway.domain import events as ev
-from gateway.domain.application import Application, Status
+from gateway.domain.application import (
+    PICKUP_ALPHABET,
+    PICKUP_ATTEMPTS,
+    PICKUP_CHANNELS,
+    PICKUP_CODE_LENGTH,
+    Application,
+    Status,
+    pickup_hash,
+)
 from gateway.domain.commands import ActOnApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
@@ -29,7 +38,14 @@ from gateway.domain.errors import (
 from gateway.domain.values import local_date
 from gateway.services import case_materials, evidence
 from gateway.services.acceptance import MessageAcceptance
-from gateway.services.handlers import CANONICAL, _once, _refuse, in_one_unit, scope_of
+from gateway.services.handlers import (
+    CANONICAL,
+    _once,
+    _refuse,
+    _replayed,
+    in_one_unit,
+    scope_of,
+)
 from gateway.services.milestones import Dependencies, acceptance_due, deadlines, settle
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
@@ -230,9 +246,57 @@ def _deliver_result(cmd: ActOnApplication, deps: Dependencies) -> Act:
     channel = str(cmd.data.get("channel", ""))
 
     async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
-        app.deliver_result(cmd.caller.agency_id, channel, now)
+        code = None
+        if channel in PICKUP_CHANNELS:  # a short random code; the case keeps its hash only
+            code = "".join(secrets.choice(PICKUP_ALPHABET) for _ in range(PICKUP_CODE_LENGTH))
+        app.deliver_result(
+            cmd.caller.agency_id, channel, now, pickup_hash(app.id, code) if code else None
+        )
+        app.issued_pickup_code = code  # told to the applicant's side (notifications.record)
 
     return act
+
+
+async def collect_result(
+    cmd: ActOnApplication,
+    deps: Dependencies,
+    acceptance: MessageAcceptance | None = None,
+    where: Mapping[str, Any] | None = None,
+) -> StoredResponse:
+    """A counter or kiosk hands the result over to the applicant who presents the pickup code
+    (Art. 17, 22): a signed call of a party to the case. A wrong code is counted, recorded on
+    the timeline and committed, and answered 422 (``status`` 422 in the returned response,
+    for the edge to turn into a problem); the code is locked after
+    :data:`~gateway.domain.application.PICKUP_ATTEMPTS` wrong ones (409). ``where``: the
+    counter or kiosk of the call (its ``GBA-Channel`` record), kept on the timeline."""
+    code = cmd.data.get("code")
+    wrong = [problem(f"/{name}", "unexpected_field") for name in sorted(set(cmd.data) - {"code"})]
+    if not isinstance(code, str) or not 4 <= len(code) <= 32:
+        wrong.append(problem("/code", "required" if code is None else "wrong_type"))
+    if wrong:
+        _refuse(wrong)
+    assert isinstance(code, str)
+    at = {("at_channel" if k == "channel" else k): v for k, v in (where or {}).items()}
+    scope = scope_of("collect_result", cmd.application_id)
+
+    async def work(uow: UnitOfWork) -> StoredResponse:
+        stored = await _replayed(uow, cmd.caller, scope, cmd.idempotency_key, cmd.body_digest)
+        if stored is not None:
+            return stored
+        now = deps.clock.now()
+        app = await uow.applications.get(cmd.application_id)
+        if app is None or not app.is_party(cmd.caller.agency_id):
+            raise NotFoundError("no such application for this agency")
+        collected = app.collect_result(cmd.caller.agency_id, pickup_hash(app.id, code), now, at)
+        await settle(app, uow, deps, now)
+        if not collected:  # the attempt is kept; no Idempotency-Key is spent on it
+            left = PICKUP_ATTEMPTS - app.pickup_attempts
+            return StoredResponse(cmd.body_digest, 422, {"attempts_left": left}, app.id)
+        response = StoredResponse(cmd.body_digest, 200, _summary(app), app.id)
+        await uow.idempotency.put(cmd.caller.agency_id, scope, cmd.idempotency_key, response, now)
+        return response
+
+    return await in_one_unit(deps, acceptance, work)
 
 
 def _applicant_side(app: Application, cmd: ActOnApplication) -> None:

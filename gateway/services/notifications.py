@@ -84,6 +84,11 @@ MESSAGES: dict[str, Localized] = {
         "The result has been delivered by the channel you chose.",
         "O resultado foi entregue pelo meio que escolheu.",
     ),
+    "application.result_ready_for_pickup": Localized(
+        "辦理結果可憑取件碼於櫃檯或自助服務機領取。",
+        "办理结果可凭取件码于柜台或自助服务机领取。",
+        "The result can be collected at the counter or kiosk with your pickup code.",
+    ),
     "application.withdrawn": Localized(
         "您的申請已撤回。",
         "您的申请已撤回。",
@@ -131,6 +136,7 @@ MILESTONES = frozenset(
         "application.approved",
         "application.rejected",
         "application.result_delivered",
+        "application.result_ready_for_pickup",
         "application.withdrawn",
         "deadline.overdue",
         "complaint.filed",
@@ -194,6 +200,10 @@ async def record(app: Application, uow: UnitOfWork, now: datetime) -> int:
             text = message(event)
             if recipient.startswith(RESIDENT) and text is not None:
                 body["message"] = text.as_dict()
+            if event.type == "application.result_ready_for_pickup" and app.issued_pickup_code:
+                # the code goes to the applicant's side only (the resident, or the agency that
+                # submitted for them); never to a handler, never onto the timeline
+                body["pickup_code"] = app.issued_pickup_code
             await uow.notifications.add(
                 Notification(notification_id, app.id, recipient, event.type, body, now)
             )

@@ -315,6 +315,8 @@ class SqlApplications:
             "channel_record": app.channel_record,
             "identified_doc_type": app.identified_by[0] if app.identified_by else None,
             "identified_number": app.identified_by[1] if app.identified_by else None,
+            "pickup_hash": app.pickup_hash,
+            "pickup_attempts": app.pickup_attempts,
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -363,5 +365,7 @@ class SqlApplications:
             identified_by=(row.identified_doc_type, row.identified_number)
             if row.identified_doc_type
             else None,
+            pickup_hash=row.pickup_hash,
+            pickup_attempts=row.pickup_attempts or 0,
             version=row.version,
         )

@@ -67,6 +67,9 @@ applications = sa.Table(
     sa.Column("channel_record", sa.JSON),
     sa.Column("identified_doc_type", sa.String(32)),
     sa.Column("identified_number", sa.String(64)),
+    # a result collected at a counter or kiosk: the pickup code's hash, wrong codes so far
+    sa.Column("pickup_hash", sa.String(64)),
+    sa.Column("pickup_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_applications_applicant", "applicant_id", "id"),
     sa.Index("ix_applications_identified", "identified_doc_type", "identified_number", "id"),
     sa.Index("ix_applications_recheck", "recheck_lead", "id"),  # the re-check work list

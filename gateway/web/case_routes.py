@@ -13,12 +13,15 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.commands import ActOnApplication, Caller
+from gateway.domain.documents import MESSAGES
+from gateway.domain.errors import FieldProblem, Localized, ValidationFailedError
 from gateway.services import agency_messages, lifecycle
 from gateway.web.agency_bodies import agency_body, native_request
 from gateway.web.auth import idempotency_key_of, read_body, signed_write
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
 from gateway.web.openapi import IDEMPOTENCY_KEY, operation
+from gateway.web.partner_routes import channel_call  # the one parser of GBA-Channel
 from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
@@ -54,6 +57,19 @@ _DELIVERY = {
     "type": "object",
     "required": ["channel"],
     "properties": {"channel": {"enum": ["electronic", "post", "pickup", "kiosk"]}},
+}
+_PICKUP = {
+    "type": "object",
+    "required": ["code"],
+    "additionalProperties": False,
+    "properties": {
+        "code": {
+            "type": "string",
+            "minLength": 4,
+            "maxLength": 32,
+            "description": "the pickup code the applicant presents (spaces and case ignored)",
+        }
+    },
 }
 _RECHECK = {
     "type": "object",
@@ -156,6 +172,50 @@ async def withdraw(request: web.Request) -> web.Response:
 )
 async def deliver_result(request: web.Request) -> web.Response:
     return await _as_agency(request, "deliver_result")
+
+
+@routes.post("/v1/applications/{application_id}/pickup")
+@operation(
+    summary="A counter or kiosk hands over a result to the applicant who presents its pickup "
+    "code (Art. 17, 22); state the counter or kiosk in the signed GBA-Channel header. A wrong "
+    "code is counted (422 with attempts_left); after 5 the code is locked (409)",
+    tag="applications",
+    request={"application/json": _PICKUP},
+    responses=_SIGNED_ERRORS,
+    signed=True,
+)
+async def collect_result(request: web.Request) -> web.Response:
+    async with signed_write(request) as signed:
+        data = json_object(signed.body, signed.media_type, "the body") if signed.body else {}
+        call = channel_call(request)
+        assert signed.idempotency_key is not None
+        stored = await lifecycle.collect_result(
+            ActOnApplication(
+                caller=signed.caller,
+                application_id=request.match_info["application_id"],
+                action="collect_result",
+                data=data,
+                idempotency_key=signed.idempotency_key,
+                body_digest=signed.content_digest,
+            ),
+            request.app[DEPENDENCIES],
+            signed.acceptance,
+            where=call.record() if call is not None else None,
+        )
+    if stored.status == 422:  # the attempt is committed; the answer is the problem
+        left = stored.body["attempts_left"]
+        base = MESSAGES["wrong_pickup_code"]
+        error = FieldProblem(
+            "wrong_pickup_code",
+            Localized(
+                f"{base.zh_hant}（尚餘 {left} 次）",
+                f"{base.zh_hans}（尚余 {left} 次）",
+                f"{base.en} ({left} attempt(s) left)",
+            ),
+            pointer="/code",
+        )
+        raise ValidationFailedError(f"wrong pickup code; {left} attempt(s) left", errors=[error])
+    return json_response(stored.body, status=stored.status)
 
 
 @routes.post("/v1/applications/{application_id}/recheck")
