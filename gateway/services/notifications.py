@@ -88,6 +88,7 @@ MESSAGES: dict[str, Localized] = {
         "辦理結果可憑取件碼於櫃檯或自助服務機領取。",
         "办理结果可凭取件码于柜台或自助服务机领取。",
         "The result can be collected at the counter or kiosk with your pickup code.",
+        "O resultado pode ser levantado no balcão ou no quiosque com o seu código de levantamento.",
     ),
     "application.withdrawn": Localized(
         "您的申請已撤回。",

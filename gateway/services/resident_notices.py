@@ -48,6 +48,9 @@ UNREAD = Localized(
 )
 
 
+PICKUP_CODE = Localized("取件碼", "取件码", "Pickup code", "Código de levantamento")
+
+
 def _pick(texts: dict[str, str] | Localized, language: str) -> str:
     values = texts.as_dict() if isinstance(texts, Localized) else texts
     return values.get(language) or values.get(DEFAULT_LANGUAGE) or values.get("en", "")
@@ -58,6 +61,8 @@ def render(body: dict[str, Any], language: str, progress_url: str) -> tuple[str,
     message = body.get("message")
     said = _pick(message, language) if isinstance(message, dict) else _pick(UNREAD, language)
     case = f"{_pick(CASE, language)}: {body.get('application_id', '')}"
+    if body.get("pickup_code"):  # a result collected in person (Art. 17, 22)
+        said = f"{said} {_pick(PICKUP_CODE, language)}: {body['pickup_code']}"
     link = progress_url.format(application_id=body.get("application_id", ""))
     text = f"{said}\n\n{case}\n{_pick(PROGRESS, language)}: {link}\n"
     return _pick(SUBJECT, language), text, f"{said} {case}"

@@ -6,7 +6,9 @@ that case too — when the login they look with has at least the assurance the c
 requires. Links need ``substantial`` or more (:data:`gateway.domain.identity.LINKING_ASSURANCE`),
 so a ``low`` login, whose documents link no one, never sees an agency's case; a
 ``substantial`` one does not see a case of a matter that needs ``high``. Nothing is written:
-the case stays the submitting agency's, the resident reads it.
+the case stays the submitting agency's, the resident reads it. A counter's case
+(:mod:`gateway.domain.channels`) is seen by the holder of the one document its officer
+inspected in person, not of any other document the application names.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ class Viewer:
         whose required assurance the login has."""
         if app.applicant_id is not None:
             return app.applicant_id == self.person_id
-        named = {(d.type.value, d.number) for d in named_documents(app.document)}
+        named = (
+            {app.identified_by}  # a counter's case: the document its officer inspected (Art. 18)
+            if app.identified_by is not None
+            else {(d.type.value, d.number) for d in named_documents(app.document)}
+        )
         if not named.intersection(self.documents):
             return False
         try:

@@ -96,9 +96,13 @@ async def test_the_resident_sees_the_counter_case_once_a_login_links_the_documen
         chan_at_hk(sub="TA-OTHER", idNo={"Identification": "C668668", "CheckDigit": "9"}), deps
     )
 
-    own = await queries.own_applications(deps, chan.person_id, limit=10, after=None)
+    own = await queries.own_applications(
+        deps, chan.person_id, limit=10, after=None, login_id=chan.login_id
+    )
     assert [item["application_id"] for item in own["items"]] == [application_id]
-    theirs = await queries.own_applications(deps, stranger.person_id, limit=10, after=None)
+    theirs = await queries.own_applications(
+        deps, stranger.person_id, limit=10, after=None, login_id=stranger.login_id
+    )
     assert theirs["items"] == []
     online = await queries.application_view(deps, resident, application_id)
     counter = await queries.application_view(deps, Caller("hk-ird", "HK", "k"), application_id)
