@@ -244,3 +244,46 @@ def test_a_decided_case_cannot_be_withdrawn() -> None:
 def test_an_unknown_delivery_channel_is_refused_at_receipt() -> None:
     with pytest.raises(IllegalTransitionError):
         receive(delivery="pigeon")
+
+
+def test_a_result_collected_in_person_waits_for_its_pickup_code() -> None:
+    from gateway.domain.application import PICKUP_ATTEMPTS, pickup_hash
+
+    app = reviewing()
+    app.delivery_channel = "pickup"
+    app.decide(LEAD, "approved", (), LATER)
+    app.decide(REVIEWER, "approved", (), LATER)
+    unchanged(app, lambda: app.deliver_result(LEAD, "pickup", LATER), IllegalTransitionError)
+    code_hash = pickup_hash(app.id, "7K2M9QXD")
+
+    app.deliver_result(LEAD, "pickup", LATER, code_hash)
+
+    assert app.status is Status.APPROVED  # ready, not delivered
+    assert app.pending_events[-1].type == "application.result_ready_for_pickup"
+    assert "7K2M9QXD" not in repr(app.pending_events)
+    counter = {"at_channel": "counter", "service_point": "SP-1", "officer": "OFF-1"}
+    assert app.collect_result("hk-ird", pickup_hash(app.id, "WRONG234"), LATER, counter) is False
+    assert (app.pickup_attempts, app.pending_events[-1].data["attempts_left"]) == (1, 4)
+    assert app.collect_result("hk-ird", pickup_hash(app.id, "7k2m 9qxd"), LATER, counter)
+    assert app.status is Status.RESULT_DELIVERED
+    assert app.pending_events[-1].data == {"channel": "pickup", "picked_up": True, **counter}
+    assert app.pickup_hash is None
+    unchanged(
+        app, lambda: app.collect_result("hk-ird", code_hash, LATER, counter), IllegalTransitionError
+    )
+    assert PICKUP_ATTEMPTS == 5
+
+
+def test_five_wrong_pickup_codes_lock_even_the_right_one() -> None:
+    from gateway.domain.application import pickup_hash
+
+    app = reviewing()
+    app.decide(LEAD, "approved", (), LATER)
+    app.decide(REVIEWER, "approved", (), LATER)
+    app.deliver_result(LEAD, "kiosk", LATER, pickup_hash(app.id, "RIGHT234"))
+    for _ in range(5):
+        assert not app.collect_result("hk-ird", pickup_hash(app.id, "WRONG234"), LATER, {})
+
+    right = pickup_hash(app.id, "RIGHT234")
+    unchanged(app, lambda: app.collect_result("hk-ird", right, LATER, {}), IllegalTransitionError)
+    assert app.status is Status.APPROVED

@@ -171,3 +171,17 @@ async def test_a_refused_address_or_a_missing_channel_is_permanent() -> None:
 def test_every_milestone_message_is_written_in_the_four_languages() -> None:
     missing = [key for key, text in MESSAGES.items() if set(text.as_dict()) != set(LANGUAGES)]
     assert missing == []
+
+
+def test_a_pickup_code_is_told_in_the_residents_text() -> None:
+    body = {
+        **_notification().body,
+        "event": "application.result_ready_for_pickup",
+        "message": MESSAGES["application.result_ready_for_pickup"].as_dict(),
+        "pickup_code": "7K2M9QXD",
+    }
+
+    _, text, sms = render(body, "pt", URL)
+
+    assert "Código de levantamento: 7K2M9QXD" in text
+    assert "7K2M9QXD" in sms
