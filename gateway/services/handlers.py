@@ -295,7 +295,7 @@ async def _store_submission(
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
         if isinstance(event, ev.ApplicationReceived) and fetchable:
             event.data["materials"] = fetchable
-    messages = forwards(app, deps, handlers, now) + evidence_requests(app, deps, now)
+    messages = forwards(app, deps, handlers, now, consent) + evidence_requests(app, deps, now)
     response = _receipted(app, cmd, deps, now)
     if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
         await notifications.record(app, uow, now)
