@@ -7,6 +7,7 @@ withheld by the relay. The timeline says so (``message.withheld`` with the reaso
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +18,23 @@ import sqlalchemy as sa
 
 from gateway.bootstrap import Overrides, create_app
 from gateway.domain.agencies import Agency
-from gateway.domain.errors import TransientDeliveryError
+from gateway.domain.commands import Applicant, Caller, SubmitApplication
+from gateway.domain.errors import TransientDeliveryError, ValidationFailedError
+from gateway.operations import mappings_sample
+from gateway.services import handlers
 from gateway.services.identity import grant_consent, sign_in, withdraw_consent
 from gateway.services.ports import Acknowledgement, OutboxMessage
 from gateway.services.relay import Relay
 from gateway.store.tables import outbox
+from gateway.trust.receipts import verify_receipt
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.fakes import FixedClock
-from tests.integration.test_lifecycle import act
-from tests.integration.test_residents import chan_at_hk, resident, submit
+from tests.integration.test_lifecycle import act, jwks, view
+from tests.integration.test_lifecycle import submit as lifecycle_submit
+from tests.integration.test_residents import _DEPS, application, chan_at_hk, resident, submit
 from tests.integration.test_supplement_rounds import _rows
+from tests.support import CASE_TABLES, row_counts
 
 MEDICAL = "11440300MB2C00091K3440120007000"  # high; lead sz-hc (GD) examines; hk-mchk reviews
 HENGQIN = "11440400MB2C00081P4440120002000"  # substantial; automatic; lead gd-hq-csb (GD)
@@ -172,3 +179,65 @@ async def test_the_relay_withholds_a_retry_whose_consent_expired_in_the_queue(
     assert await _forwards(gateway, app_id) == [("gd-hq-csb", "withheld", "consent_expired")]
     [held] = await _withheld(gateway, app_id)
     assert (held["agency"], held["reason"]) == ("gd-hq-csb", "consent_expired")
+
+
+LEGAL_BASIS = {
+    "reference": "《个人信息保护法》第十三条第一款第（三）项",
+    "text": "Necessary for the agency's statutory duty to register the applicant's enterprise",
+}
+
+
+async def test_an_agency_declares_its_legal_basis_recorded_signed_and_never_forwarded(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    gateway, _ = quiet
+    document = json.loads(mappings_sample(gateway.settings, HENGQIN, "canonical", "chan-tai-man"))
+
+    received = await lifecycle_submit(gateway, HENGQIN, {**document, "legal_basis": LEGAL_BASIS})
+
+    claims = verify_receipt(received["receipt"], await jwks(gateway))
+    assert claims["legal_basis"] == LEGAL_BASIS
+    case = await view(gateway, received["application_id"])
+    [receipt_event] = [e for e in case["timeline"] if e["type"] == "application.received"]
+    assert receipt_event["legal_basis"] == LEGAL_BASIS
+    rows = await _rows(
+        gateway.settings,
+        sa.select(outbox.c.body, outbox.c.consent_id).where(
+            outbox.c.application_id == received["application_id"]
+        ),
+    )
+    assert len(rows) == 1
+    assert b"legal_basis" not in rows[0].body and rows[0].consent_id is None
+
+
+async def test_a_resident_cannot_declare_a_legal_basis_and_nothing_is_kept(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    gateway, _ = quiet
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan = await sign_in(chan_at_hk(), deps)
+    before = await row_counts(gateway.settings, CASE_TABLES)
+    _DEPS["deps"] = deps
+    body = {"application": {**application(HENGQIN), "legal_basis": LEGAL_BASIS}, "consent": CONSENT}
+
+    with pytest.raises(ValidationFailedError) as refused:
+        await handlers.submit_application(
+            SubmitApplication(
+                caller=Caller.resident(chan.person_id, chan.login_id),
+                body=json.dumps(body).encode(),
+                media_type="application/json",
+                content_digest="sha-256=:key-00000104:",
+                idempotency_key="key-00000104",
+                applicant=Applicant(
+                    chan.person_id,
+                    chan.login_id,
+                    "portal-1",
+                    body["application"],
+                    consent=CONSENT,
+                ),
+            ),
+            deps,
+        )
+
+    assert [p.pointer for p in refused.value.errors] == ["/legal_basis"]
+    assert await row_counts(gateway.settings, CASE_TABLES) == before
