@@ -83,7 +83,9 @@ def leaves(document: Mapping[str, Any], prefix: str = "") -> set[str]:
         if isinstance(value, Mapping) and value:
             found |= leaves(value, pointer)
         elif key in _LISTS and not prefix and isinstance(value, list):
-            found |= {f"{pointer}/{item.get(_LISTS[key])}" for item in value if isinstance(item, Mapping)}
+            found |= {
+                f"{pointer}/{item.get(_LISTS[key])}" for item in value if isinstance(item, Mapping)
+            }
         else:
             found.add(pointer)
     return found

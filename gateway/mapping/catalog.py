@@ -433,7 +433,11 @@ def _route_fields(
                 pointer in ("/applicant", "/particulars", "/materials", "/commitments")
                 or (len(parts) == 3 and parts[1] == "applicant" and parts[2] in _APPLICANT_FIELDS)
                 or (len(parts) == 3 and parts[1] == "particulars" and parts[2] in names)
-                or (len(parts) == 3 and parts[1] in ("materials", "commitments") and parts[2] in codes)
+                or (
+                    len(parts) == 3
+                    and parts[1] in ("materials", "commitments")
+                    and parts[2] in codes
+                )
             )
             if not known:
                 r.problem(f"route.fields.{agency}: {pointer} names no field of this matter")

@@ -27,8 +27,8 @@ from gateway.domain.identity import (
 from gateway.domain.values import IdentityDocument
 from gateway.services.consents import consent_from_request
 from gateway.services.handlers import Dependencies
-from gateway.services.residents import login_assurance
 from gateway.services.ports import OutboxMessage, UnitOfWork
+from gateway.services.residents import login_assurance
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,9 @@ async def test_withdrawn_mid_review_the_reviewers_forward_is_not_sent(
     assert await _forwards(gateway, app_id) == [("sz-hc", "delivered", None)]
     assert await _relay(gateway, partners).run_once() == 0
     assert len(partners.sent) == 1
-    assert await _withheld(gateway, app_id) == [{"agency": "hk-mchk", "reason": "consent_withdrawn"}]
+    assert await _withheld(gateway, app_id) == [
+        {"agency": "hk-mchk", "reason": "consent_withdrawn"}
+    ]
 
 
 async def test_a_queued_retry_is_not_sent_after_withdrawal(
@@ -163,9 +165,7 @@ async def test_the_relay_withholds_a_retry_whose_consent_expired_in_the_queue(
     chan = await sign_in(chan_at_hk(), deps)
     expiring = {**CONSENT, "expires_at": (AT + timedelta(minutes=30)).isoformat()}
     given = await grant_consent(resident(chan), expiring, deps)
-    received = await submit(
-        gateway, chan, HENGQIN, "key-00000103", consent_id=given["consent_id"]
-    )
+    received = await submit(gateway, chan, HENGQIN, "key-00000103", consent_id=given["consent_id"])
     app_id = received["application_id"]
     partners = Partners()
     partners.failing = True
@@ -207,7 +207,8 @@ async def test_an_agency_declares_its_legal_basis_recorded_signed_and_never_forw
         ),
     )
     assert len(rows) == 1
-    assert b"legal_basis" not in rows[0].body and rows[0].consent_id is None
+    assert b"legal_basis" not in rows[0].body
+    assert rows[0].consent_id is None
 
 
 async def test_a_resident_cannot_declare_a_legal_basis_and_nothing_is_kept(

@@ -78,8 +78,10 @@ async def consent_withdrawn(ctx: Context) -> None:
         async with ctx.step(f"{lead} has the case; {reviewer}'s forward waits for a retry"):
             view = await ctx.until(
                 lambda: ctx.case(lead, application_id),
-                lambda v: bool(_retries(v, reviewer))
-                and any(e["actor"] == lead for e in events(v, "message.delivered")),
+                lambda v: (
+                    bool(_retries(v, reviewer))
+                    and any(e["actor"] == lead for e in events(v, "message.delivered"))
+                ),
                 expected=f"{lead} delivered and a retry scheduled for {reviewer}",
                 seen=case_summary,
             )
@@ -101,7 +103,9 @@ async def consent_withdrawn(ctx: Context) -> None:
             reasons = [e.get("reason") for e in stopped]
             expect(reasons == ["consent_withdrawn"], "one consent_withdrawn", reasons)
 
-        next_at = max(datetime.fromisoformat(e["next_attempt_at"]) for e in _retries(view, reviewer))
+        next_at = max(
+            datetime.fromisoformat(e["next_attempt_at"]) for e in _retries(view, reviewer)
+        )
         async with ctx.step(f"bring {reviewer} back: DELETE {faults}") as step:
             answer = await ctx.http("DELETE", faults)
             expect(answer.status in (200, 204), f"200 from DELETE {faults}", answer.describe())

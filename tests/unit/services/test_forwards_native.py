@@ -112,8 +112,6 @@ def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
     ]
     assert app.handler("hk-review").message_id is None
     # the next move tries again; the same problems are not recorded twice
-    again = forwards(
-        app, DEPS, AGENCIES, AT
-    )  # type: ignore[arg-type]
+    again = forwards(app, DEPS, AGENCIES, AT)  # type: ignore[arg-type]
     assert again == []
     assert len([e for e in app.pending_events if e.type == "message.forward_blocked"]) == 1
