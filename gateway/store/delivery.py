@@ -346,7 +346,8 @@ class SqlOutbox:
         letter (its attempts are kept), or one in flight whose lease has run out.
 
         Returns what was done — ``"due"``, or why not: ``"missing"``, ``"delivered"``,
-        ``"leased"`` (in flight under a live lease) — and the message as it was.
+        ``"leased"`` (in flight under a live lease), ``"withheld"`` (its consent lapsed) — and
+        the message as it was.
         """
         row = (
             await self._conn.execute(
@@ -358,6 +359,8 @@ class SqlOutbox:
         before = _message(row)
         if row.status == "delivered":
             return "delivered", before
+        if row.status == "withheld":  # the consent it relied on is no longer in force
+            return "withheld", before
         if row.status == "in_flight" and row.lease_until is not None and row.lease_until >= now:
             return "leased", before
         await self._conn.execute(

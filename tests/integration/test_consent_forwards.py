@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from gateway.bootstrap import Overrides, create_app
 from gateway.domain.agencies import Agency
 from gateway.domain.commands import Applicant, Caller, SubmitApplication
-from gateway.domain.errors import TransientDeliveryError, ValidationFailedError
+from gateway.domain.errors import ConflictError, TransientDeliveryError, ValidationFailedError
 from gateway.operations import mappings_sample
+from gateway.outbox_ops import outbox_retry
 from gateway.services import handlers
 from gateway.services.identity import grant_consent, sign_in, withdraw_consent
 from gateway.services.ports import Acknowledgement, OutboxMessage
@@ -154,7 +155,10 @@ async def test_a_queued_retry_is_not_sent_after_withdrawal(
     [held] = await _withheld(gateway, app_id)
     assert held["agency"] == "gd-hq-csb"
     assert held["reason"] == "consent_withdrawn"
-    assert held["message_id"]
+    # an operator cannot make it due again
+    with pytest.raises(ConflictError):
+        await outbox_retry(gateway.settings, held["message_id"], lambda _: None)
+    assert await _forwards(gateway, app_id) == [("gd-hq-csb", "withheld", "consent_withdrawn")]
 
 
 async def test_the_relay_withholds_a_retry_whose_consent_expired_in_the_queue(
