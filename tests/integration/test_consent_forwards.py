@@ -7,6 +7,8 @@ withheld by the relay. The timeline says so (``message.withheld`` with the reaso
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,7 +25,7 @@ from gateway.domain.errors import ConflictError, TransientDeliveryError, Validat
 from gateway.operations import mappings_sample
 from gateway.outbox_ops import outbox_retry
 from gateway.services import handlers
-from gateway.services.identity import grant_consent, sign_in, withdraw_consent
+from gateway.services.identity import SignIn, grant_consent, sign_in, withdraw_consent
 from gateway.services.ports import Acknowledgement, OutboxMessage
 from gateway.services.relay import Relay
 from gateway.store.tables import outbox
@@ -33,7 +35,7 @@ from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.fakes import FixedClock
 from tests.integration.test_lifecycle import act, jwks, view
 from tests.integration.test_lifecycle import submit as lifecycle_submit
-from tests.integration.test_residents import _DEPS, application, chan_at_hk, resident, submit
+from tests.integration.test_residents import _DEPS, application, chan_at_hk, resident
 from tests.integration.test_supplement_rounds import _rows
 from tests.support import CASE_TABLES, row_counts
 
@@ -71,6 +73,37 @@ class Partners:
         if self.failing:
             raise TransientDeliveryError("the partner is briefly away")
         return Acknowledgement(200, f"{agency.id}-key", "sha-256=:ack:")
+
+
+async def submit(
+    gateway: RunningGateway, signed: SignIn, code: str, key: str, **applicant: Any
+) -> dict[str, Any]:
+    """A resident's own submission through the use case, with the body's real digest (the
+    HK and Macao envelopes carry it, and their XSDs check its form)."""
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    _DEPS["deps"] = deps
+    body = {"application": application(code), **applicant}
+    raw = json.dumps(body).encode()
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(raw).digest()).decode() + ":"
+    stored = await handlers.submit_application(
+        SubmitApplication(
+            caller=Caller.resident(signed.person_id, signed.login_id),
+            body=raw,
+            media_type="application/json",
+            content_digest=digest,
+            idempotency_key=key,
+            applicant=Applicant(
+                person_id=signed.person_id,
+                login_id=signed.login_id,
+                client_id="portal-1",
+                application=body["application"],
+                consent_id=applicant.get("consent_id"),
+                consent=applicant.get("consent"),
+            ),
+        ),
+        deps,
+    )
+    return dict(stored.body)
 
 
 def _relay(gateway: RunningGateway, partners: Partners) -> Relay:
@@ -125,6 +158,28 @@ async def test_withdrawn_mid_review_the_reviewers_forward_is_not_sent(
     assert await _withheld(gateway, app_id) == [
         {"agency": "hk-mchk", "reason": "consent_withdrawn"}
     ]
+
+
+async def test_with_the_consent_in_force_the_reviewer_is_sent_the_case_after_acceptance(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    """The control of the test above: the same case, no withdrawal."""
+    gateway, clock = quiet
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan = await sign_in(chan_at_hk(acr="iamsmart+"), deps)
+    received = await submit(gateway, chan, MEDICAL, "key-00000105", consent=CONSENT)
+    app_id = received["application_id"]
+    assert await _relay(gateway, Partners()).run_once() == 1
+    clock.current = AT + timedelta(hours=4)
+
+    accepted = await act(gateway, app_id, "acceptance", {"outcome": "accepted"})
+
+    assert accepted.status == 200, accepted.body
+    assert await _forwards(gateway, app_id) == [
+        ("sz-hc", "delivered", None),
+        ("hk-mchk", "pending", None),
+    ]
+    assert await _withheld(gateway, app_id) == []
 
 
 async def test_a_queued_retry_is_not_sent_after_withdrawal(
