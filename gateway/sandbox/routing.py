@@ -41,9 +41,13 @@ class RoutedCatalog:
         route = self._routes.get(str(matter.code))
         if route is None:
             return matter
-        # the fields the matter declares for the agencies still handling it stay declared
-        kept = tuple((a, f) for a, f in matter.route.fields if a in route.handlers)
-        return dataclasses.replace(matter, route=dataclasses.replace(route, fields=kept))
+        # the fields the matter declares for the agencies still handling it stay declared,
+        # unless the route set in the sandbox declares their own
+        kept = {a: f for a, f in matter.route.fields if a in route.handlers}
+        kept.update(dict(route.fields))
+        return dataclasses.replace(
+            matter, route=dataclasses.replace(route, fields=tuple(kept.items()))
+        )
 
     def get(self, code: str, on: date) -> Matter:
         return self._routed(self._catalog.get(code, on))
