@@ -131,7 +131,9 @@ def _delivery_commands(commands: Any) -> None:
         "list", help="messages in the order they are due, with attempts and last error"
     )
     _store_options(listing)
-    listing.add_argument("--status", choices=["pending", "in_flight", "delivered", "dead"])
+    listing.add_argument(
+        "--status", choices=["pending", "in_flight", "delivered", "dead", "withheld"]
+    )
     listing.add_argument("--destination", help="one destination agency")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     retry = sub.add_parser("retry", help="send one waiting or dead message now")

@@ -22,7 +22,7 @@ from gateway.store.database import create_engine, create_schema
 from gateway.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 
 Say = Callable[[str], None]
-STATUSES = ("pending", "in_flight", "delivered", "dead")
+STATUSES = ("pending", "in_flight", "delivered", "dead", "withheld")
 _ERROR_SHOWN = 200  # characters of the last error on a listing line
 
 
@@ -84,6 +84,10 @@ async def outbox_retry(settings: Settings, message_id: str, say: Say) -> None:
                 raise NotFoundError(f"no outbox message {message_id!r}")
             if outcome == "delivered":
                 raise ConflictError(f"{message_id} was delivered already: nothing to retry")
+            if outcome == "withheld":
+                raise ConflictError(
+                    f"{message_id} was withheld: the consent it relied on is no longer in force"
+                )
             if outcome == "leased":
                 raise ConflictError(f"{message_id} is being sent now; retry after its lease")
             _audit(uow, before, now, reset=False)

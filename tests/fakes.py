@@ -307,6 +307,34 @@ class FakeOutbox:
             claimed.append(message)
         return claimed
 
+    async def relying_on(self, consent_id: str) -> list[OutboxMessage]:
+        await self._uow.io()
+        return [
+            copy.deepcopy(row.message)
+            for _, row in sorted(self._uow.view().outbox.items())
+            if row.message.consent_id == consent_id
+            and row.message.status in ("pending", "in_flight")
+        ]
+
+    async def withhold(self, message_ids: Sequence[str], reason: str) -> set[str]:
+        await self._uow.io()
+        view = self._uow.view().outbox
+        ids = {
+            i
+            for i in message_ids
+            if i in view and view[i].message.status in ("pending", "in_flight")
+        }
+
+        def op(state: State) -> None:
+            for message_id in ids:
+                row = state.outbox[message_id]
+                row.message.status = "withheld"
+                row.message.last_error = reason
+                row.lease_until = None
+
+        self._uow.write(op)
+        return ids
+
     async def delivered(
         self, message_id: str, at: datetime, ack: Acknowledgement | None = None
     ) -> bool:

@@ -312,6 +312,22 @@ class Application:
         handler.blocked = fingerprint
         self._record(ev.ForwardBlocked, at, "gateway", agency=agency_id, problems=problems)
 
+    def forward_withheld(
+        self, agency_id: str, reason: str, at: datetime, message_id: str | None = None
+    ) -> None:
+        """No consent in force covers a forward to the agency: nothing is sent to it. A due
+        forward stays due (and is withheld again at the next move, recorded once per reason);
+        ``message_id``: a queued forward cancelled before it was delivered."""
+        handler = self.handler(agency_id)
+        fingerprint = hashlib.sha256(f"withheld:{reason}:{message_id}".encode()).hexdigest()
+        if handler.blocked == fingerprint:
+            return
+        handler.blocked = fingerprint
+        data: dict[str, Any] = {"agency": agency_id, "reason": reason}
+        if message_id is not None:
+            data["message_id"] = message_id
+        self._record(ev.MessageWithheld, at, "gateway", **data)
+
     def message_queued(self, agency_id: str, message_id: str, at: datetime) -> None:
         handler = self.handler(agency_id)
         again = handler.message_id is not None

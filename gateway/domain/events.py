@@ -82,6 +82,12 @@ class ForwardBlocked(Event):
     (``problems``: JSON pointers and codes, never values); nothing was sent to it."""
 
 
+class MessageWithheld(Event):
+    """A forward was not sent: no consent in force covers it (withdrawn, expired, or not
+    covering the destination or the data); ``reason`` says which, ``message_id`` names a
+    queued forward cancelled by it. Nothing of the case left for that agency."""
+
+
 class DeliveryFailed(Event):
     pass
 
@@ -180,6 +186,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     MessageQueued: "message.queued",
     MessageDelivered: "message.delivered",
     ForwardBlocked: "message.forward_blocked",
+    MessageWithheld: "message.withheld",
     DeliveryFailed: "message.dead_lettered",
     DeliveryRetryScheduled: "message.retry_scheduled",
     ReviewStarted: "review.started",

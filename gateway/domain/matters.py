@@ -107,10 +107,18 @@ class Route:
 
     lead: str
     reviewers: tuple[str, ...] = ()
+    # data minimisation (docs/minimisation.md): the fields each handler needs, as JSON
+    # pointers into the canonical document, by agency; one not named: the lead gets the whole
+    # document, a reviewer the minimum (gateway.domain.minimisation.MINIMUM)
+    fields: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def handlers(self) -> tuple[str, ...]:
         return (self.lead, *self.reviewers)
+
+    def fields_of(self, agency_id: str) -> tuple[str, ...] | None:
+        """The fields declared for the agency (None: none declared)."""
+        return dict(self.fields).get(agency_id)
 
 
 @dataclass(frozen=True, slots=True)

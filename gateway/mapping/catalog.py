@@ -209,7 +209,7 @@ def _check(
     acceptance = r.parse(spec.get("acceptance", "automatic"), _acceptance, "acceptance")
     materials = _materials(spec, r)
     particulars = _particulars(spec, r)
-    route = _route(spec, r)
+    route = _route(spec, r, materials, particulars)
     counterparts = _counterparts(spec, r)
     automatic = _automatic_decision(spec, r, materials, particulars)
 
@@ -381,7 +381,12 @@ def _values(spec: object) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _route(spec: Mapping[str, Any], r: _Reader) -> Route | None:
+def _route(
+    spec: Mapping[str, Any],
+    r: _Reader,
+    materials: tuple[Material, ...] = (),
+    particulars: tuple[Particular, ...] = (),
+) -> Route | None:
     route = r.read(spec, "route", lambda v: _mapping(v, "route"))
     if route is None:
         return None
@@ -393,7 +398,51 @@ def _route(spec: Mapping[str, Any], r: _Reader) -> Route | None:
         r.problem(f"route: the lead agency {lead} is also a reviewer")
     for dup in sorted({a for a in reviewers if reviewers.count(a) > 1}):
         r.problem(f"route: reviewer {dup} is listed twice")
-    return Route(lead, tuple(reviewers))
+    fields = _route_fields(route.get("fields", {}), (lead, *reviewers), materials, particulars, r)
+    return Route(lead, tuple(reviewers), fields)
+
+
+# the canonical document's members a handler's field list may name (docs/minimisation.md)
+_APPLICANT_FIELDS = {"names", "birth_date", "documents", "phone", "email", "address"}
+
+
+def _route_fields(
+    spec: object,
+    handlers: tuple[str, ...],
+    materials: tuple[Material, ...],
+    particulars: tuple[Particular, ...],
+    r: _Reader,
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``route.fields``: per handling agency, the JSON pointers of what it needs."""
+    if not isinstance(spec, Mapping):
+        r.problem("route.fields must map agency ids to lists of JSON pointers")
+        return ()
+    codes = {m.code for m in materials}
+    names = {p.name for p in particulars}
+    out = []
+    for agency, pointers in spec.items():
+        if agency not in handlers:
+            r.problem(f"route.fields: {agency} does not handle this matter")
+            continue
+        if not isinstance(pointers, list) or not all(isinstance(p, str) for p in pointers):
+            r.problem(f"route.fields.{agency} must be a list of JSON pointers")
+            continue
+        for pointer in pointers:
+            parts = pointer.split("/")
+            known = (
+                pointer in ("/applicant", "/particulars", "/materials", "/commitments")
+                or (len(parts) == 3 and parts[1] == "applicant" and parts[2] in _APPLICANT_FIELDS)
+                or (len(parts) == 3 and parts[1] == "particulars" and parts[2] in names)
+                or (
+                    len(parts) == 3
+                    and parts[1] in ("materials", "commitments")
+                    and parts[2] in codes
+                )
+            )
+            if not known:
+                r.problem(f"route.fields.{agency}: {pointer} names no field of this matter")
+        out.append((agency, tuple(pointers)))
+    return tuple(out)
 
 
 def _reviewers(value: object) -> list[str]:

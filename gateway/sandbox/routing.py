@@ -39,7 +39,15 @@ class RoutedCatalog:
 
     def _routed(self, matter: Matter) -> Matter:
         route = self._routes.get(str(matter.code))
-        return matter if route is None else dataclasses.replace(matter, route=route)
+        if route is None:
+            return matter
+        # the fields the matter declares for the agencies still handling it stay declared,
+        # unless the route set in the sandbox declares their own
+        kept = {a: f for a, f in matter.route.fields if a in route.handlers}
+        kept.update(dict(route.fields))
+        return dataclasses.replace(
+            matter, route=dataclasses.replace(route, fields=tuple(kept.items()))
+        )
 
     def get(self, code: str, on: date) -> Matter:
         return self._routed(self._catalog.get(code, on))

@@ -176,10 +176,17 @@ _ROUTE_SCHEMA = {
     "properties": {
         "lead": {"type": "string", "description": "the agency that accepts and leads"},
         "reviewers": {"type": "array", "items": {"type": "string"}},
+        "fields": {
+            "type": "object",
+            "description": "by agency of the route, the JSON pointers of the fields it is sent "
+            "(data minimisation, docs/minimisation.md); an agency not named keeps what the "
+            "matter declares for it, else the lead everything and a reviewer the minimum",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
     },
     "additionalProperties": False,
 }
-_ROUTE_FIELDS = ("lead", "reviewers")
+_ROUTE_FIELDS = ("lead", "reviewers", "fields")
 
 
 @routes.put("/sandbox/v1/routes/{code}")
@@ -223,10 +230,22 @@ async def _valid_route(request: web.Request, code: str, body: dict[str, Any]) ->
                 problems.append(problem(pointer, "invalid_value"))
     if len({agency_id for _, agency_id in named}) != len(named):
         problems.append(problem("/reviewers", "invalid_value"))
+    fields = body.get("fields", {})
+    if not isinstance(fields, dict):
+        problems.append(problem("/fields", "wrong_type"))
+        fields = {}
+    for agency_id, pointers in fields.items():
+        if agency_id not in {a for _, a in named}:
+            problems.append(problem(f"/fields/{agency_id}", "invalid_value"))
+        elif not isinstance(pointers, list) or not all(
+            isinstance(p, str) and p.startswith("/") for p in pointers
+        ):
+            problems.append(problem(f"/fields/{agency_id}", "wrong_type"))
     if problems:
         raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
     assert isinstance(lead, str)
-    return Route(lead=lead, reviewers=tuple(reviewers))
+    declared = tuple((a, tuple(p)) for a, p in fields.items())
+    return Route(lead=lead, reviewers=tuple(reviewers), fields=declared)
 
 
 @routes.delete("/sandbox/v1/routes/{code}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from gateway.domain import channels, ids
 from gateway.domain import events as ev
@@ -214,6 +214,12 @@ async def _store_submission(
     document = decoded.document
     matter = _matter_of(deps, decoded)
     now = deps.clock.now()
+    # an agency's declared legal basis: recorded and signed, never forwarded with the case
+    legal_basis = document.get("legal_basis")
+    document = {k: v for k, v in document.items() if k != "legal_basis"}
+    if legal_basis is not None and resident is not None:
+        refused = FieldProblem("invalid_value", MESSAGES["invalid_value"], pointer="/legal_basis")
+        _refuse([*decoded.problems, refused])
     if resident is None:
         submitter = await uow.agencies.get(cmd.caller.agency_id)
         if submitter is None or not submitter.may_handle(str(matter.code)):
@@ -295,8 +301,10 @@ async def _store_submission(
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
         if isinstance(event, ev.ApplicationReceived) and fetchable:
             event.data["materials"] = fetchable
-    messages = forwards(app, deps, handlers, now) + evidence_requests(app, deps, now)
-    response = _receipted(app, cmd, deps, now)
+        if isinstance(event, ev.ApplicationReceived) and legal_basis is not None:
+            event.data["legal_basis"] = dict(legal_basis)  # shown to the applicant
+    messages = forwards(app, deps, handlers, now, consent) + evidence_requests(app, deps, now)
+    response = _receipted(app, cmd, deps, now, legal_basis)
     if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
         await notifications.record(app, uow, now)
     await uow.applications.add(app)
@@ -308,11 +316,18 @@ async def _store_submission(
 
 
 def _receipted(
-    app: Application, cmd: SubmitApplication, deps: Dependencies, now: datetime
+    app: Application,
+    cmd: SubmitApplication,
+    deps: Dependencies,
+    now: datetime,
+    legal_basis: Mapping[str, Any] | None = None,
 ) -> StoredResponse:
-    """The 202 answer with its receipt: the signed voucher of receipt (Art. 19(4))."""
+    """The 202 answer with its receipt: the signed voucher of receipt (Art. 19(4)), with
+    the legal basis an agency declared for sending the applicant's data."""
+    basis = {"legal_basis": dict(legal_basis)} if legal_basis is not None else {}
     receipt = deps.receipts.issue(
         {
+            **basis,
             "iss": deps.issuer,
             "sub": app.id,
             "iat": int(now.timestamp()),

@@ -27,6 +27,7 @@ from gateway.domain.identity import (
 from gateway.domain.values import IdentityDocument
 from gateway.services.consents import consent_from_request
 from gateway.services.handlers import Dependencies
+from gateway.services.ports import OutboxMessage, UnitOfWork
 from gateway.services.residents import login_assurance
 
 
@@ -187,11 +188,37 @@ async def withdraw_consent(
         withdrawn = consent.withdraw(now)
         if withdrawn is not consent:
             await uow.identities.save_consent(withdrawn)
+            held = await withhold_forwards(uow, consent.id, "consent_withdrawn", now)
             uow.audit.record(
-                "consent.withdrawn", f"person:{resident.person_id}", consent.id, {}, now
+                "consent.withdrawn",
+                f"person:{resident.person_id}",
+                consent.id,
+                {"forwards_withheld": held} if held else {},
+                now,
             )
         await uow.commit()
     return withdrawn.as_dict()
+
+
+async def withhold_forwards(uow: UnitOfWork, consent_id: str, reason: str, now: datetime) -> int:
+    """Cancel the forwards not yet delivered that rely on the consent: each outbox row is
+    ``withheld`` (the relay never sends it) and its case's timeline says so
+    (``message.withheld`` with the reason). Later forwards are checked as they fall due
+    (milestones.forwards). The number of forwards withheld."""
+    queued = await uow.outbox.relying_on(consent_id)
+    held = await uow.outbox.withhold([m.id for m in queued], reason)
+    by_case: dict[str, list[OutboxMessage]] = {}
+    for message in queued:
+        if message.id in held:
+            by_case.setdefault(message.application_id, []).append(message)
+    for application_id, messages in sorted(by_case.items()):
+        app = await uow.applications.get(application_id)
+        if app is None:
+            continue
+        for message in messages:
+            app.forward_withheld(message.destination, reason, now, message.id)
+        await uow.applications.save(app)
+    return len(held)
 
 
 # ---- delegations -----------------------------------------------------------------------

@@ -18,10 +18,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.domain import events as ev
-from gateway.domain import ids
+from gateway.domain import ids, minimisation
 from gateway.domain.agencies import Agency
 from gateway.domain.application import ACCEPTANCE_WORKING_DAYS, Application, Status
 from gateway.domain.errors import NotExpressibleError, NotReadyError
+from gateway.domain.identity import Consent
 from gateway.domain.materials import MaterialLimits
 from gateway.domain.matters import Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
@@ -113,17 +114,81 @@ async def registered(agencies: AgencyRepository, agency_id: str) -> Agency:
     return agency
 
 
+def data_categories(document: Mapping[str, Any]) -> set[str]:
+    """The personal-data categories a canonical application carries."""
+    person = document.get("applicant", {})
+    out = {"identity"}
+    if "phone" in person or "email" in person:
+        out.add("contact")
+    if "address" in person:
+        out.add("address")
+    if document.get("particulars"):
+        out.add("application")
+    if document.get("materials") or document.get("commitments"):
+        out.add("materials")
+    return out
+
+
+def uncovered(
+    app: Application,
+    consent: Consent | None,
+    agency: Agency,
+    document: Mapping[str, Any],
+    now: datetime,
+) -> str | None:
+    """Why no consent in force covers sending ``document`` of a resident's case to the agency
+    (None: one does). A case relying on no consent (an agency's submission, or a resident's
+    with every handler at home) needs none. A consent's destinations are the jurisdictions
+    away from the applicant's home that it covers; a handler at home needs it in force only."""
+    if app.consent_id is None:
+        return None
+    if consent is None or consent.id != app.consent_id:
+        return "consent_missing"
+    if consent.withdrawn_at is not None:
+        return "consent_withdrawn"
+    if not consent.active(now):
+        return "consent_expired"
+    away = [agency.jurisdiction] if agency.jurisdiction in consent.destinations else []
+    if not consent.covers(
+        purpose="cross_border_application",
+        categories=data_categories(document),
+        destinations=away,
+        matter=app.matter,
+        at=now,
+    ):
+        return "consent_not_covering"
+    return None
+
+
 def forwards(
-    app: Application, deps: Dependencies, agencies: Mapping[str, Agency], now: datetime
+    app: Application,
+    deps: Dependencies,
+    agencies: Mapping[str, Agency],
+    now: datetime,
+    consent: Consent | None = None,
 ) -> list[OutboxMessage]:
     """One message for each handler that should have the case now and has none queued,
     in the format the agency receives, with its translation record and the consent it relies
-    on. A format that cannot carry the whole application queues nothing for that agency: the
-    timeline records ``message.forward_blocked`` with the problems, the other handlers'
-    forwards still go, and the forward is tried again at the case's next move."""
+    on. Only the fields the matter declares the handler needs leave (data minimisation,
+    :mod:`gateway.domain.minimisation`), reduced before encoding, so the native encoders and
+    the carried check see the reduced document. A resident's case sends nothing that the
+    consent it relies on does not cover in force (``consent``, checked again at every
+    forward): the timeline records ``message.withheld`` with the reason. A format that cannot
+    carry the whole application queues nothing for that agency: the timeline records
+    ``message.forward_blocked`` with the problems, the other handlers' forwards still go, and
+    the forward is tried again at the case's next move."""
     messages = []
+    route = deps.catalog.get(app.matter, local_date(app.received_at)).route
     for handler in app.due_forwards():
         agency = agencies[handler.agency_id]
+        document = minimisation.minimised(
+            case_materials.addressed(app.document, app.id, deps.issuer),
+            minimisation.fields_for(route, agency.id, handler.role),
+        )
+        reason = uncovered(app, consent, agency, document, now)
+        if reason is not None:
+            app.forward_withheld(agency.id, reason, now)
+            continue
         codec = deps.codecs[agency.receives]
         message_id = ids.new_message_id()
         if handler.message_id is not None:  # it holds an earlier document: the supplemented one
@@ -146,12 +211,11 @@ def forwards(
                 "source_format": app.source_format,
                 "source_digest": app.content_digest,
                 "mapping_version": app.mapping_version,
-                "canonical_digest": canonical_digest(app.document),
+                "canonical_digest": canonical_digest(document),  # of what is sent
             },
             "consent_id": app.consent_id,
         }
         try:
-            document = case_materials.addressed(app.document, app.id, deps.issuer)
             body, media_type = codec.encode(document, envelope)
         except NotExpressibleError as exc:  # nothing leaves with a field silently dropped
             blocked = [
@@ -163,7 +227,15 @@ def forwards(
             app.forward_blocked(agency.id, blocked, now)
             continue
         messages.append(
-            OutboxMessage(message_id, app.id, agency.id, media_type, body, next_attempt_at=now)
+            OutboxMessage(
+                message_id,
+                app.id,
+                agency.id,
+                media_type,
+                body,
+                next_attempt_at=now,
+                consent_id=app.consent_id,
+            )
         )
         app.message_queued(agency.id, message_id, now)
     return messages
@@ -182,7 +254,8 @@ async def settle(app: Application, uow: UnitOfWork, deps: Dependencies, now: dat
     if app.status in (Status.REJECTED, Status.APPROVED):
         _appeal_routes(app, agencies, deps, now)  # before the decision's voucher is signed
     _vouchers(app, deps, now)
-    messages = forwards(app, deps, agencies, now) + evidence_requests(app, deps, now)
+    consent = await uow.identities.consent(app.consent_id) if app.consent_id else None
+    messages = forwards(app, deps, agencies, now, consent) + evidence_requests(app, deps, now)
     if deps.notify:
         await notifications.record(app, uow, now)
     await uow.applications.save(app)

@@ -103,9 +103,10 @@ class OutboxMessage:
     body: bytes
     attempts: int = 0
     next_attempt_at: datetime | None = None
-    status: str = "pending"  # pending | in_flight | delivered | dead
+    status: str = "pending"  # pending | in_flight | delivered | dead | withheld
     last_error: str | None = None
     created_at: datetime | None = None  # when the forward was committed (accepted)
+    consent_id: str | None = None  # the consent the forward relies on (checked before a send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,15 @@ class OutboxRepository(Protocol):
         """Take due messages for delivery, oldest first; another relay cannot take them until
         the lease ends. With ``per_destination``, at most that many per destination agency,
         less what the caller has ``in_flight`` to it already."""
+        ...
+
+    async def relying_on(self, consent_id: str) -> list[OutboxMessage]:
+        """The forwards not yet delivered (pending or in flight) that rely on the consent."""
+        ...
+
+    async def withhold(self, message_ids: Sequence[str], reason: str) -> set[str]:
+        """Cancel forwards not yet delivered (status ``withheld``, never claimed again, the
+        reason as last error); the ids withheld now."""
         ...
 
     async def delivered(

@@ -179,6 +179,7 @@ class Relay:
                 per_destination=self.policy.per_partner,
                 in_flight=in_flight,
             )
+            claimed = await _consent_in_force(uow, claimed, self._clock.now())
             return claimed, {d: await uow.agencies.get(d) for d in {m.destination for m in claimed}}
 
         # inside the group committer's next batch: its turn on the database is one batch's
@@ -232,6 +233,37 @@ class Relay:
                 log.warning("evidence.keep_failed", message_id=message.id, error=repr(exc))
                 return Outcome(message, self._clock.now(), error="the evidence could not be kept")
         return Outcome(message, self._clock.now(), ack=ack, blob=blob)
+
+
+async def _consent_in_force(
+    uow: UnitOfWork, claimed: list[OutboxMessage], now: datetime
+) -> list[OutboxMessage]:
+    """The claimed messages whose consent is still in force; the others (a resident withdrew
+    it, or it expired, since the forward was queued: a retry waiting in the queue) are
+    withheld instead of sent, in the claim's transaction, and their cases' timelines say so.
+    Messages relying on no consent (agencies' submissions) cost nothing here."""
+    relied = {m.consent_id for m in claimed if m.consent_id is not None}
+    if not relied:
+        return claimed
+    lapsed: dict[str, str] = {}
+    for consent_id in sorted(relied):
+        consent = await uow.identities.consent(consent_id)
+        if consent is None or not consent.active(now):
+            withdrawn = consent is None or consent.withdrawn_at is not None
+            lapsed[consent_id] = "consent_withdrawn" if withdrawn else "consent_expired"
+    if not lapsed:
+        return claimed
+    stopped = [m for m in claimed if m.consent_id in lapsed]
+    for message in stopped:
+        reason = lapsed[message.consent_id or ""]
+        if not await uow.outbox.withhold([message.id], reason):
+            continue
+        app = await uow.applications.get(message.application_id)
+        if app is not None:
+            app.forward_withheld(message.destination, reason, now, message.id)
+            await uow.applications.save(app)
+        log.info("outbox.withheld", message_id=message.id, reason=reason)
+    return [m for m in claimed if m.consent_id not in lapsed]
 
 
 class _Unobserved:

@@ -37,6 +37,7 @@ from gateway.domain.identity import (
 )
 from gateway.domain.matters import Assurance, Matter
 from gateway.services.consents import consent_from_request
+from gateway.services.milestones import data_categories
 from gateway.services.ports import UnitOfWork
 
 
@@ -104,21 +105,6 @@ def home_jurisdiction(identity: CanonicalIdentity) -> str:
         if doc.type.value == "MO_BIR" or doc.number.startswith("820000"):
             return "MO"
     return "GD"
-
-
-def data_categories(document: Mapping[str, Any]) -> set[str]:
-    """The personal-data categories a canonical application carries."""
-    person = document.get("applicant", {})
-    out = {"identity"}
-    if "phone" in person or "email" in person:
-        out.add("contact")
-    if "address" in person:
-        out.add("address")
-    if document.get("particulars"):
-        out.add("application")
-    if document.get("materials") or document.get("commitments"):
-        out.add("materials")
-    return out
 
 
 async def admit(

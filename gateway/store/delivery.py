@@ -90,6 +90,7 @@ def _message(row: Any, status: str | None = None) -> OutboxMessage:
         status or row.status,
         row.last_error,
         row.created_at,
+        row.consent_id,
     )
 
 
@@ -111,6 +112,7 @@ def outbox_row(message: OutboxMessage) -> dict[str, Any]:
         "last_error": None,
         "created_at": now,
         "delivered_at": None,
+        "consent_id": message.consent_id,
     }
 
 
@@ -216,6 +218,34 @@ class SqlOutbox:
         ids = set(taken.scalars())
         return [_message(r, "in_flight") for r in rows if r.id in ids]
 
+    async def relying_on(self, consent_id: str) -> list[OutboxMessage]:
+        """The forwards not yet delivered (pending or in flight) that rely on the consent."""
+        rows = await self._conn.execute(
+            outbox.select()
+            .where(
+                outbox.c.consent_id == consent_id,
+                outbox.c.status.in_(("pending", "in_flight")),
+            )
+            .order_by(outbox.c.id)
+            .with_for_update()
+        )
+        return [_message(r) for r in rows]
+
+    async def withhold(self, message_ids: Sequence[str], reason: str) -> set[str]:
+        """Cancel forwards not yet delivered: ``withheld``, never claimed again."""
+        if not message_ids:
+            return set()
+        taken = await self._conn.execute(
+            outbox.update()
+            .where(
+                outbox.c.id.in_(list(message_ids)),
+                outbox.c.status.in_(("pending", "in_flight")),
+            )
+            .values(status="withheld", lease_until=None, last_error=reason)
+            .returning(outbox.c.id)
+        )
+        return set(taken.scalars())
+
     async def delivered(
         self, message_id: str, at: datetime, ack: Acknowledgement | None = None
     ) -> bool:
@@ -316,7 +346,8 @@ class SqlOutbox:
         letter (its attempts are kept), or one in flight whose lease has run out.
 
         Returns what was done — ``"due"``, or why not: ``"missing"``, ``"delivered"``,
-        ``"leased"`` (in flight under a live lease) — and the message as it was.
+        ``"leased"`` (in flight under a live lease), ``"withheld"`` (its consent lapsed) — and
+        the message as it was.
         """
         row = (
             await self._conn.execute(
@@ -328,6 +359,8 @@ class SqlOutbox:
         before = _message(row)
         if row.status == "delivered":
             return "delivered", before
+        if row.status == "withheld":  # the consent it relied on is no longer in force
+            return "withheld", before
         if row.status == "in_flight" and row.lease_until is not None and row.lease_until >= now:
             return "leased", before
         await self._conn.execute(

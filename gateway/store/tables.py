@@ -118,7 +118,10 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
+    # the consent the forward relies on (a resident's case): checked again before each send
+    sa.Column("consent_id", sa.String(40)),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_consent", "consent_id"),
 )
 
 nonces = sa.Table(

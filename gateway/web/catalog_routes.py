@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.domain import minimisation
 from gateway.domain.documents import problem
 from gateway.domain.errors import BadRequestError, NotFoundError, ValidationFailedError
 from gateway.domain.matters import Matter, Particular
@@ -53,7 +54,16 @@ def matter_json(matter: Matter, counterpart_of: Jurisdiction | None = None) -> d
             for m in matter.materials
         ],
         "particulars": [particular_json(p) for p in matter.particulars],
-        "route": {"lead": matter.route.lead, "reviewers": list(matter.route.reviewers)},
+        "route": {
+            "lead": matter.route.lead,
+            "reviewers": list(matter.route.reviewers),
+            # what leaves for each handler (data minimisation); null: the whole application
+            "fields": {
+                a: (None if f is None else list(f))
+                for a in matter.route.handlers
+                for f in [minimisation.fields_for(matter.route, a)]
+            },
+        },
         "effective_from": matter.effective_from.isoformat(),
     }
     counterparts = matter.counterparts
@@ -102,6 +112,15 @@ _MATTER = {
             "properties": {
                 "lead": {"type": "string"},
                 "reviewers": {"type": "array", "items": {"type": "string"}},
+                "fields": {
+                    "type": "object",
+                    "description": "By handling agency, the JSON pointers of the fields it is "
+                    "sent (data minimisation); null: the whole application",
+                    "additionalProperties": {
+                        "type": ["array", "null"],
+                        "items": {"type": "string"},
+                    },
+                },
             },
         },
         "counterparts": {

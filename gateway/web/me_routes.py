@@ -279,7 +279,8 @@ async def grant(request: web.Request) -> web.Response:
 
 @routes.post("/v1/me/consents/{consent_id}/withdraw")
 @operation(
-    summary="Withdraw a consent; later forwards can no longer rely on it",
+    summary="Withdraw a consent: forwards not yet delivered that rely on it are withheld "
+    "(message.withheld on each case), and no later forward relies on it",
     tag="applicant",
     responses={200: ("The consent, withdrawn", _OBJECT), **_BEARER, 404: "Not yours"},
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.sandbox.scenarios.base import Scenario
 from gateway.sandbox.scenarios.certificates import CERTIFICATE
 from gateway.sandbox.scenarios.channels import COUNTER_SUBMISSION
+from gateway.sandbox.scenarios.consent import CONSENT_WITHDRAWN
 from gateway.sandbox.scenarios.corrections import AUTOMATIC_OVERTURNED, SUPPLEMENT_ROUNDS
 from gateway.sandbox.scenarios.evidence import EVIDENCE
 from gateway.sandbox.scenarios.materials import MATERIALS
@@ -29,6 +30,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     AGENCY_CASE_SEEN,
     EVIDENCE,
     COUNTER_SUBMISSION,
+    CONSENT_WITHDRAWN,
 )
 
 

@@ -247,6 +247,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "agency-case-seen",
         "evidence",
         "counter-submission",
+        "consent-withdrawn",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"

@@ -14,6 +14,7 @@ import adapters.guangdong
 import adapters.hk
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
+from gateway.domain.matters import Route
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.xml import parse_xml
@@ -34,6 +35,14 @@ AGENCIES = {
     "hk-review": Agency("hk-review", "HK", {}),
     "hk-json": Agency("hk-json", "HK", {}, receives="canonical"),
 }
+# the reviewers here need the whole application (a matter declares what each handler needs)
+WHOLE = ("/applicant", "/particulars", "/materials", "/commitments")
+ROUTE = Route("gd-lead", ("hk-review", "hk-json"), (("hk-review", WHOLE), ("hk-json", WHOLE)))
+DEPS = SimpleNamespace(
+    codecs=CODECS,
+    issuer="https://gateway.test",
+    catalog=SimpleNamespace(get=lambda code, on: SimpleNamespace(route=ROUTE)),
+)
 
 
 def _case(document: dict[str, Any]) -> Application:
@@ -64,9 +73,7 @@ def _golden() -> dict[str, Any]:
 def test_each_agency_gets_the_format_it_receives() -> None:
     app = _case(_golden())
 
-    sent = forwards(
-        app, SimpleNamespace(codecs=CODECS, issuer="https://gateway.test"), AGENCIES, AT
-    )  # type: ignore[arg-type]
+    sent = forwards(app, DEPS, AGENCIES, AT)  # type: ignore[arg-type]
 
     by_agency = {m.destination: m for m in sent}
     assert {a: m.media_type for a, m in by_agency.items()} == {
@@ -85,9 +92,7 @@ def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
     document["particulars"]["not_a_particular_of_any_matter"] = "x"  # no format has it
     app = _case(document)
 
-    sent = forwards(
-        app, SimpleNamespace(codecs=CODECS, issuer="https://gateway.test"), AGENCIES, AT
-    )  # type: ignore[arg-type]
+    sent = forwards(app, DEPS, AGENCIES, AT)  # type: ignore[arg-type]
 
     assert sorted(m.destination for m in sent) == ["gd-lead", "hk-json"]
     blocked = [e for e in app.pending_events if e.type == "message.forward_blocked"]
@@ -107,8 +112,6 @@ def test_a_format_that_cannot_carry_the_case_blocks_only_its_forward() -> None:
     ]
     assert app.handler("hk-review").message_id is None
     # the next move tries again; the same problems are not recorded twice
-    again = forwards(
-        app, SimpleNamespace(codecs=CODECS, issuer="https://gateway.test"), AGENCIES, AT
-    )  # type: ignore[arg-type]
+    again = forwards(app, DEPS, AGENCIES, AT)  # type: ignore[arg-type]
     assert again == []
     assert len([e for e in app.pending_events if e.type == "message.forward_blocked"]) == 1
