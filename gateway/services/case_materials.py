@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.domain import minimisation
 from gateway.domain.commands import Caller
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem
 from gateway.domain.materials import MaterialLimits, StoredMaterial
 from gateway.domain.matters import Matter
-from gateway.services.ports import UnitOfWork
+from gateway.domain.values import local_date
+from gateway.services.ports import MatterCatalog, UnitOfWork
 
 # Where a handler of the case fetches a material of it, below the public base URL.
 MATERIAL_PATH = "/v1/applications/{application_id}/materials/{material_id}"
@@ -246,18 +248,36 @@ def listed(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 # ---- reading a material: its uploader, or a handling agency the case was forwarded to ----
 
 
-async def may_read(uow: UnitOfWork, material: StoredMaterial, caller: Caller) -> bool:
+async def may_read(
+    uow: UnitOfWork,
+    material: StoredMaterial,
+    caller: Caller,
+    catalog: MatterCatalog | None = None,
+) -> bool:
     """Who may fetch a material: the party that uploaded it (its own, bound or not), and a
     handling agency (lead or reviewer) of the application it is bound to once the gateway
     has queued that agency's forward of the case — from then on its forward lists the file.
-    A handler whose forward is not due yet (a reviewer while the lead examines) may not."""
+    A handler whose forward is not due yet (a reviewer while the lead examines) may not, nor
+    one whose declared fields leave the material out (data minimisation: it was never sent
+    the file's address, and guessing it gets nothing)."""
     if material.owner == caller.agency_id:
         return True
     if material.application_id is None or caller.person_id is not None:
         return False
     app = await uow.applications.get(material.application_id)
-    return app is not None and any(
-        h.agency_id == caller.agency_id and h.message_id is not None for h in app.handlers
+    if app is None:
+        return False
+    handler = next(
+        (h for h in app.handlers if h.agency_id == caller.agency_id and h.message_id), None
+    )
+    if handler is None:
+        return False
+    if catalog is None:
+        return True
+    route = catalog.get(app.matter, local_date(app.received_at)).route
+    pointers = minimisation.fields_for(route, handler.agency_id, handler.role)
+    return pointers is None or bool(
+        {"/materials", f"/materials/{material.code}"}.intersection(pointers)
     )
 
 
@@ -268,6 +288,7 @@ async def readable(
     now: datetime,
     *,
     application_id: str | None = None,
+    catalog: MatterCatalog | None = None,
 ) -> StoredMaterial | None:
     """The material if ``caller`` may fetch it (at ``application_id``'s address: only a
     material bound to that case); else None, exactly as for an id that does not exist.
@@ -277,7 +298,7 @@ async def readable(
     allowed = (
         material is not None
         and (application_id is None or material.application_id == application_id)
-        and await may_read(uow, material, caller)
+        and await may_read(uow, material, caller, catalog)
     )
     data: dict[str, Any] = {"application_id": application_id}
     if allowed and material is not None:

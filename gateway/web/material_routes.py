@@ -238,7 +238,12 @@ async def _fetch(
 
     async def work(uow: UnitOfWork) -> StoredMaterial | None:
         return await case_materials.readable(
-            uow, caller, material_id, deps.clock.now(), application_id=application_id
+            uow,
+            caller,
+            material_id,
+            deps.clock.now(),
+            application_id=application_id,
+            catalog=deps.catalog,
         )
 
     material = await in_one_unit(deps, acceptance, work)

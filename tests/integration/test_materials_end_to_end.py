@@ -64,10 +64,17 @@ def _deps(gateway: RunningGateway) -> Any:
     return gateway.app[DEPENDENCIES]  # type: ignore[index]
 
 
-async def _route(gateway: RunningGateway, lead: str, reviewers: list[str]) -> None:
+async def _route(
+    gateway: RunningGateway,
+    lead: str,
+    reviewers: list[str],
+    fields: dict[str, list[str]] | None = None,
+) -> None:
     url = f"{gateway.url}/sandbox/v1/routes/{INDIVIDUAL_BUSINESS}"
     # the reviewers are sent the files (data minimisation: a matter declares what each needs)
-    body = {"lead": lead, "reviewers": reviewers, "fields": {r: ["/materials"] for r in reviewers}}
+    if fields is None:
+        fields = {r: ["/materials"] for r in reviewers}
+    body = {"lead": lead, "reviewers": reviewers, "fields": fields}
     async with aiohttp.ClientSession() as session, session.put(url, json=body) as response:
         assert response.status == 200, await response.text()
 
@@ -568,3 +575,53 @@ async def test_two_submissions_racing_for_one_upload_bind_it_once(
         stored = await uow.materials.get(form_id)
     assert stored is not None
     assert stored.application_id == won.json()["application_id"]
+
+
+async def test_a_reviewer_fetches_only_the_files_its_declared_fields_name(
+    gateway: RunningGateway,
+) -> None:
+    # hk-cr needs the application form only; mo-dsat no file at all (data minimisation)
+    await _route(
+        gateway,
+        "gd-hq-csb",
+        ["hk-cr", "mo-dsat"],
+        {"hk-cr": ["/materials/APPLICATION_FORM"], "mo-dsat": ["/particulars"]},
+    )
+    form, premises = pdf(10_000), pdf(20_000)
+    form_id, premises_id = await _upload(gateway, form), await _upload(gateway, premises)
+    answer = await _submit(
+        gateway,
+        [
+            {"code": "APPLICATION_FORM", "material_id": form_id},
+            {"code": "PREMISES_PROOF", "material_id": premises_id},
+        ],
+    )
+    assert answer.status == 202, answer.body
+    application_id = answer.json()["application_id"]
+    await _until_delivered(gateway, application_id, {"gd-hq-csb", "hk-cr", "mo-dsat"})
+    sent = await _sent(gateway, application_id)
+    hk = parse_xml(sent["hk-cr"].body).findall(f".//{HK}Materials/{HK}Material")
+    assert [m.get("materialId") for m in hk] == [form_id]
+    assert premises_id.encode() not in sent["mo-dsat"].body
+    assert form_id.encode() not in sent["mo-dsat"].body
+
+    def path(material_id: str) -> str:
+        return f"/v1/applications/{application_id}/materials/{material_id}"
+
+    answers = {
+        (agency, material_id): (
+            await send(gateway.settings, "GET", path(material_id), agency=agency)
+        ).status
+        for agency in ("gd-hq-csb", "hk-cr", "mo-dsat")
+        for material_id in (form_id, premises_id)
+    }
+    assert answers == {
+        ("gd-hq-csb", form_id): 200,
+        ("gd-hq-csb", premises_id): 200,
+        ("hk-cr", form_id): 200,
+        ("hk-cr", premises_id): 404,  # never sent its address: guessing it gets nothing
+        ("mo-dsat", form_id): 404,
+        ("mo-dsat", premises_id): 404,
+    }
+    refused = await _audit(gateway, "material.fetch_refused")
+    assert {("hk-cr", premises_id), ("mo-dsat", form_id), ("mo-dsat", premises_id)} <= set(refused)
