@@ -26,7 +26,7 @@ import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,6 +63,11 @@ async def _rechunked(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[b
         yield bytes(buffer)
 
 
+def _hash_and_write(hasher: Any, handle: BinaryIO, chunk: bytes) -> None:
+    hasher.update(chunk)
+    handle.write(chunk)
+
+
 class FolderBlobStore:
     """Blobs as files below ``root``: ``ab/cdef...`` by SHA-256."""
 
@@ -87,8 +92,9 @@ class FolderBlobStore:
                     size += len(chunk)
                     if size > limit:
                         raise _too_large(limit)
-                    hasher.update(chunk)
-                    await asyncio.to_thread(handle.write, chunk)
+                    # hashed and written off the event loop (hashlib releases the GIL), so
+                    # the next bytes are read from the socket meanwhile
+                    await asyncio.to_thread(_hash_and_write, hasher, handle, chunk)
                 await asyncio.to_thread(_flush, handle)
             finally:
                 await asyncio.to_thread(handle.close)
