@@ -196,6 +196,18 @@ class FakeApplications:
         )
         return [_stored_copy(a) for a in apps[:limit]]
 
+    async def owed_overdue(self, today: str, *, limit: int) -> list[Application]:
+        await self._uow.io()
+        apps = sorted(
+            (
+                a
+                for a in self._uow.view().applications.values()
+                if a.owed_due is not None and a.owed_due < today
+            ),
+            key=lambda a: a.id,
+        )
+        return [_stored_copy(a) for a in apps[:limit]]
+
     async def evidence_overdue(self, now: datetime, *, limit: int) -> list[Application]:
         await self._uow.io()
         apps = sorted(

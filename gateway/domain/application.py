@@ -40,6 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.domain import events as ev
+from gateway.domain.documents import problem
 from gateway.domain.errors import ForbiddenError, IllegalTransitionError
 from gateway.domain.evidence import Evidence, EvidenceState
 from gateway.domain.matters import Assurance
@@ -118,6 +119,37 @@ class Handler:
 
 
 @dataclass(slots=True)
+class Owed:
+    """A material accepted as missing (容缺受理, Art. 12), to be supplied by ``due``."""
+
+    material: str
+    due: str  # ISO date: the last day to supply it
+    overdue_at: datetime | None = None  # when the sweep found it past its due date
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "material": self.material,
+            "due": self.due,
+            "overdue_at": self.overdue_at.isoformat() if self.overdue_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Owed:
+        at = data.get("overdue_at")
+        return cls(data["material"], data["due"], datetime.fromisoformat(at) if at else None)
+
+
+def owed_error(owed: list[Owed]) -> IllegalTransitionError:
+    """An approval while materials accepted as missing are still owed (Art. 12): 409
+    illegal-transition, one problem per owed material (``/owed/<code>``, ``material_owed``)."""
+    listed = ", ".join(f"{o.material} (due {o.due})" for o in owed)
+    return IllegalTransitionError(
+        f"materials accepted as missing are still owed: {listed}",
+        errors=[problem(f"/owed/{o.material}", "material_owed") for o in owed],
+    )
+
+
+@dataclass(slots=True)
 class Application:
     """One resident's application, as the gateway knows it, with its pending events."""
 
@@ -155,6 +187,7 @@ class Application:
     pickup_attempts: int = 0  # wrong codes presented so far
     # the code just issued, in memory only: told to the applicant's side in the same commit
     issued_pickup_code: str | None = field(default=None, repr=False, compare=False)
+    owed: list[Owed] = field(default_factory=list)  # 容缺: accepted as missing, still owed
     version: int = 0
     pending_events: list[ev.Event] = field(default_factory=list)
 
@@ -490,6 +523,62 @@ class Application:
                 acceptance_due=acceptance_due,
             )
 
+    # ---- materials supplied later (容缺受理, Art. 12) ------------------------------------
+
+    def owe(self, materials: tuple[str, ...], due: str, at: datetime) -> list[Owed]:
+        """On acceptance: the may-be-missing ``materials`` not given are owed by ``due``
+        (once; a material already owed or given is not owed again)."""
+        given = {m.get("code") for m in self.document.get("materials", []) if isinstance(m, dict)}
+        known = {o.material for o in self.owed}
+        new = [Owed(code, due) for code in materials if code not in given and code not in known]
+        for item in new:
+            self.owed.append(item)
+            self._record(ev.MaterialOwed, at, "gateway", material=item.material, due=due)
+        return new
+
+    def supply_owed(
+        self, document: dict[str, Any], supplied: tuple[str, ...], at: datetime, actor: str
+    ) -> None:
+        """Owed materials supplied after acceptance: a supplement round of its own (every
+        handler holding the case is then due the supplemented document, Art. 20)."""
+        if self.status not in (Status.ACCEPTED, Status.UNDER_REVIEW):
+            raise IllegalTransitionError(
+                f"nothing is owed once the application is {self.status.value}"
+            )
+        owed = {o.material for o in self.owed}
+        if not supplied or not set(supplied) <= owed:
+            raise IllegalTransitionError("only materials still owed are supplied after acceptance")
+        self.document = document
+        self.supplement_round += 1
+        late = [o.material for o in self.owed if o.material in supplied and o.overdue_at]
+        self.owed = [o for o in self.owed if o.material not in supplied]
+        data: dict[str, Any] = {
+            "provided": sorted(supplied),
+            "round": self.supplement_round,
+            "after_acceptance": True,
+            "still_owed": [o.material for o in self.owed],
+        }
+        if late:
+            data["late"] = sorted(late)
+        self._record(ev.SupplementProvided, at, actor, **data)
+
+    def mark_owed_overdue(self, today: str, at: datetime) -> bool:
+        """Flag, once each, owed materials whose due day has passed (ISO dates compare)."""
+        if self.status not in (Status.ACCEPTED, Status.UNDER_REVIEW):
+            return False
+        late = [o for o in self.owed if o.overdue_at is None and o.due < today]
+        for item in late:
+            item.overdue_at = at
+            self._record(ev.MaterialOverdue, at, "gateway", material=item.material, due=item.due)
+        return bool(late)
+
+    @property
+    def owed_due(self) -> str | None:
+        """The earliest due day of an owed material not yet flagged overdue (the sweep's)."""
+        if self.status not in (Status.ACCEPTED, Status.UNDER_REVIEW):
+            return None
+        return min((o.due for o in self.owed if o.overdue_at is None), default=None)
+
     # ---- evidence by data sharing (Art. 11, 19(5)) ----------------------------------------
 
     @property
@@ -611,11 +700,23 @@ class Application:
 
     # ---- review, result, withdrawal ------------------------------------------------------
 
-    def decide(self, agency_id: str, decision: str, reasons: tuple[str, ...], at: datetime) -> None:
-        """A handling agency's decision; the case is decided when every handler has decided."""
+    def decide(
+        self,
+        agency_id: str,
+        decision: str,
+        reasons: tuple[str, ...],
+        at: datetime,
+        *,
+        owed_before_decision: bool = True,
+    ) -> None:
+        """A handling agency's decision; the case is decided when every handler has decided.
+        No approval while a material is owed (Art. 12), unless the matter allows it
+        (``owed_before_decision`` false): :func:`owed_error` names what is owed."""
         handler = self.handler(agency_id)
         if decision not in ("approved", "rejected"):
             raise IllegalTransitionError("a decision is 'approved' or 'rejected'")
+        if decision == "approved" and self.owed and owed_before_decision:
+            raise owed_error(self.owed)
         if decision == "rejected" and not reasons:
             raise IllegalTransitionError("a rejection must carry its reasons (Art. 21)")
         if self.status is not Status.UNDER_REVIEW or handler.state is not HandlerState.DELIVERED:

@@ -63,6 +63,21 @@ MESSAGES: dict[str, Localized] = {
         "至少须提供一种身份证明文件",
         "At least one identity document is required",
     ),
+    "material_owed": Localized(
+        "此材料於受理時容缺，尚未補齊",
+        "此材料于受理时容缺，尚未补齐",
+        "This material was accepted as missing and is still owed",
+    ),
+    "material_not_owed": Localized(
+        "受理後只可補交尚欠的容缺材料",
+        "受理后只可补交尚欠的容缺材料",
+        "After acceptance only a material still owed may be supplied",
+    ),
+    "commitment_not_allowed": Localized(
+        "此材料不可以告知承諾代替",
+        "此材料不可以告知承诺代替",
+        "No commitment may replace this material",
+    ),
     "unknown_material": Localized(
         "此事項不需要此材料", "此事项不需要此材料", "This material is not part of the matter"
     ),

@@ -171,6 +171,14 @@ class EvidenceNotRequested(Event):
     """Nothing was requested (no consent covering it, no issuer, no identifier): why."""
 
 
+class MaterialOwed(Event):
+    """Accepted without a may-be-missing material (容缺受理, Art. 12): owed by ``due``."""
+
+
+class MaterialOverdue(Event):
+    """An owed material was not supplied by its due date."""
+
+
 _TYPE_NAMES: dict[type[Event], str] = {
     ApplicationReceived: "application.received",
     ApplicationAccepted: "application.accepted",
@@ -207,4 +215,6 @@ _TYPE_NAMES: dict[type[Event], str] = {
     EvidenceRefused: "evidence.refused",
     EvidenceUnanswered: "evidence.unanswered",
     EvidenceNotRequested: "evidence.not_requested",
+    MaterialOwed: "material.owed",
+    MaterialOverdue: "material.overdue",
 }

@@ -26,6 +26,9 @@ class MaterialRule(StrEnum):
     BY_DATA_SHARING = "by_data_sharing"  # never asked of the applicant
 
 
+OWED_WITHIN_WORKING_DAYS = 10  # default time to supply a 容缺 material after acceptance
+
+
 class TimeUnit(StrEnum):
     WORKING_DAYS = "working_days"
     NATURAL_DAYS = "natural_days"
@@ -77,6 +80,9 @@ class Material:
     rule: MaterialRule
     media_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES
     evidence: str | None = None  # by_data_sharing: the evidence type asked of its issuer
+    # commitment_allowed (告知承诺, Art. 12): the commitment's text the applicant signs, in
+    # zh-Hans, zh-Hant, en and pt (the catalog's ``commitment``)
+    commitment: Names | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +200,17 @@ class Matter:
     # and, with no notice within 5 working days, it is deemed accepted (Art. 19(3))
     acceptance: str = "automatic"
     automatic_decision: AutomaticDecision | None = None  # decidable by data comparison
+    # 容缺受理 (Art. 12): a may_be_missing material not given at acceptance is owed, due
+    # within ``owed_within`` of the acceptance (default :data:`OWED_WITHIN`); no approval
+    # while one is owed unless ``owed_before_decision`` is false
+    owed_within: TimeLimit | None = None
+    owed_before_decision: bool = True
+
+    @property
+    def owed_limit(self) -> TimeLimit:
+        return self.owed_within or TimeLimit(
+            OWED_WITHIN_WORKING_DAYS, TimeUnit.WORKING_DAYS, self.statutory_limit.calendar
+        )
 
     def in_force(self, on: date) -> bool:
         return self.effective_from <= on and (self.effective_to is None or on < self.effective_to)

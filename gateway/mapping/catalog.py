@@ -212,6 +212,12 @@ def _check(
     route = _route(spec, r, materials, particulars)
     counterparts = _counterparts(spec, r)
     automatic = _automatic_decision(spec, r, materials, particulars)
+    owed_within = None
+    if spec.get("owed_within") is not None:
+        owed_within = r.parse(spec["owed_within"], _limit, "owed_within")
+    owed_before_decision = r.parse(
+        spec.get("owed_before_decision", True), _bool, "owed_before_decision"
+    )
 
     parts: dict[str, Any] = {
         "code": code,
@@ -238,6 +244,8 @@ def _check(
         counterparts=counterparts,
         acceptance=acceptance or "automatic",
         automatic_decision=automatic,
+        owed_within=owed_within,
+        owed_before_decision=owed_before_decision is not False,
     )
     return matter, route, []
 
@@ -307,12 +315,28 @@ def _materials(spec: Mapping[str, Any], r: _Reader) -> tuple[Material, ...]:
         elif evidence is not None and evidence not in r.evidence_types:
             r.problem(f"{where}: unknown evidence type {evidence!r}")
             evidence = None
+        commitment = None
+        if item.get("commitment") is not None and rule is not None:
+            if rule is not MaterialRule.COMMITMENT_ALLOWED:
+                r.problem(f"{where}: only a commitment_allowed material has a commitment text")
+            else:
+                commitment = r.parse(item["commitment"], _commitment, f"{where} commitment")
+        elif rule is MaterialRule.COMMITMENT_ALLOWED:
+            r.problem(f"{where}: a commitment_allowed material needs its commitment text")
         if code and names and rule and media_types:
-            out.append(Material(code, names, rule, media_types, evidence))
+            out.append(Material(code, names, rule, media_types, evidence, commitment))
     codes = [m.get("code") for m in items if isinstance(m, Mapping)]
     for dup in sorted({str(c) for c in codes if codes.count(c) > 1}):
         r.problem(f"duplicate material code {dup}")
     return tuple(out)
+
+
+def _commitment(value: object) -> Names:
+    """The text of a commitment (告知承诺, Art. 12) in zh-Hans, zh-Hant, en and pt."""
+    names = _names(value)
+    if not (names.pt or "").strip():
+        raise ValueError("no text in pt")
+    return names
 
 
 def _media_types(value: object) -> tuple[str, ...]:

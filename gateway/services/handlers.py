@@ -27,7 +27,14 @@ from gateway.domain.evidence import Evidence
 from gateway.domain.identity import require_assurance, require_delegation
 from gateway.domain.matters import Assurance, Matter
 from gateway.domain.values import local_date
-from gateway.services import case_materials, certificates, evidence, notifications, residents
+from gateway.services import (
+    case_materials,
+    certificates,
+    commitments,
+    evidence,
+    notifications,
+    residents,
+)
 from gateway.services.acceptance import MessageAcceptance, accept_message
 from gateway.services.milestones import (
     Dependencies,
@@ -37,6 +44,7 @@ from gateway.services.milestones import (
     deadlines,
     evidence_requests,
     forwards,
+    owe_at_acceptance,
     registered,
     settle,
 )
@@ -241,8 +249,13 @@ async def _store_submission(
         else [channels.refused_channel(call.channel, matter.channels)]
     )  # Art. 17: a matter is filed only on the channels it lists
     identified_by, inspected = channels.inspected_document(call, document.get("applicant"))
-    if decoded.problems or assessment.problems or named.problems or offered or inspected:
-        _refuse([*decoded.problems, *assessment.problems, *named.problems, *offered, *inspected])
+    # 告知承诺: each commitment with its text in the applicant's language (Art. 12)
+    document, committed = commitments.filled(
+        document, matter, commitments.language_of(codec.jurisdiction)
+    )
+    problems = [*decoded.problems, *assessment.problems, *named.problems, *offered, *inspected]
+    if problems or committed:
+        _refuse([*problems, *committed])
     application_id = ids.new_application_id()
     document = case_materials.with_materials(document, named.found, application_id, deps.issuer)
     handlers = {a: await registered(uow.agencies, a) for a in matter.route.handlers}
@@ -297,6 +310,7 @@ async def _store_submission(
         else None,
         identified_by=identified_by,
     )
+    owe_at_acceptance(app, deps, now)  # accepted at receipt: what is owed (Art. 12)
     fetchable = case_materials.listed(document)
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
         if isinstance(event, ev.ApplicationReceived) and fetchable:
@@ -342,6 +356,10 @@ def _receipted(
             "materials": case_materials.receipt_claim(app.document),
             # Art. 17-18: the channel, and a counter's or kiosk's point, officer or device
             **({"channel": app.channel_record} if app.channel_record else {}),
+            # 告知承诺 (Art. 12): each commitment's material, language and text digest
+            "commitments": commitments.receipt_claim(app.document),
+            # 容缺受理 (Art. 12): what is owed after acceptance, and by when
+            "owed": [{"material": o.material, "due": o.due} for o in app.owed],
         }
     )
     return StoredResponse(
@@ -370,7 +388,14 @@ async def record_decision(
         app = await uow.applications.get(cmd.application_id)
         if app is None or not app.is_party(cmd.caller.agency_id):
             raise NotFoundError("no such application for this agency")
-        app.decide(cmd.caller.agency_id, cmd.decision, cmd.reasons, now)
+        matter = deps.catalog.get(app.matter, local_date(app.received_at))
+        app.decide(
+            cmd.caller.agency_id,
+            cmd.decision,
+            cmd.reasons,
+            now,
+            owed_before_decision=matter.owed_before_decision,
+        )
         issued = None
         if cmd.certificate is not None:  # an approval's e-certificate (Art. 22)
             issued = await certificates.issue(app, cmd.certificate, uow, now)

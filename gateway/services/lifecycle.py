@@ -30,13 +30,14 @@ from gateway.domain.application import (
 from gateway.domain.commands import ActOnApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
+    FieldProblem,
     ForbiddenError,
     IllegalTransitionError,
     NotFoundError,
     ValidationFailedError,
 )
 from gateway.domain.values import local_date
-from gateway.services import case_materials, evidence
+from gateway.services import case_materials, commitments, evidence
 from gateway.services.acceptance import MessageAcceptance
 from gateway.services.handlers import (
     CANONICAL,
@@ -157,15 +158,28 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
         data = dict(cmd.data)
         if named.found and isinstance(supplied, list):
             data["materials"] = case_materials.filled(supplied, named.found, app.id, deps.issuer)
+        after = app.status in (Status.ACCEPTED, Status.UNDER_REVIEW) and bool(app.owed)
+        late = _owed_problems(app, cmd.data) if after else []
         document = merged(app.document, data)
         decoded = deps.codecs[CANONICAL].decode(json.dumps(document, ensure_ascii=False).encode())
         assessment = assess(decoded.document, matter)
-        if decoded.problems or assessment.problems or named.problems:
-            _refuse([*named.problems, *decoded.problems, *assessment.problems])
+        filled, committed = commitments.filled(
+            decoded.document, matter, commitments.language_of(app.source_format)
+        )
+        if decoded.problems or assessment.problems or named.problems or committed or late:
+            _refuse(
+                [*late, *named.problems, *decoded.problems, *assessment.problems, *committed]
+            )
+        if after:  # 容缺受理: an owed material supplied after acceptance (Art. 12)
+            codes = tuple(str(m["code"]) for m in supplied or [])
+            app.supply_owed(filled, codes, now, cmd.caller.agency_id)
+            await case_materials.bind(uow, supplied, named.found, app.id)
+            _list_supplied(app, data)
+            return
         arrived = local_date(now)
         promised, statutory = deadlines(matter, arrived, deps.calendar)
         app.supplement(
-            decoded.document,
+            filled,
             assessment.missing,
             now,
             cmd.caller.agency_id,
@@ -174,11 +188,33 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
             acceptance_due=acceptance_due(matter, arrived, deps.calendar),  # Art. 19(3) again
         )
         await case_materials.bind(uow, supplied, named.found, app.id)
-        for event in app.pending_events:  # handlers see on the timeline what they may fetch
-            if isinstance(event, ev.SupplementProvided) and "materials" not in event.data:
-                event.data["materials"] = case_materials.listed(data)
+        _list_supplied(app, data)
 
     return act
+
+
+def _list_supplied(app: Application, data: Mapping[str, Any]) -> None:
+    """Handlers see on the timeline what they may fetch of a supplement."""
+    for event in app.pending_events:
+        if isinstance(event, ev.SupplementProvided) and "materials" not in event.data:
+            event.data["materials"] = case_materials.listed(data)
+
+
+def _owed_problems(app: Application, data: Mapping[str, Any]) -> list[FieldProblem]:
+    """After acceptance a supplement carries owed materials only (Art. 12): every item whose
+    code is not owed, and every other member, is a problem."""
+    problems = [
+        problem(f"/{name}", "unexpected_field") for name in sorted(set(data) - {"materials"})
+    ]
+    items = data.get("materials")
+    if not isinstance(items, list) or not items:
+        return [*problems, problem("/materials", "required")]
+    owed = {o.material for o in app.owed}
+    return problems + [
+        problem(f"/materials/{i}/code", "material_not_owed")
+        for i, item in enumerate(items)
+        if not isinstance(item, dict) or item.get("code") not in owed
+    ]
 
 
 def merged(document: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -325,7 +361,8 @@ async def sweep(deps: Dependencies, *, limit: int = 100) -> dict[str, int]:
     """Deem accepted every case whose lead issued no notice in time, as of its receipt date
     (or of its last supplement's arrival, after any supplement round); flag cases past their
     promised deadline; mark evidence requests past their time unanswered (the applicant is
-    then asked). Returns what was done."""
+    then asked); flag materials owed after acceptance past their due day (Art. 12,
+    ``material.overdue``, notified). Returns what was done."""
     now = deps.clock.now()
     today = local_date(now)
     deemed = overdue = unanswered = 0
@@ -333,15 +370,21 @@ async def sweep(deps: Dependencies, *, limit: int = 100) -> dict[str, int]:
         silent = await uow.applications.evidence_overdue(now, limit=limit)
         due = await uow.applications.due_for_examination(today.isoformat(), limit=limit)
         late = await uow.applications.past_deadline(today.isoformat(), limit=limit)
+        owing = await uow.applications.owed_overdue(today.isoformat(), limit=limit)
     for app in silent:  # first: the case then goes on (the notice, or its acceptance)
         unanswered += await _one(deps, app.id, now, _evidence_unanswered)
     for app in due:
         deemed += await _one(deps, app.id, now, _deem)
     for app in late:
         overdue += await _one(deps, app.id, now, _flag_overdue)
+    owed_overdue = 0
+    for app in owing:  # 容缺: an owed material past its due day (Art. 12)
+        owed_overdue += await _one(deps, app.id, now, _flag_owed)
     done = {"deemed_accepted": deemed, "overdue": overdue}
     if unanswered:
         done["evidence_unanswered"] = unanswered
+    if owed_overdue:
+        done["owed_overdue"] = owed_overdue
     return done
 
 
@@ -384,6 +427,10 @@ def _flag_overdue(app: Application, deps: Dependencies, now: datetime) -> bool:
     return app.mark_overdue(local_date(now).isoformat(), now)
 
 
+def _flag_owed(app: Application, deps: Dependencies, now: datetime) -> bool:
+    return app.mark_owed_overdue(local_date(now).isoformat(), now)
+
+
 async def sweep_case(
     deps: Dependencies, application_id: str, *, today: date | None = None
 ) -> dict[str, int]:
@@ -400,6 +447,10 @@ async def sweep_case(
     def overdue(app: Application, deps: Dependencies, now: datetime) -> bool:
         return app.mark_overdue(day, now)
 
+    def owed(app: Application, deps: Dependencies, now: datetime) -> bool:
+        return app.mark_owed_overdue(day, now)
+
     deemed = await _one(deps, application_id, now, deem_if_due)
     flagged = await _one(deps, application_id, now, overdue)
-    return {"deemed_accepted": deemed, "overdue": flagged}
+    owed_flagged = await _one(deps, application_id, now, owed)
+    return {"deemed_accepted": deemed, "overdue": flagged, "owed_overdue": owed_flagged}

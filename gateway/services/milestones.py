@@ -20,11 +20,16 @@ from typing import Any, Protocol
 from gateway.domain import events as ev
 from gateway.domain import ids, minimisation
 from gateway.domain.agencies import Agency
-from gateway.domain.application import ACCEPTANCE_WORKING_DAYS, Application, Status
+from gateway.domain.application import (
+    ACCEPTANCE_WORKING_DAYS,
+    Application,
+    HandlerState,
+    Status,
+)
 from gateway.domain.errors import NotExpressibleError, NotReadyError
 from gateway.domain.identity import Consent
 from gateway.domain.materials import MaterialLimits
-from gateway.domain.matters import Matter, TimeLimit, TimeUnit
+from gateway.domain.matters import MaterialRule, Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
 from gateway.services import case_materials, evidence, notifications
 from gateway.services.ports import (
@@ -249,6 +254,7 @@ async def settle(app: Application, uow: UnitOfWork, deps: Dependencies, now: dat
     A case whose evidence by data sharing is all in (or failed) goes on where it waited, and
     evidence still to request is queued to its issuers (services/evidence.py)."""
     _settle_evidence(app, deps, now)
+    owe_at_acceptance(app, deps, now)
     _decide_automatically(app, deps, now)
     agencies = {h.agency_id: await registered(uow.agencies, h.agency_id) for h in app.handlers}
     if app.status in (Status.REJECTED, Status.APPROVED):
@@ -281,15 +287,42 @@ def _settle_evidence(app: Application, deps: Dependencies, now: datetime) -> Non
     app.evidence_settled(now, deadline=promised, statutory_deadline=statutory)
 
 
+def owe_at_acceptance(app: Application, deps: Dependencies, now: datetime) -> None:
+    """容缺受理 (Art. 12): when a case has just been accepted, each may-be-missing material it
+    does not have is owed, due within the matter's ``owed_within`` from today; the acceptance
+    (and so its voucher) lists what is owed with its due day."""
+    accepted = next(
+        (e for e in app.pending_events if isinstance(e, ev.ApplicationAccepted)), None
+    )
+    if accepted is None or app.status not in (Status.ACCEPTED, Status.UNDER_REVIEW):
+        return
+    matter = deps.catalog.get(app.matter, local_date(app.received_at))
+    may_miss = tuple(m.code for m in matter.materials if m.rule is MaterialRule.MAY_BE_MISSING)
+    due = deadline_of(matter.owed_limit, local_date(now), deps.calendar).isoformat()
+    app.owe(may_miss, due, now)
+    if app.owed:
+        accepted.data["owed"] = [{"material": o.material, "due": o.due} for o in app.owed]
+
+
 def _decide_automatically(app: Application, deps: Dependencies, now: datetime) -> None:
     """Art. 25: a case of a matter with ``automatic_decision`` that has just moved to review is
-    decided for every handler by its rules; a deterministic sample is queued for re-check."""
-    if app.status is not Status.UNDER_REVIEW or not any(
-        isinstance(e, ev.ReviewStarted) for e in app.pending_events
-    ):
+    decided for every handler by its rules; a deterministic sample is queued for re-check.
+    While a material is owed (Art. 12) the decision waits; it is made when the last owed
+    material arrives."""
+    if app.status is not Status.UNDER_REVIEW:
         return
-    rules = deps.catalog.get(app.matter, local_date(app.received_at)).automatic_decision
-    if rules is not None:
+    started = any(isinstance(e, ev.ReviewStarted) for e in app.pending_events)
+    supplied = any(
+        isinstance(e, ev.SupplementProvided) and e.data.get("after_acceptance")
+        for e in app.pending_events
+    )
+    if not (started or supplied):
+        return
+    matter = deps.catalog.get(app.matter, local_date(app.received_at))
+    if app.owed and matter.owed_before_decision:
+        return
+    rules = matter.automatic_decision
+    if rules is not None and any(h.state is HandlerState.DELIVERED for h in app.handlers):
         recheck = rules.sampled(app.id)
         app.decide_automatically(rules.failed(app.document), now, recheck=recheck)
 

@@ -5,7 +5,8 @@ notification rows commit in the transaction of the change they tell, or not at a
 that dies after the commit loses none, and a refused action writes none. One row per recipient:
 
 - the agency that submitted the case (when an agency did), and the resident who applied;
-- for a withdrawal or an overdue case, also every handling agency;
+- for a withdrawal, an overdue case or an owed material past its due day (``material.overdue``,
+  Art. 12), also every handling agency;
 - for a complaint filed, also the lead agency (who answers it); for an automatic decision drawn
   for re-check, the lead agency only;
 - for a supplement provided, the lead agency and every handler already holding the case only
@@ -110,6 +111,14 @@ MESSAGES: dict[str, Localized] = {
         "Uma revisão humana corrigiu a decisão automática do seu pedido; a decisão corretiva "
         "indica as razões e os meios de impugnação.",
     ),
+    "material.overdue": Localized(
+        "您的申請於受理時容缺的材料已逾期未補交，請盡快補交。",
+        "您的申请于受理时容缺的材料已逾期未补交，请尽快补交。",
+        "A material your application was accepted without is past its due date; please supply "
+        "it now.",
+        "Um documento dispensado na aceitação do seu pedido ultrapassou o prazo; queira "
+        "apresentá-lo agora.",
+    ),
     "complaint.filed": Localized(
         "您的投訴已收到。",
         "您的投诉已收到。",
@@ -145,10 +154,22 @@ MILESTONES = frozenset(
         "decision.recheck_queued",
         "application.supplement_provided",
         "application.decision_corrected",
+        "material.overdue",
     }
 )
-_TO_HANDLERS = frozenset({"application.withdrawn", "deadline.overdue"})
-_DETAILS = ("deemed", "deadline", "complaint_id", "outcome", "round", "decision", "appeal")
+_TO_HANDLERS = frozenset({"application.withdrawn", "deadline.overdue", "material.overdue"})
+_DETAILS = (
+    "deemed",
+    "deadline",
+    "complaint_id",
+    "outcome",
+    "round",
+    "decision",
+    "appeal",
+    "owed",  # an acceptance's materials owed later, each with its due day (Art. 12)
+    "material",  # material.overdue: which owed material, and its due day
+    "due",
+)
 # codes, dates and the routes of redress only
 
 

@@ -194,6 +194,11 @@ class ApplicationRepository(Protocol):
         """Cases with an evidence request whose answer was due before ``now``."""
         ...
 
+    async def owed_overdue(self, today: str, *, limit: int) -> list[Application]:
+        """Cases with a material owed after acceptance (Art. 12) whose due day is before
+        ``today`` (ISO date) and not yet flagged overdue."""
+        ...
+
 
 class RelayObserver(Protocol):
     """What the relay reports as it works (the web layer turns it into metrics)."""

@@ -53,6 +53,9 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
         # per by-data-sharing material: requested, received, refused, unanswered or
         # not_requested, with its issuer, request id and times (docs/evidence.md)
         "evidence": [e.to_json() for e in app.evidence],
+        # 容缺受理 (Art. 12): materials accepted as missing and still owed, each with its due
+        # day and whether it is overdue (flagged by the deadline sweep)
+        "owed": _owed(app),
         "timeline": [
             {
                 "seq": e.seq,
@@ -68,6 +71,13 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
             for e in timeline
         ],
     }
+
+
+def _owed(app: Application) -> list[dict[str, Any]]:
+    return [
+        {"material": o.material, "due": o.due, "overdue": o.overdue_at is not None}
+        for o in app.owed
+    ]
 
 
 def _person(actor: str) -> str | None:
@@ -143,6 +153,7 @@ def _page(apps: list[Application], limit: int) -> dict[str, Any]:
                 "status": a.status.value,
                 "received_at": a.received_at.isoformat(),
                 "deadline": a.deadline,
+                "owed": _owed(a),
             }
             for a in page
         ],

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.domain.application import Application, Handler, HandlerState, Status
+from gateway.domain.application import Application, Handler, HandlerState, Owed, Status
 from gateway.domain.errors import ConflictError
 from gateway.domain.evidence import Evidence, EvidenceState
 from gateway.domain.identity import named_documents
@@ -265,6 +265,10 @@ class SqlApplications:
         """Cases with an evidence request whose answer was due before ``now``."""
         return await self._where(applications.c.evidence_due < now, limit)
 
+    async def owed_overdue(self, today: str, *, limit: int) -> list[Application]:
+        """Cases with an owed material whose due day is before ``today``, not yet flagged."""
+        return await self._where(applications.c.owed_due < today, limit)
+
     async def _where(self, condition: Any, limit: int) -> list[Application]:
         query = sa.select(applications.c.id).where(condition).order_by(applications.c.id)
         ids = (await self._conn.execute(query.limit(limit))).scalars().all()
@@ -317,6 +321,8 @@ class SqlApplications:
             "identified_number": app.identified_by[1] if app.identified_by else None,
             "pickup_hash": app.pickup_hash,
             "pickup_attempts": app.pickup_attempts,
+            "owed": [o.to_json() for o in app.owed] or None,
+            "owed_due": app.owed_due,
             "received_at": app.received_at,
             "updated_at": (app.pending_events[-1].at if app.pending_events else app.received_at),
         }
@@ -367,5 +373,6 @@ class SqlApplications:
             else None,
             pickup_hash=row.pickup_hash,
             pickup_attempts=row.pickup_attempts or 0,
+            owed=[Owed.from_json(o) for o in row.owed or ()],
             version=row.version,
         )

@@ -74,6 +74,11 @@ applications = sa.Table(
     sa.Index("ix_applications_identified", "identified_doc_type", "identified_number", "id"),
     sa.Index("ix_applications_recheck", "recheck_lead", "id"),  # the re-check work list
     sa.Index("ix_applications_evidence_due", "evidence_due"),
+    # 容缺受理 (Art. 12): materials owed after acceptance (JSON), and the earliest due day of
+    # one not yet flagged overdue (NULL: none), which the deadline sweep reads
+    sa.Column("owed", sa.JSON),
+    sa.Column("owed_due", sa.String(10)),
+    sa.Index("ix_applications_owed_due", "owed_due"),
 )
 
 handlers = sa.Table(

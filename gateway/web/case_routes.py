@@ -47,9 +47,25 @@ _EXAMINATION = {
 }
 _SUPPLEMENT = {
     "type": "object",
+    "description": "Before acceptance: what the one notice listed (materials, commitments, "
+    "particulars). After acceptance (容缺受理, Art. 12): materials still owed only (the "
+    "case's `owed` list); any other code is a 422 `material_not_owed`; the handlers holding "
+    "the case are forwarded the supplemented document.",
     "properties": {
         "materials": {"type": "array", "items": {"type": "object"}},
-        "commitments": {"type": "array", "items": {"type": "object"}},
+        "commitments": {
+            "type": "array",
+            "description": "告知承诺: {material, language?}; the gateway fills in the catalog's "
+            "text in that language (zh-Hant, zh-Hans, en, pt) and its digest",
+            "items": {
+                "type": "object",
+                "required": ["material"],
+                "properties": {
+                    "material": {"type": "string"},
+                    "language": {"enum": ["zh-Hant", "zh-Hans", "en", "pt"]},
+                },
+            },
+        },
         "particulars": {"type": "object"},
     },
 }
@@ -141,7 +157,8 @@ async def examine(request: web.Request) -> web.Response:
 
 @routes.post("/v1/applications/{application_id}/supplements")
 @operation(
-    summary="Correct or add materials, commitments or particulars (the submitting agency)",
+    summary="Correct or add materials, commitments or particulars, or supply a material "
+    "owed after acceptance (the submitting agency)",
     tag="applications",
     request=native_request(_SUPPLEMENT, "Supplement (HK) or Suplemento (Macau)"),
     responses=_SIGNED_ERRORS,
@@ -263,7 +280,8 @@ _RESIDENT = {
 
 @routes.post("/v1/me/applications/{application_id}/supplements")
 @operation(
-    summary="Supply what the notice listed, on one's own case",
+    summary="Supply what the notice listed, or a material owed after acceptance, on one's "
+    "own case",
     tag="applicant",
     request={"application/json": _SUPPLEMENT},
     parameters=[IDEMPOTENCY_KEY],

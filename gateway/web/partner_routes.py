@@ -22,6 +22,20 @@ from gateway.web.problems import json_response
 
 routes = web.RouteTableDef()
 
+OWED_SCHEMA = {
+    "type": "array",
+    "description": "容缺受理 (Art. 12): materials accepted as missing and still owed, each "
+    "with its due day and whether the deadline sweep found it overdue",
+    "items": {
+        "type": "object",
+        "required": ["material", "due", "overdue"],
+        "properties": {
+            "material": {"type": "string"},
+            "due": {"type": "string", "format": "date"},
+            "overdue": {"type": "boolean"},
+        },
+    },
+}
 _SUBMIT_RESULT = {
     "type": "object",
     "required": ["application_id", "status", "receipt"],
@@ -48,6 +62,7 @@ _VIEW = {
             "received, refused, unanswered, not_requested), issuer, request id, times",
             "items": {"type": "object"},
         },
+        "owed": OWED_SCHEMA,
     },
 }
 _DECISION = {
@@ -156,7 +171,19 @@ async def submit(request: web.Request) -> web.Response:
         ),
     ],
     responses={
-        200: ("A page of cases", {"type": "object"}),
+        200: (
+            "A page of cases",
+            {
+                "type": "object",
+                "properties": {
+                    "items": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"owed": OWED_SCHEMA}},
+                    },
+                    "next": {"type": ["string", "null"]},
+                },
+            },
+        ),
         401: "Signature refused",
         422: "limit is not an integer",
     },
@@ -217,7 +244,8 @@ def _decision_of(data: dict[str, Any]) -> tuple[str, tuple[str, ...], list[Field
     responses={
         200: ("Recorded", {"type": "object"}),
         **_ERRORS,
-        409: "Not decidable in the case's current state",
+        409: "Not decidable in the case's current state; an approval while a material is "
+        "owed (Art. 12) lists each as /owed/<code>, material_owed",
         415: "Neither JSON nor the agency's own XML format",
         422: "Invalid decision or e-certificate signature (every problem listed)",
     },

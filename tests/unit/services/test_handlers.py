@@ -26,6 +26,7 @@ from gateway.domain.matters import Route
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.services.calendars import HolidayCalendar
+from gateway.services import commitments
 from gateway.services.handlers import (
     Dependencies,
     canonical_digest,
@@ -187,7 +188,12 @@ async def test_submit_canonical_json_accepts_and_queues_one_forward(world: World
     assert (app.matter, app.matter_version, app.submitted_by) == (MATTER, 1, "hk-ird")
     assert (app.channel, app.source_format) == ("online", "canonical")
     assert app.content_digest == cmd.content_digest
-    assert app.document == _golden()
+    # the golden document, with its commitment's text filled in from the catalog (Art. 12)
+    text = "本人承诺经营场所真实、合法、可用，如与事实不符，愿承担相应法律责任。"
+    committed = {"material": "PREMISES_PROOF", "language": "zh-Hans", "text": text}
+    committed["digest"] = commitments.digest(text)
+    assert _golden()["commitments"] == [{"material": "PREMISES_PROOF"}]
+    assert app.document == {**_golden(), "commitments": [committed]}
     assert app.deadline == "2026-03-03"  # promised: the same working day
     assert app.version == 1
     assert [(h.agency_id, h.role, h.state.value) for h in app.handlers] == [
@@ -229,11 +235,12 @@ async def test_the_forward_carries_the_envelope_and_translation_record(world: Wo
         "source_format": "canonical",
         "source_digest": cmd.content_digest,
         "mapping_version": "canonical-1",
-        "canonical_digest": canonical_digest(_golden()),
+        # of the stored document: the golden one with its commitment's text filled in
+        "canonical_digest": canonical_digest(app.document),
         "output_format": "GD",
         "output_digest": canonical_digest(body["application"]),
     }
-    assert body["application"] == _golden()
+    assert body["application"] == app.document  # the commitment's text goes with it
     queued = world.uow.timeline(app.id)[-1]
     assert queued.data == {"agency": "gd-hq-csb", "message_id": message.id}
 
@@ -587,6 +594,7 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
         "deadlines",
         "delivery_channel",
         "evidence",
+        "owed",
         "timeline",
     }
     assert view["evidence"] == []  # an agency's submission requests no evidence
@@ -647,6 +655,7 @@ async def test_work_list_holds_only_the_cases_an_agency_handles(world: World) ->
                 "status": "accepted",
                 "received_at": TUESDAY.isoformat(),
                 "deadline": "2026-03-03",
+                "owed": [],
             }
         ],
         "next": None,
