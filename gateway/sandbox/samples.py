@@ -103,8 +103,10 @@ def _particular(particular: Particular) -> Any:
 def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
     """A canonical application for ``matter`` by ``persona`` that the gateway accepts.
 
-    Every required particular is filled, every required material is attached (with the
-    digest of a synthetic file), materials that a commitment may replace are committed to,
+    Every required particular is filled, every required material and every material that may
+    be missing at acceptance is attached (with the digest of a synthetic file; a 容缺 material
+    left out is owed after acceptance, Art. 12), materials that a commitment may replace are
+    committed to,
     and materials obtainable by data sharing are not asked for (Art. 19(5)).
     """
     simplified = persona.jurisdiction == "GD"
@@ -120,7 +122,7 @@ def canonical_sample(matter: Matter, persona: Persona) -> dict[str, Any]:
     for material in matter.materials:
         if material.rule is MaterialRule.COMMITMENT_ALLOWED:
             commitments.append({"material": material.code})
-        elif material.rule is MaterialRule.REQUIRED:
+        elif material.rule in (MaterialRule.REQUIRED, MaterialRule.MAY_BE_MISSING):
             data = f"{material.code} of {persona.id}".encode()
             materials.append(
                 {

@@ -114,6 +114,8 @@ def _summary(app: Application) -> dict[str, Any]:
         "application_id": app.id,
         "status": app.status.value,
         "missing": list(app.missing),
+        # 容缺受理 (Art. 12): what is owed after acceptance, and by when
+        "owed": [{"material": o.material, "due": o.due} for o in app.owed],
         "deadlines": {
             "acceptance_due": app.acceptance_due,
             "promised": app.deadline,
@@ -167,9 +169,7 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
             decoded.document, matter, commitments.language_of(app.source_format)
         )
         if decoded.problems or assessment.problems or named.problems or committed or late:
-            _refuse(
-                [*late, *named.problems, *decoded.problems, *assessment.problems, *committed]
-            )
+            _refuse([*late, *named.problems, *decoded.problems, *assessment.problems, *committed])
         if after:  # 容缺受理: an owed material supplied after acceptance (Art. 12)
             codes = tuple(str(m["code"]) for m in supplied or [])
             app.supply_owed(filled, codes, now, cmd.caller.agency_id)

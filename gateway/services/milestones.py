@@ -291,9 +291,7 @@ def owe_at_acceptance(app: Application, deps: Dependencies, now: datetime) -> No
     """容缺受理 (Art. 12): when a case has just been accepted, each may-be-missing material it
     does not have is owed, due within the matter's ``owed_within`` from today; the acceptance
     (and so its voucher) lists what is owed with its due day."""
-    accepted = next(
-        (e for e in app.pending_events if isinstance(e, ev.ApplicationAccepted)), None
-    )
+    accepted = next((e for e in app.pending_events if isinstance(e, ev.ApplicationAccepted)), None)
     if accepted is None or app.status not in (Status.ACCEPTED, Status.UNDER_REVIEW):
         return
     matter = deps.catalog.get(app.matter, local_date(app.received_at))

@@ -33,6 +33,14 @@ _RESULT = {
         "application_id": {"type": "string"},
         "status": {"type": "string"},
         "missing": {"type": "array", "items": {"type": "string"}},
+        "owed": {
+            "type": "array",
+            "description": "容缺受理 (Art. 12): materials owed after acceptance, by when",
+            "items": {
+                "type": "object",
+                "properties": {"material": {"type": "string"}, "due": {"type": "string"}},
+            },
+        },
         "deadlines": {"type": "object"},
     },
 }
@@ -280,8 +288,7 @@ _RESIDENT = {
 
 @routes.post("/v1/me/applications/{application_id}/supplements")
 @operation(
-    summary="Supply what the notice listed, or a material owed after acceptance, on one's "
-    "own case",
+    summary="Supply what the notice listed, or a material owed after acceptance, on one's own case",
     tag="applicant",
     request={"application/json": _SUPPLEMENT},
     parameters=[IDEMPOTENCY_KEY],
