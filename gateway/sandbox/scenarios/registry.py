@@ -11,6 +11,7 @@ from gateway.sandbox.scenarios.evidence import EVIDENCE
 from gateway.sandbox.scenarios.materials import MATERIALS
 from gateway.sandbox.scenarios.matters import EVERY_MATTER
 from gateway.sandbox.scenarios.outage import PARTNER_OUTAGE
+from gateway.sandbox.scenarios.owed import OWED_MATERIAL
 from gateway.sandbox.scenarios.residents import AGENT_SUBMISSION, LOW_ASSURANCE
 from gateway.sandbox.scenarios.review import JOINT_REJECTION, SUPPLEMENT
 from gateway.sandbox.scenarios.told import AGENCY_CASE_SEEN, RESIDENT_TOLD
@@ -31,6 +32,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     EVIDENCE,
     COUNTER_SUBMISSION,
     CONSENT_WITHDRAWN,
+    OWED_MATERIAL,
 )
 
 
