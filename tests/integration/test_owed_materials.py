@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from gateway.bootstrap import Overrides, create_app, sweep_deadlines
 from gateway.operations import mappings_sample
 from gateway.sandbox.routes import PARTNERS
-
 from gateway.services import commitments
 from gateway.store.tables import notifications, outbox
 from tests.conftest import Database, RunningGateway, sandbox_settings
@@ -128,7 +127,8 @@ async def test_an_owed_material_is_supplied_after_acceptance_and_then_the_case_i
     assert [(p["pointer"], p["code"]) for p in refused.json()["errors"]] == [
         (f"/owed/{OWED}", "material_owed")
     ]
-    assert OWED in refused.json()["detail"] and owed["due"] in refused.json()["detail"]
+    assert OWED in refused.json()["detail"]
+    assert owed["due"] in refused.json()["detail"]
     after = await row_counts(gateway.settings, CASE_TABLES)
     assert {k: v for k, v in after.items() if k != "idempotency_keys"} == {
         k: v for k, v in before.items() if k != "idempotency_keys"
@@ -157,7 +157,8 @@ async def test_an_owed_material_is_supplied_after_acceptance_and_then_the_case_i
 
     supplied = await act(gateway, app_id, "supplements", {"materials": [HEALTH]}, agency="hk-ird")
     assert supplied.status == 200, supplied.body
-    assert supplied.json()["owed"] == [] and supplied.json()["status"] == "under_review"
+    assert supplied.json()["owed"] == []
+    assert supplied.json()["status"] == "under_review"
 
     # every handler holding the case is forwarded the supplemented document (round 1)
     for _ in range(200):

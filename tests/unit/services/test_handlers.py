@@ -25,8 +25,8 @@ from gateway.domain.errors import (
 from gateway.domain.matters import Route
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
-from gateway.services.calendars import HolidayCalendar
 from gateway.services import commitments
+from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import (
     Dependencies,
     canonical_digest,
