@@ -4,8 +4,9 @@ A ``commitments[]`` item of an application names the material it replaces and, o
 the ``language`` the applicant read it in (``zh-Hant``, ``zh-Hans``, ``en`` or ``pt``). The
 gateway fills in the text the catalog declares for that material (the matter's ``commitment``
 per material) in that language and its digest; without a ``language``, the applicant's
-language is taken from where the application came from: Traditional Chinese for Hong Kong
-and Macao, Simplified Chinese for Guangdong and the canonical form. What the case stores,
+language (:func:`applicant_language`): a resident's own contact preference when they set one,
+else where the application came from: Traditional Chinese for Hong Kong and Macao, Simplified
+Chinese for Guangdong and the canonical form. What the case stores,
 what its forwards carry and what its receipt signs is that filled-in item, so the receipt
 binds the exact words the applicant committed to (:func:`receipt_claim`).
 """
@@ -20,14 +21,24 @@ from typing import Any
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem
 from gateway.domain.matters import MaterialRule, Matter
+from gateway.services.ports import UnitOfWork
 
 LANGUAGES = ("zh-Hant", "zh-Hans", "en", "pt")
 _BY_SOURCE = {"HK": "zh-Hant", "MO": "zh-Hant", "GD": "zh-Hans"}
 
 
 def language_of(source_format: str) -> str:
-    """The applicant's language when a commitment does not name one."""
+    """The language of an application's source format (HK, MO: zh-Hant; else zh-Hans)."""
     return _BY_SOURCE.get(source_format.upper(), "zh-Hans")
+
+
+async def applicant_language(uow: UnitOfWork, person_id: str | None, source_format: str) -> str:
+    """The applicant's language when a commitment does not name one: the resident's contact
+    preference (Art. 22) when they set one, else that of the source format."""
+    preferences = await uow.contacts.get(person_id) if person_id else None
+    if preferences is not None and preferences.language in LANGUAGES:
+        return preferences.language
+    return language_of(source_format)
 
 
 def digest(text: str) -> str:

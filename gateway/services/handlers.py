@@ -250,9 +250,9 @@ async def _store_submission(
     )  # Art. 17: a matter is filed only on the channels it lists
     identified_by, inspected = channels.inspected_document(call, document.get("applicant"))
     # 告知承诺: each commitment with its text in the applicant's language (Art. 12)
-    document, committed = commitments.filled(
-        document, matter, commitments.language_of(codec.jurisdiction)
-    )
+    person = resident.applicant_id if resident is not None else None
+    language = await commitments.applicant_language(uow, person, codec.jurisdiction)
+    document, committed = commitments.filled(document, matter, language)
     problems = [*decoded.problems, *assessment.problems, *named.problems, *offered, *inspected]
     if problems or committed:
         _refuse([*problems, *committed])

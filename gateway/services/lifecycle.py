@@ -165,9 +165,8 @@ def _supplement(cmd: ActOnApplication, deps: Dependencies) -> Act:
         document = merged(app.document, data)
         decoded = deps.codecs[CANONICAL].decode(json.dumps(document, ensure_ascii=False).encode())
         assessment = assess(decoded.document, matter)
-        filled, committed = commitments.filled(
-            decoded.document, matter, commitments.language_of(app.source_format)
-        )
+        language = await commitments.applicant_language(uow, app.applicant_id, app.source_format)
+        filled, committed = commitments.filled(decoded.document, matter, language)
         if decoded.problems or assessment.problems or named.problems or committed or late:
             _refuse([*late, *named.problems, *decoded.problems, *assessment.problems, *committed])
         if after:  # 容缺受理: an owed material supplied after acceptance (Art. 12)

@@ -248,6 +248,7 @@ def test_the_scenarios_are_named_once_and_found_by_name() -> None:
         "evidence",
         "counter-submission",
         "consent-withdrawn",
+        "owed-material",
     ]
     assert find("all") == SCENARIOS
     assert find("supplement")[0].name == "supplement"
