@@ -197,7 +197,17 @@ def canonical_documents(draw: st.DrawFn, name: str, matter: Matter | None) -> di
     if particulars:
         document["particulars"] = particulars
     document["materials"] = draw(st.lists(material, max_size=5))
-    document["commitments"] = draw(st.lists(st.builds(lambda c: {"material": c}, CODE), max_size=5))
+    # a commitment as the applicant names it, or as the gateway fills it in (Art. 12): its text
+    # in the applicant's language, and the text's digest
+    commitment = st.fixed_dictionaries(
+        {"material": CODE},
+        optional={
+            "language": st.sampled_from(["zh-Hant", "zh-Hans", "en", "pt"]),
+            "text": TEXT,
+            "digest": st.binary(min_size=32, max_size=32).map(_digest),
+        },
+    )
+    document["commitments"] = draw(st.lists(commitment, max_size=5))
     return document
 
 
