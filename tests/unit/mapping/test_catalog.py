@@ -162,3 +162,29 @@ def test_a_material_accepts_every_upload_type_unless_the_catalog_narrows_it(
     (tmp_path / f"{CODE}.yaml").write_text(wrong, "utf-8")
     with pytest.raises(MappingError, match="media_types"):
         Catalog.load(tmp_path)
+
+
+def test_a_commitment_has_its_text_in_four_languages_and_owed_materials_a_time_limit(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    from gateway.domain.matters import TimeUnit
+
+    premises = next(m for m in catalog.get(CODE, IN_FORCE).materials if m.code == "PREMISES_PROOF")
+    assert premises.commitment is not None
+    assert set(premises.commitment.as_dict()) == {"zh-Hans", "zh-Hant", "en", "pt"}
+    medical = catalog.get("11440300MB2C00091K3440120007000", IN_FORCE)
+    assert (medical.owed_limit.value, medical.owed_limit.unit) == (10, TimeUnit.WORKING_DAYS)
+    assert medical.owed_before_decision is True
+    # without owed_within: 10 working days in the statutory limit's calendar
+    assert catalog.get(CODE, IN_FORCE).owed_limit.calendar is Jurisdiction.GD
+
+    text = (MATTERS / f"{CODE}.yaml").read_text("utf-8")
+    start = text.index("    commitment:\n")
+    end = text.index("particulars:", start)
+    (tmp_path / f"{CODE}.yaml").write_text(text[:start] + text[end:], "utf-8")
+    with pytest.raises(MappingError, match="needs its commitment text"):
+        Catalog.load(tmp_path)
+    no_pt = text.replace(text[text.index("      pt: ", start) : end], "")
+    (tmp_path / f"{CODE}.yaml").write_text(no_pt, "utf-8")
+    with pytest.raises(MappingError, match="no text in pt"):
+        Catalog.load(tmp_path)
