@@ -19,7 +19,8 @@ HEALTH = {"code": OWED, "digest": "sha-256=:" + "H" * 43 + "=:"}
 def _under_review() -> Application:
     app = receive()
     app.examine(LEAD, "accepted", AT, deadline="2026-03-20", statutory_deadline="2026-04-01")
-    assert app.owe((OWED,), "2026-03-17", AT) and not app.owe((OWED,), "2026-03-30", AT)
+    assert app.owe((OWED,), "2026-03-17", AT)
+    assert not app.owe((OWED,), "2026-03-30", AT)
     for agency in (LEAD, REVIEWER):
         app.message_queued(agency, f"msg_{agency}", AT)
         app.delivered(agency, f"msg_{agency}", "sha-256=:x:", AT)
@@ -58,7 +59,8 @@ def test_supplying_it_is_a_round_every_holding_handler_is_due() -> None:
         IllegalTransitionError,
     )
     app.supply_owed({"materials": [HEALTH]}, (OWED,), LATER, "hk-ird")
-    assert app.owed == [] and app.owed_due is None
+    assert app.owed == []
+    assert app.owed_due is None
     assert app.supplement_round == 1
     assert {h.agency_id for h in app.due_forwards()} == {LEAD, REVIEWER}
     [event] = app.pending_events
