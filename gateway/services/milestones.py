@@ -31,7 +31,7 @@ from gateway.domain.identity import Consent
 from gateway.domain.materials import MaterialLimits
 from gateway.domain.matters import MaterialRule, Matter, TimeLimit, TimeUnit
 from gateway.domain.values import local_date
-from gateway.services import case_materials, evidence, notifications
+from gateway.services import case_materials, commitments, evidence, notifications
 from gateway.services.ports import (
     AgencyRepository,
     BlobStore,
@@ -290,7 +290,8 @@ def _settle_evidence(app: Application, deps: Dependencies, now: datetime) -> Non
 def owe_at_acceptance(app: Application, deps: Dependencies, now: datetime) -> None:
     """容缺受理 (Art. 12): when a case has just been accepted, each may-be-missing material it
     does not have is owed, due within the matter's ``owed_within`` from today; the acceptance
-    (and so its voucher) lists what is owed with its due day."""
+    (and so its voucher) lists what is owed with its due day, and the commitments accepted in
+    place of materials (material, language, digest of the text), however they came in."""
     accepted = next((e for e in app.pending_events if isinstance(e, ev.ApplicationAccepted)), None)
     if accepted is None or app.status not in (Status.ACCEPTED, Status.UNDER_REVIEW):
         return
@@ -300,6 +301,9 @@ def owe_at_acceptance(app: Application, deps: Dependencies, now: datetime) -> No
     app.owe(may_miss, due, now)
     if app.owed:
         accepted.data["owed"] = [{"material": o.material, "due": o.due} for o in app.owed]
+    committed = commitments.receipt_claim(app.document)
+    if committed:  # 告知承诺: the commitments accepted, each text's digest and language
+        accepted.data["commitments"] = committed
 
 
 def _decide_automatically(app: Application, deps: Dependencies, now: datetime) -> None:

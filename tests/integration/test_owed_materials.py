@@ -311,6 +311,12 @@ async def test_a_commitment_carries_its_text_in_the_applicants_language_into_the
         {"material": "PREMISES_PROOF", "language": "pt", "digest": commitments.digest(text)}
     ]
     assert claims["owed"] == []
+    accepted = next(
+        e
+        for e in (await view(gateway, answer["application_id"]))["timeline"]
+        if e["type"] == "application.accepted"
+    )
+    assert accepted["commitments"] == claims["commitments"]  # what an acceptance voucher signs
 
     # without a language: the applicant's, by the format the application came in
     document["commitments"] = [{"material": "PREMISES_PROOF"}]
