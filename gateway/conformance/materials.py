@@ -236,7 +236,9 @@ async def run_material_checks(
                 session,
                 "PUT",
                 f"{gateway}/sandbox/v1/routes/{MATTER}",
-                {"lead": lead, "reviewers": [agency_id]},
+                # the tester's agency needs the files (data minimisation: a reviewer is sent,
+                # and may fetch, only the materials its declared fields name)
+                {"lead": lead, "reviewers": [agency_id], "fields": {agency_id: ["/materials"]}},
             )
             submitter, application_id, listed, data = await _forwarded_case(
                 session, gateway, agency_id, jwks
