@@ -32,7 +32,6 @@ from gateway.services import (
     certificates,
     commitments,
     evidence,
-    notifications,
     residents,
 )
 from gateway.services.acceptance import MessageAcceptance, accept_message
@@ -42,11 +41,9 @@ from gateway.services.milestones import (
     canonical_digest,
     deadline_of,
     deadlines,
-    evidence_requests,
-    forwards,
-    owe_at_acceptance,
     registered,
     settle,
+    step,
 )
 from gateway.services.ports import (
     Decoded,
@@ -310,17 +307,16 @@ async def _store_submission(
         else None,
         identified_by=identified_by,
     )
-    owe_at_acceptance(app, deps, now)  # accepted at receipt: what is owed (Art. 12)
     fetchable = case_materials.listed(document)
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
         if isinstance(event, ev.ApplicationReceived) and fetchable:
             event.data["materials"] = fetchable
         if isinstance(event, ev.ApplicationReceived) and legal_basis is not None:
             event.data["legal_basis"] = dict(legal_basis)  # shown to the applicant
-    messages = forwards(app, deps, handlers, now, consent) + evidence_requests(app, deps, now)
+    # the milestone step of every move: the acceptance's or notice's voucher, forwards,
+    # evidence requests, notifications (Art. 19(4), 22) — from what is already in hand
+    messages = await step(app, uow, deps, now, handlers, consent)
     response = _receipted(app, cmd, deps, now, legal_basis)
-    if deps.notify:  # accepted, or the notice of what is missing (Art. 22)
-        await notifications.record(app, uow, now)
     await uow.applications.add(app)
     await case_materials.bind(uow, document.get("materials"), named.found, app.id)
     for message in messages:

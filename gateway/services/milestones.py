@@ -1,10 +1,11 @@
 """What every move of a case shares: the use cases' dependencies, time limits, forwards to
 the handlers who should now have the case, and signed vouchers for its milestones.
 
-:func:`settle` runs after any move, in the mover's transaction: vouchers (Art. 19(4)) for the
-milestones among the pending events, routes of redress on a rejection (Art. 21), forwards to
-whoever should have the case now, and the save. So the state change and its outbox rows
-commit together, whichever use case made it.
+:func:`step` runs after any move, the receipt of a case included, in the mover's
+transaction (:func:`settle` wraps it for the moves after the receipt, with the save): vouchers
+(Art. 19(4)) for the milestones among the pending events, routes of redress on a rejection
+(Art. 21), forwards to whoever should have the case now, evidence requests, notifications.
+So the state change and its outbox rows commit together, whichever use case made it.
 """
 
 from __future__ import annotations
@@ -247,27 +248,44 @@ def forwards(
 
 
 async def settle(app: Application, uow: UnitOfWork, deps: Dependencies, now: datetime) -> bool:
-    """After a move: vouchers for the milestones, forwards to whoever should have the case
-    now, and the save — all in the caller's transaction. True when forwards were queued.
-    A case of a matter decidable by data comparison is decided as it moves to review (Art.
-    25), and every milestone is written as notifications in the same transaction (Art. 22).
-    A case whose evidence by data sharing is all in (or failed) goes on where it waited, and
-    evidence still to request is queued to its issuers (services/evidence.py)."""
-    _settle_evidence(app, deps, now)
-    owe_at_acceptance(app, deps, now)
-    _decide_automatically(app, deps, now)
+    """After a move: :func:`step`, then the save and the outbox rows — all in the caller's
+    transaction. True when forwards were queued. Reads the handling agencies and the consent
+    the case relies on; the submission, which holds both already, calls :func:`step` itself."""
     agencies = {h.agency_id: await registered(uow.agencies, h.agency_id) for h in app.handlers}
-    if app.status in (Status.REJECTED, Status.APPROVED):
-        _appeal_routes(app, agencies, deps, now)  # before the decision's voucher is signed
-    _vouchers(app, deps, now)
     consent = await uow.identities.consent(app.consent_id) if app.consent_id else None
-    messages = forwards(app, deps, agencies, now, consent) + evidence_requests(app, deps, now)
-    if deps.notify:
-        await notifications.record(app, uow, now)
+    messages = await step(app, uow, deps, now, agencies, consent)
     await uow.applications.save(app)
     for message in messages:
         await uow.outbox.add(message)
     return bool(messages)
+
+
+async def step(
+    app: Application,
+    uow: UnitOfWork,
+    deps: Dependencies,
+    now: datetime,
+    agencies: Mapping[str, Agency],
+    consent: Consent | None,
+) -> list[OutboxMessage]:
+    """The one milestone step every move of a case takes, its receipt included: vouchers for
+    the milestones, forwards to whoever should have the case now, evidence requests, and the
+    notifications; the messages to queue are returned for the caller to store with the case.
+    A case of a matter decidable by data comparison is decided as it moves to review (Art.
+    25), and every milestone is written as notifications in the same transaction (Art. 22).
+    A case whose evidence by data sharing is all in (or failed) goes on where it waited, and
+    evidence still to request is queued to its issuers (services/evidence.py). Reads nothing
+    but what it is given (the submission's write-only unit of work, ADR 0012)."""
+    _settle_evidence(app, deps, now)
+    owe_at_acceptance(app, deps, now)  # accepted, at receipt or later: what is owed (Art. 12)
+    _decide_automatically(app, deps, now)
+    if app.status in (Status.REJECTED, Status.APPROVED):
+        _appeal_routes(app, agencies, deps, now)  # before the decision's voucher is signed
+    _vouchers(app, deps, now)
+    messages = forwards(app, deps, agencies, now, consent) + evidence_requests(app, deps, now)
+    if deps.notify:
+        await notifications.record(app, uow, now)
+    return messages
 
 
 def evidence_requests(app: Application, deps: Dependencies, now: datetime) -> list[OutboxMessage]:
