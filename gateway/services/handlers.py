@@ -313,8 +313,9 @@ async def _store_submission(
             event.data["materials"] = fetchable
         if isinstance(event, ev.ApplicationReceived) and legal_basis is not None:
             event.data["legal_basis"] = dict(legal_basis)  # shown to the applicant
-    # the milestone step of every move: the acceptance's or notice's voucher, forwards,
-    # evidence requests, notifications (Art. 19(4), 22) — from what is already in hand
+    # the milestone step of every move: what is owed (Art. 12), the acceptance's or notice's
+    # voucher, forwards, evidence requests, notifications (Art. 19(4), 22) — from what is
+    # already in hand; the receipt, signed after it, names what is owed
     messages = await step(app, uow, deps, now, handlers, consent)
     response = _receipted(app, cmd, deps, now, legal_basis)
     await uow.applications.add(app)

@@ -181,7 +181,7 @@ async def test_submit_canonical_json_accepts_and_queues_one_forward(world: World
         "application_id": app.id,
         "matter": app.matter,
         "status": "accepted",
-        "receipt": f"fake-receipt.1.{app.id}",
+        "receipt": f"fake-receipt.2.{app.id}",  # signed after the acceptance's voucher
     }
     assert app.id.startswith("app_")
     assert app.status.value == "accepted"
@@ -202,9 +202,10 @@ async def test_submit_canonical_json_accepts_and_queues_one_forward(world: World
     assert world.uow.event_types(app.id) == [
         "application.received",
         "application.accepted",
+        "voucher.issued",  # the acceptance's, as after an agency's acceptance (Art. 19(4))
         "message.queued",
     ]
-    assert [e.seq for e in world.uow.timeline(app.id)] == [1, 2, 3]
+    assert [e.seq for e in world.uow.timeline(app.id)] == [1, 2, 3, 4]
     assert world.wakes == [1]
 
 
@@ -251,7 +252,8 @@ async def test_submit_issues_a_receipt_with_the_documented_claims(world: World) 
     await submit_application(cmd, world.deps)
 
     [app] = world.uow.applications()
-    [claims] = world.receipts.claims
+    acceptance, claims = world.receipts.claims  # the acceptance's voucher, then the receipt
+    assert (acceptance["kind"], acceptance["event"]) == ("acceptance", "application.accepted")
     assert claims["iss"] == ISSUER
     assert claims["sub"] == app.id
     assert claims["matter"] == MATTER
@@ -301,8 +303,10 @@ async def test_incomplete_application_awaits_a_supplement_and_is_not_forwarded(
     assert world.uow.event_types(app.id) == [
         "application.received",
         "application.supplement_requested",
+        "voucher.issued",  # the notice's, as after the lead's notice (Art. 19(4))
     ]
-    claims = world.receipts.claims[0]
+    notice, claims = world.receipts.claims
+    assert (notice["kind"], notice["missing"]) == ("supplement_notice", ["PREMISES_PROOF"])
     assert (claims["status"], claims["missing"], claims["deadline"]) == (
         "awaiting_supplement",
         ["PREMISES_PROOF"],
@@ -335,7 +339,7 @@ async def test_same_key_and_body_replays_the_stored_response(world: World) -> No
     assert again == first
     assert len(world.uow.applications()) == 1
     assert len(world.uow.messages()) == 1
-    assert len(world.receipts.claims) == 1
+    assert len(world.receipts.claims) == 2  # the receipt and the acceptance's voucher, once
     assert world.uow.idempotency_keys() == {("hk-ird", "submit_application", "key-1"): first}
 
 
@@ -364,7 +368,8 @@ async def test_concurrent_requests_with_one_key_store_one_application(world: Wor
     )
 
     assert first == second
-    assert len(world.receipts.claims) == 2  # both did the work; the later commit lost the key
+    # both did the work (a receipt and an acceptance voucher each); the later lost the key
+    assert len(world.receipts.claims) == 4
     assert len(world.uow.applications()) == 1
     assert len(world.uow.messages()) == 1
     assert world.uow.applications()[0].id == first.body["application_id"]
@@ -617,15 +622,16 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
     assert [(e["seq"], e["type"]) for e in view["timeline"]] == [
         (1, "application.received"),
         (2, "application.accepted"),
-        (3, "message.queued"),
-        (4, "message.delivered"),
-        (5, "review.started"),
-        (6, "decision.recorded"),
-        (7, "application.approved"),
-        (8, "voucher.issued"),
+        (3, "voucher.issued"),
+        (4, "message.queued"),
+        (5, "message.delivered"),
+        (6, "review.started"),
+        (7, "decision.recorded"),
+        (8, "application.approved"),
+        (9, "voucher.issued"),
     ]
-    assert view["timeline"][7]["kind"] == "decision"
-    decision = view["timeline"][5]
+    assert [view["timeline"][i]["kind"] for i in (2, 8)] == ["acceptance", "decision"]
+    decision = view["timeline"][6]
     assert decision["actor"] == "gd-hq-csb"
     assert decision["decision"] == "approved"
     assert decision["at"] == TUESDAY.isoformat()
