@@ -6,24 +6,32 @@ notifications (Art. 22), the forwards — in the same shape."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from gateway.bootstrap import Overrides, create_app
 from gateway.operations import mappings_sample
 from gateway.store.database import create_engine
 from gateway.store.tables import notifications
 from gateway.trust.receipts import verify_receipt
-from tests.conftest import RunningGateway
-from tests.integration.test_lifecycle import (
-    HENGQIN,
-    MEDICAL,
-    act,
-    jwks,
-    quiet,  # noqa: F401  (the fixture)
-    submit,
-    view,
-)
+from tests.conftest import Database, RunningGateway, sandbox_settings
+from tests.fakes import FixedClock
+from tests.integration.test_lifecycle import FRIDAY, HENGQIN, MEDICAL, act, jwks, submit, view
+
+
+@pytest.fixture
+async def quiet(tmp_path: Path, database: Database, aiohttp_server: Any) -> AsyncIterator[Any]:
+    """A sandbox gateway with a fixed clock and no relay: cases stay where the test puts them."""
+    settings = sandbox_settings(tmp_path, database, relay_enabled=False)
+    app = create_app(settings, Overrides(clock=FixedClock(FRIDAY)))
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
+    yield RunningGateway(settings, settings.base_url, app), None
+    await server.close()
+
 
 SAME_EVERYWHERE = {"iss", "iat", "jti", "sub", "at", "deadline", "statutory_deadline"}
 
@@ -86,7 +94,7 @@ async def test_a_case_accepted_at_receipt_has_its_acceptance_voucher_as_a_later_
         "application.accepted",
         "accepted",
     )
-    assert now_claims["sub"] == at_receipt and now_claims["matter"] == HENGQIN
+    assert (now_claims["sub"], now_claims["matter"]) == (at_receipt, HENGQIN)
     assert now_claims["deadline"] == now_case["deadlines"]["promised"]
     # the voucher follows the acceptance, as it does after a later one, and before forwards
     for case in (now_case, later_case):
