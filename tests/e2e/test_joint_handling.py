@@ -149,7 +149,7 @@ async def test_a_supplement_round_completes_the_case(gateway: RunningGateway) ->
     assert types[:4] == [
         "application.received",
         "application.supplement_requested",
+        "voucher.issued",  # the notice at receipt has its voucher, as a later one does
         "application.supplement_provided",
-        "application.accepted",
     ]
     assert case["deadlines"]["promised"] is not None

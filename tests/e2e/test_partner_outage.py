@@ -104,6 +104,7 @@ async def test_a_partner_down_for_a_while_gets_every_message_once_when_back(
         assert [t for t in types if t != "message.retry_scheduled"] == [
             "application.received",
             "application.accepted",
+            "voucher.issued",  # the acceptance at receipt has its voucher
             "message.queued",
             "message.delivered",
             "review.started",
