@@ -15,13 +15,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway.mapping.catalog import Catalog
 from gateway.trust import keystore
 from gateway.trust.keys import SigningKey, generate_private_key, private_key_pem, public_jwk
 
 SUBMITTER = "hk-ird"
-# the agencies that lead the catalogue's matters (as tests/unit/web/test_settings_and_startup)
-LEADS = ("gd-hq-csb", "sz-amr", "gz-psb", "zh-hrss", "gz-vmo", "jm-nrb", "gd-tax", "zs-ca")
-LEADS += ("sz-hc", "gz-hpf", "hk-mchk")
+_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+
+
+def _handlers() -> tuple[str, ...]:
+    """Every agency the catalogue's matters route cases to (lead or reviewer), today: the
+    gateway refuses to start while one of them is not registered."""
+    catalog = Catalog.load(_MAPPINGS / "matters")
+    found = {a for m in catalog.all(datetime.now(UTC).date()) for a in m.route.handlers}
+    return tuple(sorted(found - {SUBMITTER}))
+
+
+def _jurisdiction(agency_id: str) -> str:
+    return {"hk": "HK", "mo": "MO"}.get(agency_id.split("-", 1)[0], "GD")
 
 
 def _trust_anchor(directory: Path) -> Path:
@@ -47,7 +58,7 @@ def _trust_anchor(directory: Path) -> Path:
 
 def _registry(directory: Path, submitter: SigningKey) -> Path:
     entries = []
-    for agency_id in (SUBMITTER, *LEADS):
+    for agency_id in (SUBMITTER, *_handlers()):
         public = (
             submitter.private_key.public_key()
             if agency_id == SUBMITTER
@@ -57,7 +68,7 @@ def _registry(directory: Path, submitter: SigningKey) -> Path:
         entries.append(
             {
                 "id": agency_id,
-                "jurisdiction": "HK" if agency_id.startswith("hk-") else "GD",
+                "jurisdiction": _jurisdiction(agency_id),
                 "names": {"en": agency_id},
                 "endpoint": f"https://{agency_id}.example/inbox",
                 "matters": ["*"],
