@@ -21,6 +21,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from gateway.bootstrap import Overrides, create_app
+from gateway.cli import main
 from gateway.egress.policy import EgressPolicy
 from gateway.identity.discovery import ProviderConfig, Upstreams
 from gateway.sandbox.idp import IDENTITY_PROVIDERS
@@ -149,6 +150,22 @@ async def test_rotation_options_are_checked(gateway: RunningGateway) -> None:
         async with session.post(f"{gateway.url}/sandbox/v1/idps/nowhere/rotate-key") as response:
             assert response.status == 404
     assert (await keys(gateway, "hk"))["kid"] == before
+
+
+async def test_the_cli_rotates_and_shows_the_keys(
+    gateway: RunningGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (await keys(gateway, "macau"))["kid"]
+    argv = ["sandbox", "idp", "rotate", "macau", "--keep-previous", "--url", gateway.url]
+    assert await asyncio.to_thread(main, argv) == 0
+    after = await keys(gateway, "macau")
+    assert after["previous_kid"] == before != after["kid"]
+    assert after["published_kids"] == [after["kid"], before]
+    assert f"macau: signs with {after['kid']}" in capsys.readouterr().out
+    argv = ["sandbox", "idp", "keys", "macau", "--url", gateway.url]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert (await keys(gateway, "macau"))["kid"] == after["kid"]  # keys changes nothing
+    assert f"before         {before}" in capsys.readouterr().out
 
 
 async def test_a_token_of_an_unpublished_key_is_refused_after_one_refetch(
