@@ -10,7 +10,6 @@ any login, keeps the last good metadata when the provider fails, and stops clean
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -81,8 +80,7 @@ async def rotate(gateway: RunningGateway, name: str, **options: Any) -> dict[str
         aiohttp.ClientSession() as session,
         session.post(
             f"{gateway.url}/sandbox/v1/idps/{name}/rotate-key",
-            data=json.dumps(options) if options else b"",
-            headers={"Content-Type": "application/json"} if options else {},
+            json=options,
         ) as response,
     ):
         body = await response.json(content_type=None)
@@ -147,6 +145,13 @@ async def test_rotation_options_are_checked(gateway: RunningGateway) -> None:
                 f"{gateway.url}/sandbox/v1/idps/hk/rotate-key", json=body
             ) as response:
                 assert response.status == 422
+        for media_type, status in (("text/plain", 415), ("application/json", 400)):
+            async with session.post(
+                f"{gateway.url}/sandbox/v1/idps/hk/rotate-key",
+                data=b"",
+                headers={"Content-Type": media_type},
+            ) as response:
+                assert response.status == status
         async with session.post(f"{gateway.url}/sandbox/v1/idps/nowhere/rotate-key") as response:
             assert response.status == 404
     assert (await keys(gateway, "hk"))["kid"] == before

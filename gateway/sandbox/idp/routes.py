@@ -229,6 +229,7 @@ async def keys(request: web.Request) -> web.Response:
     },
     responses={
         200: ("The provider's keys after the rotation", _KEYS),
+        400: "Malformed JSON",
         404: "No such provider",
         415: "A body that is not JSON",
         422: "Bad fields",
@@ -237,8 +238,7 @@ async def keys(request: web.Request) -> web.Response:
 )
 async def rotate_key(request: web.Request) -> web.Response:
     provider = _provider(request)
-    body = await read_body(request)
-    options = json_object(body, request.content_type, "the rotation") if body else {}
+    options = json_object(await read_body(request), request.content_type, "the rotation")
     keep_previous = options.pop("keep_previous", False)
     problems = [problem(f"/{name}", "unexpected_field") for name in options]
     if not isinstance(keep_previous, bool):
