@@ -128,6 +128,8 @@ async def test_after_a_rotation_the_next_login_succeeds_after_one_refetch(
 
 
 async def test_a_key_kept_beside_the_new_one_is_still_accepted(gateway: RunningGateway) -> None:
+    with pytest.raises(ValueError, match="rotate"):  # no key rotated out yet
+        sandbox_idp(gateway, "guangdong").tamper(signing="previous-key")
     portal = await SandboxPortal.register(gateway.url)
     await portal.login("guangdong", "zhang-wei")
     rotated = await rotate(gateway, "guangdong", keep_previous=True)

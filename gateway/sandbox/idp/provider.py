@@ -101,7 +101,9 @@ class SandboxProvider:
         """Spoil what the provider issues until ``tamper()`` (no arguments) resets it.
 
         ``id_token_claims`` and ``id_token_header``: members to override (None removes);
-        ``signing``: ``normal``, ``none``, ``hs256-public-key`` or ``foreign-key``;
+        ``signing``: ``normal``, ``none``, ``hs256-public-key``, ``foreign-key``,
+        ``unpublished-key`` (a new kid the JWKS never lists) or ``previous-key`` (the key
+        before the last :meth:`rotate_key`);
         ``authorization_response``: ``iss``, ``state`` or ``code`` in the redirect to
         override (None removes). Faults set by separate calls accumulate.
         """
@@ -113,6 +115,8 @@ class SandboxProvider:
             raise TypeError(f"unknown fault(s): {', '.join(sorted(unknown))}")
         if faults.get("signing", "normal") not in SIGNING_MODES:
             raise ValueError(f"signing must be one of {', '.join(SIGNING_MODES)}")
+        if faults.get("signing") == "previous-key" and self.previous_key is None:
+            raise ValueError("previous-key signing needs a rotated key: rotate_key() first")
         copied = {k: dict(v) if isinstance(v, Mapping) else v for k, v in faults.items()}
         self.faults = dataclasses.replace(self.faults, **copied)
 
