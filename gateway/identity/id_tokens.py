@@ -8,9 +8,9 @@ provider's issuer, ``aud`` is exactly the gateway's client id (an array naming a
 refused), ``exp``, ``nbf`` and ``iat`` hold with a small leeway on the gateway's clock and
 ``iat`` is at most :data:`MAX_AGE` old. Then ``azp``, ``sub`` and ``nonce`` (the one this
 login sent) are checked here. ``acr`` is checked by the jurisdiction's identity profile,
-which refuses a missing or unknown value. Every refusal is a :class:`LoginFailedError`; a
-``kid`` the provider's cached key set lacks is an :class:`UnknownKeyError`, on which the
-relying party refetches that key set once and verifies again.
+which refuses a missing or unknown value. Every refusal is a :class:`LoginFailedError`,
+except a ``kid`` the provider's cached key set lacks: an :class:`UnknownKeyError`, on which
+the relying party refetches that key set once and verifies again.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
 MAX_AGE = 600  # an ID token issued longer ago than this is stale
 
 
-class UnknownKeyError(LoginFailedError):
-    """The ID token names a ``kid`` the provider's key set, as cached, does not have."""
+class UnknownKeyError(Exception):
+    """The ID token names a ``kid`` the provider's key set, as cached, does not have.
+
+    A signal to the relying party, never an answer: it refetches the key set and verifies
+    again, and a second miss becomes a :class:`LoginFailedError` (so it stays outside the
+    error tree callers receive)."""
 
 
 def id_token_policy(config: ProviderConfig, metadata: ProviderMetadata) -> JwsPolicy:

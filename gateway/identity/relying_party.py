@@ -184,7 +184,10 @@ class RelyingParty:
             claims = verified(metadata)
         except UnknownKeyError:  # the provider may have rotated its key: refetch, once
             metadata = await self.upstreams.refetch_keys(provider, metadata)
-            claims = verified(metadata)
+            try:
+                claims = verified(metadata)
+            except UnknownKeyError as still:
+                raise LoginFailedError(str(still)) from None
         if not self._sandbox and is_sandbox_issuer(str(claims.get("iss", ""))):
             raise LoginFailedError("a sandbox identity provider is never trusted in production")
         identity = self._profiles[provider].identity(claims, issuer=metadata.issuer)

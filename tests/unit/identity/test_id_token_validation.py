@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from gateway.domain.errors import LoginFailedError
 from gateway.identity.discovery import ProviderConfig, ProviderMetadata
-from gateway.identity.id_tokens import verify_id_token
+from gateway.identity.id_tokens import UnknownKeyError, verify_id_token
 
 ISSUER = "https://idp.example/hk"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -118,7 +118,8 @@ def test_a_key_of_another_type_under_an_allowed_algorithm_is_refused() -> None:
 
 @pytest.mark.parametrize("kid", ["nope", "../../dev/null", "' OR 1=1 --", "*"])
 def test_unknown_or_injected_kids_are_refused(kid: str) -> None:
-    with pytest.raises(LoginFailedError, match="kid"):
+    # the relying party refetches the key set once on this signal, then refuses the login
+    with pytest.raises(UnknownKeyError, match="kid"):
         check(jwt.encode(claims(), KEY, algorithm="ES256", headers={"kid": kid}))
 
 
