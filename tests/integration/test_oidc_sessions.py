@@ -71,7 +71,8 @@ def cookie(browser: aiohttp.ClientSession, name: str) -> Any:
 
 
 async def refresh_rows(broker: RunningGateway) -> list[dict[str, Any]]:
-    engine = create_engine(broker.settings.database_url)
+    settings = broker.settings
+    engine = create_engine(settings.database_url, schema=settings.database_schema or None)
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(sa.select(oidc_refresh_tokens))
