@@ -72,7 +72,9 @@ async def get(
 ) -> tuple[int, dict[str, str], Any]:
     """One GET, redirects not followed; ``cookies``: what the browser sends."""
     async with (
-        aiohttp.ClientSession(cookies=cookies, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
+        aiohttp.ClientSession(
+            cookies=cookies, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as session,
         session.get(url, headers=headers, allow_redirects=False) as response,
     ):
         text = await response.text()
