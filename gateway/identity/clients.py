@@ -6,7 +6,8 @@ no fragments, no user info) — and, for RP-initiated logout, exact
 agency its tokens are bound to and a channel. Production clients come from ``clients_file``;
 in sandbox mode portals may also register themselves (RFC 7591). Clients have no secrets: the
 token endpoint accepts only an RFC 7523 client assertion signed with one of the client's keys,
-whose ``aud`` is the gateway's issuer and nothing else, with a short ``exp`` and a ``jti`` never seen before.
+whose ``aud`` is the gateway's issuer and nothing else, with a short ``exp`` and a ``jti``
+never seen before.
 """
 
 from __future__ import annotations
