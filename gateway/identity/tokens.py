@@ -205,11 +205,10 @@ class TokenService:
             ),
         )
 
-    def id_token_hint(self, token: str, now: datetime) -> dict[str, Any]:
-        """The claims of an ID token this gateway issued, read as a logout's
-        ``id_token_hint``: signed by one of the ring's keys, this issuer; an expired one is
-        accepted (RP-Initiated Logout 1.0 §2). Else TokenRefusedError."""
-        policy = JwsPolicy(
+    def id_token_hint_policy(self) -> JwsPolicy:
+        """What a logout's ``id_token_hint`` must be: an ID token of this gateway, expired
+        or not (RP-Initiated Logout 1.0 §2), issued at most a day ago."""
+        return JwsPolicy(
             name="ID token hint",
             typs=frozenset({"JWT"}),
             algs=frozenset({"ES256"}),
@@ -220,8 +219,12 @@ class TokenService:
             check_exp=False,
             max_age=ID_TOKEN_HINT_MAX_AGE,
         )
+
+    def id_token_hint(self, token: str, now: datetime) -> dict[str, Any]:
+        """The claims of an ID token this gateway issued, read as a logout's
+        ``id_token_hint``; else TokenRefusedError."""
         try:
-            return verify_jws(token, self.jwks(), policy, now=now).claims
+            return verify_jws(token, self.jwks(), self.id_token_hint_policy(), now=now).claims
         except JoseError as exc:
             raise TokenRefusedError(str(exc)) from None
 
