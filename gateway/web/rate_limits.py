@@ -9,8 +9,8 @@
   work or store something: :data:`ADDRESS_LIMITED` (``/oauth2/authorize``, OIDC dynamic
   client registration, RP-initiated logout, the upstream login, every sandbox route, sandbox
   agency registration included, but not the sandbox identity providers' discovery and key-set
-  documents, which the gateway fetches itself from the same loopback address). ``rate_limit_address`` per
-  second after a burst of ``rate_limit_address_burst``.
+  documents, which the gateway fetches itself from the same loopback address).
+  ``rate_limit_address`` per second after a burst of ``rate_limit_address_burst``.
   The address is the TCP peer; only when the peer is one of ``trusted_proxies`` is
   ``X-Forwarded-For`` read, from the right, to the first address that is not a trusted
   proxy. IPv6 addresses share a bucket per /64, the block one subscriber usually holds.
