@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,12 +22,12 @@ from gateway.identity.jose import sign_jwt
 from gateway.sandbox.personas import persona
 from gateway.sandbox.portal import DEFAULT_LOGOUT_URI, PortalError, Returned, SandboxPortal
 from gateway.sandbox.samples import canonical_sample
-from gateway.store.database import create_engine
-from gateway.store.tables import oidc_refresh_tokens
+from gateway.store.database import create_engine, create_schema
+from gateway.store.tables import oidc_refresh_tokens, oidc_sessions
 from gateway.trust.keys import SigningKey, generate_private_key
 from gateway.web.keys import DEPENDENCIES
 from gateway.web.sessions import LOGIN_COOKIE, SESSION_COOKIE
-from tests.conftest import RunningGateway
+from tests.conftest import Database, RunningGateway
 from tests.integration.test_oidc_flow import broker, gateway_jwks, get, table_counts, to_callback
 from tests.integration.test_progress_page import CONSENT, HENGQIN_BUSINESS
 
@@ -428,3 +429,57 @@ async def test_withdrawing_a_consent_revokes_the_residents_refresh_tokens(
     with pytest.raises(PortalError, match="invalid_grant"):
         await portal.refresh(tokens)
     assert (await portal.refresh(someone_else)).access_token
+
+
+# ---- migration --------------------------------------------------------------------------------
+
+OLD_SHAPE = sa.MetaData()
+sa.Table(  # oidc_sessions as create_schema made it before the OP session cookie
+    "oidc_sessions",
+    OLD_SHAPE,
+    sa.Column("login_id", sa.String(40), primary_key=True),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("acr", sa.String(40), nullable=False),
+    sa.Column("auth_time", sa.BigInteger, nullable=False),
+    sa.Column("claims", sa.JSON, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+async def test_an_old_database_gains_the_session_columns_and_the_refresh_table(
+    database: Database,
+) -> None:
+    engine = create_engine(database.url, schema=database.schema or None)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(OLD_SHAPE.create_all)
+            await conn.execute(
+                OLD_SHAPE.tables["oidc_sessions"]
+                .insert()
+                .values(
+                    login_id="login-old",
+                    person_id="p-1",
+                    acr="urn:gba:loa:high",
+                    auth_time=1,
+                    claims={},
+                    expires_at=datetime(2026, 12, 6, tzinfo=UTC),
+                )
+            )
+        await create_schema(engine)
+        await create_schema(engine)  # and again: nothing left to do
+
+        def shape(sync: Any) -> tuple[set[str], set[str], bool]:
+            inspector = sa.inspect(sync)
+            columns = {c["name"] for c in inspector.get_columns("oidc_sessions")}
+            indexes = {i["name"] for i in inspector.get_indexes("oidc_sessions")}
+            return columns, indexes, inspector.has_table("oidc_refresh_tokens")
+
+        async with engine.connect() as conn:
+            columns, indexes, refresh_table = await conn.run_sync(shape)
+            kept = (await conn.execute(sa.select(oidc_sessions))).one()
+        assert "browser_hash" in columns
+        assert "ix_oidc_sessions_browser" in indexes
+        assert refresh_table
+        assert (kept.login_id, kept.browser_hash) == ("login-old", None)
+    finally:
+        await engine.dispose()
