@@ -6,8 +6,17 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: sandbox test lint contracts browser unit integration e2e bench drill clean
 
-# The browser tests drive Debian's Chromium (never a downloaded one); install it when missing.
+# The browser tests drive Debian's Chromium (never a downloaded one) and need CJK fonts, or
+# their screenshots show Chinese as boxes; both are installed from Debian when missing.
 CHROMIUM ?= /usr/bin/chromium
+CJK_FONTS ?= fonts-noto-cjk
+# $(call apt_install,PACKAGE): apt-get as root (updating the lists once if need be), else
+# sudo -n; a failure is said, and the browser tests then say what is missing.
+apt_install = { echo "make: installing Debian's $(1) for the browser tests"; \
+	if [ "$$(id -u)" = 0 ]; then apt-get install -y -q $(1) >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q $(1) >/dev/null; }; \
+	else sudo -n apt-get install -y -q $(1) >/dev/null; fi \
+	|| echo "make: could not install $(1): the browser tests will say so"; }
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +35,9 @@ test: $(STAMP) lint contracts browser
 	$(BIN)/python -m pytest
 
 browser:
-	@test -x $(CHROMIUM) || { \
-		echo "make: installing Debian's chromium for the browser tests"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null \
-			|| { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
-		else sudo -n apt-get install -y -q chromium >/dev/null; fi \
-		|| echo "make: could not install chromium: the browser tests will say so"; }
+	@test -x $(CHROMIUM) || $(call apt_install,chromium)
+	@{ command -v fc-list >/dev/null && fc-list :lang=zh family | grep -q .; } \
+		|| dpkg -s $(CJK_FONTS) >/dev/null 2>&1 || $(call apt_install,$(CJK_FONTS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -55,6 +55,11 @@ class Settings:
     # so one busy partner keeps up with the accept path and a slow one never holds them all
     relay_per_partner: int = 256
     partner_timeout: float = 10.0
+    # upstream identity providers (docs/identity.md, "Key rotation"): their discovery metadata
+    # and key sets are fetched again this often; an ID token naming an unknown kid refetches
+    # that provider's key set at once, but at most once per idp_jwks_refetch_seconds
+    idp_metadata_refresh_seconds: float = 3600.0
+    idp_jwks_refetch_seconds: float = 60.0
     # first and longest wait between deliveries to a partner that failed; unset: 1 s and
     # 300 s, or in sandbox mode 0.25 s and 5 s, so that a tester sees recovery at once
     relay_backoff_initial: float | None = None
@@ -195,6 +200,8 @@ _PATH_LISTS = {"jurisdiction_folders"}
 _LISTS = {"egress_allow", "egress_allow_http", "allowed_hosts", "trusted_proxies"}
 _FLOATS = {
     "partner_timeout",
+    "idp_metadata_refresh_seconds",
+    "idp_jwks_refetch_seconds",
     "audit_checkpoint_seconds",
     "evidence_answer_seconds",
     "relay_backoff_initial",
@@ -276,6 +283,10 @@ def _validated(settings: Settings) -> Settings:
     initial, longest = settings.relay_backoff
     if not 0 < initial <= longest:
         problems.append("relay_backoff_initial must be above 0 and at most relay_backoff_max")
+    if not 1 <= settings.idp_metadata_refresh_seconds <= 7 * 86400:
+        problems.append("idp_metadata_refresh_seconds must be 1-604800 seconds")
+    if not 1 <= settings.idp_jwks_refetch_seconds <= 86400:
+        problems.append("idp_jwks_refetch_seconds must be 1-86400 seconds")
     if settings.audit_checkpoint_seconds < 1:
         problems.append("audit_checkpoint_seconds must be at least 1")
     if not 1 <= settings.workers <= 64:

@@ -4,11 +4,16 @@ Each provider is configured by name (``hk``, ``macau``, ``guangdong``: a registe
 jurisdiction's identity provider, gateway/jurisdictions.py) with its discovery URL,
 the gateway's client id there, the ID-token algorithms it may use (an allow-list; never
 ``none`` or HMAC), the scopes to ask and whether to push the request (PAR). The metadata and
-key set are fetched once and kept; a provider that cannot be fetched is retried and reported
-by ``/readyz`` but does not stop the gateway from starting. The requests go through
-:func:`gateway.egress.client.client_session` (the egress policy: production calls https and
-public addresses only) and never follow a redirect: a provider answering 3xx for its
-metadata or key set is not ready, and says so.
+key set are fetched at start; a provider that cannot be fetched is retried and reported by
+``/readyz`` but does not stop the gateway from starting. Providers rotate their keys, so
+:meth:`Upstreams.run` refetches every provider's metadata and key set on a schedule
+(``idp_metadata_refresh_seconds``; a failure is logged and the last good metadata kept), and
+an ID token naming a ``kid`` the cached key set lacks makes the relying party ask
+:meth:`Upstreams.refetch_keys` for that provider's key set once: at most once per
+``idp_jwks_refetch_seconds`` per provider, concurrent logins sharing the one fetch. The
+requests go through :func:`gateway.egress.client.client_session` (the egress policy:
+production calls https and public addresses only) and never follow a redirect: a provider
+answering 3xx for its metadata or key set is not ready, and says so.
 
 Outside sandbox mode a sandbox identity provider is never trusted: one configured (its URL
 under ``/sandbox/idp/``) stops the start, metadata that marks itself ``gba_sandbox`` is
@@ -19,7 +24,9 @@ refused, and the relying party refuses an ID token whose issuer is one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +66,7 @@ class ProviderMetadata:
     token_endpoint: str
     jwks: dict[str, Any]
     par_endpoint: str | None = None
+    jwks_uri: str = ""
 
 
 def sandbox_providers(base_url: str) -> tuple[ProviderConfig, ...]:
@@ -151,6 +159,9 @@ class Upstreams:
         timeout: float,
         readiness: Callable[[str, bool], None] = lambda _name, _ok: None,
         sandbox: bool = False,
+        refresh_seconds: float = 3600.0,
+        refetch_seconds: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.configs = {c.name: c for c in configs}
         self._sandbox = sandbox  # False: a provider marking itself gba_sandbox is refused
@@ -159,6 +170,12 @@ class Upstreams:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._readiness = readiness
         self._lock = asyncio.Lock()
+        self._refresh_seconds = refresh_seconds
+        self._refetch_seconds = refetch_seconds
+        self._monotonic = monotonic
+        # one lock per provider: a refetch or refresh in flight is shared, never repeated
+        self._refetching = {name: asyncio.Lock() for name in self.configs}
+        self._refetched_at: dict[str, float] = {}
 
     def config(self, name: str) -> ProviderConfig | None:
         return self.configs.get(name)
@@ -207,7 +224,70 @@ class Upstreams:
             token_endpoint=document["token_endpoint"],
             jwks=jwks,
             par_endpoint=par if use_par else None,
+            jwks_uri=document["jwks_uri"],
         )
+
+    async def refetch_keys(self, name: str, stale: ProviderMetadata) -> ProviderMetadata:
+        """The provider's metadata with a key set fetched after ``stale`` was read.
+
+        Called when an ID token names a ``kid`` that ``stale`` lacks. If another caller has
+        already replaced ``stale``, that newer metadata is answered without a fetch; a refetch
+        in flight is awaited, not repeated; and a provider's key set is refetched at most once
+        per ``refetch_seconds`` (a flood of made-up kids costs one fetch per interval). A
+        failed refetch is logged and the cached metadata kept. The key set fetched replaces
+        the cached one whole: a key the provider removed is no longer accepted.
+        """
+        async with self._refetching[name]:
+            current = self._metadata.get(name, stale)
+            if current is not stale:
+                return current
+            last = self._refetched_at.get(name)
+            if last is not None and self._monotonic() - last < self._refetch_seconds:
+                log.info("idp.jwks_refetch_limited", provider=name)
+                return current
+            try:
+                async with client_session(self.egress, timeout=self._timeout, limit=1) as session:
+                    jwks = await _get_json(session, current.jwks_uri)
+                if not isinstance(jwks.get("keys"), list):
+                    raise ValueError("the key set has no keys")
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                # counted too: a broken provider is not hammered either
+                self._refetched_at[name] = self._monotonic()
+                log.warning("idp.jwks_refetch_failed", provider=name, error=str(exc))
+                return current
+            self._refetched_at[name] = self._monotonic()
+            refetched = dataclasses.replace(current, jwks=jwks)
+            self._metadata[name] = refetched
+            log.info("idp.jwks_refetched", provider=name, kids=_kids(jwks))
+            return refetched
+
+    async def refresh(self, name: str) -> bool:
+        """Fetch the provider's metadata and key set again; on failure keep the last good
+        ones (logged). A provider never fetched yet is fetched as at start."""
+        if name not in self._metadata:
+            try:
+                await self.metadata(name)
+            except NotReadyError:
+                return False
+            return True
+        async with self._refetching[name]:
+            try:
+                fresh = await self._fetch(self.configs[name])
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                log.warning("idp.refresh_failed", provider=name, error=str(exc))
+                return False
+            self._metadata[name] = fresh
+        log.info("idp.refreshed", provider=name, kids=_kids(fresh.jwks))
+        return True
+
+    async def run(self) -> None:
+        """At start, :meth:`warm`; then refresh every provider each ``refresh_seconds``,
+        until cancelled (the cancellation closes any fetch in flight)."""
+        await self.warm()
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            for name in self.configs:
+                await self.refresh(name)
 
     async def warm(self, attempts: int = 6) -> None:
         """Fetch every provider at start, retrying with backoff; failures are only reported."""
@@ -221,6 +301,10 @@ class Upstreams:
                     if attempt + 1 < attempts:
                         await asyncio.sleep(delay)
                         delay = min(delay * 3, 30.0)
+
+
+def _kids(jwks: Mapping[str, Any]) -> list[str]:
+    return [str(k.get("kid")) for k in jwks.get("keys", []) if isinstance(k, dict)][:20]
 
 
 class Redirected(ValueError):

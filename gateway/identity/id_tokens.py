@@ -8,7 +8,9 @@ provider's issuer, ``aud`` is exactly the gateway's client id (an array naming a
 refused), ``exp``, ``nbf`` and ``iat`` hold with a small leeway on the gateway's clock and
 ``iat`` is at most :data:`MAX_AGE` old. Then ``azp``, ``sub`` and ``nonce`` (the one this
 login sent) are checked here. ``acr`` is checked by the jurisdiction's identity profile,
-which refuses a missing or unknown value. Every refusal is a :class:`LoginFailedError`.
+which refuses a missing or unknown value. Every refusal is a :class:`LoginFailedError`; a
+``kid`` the provider's cached key set lacks is an :class:`UnknownKeyError`, on which the
+relying party refetches that key set once and verifies again.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from typing import Any
 
 from gateway.domain.errors import LoginFailedError
 from gateway.identity.discovery import ProviderConfig, ProviderMetadata
-from gateway.identity.jose import JoseError, verify_jws
+from gateway.identity.jose import JoseError, unverified, verify_jws
 from gateway.trust.jws import JwsPolicy
 
 LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
 MAX_AGE = 600  # an ID token issued longer ago than this is stale
+
+
+class UnknownKeyError(LoginFailedError):
+    """The ID token names a ``kid`` the provider's key set, as cached, does not have."""
 
 
 def id_token_policy(config: ProviderConfig, metadata: ProviderMetadata) -> JwsPolicy:
@@ -57,6 +63,8 @@ def verify_id_token(
     try:
         claims = verify_jws(token, metadata.jwks, id_token_policy(config, metadata), now=now).claims
     except JoseError as exc:
+        if exc.reason == "unknown-kid" and isinstance(unverified_kid(token), str):
+            raise UnknownKeyError(f"ID token refused: {exc}") from None
         raise LoginFailedError(f"ID token refused: {exc}") from None
     if "azp" in claims and claims["azp"] != config.client_id:
         raise LoginFailedError("the ID token was issued to another party (azp)")
@@ -66,3 +74,11 @@ def verify_id_token(
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
         raise LoginFailedError("the ID token's nonce is not the one this login sent")
     return claims
+
+
+def unverified_kid(token: str) -> object:
+    """The ``kid`` the token's header names (unverified), or None."""
+    try:
+        return unverified(token).header.get("kid")
+    except JoseError:
+        return None

@@ -9,8 +9,10 @@ be this provider's issuer (RFC 9207: a response of another provider delivered to
 callback is refused), ``state`` must be a pending login *of this provider*, and the browser
 must be the one that started it (login CSRF: a callback URL sent to someone else's browser
 is refused) — exchanges the code with private_key_jwt client authentication (RFC 7523),
-validates the ID token (:mod:`gateway.identity.id_tokens`) and maps its claims through the
-jurisdiction's identity profile. Each refusal is a :class:`LoginFailedError` and stores nothing.
+validates the ID token (:mod:`gateway.identity.id_tokens`; a ``kid`` not in the cached key
+set refetches the provider's key set once, rate-limited, and verifies again) and maps its
+claims through the jurisdiction's identity profile. Each refusal is a
+:class:`LoginFailedError` and stores nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from gateway.identity.discovery import (
     Upstreams,
     is_sandbox_issuer,
 )
-from gateway.identity.id_tokens import verify_id_token
+from gateway.identity.id_tokens import UnknownKeyError, verify_id_token
 from gateway.identity.jose import sign_jwt
 from gateway.identity.ports import AuthorizationRequest, LoginTransaction, OidcStore
 from gateway.mapping.identity import IdentityProfile
@@ -185,13 +187,21 @@ class RelyingParty:
             },
             "token",
         )
-        claims = verify_id_token(
-            tokens.get("id_token"),
-            config=config,
-            metadata=metadata,
-            nonce=transaction.nonce,
-            now=self._now(),
-        )
+
+        def verified(metadata: ProviderMetadata) -> dict[str, Any]:
+            return verify_id_token(
+                tokens.get("id_token"),
+                config=config,
+                metadata=metadata,
+                nonce=transaction.nonce,
+                now=self._now(),
+            )
+
+        try:
+            claims = verified(metadata)
+        except UnknownKeyError:  # the provider may have rotated its key: refetch, once
+            metadata = await self.upstreams.refetch_keys(provider, metadata)
+            claims = verified(metadata)
         if not self._sandbox and is_sandbox_issuer(str(claims.get("iss", ""))):
             raise LoginFailedError("a sandbox identity provider is never trusted in production")
         identity = self._profiles[provider].identity(claims, issuer=metadata.issuer)

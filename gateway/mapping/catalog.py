@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -730,11 +731,15 @@ class Catalog:
         return [m for versions in self._versions.values() for m in versions if m.in_force(on)]
 
     def search(self, text: str, on: date) -> list[Matter]:
-        """Matters whose names contain ``text`` in any script (個體 finds 个体 and back)."""
-        needle = self._to_simplified.convert(text.strip()).casefold()
+        """Matters whose names contain ``text`` in any script (個體 finds 个体 and back) and
+        with or without accents (``empresario`` finds ``empresário``)."""
+        needle = self._folded(text.strip())
         return [
-            m
-            for m in self.all(on)
-            if needle
-            in self._to_simplified.convert(" ".join(m.names.as_dict().values())).casefold()
+            m for m in self.all(on) if needle in self._folded(" ".join(m.names.as_dict().values()))
         ]
+
+    def _folded(self, text: str) -> str:
+        """Simplified script, no combining accents, case-folded: what search compares."""
+        decomposed = unicodedata.normalize("NFD", self._to_simplified.convert(text))
+        bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+        return unicodedata.normalize("NFC", bare).casefold()

@@ -7,6 +7,7 @@
     gba-gateway sandbox fault AGENCY [--down|--up] [--latency MS] [--status 503] ... | --reset
     gba-gateway sandbox faults
     gba-gateway sandbox route MATTER --lead AGENCY [--reviewer AGENCY ...] | --reset
+    gba-gateway sandbox idp rotate|keys PROVIDER [--keep-previous]
 """
 
 from __future__ import annotations
@@ -122,6 +123,25 @@ def register(sandbox_commands: argparse._SubParsersAction) -> None:  # type: ign
     route.add_argument("--reset", action="store_true", help="route by the catalog again")
     _url(route)
     route.set_defaults(handler=_reported(_route))
+
+    idp = sandbox_commands.add_parser(
+        "idp",
+        help="rotate a sandbox identity provider's signing key, or show its keys",
+        description="rotate: the provider signs ID tokens with a new key (new kid) from now on "
+        "and drops the old one from its JWKS (POST /sandbox/v1/idps/PROVIDER/rotate-key); "
+        "keys: the current kid, the published ones and how often the key set was fetched.",
+    )
+    idp.add_argument("action", choices=["rotate", "keys"])
+    idp.add_argument(
+        "provider", choices=[j.provider for j in jurisdictions.registered() if j.sandbox_idp]
+    )
+    idp.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="rotate gracefully: keep the old key published beside the new one",
+    )
+    _url(idp)
+    idp.set_defaults(handler=_reported(_idp))
 
 
 def _url(parser: argparse.ArgumentParser) -> None:
@@ -239,6 +259,19 @@ def _route(args: argparse.Namespace) -> int:
     reviewers = ", ".join(route["reviewers"]) or "none"
     source = "sandbox override" if route["overridden"] else "catalog"
     print(f"{route['matter']}: lead {route['lead']}, reviewers {reviewers} ({source})")
+    return 0
+
+
+def _idp(args: argparse.Namespace) -> int:
+    path = f"/sandbox/v1/idps/{args.provider}"
+    if args.action == "rotate":
+        keys = _call(args, "POST", path + "/rotate-key", {"keep_previous": args.keep_previous})
+    else:
+        keys = _call(args, "GET", path + "/keys")
+    print(f"{keys['provider']}: signs with {keys['kid']}")
+    print(f"  published      {', '.join(keys['published_kids'])}")
+    print(f"  before         {keys['previous_kid'] or '(no rotation yet)'}")
+    print(f"  key set served {keys['jwks_requests']} time(s)")
     return 0
 
 

@@ -4,7 +4,10 @@
 notification rows commit in the transaction of the change they tell, or not at all: a process
 that dies after the commit loses none, and a refused action writes none. One row per recipient:
 
-- the agency that submitted the case (when an agency did), and the resident who applied;
+- the agency that submitted the case (when an agency did), and the resident who applied — or,
+  for an agency's case, :data:`APPLICANT`: whoever the dispatcher finds behind the identity
+  document the case names (:func:`gateway.services.visibility.applicants`), so the submission
+  stays write-only and a resident whose login links the document later is told of what follows;
 - for a withdrawal, an overdue case or an owed material past its due day (``material.overdue``,
   Art. 12), also every handling agency;
 - for a complaint filed, also the lead agency (who answers it); for an automatic decision drawn
@@ -41,6 +44,13 @@ from gateway.services.ports import Clock, Notification, Notifier, UnitOfWork, Un
 
 log = structlog.get_logger("gateway.notifications")
 RESIDENT = "resident:"
+APPLICANT = "applicant"  # an agency's case: the resident(s) behind the document it names
+
+
+def is_agency(recipient: str) -> bool:
+    """Whether a notification's recipient is an agency id (else the applicant's side)."""
+    return recipient != APPLICANT and not recipient.startswith(RESIDENT)
+
 
 MESSAGES: dict[str, Localized] = {
     "application.accepted": Localized(
@@ -181,8 +191,7 @@ def recipients(app: Application, event: Event) -> list[str]:
         holding = [h.agency_id for h in app.handlers if h.message_id is not None]
         return list(dict.fromkeys([app.lead.agency_id, *holding]))
     out = [] if app.submitted_by.startswith(RESIDENT) else [app.submitted_by]
-    if app.applicant_id:
-        out.append(RESIDENT + app.applicant_id)
+    out.append(RESIDENT + app.applicant_id if app.applicant_id else APPLICANT)
     if event.type in _TO_HANDLERS:
         out += [h.agency_id for h in app.handlers]
     if event.type == "complaint.filed":
@@ -220,7 +229,7 @@ async def record(app: Application, uow: UnitOfWork, now: datetime) -> int:
                 **{k: event.data[k] for k in _DETAILS if k in event.data},
             }
             text = message(event)
-            if recipient.startswith(RESIDENT) and text is not None:
+            if not is_agency(recipient) and text is not None:
                 body["message"] = text.as_dict()
             if event.type == "application.result_ready_for_pickup" and app.issued_pickup_code:
                 # the code goes to the applicant's side only (the resident, or the agency that
@@ -306,7 +315,7 @@ class Dispatcher:
             error, permanent = None, False
             try:
                 agency = None
-                if not notification.recipient.startswith(RESIDENT):
+                if is_agency(notification.recipient):
                     async with self._uow() as uow:
                         agency = await uow.agencies.get(notification.recipient)
                     if agency is None:

@@ -359,8 +359,9 @@ class IdentityRepository(Protocol):
 class Notification:
     """One milestone told to one recipient (Art. 22), written with the state change it tells.
 
-    ``recipient`` is an agency id or ``resident:<person id>``; ``body`` is what is sent (or
-    shown, for a resident): ids, codes, the status and, for a resident, the message.
+    ``recipient`` is an agency id, ``resident:<person id>`` or ``applicant`` (an agency's
+    case: the residents behind the document it names, found at dispatch); ``body`` is what is
+    sent (or shown, for a resident): ids, codes, the status and, for a resident, the message.
     """
 
     id: str

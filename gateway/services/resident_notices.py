@@ -23,9 +23,12 @@ from typing import Any
 from gateway.domain.agencies import Agency
 from gateway.domain.contacts import DEFAULT_LANGUAGE, ContactPreferences
 from gateway.domain.errors import Localized, PermanentDeliveryError, TransientDeliveryError
-from gateway.services.notifications import RESIDENT
+from gateway.services import visibility
+from gateway.services.notifications import APPLICANT, RESIDENT
 from gateway.services.ports import (
+    Clock,
     EmailSender,
+    MatterCatalog,
     Notification,
     Notifier,
     SmsSender,
@@ -79,8 +82,12 @@ class ResidentChannels:
         email: EmailSender | None,
         sms: SmsSender | None,
         progress_url: str,
+        catalog: MatterCatalog,
+        clock: Clock,
     ) -> None:
         self._uow = uow
+        self._catalog = catalog
+        self._clock = clock
         self._agencies = agencies
         self._email = email
         self._sms = sms
@@ -89,7 +96,18 @@ class ResidentChannels:
     async def notify(self, agency: Agency | None, notification: Notification) -> None:
         if agency is None and notification.recipient.startswith(RESIDENT):
             await self._tell_resident(notification.recipient.removeprefix(RESIDENT), notification)
+        elif agency is None and notification.recipient == APPLICANT:
+            for person_id in await self._applicants(notification):
+                await self._tell_resident(person_id, notification)
         await self._agencies.notify(agency, notification)
+
+    async def _applicants(self, notification: Notification) -> list[str]:
+        """Who stands behind an agency's case now: no one until a login links its document."""
+        async with self._uow() as uow:
+            app = await uow.applications.get(notification.application_id)
+            if app is None:
+                return []
+            return await visibility.applicants(uow, app, self._catalog, self._clock)
 
     async def _tell_resident(self, person_id: str, notification: Notification) -> None:
         async with self._uow() as uow:

@@ -9,6 +9,10 @@ so a ``low`` login, whose documents link no one, never sees an agency's case; a
 the case stays the submitting agency's, the resident reads it. A counter's case
 (:mod:`gateway.domain.channels`) is seen by the holder of the one document its officer
 inspected in person, not of any other document the application names.
+
+The same rule says who is told of such a case's milestones (Art. 22):
+:func:`applicants` finds, when a notification is dispatched, the residents whose linked
+documents the case names, each through a link of at least the matter's assurance.
 """
 
 from __future__ import annotations
@@ -37,18 +41,37 @@ class Viewer:
         whose required assurance the login has."""
         if app.applicant_id is not None:
             return app.applicant_id == self.person_id
-        named = (
-            {app.identified_by}  # a counter's case: the document its officer inspected (Art. 18)
-            if app.identified_by is not None
-            else {(d.type.value, d.number) for d in named_documents(app.document)}
-        )
-        if not named.intersection(self.documents):
+        if not _named(app).intersection(self.documents):
             return False
-        try:
-            required = catalog.get(app.matter, local_date(clock.now())).min_assurance
-        except UnknownMatterError:  # no longer in force: only the surest login sees it
-            required = Assurance.HIGH
-        return self.assurance.rank >= required.rank
+        return self.assurance.rank >= _required(app, catalog, clock).rank
+
+
+def _named(app: Application) -> set[tuple[str, str]]:
+    """The documents an agency's case names as its applicant's."""
+    if app.identified_by is not None:  # a counter's: the one its officer inspected (Art. 18)
+        return {app.identified_by}
+    return {(d.type.value, d.number) for d in named_documents(app.document)}
+
+
+def _required(app: Application, catalog: MatterCatalog, clock: Clock) -> Assurance:
+    try:
+        return catalog.get(app.matter, local_date(clock.now())).min_assurance
+    except UnknownMatterError:  # no longer in force: only the surest login sees it
+        return Assurance.HIGH
+
+
+async def applicants(
+    uow: UnitOfWork, app: Application, catalog: MatterCatalog, clock: Clock
+) -> list[str]:
+    """The persons behind an agency's case: each one a document it names is linked to, by a
+    link made at the matter's assurance or more; none for a resident's own case."""
+    if app.applicant_id is not None:
+        return []
+    required = _required(app, catalog, clock)
+    found = await uow.identities.linked(sorted(_named(app)))
+    return sorted(
+        {person.id for link, person in found.values() if link.assurance.rank >= required.rank}
+    )
 
 
 async def viewer(uow: UnitOfWork, person_id: str, login_id: str) -> Viewer:

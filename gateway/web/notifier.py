@@ -45,7 +45,7 @@ from gateway.trust.keys import SigningKey
 from gateway.trust.profile import sign_request
 from gateway.web.auth import authenticate
 from gateway.web.bearer import authenticate_resident
-from gateway.web.keys import STORE
+from gateway.web.keys import DEPENDENCIES, STORE
 from gateway.web.openapi import operation, query
 from gateway.web.problems import json_response
 
@@ -145,6 +145,8 @@ def install_notifications(
             email=app.get(EMAIL_SENDER, email),
             sms=app.get(SMS_SENDER, sms),
             progress_url=progress_url,
+            catalog=app[DEPENDENCIES].catalog,
+            clock=clock,
         )
         dispatcher = Dispatcher(uow, notifier, clock, policy)
         app[DISPATCHER] = dispatcher

@@ -355,6 +355,8 @@ def install(
         timeout=settings.partner_timeout,
         readiness=ready,
         sandbox=settings.sandbox,
+        refresh_seconds=settings.idp_metadata_refresh_seconds,
+        refetch_seconds=settings.idp_jwks_refetch_seconds,
     )
 
     def oidc_keys() -> tuple[SigningKey, ...]:
@@ -394,12 +396,13 @@ def install(
 
 
 def _lifecycle(clients: list[Client]) -> Any:
-    """Clients from clients_file are stored at start; upstream metadata is fetched."""
+    """Clients from clients_file are stored at start; upstream metadata is fetched, then
+    refreshed on a schedule until the gateway stops."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         broker = app[BROKER]
         await broker.register_clients(clients, app[DEPENDENCIES].clock.now())
-        warming = asyncio.create_task(broker.relying_party.upstreams.warm())
+        warming = asyncio.create_task(broker.relying_party.upstreams.run())
         yield
         warming.cancel()
         with contextlib.suppress(asyncio.CancelledError):

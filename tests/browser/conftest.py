@@ -1,8 +1,10 @@
 """Headless Chromium for the browser tests: Debian's ``/usr/bin/chromium``, never a download.
 
 Playwright for Python drives it through its async API (the sync API cannot run inside the
-event loop the tests and the gateway share). Without Chromium the tests skip with the reason
-(``-ra`` shows it); under ``CI=true`` they fail instead, so CI can never pass without them.
+event loop the tests and the gateway share). Without Chromium, or without a CJK font (Debian's
+``fonts-noto-cjk``: else every screenshot shows Chinese as boxes), the tests skip with the
+reason (``-ra`` shows it); under ``CI=true`` they fail instead, so CI can never pass without
+them. ``make test`` and ``.ci/run`` install both when missing.
 ``GBA_BROWSER_CHROMIUM`` points at another Chromium; ``GBA_BROWSER_ARTIFACTS`` names a folder
 for the screenshots (default: each test's temporary folder).
 """
@@ -10,6 +12,8 @@ for the screenshots (default: each test's temporary folder).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,20 @@ def chromium() -> str:
         _unavailable(f"{CHROMIUM} does not exist (apt-get install chromium)")
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"{CHROMIUM} is not executable")
+    if not cjk_fonts():
+        _unavailable("no CJK font (apt-get install fonts-noto-cjk): Chinese would show as boxes")
     return CHROMIUM
+
+
+def cjk_fonts() -> list[str]:
+    """The font families fontconfig (which Chromium uses) has for Chinese."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    found = subprocess.run(  # noqa: S603 - fontconfig's own lister, fixed arguments
+        [fc_list, ":lang=zh", "family"], capture_output=True, text=True, check=False, timeout=30
+    )
+    return sorted({line.strip() for line in found.stdout.splitlines() if line.strip()})
 
 
 @pytest.fixture

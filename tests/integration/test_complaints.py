@@ -126,7 +126,9 @@ async def test_the_submitting_agency_complains_and_only_the_lead_answers(
         rows = await uow.notifications.listing(application_id=app_id)
     told = sorted((n.event, n.recipient, n.body.get("outcome")) for n in rows)
     assert told == [
+        ("complaint.answered", "applicant", "upheld"),
         ("complaint.answered", "hk-ird", "upheld"),
+        ("complaint.filed", "applicant", None),
         ("complaint.filed", "hk-ird", None),
         ("complaint.filed", "sz-hc", None),
     ]

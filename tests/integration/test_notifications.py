@@ -93,7 +93,10 @@ async def test_notifications_commit_with_the_milestone_and_a_refusal_writes_none
     app_id = answer.json()["application_id"]
     uow = quiet.app[STORE]  # type: ignore[index]
     accepted = await _rows(uow, app_id)  # the submission's own milestone, to the submitter
-    assert [(n.recipient, n.event) for n in accepted] == [("hk-ird", "application.accepted")]
+    assert sorted((n.recipient, n.event) for n in accepted) == [
+        ("applicant", "application.accepted"),  # and to whoever its document is linked to
+        ("hk-ird", "application.accepted"),
+    ]
 
     refused = await _post(
         quiet, f"/v1/applications/{app_id}/result", "gd-hq-csb", {"channel": "post"}
@@ -107,7 +110,7 @@ async def test_notifications_commit_with_the_milestone_and_a_refusal_writes_none
     assert withdrawn.status == 200, withdrawn.body
 
     rows = [n for n in await _rows(uow, app_id) if n not in accepted]
-    assert sorted(n.recipient for n in rows) == ["gd-hq-csb", "hk-ird"]
+    assert sorted(n.recipient for n in rows) == ["applicant", "gd-hq-csb", "hk-ird"]
     assert {n.event for n in rows} == {"application.withdrawn"}
     assert {n.status for n in rows} == {"pending"}  # the dispatcher is off here
     body = rows[0].body
@@ -222,16 +225,19 @@ async def test_the_sandbox_shows_what_the_tracer_cases_parties_were_told(
             async with session.get(url) as response:
                 assert response.status == 200
                 items = (await response.json())["items"]
-            if len(items) >= 2:
+            if len(items) >= 4:
                 break
             await asyncio.sleep(0.1)
 
     # dispatched concurrently: they may be recorded in either order
     assert sorted((n["event"], n["recipient"], n["status"]) for n in items) == [
+        ("application.accepted", "applicant", "accepted"),  # the resident behind its document
         ("application.accepted", "hk-ird", "accepted"),
+        ("application.approved", "applicant", "approved"),
         ("application.approved", "hk-ird", "approved"),
     ]
     assert all(
         set(n) >= {"notification_id", "application_id", "event", "status", "at"} for n in items
     )
-    assert all("message" not in n for n in items)  # agencies get codes; residents get the words
+    # agencies get codes; the applicant's side gets the words
+    assert all(("message" in n) == (n["recipient"] == "applicant") for n in items)

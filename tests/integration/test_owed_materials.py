@@ -248,7 +248,7 @@ async def test_an_owed_material_past_its_due_day_is_flagged_once_and_told(
             notifications.c.event == "material.overdue",
         ),
     )
-    assert sorted(r.recipient for r in told) == ["hk-ird", "hk-mchk", "sz-hc"]
+    assert sorted(r.recipient for r in told) == ["applicant", "hk-ird", "hk-mchk", "sz-hc"]
     assert {(r.body["material"], r.body["due"]) for r in told} == {(OWED, "2026-10-16")}
 
     # supplied late: accepted, said so, and no longer owed

@@ -2,7 +2,10 @@
 
 Keys are generated at start and live only in memory. :func:`sign_compact` also produces the
 deliberately broken tokens of the tamper seam: ``alg: none``, HS256 keyed with the public key
-PEM (the classic algorithm-confusion attack), or a fresh unpublished key with the same kid.
+PEM (the classic algorithm-confusion attack), a fresh unpublished key with the same kid
+(``foreign-key``), a fresh unpublished key under a kid of its own (``unpublished-key``), or
+the key the provider used before its last rotation (``previous-key``, see
+:meth:`SandboxProvider.rotate_key`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,17 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-Signing = Literal["normal", "none", "hs256-public-key", "foreign-key"]
-SIGNING_MODES: tuple[str, ...] = ("normal", "none", "hs256-public-key", "foreign-key")
+Signing = Literal[
+    "normal", "none", "hs256-public-key", "foreign-key", "unpublished-key", "previous-key"
+]
+SIGNING_MODES: tuple[str, ...] = (
+    "normal",
+    "none",
+    "hs256-public-key",
+    "foreign-key",
+    "unpublished-key",
+    "previous-key",
+)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
@@ -68,9 +80,16 @@ def sign_compact(
     *,
     signing: str = "normal",
     header_overrides: dict[str, Any] | None = None,
+    previous: ProviderKey | None = None,
 ) -> str:
     """A compact JWS of ``claims``; header ``{"alg", "kid", "typ": "JWT"}`` unless overridden
     (an override of None removes the member)."""
+    if signing == "unpublished-key":
+        key, signing = ProviderKey.generate(key.alg, "unpublished"), "normal"
+    elif signing == "previous-key":
+        if previous is None:
+            raise ValueError("previous-key signing needs a key rotated out (rotate-key first)")
+        key, signing = previous, "normal"
     alg = {"none": "none", "hs256-public-key": "HS256"}.get(signing, key.alg)
     header: dict[str, Any] = {"alg": alg, "kid": key.kid, "typ": "JWT"}
     for name, value in (header_overrides or {}).items():

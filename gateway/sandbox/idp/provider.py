@@ -66,6 +66,9 @@ class SandboxProvider:
         self.issuer = issuer
         self.profile = profiles()[name]
         self.key = ProviderKey.generate(self.profile.signing_alg, name)
+        self.previous_key: ProviderKey | None = None  # the key before the last rotation
+        self.publish_previous = False  # whether the JWKS still lists it
+        self.jwks_requests = 0  # key sets served: how often relying parties fetched them
         self.clients: dict[str, Client] = {}
         self.faults = Faults()
         self._clock = clock
@@ -98,7 +101,9 @@ class SandboxProvider:
         """Spoil what the provider issues until ``tamper()`` (no arguments) resets it.
 
         ``id_token_claims`` and ``id_token_header``: members to override (None removes);
-        ``signing``: ``normal``, ``none``, ``hs256-public-key`` or ``foreign-key``;
+        ``signing``: ``normal``, ``none``, ``hs256-public-key``, ``foreign-key``,
+        ``unpublished-key`` (a new kid the JWKS never lists) or ``previous-key`` (the key
+        before the last :meth:`rotate_key`);
         ``authorization_response``: ``iss``, ``state`` or ``code`` in the redirect to
         override (None removes). Faults set by separate calls accumulate.
         """
@@ -110,8 +115,19 @@ class SandboxProvider:
             raise TypeError(f"unknown fault(s): {', '.join(sorted(unknown))}")
         if faults.get("signing", "normal") not in SIGNING_MODES:
             raise ValueError(f"signing must be one of {', '.join(SIGNING_MODES)}")
+        if faults.get("signing") == "previous-key" and self.previous_key is None:
+            raise ValueError("previous-key signing needs a rotated key: rotate_key() first")
         copied = {k: dict(v) if isinstance(v, Mapping) else v for k, v in faults.items()}
         self.faults = dataclasses.replace(self.faults, **copied)
+
+    def rotate_key(self, *, keep_previous: bool = False) -> ProviderKey:
+        """Sign with a fresh key (a new kid) from now on. The key it replaces is dropped from
+        the JWKS at once, or with ``keep_previous`` still published beside the new one (until
+        the next rotation), as a provider rotating gracefully does."""
+        self.previous_key = self.key
+        self.publish_previous = keep_previous
+        self.key = ProviderKey.generate(self.profile.signing_alg, self.name)
+        return self.key
 
     # -- personas -------------------------------------------------------------------------
 
@@ -218,6 +234,7 @@ class SandboxProvider:
             claims,
             signing=faults.signing,
             header_overrides=dict(faults.id_token_header),
+            previous=self.previous_key,
         )
 
     def userinfo(self, access_token: str) -> dict[str, Any] | None:
@@ -243,7 +260,15 @@ class SandboxProvider:
         return urlunsplit(parts._replace(query=urlencode(params)))
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.key.public_jwk()]}
+        keys = [self.key]
+        if self.previous_key is not None and self.publish_previous:
+            keys.append(self.previous_key)
+        return {"keys": [key.public_jwk() for key in keys]}
+
+    def serve_jwks(self) -> dict[str, Any]:
+        """The JWKS as the endpoint answers it: each answer counted."""
+        self.jwks_requests += 1
+        return self.jwks()
 
     def discovery(self) -> dict[str, Any]:
         profile = self.profile

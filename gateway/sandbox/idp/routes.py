@@ -1,20 +1,25 @@
-"""The sandbox identity providers' HTTP endpoints, under ``/sandbox/idp/{provider}``."""
+"""The sandbox identity providers' HTTP endpoints, under ``/sandbox/idp/{provider}``, and the
+testers' key rotation under ``/sandbox/v1/idps/{provider}``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from gateway import jurisdictions
-from gateway.domain.errors import NotFoundError
+from gateway.domain.documents import problem
+from gateway.domain.errors import NotFoundError, ValidationFailedError
 from gateway.sandbox.idp import endpoints
 from gateway.sandbox.idp.oauth import HttpCall
 from gateway.sandbox.idp.provider import SandboxProvider
 from gateway.sandbox.idp.providers import SandboxIdentityProviders
 from gateway.services.ports import Clock
 from gateway.settings import Settings
+from gateway.web.auth import read_body
 from gateway.web.keys import SETTINGS
 from gateway.web.openapi import OAUTH_ERROR, operation, path_param
-from gateway.web.problems import json_response
+from gateway.web.problems import json_object, json_response
 
 IDENTITY_PROVIDERS = web.AppKey("sandbox_identity_providers", SandboxIdentityProviders)
 PREFIX = "/sandbox/idp/{provider}"
@@ -74,7 +79,7 @@ async def discovery(request: web.Request) -> web.Response:
     sandbox_only=True,
 )
 async def jwks(request: web.Request) -> web.Response:
-    return json_response(_provider(request).jwks())
+    return json_response(_provider(request).serve_jwks())
 
 
 @routes.get(PREFIX + "/authorize")
@@ -171,3 +176,74 @@ async def par(request: web.Request) -> web.Response:
 )
 async def userinfo(request: web.Request) -> web.Response:
     return endpoints.userinfo(_provider(request), request.headers.get("Authorization", ""))
+
+
+def _keys_json(provider: SandboxProvider) -> dict[str, Any]:
+    return {
+        "provider": provider.name,
+        "kid": provider.key.kid,
+        "previous_kid": provider.previous_key.kid if provider.previous_key else None,
+        "published_kids": [key["kid"] for key in provider.jwks()["keys"]],
+        "jwks_requests": provider.jwks_requests,
+    }
+
+
+_KEYS = {
+    "type": "object",
+    "properties": {
+        "provider": {"type": "string"},
+        "kid": {"type": "string", "description": "the key ID tokens are signed with now"},
+        "previous_kid": {"type": ["string", "null"], "description": "the key before rotation"},
+        "published_kids": {"type": "array", "items": {"type": "string"}},
+        "jwks_requests": {"type": "integer", "description": "key sets served since start"},
+    },
+}
+
+
+@routes.get("/sandbox/v1/idps/{provider}/keys")
+@operation(
+    summary="A sandbox identity provider's signing keys: the current kid, the published ones, "
+    "and how often its key set was fetched",
+    tag="sandbox",
+    parameters=_PROVIDER,
+    responses={200: ("The provider's keys", _KEYS), 404: "No such provider"},
+    sandbox_only=True,
+)
+async def keys(request: web.Request) -> web.Response:
+    return json_response(_keys_json(_provider(request)))
+
+
+@routes.post("/sandbox/v1/idps/{provider}/rotate-key")
+@operation(
+    summary="Rotate a sandbox identity provider's signing key while the gateway runs: ID tokens "
+    "are signed with a new kid from now on; the old key is dropped from its JWKS at once, or "
+    "with keep_previous kept beside the new one until the next rotation",
+    tag="sandbox",
+    parameters=_PROVIDER,
+    request={
+        "application/json": {
+            "type": "object",
+            "properties": {"keep_previous": {"type": "boolean", "default": False}},
+            "additionalProperties": False,
+        }
+    },
+    responses={
+        200: ("The provider's keys after the rotation", _KEYS),
+        400: "Malformed JSON",
+        404: "No such provider",
+        415: "A body that is not JSON",
+        422: "Bad fields",
+    },
+    sandbox_only=True,
+)
+async def rotate_key(request: web.Request) -> web.Response:
+    provider = _provider(request)
+    options = json_object(await read_body(request), request.content_type, "the rotation")
+    keep_previous = options.pop("keep_previous", False)
+    problems = [problem(f"/{name}", "unexpected_field") for name in options]
+    if not isinstance(keep_previous, bool):
+        problems.append(problem("/keep_previous", "wrong_type"))
+    if problems:
+        raise ValidationFailedError(f"{len(problems)} problem(s) found", errors=problems)
+    provider.rotate_key(keep_previous=keep_previous)
+    return json_response(_keys_json(provider))

@@ -63,7 +63,15 @@ def test_get_of_an_unknown_code_is_an_unknown_matter(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["個體工商戶", "个体工商户", "individual business", "INDIVIDUAL Business", " Hengqin "],
+    [
+        "個體工商戶",
+        "个体工商户",
+        "individual business",
+        "INDIVIDUAL Business",
+        " Hengqin ",
+        "empresário comercial",  # Portuguese, Macao's other official language
+        "EMPRESARIO COMERCIAL",  # without its accent, as typed on a keyboard without one
+    ],
 )
 def test_search_finds_the_matter_in_every_script(catalog: Catalog, text: str) -> None:
     assert [str(m.code) for m in catalog.search(text, IN_FORCE)] == [CODE]

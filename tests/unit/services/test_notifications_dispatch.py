@@ -126,7 +126,7 @@ def test_an_agency_case_tells_the_submitting_agency() -> None:
     app = _app(resident=False)
     app.withdraw("hk-ird", AT)
     (withdrawn,) = app.pending_events
-    assert recipients(app, withdrawn) == ["hk-ird", "gd-hq-csb", "gd-hq-tax"]
+    assert recipients(app, withdrawn) == ["hk-ird", "applicant", "gd-hq-csb", "gd-hq-tax"]
 
 
 def test_a_residents_case_tells_the_resident_and_a_complaint_tells_the_lead() -> None:

@@ -15,6 +15,7 @@ from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
 from gateway.services.notifications import MESSAGES
 from gateway.services.ports import Notification
 from gateway.services.resident_notices import ResidentChannels, render
+from tests.fakes import FixedClock
 
 AT = datetime(2026, 9, 22, 2, 0, tzinfo=UTC)
 URL = "https://gateway.example/me/applications/{application_id}"
@@ -110,6 +111,8 @@ def _channels(
             email=email,  # type: ignore[arg-type]
             sms=sms,  # type: ignore[arg-type]
             progress_url=URL,
+            catalog=None,  # type: ignore[arg-type]  # residents' own cases need no catalog
+            clock=FixedClock(AT),
         ),
         agencies,
     )

@@ -43,6 +43,19 @@ def test_unknown_and_invalid_settings_are_refused_together(tmp_path: Path) -> No
     assert "signature_max_skew" in info.value.detail
 
 
+def test_identity_provider_refresh_settings_are_read_and_bounded() -> None:
+    settings = load_settings(
+        environ={"GBA_IDP_METADATA_REFRESH_SECONDS": "900", "GBA_IDP_JWKS_REFETCH_SECONDS": "30"}
+    )
+    assert (settings.idp_metadata_refresh_seconds, settings.idp_jwks_refetch_seconds) == (900, 30)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(
+            environ={"GBA_IDP_METADATA_REFRESH_SECONDS": "0", "GBA_IDP_JWKS_REFETCH_SECONDS": "0"}
+        )
+    assert "idp_metadata_refresh_seconds" in info.value.detail
+    assert "idp_jwks_refetch_seconds" in info.value.detail
+
+
 # Every agency a matter in mappings/matters routes cases to (lead or reviewer).
 ROUTED = (
     "gd-hq-csb",
