@@ -641,6 +641,9 @@ class FakeIdentities:
         await self._uow.io()
         self._uow.write(lambda state: state.consents.__setitem__(consent.id, consent))
 
+    async def end_grants(self, person_id: str, now: datetime) -> int:
+        return 0  # the in-memory unit of work keeps no OpenID Provider state
+
     async def consent(self, consent_id: str) -> Consent | None:
         return (await self._view()).consents.get(consent_id)
 

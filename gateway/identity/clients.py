@@ -1,11 +1,13 @@
 """OIDC clients of the gateway: their metadata, and how they authenticate (private_key_jwt).
 
 A client is a portal, kiosk or counter system. It has exact redirect URIs (no wildcards,
-no fragments, no user info), public keys (its ``jwks``), the partner agency its tokens are
-bound to and a channel. Production clients come from ``clients_file``; in sandbox mode
-portals may also register themselves (RFC 7591). Clients have no secrets: the token endpoint
-accepts only an RFC 7523 client assertion signed with one of the client's keys, whose ``aud``
-is the gateway's issuer and nothing else, with a short ``exp`` and a ``jti`` never seen before.
+no fragments, no user info) — and, for RP-initiated logout, exact
+``post_logout_redirect_uris`` under the same rules — public keys (its ``jwks``), the partner
+agency its tokens are bound to and a channel. Production clients come from ``clients_file``;
+in sandbox mode portals may also register themselves (RFC 7591). Clients have no secrets: the
+token endpoint accepts only an RFC 7523 client assertion signed with one of the client's keys,
+whose ``aud`` is the gateway's issuer and nothing else, with a short ``exp`` and a ``jti``
+never seen before.
 """
 
 from __future__ import annotations
@@ -91,11 +93,25 @@ def client_from_metadata(
             for n, uri in enumerate(uris)
             if _redirect_problem(uri, sandbox)
         ]
+    after_logout = data.get("post_logout_redirect_uris", [])
+    if not isinstance(after_logout, list) or len(after_logout) > 10:
+        problems.append(problem("/post_logout_redirect_uris", "wrong_type"))
+        after_logout = []
+    else:
+        problems += [
+            problem(f"/post_logout_redirect_uris/{n}", "invalid_value")
+            for n, uri in enumerate(after_logout)
+            if _redirect_problem(uri, sandbox)
+        ]
     problems += _key_problems(data.get("jwks"))
     method = data.get("token_endpoint_auth_method", "private_key_jwt")
     if method != "private_key_jwt":
         problems.append(problem("/token_endpoint_auth_method", "invalid_value"))
-    if set(data.get("grant_types", ["authorization_code"])) != {"authorization_code"}:
+    grant_types = data.get("grant_types", ["authorization_code"])
+    if not isinstance(grant_types, list) or not {"authorization_code"} <= set(grant_types) <= {
+        "authorization_code",
+        "refresh_token",
+    }:
         problems.append(problem("/grant_types", "invalid_value"))
     if set(data.get("response_types", ["code"])) != {"code"}:
         problems.append(problem("/response_types", "invalid_value"))
@@ -125,6 +141,7 @@ def client_from_metadata(
         name=name,
         sandbox=sandbox,
         identity_documents=documents is True,
+        post_logout_redirect_uris=tuple(after_logout),
     )
 
 

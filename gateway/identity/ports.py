@@ -29,6 +29,7 @@ class Client:
     name: str = ""
     sandbox: bool = False
     identity_documents: bool = False  # may be released document numbers (scope below)
+    post_logout_redirect_uris: tuple[str, ...] = ()  # RP-initiated logout: where to return
 
     def metadata(self) -> dict[str, Any]:
         """The RFC 7591 client metadata, as answered to a registration."""
@@ -38,11 +39,12 @@ class Client:
             "redirect_uris": list(self.redirect_uris),
             "jwks": self.jwks,
             "token_endpoint_auth_method": "private_key_jwt",
-            "grant_types": ["authorization_code"],
+            "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "agency_id": self.agency_id,
             "channel": self.channel,
             "identity_documents": self.identity_documents,
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
         }
 
 
@@ -80,6 +82,7 @@ class LoginTransaction:
     request: AuthorizationRequest
     created_at: datetime
     expires_at: datetime
+    browser_hash: str = ""  # SHA-256 of the login cookie of the browser that started it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ class Session:
     auth_time: int
     claims: dict[str, Any]  # the canonical identity claims (CanonicalIdentity.claims())
     expires_at: datetime
+    browser_hash: str | None = None  # SHA-256 of the OP session cookie set at the callback
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,35 @@ class TokenRecord:
     revoked_at: datetime | None = field(default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A refresh token (stored by its SHA-256). Its family is the code the login's first
+    tokens were issued from: every rotation stays in it, and a reuse revokes all of it."""
+
+    token_hash: str
+    family: str  # the code_hash of the authorization code that started the family
+    client_id: str
+    agency_id: str
+    channel: str
+    login_id: str
+    person_id: str
+    scope: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = field(default=None)
+    revoked_at: datetime | None = field(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What presenting a refresh token found: the token, and whether it was still live.
+
+    ``live`` False: used before (a replay: the family is now revoked), revoked or expired."""
+
+    token: RefreshToken
+    live: bool
+
+
 Row = Mapping[str, Any]
 
 
@@ -166,6 +199,26 @@ class OidcRecords(Protocol):
 
     async def token(self, jti: str) -> Row | None: ...
 
+    async def save_refresh(self, token: RefreshToken, now: datetime) -> bool:
+        """Store a new refresh token; False (and it revoked) if its family was revoked."""
+        ...
+
+    async def rotate_refresh(
+        self, token_hash: str, client_id: str, now: datetime
+    ) -> tuple[Row, bool] | None:
+        """The refresh token and whether it was live for ``client_id``: a live one of that
+        client is used up as it is read; a used one presented again by its client revokes its
+        whole family (and the family's access tokens); another client's is left untouched."""
+        ...
+
+    async def end_login(self, login_id: str, now: datetime) -> None:
+        """Logout: the login's session, refresh tokens and access tokens end now."""
+        ...
+
+    async def browser_session(self, browser_hash: str, now: datetime) -> Row | None:
+        """The live login session an OP session cookie (by its hash) belongs to."""
+        ...
+
     async def subject(self, agency_id: str, person_id: str) -> str:
         """The pairwise subject of a person for one agency, created on first use."""
         ...
@@ -197,6 +250,8 @@ class OidcStore:
         self.save_session = records.save_session
         self.save_code = records.save_code
         self.record_tokens = records.record_tokens
+        self.save_refresh = records.save_refresh
+        self.end_login = records.end_login
         self.subject = records.subject
         self.person_of = records.person_of
         self.save_client = records.save_client
@@ -223,6 +278,19 @@ class OidcStore:
         row, first_use = found
         return Redemption(IssuedCode(**_only(IssuedCode, row)), first_use)
 
+    async def rotate_refresh(
+        self, token_hash: str, client_id: str, now: datetime
+    ) -> Rotation | None:
+        found = await self._records.rotate_refresh(token_hash, client_id, now)
+        if found is None:
+            return None
+        row, live = found
+        return Rotation(RefreshToken(**_only(RefreshToken, row)), live)
+
+    async def browser_session(self, browser_hash: str, now: datetime) -> Session | None:
+        row = await self._records.browser_session(browser_hash, now)
+        return None if row is None else Session(**_only(Session, row))
+
     async def token(self, jti: str) -> TokenRecord | None:
         row = await self._records.token(jti)
         return None if row is None else TokenRecord(**_only(TokenRecord, row))
@@ -231,4 +299,10 @@ class OidcStore:
         row = await self._records.client(client_id)
         if row is None:
             return None
-        return Client(**{**_only(Client, row), "redirect_uris": tuple(row["redirect_uris"])})
+        return Client(
+            **{
+                **_only(Client, row),
+                "redirect_uris": tuple(row["redirect_uris"]),
+                "post_logout_redirect_uris": tuple(row.get("post_logout_redirect_uris", ())),
+            }
+        )

@@ -8,8 +8,19 @@ no document number is released. After the upstream login, :meth:`OpenIdProvider.
 gives a single-use, 60-second code bound to the client, redirect URI, code challenge, nonce,
 login and person, returned as ``redirect_uri?code&state&iss`` (RFC 9207).
 
-Token (:meth:`OpenIdProvider.token`): authorization_code only, private_key_jwt only; a code
-redeemed twice is refused and the tokens first issued from it are revoked (RFC 9700 §4.5).
+Without ``idp_hint`` the request is checked all the same (an unknown client or redirect URI is
+an error page, never a redirect) and the broker shows the provider chooser.
+
+Token (:meth:`OpenIdProvider.token`): private_key_jwt only; ``authorization_code`` — a code
+redeemed twice is refused and the tokens first issued from it are revoked (RFC 9700 §4.5) —
+and ``refresh_token``. Every code exchange and every refresh answers a new refresh token;
+refresh tokens rotate (each is used once), are bound to their client, live no longer than the
+login session, and one presented again after its rotation revokes its whole family
+(RFC 9700 §4.14.2). A refresh answers the same subject and ``acr`` as the login.
+
+Logout (:meth:`OpenIdProvider.end_session`, OpenID Connect RP-Initiated Logout 1.0): the
+``id_token_hint`` names the login; it ends with its session, refresh and access tokens, and
+the resident returns to a ``post_logout_redirect_uri`` the client registered, with ``state``.
 """
 
 from __future__ import annotations
@@ -34,15 +45,20 @@ from gateway.identity.errors import OAuthError, invalid_grant, invalid_request
 from gateway.identity.ports import AuthorizationRequest, Client, IssuedCode, OidcStore, Session
 from gateway.identity.tokens import (
     DOCUMENTS_SCOPE,
+    Grant,
+    IssuedTokens,
     TokenRefusedError,
     TokenService,
     acr_of,
     granted_scope,
+    refresh_hash,
     released,
 )
 
 CODE_LIFETIME = timedelta(seconds=60)
-SESSION_LIFETIME = timedelta(minutes=15)
+# A login session: what userinfo and refreshes answer from, and the OP session cookie's life.
+# Refresh tokens never outlive it; logout ends it at once.
+SESSION_LIFETIME = timedelta(hours=8)
 _PKCE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
@@ -52,6 +68,8 @@ def code_hash(code: str) -> str:
 
 def with_query(uri: str, params: Mapping[str, str]) -> str:
     """The registered redirect URI, unchanged, with ``params`` added to its query."""
+    if not params:
+        return uri
     return uri + ("&" if "?" in uri else "?") + urlencode(params)
 
 
@@ -67,7 +85,7 @@ class AuthorizationRedirectError(Exception):
 class Authorization:
     client: Client
     request: AuthorizationRequest
-    provider: str
+    provider: str | None  # None: no idp_hint, the resident chooses
     login_hint: str | None
 
 
@@ -100,7 +118,8 @@ class OpenIdProvider:
             "jwks_uri": f"{b}/.well-known/jwks.json",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
+            "end_session_endpoint": f"{b}/oauth2/logout",
+            "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "userinfo_signing_alg_values_supported": [],
@@ -150,8 +169,8 @@ class OpenIdProvider:
             raise refuse("invalid_request", "state and nonce are required")
         if "request" in query or "request_uri" in query:
             raise refuse("request_not_supported", "request objects are not supported")
-        provider = idp_hint or query.get("idp_hint")
-        if provider not in self._providers():
+        provider = idp_hint or query.get("idp_hint") or None
+        if provider is not None and provider not in self._providers():
             raise BadRequestError("idp_hint must name an identity provider (hk, macau, guangdong)")
         login_hint = query.get("login_hint") if sandbox else None
         request = AuthorizationRequest(
@@ -162,7 +181,7 @@ class OpenIdProvider:
             code_challenge=challenge,
             scope=granted_scope(query.get("scope", ""), client),
         )
-        return Authorization(client, request, provider, login_hint)  # type: ignore[arg-type]
+        return Authorization(client, request, provider, login_hint)
 
     async def issue_code(
         self,
@@ -171,8 +190,10 @@ class OpenIdProvider:
         login_id: str,
         person_id: str,
         identity: CanonicalIdentity,
+        browser_hash: str | None = None,
     ) -> str:
-        """Keep the login's session and answer the redirect carrying a fresh code."""
+        """Keep the login's session (with the hash of its OP session cookie, if any) and
+        answer the redirect carrying a fresh code."""
         now = self._now()
         await self._store.save_session(
             Session(
@@ -182,6 +203,7 @@ class OpenIdProvider:
                 auth_time=int(now.timestamp()),
                 claims=identity.claims(),
                 expires_at=now + SESSION_LIFETIME,
+                browser_hash=browser_hash,
             ),
             now,
         )
@@ -207,12 +229,16 @@ class OpenIdProvider:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise invalid_request("grant_type is required")
-        if grant_type != "authorization_code":
-            raise OAuthError("unsupported_grant_type", "only authorization_code is supported")
+        if grant_type not in ("authorization_code", "refresh_token"):
+            raise OAuthError(
+                "unsupported_grant_type", "only authorization_code and refresh_token are supported"
+            )
         now = self._now()
         client = await authenticate_client(
             form, self._store, issuer=self.issuer, now=now, accept_sandbox=self._sandbox
         )
+        if grant_type == "refresh_token":
+            return await self._refresh(form, client, now)
         code = form.get("code", "")
         redemption = await self._store.redeem_code(code_hash(code), now) if code else None
         if redemption is None:
@@ -234,16 +260,94 @@ class OpenIdProvider:
         session = await self._store.session(issued.login_id, now)
         if session is None:
             raise invalid_grant("the login has expired")
-        tokens = await self.tokens.issue(client, issued, session, now)
-        if not await self._store.record_tokens(tokens.records):
-            raise invalid_grant("the code was already used; its tokens are revoked")
+        grant = Grant(
+            family=issued.code_hash,
+            login_id=issued.login_id,
+            person_id=issued.person_id,
+            scope=issued.scope,
+            nonce=issued.nonce,
+        )
+        return await self._answer(await self.tokens.issue(client, grant, session, now), now)
+
+    async def _refresh(
+        self, form: Mapping[str, str], client: Client, now: datetime
+    ) -> dict[str, Any]:
+        presented = form.get("refresh_token", "")
+        rotation = (
+            await self._store.rotate_refresh(refresh_hash(presented), client.client_id, now)
+            if 0 < len(presented) <= 200
+            else None
+        )
+        if rotation is None:
+            raise invalid_grant("unknown refresh token")
+        old = rotation.token
+        if old.client_id != client.client_id:
+            raise invalid_grant("the refresh token was issued to another client")
+        if not rotation.live:
+            if old.used_at is not None:
+                raise invalid_grant("the refresh token was already used; its family is revoked")
+            raise invalid_grant("the refresh token was revoked or has expired")
+        scope = form.get("scope") or old.scope
+        if not set(scope.split()) <= set(old.scope.split()) or "openid" not in scope.split():
+            raise OAuthError("invalid_scope", "a refresh may only keep or narrow the scope")
+        session = await self._store.session(old.login_id, now)
+        if session is None:
+            raise invalid_grant("the login has ended")
+        grant = Grant(
+            family=old.family,
+            login_id=old.login_id,
+            person_id=old.person_id,
+            scope=" ".join(w for w in old.scope.split() if w in scope.split()),
+            nonce=None,
+        )
+        return await self._answer(await self.tokens.issue(client, grant, session, now), now)
+
+    async def _answer(self, tokens: IssuedTokens, now: datetime) -> dict[str, Any]:
+        """Record what was issued and answer it; a family revoked meanwhile answers nothing."""
+        recorded = await self._store.record_tokens(tokens.records)
+        if not recorded or not await self._store.save_refresh(tokens.refresh, now):
+            raise invalid_grant("the code or refresh token was replayed; its tokens are revoked")
         return {
             "access_token": tokens.access_token,
             "token_type": "Bearer",
             "expires_in": 300,
             "id_token": tokens.id_token,
+            "refresh_token": tokens.refresh_token,
             "scope": tokens.scope,
         }
+
+    async def browser_session(self, secret: str) -> Session | None:
+        """The live login an OP session cookie belongs to."""
+        if not 0 < len(secret) <= 200:
+            return None
+        return await self._store.browser_session(code_hash(secret), self._now())
+
+    async def end_session(self, params: Mapping[str, str]) -> str | None:
+        """RP-initiated logout: end the login the ``id_token_hint`` names; the client's
+        registered ``post_logout_redirect_uri`` with ``state`` to return to, if it gave one.
+        A refused request is an error page (BadRequestError), never a redirect."""
+        now = self._now()
+        hint = params.get("id_token_hint", "")
+        if not hint:
+            raise BadRequestError("id_token_hint is required: it names the login to end")
+        try:
+            claims = self.tokens.id_token_hint(hint, now)
+        except TokenRefusedError as exc:
+            raise BadRequestError(f"id_token_hint refused: {exc}") from None
+        client_id = claims["aud"] if isinstance(claims["aud"], str) else ""
+        if params.get("client_id", client_id) != client_id:
+            raise BadRequestError("client_id is not the client the id_token_hint was issued to")
+        client = await self._store.client(client_id)
+        if client is None or (client.sandbox and not self._sandbox):
+            raise BadRequestError("the id_token_hint was issued to an unknown client")
+        target = params.get("post_logout_redirect_uri")
+        if target is not None and target not in client.post_logout_redirect_uris:
+            raise BadRequestError("post_logout_redirect_uri is not one the client registered")
+        await self._store.end_login(str(claims["sid"]), now)
+        if target is None:
+            return None
+        state = params.get("state", "")[:500]
+        return with_query(target, {"state": state}) if state else target
 
     async def userinfo(self, token: str) -> dict[str, Any]:
         now = self._now()

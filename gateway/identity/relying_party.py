@@ -3,17 +3,21 @@
 :meth:`RelyingParty.begin` starts an authorization-code login with PKCE S256, ``state`` and
 ``nonce``, an exact redirect URI ``{base}/auth/{provider}/callback``, pushed through PAR
 (RFC 9126) when the provider has it. The pending login is stored (any process may receive
-the callback) and is single-use. :meth:`RelyingParty.complete` checks the authorization
-response — ``iss`` must be this provider's issuer (RFC 9207: a response of another provider
-delivered to this callback is refused), ``state`` must be a pending login *of this provider*
-— exchanges the code with private_key_jwt client authentication (RFC 7523), validates the ID
-token (:mod:`gateway.identity.id_tokens`; a ``kid`` not in the cached key set refetches the
-provider's key set once, rate-limited, and verifies again) and maps its claims through the
-jurisdiction's identity profile. Each refusal is a :class:`LoginFailedError` and stores nothing.
+the callback) and is single-use, bound to the browser that started it by the hash of its
+login cookie. :meth:`RelyingParty.complete` checks the authorization response — ``iss`` must
+be this provider's issuer (RFC 9207: a response of another provider delivered to this
+callback is refused), ``state`` must be a pending login *of this provider*, and the browser
+must be the one that started it (login CSRF: a callback URL sent to someone else's browser
+is refused) — exchanges the code with private_key_jwt client authentication (RFC 7523),
+validates the ID token (:mod:`gateway.identity.id_tokens`; a ``kid`` not in the cached key
+set refetches the provider's key set once, rate-limited, and verifies again) and maps its
+claims through the jurisdiction's identity profile. Each refusal is a
+:class:`LoginFailedError` and stores nothing.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -95,9 +99,15 @@ class RelyingParty:
         return f"{self._base_url}/auth/{provider}/callback"
 
     async def begin(
-        self, provider: str, request: AuthorizationRequest, *, login_hint: str | None
+        self,
+        provider: str,
+        request: AuthorizationRequest,
+        *,
+        login_hint: str | None,
+        browser_hash: str,
     ) -> str:
-        """Store a pending login and answer the provider URL to send the browser to."""
+        """Store a pending login, bound to the browser whose login cookie hashes to
+        ``browser_hash``, and answer the provider URL to send the browser to."""
         config = self._config(provider)
         metadata = await self.upstreams.metadata(provider)
         now = self._now()
@@ -110,6 +120,7 @@ class RelyingParty:
             request=request,
             created_at=now,
             expires_at=now + TRANSACTION_LIFETIME,
+            browser_hash=browser_hash,
         )
         params = {
             "response_type": "code",
@@ -135,7 +146,7 @@ class RelyingParty:
         return str(URL(metadata.authorization_endpoint).update_query(params))
 
     async def complete(
-        self, provider: str, query: Mapping[str, str]
+        self, provider: str, query: Mapping[str, str], *, browser_hash: str | None
     ) -> tuple[CanonicalIdentity, LoginTransaction]:
         """Check the authorization response, redeem the code, validate and map the ID token."""
         config = self._config(provider)
@@ -153,6 +164,12 @@ class RelyingParty:
         )
         if transaction is None:
             raise LoginFailedError("unknown, used or expired state")
+        if not (
+            browser_hash
+            and transaction.browser_hash
+            and hmac.compare_digest(browser_hash, transaction.browser_hash)
+        ):
+            raise LoginFailedError("the login was started in another browser")
         if "error" in query:
             code = query["error"] if _ERROR_CODE.fullmatch(query["error"]) else "an error"
             raise LoginFailedError(f"the identity provider answered {code}")

@@ -21,6 +21,7 @@ with :data:`LEEWAY`; then ``aud`` is checked, and the token must be on record an
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,13 +31,14 @@ from authlib.common.security import generate_token
 
 from gateway.domain.matters import Assurance
 from gateway.identity.jose import JoseError, sign_jwt, verify_jws
-from gateway.identity.ports import Client, IssuedCode, OidcStore, Session, TokenRecord
+from gateway.identity.ports import Client, OidcStore, RefreshToken, Session, TokenRecord
 from gateway.trust.jws import JwsPolicy
 from gateway.trust.keys import SigningKey
 from gateway.trust.keystore import OIDC
 
 ACCESS_TOKEN_LIFETIME = 300
 ID_TOKEN_LIFETIME = 300
+ID_TOKEN_HINT_MAX_AGE = 24 * 3600  # a logout's id_token_hint may have expired, not aged more
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JOSE media type, not a secret
 ACR_PREFIX = "urn:gba:loa:"
 LEEWAY = 5
@@ -80,11 +82,31 @@ class AccessGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """What tokens are issued from: a redeemed code, or a rotated refresh token of its family.
+
+    ``family`` is the code's hash; ``nonce`` is the authorization request's, None on refresh
+    (a refreshed ID token carries no nonce, OpenID Connect Core §12.2)."""
+
+    family: str
+    login_id: str
+    person_id: str
+    scope: str
+    nonce: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedTokens:
     access_token: str
     id_token: str
+    refresh_token: str
     scope: str
     records: list[TokenRecord]
+    refresh: RefreshToken
+
+
+def refresh_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class TokenService:
@@ -115,8 +137,10 @@ class TokenService:
         )
 
     async def issue(
-        self, client: Client, code: IssuedCode, session: Session, now: datetime
+        self, client: Client, code: Grant, session: Session, now: datetime
     ) -> IssuedTokens:
+        """An access token, an ID token and the family's next refresh token, which lives
+        no longer than the login session."""
         key = self._keys()[-1]
         subject = await self._store.subject(client.agency_id, code.person_id)
         at = int(now.timestamp())
@@ -139,7 +163,7 @@ class TokenService:
             "azp": client.client_id,
             "exp": at + ID_TOKEN_LIFETIME,
             "jti": id_jti,
-            "nonce": code.nonce,
+            **({"nonce": code.nonce} if code.nonce is not None else {}),
             "acr": session.acr,
             "sid": code.login_id,
         }
@@ -148,7 +172,7 @@ class TokenService:
             return TokenRecord(
                 jti=jti,
                 kind=kind,
-                code_hash=code.code_hash,
+                code_hash=code.family,
                 client_id=client.client_id,
                 agency_id=client.agency_id,
                 channel=client.channel,
@@ -157,15 +181,52 @@ class TokenService:
                 expires_at=now + timedelta(seconds=lifetime),
             )
 
+        refresh_token = generate_token(48)
         return IssuedTokens(
             access_token=sign_jwt(key, access, typ=ACCESS_TOKEN_TYPE),
             id_token=sign_jwt(key, identity, typ="JWT"),
+            refresh_token=refresh_token,
             scope=code.scope,
             records=[
                 record(access_jti, "access", ACCESS_TOKEN_LIFETIME),
                 record(id_jti, "id", ID_TOKEN_LIFETIME),
             ],
+            refresh=RefreshToken(
+                token_hash=refresh_hash(refresh_token),
+                family=code.family,
+                client_id=client.client_id,
+                agency_id=client.agency_id,
+                channel=client.channel,
+                login_id=code.login_id,
+                person_id=code.person_id,
+                scope=code.scope,
+                created_at=now,
+                expires_at=session.expires_at,
+            ),
         )
+
+    def id_token_hint_policy(self) -> JwsPolicy:
+        """What a logout's ``id_token_hint`` must be: an ID token of this gateway, expired
+        or not (RP-Initiated Logout 1.0 §2), issued at most a day ago."""
+        return JwsPolicy(
+            name="ID token hint",
+            typs=frozenset({"JWT"}),
+            algs=frozenset({"ES256"}),
+            purpose=OIDC,
+            required_claims=("iss", "aud", "sub", "sid"),
+            leeway=LEEWAY,
+            issuer=self.issuer,
+            check_exp=False,
+            max_age=ID_TOKEN_HINT_MAX_AGE,
+        )
+
+    def id_token_hint(self, token: str, now: datetime) -> dict[str, Any]:
+        """The claims of an ID token this gateway issued, read as a logout's
+        ``id_token_hint``; else TokenRefusedError."""
+        try:
+            return verify_jws(token, self.jwks(), self.id_token_hint_policy(), now=now).claims
+        except JoseError as exc:
+            raise TokenRefusedError(str(exc)) from None
 
     async def access_token(self, token: str, now: datetime) -> AccessGrant:
         """An access token issued here, valid now and not revoked; else TokenRefusedError."""

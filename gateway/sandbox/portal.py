@@ -3,9 +3,11 @@
 It does what a real portal does, without a browser: registers itself by RFC 7591 dynamic
 client registration with a fresh ES256 key, sends the resident to
 ``/oauth2/authorize?idp_hint=..&login_hint=<persona>``, follows the redirects through the
-sandbox identity provider and back (aiohttp, no cookies needed), and exchanges the code with
-PKCE S256 and a private_key_jwt client assertion. Tests and scripts use it; each step is
-also callable alone so that tests can spoil one of them.
+sandbox identity provider and back (aiohttp, keeping cookies like a browser: the gateway binds
+the login to the browser that started it), and exchanges the code with PKCE S256 and a
+private_key_jwt client assertion. :meth:`SandboxPortal.refresh` rotates a refresh token and
+:meth:`SandboxPortal.logout` ends a login (RP-initiated logout). Tests and scripts use it; each
+step is also callable alone so that tests can spoil one of them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway.identity.jose import sign_jwt
 from gateway.trust.keys import SigningKey, generate_private_key
 
 DEFAULT_REDIRECT_URI = "https://portal.sandbox.example/callback"
+DEFAULT_LOGOUT_URI = "https://portal.sandbox.example/logged-out"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_HOPS = 10
 
@@ -64,6 +67,15 @@ class Tokens:
     expires_in: int
     raw: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def refresh_token(self) -> str:
+        return str(self.raw["refresh_token"])
+
+
+def browser() -> aiohttp.ClientSession:
+    """A client session that keeps cookies as a browser does, on loopback addresses too."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
 
 @dataclass
 class SandboxPortal:
@@ -97,6 +109,7 @@ class SandboxPortal:
         metadata: dict[str, Any] = {
             "client_name": name,
             "redirect_uris": [redirect_uri],
+            "post_logout_redirect_uris": [DEFAULT_LOGOUT_URI],
             "jwks": {"keys": [key.jwk()]},
             "token_endpoint_auth_method": "private_key_jwt",
         }
@@ -140,7 +153,9 @@ class SandboxPortal:
     async def follow(self, url: str, pending: Pending) -> Returned:
         """Follow redirects from ``url`` until the resident is back at the redirect URI."""
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            timeout=timeout, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as session:
             for _ in range(MAX_HOPS):
                 async with session.get(url, allow_redirects=False) as response:
                     if response.status not in (302, 303):
@@ -198,12 +213,39 @@ class SandboxPortal:
                 **overrides,
             }
         )
-        if status != 200:
-            raise PortalError(f"token request refused ({status}): {body}")
-        return Tokens(
-            body["access_token"], body["id_token"], body["scope"], body["expires_in"], body
+        return _tokens(status, body)
+
+    async def refresh(self, tokens: Tokens | str, **overrides: str | None) -> Tokens:
+        """Rotate a refresh token: new tokens, the presented refresh token spent."""
+        token = tokens if isinstance(tokens, str) else tokens.refresh_token
+        status, body = await self.token_request(
+            {"grant_type": "refresh_token", "refresh_token": token, **overrides}
         )
+        return _tokens(status, body)
+
+    async def logout(
+        self, tokens: Tokens, *, state: str | None = None, redirect: bool = True
+    ) -> tuple[int, str]:
+        """RP-initiated logout of the login ``tokens`` came from: the status and where the
+        gateway sent the resident (the registered post-logout URI with ``state``)."""
+        params = {"id_token_hint": tokens.id_token, "client_id": self.client_id}
+        if redirect:
+            params["post_logout_redirect_uri"] = DEFAULT_LOGOUT_URI
+        if state:
+            params["state"] = state
+        url = URL(f"{self.base_url}/oauth2/logout").with_query(params)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            return response.status, response.headers.get("Location", "")
 
     async def login(self, idp_hint: str, login_hint: str) -> Tokens:
         """The whole flow for one sandbox persona: authorize, follow, exchange."""
         return await self.exchange(await self.authorize(idp_hint, login_hint))
+
+
+def _tokens(status: int, body: dict[str, Any]) -> Tokens:
+    if status != 200:
+        raise PortalError(f"token request refused ({status}): {body}")
+    return Tokens(body["access_token"], body["id_token"], body["scope"], body["expires_in"], body)

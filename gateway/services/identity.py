@@ -189,12 +189,13 @@ async def withdraw_consent(
         if withdrawn is not consent:
             await uow.identities.save_consent(withdrawn)
             held = await withhold_forwards(uow, consent.id, "consent_withdrawn", now)
+            # portals holding the resident's refresh tokens must come back through a login
+            ended = await uow.identities.end_grants(resident.person_id, now)
+            details: dict[str, Any] = {"forwards_withheld": held} if held else {}
+            if ended:
+                details["refresh_tokens_revoked"] = ended
             uow.audit.record(
-                "consent.withdrawn",
-                f"person:{resident.person_id}",
-                consent.id,
-                {"forwards_withheld": held} if held else {},
-                now,
+                "consent.withdrawn", f"person:{resident.person_id}", consent.id, details, now
             )
         await uow.commit()
     return withdrawn.as_dict()

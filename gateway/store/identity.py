@@ -32,6 +32,7 @@ from gateway.store.tables import (
     identity_accounts,
     identity_links,
     logins,
+    oidc_refresh_tokens,
     persons,
 )
 
@@ -231,6 +232,15 @@ class SqlIdentities:
             .where(consents.c.id == consent.id)
             .values(withdrawn_at=consent.withdrawn_at)
         )
+
+    async def end_grants(self, person_id: str, now: datetime) -> int:
+        t = oidc_refresh_tokens
+        revoked = await self._conn.execute(
+            t.update()
+            .where(t.c.person_id == person_id, t.c.revoked_at.is_(None), t.c.expires_at > now)
+            .values(revoked_at=now)
+        )
+        return int(revoked.rowcount or 0)
 
     async def consent(self, consent_id: str) -> Consent | None:
         row = (

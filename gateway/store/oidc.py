@@ -7,8 +7,10 @@ Each method is one short transaction of its own: no connection is ever held whil
 broker talks HTTP to an identity provider. Single use is enforced by the database, so it
 holds across processes: a pending login is taken by deleting its row (one taker wins), a code
 is redeemed by setting ``used_at`` where it is still NULL (one redeemer wins), and a second
-redemption marks the code replayed and revokes the tokens issued from it. Expired rows are
-purged as new ones are written.
+redemption marks the code replayed and revokes the tokens issued from it. A refresh token is
+rotated the same way (``used_at`` set where NULL, one presenter wins); presenting a used one
+revokes its whole family — every refresh and access token issued from the same code
+(RFC 9700 §4.14.2). Expired rows are purged as new ones are written.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gateway.store.tables import (
     agencies,
     oidc_clients,
     oidc_codes,
+    oidc_refresh_tokens,
     oidc_sessions,
     oidc_subjects,
     oidc_tokens,
@@ -116,11 +119,7 @@ class SqlOidcStore:
                 return None
             if first.rowcount != 1:  # a replay: revoke what the first use issued
                 await conn.execute(oidc_codes.update().where(by_hash).values(replayed_at=now))
-                await conn.execute(
-                    oidc_tokens.update()
-                    .where(oidc_tokens.c.code_hash == code_hash, oidc_tokens.c.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
+                await _revoke_family(conn, code_hash, now)
         return dict(row._mapping), first.rowcount == 1
 
     async def record_tokens(self, tokens: list[Any]) -> bool:
@@ -136,17 +135,90 @@ class SqlOidcStore:
                 )
             ).first()
             if replayed is not None:  # the code was replayed while these were being signed
-                await conn.execute(
-                    oidc_tokens.update()
-                    .where(oidc_tokens.c.jti.in_([t.jti for t in tokens]))
-                    .values(revoked_at=replayed.replayed_at)
-                )
+                for family in hashes:
+                    await _revoke_family(conn, family, replayed.replayed_at)
         return replayed is None
 
     async def token(self, jti: str) -> Row | None:
         async with self._engine.connect() as conn:
             found = await conn.execute(sa.select(oidc_tokens).where(oidc_tokens.c.jti == jti))
             return _row(found.first())
+
+    # ---- refresh tokens, logout, browser sessions ------------------------------------------
+
+    async def save_refresh(self, token: Any, now: datetime) -> bool:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                oidc_refresh_tokens.delete().where(
+                    oidc_refresh_tokens.c.expires_at < now - CODE_RETENTION
+                )
+            )
+            await conn.execute(oidc_refresh_tokens.insert().values(**asdict(token)))
+            replayed = (
+                await conn.execute(
+                    sa.select(oidc_codes.c.replayed_at).where(
+                        oidc_codes.c.code_hash == token.family,
+                        oidc_codes.c.replayed_at.is_not(None),
+                    )
+                )
+            ).first()
+            ended = (
+                await conn.execute(  # revoked meanwhile: a reuse, a logout, a withdrawal
+                    sa.select(oidc_refresh_tokens.c.revoked_at).where(
+                        oidc_refresh_tokens.c.family == token.family,
+                        oidc_refresh_tokens.c.revoked_at.is_not(None),
+                    )
+                )
+            ).first()
+            if replayed is not None or ended is not None:
+                await _revoke_family(conn, token.family, now)
+        return replayed is None and ended is None
+
+    async def rotate_refresh(
+        self, token_hash: str, client_id: str, now: datetime
+    ) -> tuple[Row, bool] | None:
+        by_hash = oidc_refresh_tokens.c.token_hash == token_hash
+        async with self._engine.begin() as conn:
+            first = await conn.execute(
+                oidc_refresh_tokens.update()
+                .where(
+                    by_hash,
+                    oidc_refresh_tokens.c.client_id == client_id,
+                    oidc_refresh_tokens.c.used_at.is_(None),
+                    oidc_refresh_tokens.c.revoked_at.is_(None),
+                    oidc_refresh_tokens.c.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            row = (await conn.execute(sa.select(oidc_refresh_tokens).where(by_hash))).first()
+            if row is None:
+                return None
+            reused = row.used_at is not None and row.client_id == client_id
+            if first.rowcount != 1 and reused:
+                await _revoke_family(conn, row.family, now)  # a rotated token came back
+        return dict(row._mapping), first.rowcount == 1
+
+    async def end_login(self, login_id: str, now: datetime) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(oidc_sessions.delete().where(oidc_sessions.c.login_id == login_id))
+            for table in (oidc_refresh_tokens, oidc_tokens):
+                await conn.execute(
+                    table.update()
+                    .where(table.c.login_id == login_id, table.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+
+    async def browser_session(self, browser_hash: str, now: datetime) -> Row | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(oidc_sessions).where(
+                        oidc_sessions.c.browser_hash == browser_hash,
+                        oidc_sessions.c.expires_at > now,
+                    )
+                )
+            ).first()
+        return _row(row)
 
     # ---- pairwise subjects --------------------------------------------------------------
 
@@ -204,6 +276,7 @@ class SqlOidcStore:
             "name": data.get("client_name", ""),
             "sandbox": row.sandbox,
             "identity_documents": data.get("identity_documents", False),
+            "post_logout_redirect_uris": data.get("post_logout_redirect_uris", []),
         }
 
     async def save_client(self, client: Any, now: datetime) -> None:
@@ -214,6 +287,7 @@ class SqlOidcStore:
                 "channel": client.channel,
                 "client_name": client.name,
                 "identity_documents": client.identity_documents,
+                "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
             },
             "agency_id": client.agency_id,
             "sandbox": client.sandbox,
@@ -238,3 +312,16 @@ class SqlOidcStore:
         async with self._engine.connect() as conn:
             found = await conn.execute(sa.select(agencies.c.id).where(agencies.c.id == agency_id))
             return found.first() is not None
+
+
+async def _revoke_family(conn: Any, family: str, now: datetime) -> None:
+    """Every access and refresh token issued from one code, revoked (RFC 9700 §4.5, §4.14)."""
+    for table, column in (
+        (oidc_tokens, oidc_tokens.c.code_hash),
+        (oidc_refresh_tokens, oidc_refresh_tokens.c.family),
+    ):
+        await conn.execute(
+            table.update()
+            .where(column == family, table.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )

@@ -362,6 +362,7 @@ oidc_transactions = sa.Table(  # pending upstream logins: single-use, 10 minutes
     sa.Column("request", sa.JSON, nullable=False),  # the portal's authorization request
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("browser_hash", sa.String(64)),  # the login cookie's SHA-256 (login CSRF)
     sa.Index("ix_oidc_transactions_expiry", "expires_at"),
 )
 
@@ -374,7 +375,9 @@ oidc_sessions = sa.Table(  # completed logins as userinfo and ID tokens serve th
     sa.Column("auth_time", sa.BigInteger, nullable=False),
     sa.Column("claims", sa.JSON, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("browser_hash", sa.String(64)),  # the OP session cookie's SHA-256
     sa.Index("ix_oidc_sessions_expiry", "expires_at"),
+    sa.Index("ix_oidc_sessions_browser", "browser_hash"),
 )
 
 oidc_codes = sa.Table(  # downstream authorization codes, by SHA-256; single-use, 60 s
@@ -409,6 +412,27 @@ oidc_tokens = sa.Table(  # issued tokens, kept until they expire (revocation, in
     sa.Column("revoked_at", UTCDateTime),
     sa.Index("ix_oidc_tokens_code", "code_hash"),
     sa.Index("ix_oidc_tokens_expiry", "expires_at"),
+)
+
+oidc_refresh_tokens = sa.Table(  # rotating refresh tokens, by SHA-256; a family per code
+    "oidc_refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(64), nullable=False),  # the code_hash that started it
+    sa.Column("client_id", sa.String(100), nullable=False),
+    sa.Column("agency_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("login_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),  # rotated: presenting it again revokes the family
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Index("ix_oidc_refresh_family", "family"),
+    sa.Index("ix_oidc_refresh_login", "login_id"),
+    sa.Index("ix_oidc_refresh_person", "person_id"),
+    sa.Index("ix_oidc_refresh_expiry", "expires_at"),
 )
 
 oidc_subjects = sa.Table(  # pairwise subject identifiers: one per (agency, person)

@@ -106,8 +106,10 @@ class JwsPolicy:
     ``key_alg_required``: whether a JWK without ``use`` / ``alg`` may verify. ``extra_header``:
     header parameters tolerated (and ignored) besides ``alg``, ``kid`` and ``typ``.
     ``leeway``: seconds of clock skew on ``exp``, ``nbf`` and ``iat``; ``max_age``: seconds
-    since ``iat`` after which the token is stale. ``issuer`` / ``audience``: required values
-    of ``iss`` / ``aud`` (``aud`` as a string or a one-element array).
+    since ``iat`` after which the token is stale; ``check_exp`` False: a past ``exp`` is not a
+    refusal (a logout's ``id_token_hint``, bound by ``max_age`` instead). ``issuer`` /
+    ``audience``: required values of ``iss`` / ``aud`` (``aud`` as a string or a one-element
+    array).
     """
 
     name: str
@@ -120,6 +122,7 @@ class JwsPolicy:
     required_claims: tuple[str, ...] = ()
     leeway: int = 60
     max_age: int | None = None
+    check_exp: bool = True
     issuer: str | None = None
     audience: str | None = None
     max_token: int = 16 * 1024
@@ -326,7 +329,7 @@ def _check_claims(claims: dict[str, Any], policy: JwsPolicy, now: float) -> None
         if name not in claims:
             refuse("missing-claim", f"the token has no {name} claim")
     leeway = policy.leeway
-    if "exp" in claims and claims["exp"] <= now - leeway:
+    if policy.check_exp and "exp" in claims and claims["exp"] <= now - leeway:
         refuse("expired", "the token has expired (exp)")
     if "nbf" in claims and claims["nbf"] > now + leeway:
         refuse("not-yet-valid", "the token is not valid yet (nbf)")

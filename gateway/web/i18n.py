@@ -1,11 +1,12 @@
-"""The pages' languages (Art. 15): zh-Hant, zh-Hans and en, chosen per request.
+"""The pages' languages (Art. 15): zh-Hant, zh-Hans, en and pt, chosen per request.
 
 :func:`negotiate` picks the language: a valid ``?lang=`` first, then ``Accept-Language`` (with
 its q-values), then zh-Hant. :class:`Translator` speaks one language: every label comes from
 one message catalog, ``i18n.yaml`` beside this module (read once, on first use), with a
 fallback to English and then to the key itself, so an event type the catalog does not know
 is shown by its raw dotted name. Dates are shown plainly, in Greater Bay Area time (UTC+8):
-``Friday, 4 December 2026`` or ``2026年12月4日（星期五）``.
+``Friday, 4 December 2026``, ``sexta-feira, 4 de dezembro de 2026`` or ``2026年12月4日（星期五）``.
+Portuguese is an official language of Macau, beside Chinese.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import yaml
 
 from gateway.domain.values import GBA_TIME
 
-LANGUAGES = ("zh-Hant", "zh-Hans", "en")
+LANGUAGES = ("zh-Hant", "zh-Hans", "en", "pt")
 DEFAULT_LANGUAGE = "zh-Hant"
-LANGUAGE_NAMES = {"zh-Hant": "繁體中文", "zh-Hans": "简体中文", "en": "English"}
+LANGUAGE_NAMES = {"zh-Hant": "繁體中文", "zh-Hans": "简体中文", "en": "English", "pt": "Português"}
 FALLBACK = "en"
 
 # BCP 47 tags (lower case) a browser may send, and the script they mean.
@@ -38,6 +39,7 @@ _TAGS = {
     "zh-sg": "zh-Hans",
     "zh": "zh-Hans",
     "en": "en",
+    "pt": "pt",
 }
 _MONTHS = [
     "January",
@@ -55,6 +57,29 @@ _MONTHS = [
 ]
 _WEEKDAYS_EN = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _WEEKDAYS_ZH = "一二三四五六日"
+_MONTHS_PT = [
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+]
+_WEEKDAYS_PT = [
+    "segunda-feira",
+    "terça-feira",
+    "quarta-feira",
+    "quinta-feira",
+    "sexta-feira",
+    "sábado",
+    "domingo",
+]
 
 
 @functools.cache
@@ -142,12 +167,16 @@ class Translator:
         return self(status, "statuses")
 
     def date(self, value: str | date | None) -> str:
-        """A calendar day: ``Friday, 4 December 2026`` / ``2026年12月4日（星期五）``."""
+        """A calendar day: ``Friday, 4 December 2026`` / ``sexta-feira, 4 de dezembro de
+        2026`` / ``2026年12月4日（星期五）``."""
         day = _as_date(value)
         if day is None:
             return str(value or "")
         if self.lang == "en":
             return f"{_WEEKDAYS_EN[day.weekday()]}, {day.day} {_MONTHS[day.month - 1]} {day.year}"
+        if self.lang == "pt":
+            month = _MONTHS_PT[day.month - 1]
+            return f"{_WEEKDAYS_PT[day.weekday()]}, {day.day} de {month} de {day.year}"
         return f"{day.year}年{day.month}月{day.day}日（星期{_WEEKDAYS_ZH[day.weekday()]}）"
 
     def moment(self, value: str | datetime | None) -> str:
@@ -159,6 +188,8 @@ class Translator:
         clock = f"{local.hour:02d}:{local.minute:02d}"
         if self.lang == "en":
             return f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {clock}"
+        if self.lang == "pt":
+            return f"{local.day} de {_MONTHS_PT[local.month - 1]} de {local.year}, {clock}"
         return f"{local.year}年{local.month}月{local.day}日 {clock}"
 
     @staticmethod

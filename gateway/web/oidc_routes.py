@@ -1,10 +1,12 @@
 """The identity broker's HTTP edge: OpenID Provider endpoints and upstream callbacks.
 
 Portals: ``/.well-known/openid-configuration``, ``/oauth2/authorize`` (or
-``/auth/{provider}/login``), ``/oauth2/token``, ``/oauth2/userinfo``; partner agencies:
+``/auth/{provider}/login``; without ``idp_hint`` the provider chooser page),
+``/oauth2/token``, ``/oauth2/userinfo``, ``/oauth2/logout``; partner agencies:
 ``/oauth2/introspect`` (RFC 9421-signed, like the partner API); identity providers:
 ``/auth/{provider}/callback``. Sandbox mode adds ``/oauth2/register`` (RFC 7591); outside it
-that route does not exist. How the broker works: docs/identity.md.
+that route does not exist. The browser cookies: :mod:`gateway.web.sessions`. How the broker
+works: docs/identity.md.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from gateway import jurisdictions
 from gateway.domain.errors import BadRequestError, NotFoundError, UnsupportedMediaTypeError
-from gateway.identity.broker import Broker
+from gateway.identity.broker import Broker, ChooseProvider
 from gateway.identity.clients import load_clients
 from gateway.identity.discovery import Upstreams, load_providers, sandbox_providers
 from gateway.identity.errors import OAuthError, invalid_request
@@ -33,10 +35,12 @@ from gateway.services.identity import sign_in
 from gateway.store.oidc import SqlOidcStore
 from gateway.trust.keys import SigningKey
 from gateway.trust.keystore import OIDC, KeyRing
+from gateway.web import i18n, sessions
 from gateway.web.auth import authenticate, read_body
 from gateway.web.bearer import BROKER, bearer_token
 from gateway.web.keys import DEPENDENCIES, READINESS, SETTINGS, STORE
 from gateway.web.openapi import OAUTH_ERROR, operation, path_param, query
+from gateway.web.pages import ensure_pages, language, render
 from gateway.web.problems import json_object, json_response
 
 routes = web.RouteTableDef()
@@ -56,6 +60,8 @@ _AUTHORIZE_PARAMS = [
     query("code_challenge", "PKCE S256 challenge"),
     query("code_challenge_method", "S256"),
     query("login_hint", "sandbox only: the persona to log in"),
+    query("ui_locales", "the chooser's language (zh-Hant, zh-Hans, en, pt), unless lang= is given"),
+    query("lang", "the chooser's language, as on every page"),
 ]
 _PROVIDER = path_param(
     "provider",
@@ -100,21 +106,57 @@ async def discovery(request: web.Request) -> web.Response:
 
 
 async def _authorize(request: web.Request, idp_hint: str | None) -> web.Response:
+    params = single_values(request.query)
+    secret = sessions.cookie_secret(request, sessions.LOGIN_COOKIE) or sessions.new_secret()
     try:
-        location = await request.app[BROKER].start(single_values(request.query), idp_hint=idp_hint)
+        location = await request.app[BROKER].start(
+            params, idp_hint=idp_hint, browser_hash=sessions.secret_hash(secret)
+        )
+    except ChooseProvider as choice:
+        return _chooser(request, params, choice)
     except AuthorizationRedirectError as refused:
-        location = refused.location
-    return _redirect(location)
+        return _redirect(refused.location)
+    response = _redirect(location)
+    sessions.set_login_cookie(request, response, secret)
+    return response
+
+
+def _chooser(
+    request: web.Request, params: Mapping[str, str], choice: ChooseProvider
+) -> web.Response:
+    """The provider chooser: one link per provider, continuing the same request."""
+    lang = language(request)
+    tr = i18n.Translator(lang)
+    keep = {k: v for k, v in params.items() if k not in ("idp_hint", "lang")}
+    if "lang" in params:
+        keep["lang"] = lang
+    providers = [
+        {
+            "id": name,
+            "name": tr(name, "providers"),
+            "hint": tr(name, "provider_hints"),
+            "href": "/oauth2/authorize?" + urlencode({**keep, "idp_hint": name}),
+        }
+        for name in choice.providers
+    ]
+    context = {"client_name": choice.client.name, "providers": providers}
+    return render(request, "chooser.html", context, lang=lang)
 
 
 @routes.get("/oauth2/authorize")
 @operation(
-    summary="Authorization endpoint: code + PKCE S256; idp_hint=hk|macau|guangdong",
+    summary="Authorization endpoint: code + PKCE S256; idp_hint=hk|macau|guangdong, "
+    "else the provider chooser",
     tag=TAG,
-    parameters=[query("idp_hint", "hk, macau or guangdong"), *_AUTHORIZE_PARAMS],
+    parameters=[
+        query("idp_hint", "hk, macau or guangdong; absent: the chooser"),
+        *_AUTHORIZE_PARAMS,
+    ],
     responses={
-        302: "To the identity provider, or back to redirect_uri with an error",
-        400: "Unknown client, redirect URI not registered or no idp_hint (never redirected)",
+        200: "The provider chooser (text/html), when idp_hint is absent and the request valid",
+        302: "To the identity provider (setting the gba_login cookie), or back to redirect_uri "
+        "with an error",
+        400: "Unknown client, redirect URI not registered or unknown idp_hint (never redirected)",
     },
 )
 async def authorize(request: web.Request) -> web.Response:
@@ -141,9 +183,9 @@ async def login(request: web.Request) -> web.Response:
     tag=TAG,
     parameters=[_PROVIDER, query("code", "code"), query("state", "state"), query("iss", "issuer")],
     responses={
-        302: "To the portal with code, state and iss",
+        302: "To the portal with code, state and iss (setting the gba_session cookie)",
         400: "A parameter is repeated",
-        401: "Login refused",
+        401: "Login refused (also: not the browser that started the login)",
         404: "No such identity provider",
     },
 )
@@ -151,16 +193,30 @@ async def callback(request: web.Request) -> web.Response:
     provider = request.match_info["provider"]
     if provider not in request.app[BROKER].relying_party.providers():
         raise NotFoundError("no such identity provider")
-    return _redirect(await request.app[BROKER].finish(provider, single_values(request.query)))
+    login = sessions.cookie_secret(request, sessions.LOGIN_COOKIE)
+    session = sessions.new_secret()
+    location = await request.app[BROKER].finish(
+        provider,
+        single_values(request.query),
+        browser_hash=sessions.secret_hash(login) if login else None,
+        session_hash=sessions.secret_hash(session),
+    )
+    response = _redirect(location)
+    sessions.set_session_cookie(request, response, session)
+    return response
 
 
 @routes.post("/oauth2/token")
 @operation(
-    summary="Token endpoint: authorization_code grant, private_key_jwt client authentication",
+    summary="Token endpoint: authorization_code and refresh_token grants (rotating refresh "
+    "tokens), private_key_jwt client authentication",
     tag=TAG,
     request={_FORM: {"type": "object", "required": ["grant_type", "client_assertion"]}},
     responses={
-        200: ("access_token, token_type, expires_in, id_token, scope", {"type": "object"}),
+        200: (
+            "access_token, token_type, expires_in, id_token, refresh_token, scope",
+            {"type": "object"},
+        ),
         400: ("OAuth error (RFC 6749 JSON)", OAUTH_ERROR, _JSON),
         401: ("invalid_client (RFC 6749 JSON)", OAUTH_ERROR, _JSON),
     },
@@ -183,6 +239,46 @@ async def token(request: web.Request) -> web.Response:
 async def userinfo(request: web.Request) -> web.Response:
     claims = await request.app[BROKER].provider.userinfo(bearer_token(request))
     return json_response(claims, headers=dict(_NO_STORE))
+
+
+@routes.get("/oauth2/logout")
+@routes.post("/oauth2/logout")
+@operation(
+    summary="RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends the login the "
+    "id_token_hint names, its refresh tokens and the OP session",
+    tag=TAG,
+    parameters=[
+        query("id_token_hint", "an ID token the gateway issued for the login (may be expired)"),
+        query("client_id", "optional; must be the ID token's audience"),
+        query("post_logout_redirect_uri", "one the client registered; absent: a logged-out page"),
+        query("state", "returned to the post_logout_redirect_uri"),
+        query("lang", "the logged-out page's language"),
+    ],
+    responses={
+        200: "Logged out (text/html), when no post_logout_redirect_uri is given",
+        302: "To the post_logout_redirect_uri, with state",
+        400: "No or invalid id_token_hint, or a post_logout_redirect_uri not registered "
+        "(never redirected)",
+    },
+)
+async def logout(request: web.Request) -> web.Response:
+    if request.method == "POST":
+        if request.content_type != _FORM:
+            raise BadRequestError(f"the body must be {_FORM}")
+        pairs = parse_qsl((await read_body(request)).decode("utf-8", "replace"))
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise BadRequestError("a parameter is repeated")
+        params = dict(pairs)
+    else:
+        params = single_values(request.query)
+    location = await request.app[BROKER].provider.end_session(params)
+    response = (
+        _redirect(location)
+        if location
+        else render(request, "logged_out.html", {}, lang=language(request))
+    )
+    sessions.clear_session_cookie(request, response)
+    return response
 
 
 @routes.post("/oauth2/introspect")
@@ -290,6 +386,7 @@ def install(
         sandbox=settings.sandbox,
     )
     app[BROKER] = broker
+    ensure_pages(app)
     clients = load_clients(settings.clients_file) if settings.clients_file else []
     app.cleanup_ctx.append(_lifecycle(clients))
     app.add_routes(routes)

@@ -1,8 +1,9 @@
 """Server-rendered pages: the template environment, the stylesheet and the progress page.
 
 The applicant's progress page (Art. 22) is ``GET /me/applications/{id}``: the resident's
-bearer token, the same read as the JSON API (:func:`gateway.services.queries.application_view`)
-and one Jinja2 template, in zh-Hant, zh-Hans or en (:mod:`gateway.web.i18n`). Templates are
+bearer token or, in a browser, the OP session cookie (:mod:`gateway.web.sessions`), the same
+read as the JSON API (:func:`gateway.services.queries.application_view`) and one Jinja2
+template, in zh-Hant, zh-Hans, en or pt (:mod:`gateway.web.i18n`). Templates are
 package data in ``templates/``, rendered with autoescaping on; ``GET /static/gateway.css`` is
 the one stylesheet. Pages carry no script, so a strict Content-Security-Policy holds.
 The sandbox console (:mod:`gateway.sandbox.console`) renders through the same environment.
@@ -25,7 +26,7 @@ from gateway.domain.matters import Matter
 from gateway.domain.values import local_date
 from gateway.services import queries
 from gateway.services.handlers import Dependencies
-from gateway.web import i18n
+from gateway.web import i18n, sessions
 from gateway.web.bearer import authenticate_resident
 from gateway.web.keys import DEPENDENCIES
 from gateway.web.openapi import operation, query
@@ -71,7 +72,12 @@ def install_pages(app: web.Application) -> None:
 
 
 def language(request: web.Request) -> str:
-    return i18n.negotiate(request.query.get("lang"), request.headers.get("Accept-Language"))
+    """``?lang=``, else the first of OpenID ``ui_locales`` we speak, else Accept-Language."""
+    chosen = request.query.get("lang")
+    if not i18n.supported(chosen):
+        locales = (request.query.get("ui_locales") or "").split()[:10]
+        chosen = next((tag for tag in locales if i18n.supported(tag)), chosen)
+    return i18n.negotiate(chosen, request.headers.get("Accept-Language"))
 
 
 def render(
@@ -90,7 +96,10 @@ def render(
         .render(
             lang=lang,
             t=tr,
-            languages=i18n.switcher(lang),
+            languages=[
+                {**option, "href": str(request.rel_url.update_query(lang=option["code"]))}
+                for option in i18n.switcher(lang)
+            ],
             path=request.path,
             **context,
         )
@@ -125,16 +134,19 @@ async def stylesheet(request: web.Request) -> web.Response:
     summary="The applicant's progress page (HTML, Art. 22): status, agencies, deadlines, "
     "missing materials and timeline",
     tag="pages",
-    parameters=[query("lang", "zh-Hant, zh-Hans or en (else Accept-Language)")],
+    parameters=[query("lang", "zh-Hant, zh-Hans, en or pt (else Accept-Language)")],
     responses={
         200: "The progress page (text/html)",
-        401: "Access token missing, invalid or expired",
+        401: "No valid Bearer access token and no live session cookie (gba_session)",
         404: "Not one of the resident's cases",
     },
 )
 async def my_progress(request: web.Request) -> web.Response:
-    grant = await authenticate_resident(request)
-    caller = Caller.resident(grant.person_id, grant.login_id)
+    if "Authorization" in request.headers:
+        grant = await authenticate_resident(request)
+        caller = Caller.resident(grant.person_id, grant.login_id)
+    else:  # a browser: the OP session cookie set when the resident logged in
+        caller = Caller.resident(*await sessions.browser_resident(request))
     deps = request.app[DEPENDENCIES]
     view = await queries.application_view(deps, caller, request.match_info["application_id"])
     return await render_progress(request, view)
@@ -233,7 +245,7 @@ class Labels:
             details.append(tr("deemed_accepted"))
         for key, label in (("missing", "missing_heading"), ("provided", "materials_provided")):
             if isinstance(event.get(key), list) and event[key]:
-                separator = ", " if tr.lang == "en" else "、"
+                separator = ", " if tr.lang in ("en", "pt") else "、"
                 items = separator.join(self.materials.get(str(c), str(c)) for c in event[key])
                 details.append(f"{tr(label)}: {items}")
         if kind == "application.result_delivered" and event.get("channel"):

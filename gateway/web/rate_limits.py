@@ -7,10 +7,10 @@
   of ``rate_limit_partner_burst``.
 * **Per client address**, on the routes anyone may call without credentials and that start
   work or store something: :data:`ADDRESS_LIMITED` (``/oauth2/authorize``, OIDC dynamic
-  client registration, the upstream login, every sandbox route, sandbox agency registration
-  included, but not the sandbox identity providers' discovery and key-set documents, which
-  the gateway fetches itself from the same loopback address). ``rate_limit_address`` per
-  second after a burst of ``rate_limit_address_burst``.
+  client registration, RP-initiated logout, the upstream login, every sandbox route, sandbox
+  agency registration included, but not the sandbox identity providers' discovery and key-set
+  documents, which the gateway fetches itself from the same loopback address).
+  ``rate_limit_address`` per second after a burst of ``rate_limit_address_burst``.
   The address is the TCP peer; only when the peer is one of ``trusted_proxies`` is
   ``X-Forwarded-For`` read, from the right, to the first address that is not a trusted
   proxy. IPv6 addresses share a bucket per /64, the block one subscriber usually holds.
@@ -40,7 +40,13 @@ from gateway.settings import Settings
 
 __all__ = ["ADDRESS_LIMITED", "RateLimits", "TokenBuckets", "address_limited", "client_address"]
 
-ADDRESS_LIMITED = ("/oauth2/authorize", "/oauth2/register", "/auth/", "/sandbox/")
+ADDRESS_LIMITED = (
+    "/oauth2/authorize",
+    "/oauth2/register",
+    "/oauth2/logout",
+    "/auth/",
+    "/sandbox/",
+)
 # Published documents of the sandbox identity providers, which the gateway itself fetches
 # from the same loopback address as its tester (discovery at start, key sets): static, cheap
 # and not limited, so the gateway never spends its tester's budget nor refuses itself.

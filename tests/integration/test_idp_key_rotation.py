@@ -88,10 +88,11 @@ async def rotate(gateway: RunningGateway, name: str, **options: Any) -> dict[str
         return body  # type: ignore[no-any-return]
 
 
-async def refused(gateway: RunningGateway, url: str) -> str:
-    """The callback is refused as login-failed, and no table changed."""
+async def refused(gateway: RunningGateway, url: str, cookies: dict[str, str]) -> str:
+    """The callback (from the browser holding ``cookies``) is refused as login-failed, and no
+    table changed."""
     before = await table_counts(gateway.settings)
-    status, headers, body = await get(url)
+    status, headers, body = await get(url, cookies=cookies)
     assert status == 401, body
     assert "Location" not in headers
     assert body["type"].endswith("/problems/login-failed"), body
@@ -123,8 +124,8 @@ async def test_after_a_rotation_the_next_login_succeeds_after_one_refetch(
 
     # the key rotated out is not accepted any more, and nothing is stored
     sandbox_idp(gateway, idp).tamper(signing="previous-key")
-    url, _ = await to_callback(portal, idp, persona)
-    assert "kid" in await refused(gateway, url)
+    url, cookies = await to_callback(portal, idp, persona)
+    assert "kid" in await refused(gateway, url, cookies)
 
 
 async def test_a_key_kept_beside_the_new_one_is_still_accepted(gateway: RunningGateway) -> None:
@@ -182,8 +183,8 @@ async def test_a_token_of_an_unpublished_key_is_refused_after_one_refetch(
     await portal.login("hk", "wong-siu-ming")
     fetched = (await keys(gateway, "hk"))["jwks_requests"]
     sandbox_idp(gateway, "hk").tamper(signing="unpublished-key")
-    url, _ = await to_callback(portal, "hk", "wong-siu-ming")
-    assert "kid" in await refused(gateway, url)
+    url, cookies = await to_callback(portal, "hk", "wong-siu-ming")
+    assert "kid" in await refused(gateway, url, cookies)
     assert (await keys(gateway, "hk"))["jwks_requests"] == fetched + 1  # it did look
     assert await cached_kids(gateway, "hk") == [(await keys(gateway, "hk"))["kid"]]
 
@@ -193,9 +194,9 @@ async def test_a_flood_of_unknown_kids_costs_one_fetch(gateway: RunningGateway) 
     await portal.login("hk", "chan-tai-man")
     fetched = (await keys(gateway, "hk"))["jwks_requests"]
     sandbox_idp(gateway, "hk").tamper(signing="unpublished-key")  # a new kid in every token
-    urls = [(await to_callback(portal, "hk", "chan-tai-man"))[0] for _ in range(12)]
+    urls = [await to_callback(portal, "hk", "chan-tai-man") for _ in range(12)]
     before = await table_counts(gateway.settings)
-    answers = await asyncio.gather(*(get(url) for url in urls))
+    answers = await asyncio.gather(*(get(url, cookies=cookies) for url, cookies in urls))
     assert [status for status, _, _ in answers] == [401] * len(urls)
     assert all(body["type"].endswith("/problems/login-failed") for _, _, body in answers)
     assert await table_counts(gateway.settings) == before
@@ -204,8 +205,8 @@ async def test_a_flood_of_unknown_kids_costs_one_fetch(gateway: RunningGateway) 
     # the limit holds for every kid, until the interval or the scheduled refresh
     sandbox_idp(gateway, "hk").tamper()
     await rotate(gateway, "hk")
-    url, _ = await to_callback(portal, "hk", "chan-tai-man")
-    await refused(gateway, url)
+    url, cookies = await to_callback(portal, "hk", "chan-tai-man")
+    await refused(gateway, url, cookies)
     assert (await keys(gateway, "hk"))["jwks_requests"] == fetched + 1
 
 

@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from gateway.bootstrap import Overrides, create_app
-from gateway.sandbox.portal import Pending, SandboxPortal
+from gateway.sandbox.portal import SandboxPortal, browser
 from gateway.settings import Settings
 from gateway.store.database import create_engine
 from gateway.store.tables import metadata
 from gateway.web.bearer import authenticate_resident
+from gateway.web.sessions import LOGIN_COOKIE
 from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.support import send
 
@@ -66,9 +67,14 @@ async def table_counts(settings: Settings) -> dict[str, int]:
         await engine.dispose()
 
 
-async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+async def get(
+    url: str, headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One GET, redirects not followed; ``cookies``: what the browser sends."""
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(
+            cookies=cookies, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as session,
         session.get(url, headers=headers, allow_redirects=False) as response,
     ):
         text = await response.text()
@@ -81,16 +87,19 @@ async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dic
 
 async def to_callback(
     portal: SandboxPortal, idp: str, persona: str, **overrides: str | None
-) -> tuple[str, Pending]:
-    """Follow the flow until the IdP sends the resident to the gateway's callback (not sent)."""
-    url, pending = portal.authorization_url(idp, persona, **overrides)
-    async with aiohttp.ClientSession() as session:
+) -> tuple[str, dict[str, str]]:
+    """Follow the flow until the IdP sends the resident to the gateway's callback (not sent):
+    the callback URL and the cookies the browser that started the login holds."""
+    url, _ = portal.authorization_url(idp, persona, **overrides)
+    async with browser() as session:
         for _ in range(6):
             async with session.get(url, allow_redirects=False) as response:
                 assert response.status == 302, await response.text()
                 url = response.headers["Location"]
             if urlsplit(url).path.endswith("/callback") and urlsplit(url).path.startswith("/auth/"):
-                return url, pending
+                cookies = {c.key: c.value for c in session.cookie_jar}
+                assert set(cookies) == {LOGIN_COOKIE}
+                return url, cookies
     raise AssertionError("the flow never reached the gateway's callback")
 
 

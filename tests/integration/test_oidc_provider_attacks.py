@@ -126,13 +126,18 @@ async def test_a_redirect_uri_that_is_not_exactly_registered_is_never_redirected
     assert body["type"].endswith("/problems/bad-request")
 
 
-async def test_an_unknown_client_or_a_missing_idp_hint_is_an_error_page(
+async def test_an_unknown_client_or_provider_is_an_error_page(
     broker: RunningGateway, portal: SandboxPortal
 ) -> None:
     status, headers, _ = await get(portal.authorization_url("hk", client_id="nobody")[0])
     assert (status, "Location" in headers) == (400, False)
-    status, headers, _ = await get(portal.authorization_url(None)[0])
+    # without idp_hint the request is checked before any chooser is shown
+    status, headers, _ = await get(portal.authorization_url(None, client_id="nobody")[0])
     assert (status, "Location" in headers) == (400, False)
+    evil = portal.authorization_url(None, redirect_uri="https://evil.example/callback")[0]
+    status, headers, body = await get(evil)
+    assert (status, "Location" in headers) == (400, False)
+    assert "evil.example" not in str(body)
     status, _, _ = await get(portal.authorization_url("taipei")[0])
     assert status == 400
     twice = portal.authorization_url("hk")[0] + "&state=second"

@@ -42,9 +42,15 @@ def rewrite(url: str, *, path: str | None = None, **params: str | None) -> str:
     return urlunsplit(parts._replace(path=path or parts.path, query=urlencode(query)))
 
 
-async def refused(gateway: RunningGateway, url: str, slug: str = "login-failed") -> str:
+async def refused(
+    gateway: RunningGateway,
+    url: str,
+    slug: str = "login-failed",
+    cookies: dict[str, str] | None = None,
+) -> str:
+    """The callback at ``url`` (from the browser holding ``cookies``) refused, nothing stored."""
     before = await table_counts(gateway.settings)
-    status, headers, body = await get(url)
+    status, headers, body = await get(url, cookies=cookies)
     assert "Location" not in headers
     assert body["type"].endswith("/problems/" + slug), body
     assert status == (403 if slug == "insufficient-assurance" else 401)
@@ -63,27 +69,27 @@ async def test_a_wrong_iss_in_the_authorization_response_is_refused(
     broker: RunningGateway, portal: SandboxPortal
 ) -> None:
     provider(broker, "hk").tamper(authorization_response={"iss": "https://evil.example"})
-    url, _ = await to_callback(portal, "hk", "chan-tai-man")
-    assert "another issuer" in await refused(broker, url)
+    url, cookies = await to_callback(portal, "hk", "chan-tai-man")
+    assert "another issuer" in await refused(broker, url, cookies=cookies)
 
 
 async def test_a_missing_iss_is_refused(broker: RunningGateway, portal: SandboxPortal) -> None:
     provider(broker, "macau").tamper(authorization_response={"iss": None})
-    url, _ = await to_callback(portal, "macau", "lei-sio-meng")
-    assert "no iss" in await refused(broker, url)
+    url, cookies = await to_callback(portal, "macau", "lei-sio-meng")
+    assert "no iss" in await refused(broker, url, cookies=cookies)
 
 
 async def test_a_response_of_one_provider_at_anothers_callback_is_refused(
     broker: RunningGateway, portal: SandboxPortal
 ) -> None:
-    url, _ = await to_callback(portal, "guangdong", "chan-tai-man")
+    url, cookies = await to_callback(portal, "guangdong", "chan-tai-man")
     at_hk = rewrite(url, path="/auth/hk/callback")
-    assert "another issuer" in await refused(broker, at_hk)
+    assert "another issuer" in await refused(broker, at_hk, cookies=cookies)
     # even with the iss rewritten to match, the state belongs to another provider
     forged = rewrite(at_hk, iss=provider(broker, "hk").issuer)
-    assert "state" in await refused(broker, forged)
+    assert "state" in await refused(broker, forged, cookies=cookies)
     # and the genuine response still completes where it belongs
-    status, headers, _ = await get(url)
+    status, headers, _ = await get(url, cookies=cookies)
     assert status == 302
     assert "code=" in headers["Location"]
 
@@ -91,23 +97,23 @@ async def test_a_response_of_one_provider_at_anothers_callback_is_refused(
 async def test_reused_and_unknown_states_are_refused(
     broker: RunningGateway, portal: SandboxPortal
 ) -> None:
-    url, _ = await to_callback(portal, "hk", "wong-siu-ming")
-    status, _, _ = await get(url)
+    url, cookies = await to_callback(portal, "hk", "wong-siu-ming")
+    status, _, _ = await get(url, cookies=cookies)
     assert status == 302
-    assert "state" in await refused(broker, url)
-    assert "state" in await refused(broker, rewrite(url, state="made-up-state"))
-    assert "state" in await refused(broker, rewrite(url, state=None))
+    assert "state" in await refused(broker, url, cookies=cookies)
+    assert "state" in await refused(broker, rewrite(url, state="made-up-state"), cookies=cookies)
+    assert "state" in await refused(broker, rewrite(url, state=None), cookies=cookies)
 
 
 async def test_an_error_response_is_refused_and_the_state_is_spent(
     broker: RunningGateway, portal: SandboxPortal
 ) -> None:
-    url, _ = await to_callback(portal, "hk", "chan-tai-man")
+    url, cookies = await to_callback(portal, "hk", "chan-tai-man")
     denied = rewrite(url, code=None, error="access_denied", error_description="<script>")
-    detail = await refused(broker, denied)
+    detail = await refused(broker, denied, cookies=cookies)
     assert "access_denied" in detail
     assert "script" not in detail
-    assert "state" in await refused(broker, url)
+    assert "state" in await refused(broker, url, cookies=cookies)
 
 
 @pytest.mark.parametrize(
@@ -142,8 +148,8 @@ async def test_a_spoiled_id_token_is_refused_and_nothing_is_stored(
     reason: str,
 ) -> None:
     provider(broker, idp).tamper(**faults)
-    url, _ = await to_callback(portal, idp, persona)
-    assert reason in await refused(broker, url)
+    url, cookies = await to_callback(portal, idp, persona)
+    assert reason in await refused(broker, url, cookies=cookies)
 
 
 @pytest.mark.parametrize("acr", [None, "iamsmart:unknown"])
@@ -151,8 +157,8 @@ async def test_a_missing_or_unknown_acr_is_refused(
     broker: RunningGateway, portal: SandboxPortal, acr: str | None
 ) -> None:
     provider(broker, "hk").tamper(id_token_claims={"acr": acr})
-    url, _ = await to_callback(portal, "hk", "chan-tai-man")
-    await refused(broker, url, "insufficient-assurance")
+    url, cookies = await to_callback(portal, "hk", "chan-tai-man")
+    await refused(broker, url, "insufficient-assurance", cookies=cookies)
 
 
 async def test_hk_pushes_its_authorization_request(
@@ -196,7 +202,8 @@ async def test_a_production_relying_party_refuses_a_token_of_a_sandbox_provider(
     production._sandbox = False  # the same providers and store, production rules
     request = AuthorizationRequest("c", "https://portal.example/cb", "st", "no", "x" * 43, "openid")
     url = rewrite(
-        await production.begin("macau", request, login_hint=None), login_hint="lei-sio-meng"
+        await production.begin("macau", request, login_hint=None, browser_hash="b" * 64),
+        login_hint="lei-sio-meng",
     )
     async with aiohttp.ClientSession() as session:
         for _ in range(6):
@@ -208,6 +215,8 @@ async def test_a_production_relying_party_refuses_a_token_of_a_sandbox_provider(
     before = await table_counts(broker.settings)
 
     with pytest.raises(LoginFailedError, match="sandbox identity provider"):
-        await production.complete("macau", dict(parse_qsl(urlsplit(url).query)))
+        await production.complete(
+            "macau", dict(parse_qsl(urlsplit(url).query)), browser_hash="b" * 64
+        )
 
     assert await table_counts(broker.settings) == before

@@ -26,7 +26,7 @@ from gateway.sandbox.routes import FAULTS
 from gateway.sandbox.samples import canonical_sample
 from gateway.store.tables import audit_head, audit_log
 from gateway.trust import keystore
-from gateway.web.i18n import Translator, negotiate
+from gateway.web.i18n import LANGUAGES, Translator, catalog, negotiate
 from gateway.web.keys import DEPENDENCIES, STORE
 from tests.conftest import RunningGateway
 from tests.unit.web.test_settings_and_startup import ROUTED, _ca, _production, _registry
@@ -96,6 +96,8 @@ def test_the_language_is_lang_then_accept_language_then_traditional_chinese() ->
     assert negotiate(None, "zh-Hant-TW, en;q=0.1") == "zh-Hant"
     assert negotiate(None, "zh;q=0.9, en;q=0") == "zh-Hans"  # q=0 means "not this"
     assert negotiate(None, "fr, de") == negotiate(None, None) == "zh-Hant"
+    assert negotiate(None, "pt-MO, zh-Hant;q=0.8") == "pt"  # Macau's other official language
+    assert negotiate("pt", "en") == negotiate("pt-PT", None) == "pt"
 
 
 def test_labels_and_dates_read_plainly_in_each_language() -> None:
@@ -108,6 +110,21 @@ def test_labels_and_dates_read_plainly_in_each_language() -> None:
     assert hant.date("2026-12-04") == "2026年12月4日（星期五）"
     assert en.moment("2026-11-27T17:05:00+00:00") == "28 November 2026, 01:05"  # UTC+8
     assert hans.moment("2026-11-27T17:05:00+00:00") == "2026年11月28日 01:05"
+    pt = Translator("pt")
+    assert pt.event("voucher.issued") == "Emitido comprovativo assinado"
+    assert pt.date("2026-12-04") == "sexta-feira, 4 de dezembro de 2026"
+    assert pt.moment("2026-11-27T17:05:00+00:00") == "28 de novembro de 2026, 01:05"
+
+
+def test_every_label_is_in_all_four_languages() -> None:
+    missing = [
+        f"{section}.{key}"
+        for section, labels in catalog().items()
+        for key, texts in labels.items()
+        if set(texts) != set(LANGUAGES) or not all(texts.values())
+    ]
+    assert missing == []
+    assert LANGUAGES == ("zh-Hant", "zh-Hans", "en", "pt")
 
 
 async def test_the_progress_page_shows_the_residents_own_case_in_their_language(

@@ -39,7 +39,7 @@ CSRF_TOKEN = web.AppKey("console_csrf_token", str)
 BASE = "/sandbox/console"
 FORM = "application/x-www-form-urlencoded"
 routes = web.RouteTableDef()
-_LANG = [query("lang", "zh-Hant, zh-Hans or en (else Accept-Language)")]
+_LANG = [query("lang", "zh-Hant, zh-Hans, en or pt (else Accept-Language)")]
 
 
 def install_console(app: web.Application) -> None:

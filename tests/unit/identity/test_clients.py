@@ -227,3 +227,40 @@ async def test_a_sandbox_client_is_unknown_outside_sandbox_mode() -> None:
             accept_sandbox=False,
         )
     assert await authenticate_client(form, Records(), issuer=ISSUER, now=datetime.now(UTC))  # type: ignore[arg-type]
+
+
+def test_post_logout_redirect_uris_follow_the_redirect_uri_rules() -> None:
+    after = "https://portal.example/bye"
+    client = client_from_metadata(
+        metadata(
+            post_logout_redirect_uris=[after], grant_types=["authorization_code", "refresh_token"]
+        ),
+        client_id="c-1",
+        sandbox=False,
+        default_agency="a",
+    )
+    assert client.post_logout_redirect_uris == (after,)
+    assert client.metadata()["post_logout_redirect_uris"] == [after]
+    assert client.metadata()["grant_types"] == ["authorization_code", "refresh_token"]
+    with pytest.raises(ValidationFailedError) as refused:
+        client_from_metadata(
+            metadata(post_logout_redirect_uris=["http://portal.example/bye", "https://x/*"]),
+            client_id="c-2",
+            sandbox=False,
+            default_agency="a",
+        )
+    assert [p.pointer for p in refused.value.errors] == [
+        "/post_logout_redirect_uris/0",
+        "/post_logout_redirect_uris/1",
+    ]
+
+
+@pytest.mark.parametrize(
+    "grant_types", [["refresh_token"], ["authorization_code", "client_credentials"], "x"]
+)
+def test_only_code_and_refresh_grants_may_be_registered(grant_types: Any) -> None:
+    with pytest.raises(ValidationFailedError) as refused:
+        client_from_metadata(
+            metadata(grant_types=grant_types), client_id="c-1", sandbox=False, default_agency="a"
+        )
+    assert [p.pointer for p in refused.value.errors] == ["/grant_types"]

@@ -244,6 +244,41 @@ def access_token_caller() -> Caller:
     )
 
 
+def id_token_hint_caller() -> Caller:
+    """A logout's id_token_hint: the gateway's own ID token, read even once expired."""
+    key = SigningKey(KID, generate_private_key("ecdsa-p256-sha256"), "ecdsa-p256-sha256", "oidc")
+    store = FakeOidcStore()
+
+    class Service(TokenService):
+        given: ClassVar[dict[str, Any]] = {}
+
+        def jwks(self) -> dict[str, Any]:
+            return self.given
+
+    service = Service(store, lambda: (key,), issuer=ISSUER)  # type: ignore[arg-type]
+
+    def entry(token: str, jwks: dict[str, Any]) -> Any:
+        service.given = jwks
+        return service.id_token_hint(token, NOW)
+
+    return Caller(
+        "ID token hint",
+        key,
+        "JWT",
+        lambda: {
+            "iss": ISSUER,
+            "aud": "portal-1",
+            "sub": "s",
+            "sid": "login-1",
+            "exp": AT - 3600,  # expired an hour ago: still a valid hint
+            "iat": AT - 3900,
+        },
+        service.id_token_hint_policy(),
+        entry,
+        TokenRefusedError,
+    )
+
+
 def client_assertion_caller() -> Caller:
     key = SigningKey(KID, generate_private_key("ecdsa-p256-sha256"), "ecdsa-p256-sha256")
     stores: list[FakeOidcStore] = []
@@ -280,6 +315,7 @@ CALLERS = {
     "checkpoint": checkpoint_caller,
     "id-token": id_token_caller,
     "access-token": access_token_caller,
+    "id-token-hint": id_token_hint_caller,
     "client-assertion": client_assertion_caller,
 }
 
@@ -477,6 +513,7 @@ EXPECT_KEY_WITHOUT_USE = {
     "archive manifest": False,
     "audit checkpoint": False,
     "access token": False,
+    "ID token hint": False,  # the gateway's own keys, like access tokens
     "ID token": True,
     "client assertion": True,
 }
@@ -558,7 +595,14 @@ def test_non_canonical_base64url_is_refused(caller: Caller) -> None:
 def test_time_claims_are_honoured_by_every_caller(
     caller: Caller, changes: dict[str, Any], reason: str
 ) -> None:
-    assert caller.refuses(caller.forge(claims={**caller.claims(), **changes})) == reason
+    token = caller.forge(claims={**caller.claims(), **changes})
+    if reason == "expired" and not caller.policy.check_exp:  # a logout's id_token_hint
+        assert caller.accepts(token) is not None
+        assert caller.policy.max_age is not None  # bound by its age instead
+        too_old = {**caller.claims(), "iat": AT - caller.policy.max_age - 60}
+        assert caller.refuses(caller.forge(claims=too_old)) == "iat-too-old"
+        return
+    assert caller.refuses(token) == reason
 
 
 def test_a_missing_required_claim_is_refused(caller: Caller) -> None:
