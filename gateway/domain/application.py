@@ -369,9 +369,10 @@ class Application:
     def forward_withheld(
         self, agency_id: str, reason: str, at: datetime, message_id: str | None = None
     ) -> None:
-        """No consent in force covers a forward to the agency: nothing is sent to it. A due
-        forward stays due (and is withheld again at the next move, recorded once per reason);
-        ``message_id``: a queued forward cancelled before it was delivered."""
+        """Nothing covers a forward to the agency (no consent in force, or an agency's case
+        without a declared legal basis): nothing is sent to it. A due forward stays due (and
+        is withheld again at the next move, recorded once per reason); ``message_id``: a
+        queued forward cancelled before it was delivered."""
         handler = self.handler(agency_id)
         fingerprint = hashlib.sha256(f"withheld:{reason}:{message_id}".encode()).hexdigest()
         if handler.blocked == fingerprint:
