@@ -63,6 +63,17 @@ _VIEW = {
             "items": {"type": "object"},
         },
         "owed": OWED_SCHEMA,
+        "legal_basis": {
+            "type": ["object", "null"],
+            "description": "an agency's case: the legal basis its submitter declared "
+            "(GBA-Legal-Basis), on which every forward of the case rests; null for a "
+            "resident's case, which rests on its consent",
+            "properties": {
+                "law": {"type": "string"},
+                "article": {"type": "string"},
+                "text": {"type": "string"},
+            },
+        },
     },
 }
 _DECISION = {
