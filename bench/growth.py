@@ -35,7 +35,7 @@ from aiohttp import web
 from gateway.bootstrap import create_app
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import hk_individual_business, legal_basis_headers
 from gateway.settings import load_settings
 from gateway.store.tables import outbox
 from gateway.trust.profile import sign_request
@@ -89,6 +89,9 @@ async def _signed(
         body=body,
         content_type="application/xml" if body else None,
         idempotency_key=secrets.token_urlsafe(12) if body else None,
+        extra_headers=legal_basis_headers()
+        if body
+        else None,  # every agency submission declares its basis
     )
     async with session.request(method, url, data=body, headers=headers) as response:
         return response.status, await response.json(content_type=None)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import hk_individual_business, legal_basis_headers
 from gateway.trust.keys import SigningKey, load_private_key
 from gateway.trust.profile import sign_request
 
@@ -62,6 +62,7 @@ def presign(url: str, key: SigningKey, body: bytes, count: int, prefix: str) -> 
                 body=body,
                 content_type="application/xml",
                 idempotency_key=f"{prefix}-{index:07d}",
+                extra_headers=legal_basis_headers(),  # every agency submission declares its basis
             )
         )
         for index in range(count)

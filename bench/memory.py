@@ -25,7 +25,7 @@ import aiohttp
 
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import hk_individual_business, legal_basis_headers
 from gateway.trust.profile import sign_request
 
 SECONDS = float(os.environ.get("GBA_BENCH_MEMORY_SECONDS", "40"))
@@ -72,6 +72,7 @@ async def _load(url: str, directory: Path, pid: int) -> list[tuple[float, float]
                 body=body,
                 content_type="application/xml",
                 idempotency_key=secrets.token_urlsafe(12),
+                extra_headers=legal_basis_headers(),  # every agency submission declares its basis
             )
             async with session.post(url + "/v1/applications", data=body, headers=headers) as r:
                 await r.read()

@@ -29,7 +29,7 @@ from gateway.bootstrap import create_app
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
 from gateway.sandbox.routes import PARTNERS
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import hk_individual_business, legal_basis_headers
 from gateway.settings import load_settings
 from gateway.store.tables import outbox
 from gateway.trust.profile import sign_request
@@ -77,6 +77,7 @@ async def _run(directory: Path) -> dict[str, float]:
                 body=body,
                 content_type="application/xml",
                 idempotency_key=secrets.token_urlsafe(12),
+                extra_headers=legal_basis_headers(),  # every agency submission declares its basis
             )
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()

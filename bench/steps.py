@@ -13,7 +13,7 @@ from lxml import etree
 import adapters.hk
 from gateway.mapping.catalog import Catalog
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import hk_individual_business, legal_basis_headers
 from gateway.settings import REPO_ROOT
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import HttpMessage
@@ -267,6 +267,7 @@ def trust() -> dict[str, float]:
         body=body,
         content_type="application/xml",
         idempotency_key="bench-key-1",
+        extra_headers=legal_basis_headers(),  # every agency submission declares its basis
     )
     message = HttpMessage.request("POST", url, headers)
     now = datetime.now(UTC)

@@ -16,10 +16,12 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
+from gateway.domain.legal_basis import HEADER as LEGAL_BASIS_HEADER
+from gateway.domain.legal_basis import LegalBasis
 from gateway.jurisdictions import Jurisdictions, registered
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS, hk_individual_business
 from gateway.settings import Settings
 from gateway.store.database import create_engine
 from gateway.store.tables import (
@@ -79,11 +81,22 @@ async def send(
     sign: bool = True,
     headers: dict[str, str] | None = None,
     now: datetime | None = None,
+    legal_basis: LegalBasis | None = SANDBOX_LEGAL_BASIS,
 ) -> Answer:
     """One request to the gateway, signed by a sandbox agency unless ``sign`` is False
-    (at ``now``: the gateway's clock, when a test fixes it)."""
+    (at ``now``: the gateway's clock, when a test fixes it). A signed submission
+    (``POST /v1/applications``) declares ``legal_basis`` in its signed ``GBA-Legal-Basis``
+    header, as every agency's must (None: it declares none; a header in ``headers`` wins)."""
     url = settings.base_url + path
     out = dict(headers or {})
+    if (
+        sign
+        and method == "POST"
+        and path == "/v1/applications"
+        and legal_basis is not None
+        and not any(name.lower() == LEGAL_BASIS_HEADER.lower() for name in out)
+    ):
+        out[LEGAL_BASIS_HEADER] = legal_basis.header()
     if sign:
         if method == "POST" and idempotency_key is None:
             idempotency_key = secrets.token_urlsafe(12)

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from bench.drills.harness import CHANCE, REQUEST_TIMEOUT, call, sample_body, timeout
+from gateway.sandbox.samples import legal_basis_headers
 from gateway.trust.keys import SigningKey
 from gateway.trust.profile import sign_request
 
@@ -87,6 +88,7 @@ class Load:
             body=self.body,
             content_type="application/xml",
             idempotency_key=key,
+            extra_headers=legal_basis_headers(),  # every agency submission declares its basis
         )
         started = time.monotonic()
         try:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.domain import ids
+from gateway.domain.legal_basis import LegalBasis
 from gateway.domain.values import IdentityDocument
 from gateway.mapping.canonical import CANONICAL_VERSION, encode_envelope
 from gateway.services.milestones import canonical_digest
@@ -37,6 +38,15 @@ SUBMITTED_BY = "gba-conformance"
 
 def _material_digest(data: bytes) -> str:
     return "sha-256=:" + b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+# The legal basis the kit's submitting agency declares (GBA-Legal-Basis), as every agency's
+# submission must: the data it sends is synthetic, the declaration is what the gateway checks.
+KIT_LEGAL_BASIS = LegalBasis(
+    law="《中华人民共和国个人信息保护法》",
+    article="第十三条第一款第三项",
+    text="Conformance kit: synthetic data, sent as an agency's statutory duty would be",
+)
 
 
 def canonical_application() -> dict[str, Any]:

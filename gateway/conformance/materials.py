@@ -32,8 +32,9 @@ from typing import Any
 
 import aiohttp
 
-from gateway.conformance.envelope import MATTER, canonical_application
+from gateway.conformance.envelope import KIT_LEGAL_BASIS, MATTER, canonical_application
 from gateway.conformance.judges import Verdict
+from gateway.domain.legal_basis import HEADER as LEGAL_BASIS_HEADER
 from gateway.trust.httpsig import HttpMessage
 from gateway.trust.keys import (
     HTTP,
@@ -92,8 +93,15 @@ class GatewayClient:
         raise KitStepError(f"the gateway signed with {kid}, which its JWKS does not publish")
 
     async def call(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Reply:
+        """A signed call (``extra_headers`` of the profile, e.g. ``GBA-Legal-Basis``, are
+        signed too) whose signed answer is verified."""
         url = path if path.startswith("http") else self.url + path
         headers = sign_request(
             method=method,
@@ -103,6 +111,7 @@ class GatewayClient:
             body=body,
             content_type=content_type,
             idempotency_key=secrets.token_urlsafe(16) if method == "POST" else None,
+            extra_headers=extra_headers,
         )
         async with self.session.request(method, url, data=body, headers=headers) as response:
             data = await response.read()
@@ -176,6 +185,7 @@ async def _forwarded_case(
         "/v1/applications",
         json.dumps(document, ensure_ascii=False).encode(),
         "application/json",
+        {LEGAL_BASIS_HEADER: KIT_LEGAL_BASIS.header()},  # every agency's submission declares it
     )
     answer = reply.json()
     if reply.status != 202 or not isinstance(answer, dict):

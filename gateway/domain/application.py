@@ -183,6 +183,9 @@ class Application:
     # counter the (type, number) of the identity document the officer inspected in person
     channel_record: dict[str, Any] | None = None
     identified_by: tuple[str, str] | None = None
+    # an agency's case: the legal basis it declared for sending the applicant's data (PIPL
+    # art. 13): law, article and text; every forward relies on it (or on a consent)
+    legal_basis: dict[str, str] | None = None
     pickup_hash: str | None = None  # of the code the result is collected with; never the code
     pickup_attempts: int = 0  # wrong codes presented so far
     # the code just issued, in memory only: told to the applicant's side in the same commit
@@ -219,6 +222,7 @@ class Application:
         evidence: tuple[Evidence, ...] = (),
         channel_record: dict[str, Any] | None = None,
         identified_by: tuple[str, str] | None = None,
+        legal_basis: dict[str, str] | None = None,
     ) -> Application:
         """Record a well-formed submission. Something missing: one notice listing all of it.
         Complete: accepted at once (``automatic``), or left for the lead agency to examine
@@ -257,6 +261,7 @@ class Application:
             evidence=list(evidence),
             channel_record=channel_record,
             identified_by=identified_by,
+            legal_basis=legal_basis,
         )
         asked = [e.material for e in evidence if e.state.asked_of_applicant]
         app.missing = tuple(dict.fromkeys((*missing, *asked)))
@@ -266,6 +271,8 @@ class Application:
         stated = {k: v for k, v in (channel_record or {}).items() if k != "channel"}
         if identified_by is not None:  # the type only: the number stays on the case
             stated["identity_inspected"] = identified_by[0]
+        if legal_basis is not None:  # shown to the applicant on the timeline
+            stated["legal_basis"] = dict(legal_basis)
         app._record(
             ev.ApplicationReceived,
             at,
@@ -295,6 +302,20 @@ class Application:
         elif acceptance == "automatic":
             app._accept(at, "gateway", deadline, statutory_deadline)
         return app
+
+    @property
+    def relies_on(self) -> str | None:
+        """What a forward of the case relies on: the applicant's ``consent``, the submitting
+        agency's declared ``legal_basis``, or ``resident`` (a resident's own case whose
+        handlers are all at home: nothing leaves the jurisdiction on it). None: nothing —
+        an agency's case filed without a basis, which is never forwarded."""
+        if self.consent_id is not None:
+            return "consent"
+        if self.legal_basis is not None:
+            return "legal_basis"
+        if self.applicant_id is not None:
+            return "resident"
+        return None
 
     @property
     def lead(self) -> Handler:
@@ -348,9 +369,10 @@ class Application:
     def forward_withheld(
         self, agency_id: str, reason: str, at: datetime, message_id: str | None = None
     ) -> None:
-        """No consent in force covers a forward to the agency: nothing is sent to it. A due
-        forward stays due (and is withheld again at the next move, recorded once per reason);
-        ``message_id``: a queued forward cancelled before it was delivered."""
+        """Nothing covers a forward to the agency (no consent in force, or an agency's case
+        without a declared legal basis): nothing is sent to it. A due forward stays due (and
+        is withheld again at the next move, recorded once per reason); ``message_id``: a
+        queued forward cancelled before it was delivered."""
         handler = self.handler(agency_id)
         fingerprint = hashlib.sha256(f"withheld:{reason}:{message_id}".encode()).hexdigest()
         if handler.blocked == fingerprint:

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.domain.certificates import AttachedCertificate
 from gateway.domain.channels import ChannelCall
+from gateway.domain.legal_basis import LegalBasis
 from gateway.domain.values import Channel
 
 
@@ -56,6 +57,7 @@ class SubmitApplication:
     applicant: Applicant | None = None
     delivery_channel: str | None = None  # how the applicant wants the result
     channel_call: ChannelCall | None = None  # a partner's GBA-Channel (counter, kiosk ...)
+    legal_basis: LegalBasis | None = None  # a partner's GBA-Legal-Basis (PIPL art. 13)
 
     @property
     def call(self) -> ChannelCall:

@@ -39,6 +39,17 @@ MESSAGES: dict[str, Localized] = {
     "wrong_pickup_code": Localized(
         "取件碼不正確", "取件码不正确", "The pickup code is not the one issued for this result"
     ),
+    "legal_basis_required": Localized(
+        "機構提交的申請須聲明傳送申請人個人資料的法律依據（GBA-Legal-Basis：法律及條文）",
+        "机构提交的申请须声明传送申请人个人信息的法律依据（GBA-Legal-Basis：法律及条文）",
+        "An agency's submission declares the legal basis on which it sends the applicant's "
+        "personal information (GBA-Legal-Basis: the law and the article)",
+    ),
+    "legal_basis_twice": Localized(
+        "法律依據只可聲明一次：標頭與文件所載不同",
+        "法律依据只可声明一次：标头与文件所载不同",
+        "The legal basis is declared once: the header and the document say different things",
+    ),
     "inspected_document_not_in_application": Localized(
         "臨櫃查驗的身份證件不在申請人的證件之列",
         "临柜查验的身份证件不在申请人的证件之列",

@@ -22,7 +22,7 @@ import aiohttp
 
 from gateway.sandbox.agencies import ensure_agency_key, sandbox_agency
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import hk_individual_business
+from gateway.sandbox.samples import hk_individual_business, legal_basis_headers
 from gateway.trust.httpsig import HttpMessage
 from gateway.trust.keys import (
     HTTP,
@@ -138,10 +138,11 @@ async def run_demo(
         say(
             f"3. {hk.names['en']} ({hk.id}) submits the HK-format XML ({len(document)} bytes) "
             f"for {applicant.name_original} / {applicant.family_name_latin} "
-            f"{applicant.given_names_latin}, signed with {key.kid}"
+            f"{applicant.given_names_latin}, signed with {key.kid}, declaring the legal "
+            "basis it sends the applicant's data on (GBA-Legal-Basis, signed too)"
         )
         status, body, headers = await client.call(
-            "POST", "/v1/applications", document, "application/xml"
+            "POST", "/v1/applications", document, "application/xml", legal_basis_headers()
         )
         if status != 202:
             raise DemoError(f"the submission was refused: {status} {body.get('title')}")

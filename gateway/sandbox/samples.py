@@ -18,6 +18,8 @@ import opencc
 
 from gateway import jurisdictions
 from gateway.domain.errors import NotFoundError
+from gateway.domain.legal_basis import HEADER as LEGAL_BASIS_HEADER
+from gateway.domain.legal_basis import LegalBasis
 from gateway.domain.matters import MaterialRule, Matter, Particular
 from gateway.domain.values import IdentityDocument
 from gateway.mapping.catalog import Catalog
@@ -203,3 +205,18 @@ def channel_headers(matter: Matter, who: Persona) -> dict[str, str]:
             f'officer="{SANDBOX_OFFICER}";document={document}'
         }
     return {"GBA-Channel": f'kiosk;point="{SANDBOX_SERVICE_POINT}";device="{SANDBOX_KIOSK}"'}
+
+
+# The legal basis the sandbox's agencies declare for sending an applicant's data without the
+# applicant's consent (PIPL art. 13(1)(3): necessary to perform a statutory duty), in the
+# signed GBA-Legal-Basis header of every agency submission (docs/minimisation.md).
+SANDBOX_LEGAL_BASIS = LegalBasis(
+    law="《中华人民共和国个人信息保护法》",
+    article="第十三条第一款第三项",
+    text="为履行法定职责或者法定义务所必需（沙盒）",
+)
+
+
+def legal_basis_headers(basis: LegalBasis = SANDBOX_LEGAL_BASIS) -> dict[str, str]:
+    """The ``GBA-Legal-Basis`` header an agency's submission declares its basis with."""
+    return {LEGAL_BASIS_HEADER: basis.header()}

@@ -130,7 +130,13 @@ def requests(
         data = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
         messages.append(
             OutboxMessage(
-                message_id, app.id, evidence.issuer, MEDIA_TYPE, data, next_attempt_at=now
+                message_id,
+                app.id,
+                evidence.issuer,
+                MEDIA_TYPE,
+                data,
+                next_attempt_at=now,
+                relies_on=app.relies_on,
             )
         )
         app.evidence_queued(evidence.material, message_id, evidence.issuer, due, now)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
-from gateway.domain import channels, ids
+from gateway.domain import channels, ids, legal_basis
 from gateway.domain import events as ev
 from gateway.domain.application import Application
 from gateway.domain.commands import Caller, RecordDecision, SubmitApplication
-from gateway.domain.documents import MESSAGES
+from gateway.domain.documents import MESSAGES, problem
 from gateway.domain.errors import (
     ConflictError,
     FieldProblem,
@@ -219,12 +219,15 @@ async def _store_submission(
     document = decoded.document
     matter = _matter_of(deps, decoded)
     now = deps.clock.now()
-    # an agency's declared legal basis: recorded and signed, never forwarded with the case
-    legal_basis = document.get("legal_basis")
-    document = {k: v for k, v in document.items() if k != "legal_basis"}
-    if legal_basis is not None and resident is not None:
-        refused = FieldProblem("invalid_value", MESSAGES["invalid_value"], pointer="/legal_basis")
+    # an agency's declared legal basis (its signed header, or canonical JSON's member):
+    # required of every agency submission, recorded and signed, never forwarded with the case
+    basis, basis_problems = legal_basis.declared(cmd.legal_basis, document)
+    document = {k: v for k, v in document.items() if k != legal_basis.MEMBER}
+    if resident is not None and (basis is not None or basis_problems):
+        refused = problem(legal_basis.MEMBER_POINTER, "invalid_value")  # the consent is its basis
         _refuse([*decoded.problems, refused])
+    if resident is None and basis is None and not basis_problems:
+        basis_problems = [legal_basis.missing()]
     if resident is None:
         submitter = await uow.agencies.get(cmd.caller.agency_id)
         if submitter is None or not submitter.may_handle(str(matter.code)):
@@ -250,7 +253,14 @@ async def _store_submission(
     person = resident.applicant_id if resident is not None else None
     language = await commitments.applicant_language(uow, person, codec.jurisdiction)
     document, committed = commitments.filled(document, matter, language)
-    problems = [*decoded.problems, *assessment.problems, *named.problems, *offered, *inspected]
+    problems = [
+        *decoded.problems,
+        *basis_problems,
+        *assessment.problems,
+        *named.problems,
+        *offered,
+        *inspected,
+    ]
     if problems or committed:
         _refuse([*problems, *committed])
     application_id = ids.new_application_id()
@@ -306,18 +316,17 @@ async def _store_submission(
         if cmd.channel_call is not None
         else None,
         identified_by=identified_by,
+        legal_basis=basis.record() if basis is not None else None,
     )
     fetchable = case_materials.listed(document)
     for event in app.pending_events:  # the timeline lists what the handlers may fetch
         if isinstance(event, ev.ApplicationReceived) and fetchable:
             event.data["materials"] = fetchable
-        if isinstance(event, ev.ApplicationReceived) and legal_basis is not None:
-            event.data["legal_basis"] = dict(legal_basis)  # shown to the applicant
     # the milestone step of every move: what is owed (Art. 12), the acceptance's or notice's
     # voucher, forwards, evidence requests, notifications (Art. 19(4), 22) — from what is
     # already in hand; the receipt, signed after it, names what is owed
     messages = await step(app, uow, deps, now, handlers, consent)
-    response = _receipted(app, cmd, deps, now, legal_basis)
+    response = _receipted(app, cmd, deps, now)
     await uow.applications.add(app)
     await case_materials.bind(uow, document.get("materials"), named.found, app.id)
     for message in messages:
@@ -327,15 +336,11 @@ async def _store_submission(
 
 
 def _receipted(
-    app: Application,
-    cmd: SubmitApplication,
-    deps: Dependencies,
-    now: datetime,
-    legal_basis: Mapping[str, Any] | None = None,
+    app: Application, cmd: SubmitApplication, deps: Dependencies, now: datetime
 ) -> StoredResponse:
     """The 202 answer with its receipt: the signed voucher of receipt (Art. 19(4)), with
     the legal basis an agency declared for sending the applicant's data."""
-    basis = {"legal_basis": dict(legal_basis)} if legal_basis is not None else {}
+    basis = {"legal_basis": dict(app.legal_basis)} if app.legal_basis is not None else {}
     receipt = deps.receipts.issue(
         {
             **basis,

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.domain import events as ev
-from gateway.domain import ids, minimisation
+from gateway.domain import ids, legal_basis, minimisation
 from gateway.domain.agencies import Agency
 from gateway.domain.application import (
     ACCEPTANCE_WORKING_DAYS,
@@ -142,10 +142,13 @@ def uncovered(
     document: Mapping[str, Any],
     now: datetime,
 ) -> str | None:
-    """Why no consent in force covers sending ``document`` of a resident's case to the agency
-    (None: one does). A case relying on no consent (an agency's submission, or a resident's
-    with every handler at home) needs none. A consent's destinations are the jurisdictions
-    away from the applicant's home that it covers; a handler at home needs it in force only."""
+    """Why nothing covers sending ``document`` of the case to the agency (None: something
+    does). An agency's case relies on the legal basis its submitter declared (none recorded:
+    ``no_legal_basis``); a resident's with every handler at home, on no consent. A consent's
+    destinations are the jurisdictions away from the applicant's home that it covers; a
+    handler at home needs it in force only."""
+    if app.relies_on is None:
+        return legal_basis.NO_LEGAL_BASIS
     if app.consent_id is None:
         return None
     if consent is None or consent.id != app.consent_id:
@@ -241,6 +244,7 @@ def forwards(
                 body,
                 next_attempt_at=now,
                 consent_id=app.consent_id,
+                relies_on=app.relies_on,  # the relay re-checks only what may lapse
             )
         )
         app.message_queued(agency.id, message_id, now)

@@ -107,6 +107,9 @@ class OutboxMessage:
     last_error: str | None = None
     created_at: datetime | None = None  # when the forward was committed (accepted)
     consent_id: str | None = None  # the consent the forward relies on (checked before a send)
+    # what the forward relies on: consent, legal_basis (an agency's), resident (a resident's
+    # case sent at home); None: queued before it was recorded (the relay reads the case)
+    relies_on: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,9 @@ async def application_view(deps: Dependencies, caller: Caller, application_id: s
             "overdue": app.overdue_at is not None,
         },
         "delivery_channel": app.delivery_channel,
+        # an agency's case: the legal basis its submitter declared for sending the
+        # applicant's data (law, article, text), which every forward relies on
+        "legal_basis": app.legal_basis,
         # per by-data-sharing material: requested, received, refused, unanswered or
         # not_requested, with its issuer, request id and times (docs/evidence.md)
         "evidence": [e.to_json() for e in app.evidence],

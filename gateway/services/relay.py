@@ -36,6 +36,7 @@ import structlog
 from tenacity import RetryCallState
 from tenacity.wait import wait_exponential, wait_random_exponential
 
+from gateway.domain import legal_basis
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
@@ -179,7 +180,7 @@ class Relay:
                 per_destination=self.policy.per_partner,
                 in_flight=in_flight,
             )
-            claimed = await _consent_in_force(uow, claimed, self._clock.now())
+            claimed = await _basis_in_force(uow, claimed, self._clock.now())
             return claimed, {d: await uow.agencies.get(d) for d in {m.destination for m in claimed}}
 
         # inside the group committer's next batch: its turn on the database is one batch's
@@ -235,35 +236,53 @@ class Relay:
         return Outcome(message, self._clock.now(), ack=ack, blob=blob)
 
 
-async def _consent_in_force(
+async def _basis_in_force(
     uow: UnitOfWork, claimed: list[OutboxMessage], now: datetime
 ) -> list[OutboxMessage]:
-    """The claimed messages whose consent is still in force; the others (a resident withdrew
-    it, or it expired, since the forward was queued: a retry waiting in the queue) are
-    withheld instead of sent, in the claim's transaction, and their cases' timelines say so.
-    Messages relying on no consent (agencies' submissions) cost nothing here."""
-    relied = {m.consent_id for m in claimed if m.consent_id is not None}
-    if not relied:
-        return claimed
-    lapsed: dict[str, str] = {}
-    for consent_id in sorted(relied):
+    """The claimed messages that still rest on something: the consent they rely on still in
+    force, or the legal basis the submitting agency declared. The others are withheld instead
+    of sent, in the claim's transaction, and their cases' timelines say so: a resident
+    withdrew the consent, or it expired, since the forward was queued (a retry waiting in the
+    queue); or the case has neither a consent nor a declared basis (queued before a basis
+    was required). A message records what it relies on when queued (``relies_on``), so
+    those relying on a basis that cannot lapse (an agency's declared basis, a resident's case
+    at home) cost nothing here; only a message queued before that was recorded reads its case."""
+    lapsed: dict[str, str] = {}  # message id -> why it is withheld
+    unrecorded = [m for m in claimed if m.consent_id is None and m.relies_on is None]
+    to_read = sorted({m.application_id for m in unrecorded})
+    cases = {a: await uow.applications.get(a) for a in to_read}
+    relied = {m.id: m.consent_id for m in claimed if m.consent_id is not None}
+    for message in unrecorded:
+        app = cases[message.application_id]
+        if app is None:
+            continue
+        if app.relies_on is None:
+            lapsed[message.id] = legal_basis.NO_LEGAL_BASIS
+        elif app.consent_id is not None:
+            relied[message.id] = app.consent_id
+    for consent_id in sorted(set(relied.values())):
         consent = await uow.identities.consent(consent_id)
         if consent is None or not consent.active(now):
             withdrawn = consent is None or consent.withdrawn_at is not None
-            lapsed[consent_id] = "consent_withdrawn" if withdrawn else "consent_expired"
+            reason = "consent_withdrawn" if withdrawn else "consent_expired"
+            lapsed.update({m: reason for m, c in relied.items() if c == consent_id})
     if not lapsed:
         return claimed
-    stopped = [m for m in claimed if m.consent_id in lapsed]
-    for message in stopped:
-        reason = lapsed[message.consent_id or ""]
-        if not await uow.outbox.withhold([message.id], reason):
+    stopped: dict[str, list[tuple[OutboxMessage, str]]] = {}  # per case, saved once
+    for message in claimed:
+        reason = lapsed.get(message.id)
+        if reason is not None and await uow.outbox.withhold([message.id], reason):
+            stopped.setdefault(message.application_id, []).append((message, reason))
+            log.info("outbox.withheld", message_id=message.id, reason=reason)
+    for application_id, messages in stopped.items():
+        app = cases.get(application_id) or await uow.applications.get(application_id)
+        if app is None:
             continue
-        app = await uow.applications.get(message.application_id)
-        if app is not None:
-            app.forward_withheld(message.destination, reason, now, message.id)
-            await uow.applications.save(app)
-        log.info("outbox.withheld", message_id=message.id, reason=reason)
-    return [m for m in claimed if m.consent_id not in lapsed]
+        for message, reason in messages:
+            if any(h.agency_id == message.destination for h in app.handlers):
+                app.forward_withheld(message.destination, reason, now, message.id)
+        await uow.applications.save(app)
+    return [m for m in claimed if m.id not in lapsed]
 
 
 class _Unobserved:

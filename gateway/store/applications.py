@@ -317,6 +317,7 @@ class SqlApplications:
                 default=None,
             ),
             "channel_record": app.channel_record,
+            "legal_basis": app.legal_basis,
             "identified_doc_type": app.identified_by[0] if app.identified_by else None,
             "identified_number": app.identified_by[1] if app.identified_by else None,
             "pickup_hash": app.pickup_hash,
@@ -368,6 +369,7 @@ class SqlApplications:
             recheck=row.recheck,
             evidence=[Evidence.from_json(e) for e in row.evidence or ()],
             channel_record=dict(row.channel_record) if row.channel_record else None,
+            legal_basis=dict(row.legal_basis) if row.legal_basis else None,
             identified_by=(row.identified_doc_type, row.identified_number)
             if row.identified_doc_type
             else None,

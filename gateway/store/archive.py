@@ -125,6 +125,7 @@ async def _application(conn: AsyncConnection, app: Any) -> dict[str, Any]:
         "missing": app.missing,
         "deadline": app.deadline,
         "consent_id": app.consent_id,
+        "legal_basis": app.legal_basis,
         "received_at": stamp(app.received_at),
         "updated_at": stamp(app.updated_at),
         "handlers": [

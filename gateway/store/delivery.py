@@ -91,6 +91,7 @@ def _message(row: Any, status: str | None = None) -> OutboxMessage:
         row.last_error,
         row.created_at,
         row.consent_id,
+        row.relies_on,
     )
 
 
@@ -113,6 +114,7 @@ def outbox_row(message: OutboxMessage) -> dict[str, Any]:
         "created_at": now,
         "delivered_at": None,
         "consent_id": message.consent_id,
+        "relies_on": message.relies_on,
     }
 
 

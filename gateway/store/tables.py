@@ -67,6 +67,9 @@ applications = sa.Table(
     sa.Column("channel_record", sa.JSON),
     sa.Column("identified_doc_type", sa.String(32)),
     sa.Column("identified_number", sa.String(64)),
+    # an agency's case: the legal basis it declared (law, article, text; NULL: a resident's
+    # case, on its consent, or one filed before the basis was required)
+    sa.Column("legal_basis", sa.JSON),
     # a result collected at a counter or kiosk: the pickup code's hash, wrong codes so far
     sa.Column("pickup_hash", sa.String(64)),
     sa.Column("pickup_attempts", sa.Integer, nullable=False, server_default="0"),
@@ -125,6 +128,10 @@ outbox = sa.Table(
     sa.Column("delivered_at", UTCDateTime),
     # the consent the forward relies on (a resident's case): checked again before each send
     sa.Column("consent_id", sa.String(40)),
+    # what the forward relies on, recorded when it is queued: consent, legal_basis (an
+    # agency's declared basis), resident (a resident's case sent at home). NULL: queued
+    # before it was recorded; the relay then reads the case before sending
+    sa.Column("relies_on", sa.String(16)),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
     sa.Index("ix_outbox_consent", "consent_id"),
 )

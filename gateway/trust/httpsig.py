@@ -141,7 +141,7 @@ class VerifyPolicy:
             required += ["content-digest", "content-type"]
         return cls(
             required_components=components(*required),
-            also_cover_if_present=("idempotency-key", "gba-channel"),
+            also_cover_if_present=("idempotency-key", "gba-channel", "gba-legal-basis"),
             label=label,
         )
 

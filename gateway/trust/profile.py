@@ -1,10 +1,11 @@
 """The partner API signature profile of DESIGN.md, for both sides of every exchange.
 
 Requests cover ``"@method" "@target-uri"`` plus ``"content-digest" "content-type"`` when
-there is a body and ``"idempotency-key"`` and ``"gba-channel"`` when present; responses
-cover ``"@status" "content-digest" "content-type"`` and the request-bound ``"@method";req
-"@target-uri";req "signature";req;key="sig1"``, so an answer verifies only with the one
-signed request it answers (RFC 9421 §2.4); an unsigned request gets no signed answer.
+there is a body and ``"idempotency-key"``, ``"gba-channel"`` and ``"gba-legal-basis"`` when
+present; responses cover ``"@status" "content-digest" "content-type"`` and the request-bound
+``"@method";req "@target-uri";req "signature";req;key="sig1"``, so an answer verifies only
+with the one signed request it answers (RFC 9421 §2.4); an unsigned request gets no signed
+answer.
 Every signature carries ``created``, ``nonce``, ``keyid`` and ``tag="gba-gateway"``.
 Everything here is framework-free: the web edge, the partner client, the sandbox agencies
 and the demo all sign and verify through these functions.
@@ -77,6 +78,8 @@ def sign_request(
         covered.append("idempotency-key")
     if any(name.lower() == "gba-channel" for name in headers):
         covered.append("gba-channel")  # the channel a call states is signed (Art. 17-18)
+    if any(name.lower() == "gba-legal-basis" for name in headers):
+        covered.append("gba-legal-basis")  # so is the legal basis an agency declares
     message = HttpMessage.request(method, url, headers)
     params = SignatureParams(
         components=_covered(*covered),

@@ -7,7 +7,7 @@ from typing import Any
 import http_sfv
 from aiohttp import web
 
-from gateway.domain import channels
+from gateway.domain import channels, legal_basis
 from gateway.domain.commands import RecordDecision, SubmitApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import FieldProblem, ValidationFailedError
@@ -63,6 +63,17 @@ _VIEW = {
             "items": {"type": "object"},
         },
         "owed": OWED_SCHEMA,
+        "legal_basis": {
+            "type": ["object", "null"],
+            "description": "an agency's case: the legal basis its submitter declared "
+            "(GBA-Legal-Basis), on which every forward of the case rests; null for a "
+            "resident's case, which rests on its consent",
+            "properties": {
+                "law": {"type": "string"},
+                "article": {"type": "string"},
+                "text": {"type": "string"},
+            },
+        },
     },
 }
 _DECISION = {
@@ -97,6 +108,32 @@ def channel_call(request: web.Request) -> channels.ChannelCall | None:
         raise ValidationFailedError(str(refused), errors=list(refused.problems)) from None
 
 
+def legal_basis_call(request: web.Request) -> legal_basis.LegalBasis | None:
+    """The legal basis the call declares in its (signed) ``GBA-Legal-Basis`` header, an RFC
+    9651 dictionary of strings or display strings: ``law=%"...", article="13(1)(3)"``, and
+    optionally ``text=%"..."``. Absent: None (the service refuses an agency's submission
+    without a basis, listing it with the document's other problems)."""
+    value = request.headers.get(legal_basis.HEADER)
+    if value is None:
+        return None
+    members = http_sfv.Dictionary()
+    try:
+        members.parse(value.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        errors = [problem(legal_basis.HEADER_POINTER, "wrong_type")]
+        raise ValidationFailedError(
+            "GBA-Legal-Basis is not a structured dictionary", errors=errors
+        ) from None
+    texts = {  # a string or display string is text; anything else is of the wrong type
+        str(name): str(item.value) if isinstance(getattr(item, "value", None), str) else None
+        for name, item in members.items()
+    }
+    try:
+        return legal_basis.LegalBasis.of(texts, legal_basis.HEADER_POINTER)
+    except legal_basis.LegalBasisProblems as refused:
+        raise ValidationFailedError(str(refused), errors=list(refused.problems)) from None
+
+
 def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
     headers = {}
     if stored.resource and stored.status == 202:
@@ -123,7 +160,26 @@ def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
                 "filed at high assurance). A matter refuses a channel it does not list (422)."
             ),
             "schema": {"type": "string"},
-        }
+        },
+        {
+            "name": "GBA-Legal-Basis",
+            "in": "header",
+            "required": False,
+            "description": (
+                "The legal basis on which the submitting agency sends the applicant's "
+                "personal information without a consent of the applicant (GBA "
+                "personal-information rules; PIPL art. 13), an RFC 9651 dictionary covered "
+                'by the signature: law=%"<law or instrument>", article="<article>" and '
+                'optionally text=%"<one sentence>" (strings, or display strings for text '
+                "beyond ASCII; at most 200, 100 and 500 characters). Required of every "
+                "agency submission in every format (canonical JSON may carry it as the "
+                "document's legal_basis member instead); without it the submission is "
+                "refused 422 (legal_basis_required at /headers/gba-legal-basis) and nothing "
+                "is stored. Recorded on the case, signed into the receipt (legal_basis "
+                "claim), shown to the applicant; every forward of the case relies on it."
+            ),
+            "schema": {"type": "string"},
+        },
     ],
     responses={
         202: ("Stored; the receipt is the signed voucher", _SUBMIT_RESULT),
@@ -131,7 +187,8 @@ def _answer(request: web.Request, stored: StoredResponse) -> web.Response:
         403: "The agency may not submit this matter",
         413: "Body too large",
         415: "Unsupported content type",
-        422: "Invalid document, a channel the matter does not list, or Idempotency-Key reuse",
+        422: "Invalid document, no legal basis declared, a channel the matter does not list, "
+        "or Idempotency-Key reuse",
     },
     signed=True,
 )
@@ -139,6 +196,7 @@ async def submit(request: web.Request) -> web.Response:
     async with signed_write(request) as signed:
         assert signed.idempotency_key is not None
         call = channel_call(request)
+        basis = legal_basis_call(request)
         stored = await handlers.submit_application(
             SubmitApplication(
                 caller=signed.caller,
@@ -147,6 +205,7 @@ async def submit(request: web.Request) -> web.Response:
                 content_digest=signed.content_digest,
                 idempotency_key=signed.idempotency_key,
                 channel_call=call,
+                legal_basis=basis,
             ),
             request.app[DEPENDENCIES],
             signed.acceptance,

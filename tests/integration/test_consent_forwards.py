@@ -34,10 +34,9 @@ from gateway.web.keys import DEPENDENCIES
 from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.fakes import FixedClock
 from tests.integration.test_lifecycle import act, jwks, view
-from tests.integration.test_lifecycle import submit as lifecycle_submit
 from tests.integration.test_residents import _DEPS, application, chan_at_hk, resident
 from tests.integration.test_supplement_rounds import _rows
-from tests.support import CASE_TABLES, row_counts
+from tests.support import CASE_TABLES, row_counts, send
 
 MEDICAL = "11440300MB2C00091K3440120007000"  # high; lead sz-hc (GD) examines; hk-mchk reviews
 HENGQIN = "11440400MB2C00081P4440120002000"  # substantial; automatic; lead gd-hq-csb (GD)
@@ -241,7 +240,8 @@ async def test_the_relay_withholds_a_retry_whose_consent_expired_in_the_queue(
 
 
 LEGAL_BASIS = {
-    "reference": "《个人信息保护法》第十三条第一款第（三）项",
+    "law": "《个人信息保护法》",
+    "article": "第十三条第一款第（三）项",
     "text": "Necessary for the agency's statutory duty to register the applicant's enterprise",
 }
 
@@ -252,7 +252,17 @@ async def test_an_agency_declares_its_legal_basis_recorded_signed_and_never_forw
     gateway, _ = quiet
     document = json.loads(mappings_sample(gateway.settings, HENGQIN, "canonical", "chan-tai-man"))
 
-    received = await lifecycle_submit(gateway, HENGQIN, {**document, "legal_basis": LEGAL_BASIS})
+    answer = await send(  # the basis in canonical JSON's member, not in the header
+        gateway.settings,
+        "POST",
+        "/v1/applications",
+        body=json.dumps({**document, "legal_basis": LEGAL_BASIS}, ensure_ascii=False).encode(),
+        content_type="application/json",
+        now=AT,
+        legal_basis=None,
+    )
+    assert answer.status == 202, answer.body
+    received = answer.json()
 
     claims = verify_receipt(received["receipt"], await jwks(gateway))
     assert claims["legal_basis"] == LEGAL_BASIS
@@ -261,13 +271,14 @@ async def test_an_agency_declares_its_legal_basis_recorded_signed_and_never_forw
     assert receipt_event["legal_basis"] == LEGAL_BASIS
     rows = await _rows(
         gateway.settings,
-        sa.select(outbox.c.body, outbox.c.consent_id).where(
+        sa.select(outbox.c.body, outbox.c.consent_id, outbox.c.relies_on).where(
             outbox.c.application_id == received["application_id"]
         ),
     )
     assert len(rows) == 1
     assert b"legal_basis" not in rows[0].body
     assert rows[0].consent_id is None
+    assert rows[0].relies_on == "legal_basis"
 
 
 async def test_a_resident_cannot_declare_a_legal_basis_and_nothing_is_kept(

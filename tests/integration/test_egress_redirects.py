@@ -32,6 +32,7 @@ from gateway.egress.client import RedirectRefusedError, client_session
 from gateway.egress.policy import EgressPolicy
 from gateway.identity.discovery import ProviderConfig, Upstreams
 from gateway.identity.relying_party import RelyingParty
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services.ports import Notification, OutboxMessage
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.trust.keys import SigningKey, VerificationKey, generate_private_key
@@ -104,13 +105,20 @@ async def queued_case(endpoint: str) -> tuple[FakeUnitOfWorkFactory, str]:
         missing=(),
         deadline="2026-03-03",
         at=NOW,
+        legal_basis=SANDBOX_LEGAL_BASIS.record(),  # an agency case declares it
     )
     message_id = "msg_app_01"
     async with uow() as tx:
         app.message_queued(PARTNER, message_id, NOW)
         await tx.outbox.add(
             OutboxMessage(
-                message_id, "app_01", PARTNER, "application/json", b"{}", next_attempt_at=NOW
+                message_id,
+                "app_01",
+                PARTNER,
+                "application/json",
+                b"{}",
+                next_attempt_at=NOW,
+                relies_on="legal_basis",
             )
         )
         await tx.applications.add(app)

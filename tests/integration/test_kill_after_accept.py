@@ -27,6 +27,7 @@ import aiohttp
 import sqlalchemy as sa
 
 from bench.drills.harness import SUBMITTER, Gateway, Records, sample_body, submitter_key
+from gateway.sandbox.samples import legal_basis_headers
 from gateway.store.tables import applications, idempotency_keys, outbox, timeline
 from gateway.trust.keys import SigningKey
 from gateway.trust.profile import sign_request
@@ -52,6 +53,7 @@ async def _submit(
         body=body,
         content_type="application/xml",
         idempotency_key=idempotency_key,
+        extra_headers=legal_basis_headers(),  # every agency submission declares its basis
     )
     try:
         async with session.post(

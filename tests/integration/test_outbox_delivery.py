@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from gateway.domain.application import Application
 from gateway.domain.errors import TransientDeliveryError
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services.ports import Acknowledgement, Agency, OutboxMessage
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.store.database import create_engine, create_schema
@@ -137,6 +138,7 @@ async def _queue(store: Store, count: int, destination: str, prefix: str = "app"
                 missing=(),
                 deadline="2026-03-03",
                 at=NOW,
+                legal_basis=SANDBOX_LEGAL_BASIS.record(),  # an agency case declares it
             )
             message_id = f"msg_{app_id}"
             app.message_queued(destination, message_id, NOW)
@@ -149,6 +151,7 @@ async def _queue(store: Store, count: int, destination: str, prefix: str = "app"
                     "application/json",
                     b'{"message_id": "%s"}' % message_id.encode(),
                     next_attempt_at=NOW,
+                    relies_on="legal_basis",
                 )
             )
             ids.append(message_id)

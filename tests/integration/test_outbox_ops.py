@@ -24,6 +24,7 @@ from gateway.domain.errors import (
     TransientDeliveryError,
 )
 from gateway.outbox_ops import outbox_list, outbox_requeue, outbox_retry
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services.ports import Acknowledgement, Agency, OutboxMessage
 from gateway.services.relay import Relay, RelayPolicy
 from gateway.settings import Settings, load_settings
@@ -105,6 +106,7 @@ async def _queue(store: SqlUnitOfWorkFactory, app_id: str, destination: str = CS
         missing=(),
         deadline="2026-03-03",
         at=now,
+        legal_basis=SANDBOX_LEGAL_BASIS.record(),  # an agency case declares it
     )
     message_id = f"msg_{app_id}"
     app.message_queued(destination, message_id, now)
@@ -112,7 +114,13 @@ async def _queue(store: SqlUnitOfWorkFactory, app_id: str, destination: str = CS
         await tx.applications.add(app)
         await tx.outbox.add(
             OutboxMessage(
-                message_id, app_id, destination, "application/json", b"{}", next_attempt_at=now
+                message_id,
+                app_id,
+                destination,
+                "application/json",
+                b"{}",
+                next_attempt_at=now,
+                relies_on="legal_basis",
             )
         )
         await tx.commit()

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from gateway.sandbox.pki import generate_test_pki, issue_agency_certificate
+from gateway.sandbox.samples import legal_basis_headers
 from gateway.trust.keys import SigningKey, generate_private_key
 from gateway.trust.profile import sign_request
 from tests.conftest import RunningGateway
@@ -33,6 +34,7 @@ async def _submit(gateway: RunningGateway, key: SigningKey, body: bytes | None =
         body=body,
         content_type="application/xml",
         idempotency_key="tester-submit-1",
+        extra_headers=legal_basis_headers(),
     )
     async with (
         aiohttp.ClientSession() as session,

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.domain.errors import SignatureInvalidError
+from gateway.sandbox.samples import legal_basis_headers
 from gateway.store.tables import nonces
 from gateway.trust.digest import content_digest
 from gateway.trust.httpsig import HttpMessage, SignatureParams, components, sign
@@ -56,6 +57,7 @@ def _headers(
         "content-digest",
         "content-type",
         "idempotency-key",
+        "gba-legal-basis",
     ),
     created: datetime | None = None,
     expires: datetime | None = None,
@@ -69,6 +71,7 @@ def _headers(
         "Content-Type": XML,
         "Content-Digest": content_digest(body if digest_body is None else digest_body),
         "Idempotency-Key": "attack-" + secrets.token_hex(6),
+        **legal_basis_headers(),  # an agency's submission declares its basis
     }
     params = SignatureParams(
         components=components(*covered),

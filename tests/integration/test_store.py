@@ -10,6 +10,7 @@ import pytest
 
 from gateway.domain.application import Application, Status
 from gateway.domain.errors import ConflictError
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services.ports import OutboxMessage, StoredResponse
 from gateway.store.database import create_engine, create_schema
 from gateway.store.unit_of_work import SqlUnitOfWorkFactory
@@ -41,6 +42,7 @@ def _application(app_id: str = "app_1", handlers: tuple[str, ...] = ("gd-hq-csb"
         missing=(),
         deadline="2026-11-27",
         at=NOW,
+        legal_basis=SANDBOX_LEGAL_BASIS.record(),  # an agency case declares it
     )
 
 
@@ -56,6 +58,7 @@ async def _store(uow: SqlUnitOfWorkFactory, app: Application, messages: int = 1)
                     "application/json",
                     b"{}",
                     next_attempt_at=NOW,
+                    relies_on="legal_basis",
                 )
             )
         await tx.commit()

@@ -5,7 +5,9 @@ naming the counter. A counter files it for a resident who has never logged in: t
 inspected the resident's identity card in person, and the signed ``GBA-Channel`` header names
 the service point, the officer and the document. The receipt signs that record; the case is
 filed at ``high`` assurance. Later the resident logs in online (the login links the identity
-card): the case is in their list, and its progress reads the same as the counter's.
+card): the case is in their list, and its progress reads the same as the counter's. The
+counter's agency sends the resident's data on its own legal basis, not on a consent: a
+submission that declares none is refused 422, and the resident is shown the basis declared.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import asyncio
 from typing import Any
 
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import SANDBOX_OFFICER, SANDBOX_SERVICE_POINT, canonical_sample
+from gateway.sandbox.samples import (
+    SANDBOX_LEGAL_BASIS,
+    SANDBOX_OFFICER,
+    SANDBOX_SERVICE_POINT,
+    canonical_sample,
+)
 from gateway.sandbox.scenarios.base import Scenario, expect
 from gateway.sandbox.scenarios.context import Context, encoded
 from gateway.sandbox.scenarios.matters import submitter
@@ -53,6 +60,22 @@ async def counter_submission(ctx: Context) -> None:
     header = (
         f'counter;point="{SANDBOX_SERVICE_POINT}";officer="{SANDBOX_OFFICER}";document={doc_type}'
     )
+    async with ctx.step("the counter's call without a legal basis: 422, nothing stored"):
+        answer = await ctx.signed(
+            agency,
+            "POST",
+            "/v1/applications",
+            body,
+            {"GBA-Channel": header},
+            legal_basis=False,
+        )
+        codes = [e.get("code") for e in (answer.body or {}).get("errors", [])]
+        expect(
+            answer.status == 422 and codes == ["legal_basis_required"],
+            "422 legal_basis_required",
+            answer.describe(),
+        )
+
     async with ctx.step(
         f"{agency}'s counter files it for {WHO}, whose {doc_type} the officer inspected"
     ) as step:
@@ -73,6 +96,8 @@ async def counter_submission(ctx: Context) -> None:
             "identity_inspected": doc_type,
         }
         expect(claims.get("channel") == recorded, f"receipt signs {recorded}", claims)
+        basis = SANDBOX_LEGAL_BASIS.record()
+        expect(claims.get("legal_basis") == basis, "receipt signs the legal basis", claims)
         step.detail = f"{application_id}, no login needed"
 
     async with ctx.step("the case records the counter, its officer and the inspection"):
@@ -91,6 +116,11 @@ async def counter_submission(ctx: Context) -> None:
         mine = await resident.applications()
         expect(application_id in mine, f"{application_id} in /v1/me/applications", mine)
         step.detail = f"{len(mine)} case(s) in her list"
+
+    async with ctx.step(f"{WHO} is shown the legal basis the counter's agency declared"):
+        shown = await resident.ok("GET", f"/v1/me/applications/{application_id}")
+        basis = SANDBOX_LEGAL_BASIS.record()
+        expect(shown.get("legal_basis") == basis, f"legal_basis {basis}", shown.get("legal_basis"))
 
     async with ctx.step("its progress reads the same online and at the counter"):
         online, counter = await _same_moment(ctx, resident, agency, application_id)

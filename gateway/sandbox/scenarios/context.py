@@ -22,6 +22,7 @@ from gateway.domain.values import local_date
 from gateway.mapping.catalog import Catalog
 from gateway.sandbox.agencies import agency_key_path, ensure_agency_key, sandbox_agency
 from gateway.sandbox.demo import PartnerClient
+from gateway.sandbox.samples import legal_basis_headers
 from gateway.sandbox.scenarios.base import Check, OnStep, Steps, expect
 from gateway.trust.digest import content_digest
 from gateway.trust.receipts import verify_receipt
@@ -138,11 +139,17 @@ class Context(Steps):
         path: str,
         body: bytes | dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        legal_basis: bool = True,
     ) -> Answer:
         """One call signed by ``agency_id`` (with ``headers``, signed too when they are part
-        of the profile: ``GBA-Channel``); the gateway's answer must verify too."""
+        of the profile: ``GBA-Channel``, ``GBA-Legal-Basis``); the gateway's answer must
+        verify too. A submission (``POST /v1/applications``) declares the sandbox's legal
+        basis, as every agency's must, unless ``legal_basis`` is False."""
         client = await self.agency(agency_id)
         data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
+        if legal_basis and method == "POST" and path == "/v1/applications":
+            headers = {**legal_basis_headers(), **(headers or {})}
         status, answer, headers = await client.call(
             method, path, data, JSON if data is not None else None, headers
         )

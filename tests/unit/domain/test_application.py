@@ -407,3 +407,49 @@ def test_a_blocked_forward_is_recorded_once_per_problem_set_and_stays_due() -> N
     ]
     with pytest.raises(ForbiddenError):
         app.forward_blocked("not-a-handler", lost, AT)
+
+
+# --------------------------------------------------------------------------- legal basis
+
+BASIS = {"law": "《个人信息保护法》", "article": "第十三条第一款第三项"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "relies_on"),
+    [
+        ({"legal_basis": BASIS}, "legal_basis"),  # an agency's case, its basis declared
+        ({"consent_id": "con_1", "applicant_id": "per_1"}, "consent"),
+        ({"applicant_id": "per_1"}, "resident"),  # a resident's case, every handler at home
+        ({}, None),  # an agency's case filed before a basis was required: rests on nothing
+    ],
+)
+def test_a_case_says_what_its_forwards_rely_on(
+    changes: dict[str, Any], relies_on: str | None
+) -> None:
+    app = _receive()
+    for name, value in changes.items():
+        setattr(app, name, value)
+
+    assert app.relies_on == relies_on
+
+
+def test_the_declared_basis_is_on_the_receipt_event() -> None:
+    app = Application.receive(
+        application_id="app_01TEST",
+        matter=MATTER,
+        matter_version=1,
+        submitted_by=SUBMITTER,
+        channel="online",
+        source_format="HK",
+        content_digest=DIGEST,
+        document=_golden(),
+        handlers=(LEAD,),
+        missing=(),
+        deadline="2026-03-03",
+        at=AT,
+        legal_basis=BASIS,
+    )
+
+    assert app.pending_events[0].type == "application.received"
+    assert app.pending_events[0].data["legal_basis"] == BASIS
+    assert app.legal_basis == BASIS

@@ -22,7 +22,7 @@ from gateway.domain.application import Application
 from gateway.mapping.catalog import Catalog
 from gateway.sandbox.agencies import sandbox_agency
 from gateway.sandbox.personas import persona
-from gateway.sandbox.samples import canonical_sample
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS, canonical_sample
 from gateway.services.milestones import forwards
 from gateway.settings import load_settings
 
@@ -59,6 +59,7 @@ def _case(code: str) -> Application:
         missing=(),
         deadline="2026-03-31",
         at=AT,
+        legal_basis=SANDBOX_LEGAL_BASIS.record(),  # an agency's case: its declared basis
     )
 
 

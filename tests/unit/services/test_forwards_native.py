@@ -18,6 +18,7 @@ from gateway.domain.matters import Route
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
 from gateway.mapping.xml import parse_xml
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services.milestones import forwards
 
 ROOT = Path(__file__).parents[3]
@@ -60,6 +61,7 @@ def _case(document: dict[str, Any]) -> Application:
         deadline="2026-03-17",
         at=AT,
         mapping_version="hk-2026.1",
+        legal_basis=SANDBOX_LEGAL_BASIS.record(),  # an agency's case: its declared basis
     )
     app.pending_events.clear()
     return app

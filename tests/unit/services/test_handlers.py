@@ -22,9 +22,11 @@ from gateway.domain.errors import (
     UnsupportedMediaTypeError,
     ValidationFailedError,
 )
+from gateway.domain.legal_basis import LegalBasis
 from gateway.domain.matters import Route
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services import commitments
 from gateway.services.calendars import HolidayCalendar
 from gateway.services.handlers import (
@@ -134,10 +136,14 @@ def _submit(
     caller: Caller = HK,
     body: bytes | None = None,
     media_type: str = "application/json",
+    legal_basis: LegalBasis | None = SANDBOX_LEGAL_BASIS,
 ) -> SubmitApplication:
+    """An agency's submission, declaring the sandbox's legal basis as its header would."""
     if body is None:
         body = json.dumps(document if document is not None else _golden()).encode()
-    return SubmitApplication(caller, body, media_type, content_digest(body), key)
+    return SubmitApplication(
+        caller, body, media_type, content_digest(body), key, legal_basis=legal_basis
+    )
 
 
 def _decide(
@@ -598,11 +604,13 @@ async def test_application_view_shows_handlers_deadlines_and_timeline(world: Wor
         "handlers",
         "deadlines",
         "delivery_channel",
+        "legal_basis",
         "evidence",
         "owed",
         "timeline",
     }
     assert view["evidence"] == []  # an agency's submission requests no evidence
+    assert view["legal_basis"] == SANDBOX_LEGAL_BASIS.record()  # what the agency declared
     assert view["application_id"] == application_id
     assert view["matter"] == MATTER
     assert view["status"] == "approved"

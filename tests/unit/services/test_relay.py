@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gateway.domain.application import Application
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
+from gateway.sandbox.samples import SANDBOX_LEGAL_BASIS
 from gateway.services.ports import Agency, OutboxMessage
 from gateway.services.relay import Relay, RelayPolicy
 from tests.fakes import (
@@ -34,8 +36,12 @@ async def _case(
     uow: FakeUnitOfWorkFactory,
     application_id: str = "app_01",
     handlers: tuple[str, ...] = (LEAD,),
+    *,
+    basis: bool = True,
 ) -> list[str]:
-    """An accepted application with one queued message per handler; returns the message ids."""
+    """An accepted application with one queued message per handler; returns the message ids.
+    ``basis``: the submitting agency declared its legal basis (else: a case filed before one
+    was required, whose messages record nothing they rely on)."""
     app = Application.receive(
         application_id=application_id,
         matter=MATTER,
@@ -49,12 +55,14 @@ async def _case(
         missing=(),
         deadline="2026-03-03",
         at=NOW,
+        legal_basis=SANDBOX_LEGAL_BASIS.record() if basis else None,
     )
     ids = [f"msg_{application_id}_{agency}" for agency in handlers]
     async with uow() as tx:
         for message_id, agency in zip(ids, handlers, strict=True):
             app.message_queued(agency, message_id, NOW)
-            await tx.outbox.add(_message(message_id, application_id, agency))
+            message = _message(message_id, application_id, agency)
+            await tx.outbox.add(message if basis else replace(message, relies_on=None))
         await tx.applications.add(app)
         await tx.commit()
     return ids
@@ -68,6 +76,7 @@ def _message(message_id: str, application_id: str, destination: str = LEAD) -> O
         "application/json",
         b'{"message_id": "' + message_id.encode() + b'"}',
         next_attempt_at=NOW,
+        relies_on="legal_basis",
     )
 
 
@@ -98,6 +107,24 @@ def transport() -> FakeTransport:
 
 
 # --------------------------------------------------------------------------- delivery
+
+
+async def test_a_message_of_a_case_resting_on_nothing_is_withheld_not_sent(
+    uow: FakeUnitOfWorkFactory, clock: FixedClock, transport: FakeTransport
+) -> None:
+    [older] = await _case(uow, "app_old", basis=False)
+    [current] = await _case(uow, "app_new")
+    clock.advance(seconds=2)
+
+    claimed = await _relay(uow, transport, clock).run_once()
+
+    assert claimed == 1
+    assert [d.message.id for d in transport.deliveries] == [current]
+    held = uow.message(older)
+    assert (held.status, held.last_error) == ("withheld", "no_legal_basis")
+    [withheld] = [e for e in uow.timeline("app_old") if e.type == "message.withheld"]
+    assert withheld.data == {"agency": LEAD, "reason": "no_legal_basis", "message_id": older}
+    assert uow.message(current).status == "delivered"
 
 
 async def test_run_once_delivers_and_starts_the_review(
