@@ -767,7 +767,8 @@ class Application:
     ) -> None:
         """The lead agency delivered the result by the channel the applicant chose; for a
         counter or a kiosk (:data:`PICKUP_CHANNELS`) it is made ready for pickup with the
-        code whose hash is ``pickup_hash``, and delivered when collected."""
+        code whose hash is ``pickup_hash``, and delivered when collected. A code locked by
+        wrong attempts is replaced by calling again: a new code, the attempts counted anew."""
         if self.lead.agency_id != agency_id:
             raise ForbiddenError("only the lead agency delivers the result")
         if channel not in DELIVERY_CHANNELS:
@@ -781,12 +782,14 @@ class Application:
         if channel in PICKUP_CHANNELS:
             if self.status not in (Status.APPROVED, Status.REJECTED):
                 raise IllegalTransitionError(f"a {self.status.value} case has no result")
-            if self.pickup_hash is not None:
+            reissued = self.pickup_hash is not None
+            if reissued and self.pickup_attempts < PICKUP_ATTEMPTS:
                 raise IllegalTransitionError("the result already waits for its pickup")
             if not pickup_hash:
                 raise IllegalTransitionError("a result collected in person needs a pickup code")
             self.pickup_hash, self.pickup_attempts = pickup_hash, 0
-            self._record(ev.ResultReadyForPickup, at, agency_id, channel=channel)
+            again = {"reissued": True} if reissued else {}
+            self._record(ev.ResultReadyForPickup, at, agency_id, channel=channel, **again)
             return
         self._move(Status.RESULT_DELIVERED)
         self._record(ev.ResultDelivered, at, agency_id, channel=channel)

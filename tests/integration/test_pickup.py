@@ -152,6 +152,27 @@ async def test_five_wrong_codes_lock_the_pickup(gateway: RunningGateway) -> None
     assert [e["attempts_left"] for e in refused] == [4, 3, 2, 1, 0]
     assert refused[0]["device"] == "K-01"
 
+    # the lead draws a new code for the locked pickup; the old one is dead, the new one works
+    result = f"/v1/applications/{application_id}/result"
+    other = await _post(gateway, result, "hk-ird", {"channel": "kiosk"})
+    assert other.status in (403, 404)  # only the lead
+    reissued = await _post(gateway, result, "gd-hq-csb", {"channel": "kiosk"})
+    assert reissued.status == 200, reissued.body
+    row, told = await _stored(gateway, application_id)
+    assert row.pickup_attempts == 0
+    codes = {n.body["pickup_code"] for n in told if "pickup_code" in n.body}
+    (new,) = codes - {code}
+    old = await _post(gateway, pickup, "hk-ird", {"code": code}, kiosk)
+    assert old.status == 422
+    collected = await _post(gateway, pickup, "hk-ird", {"code": new}, kiosk)
+    assert collected.status == 200, collected.body
+    ready_events = [
+        e
+        for e in await _timeline(gateway, application_id)
+        if e["type"] == "application.result_ready_for_pickup"
+    ]
+    assert [e.get("reissued") for e in ready_events] == [None, True]
+
 
 async def test_a_pickup_call_needs_a_code(gateway: RunningGateway) -> None:
     application_id = await _decided(gateway)
