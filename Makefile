@@ -9,6 +9,11 @@ STAMP  := $(VENV)/.installed
 # The browser tests drive Debian's Chromium (never a downloaded one); install it when missing.
 CHROMIUM ?= /usr/bin/chromium
 
+# The suite runs on every core (pytest-xdist; ADR 0005): one worker per CPU, idle workers
+# steal queued tests from busy ones. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -23,7 +28,7 @@ sandbox: $(STAMP)
 
 ## Set up and run lint, import contracts and the whole suite.
 test: $(STAMP) lint contracts browser
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 browser:
 	@test -x $(CHROMIUM) || { \
@@ -41,13 +46,13 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 e2e: $(STAMP)
-	$(BIN)/python -m pytest tests/e2e
+	$(PYTEST) tests/e2e
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
