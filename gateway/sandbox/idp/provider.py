@@ -65,7 +65,7 @@ class SandboxProvider:
         self.name = name
         self.issuer = issuer
         self.profile = profiles()[name]
-        self.key = ProviderKey.generate(self.profile.signing_alg, name)
+        self._key: ProviderKey | None = None  # generated at first use: see ``key``
         self.clients: dict[str, Client] = {}
         self.faults = Faults()
         self._clock = clock
@@ -75,6 +75,14 @@ class SandboxProvider:
         self._pushed: dict[str, _Held] = {}
         self._pending: dict[str, _Held] = {}
         self.server = build_server(self)
+
+    @property
+    def key(self) -> ProviderKey:
+        """The provider's signing key, generated when first asked for (its JWKS, a token):
+        an RSA key takes tens of milliseconds, and most apps never use their providers."""
+        if self._key is None:
+            self._key = ProviderKey.generate(self.profile.signing_alg, self.name)
+        return self._key
 
     @property
     def supports_par(self) -> bool:
