@@ -18,6 +18,11 @@ apt_install = { echo "make: installing Debian's $(1) for the browser tests"; \
 	else sudo -n apt-get install -y -q $(1) >/dev/null; fi \
 	|| echo "make: could not install $(1): the browser tests will say so"; }
 
+# The suite runs on every core (pytest-xdist; ADR 0005): one worker per CPU, idle workers
+# steal queued tests from busy ones. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -32,7 +37,7 @@ sandbox: $(STAMP)
 
 ## Set up and run lint, import contracts and the whole suite.
 test: $(STAMP) lint contracts browser
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 browser:
 	@test -x $(CHROMIUM) || $(call apt_install,chromium)
@@ -47,13 +52,13 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 e2e: $(STAMP)
-	$(BIN)/python -m pytest tests/e2e
+	$(PYTEST) tests/e2e
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

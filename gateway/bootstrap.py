@@ -35,6 +35,7 @@ from gateway.extensions import Extension, Wiring, app_extensions
 from gateway.mapping.appeals import AppealRoutes
 from gateway.mapping.canonical import CanonicalCodec
 from gateway.mapping.catalog import Catalog
+from gateway.mapping.evidence import FILE_NAME as EVIDENCE_FILE_NAME
 from gateway.mapping.evidence import EvidenceTypes
 from gateway.mapping.matter_schema import MatterSchemas
 from gateway.mapping.published import published_schemas
@@ -168,9 +169,10 @@ def load_keyring(settings: Settings) -> keystore.KeyRing:
     return keystore.load(settings.keys_dir, owner_only=True)
 
 
-# Loaded codecs, by what they are loaded from: every app of a process (the test suite starts
-# hundreds) compiles each format's mapping and XSD once, not once per app.
+# Loaded codecs and catalogs, by what they are loaded from: every app of a process (the test
+# suite starts hundreds) compiles each format's mapping and XSD, and reads the matters, once.
 _LOADED_CODECS: dict[tuple[Any, ...], dict[str, DocumentCodec]] = {}
+_LOADED_CATALOGS: dict[tuple[Any, ...], Catalog] = {}
 
 
 def _files_under(*folders: Path) -> tuple[tuple[str, int, int], ...]:
@@ -185,6 +187,26 @@ def _files_under(*folders: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+def load_catalog(mappings_dir: Path) -> Catalog:
+    """The matter catalog under ``mappings_dir`` (``matters/`` and ``evidence.yaml``). A
+    catalog is immutable (frozen matters), so like the codecs one load serves every app of
+    the process that reads the same files (the key includes their modification times)."""
+    matters = mappings_dir / "matters"
+    evidence = mappings_dir / EVIDENCE_FILE_NAME
+    key = (
+        matters.resolve(),
+        _files_under(matters),
+        (evidence.stat().st_mtime_ns, evidence.stat().st_size) if evidence.is_file() else None,
+    )
+    catalog = _LOADED_CATALOGS.get(key)
+    if catalog is None:
+        catalog = Catalog.load(matters)
+        if len(_LOADED_CATALOGS) >= 16:
+            _LOADED_CATALOGS.clear()
+        _LOADED_CATALOGS[key] = catalog
+    return catalog
+
+
 def codecs(settings: Settings, catalog: Catalog | None = None) -> dict[str, DocumentCodec]:
     """The canonical codec and each registered jurisdiction's, by jurisdiction code; the
     native XML formats write the particulars of every matter of ``catalog`` (None: the
@@ -192,7 +214,7 @@ def codecs(settings: Settings, catalog: Catalog | None = None) -> dict[str, Docu
     every app of the process that reads the same files (the key includes their
     modification times)."""
     if catalog is None:
-        catalog = Catalog.load(settings.mappings_dir / "matters")
+        catalog = load_catalog(settings.mappings_dir)
     particulars = catalog.particulars()
     adapters = jurisdictions.for_settings(settings)
     key = (
@@ -350,7 +372,7 @@ def create_app(
         if settings.agencies_file
         else []
     )
-    catalog = Catalog.load(settings.mappings_dir / "matters")
+    catalog = load_catalog(settings.mappings_dir)
     view: MatterCatalog = catalog  # in sandbox, testers may route a matter to their agency
     for extension in extensions:
         view = extension.catalog(view)

@@ -144,11 +144,12 @@ def _quiet_logs() -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say plainly whether the PostgreSQL half of the suite ran (CI must show that it did)."""
-    reports = [
+    reports = [  # the [postgres] half of ``database`` and the tests marked postgres alone;
+        # under pytest-xdist these are the workers' reports, keywords included
         report
         for outcome in ("passed", "failed", "error", "skipped")
         for report in terminalreporter.stats.get(outcome, [])
-        if "[postgres" in getattr(report, "nodeid", "")
+        if "postgres" in getattr(report, "keywords", {})
     ]
     ran = sum(1 for r in reports if r.when == "call")
     skipped = sum(1 for r in reports if r.skipped)

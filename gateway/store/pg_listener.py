@@ -70,6 +70,7 @@ class PgListener:
         self.listening = asyncio.Event()  # set while connected and listening
         self.told: Counter[str] = Counter()  # channel -> notifications acted on
         self.connections = 0
+        self.backend_pid: int | None = None  # the listening connection's server process
 
     async def run(self) -> None:
         while True:
@@ -94,6 +95,7 @@ class PgListener:
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         schema = await conn.fetchval("SELECT current_schema()")
+        self.backend_pid = conn.get_server_pid()
         for channel, handler in self._handlers.items():
             await conn.add_listener(channel, self._deliver(str(schema), handler))
         self.connections += 1

@@ -34,9 +34,10 @@ async def stores(database: Database) -> AsyncIterator[list[SqlUnitOfWorkFactory]
     """Two processes' views of one database: an engine each."""
     engines = [create_engine(database.url, schema=database.schema or None) for _ in range(2)]
     await create_schema(engines[0])
-    yield [SqlUnitOfWorkFactory(engine) for engine in engines]
-    for engine in engines:
-        await engine.dispose()
+    stores = [SqlUnitOfWorkFactory(engine) for engine in engines]
+    yield stores
+    for store in stores:
+        await store.close()  # its committer, then the engine
 
 
 async def take(store: SqlUnitOfWorkFactory, holder: str, at: datetime, seconds: float = 10) -> bool:

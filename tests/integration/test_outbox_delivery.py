@@ -115,9 +115,10 @@ async def engines(database: Database) -> AsyncIterator[list[Store]]:
                 for a in (_agency(SLOW), _agency(FAST))
             ],
         )
-    yield [Store(engine) for engine in made]
-    for engine in made:
-        await engine.dispose()
+    stores = [Store(engine) for engine in made]
+    yield stores
+    for store in stores:  # the group committer first: a relay cancelled mid-claim can leave
+        await store.close()  # it a batch to finish, on a connection engine.dispose() misses
 
 
 async def _queue(store: Store, count: int, destination: str, prefix: str = "app") -> list[str]:

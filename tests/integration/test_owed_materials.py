@@ -187,7 +187,9 @@ async def test_an_owed_material_is_supplied_after_acceptance_and_then_the_case_i
     assert sorted(q for q in queued if q[1] == 1) == [("hk-mchk", 1), ("sz-hc", 1)]
     sent = await _rows(
         gateway.settings,
-        sa.select(outbox.c.destination, outbox.c.body).where(outbox.c.application_id == app_id),
+        sa.select(outbox.c.destination, outbox.c.body)
+        .where(outbox.c.application_id == app_id)
+        .order_by(outbox.c.created_at),  # PostgreSQL returns updated rows in no set order
     )
     to_lead = [json.loads(r.body) for r in sent if r.destination == "sz-hc"]
     assert to_lead[-1]["stage"] == "supplement"

@@ -40,11 +40,12 @@ async def two_processes(database: Database) -> AsyncIterator[tuple[Any, Any]]:
     """Two unit-of-work factories (two processes' caches) on one fresh database."""
     engines = [create_engine(database.url, schema=database.schema or None) for _ in range(2)]
     await create_schema(engines[0])
+    stores = SqlUnitOfWorkFactory(engines[0]), SqlUnitOfWorkFactory(engines[1])
     try:
-        yield SqlUnitOfWorkFactory(engines[0]), SqlUnitOfWorkFactory(engines[1])
+        yield stores
     finally:
-        for engine in engines:
-            await engine.dispose()
+        for store in stores:
+            await store.close()  # its committer, then the engine
 
 
 def _key(kid: str, **validity: datetime) -> tuple[SigningKey, KeySpec]:

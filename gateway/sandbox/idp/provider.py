@@ -65,7 +65,7 @@ class SandboxProvider:
         self.name = name
         self.issuer = issuer
         self.profile = profiles()[name]
-        self.key = ProviderKey.generate(self.profile.signing_alg, name)
+        self._key: ProviderKey | None = None  # generated at first use: see ``key``
         self.previous_key: ProviderKey | None = None  # the key before the last rotation
         self.publish_previous = False  # whether the JWKS still lists it
         self.jwks_requests = 0  # key sets served: how often relying parties fetched them
@@ -78,6 +78,14 @@ class SandboxProvider:
         self._pushed: dict[str, _Held] = {}
         self._pending: dict[str, _Held] = {}
         self.server = build_server(self)
+
+    @property
+    def key(self) -> ProviderKey:
+        """The provider's signing key, generated when first asked for (its JWKS, a token):
+        an RSA key takes tens of milliseconds, and most apps never use their providers."""
+        if self._key is None:
+            self._key = ProviderKey.generate(self.profile.signing_alg, self.name)
+        return self._key
 
     @property
     def supports_par(self) -> bool:
@@ -126,8 +134,8 @@ class SandboxProvider:
         the next rotation), as a provider rotating gracefully does."""
         self.previous_key = self.key
         self.publish_previous = keep_previous
-        self.key = ProviderKey.generate(self.profile.signing_alg, self.name)
-        return self.key
+        self._key = ProviderKey.generate(self.profile.signing_alg, self.name)
+        return self._key
 
     # -- personas -------------------------------------------------------------------------
 
