@@ -379,7 +379,7 @@ async def apply_form(request: web.Request) -> web.Response:
         {
             "matter": matter,
             "fields": fields,
-            "me": me,
+            "who": _who(me),
             "summary": summary,
             "material_errors": material_errors,
             "uploaded": {m["code"]: m for m in draft.get("materials", [])},
@@ -389,6 +389,21 @@ async def apply_form(request: web.Request) -> web.Response:
         session=session,
         status=422 if summary else 200,
     )
+
+
+def _who(me: Any) -> dict[str, Any]:
+    """The login's identity as the form shows it (what the gateway attaches by itself)."""
+    identity = me.get("identity", {}) if isinstance(me, Mapping) else {}
+    names = identity.get("names") or {}
+    return {
+        "name": identity.get("name", ""),
+        "latin": names.get("latin", ""),
+        "birthdate": identity.get("birthdate", ""),
+        "documents": [
+            f"{d.get('type', '')} {d.get('number', '')}" for d in identity.get("gba_documents", [])
+        ],
+        "assurance": identity.get("assurance", "low"),
+    }
 
 
 def _prefill(fields: list[forms.Field], me: Mapping[str, Any]) -> dict[str, str]:
