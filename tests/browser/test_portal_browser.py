@@ -171,7 +171,7 @@ async def test_a_hong_kong_resident_applies_in_traditional_chinese(
     async with page.expect_download() as waiting:
         await page.locator("#download-receipt").click()
     download = await waiting.value
-    voucher = (await download.path()).read_bytes().decode().strip()  # noqa: ASYNC240
+    voucher = (await download.path()).read_bytes().decode().strip()
     claims = await _verified_receipt(gateway, voucher, case_id)
     assert claims["matter"] == HENGQIN_BUSINESS
     await journey.progress(case_id)
