@@ -757,6 +757,10 @@ def portal_app(base_url: str) -> web.Application:
     return app
 
 
-def install(app: web.Application, base_url: str) -> None:
-    """Mount the portal at ``/portal/`` of the (sandbox) gateway whose public URL it is."""
-    app.add_subapp(PREFIX, portal_app(base_url))
+def install(app: web.Application, base_url: str) -> PortalState:
+    """Mount the portal at ``/portal/`` of the (sandbox) gateway whose public URL it is;
+    its state is also at ``app[STATE]`` (tests look at its sessions)."""
+    portal = portal_app(base_url)
+    app.add_subapp(PREFIX, portal)
+    app[STATE] = portal[STATE]
+    return portal[STATE]
