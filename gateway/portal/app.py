@@ -417,54 +417,58 @@ def _prefill(fields: list[forms.Field], me: Mapping[str, Any]) -> dict[str, str]
     return out
 
 
-async def apply_submit(request: web.Request) -> web.Response:
-    """The form: the CSRF token first, then particulars; each file is streamed on to
-    ``POST /v1/me/materials`` as it arrives and named in the draft by its material id."""
+async def _multipart(request: web.Request) -> tuple[Session, dict[str, str], dict[str, Any]]:
+    """A multipart form: the CSRF token first (checked before anything else is read), then
+    text fields and files; each file (``material:<code>``) is streamed on to
+    ``POST /v1/me/materials`` as it arrives. (texts, uploads by material code)."""
     session = _session(request)
     if not request.content_type.startswith("multipart/form-data"):
         raise web.HTTPUnsupportedMediaType(text="the form is multipart/form-data")
     async with asyncio.timeout(FORM_TIMEOUT):
-        return await _read_application_form(request, session)
+        reader = await request.multipart()
+        first = await reader.next()
+        token = (
+            await first.text()
+            if isinstance(first, aiohttp.BodyPartReader) and first.name == "csrf"
+            else None
+        )
+        if not csrf_ok(session, token):
+            raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong")
+        assert session is not None
+        await _tokens(request, session)
+        texts: dict[str, str] = {}
+        uploads: dict[str, Any] = {}
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
+                continue
+            if part.name.startswith("material:") and part.filename:
+                uploads[part.name.removeprefix("material:")] = await _stream_material(
+                    request, session, part
+                )
+            elif part.name.startswith("material:"):
+                await part.release()  # a file input left empty
+            else:
+                texts[part.name] = (await part.text())[:4000]
+        return session, texts, uploads
 
 
-async def _read_application_form(request: web.Request, session: Session | None) -> web.Response:
-    reader = await request.multipart()
-    first = await reader.next()
-    token = (
-        await first.text()
-        if isinstance(first, aiohttp.BodyPartReader) and first.name == "csrf"
-        else None
-    )
-    if not csrf_ok(session, token):
-        raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong")
-    assert session is not None
-    await _tokens(request, session)
+async def apply_submit(request: web.Request) -> web.Response:
+    """The application form: particulars (inputs named by pointer, less its "/"), files,
+    commitments; kept as the session's draft for the consent page."""
+    session, texts, uploads = await _multipart(request)
     code = request.match_info["code"]
     previous = session.drafts.get(code, {})
-    values: dict[str, str] = {}
-    materials = {m["code"]: m for m in previous.get("materials", [])}
-    commitments: set[str] = set()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
-            continue
-        if part.name.startswith("material:") and part.filename:
-            uploaded = await _stream_material(request, session, part)
-            if uploaded is not None:
-                materials[part.name.removeprefix("material:")] = uploaded
-        elif part.name.startswith("commit:"):
-            await part.text()
-            commitments.add(part.name.removeprefix("commit:"))
-        elif part.name.startswith("particulars/"):  # inputs named by pointer, less its "/"
-            values["/" + part.name] = (await part.text())[:4000]
-        else:
-            await part.release()
+    values = {"/" + k: v for k, v in texts.items() if k.startswith("particulars/")}
+    materials = {m["code"]: m for m in previous.get("materials", []) if "material_id" in m}
+    materials.update(uploads)
+    commitments = {k.removeprefix("commit:") for k in texts if k.startswith("commit:")}
     schema = await _schema(request, code)
     fields = forms.fields_of(schema)
     document = forms.application(code, fields, values)
     document["materials"] = [
         {"code": c, "material_id": m["material_id"]}
         for c, m in materials.items()
-        if c not in commitments
+        if c not in commitments and "material_id" in m
     ]
     document["commitments"] = [
         {"material": c, "language": language(request)} for c in sorted(commitments)
@@ -480,14 +484,9 @@ async def _read_application_form(request: web.Request, session: Session | None) 
     return _redirect(f"{PREFIX}/matters/{quote(code)}/consent")
 
 
-# The host reads every body before its routes run unless the route is marked as reading its
-# own (the gateway's ``streamed`` marker, an attribute): the form's files stream on instead.
-apply_submit.__streamed__ = True  # type: ignore[attr-defined]
-
-
 async def _stream_material(
     request: web.Request, session: Session, part: aiohttp.BodyPartReader
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     media_type = part.headers.get("Content-Type", "application/octet-stream").split(";")[0]
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -511,10 +510,11 @@ async def _stream_material(
             "Content-Disposition": f'attachment; filename="{quote(filename)}"',
         },
     )
+    code = str(part.name).removeprefix("material:")
     if status != 201:
         await part.release()
-        return {"code": part.name, "error": status, "filename": filename}
-    return {**body, "filename": filename}
+        return {"code": code, "error": status, "filename": filename}
+    return {**body, "code": code, "filename": filename}
 
 
 # ---- consent, submission, receipt -------------------------------------------------------
@@ -676,18 +676,160 @@ async def progress(request: web.Request) -> web.Response:
         for c in (certificates.get("items", []) if isinstance(certificates, dict) else [])
         if c.get("application_id") == case_id
     ]
+    _, complaints, _ = await api(
+        request, session, "GET", f"/v1/me/applications/{quote(case_id)}/complaints"
+    )
     assert session is not None
+    notice, session.notice = session.notice, None
+    owed = [*view.get("missing", []), *(o.get("material") for o in view.get("owed", []))]
     return render(
         request,
         "progress.html",
         {
             "view": view,
             "certificates": mine,
+            "complaints": complaints.get("items", []) if isinstance(complaints, dict) else [],
+            "owed_codes": [c for c in owed if isinstance(c, str)],
             "has_receipt": case_id in session.receipts,
-            "notice": session.notice,
+            "notice": notice,
+            "material_types": ",".join(MATERIAL_TYPES),
         },
         session=session,
     )
+
+
+async def supplement(request: web.Request) -> web.Response:
+    """Materials the case still needs (the supplement notice, or owed after acceptance),
+    each file streamed on to the materials API, then named in one supplement."""
+    session, _, uploads = await _multipart(request)
+    case_id = request.match_info["id"]
+    materials = [
+        {"code": c, "material_id": m["material_id"]}
+        for c, m in uploads.items()
+        if "material_id" in m
+    ]
+    status = 0
+    if materials:
+        status, _, _ = await api(
+            request,
+            session,
+            "POST",
+            f"/v1/me/applications/{quote(case_id)}/supplements",
+            json_body={"materials": materials},
+            headers={"Idempotency-Key": "portal-" + secrets.token_urlsafe(18)},
+        )
+    session.notice = "supplied" if status in (200, 202) else "supplement_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+
+
+async def complain(request: web.Request) -> web.Response:
+    session, form = await _post_form(request)
+    case_id = request.match_info["id"]
+    text = form.get("text", "").strip()[:4000]
+    status = 0
+    if text:
+        status, _, _ = await api(
+            request,
+            session,
+            "POST",
+            f"/v1/me/applications/{quote(case_id)}/complaints",
+            json_body={"text": text},
+            headers={"Idempotency-Key": "portal-" + secrets.token_urlsafe(18)},
+        )
+    session.notice = "complaint_filed" if status in (200, 201, 202) else "complaint_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+
+
+async def certificate(request: web.Request) -> web.Response:
+    """One e-certificate, to keep and verify offline (needs an ``e_certificate`` consent)."""
+    session = _session(request)
+    cert_id = request.match_info["id"]
+    status, body, _ = await api(request, session, "GET", f"/v1/me/certificates/{quote(cert_id)}")
+    if status != 200:
+        return render(
+            request,
+            "error.html",
+            {"title_key": "certificate_refused", "detail": ""},
+            session=session,
+            status=status if 400 <= status < 500 else 502,
+        )
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False, indent=2),
+        content_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="certificate-{cert_id}.json"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+# ---- delegation to an agent -----------------------------------------------------------------
+
+
+async def delegations(request: web.Request) -> web.Response:
+    session = _session(request)
+    _, me, _ = await api(request, session, "GET", "/v1/me")
+    assert session is not None
+    notice, session.notice = session.notice, None
+    return render(
+        request,
+        "delegations.html",
+        {
+            "delegations": [
+                {
+                    **d,
+                    "status": "revoked"
+                    if d.get("revoked_at")
+                    else "confirmed"
+                    if d.get("confirmed_at")
+                    else "requested",
+                }
+                for d in (me.get("delegations", []) if isinstance(me, dict) else [])
+            ],
+            "notice": notice,
+            "errors": session.drafts.pop("_delegation_errors", {}).get("errors", []),
+        },
+        session=session,
+    )
+
+
+async def request_delegation(request: web.Request) -> web.Response:
+    """As an agent: ask the holder of a document to let you act for them on one matter."""
+    session, form = await _post_form(request)
+    until = form.get("until", "").strip()
+    status, body, _ = await api(
+        request,
+        session,
+        "POST",
+        "/v1/me/delegations",
+        json_body={
+            "principal": {"type": form.get("type", ""), "number": form.get("number", "")},
+            "matters": [m for m in [form.get("matter", "").strip()] if m],
+            "until": f"{until}T23:59:59+08:00" if until else "",
+        },
+    )
+    if status == 201:
+        session.notice = "delegation_requested"
+    else:
+        errors = body.get("errors", []) if isinstance(body, dict) else []
+        session.drafts["_delegation_errors"] = {"errors": errors}
+        session.notice = "delegation_refused"
+    return _redirect(f"{PREFIX}/delegations")
+
+
+async def change_delegation(request: web.Request) -> web.Response:
+    session, _ = await _post_form(request)
+    action = request.match_info["action"]
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        f"/v1/me/delegations/{quote(request.match_info['id'])}/{action}",
+    )
+    done = {"confirm": "delegation_confirmed", "revoke": "delegation_revoked"}[action]
+    session.notice = done if status == 200 else "delegation_refused"
+    return _redirect(f"{PREFIX}/delegations")
 
 
 async def withdraw(request: web.Request) -> web.Response:
@@ -703,6 +845,12 @@ async def withdraw(request: web.Request) -> web.Response:
     )
     session.notice = "withdrawn" if status in (200, 202) else "withdraw_refused"
     return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+
+
+# The host reads every body before its routes run unless the route is marked as reading its
+# own (the gateway's ``streamed`` marker, an attribute): these forms' files stream on instead.
+apply_submit.__streamed__ = True  # type: ignore[attr-defined]
+supplement.__streamed__ = True  # type: ignore[attr-defined]
 
 
 @functools.cache
@@ -751,6 +899,12 @@ def portal_app(base_url: str) -> web.Application:
     app.router.add_get("/applications", applications)
     app.router.add_get("/applications/{id}", progress)
     app.router.add_post("/applications/{id}/withdrawal", withdraw)
+    app.router.add_post("/applications/{id}/supplements", supplement)
+    app.router.add_post("/applications/{id}/complaints", complain)
+    app.router.add_get("/certificates/{id}", certificate)
+    app.router.add_get("/delegations", delegations)
+    app.router.add_post("/delegations", request_delegation)
+    app.router.add_post("/delegations/{id}/{action:confirm|revoke}", change_delegation)
     app.router.add_get("/applications/{id}/receipt", receipt_page)
     app.router.add_get("/applications/{id}/receipt.jwt", receipt_download)
     app.router.add_get("/static/portal.css", stylesheet)

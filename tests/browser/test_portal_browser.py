@@ -74,7 +74,7 @@ class Journey:
         await page.wait_for_url(f"**/portal/matters/{HENGQIN_BUSINESS}/apply")
         await self.check("form")
 
-    async def fill_form(self, name: str) -> None:
+    async def fill_form(self, name: str, *, commit: bool = True) -> None:
         page = self.page
         await page.locator("#f-particulars-business_name").fill(name)
         await page.locator("#f-particulars-business_address-text").fill(
@@ -86,7 +86,8 @@ class Journey:
         await page.locator("#m-APPLICATION_FORM").set_input_files(
             {"name": "form.pdf", "mimeType": "application/pdf", "buffer": PDF}
         )
-        await page.locator("#c-PREMISES_PROOF").check()
+        if commit:
+            await page.locator("#c-PREMISES_PROOF").check()
 
     async def consent_and_submit(self) -> str:
         page = self.page
@@ -307,3 +308,69 @@ async def test_the_form_is_reachable_by_keyboard_alone_with_a_visible_focus(
     await journey.check("keyboard-continue")
     await page.keyboard.press("Enter")
     await page.wait_for_url(f"**/portal/matters/{HENGQIN_BUSINESS}/consent")
+
+
+async def test_after_submitting_a_resident_supplies_complains_withdraws_and_delegates(
+    browser: Any, gateway: RunningGateway, artifacts: Path
+) -> None:
+    page = await browser.new_page(locale="en-GB")
+    journey = Journey(page, gateway, artifacts, "after-en")
+    await journey.log_in("hk", "chan-tai-man")
+    await journey.find("individual business")
+    await journey.fill_form("Chan's Tea House", commit=False)  # no proof of premises
+    case_id = await journey.consent_and_submit()
+    await page.locator("#see-progress").click()
+    await page.wait_for_url(f"**/portal/applications/{case_id}")
+    assert await page.locator("#s-PREMISES_PROOF").count() == 1  # what the case still needs
+    await journey.check("progress-owed")
+    await page.locator("#complaint-text").fill("The counter told me to come back twice.")
+    await page.locator("#complain").click()
+    await page.wait_for_url(f"**/portal/applications/{case_id}")
+    assert await page.locator("#complaints li[data-complaint]").count() == 1
+    await journey.check("complained")
+    await page.locator("#withdraw").click()
+    await page.wait_for_url(f"**/portal/applications/{case_id}")
+    assert await page.locator('#summary dd[data-status="withdrawn"]').count() == 1
+    assert await page.locator("#withdraw").count() == 0
+    await journey.check("withdrawn")
+
+    # a second case: the proof of premises supplied afterwards, streamed on as a supplement
+    await page.goto(f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply")
+    await journey.fill_form("Chan's Noodle Bar", commit=False)
+    case_id = await journey.consent_and_submit()
+    await page.goto(f"{gateway.url}/portal/applications/{case_id}")
+    await page.locator("#s-PREMISES_PROOF").set_input_files(
+        {"name": "lease.pdf", "mimeType": "application/pdf", "buffer": PDF}
+    )
+    await page.locator("#supply").click()
+    await page.wait_for_url(f"**/portal/applications/{case_id}")
+    assert "The documents were sent." in await page.get_by_role("status").inner_text()
+    assert await page.locator("#s-PREMISES_PROOF").count() == 0
+    supplied = '#timeline li[data-event="application.supplement_provided"]'
+    assert await page.locator(supplied).count() == 1
+    await journey.check("progress-supplied")
+
+    # 陳大文 asks to act for 李小明 (by his Macao BIR); 李小明 confirms in his own browser
+    await page.get_by_role("link", name="Agents").click()
+    await page.wait_for_url("**/portal/delegations")
+    await page.locator("#d-type").select_option("MO_BIR")
+    await page.locator("#d-number").fill("1234567(8)")
+    await page.locator("#d-matter").fill(HENGQIN_BUSINESS)
+    await page.locator("#d-until").fill("2030-12-31")
+    await page.locator("#ask").click()
+    await page.wait_for_url("**/portal/delegations")
+    assert await page.locator("tr[data-delegation]").count() == 1
+    await journey.check("delegation-asked")
+
+    principal = await browser.new_page(locale="en-GB")
+    other = Journey(principal, gateway, artifacts, "principal-en")
+    await other.log_in("macau", "lei-sio-meng")
+    await principal.goto(f"{gateway.url}/portal/delegations")
+    await principal.locator("tr[data-delegation] button[id^=confirm-]").click()
+    await principal.wait_for_url("**/portal/delegations")
+    assert "Delegation confirmed." in await principal.get_by_role("status").inner_text()
+    await other.check("delegation-confirmed")
+    await page.reload()
+    assert "Confirmed" in await page.locator("tr[data-delegation]").inner_text()
+    violations = journey.violations + other.violations
+    assert violations == [], "\n".join(violations)
