@@ -537,10 +537,22 @@ def _recipients(
                 "role": "lead" if agency_id == route.get("lead") else "reviewer",
                 "fields": None
                 if pointers is None
-                else [forms.label_of_pointer(schema, p, tr) for p in pointers],
+                else list(
+                    dict.fromkeys(forms.label_of_pointer(schema, p, tr, matter) for p in pointers)
+                ),
             }
         )
     return out
+
+
+def _evidence(matter: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Materials the handlers obtain by data sharing: from which issuer's jurisdiction, in
+    which consent category (``materials[].evidence`` of ``GET /v1/matters/{code}``)."""
+    return [
+        {**m["evidence"], "material": m["code"], "material_names": m.get("names", {})}
+        for m in matter.get("materials", [])
+        if isinstance(m.get("evidence"), dict)
+    ]
 
 
 async def consent_page(request: web.Request) -> web.Response:
@@ -560,7 +572,11 @@ async def consent_page(request: web.Request) -> web.Response:
         {
             "matter": matter,
             "recipients": _recipients(matter, schema, tr),
-            "categories": CATEGORIES,
+            "evidence": _evidence(matter),
+            "categories": [
+                *CATEGORIES,
+                *sorted({e["category"] for e in _evidence(matter)} - set(CATEGORIES)),
+            ],
             "draft": draft,
             "failed": [m for m in draft.get("materials", []) if "error" in m],
         },
@@ -579,9 +595,12 @@ async def consent_submit(request: web.Request) -> web.Response:
         session.notice = "consent_needed"
         return _redirect(f"{PREFIX}/matters/{quote(code)}/consent")
     matter = await _matter(request, session)
+    evidence = _evidence(matter)
     destinations = sorted(
-        {a.get("jurisdiction") for a in matter["route"].get("agencies", {}).values()} - {None}
+        {a.get("jurisdiction") for a in matter["route"].get("agencies", {}).values()}
+        | {e["jurisdiction"] for e in evidence} - {None}
     )
+    categories = [*CATEGORIES, *sorted({e["category"] for e in evidence} - set(CATEGORIES))]
     status, body, _ = await api(
         request,
         session,
@@ -591,7 +610,7 @@ async def consent_submit(request: web.Request) -> web.Response:
             "application": draft["document"],
             "consent": {
                 "purpose": "cross_border_application",
-                "categories": list(CATEGORIES),
+                "categories": categories,
                 "destinations": destinations,
             },
         },

@@ -156,10 +156,29 @@ def _label_of(fields: list[Field], pointer: str, tr: Translator) -> str:
     return pointer
 
 
-def label_of_pointer(schema: Mapping[str, Any], pointer: str, tr: Translator) -> str:
+def label_of_pointer(
+    schema: Mapping[str, Any], pointer: str, tr: Translator, matter: Mapping[str, Any]
+) -> str:
     """A field pointer of the route's minimised field lists, in words."""
     parts = pointer.strip("/").split("/")
     if len(parts) >= 2 and parts[0] == "particulars":
         node = schema["properties"]["particulars"].get("properties", {}).get(parts[1], {})
         return tr.pick(node.get("x-labels"), parts[1])
+    if len(parts) >= 2 and parts[0] == "materials":
+        for material in matter.get("materials", []):
+            if material.get("code") == parts[1]:
+                return tr.pick(material.get("names"), parts[1])
+    if len(parts) >= 2 and parts[0] == "applicant":
+        return tr(_APPLICANT.get(parts[1], "part_applicant"))
     return tr(f"part_{parts[0]}") if parts and parts[0] else pointer
+
+
+# The applicant's members, as the consent page names them.
+_APPLICANT = {
+    "names": "name",
+    "birth_date": "birth_date",
+    "documents": "documents",
+    "phone": "category_contact",
+    "email": "category_contact",
+    "address": "category_address",
+}

@@ -259,6 +259,17 @@ async def get_matter(request: web.Request) -> web.Response:
         for a, agency in handlers.items()
         if agency is not None
     }
+    # what a material obtained by data sharing is, who issues it and the consent it needs
+    for material, shown in zip(matter.materials, out["materials"], strict=True):
+        types = deps.evidence_types
+        kind = types.get(material.evidence) if material.evidence and types is not None else None
+        if kind is not None:
+            shown["evidence"] = {
+                "type": kind.code,
+                "names": kind.names.as_dict(),
+                "category": kind.category,
+                "jurisdiction": kind.jurisdiction,
+            }
     return json_response(out)
 
 

@@ -374,3 +374,65 @@ async def test_after_submitting_a_resident_supplies_complains_withdraws_and_dele
     assert "Confirmed" in await page.locator("tr[data-delegation]").inner_text()
     violations = journey.violations + other.violations
     assert violations == [], "\n".join(violations)
+
+
+INVESTOR_ENTERPRISE = "11440300MB2C00011B3440120001000"
+
+
+async def test_consent_names_each_agency_its_fields_and_the_evidence_shared(
+    browser: Any, gateway: RunningGateway, artifacts: Path
+) -> None:
+    """A joint matter: the lead in Shenzhen gets everything, the tax bureau the enterprise's
+    particulars, Macao's IPIM two particulars and two documents; the HK business
+    registration extract is obtained from its issuer by data sharing."""
+    page = await browser.new_page(locale="zh-HK")
+    journey = Journey(page, gateway, artifacts, "joint-zh-Hant")
+    await journey.log_in("hk", "chan-tai-man")
+    await page.goto(f"{gateway.url}/portal/matters/{INVESTOR_ENTERPRISE}/apply")
+    evidence = 'p.evidence[data-material="INVESTOR_BR_EXTRACT"]'
+    assert await page.locator(evidence).count() == 1  # not asked for
+    await page.locator("#f-particulars-company_name").fill("大文貿易（深圳）有限公司")
+    await page.locator("#f-particulars-registered_address-text").fill("深圳市前海示例路 1 號")
+    await page.locator("#f-particulars-registered_address-jurisdiction").select_option("GD")
+    await page.locator("#f-particulars-business_scope").fill("貿易")
+    await page.locator("#f-particulars-registered_capital-amount").fill("1000000.00")
+    await page.locator("#f-particulars-registered_capital-currency").select_option("HKD")
+    await page.locator("#f-particulars-legal_representative").fill("陳大文")
+    for upload in await page.locator('input[type="file"]').all():
+        await upload.set_input_files(
+            {"name": "document.pdf", "mimeType": "application/pdf", "buffer": PDF}
+        )
+    await page.locator("#c-DOMICILE_PROOF").check()
+    await page.locator("#continue").click()
+    await page.wait_for_url(f"**/portal/matters/{INVESTOR_ENTERPRISE}/consent")
+
+    rows = {
+        agency: page.locator(f'#recipients tr[data-agency="{agency}"]')
+        for agency in ("sz-amr", "gd-tax", "mo-ipim")
+    }
+    where = {
+        a: await r.locator("td[data-jurisdiction]").get_attribute("data-jurisdiction")
+        for a, r in rows.items()
+    }
+    assert where == {"sz-amr": "GD", "gd-tax": "GD", "mo-ipim": "MO"}
+    assert "整份申請" in await rows["sz-amr"].inner_text()
+    ipim = await rows["mo-ipim"].locator("li").all_inner_texts()
+    assert "企業名稱" in ipim
+    assert "註冊資本" in ipim
+    assert any(text.startswith("投資者主體資格證明") for text in ipim)
+    assert "經營範圍" not in ipim  # the tax bureau's, not IPIM's
+    assert "經營範圍" in await rows["gd-tax"].locator("li").all_inner_texts()
+    item = page.locator('#evidence li[data-evidence="hk-br-extract"]')
+    assert "香港" in await item.inner_text()
+    await journey.check("consent")
+
+    await page.locator("#agree").check()
+    await page.locator("#submit").click()
+    await page.wait_for_url("**/portal/applications/*/receipt")
+    await page.locator("#see-progress").click()
+    shown = page.locator('#evidence li[data-evidence="hk-br-extract"]')
+    await shown.wait_for()
+    # asked of its issuer (the consent covered it): requested, or already answered
+    assert await shown.get_attribute("data-state") in ("requested", "received", "refused")
+    await journey.check("progress")
+    assert journey.violations == [], "\n".join(journey.violations)
