@@ -54,6 +54,7 @@ class Journey:
         await self.check("start")
         await page.locator(f"#login-{provider}").click()
         await page.wait_for_selector(f'input[value="{persona_id}"]')  # the IdP's persona page
+        await self.check("idp-persona")
         await page.locator(f'input[value="{persona_id}"]').check()
         await page.locator('button[type="submit"]').click()
         await page.wait_for_url("**/portal/")
@@ -435,4 +436,31 @@ async def test_consent_names_each_agency_its_fields_and_the_evidence_shared(
     # asked of its issuer (the consent covered it): requested, or already answered
     assert await shown.get_attribute("data-state") in ("requested", "received", "refused")
     await journey.check("progress")
+    assert journey.violations == [], "\n".join(journey.violations)
+
+
+async def test_at_200_percent_zoom_no_page_scrolls_sideways(
+    browser: Any, gateway: RunningGateway, artifacts: Path
+) -> None:
+    """WCAG 1.4.4/1.4.10: a 1280 px window at 200 % is a 640 CSS px viewport; text wraps and
+    nothing but a wide table (scrolling inside itself) needs sideways scrolling."""
+    context = await browser.new_context(
+        locale="pt-PT", viewport={"width": 640, "height": 900}, device_scale_factor=2
+    )
+    page = await context.new_page()
+    journey = Journey(page, gateway, artifacts, "zoom-200-pt")
+    await journey.log_in("macau", "lei-sio-meng")
+    for label, path in (
+        ("search", "/portal/matters?q=Hengqin"),
+        ("matter", f"/portal/matters/{HENGQIN_BUSINESS}"),
+        ("form", f"/portal/matters/{HENGQIN_BUSINESS}/apply"),
+        ("consent-joint", f"/portal/matters/{INVESTOR_ENTERPRISE}"),
+    ):
+        await page.goto(gateway.url + path)
+        wide = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert wide <= 0, f"{label} scrolls sideways by {wide}px"
+        await journey.check(label)
+    await context.close()
     assert journey.violations == [], "\n".join(journey.violations)
