@@ -454,7 +454,7 @@ async def test_at_200_percent_zoom_no_page_scrolls_sideways(
         ("search", "/portal/matters?q=Hengqin"),
         ("matter", f"/portal/matters/{HENGQIN_BUSINESS}"),
         ("form", f"/portal/matters/{HENGQIN_BUSINESS}/apply"),
-        ("consent-joint", f"/portal/matters/{INVESTOR_ENTERPRISE}"),
+        ("matter-joint", f"/portal/matters/{INVESTOR_ENTERPRISE}"),
     ):
         await page.goto(gateway.url + path)
         wide = await page.evaluate(
