@@ -229,6 +229,8 @@ async def api(
 async def _post_form(request: web.Request) -> tuple[Session, dict[str, str]]:
     """A urlencoded POST of a logged-in session with its CSRF token; else 403, nothing done."""
     session = _session(request)
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise web.HTTPUnsupportedMediaType(text="the form is application/x-www-form-urlencoded")
     form = await request.post()
     if not csrf_ok(session, form.get("csrf") if isinstance(form.get("csrf"), str) else None):
         raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong")

@@ -125,6 +125,10 @@ async def test_posts_without_the_csrf_token_are_refused_and_nothing_is_stored(
 
         async with client.post(f"{gateway.url}/portal/logout", data={}) as response:
             assert response.status == 403
+        as_multipart = aiohttp.FormData({"csrf": csrf, "agree": "yes"}, default_to_multipart=True)
+        async with client.post(consent, data=as_multipart) as response:
+            assert response.status == 415  # only the urlencoded form is read
+        assert await _count(gateway, applications) == 0
         async with client.get(f"{gateway.url}/portal/applications") as response:
             assert response.status == 200  # still logged in
             assert response.url.path == "/portal/applications"
