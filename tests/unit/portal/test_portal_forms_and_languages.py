@@ -133,3 +133,17 @@ def test_a_login_state_is_good_once() -> None:
     assert session.take(pending.state + "x") is None
     assert session.take(pending.state) is pending
     assert session.take(pending.state) is None
+
+
+def test_every_label_a_template_names_is_in_the_catalog() -> None:
+    import re
+    from importlib import resources
+
+    from gateway.portal.i18n import _catalog
+
+    templates = resources.files("gateway.portal").joinpath("templates")
+    named = set()
+    for template in templates.iterdir():
+        named |= set(re.findall(r'\bt\("([a-z_]+)"\)', template.read_text("utf-8")))
+    assert len(named) > 50
+    assert sorted(named - set(_catalog())) == []
