@@ -6,5 +6,5 @@ import contract in ``pyproject.toml`` says so): it registers itself at the gatew
 RFC 7591 with a key generated at run time, logs residents in with code + PKCE and
 private_key_jwt, and calls ``/v1/matters``, ``/v1/me/...`` and the materials API over HTTP
 with the resident's access token. The sandbox mounts it (:func:`gateway.portal.app.install`).
-How it works and the journey: docs/portal.md; why: docs/adr/0027-reference-portal.md.
+How it works and the journey: docs/portal.md; why: docs/adr/0029-reference-portal.md.
 """
