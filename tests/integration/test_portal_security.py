@@ -3,9 +3,10 @@
 A POST without the session's CSRF token is refused before anything is read or sent on: no
 material uploaded, no application filed, no logout. A callback whose state this browser's
 session did not send (wrong state, another browser, another issuer) is refused and leaves the
-session without tokens. An expired access token without a refresh token sends the resident to
-log in again. Tokens never appear in a page; the session cookie is HttpOnly, SameSite=Lax and
-scoped to /portal/; ``next`` never leaves the portal.
+session without tokens. An expired access token is refreshed with the gateway's rotating
+refresh token; without one the resident is sent to log in again. Tokens never appear in a
+page; the session cookie is HttpOnly, SameSite=Lax and scoped to /portal/; ``next`` never
+leaves the portal.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ async def test_a_callback_this_browser_did_not_start_is_refused_and_keeps_no_tok
                 assert response.status == 400
 
 
-async def test_tokens_stay_on_the_server_and_an_expiry_sends_the_resident_to_log_in(
+async def test_tokens_stay_on_the_server_and_a_session_survives_an_access_token_expiry(
     gateway: RunningGateway,
 ) -> None:
     async with _client() as client:
@@ -205,8 +206,22 @@ async def test_tokens_stay_on_the_server_and_an_expiry_sends_the_resident_to_log
                 assert tokens.id_token not in page
                 assert tokens.access_token not in str(response.url)
 
-        tokens.expires_at = 0  # expired; the main OP issues no refresh token
-        assert tokens.refresh_token is None
+        # the access token expires: the gateway's rotating refresh token keeps the session
+        first_access, first_refresh = tokens.access_token, tokens.refresh_token
+        assert first_refresh is not None
+        tokens.expires_at = 0
+        async with client.get(
+            f"{gateway.url}/portal/applications", allow_redirects=False
+        ) as response:
+            assert response.status == 200
+        renewed = sessions[0].tokens
+        assert renewed is not None
+        assert renewed.access_token != first_access
+        assert renewed.refresh_token not in (None, first_refresh)  # rotated
+
+        # without a refresh token (or once it is refused) the resident logs in again
+        renewed.expires_at = 0
+        renewed.refresh_token = None
         async with client.get(
             f"{gateway.url}/portal/applications", allow_redirects=False
         ) as response:
