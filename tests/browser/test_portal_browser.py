@@ -200,6 +200,24 @@ async def test_the_journey_works_without_javascript(
     await context.close()
 
 
+async def test_without_a_provider_the_gateway_s_chooser_asks_in_the_resident_s_language(
+    browser: Any, gateway: RunningGateway, artifacts: Path
+) -> None:
+    page = await browser.new_page(locale="zh-CN")
+    journey = Journey(page, gateway, artifacts, "chooser-zh-Hans")
+    await page.goto(f"{gateway.url}/portal/")
+    await page.locator("#login-chooser").click()
+    await page.wait_for_selector("#provider-guangdong")  # the gateway's own chooser page
+    await journey.check("gateway-chooser")
+    await page.locator("#provider-guangdong").click()
+    await page.locator('input[value="zhang-wei"]').check()
+    await page.locator('button[type="submit"]').click()
+    await page.wait_for_url("**/portal/")
+    assert await page.locator("#greeting").count() == 1
+    await journey.check("logged-in")
+    assert journey.violations == [], "\n".join(journey.violations)
+
+
 async def test_a_macau_resident_applies_in_portuguese(
     browser: Any, gateway: RunningGateway, artifacts: Path
 ) -> None:
