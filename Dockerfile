@@ -3,7 +3,8 @@
 FROM python:3.11-slim
 
 # mappings/ (reviewed data) is not inside the Python packages: it is installed beside them.
-# .dockerignore leaves gateway/sandbox and gateway/conformance out: the image has no sandbox,
+# .dockerignore leaves gateway/sandbox, gateway/conformance and gateway/portal out: the image
+# has no sandbox (nor its reference portal),
 # and `gba-gateway sandbox` there says it is not installed in this build.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -122,6 +122,7 @@ def banner_lines(settings: Settings) -> list[str]:
         )
     return [
         *access,
+        f"  portal         {base}/portal/   (the reference resident portal, in a browser)",
         f"  personas       {base}/sandbox/v1/personas",
         f"  agencies       {base}/sandbox/v1/agencies   (POST to register your own)",
         f"  faults         {base}/sandbox/v1/faults",

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.extensions import Plugin, Wiring
 from gateway.identity.discovery import SANDBOX_CLIENT_ID
+from gateway.portal import app as portal
 from gateway.sandbox import commands
 from gateway.sandbox.access import install_access
 from gateway.sandbox.agencies import SANDBOX_AGENCIES
@@ -27,7 +28,7 @@ from gateway.trust.certificates import TrustAnchors
 
 class SandboxExtension:
     """Sandbox agencies and their inboxes, identity providers, the tester API, the console,
-    a test PKI, and matter routes a tester may change."""
+    a test PKI, matter routes a tester may change, and the reference resident portal."""
 
     name = "sandbox"
 
@@ -57,6 +58,7 @@ class SandboxExtension:
         )
         register_at_sandbox_providers(app, wiring.settings, wiring.ring)
         install_access(app, wiring.settings)
+        portal.install(app, wiring.settings.base_url)  # the reference portal at /portal/
 
 
 def register_at_sandbox_providers(

@@ -112,6 +112,18 @@ _MATTER = {
             "properties": {
                 "lead": {"type": "string"},
                 "reviewers": {"type": "array", "items": {"type": "string"}},
+                "agencies": {
+                    "type": "object",
+                    "description": "GET /v1/matters/{code} only: by handling agency, its "
+                    "jurisdiction and names (where the application goes)",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "jurisdiction": {"enum": ["HK", "MO", "GD"]},
+                            "names": _LABELS,
+                        },
+                    },
+                },
                 "fields": {
                     "type": "object",
                     "description": "By handling agency, the JSON pointers of the fields it is "
@@ -236,8 +248,29 @@ async def list_matters(request: web.Request) -> web.Response:
     },
 )
 async def get_matter(request: web.Request) -> web.Response:
-    matter = request.app[DEPENDENCIES].catalog.get(request.match_info["code"], _day(request))
-    return json_response(matter_json(matter, _jurisdiction(request)))
+    deps = request.app[DEPENDENCIES]
+    matter = deps.catalog.get(request.match_info["code"], _day(request))
+    out = matter_json(matter, _jurisdiction(request))
+    async with deps.uow() as uow:
+        handlers = {a: await uow.agencies.get(a) for a in matter.route.handlers}
+    # who each handler is and where (the consent a resident gives names them, Art. 15)
+    out["route"]["agencies"] = {
+        a: {"jurisdiction": agency.jurisdiction, "names": dict(agency.names)}
+        for a, agency in handlers.items()
+        if agency is not None
+    }
+    # what a material obtained by data sharing is, who issues it and the consent it needs
+    for material, shown in zip(matter.materials, out["materials"], strict=True):
+        types = deps.evidence_types
+        kind = types.get(material.evidence) if material.evidence and types is not None else None
+        if kind is not None:
+            shown["evidence"] = {
+                "type": kind.code,
+                "names": kind.names.as_dict(),
+                "category": kind.category,
+                "jurisdiction": kind.jurisdiction,
+            }
+    return json_response(out)
 
 
 @routes.get("/v1/matters/{code}/schema")

@@ -258,12 +258,17 @@ def _path_params(path: str) -> list[str]:
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, Any]]:
-    """(method, path, handler) of every route a caller can reach, HEAD twins excluded."""
+    """(method, path, handler) of every route a caller can reach, HEAD twins excluded.
+    A mounted sub-application (the sandbox's reference portal, a client of this API over
+    HTTP) is not part of the API and is left out."""
     out = []
-    for route in app.router.routes():
-        if route.method in ("HEAD", "*") or route.resource is None:
+    for resource in app.router.resources():
+        if isinstance(resource, web.PrefixedSubAppResource):
             continue
-        out.append((route.method.lower(), route.resource.canonical, route.handler))
+        for route in resource:
+            if route.method in ("HEAD", "*"):
+                continue
+            out.append((route.method.lower(), resource.canonical, route.handler))
     return out
 
 

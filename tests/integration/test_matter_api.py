@@ -73,6 +73,31 @@ async def test_a_matter_lists_its_particulars_with_kinds_labels_and_code_lists(
     )
 
 
+async def test_a_matter_says_where_each_handler_is_and_what_data_sharing_obtains(
+    gateway: RunningGateway,
+) -> None:
+    """What a consent page needs (the reference portal's): each handling agency's
+    jurisdiction and names, and for a material obtained by data sharing, its evidence type,
+    the consent category it falls in and the issuer's jurisdiction."""
+    enterprise = await _json(gateway, "/v1/matters/11440300MB2C00011B3440120001000")
+    agencies = enterprise["route"]["agencies"]
+    assert {a: v["jurisdiction"] for a, v in agencies.items()} == {
+        "sz-amr": "GD",
+        "gd-tax": "GD",
+        "mo-ipim": "MO",
+    }
+    assert all(v["names"]["en"] for v in agencies.values())
+    by_code = {m["code"]: m for m in enterprise["materials"]}
+    assert by_code["INVESTOR_BR_EXTRACT"]["evidence"] == {
+        "type": "hk-br-extract",
+        "names": by_code["INVESTOR_BR_EXTRACT"]["evidence"]["names"],
+        "category": "business_registration",
+        "jurisdiction": "HK",
+    }
+    assert "evidence" not in by_code["OFFICER_IDENTITY"]  # the agency's own records
+    assert "evidence" not in by_code["APPLICATION_FORM"]
+
+
 async def test_counterparts_carry_their_codes(gateway: RunningGateway) -> None:
     business = await _json(gateway, f"/v1/matters/{BUSINESS}")
     codes = {c["jurisdiction"]: c["code"] for c in business["counterparts"]}

@@ -1,8 +1,9 @@
 """The production gateway without its plug-ins: what the image, which leaves them out, runs.
 
 Each test runs the real command in a subprocess whose import system refuses
-``gateway.sandbox`` and ``gateway.conformance`` (a meta-path blocker, as if the packages were
-not in the build, while their entry points stay declared, as in the image). ``serve`` starts,
+``gateway.sandbox``, ``gateway.conformance`` and ``gateway.portal`` (a meta-path blocker, as
+if the packages were not in the build, while their entry points stay declared, as in the
+image). ``serve`` starts,
 answers and stops; the plug-ins' commands say that they are not installed; and nothing tried
 to import a plug-in but the command line's entry-point discovery.
 """
@@ -23,7 +24,7 @@ from gateway.trust import keystore
 from tests.conftest import free_port
 from tests.unit.web.test_settings_and_startup import ROUTED, _ca, _registry
 
-BLOCKED = ("gateway.sandbox", "gateway.conformance")
+BLOCKED = ("gateway.sandbox", "gateway.conformance", "gateway.portal")
 # Prepended to the command: refuse the plug-ins, and say on stderr who asked for them.
 BLOCKER = textwrap.dedent(
     f"""

@@ -1,0 +1,941 @@
+"""The portal's pages: a sub-application at ``/portal/``, a client of the gateway over HTTP.
+
+The sandbox mounts it (:func:`install`) with the gateway's public URL; it talks to that URL
+(loopback in the sandbox) with one aiohttp client session, as any jurisdiction's portal would
+over the network. Pages are Jinja2 templates without script under a strict CSP; every POST
+form carries the session's CSRF token; tokens never reach the page or a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import jinja2
+import jwt
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.portal import forms, i18n
+from gateway.portal.oidc import OidcError, Pending, PortalClient, Tokens
+from gateway.portal.sessions import LANG_COOKIE, PATH, Session, SessionStore, csrf_ok
+
+PREFIX = "/portal"
+STATE = web.AppKey("portal_state", "PortalState")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "Vary": "Accept-Language, Cookie",
+}
+MATERIAL_TYPES = ("application/pdf", "image/jpeg", "image/png", "application/ofd")
+FORM_TIMEOUT = 120  # seconds for the whole application form, files included
+MAX_FILE_BYTES = 20 * 1024 * 1024  # the gateway bounds each material itself as well
+CATEGORIES = ("identity", "contact", "address", "application", "materials")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LoginNeeded(Exception):
+    """The resident must (again) log in; they come back to ``return_to``."""
+
+    def __init__(self, return_to: str) -> None:
+        self.return_to = return_to
+
+
+class PortalState:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.sessions = SessionStore(secure=self.base_url.startswith("https://"))
+        self.http: aiohttp.ClientSession | None = None
+        self.client: PortalClient | None = None
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("gateway.portal", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    async def oidc(self) -> PortalClient:
+        assert self.client is not None, "the portal's client session is open while serving"
+        return await self.client.ready()
+
+
+def _state(request: web.Request) -> PortalState:
+    return request.config_dict[STATE]
+
+
+# ---- language, sessions, rendering -----------------------------------------------------
+
+
+def language(request: web.Request) -> str:
+    return i18n.negotiate(
+        request.query.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("Accept-Language"),
+    )
+
+
+def _here(request: web.Request) -> str:
+    """This page's path and query, without ``lang`` (the switcher adds its own)."""
+    query = {k: v for k, v in request.query.items() if k != "lang"}
+    return str(URL(request.path).with_query(query)) if query else request.path
+
+
+def render(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    session: Session | None = None,
+    status: int = 200,
+) -> web.Response:
+    state, lang = _state(request), language(request)
+    tr = i18n.Translator(lang)
+    here = _here(request)
+    joiner = "&" if "?" in here else "?"
+    body = state.templates.get_template(template).render(
+        lang=lang,
+        t=tr,
+        languages=[
+            {**option, "href": f"{here}{joiner}lang={option['code']}"}
+            for option in i18n.switcher(lang)
+        ],
+        session=session,
+        logged_in=session is not None and session.tokens is not None,
+        csrf=session.csrf if session is not None else "",
+        stylesheets=["/static/gateway.css", f"{PREFIX}/static/portal.css"],
+        **context,
+    )
+    response = web.Response(
+        text=body,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={**PAGE_HEADERS, "Content-Language": lang},
+    )
+    if request.query.get("lang") in i18n.LANGUAGES:  # remembered for the next pages
+        response.set_cookie(
+            LANG_COOKIE,
+            request.query["lang"],
+            path=PATH,
+            samesite="Lax",
+            httponly=True,
+            secure=state.sessions.secure,
+            max_age=365 * 86400,
+        )
+    return response
+
+
+def _redirect(location: str, session: Session | None = None, request: Any = None) -> web.Response:
+    response = web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+    if session is not None and request is not None:
+        _state(request).sessions.set_cookie(response, session)
+    return response
+
+
+def _session(request: web.Request) -> Session | None:
+    return _state(request).sessions.get(request)
+
+
+def _local(target: str | None) -> str:
+    """Only a path of the portal's own is a place to come back to (no open redirect)."""
+    if target and target.startswith(PREFIX + "/") and "\\" not in target and "://" not in target:
+        return target
+    return PREFIX + "/"
+
+
+@web.middleware
+async def login_needed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LoginNeeded as needed:
+        return _redirect(f"{PREFIX}/login?next={quote(needed.return_to, safe='/')}")
+    except (OidcError, aiohttp.ClientError) as exc:
+        return render(
+            request,
+            "error.html",
+            {"title_key": "error_gateway", "detail": str(exc)},
+            session=_session(request),
+            status=502,
+        )
+
+
+async def _tokens(request: web.Request, session: Session | None) -> Tokens:
+    """The resident's tokens, refreshed when expired and refreshable; else log in again."""
+    back = _here(request) if request.method == "GET" else PREFIX + "/"
+    if session is None or session.tokens is None:
+        raise LoginNeeded(back)
+    if session.tokens.expired():
+        if session.tokens.refresh_token:
+            try:
+                session.tokens = await (await _state(request).oidc()).refresh(session.tokens)
+            except OidcError:
+                session.tokens = None
+                raise LoginNeeded(back) from None
+        else:
+            session.tokens = None
+            raise LoginNeeded(back)
+    return session.tokens
+
+
+async def api(
+    request: web.Request,
+    session: Session | None,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+    auth: bool = True,
+) -> tuple[int, Any, CIMultiDict[str]]:
+    """One call to the gateway's public API; with the resident's access token when ``auth``."""
+    state = _state(request)
+    assert state.http is not None
+    sent = {"Accept-Language": language(request), **(headers or {})}
+    if auth:
+        tokens = await _tokens(request, session)
+        sent["Authorization"] = f"Bearer {tokens.access_token}"
+    kwargs: dict[str, Any] = {"headers": sent}
+    if json_body is not None:
+        kwargs["json"] = json_body
+    if data is not None:
+        kwargs["data"] = data
+    async with state.http.request(method, state.base_url + path, **kwargs) as response:
+        if response.status == 401 and auth and session is not None:
+            session.tokens = None  # revoked or expired early: log in again
+            raise LoginNeeded(_here(request) if request.method == "GET" else PREFIX + "/")
+        if response.content_type.endswith("json"):
+            body: Any = await response.json(content_type=None)
+        else:
+            body = await response.read()
+        return response.status, body, CIMultiDict(response.headers)
+
+
+async def _post_form(request: web.Request) -> tuple[Session, dict[str, str]]:
+    """A urlencoded POST of a logged-in session with its CSRF token; else 403, nothing done."""
+    session = _session(request)
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise web.HTTPUnsupportedMediaType(text="the form is application/x-www-form-urlencoded")
+    form = await request.post()
+    if not csrf_ok(session, form.get("csrf") if isinstance(form.get("csrf"), str) else None):
+        raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong")
+    assert session is not None
+    return session, {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+# ---- start, login, callback, logout ----------------------------------------------------
+
+
+async def start(request: web.Request) -> web.Response:
+    session = _session(request)
+    providers: list[str] = []
+    name = ""
+    try:
+        providers = (await _state(request).oidc()).providers
+    except (OidcError, aiohttp.ClientError):
+        providers = []
+    if session is not None and session.tokens is not None:
+        name = str(session.tokens.claims.get("name", ""))
+    notice = session.notice if session is not None else None
+    if session is not None:
+        session.notice = None
+    return render(
+        request,
+        "start.html",
+        {"providers": providers, "name": name, "notice": notice},
+        session=session,
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    state = _state(request)
+    client = await state.oidc()
+    provider = request.query.get("idp") or None
+    if provider is not None and provider not in client.providers:
+        raise web.HTTPNotFound(text="no such identity provider")
+    session = _session(request) or state.sessions.new()
+    pending = Pending.new(provider, _local(request.query.get("next")))
+    session.remember(pending)
+    response = _redirect(client.authorization_url(pending, language(request)))
+    state.sessions.set_cookie(response, session)
+    return response
+
+
+async def callback(request: web.Request) -> web.Response:
+    """Back from the OP: the state must be one this browser's session sent; the issuer the
+    OP's (RFC 9207); the code is exchanged with the PKCE verifier and the ID token's nonce
+    checked. Anything else is refused and nothing is kept."""
+    state = _state(request)
+    session = _session(request)
+    params = request.query
+    pending = session.take(params.get("state", "")) if session is not None else None
+    refused = None
+    if session is None or pending is None:
+        refused = "login_state"
+    elif "error" in params:
+        refused = "login_refused"
+    elif params.get("iss") != state.base_url or not params.get("code"):
+        refused = "login_state"
+    if refused is not None:
+        return render(
+            request, "error.html", {"title_key": refused, "detail": ""}, session=None, status=400
+        )
+    assert session is not None
+    assert pending is not None
+    client = await state.oidc()
+    try:
+        tokens = await client.exchange(params["code"], pending)
+    except OidcError as exc:
+        return render(
+            request,
+            "error.html",
+            {"title_key": "login_state", "detail": str(exc)},
+            session=None,
+            status=400,
+        )
+    session = state.sessions.renew(session)
+    session.tokens = tokens
+    return _redirect(pending.return_to, session, request)
+
+
+async def logout(request: web.Request) -> web.Response:
+    session, _ = await _post_form(request)
+    state = _state(request)
+    client = await state.oidc()
+    target = client.logout_url(session.tokens) or f"{PREFIX}/"
+    state.sessions.drop(session)
+    response = _redirect(target)
+    state.sessions.clear_cookie(response)
+    return response
+
+
+# ---- matters -----------------------------------------------------------------------------
+
+
+async def search(request: web.Request) -> web.Response:
+    session = _session(request)
+    q = request.query.get("q", "").strip()
+    path = "/v1/matters" + (f"?q={quote(q)}" if q else "")
+    status, body, _ = await api(request, session, "GET", path, auth=False)
+    matters = body.get("items", []) if status == 200 else []
+    return render(request, "search.html", {"q": q, "matters": matters}, session=session)
+
+
+async def _matter(request: web.Request, session: Session | None) -> dict[str, Any]:
+    code = request.match_info["code"]
+    status, body, _ = await api(request, session, "GET", f"/v1/matters/{quote(code)}", auth=False)
+    if status != 200:
+        raise web.HTTPNotFound(text="no such matter")
+    return dict(body)
+
+
+async def matter_page(request: web.Request) -> web.Response:
+    session = _session(request)
+    matter = await _matter(request, session)
+    return render(request, "matter.html", {"matter": matter}, session=session)
+
+
+async def _schema(request: web.Request, code: str) -> dict[str, Any]:
+    status, body, _ = await api(
+        request, None, "GET", f"/v1/matters/{quote(code)}/schema", auth=False
+    )
+    if status != 200:
+        raise web.HTTPNotFound(text="no schema for this matter")
+    return json.loads(body) if isinstance(body, bytes) else dict(body)
+
+
+async def apply_form(request: web.Request) -> web.Response:
+    session = _session(request)
+    await _tokens(request, session)
+    assert session is not None
+    code = request.match_info["code"]
+    matter = await _matter(request, session)
+    schema = await _schema(request, code)
+    _, me, _ = await api(request, session, "GET", "/v1/me")
+    draft = session.drafts.get(code, {})
+    fields = forms.fields_of(schema)
+    forms.fill(fields, draft.get("values") or _prefill(fields, me))
+    tr = i18n.Translator(language(request))
+    summary = forms.place_errors(fields, draft.get("errors", []), tr)
+    material_errors = [
+        e for e in summary if e["pointer"].startswith(("/materials", "/commitments"))
+    ]
+    return render(
+        request,
+        "apply.html",
+        {
+            "matter": matter,
+            "fields": fields,
+            "who": _who(me),
+            "summary": summary,
+            "material_errors": material_errors,
+            "uploaded": {m["code"]: m for m in draft.get("materials", [])},
+            "committed": {c["material"] for c in draft.get("commitments", [])},
+            "material_types": ",".join(MATERIAL_TYPES),
+        },
+        session=session,
+        status=422 if summary else 200,
+    )
+
+
+def _who(me: Any) -> dict[str, Any]:
+    """The login's identity as the form shows it (what the gateway attaches by itself)."""
+    identity = me.get("identity", {}) if isinstance(me, Mapping) else {}
+    names = identity.get("names") or {}
+    return {
+        "name": identity.get("name", ""),
+        "latin": names.get("latin", ""),
+        "birthdate": identity.get("birthdate", ""),
+        "documents": [
+            f"{d.get('type', '')} {d.get('number', '')}" for d in identity.get("gba_documents", [])
+        ],
+        "assurance": identity.get("assurance", "low"),
+    }
+
+
+def _prefill(fields: list[forms.Field], me: Mapping[str, Any]) -> dict[str, str]:
+    """What the login already says, for particulars of the same name (never asked again)."""
+    identity = me.get("identity", {}) if isinstance(me, Mapping) else {}
+    out = {}
+    for item in fields:
+        value = identity.get(item.name)
+        if isinstance(value, str) and not item.grouped:
+            out[item.pointer] = value
+    return out
+
+
+async def _multipart(request: web.Request) -> tuple[Session, dict[str, str], dict[str, Any]]:
+    """A multipart form: the CSRF token first (checked before anything else is read), then
+    text fields and files; each file (``material:<code>``) is streamed on to
+    ``POST /v1/me/materials`` as it arrives. (texts, uploads by material code)."""
+    session = _session(request)
+    if not request.content_type.startswith("multipart/form-data"):
+        raise web.HTTPUnsupportedMediaType(text="the form is multipart/form-data")
+    async with asyncio.timeout(FORM_TIMEOUT):
+        reader = await request.multipart()
+        first = await reader.next()
+        token = (
+            await first.text()
+            if isinstance(first, aiohttp.BodyPartReader) and first.name == "csrf"
+            else None
+        )
+        if not csrf_ok(session, token):
+            raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong")
+        assert session is not None
+        await _tokens(request, session)
+        texts: dict[str, str] = {}
+        uploads: dict[str, Any] = {}
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
+                continue
+            if part.name.startswith("material:") and part.filename:
+                uploads[part.name.removeprefix("material:")] = await _stream_material(
+                    request, session, part
+                )
+            elif part.name.startswith("material:"):
+                await part.release()  # a file input left empty
+            else:
+                texts[part.name] = (await part.text())[:4000]
+        return session, texts, uploads
+
+
+async def apply_submit(request: web.Request) -> web.Response:
+    """The application form: particulars (inputs named by pointer, less its "/"), files,
+    commitments; kept as the session's draft for the consent page."""
+    session, texts, uploads = await _multipart(request)
+    code = request.match_info["code"]
+    previous = session.drafts.get(code, {})
+    values = {"/" + k: v for k, v in texts.items() if k.startswith("particulars/")}
+    materials = {m["code"]: m for m in previous.get("materials", []) if "material_id" in m}
+    materials.update(uploads)
+    commitments = {k.removeprefix("commit:") for k in texts if k.startswith("commit:")}
+    schema = await _schema(request, code)
+    fields = forms.fields_of(schema)
+    document = forms.application(code, fields, values)
+    document["materials"] = [
+        {"code": c, "material_id": m["material_id"]}
+        for c, m in materials.items()
+        if c not in commitments and "material_id" in m
+    ]
+    document["commitments"] = [
+        {"material": c, "language": language(request)} for c in sorted(commitments)
+    ]
+    session.drafts[code] = {
+        "values": values,
+        "materials": list(materials.values()),
+        "commitments": document["commitments"],
+        "document": document,
+        "key": secrets.token_urlsafe(18),
+        "errors": [],
+    }
+    return _redirect(f"{PREFIX}/matters/{quote(code)}/consent")
+
+
+async def _stream_material(
+    request: web.Request, session: Session, part: aiohttp.BodyPartReader
+) -> dict[str, Any]:
+    media_type = part.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        sent = 0
+        while chunk := await part.read_chunk(64 * 1024):
+            sent += len(chunk)
+            if sent > MAX_FILE_BYTES:
+                raise web.HTTPRequestEntityTooLarge(MAX_FILE_BYTES, sent)
+            yield chunk
+
+    filename = (part.filename or "file").replace('"', "")[:200]
+    status, body, _ = await api(
+        request,
+        session,
+        "POST",
+        "/v1/me/materials",
+        data=chunks(),
+        headers={
+            "Content-Type": media_type,
+            "Idempotency-Key": "portal-" + secrets.token_urlsafe(18),
+            "Content-Disposition": f'attachment; filename="{quote(filename)}"',
+        },
+    )
+    code = str(part.name).removeprefix("material:")
+    if status != 201:
+        await part.release()
+        return {"code": code, "error": status, "filename": filename}
+    return {**body, "code": code, "filename": filename}
+
+
+# ---- consent, submission, receipt -------------------------------------------------------
+
+
+def _recipients(
+    matter: Mapping[str, Any], schema: Mapping[str, Any], tr: i18n.Translator
+) -> list[dict[str, Any]]:
+    """Which fields go to which agency in which jurisdiction (the route's field lists)."""
+    route = matter.get("route", {})
+    agencies = route.get("agencies", {})
+    out = []
+    for agency_id, pointers in route.get("fields", {}).items():
+        about = agencies.get(agency_id, {})
+        out.append(
+            {
+                "id": agency_id,
+                "name": tr.pick(about.get("names"), agency_id),
+                "jurisdiction": about.get("jurisdiction", ""),
+                "role": "lead" if agency_id == route.get("lead") else "reviewer",
+                "fields": None
+                if pointers is None
+                else list(
+                    dict.fromkeys(forms.label_of_pointer(schema, p, tr, matter) for p in pointers)
+                ),
+            }
+        )
+    return out
+
+
+def _evidence(matter: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Materials the handlers obtain by data sharing: from which issuer's jurisdiction, in
+    which consent category (``materials[].evidence`` of ``GET /v1/matters/{code}``)."""
+    return [
+        {**m["evidence"], "material": m["code"], "material_names": m.get("names", {})}
+        for m in matter.get("materials", [])
+        if isinstance(m.get("evidence"), dict)
+    ]
+
+
+async def consent_page(request: web.Request) -> web.Response:
+    session = _session(request)
+    await _tokens(request, session)
+    assert session is not None
+    code = request.match_info["code"]
+    draft = session.drafts.get(code)
+    if not draft:
+        return _redirect(f"{PREFIX}/matters/{quote(code)}/apply")
+    matter = await _matter(request, session)
+    schema = await _schema(request, code)
+    tr = i18n.Translator(language(request))
+    return render(
+        request,
+        "consent.html",
+        {
+            "matter": matter,
+            "recipients": _recipients(matter, schema, tr),
+            "evidence": _evidence(matter),
+            "categories": [
+                *CATEGORIES,
+                *sorted({e["category"] for e in _evidence(matter)} - set(CATEGORIES)),
+            ],
+            "draft": draft,
+            "failed": [m for m in draft.get("materials", []) if "error" in m],
+        },
+        session=session,
+    )
+
+
+async def consent_submit(request: web.Request) -> web.Response:
+    """The consent, given with the submission (recorded only if the case is), then the case."""
+    session, form = await _post_form(request)
+    code = request.match_info["code"]
+    draft = session.drafts.get(code)
+    if not draft:
+        return _redirect(f"{PREFIX}/matters/{quote(code)}/apply")
+    if form.get("agree") != "yes":
+        session.notice = "consent_needed"
+        return _redirect(f"{PREFIX}/matters/{quote(code)}/consent")
+    matter = await _matter(request, session)
+    evidence = _evidence(matter)
+    destinations = sorted(
+        {a.get("jurisdiction") for a in matter["route"].get("agencies", {}).values()}
+        | {e["jurisdiction"] for e in evidence} - {None}
+    )
+    categories = [*CATEGORIES, *sorted({e["category"] for e in evidence} - set(CATEGORIES))]
+    status, body, _ = await api(
+        request,
+        session,
+        "POST",
+        "/v1/me/applications",
+        json_body={
+            "application": draft["document"],
+            "consent": {
+                "purpose": "cross_border_application",
+                "categories": categories,
+                "destinations": destinations,
+            },
+        },
+        headers={"Idempotency-Key": "portal-" + draft["key"]},
+    )
+    if status == 202:
+        session.drafts.pop(code, None)
+        session.receipts[body["application_id"]] = dict(body)
+        return _redirect(f"{PREFIX}/applications/{quote(body['application_id'])}/receipt")
+    if status == 422 and isinstance(body, dict) and body.get("errors"):
+        draft["errors"] = body["errors"]
+        draft["key"] = secrets.token_urlsafe(18)  # the corrected document is a new request
+        return _redirect(f"{PREFIX}/matters/{quote(code)}/apply")
+    return render(
+        request,
+        "refused.html",
+        {"matter": matter, "problem": body if isinstance(body, dict) else {}, "status": status},
+        session=session,
+        status=status if 400 <= status < 500 else 502,
+    )
+
+
+def _voucher_claims(token: str) -> dict[str, Any]:
+    try:
+        return dict(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        return {}
+
+
+async def receipt_page(request: web.Request) -> web.Response:
+    session = _session(request)
+    await _tokens(request, session)
+    assert session is not None
+    case_id = request.match_info["id"]
+    held = session.receipts.get(case_id)
+    if held is None:
+        raise web.HTTPNotFound(text="no receipt of this session for this application")
+    return render(
+        request,
+        "receipt.html",
+        {"receipt": held, "claims": _voucher_claims(held["receipt"])},
+        session=session,
+    )
+
+
+async def receipt_download(request: web.Request) -> web.Response:
+    session = _session(request)
+    await _tokens(request, session)
+    assert session is not None
+    held = session.receipts.get(request.match_info["id"])
+    if held is None:
+        raise web.HTTPNotFound(text="no receipt of this session for this application")
+    return web.Response(
+        text=held["receipt"],
+        content_type="application/jwt",
+        headers={
+            "Content-Disposition": f'attachment; filename="receipt-{held["application_id"]}.jwt"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+# ---- my applications and their progress ---------------------------------------------------
+
+
+async def applications(request: web.Request) -> web.Response:
+    session = _session(request)
+    _, body, _ = await api(request, session, "GET", "/v1/me/applications")
+    return render(request, "applications.html", {"items": body.get("items", [])}, session=session)
+
+
+async def progress(request: web.Request) -> web.Response:
+    session = _session(request)
+    case_id = request.match_info["id"]
+    status, view, _ = await api(request, session, "GET", f"/v1/me/applications/{quote(case_id)}")
+    if status != 200:
+        raise web.HTTPNotFound(text="not one of your applications")
+    _, certificates, _ = await api(request, session, "GET", "/v1/me/certificates")
+    mine = [
+        c
+        for c in (certificates.get("items", []) if isinstance(certificates, dict) else [])
+        if c.get("application_id") == case_id
+    ]
+    _, complaints, _ = await api(
+        request, session, "GET", f"/v1/me/applications/{quote(case_id)}/complaints"
+    )
+    assert session is not None
+    notice, session.notice = session.notice, None
+    owed = [*view.get("missing", []), *(o.get("material") for o in view.get("owed", []))]
+    return render(
+        request,
+        "progress.html",
+        {
+            "view": view,
+            "certificates": mine,
+            "complaints": complaints.get("items", []) if isinstance(complaints, dict) else [],
+            "owed_codes": [c for c in owed if isinstance(c, str)],
+            "has_receipt": case_id in session.receipts,
+            "notice": notice,
+            "material_types": ",".join(MATERIAL_TYPES),
+        },
+        session=session,
+    )
+
+
+async def supplement(request: web.Request) -> web.Response:
+    """Materials the case still needs (the supplement notice, or owed after acceptance),
+    each file streamed on to the materials API, then named in one supplement."""
+    session, _, uploads = await _multipart(request)
+    case_id = request.match_info["id"]
+    materials = [
+        {"code": c, "material_id": m["material_id"]}
+        for c, m in uploads.items()
+        if "material_id" in m
+    ]
+    status = 0
+    if materials:
+        status, _, _ = await api(
+            request,
+            session,
+            "POST",
+            f"/v1/me/applications/{quote(case_id)}/supplements",
+            json_body={"materials": materials},
+            headers={"Idempotency-Key": "portal-" + secrets.token_urlsafe(18)},
+        )
+    session.notice = "supplied" if status in (200, 202) else "supplement_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+
+
+async def complain(request: web.Request) -> web.Response:
+    session, form = await _post_form(request)
+    case_id = request.match_info["id"]
+    text = form.get("text", "").strip()[:4000]
+    status = 0
+    if text:
+        status, _, _ = await api(
+            request,
+            session,
+            "POST",
+            f"/v1/me/applications/{quote(case_id)}/complaints",
+            json_body={"text": text},
+            headers={"Idempotency-Key": "portal-" + secrets.token_urlsafe(18)},
+        )
+    session.notice = "complaint_filed" if status in (200, 201, 202) else "complaint_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+
+
+async def certificate(request: web.Request) -> web.Response:
+    """One e-certificate, to keep and verify offline (needs an ``e_certificate`` consent)."""
+    session = _session(request)
+    cert_id = request.match_info["id"]
+    status, body, _ = await api(request, session, "GET", f"/v1/me/certificates/{quote(cert_id)}")
+    if status != 200:
+        return render(
+            request,
+            "error.html",
+            {"title_key": "certificate_refused", "detail": ""},
+            session=session,
+            status=status if 400 <= status < 500 else 502,
+        )
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False, indent=2),
+        content_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="certificate-{cert_id}.json"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+# ---- delegation to an agent -----------------------------------------------------------------
+
+
+async def delegations(request: web.Request) -> web.Response:
+    session = _session(request)
+    _, me, _ = await api(request, session, "GET", "/v1/me")
+    assert session is not None
+    notice, session.notice = session.notice, None
+    return render(
+        request,
+        "delegations.html",
+        {
+            "delegations": [
+                {
+                    **d,
+                    "status": "revoked"
+                    if d.get("revoked_at")
+                    else "confirmed"
+                    if d.get("confirmed_at")
+                    else "requested",
+                }
+                for d in (me.get("delegations", []) if isinstance(me, dict) else [])
+            ],
+            "notice": notice,
+            "errors": session.drafts.pop("_delegation_errors", {}).get("errors", []),
+        },
+        session=session,
+    )
+
+
+async def request_delegation(request: web.Request) -> web.Response:
+    """As an agent: ask the holder of a document to let you act for them on one matter."""
+    session, form = await _post_form(request)
+    until = form.get("until", "").strip()
+    status, body, _ = await api(
+        request,
+        session,
+        "POST",
+        "/v1/me/delegations",
+        json_body={
+            "principal": {"type": form.get("type", ""), "number": form.get("number", "")},
+            "matters": [m for m in [form.get("matter", "").strip()] if m],
+            "until": f"{until}T23:59:59+08:00" if until else "",
+        },
+    )
+    if status == 201:
+        session.notice = "delegation_requested"
+    else:
+        errors = body.get("errors", []) if isinstance(body, dict) else []
+        session.drafts["_delegation_errors"] = {"errors": errors}
+        session.notice = "delegation_refused"
+    return _redirect(f"{PREFIX}/delegations")
+
+
+async def change_delegation(request: web.Request) -> web.Response:
+    session, _ = await _post_form(request)
+    action = request.match_info["action"]
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        f"/v1/me/delegations/{quote(request.match_info['id'])}/{action}",
+    )
+    done = {"confirm": "delegation_confirmed", "revoke": "delegation_revoked"}[action]
+    session.notice = done if status == 200 else "delegation_refused"
+    return _redirect(f"{PREFIX}/delegations")
+
+
+async def withdraw(request: web.Request) -> web.Response:
+    session, form = await _post_form(request)
+    case_id = request.match_info["id"]
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        f"/v1/me/applications/{quote(case_id)}/withdrawal",
+        json_body={"reason": form.get("reason", "")[:500] or "withdrawn by the applicant"},
+        headers={"Idempotency-Key": "portal-" + secrets.token_urlsafe(18)},
+    )
+    session.notice = "withdrawn" if status in (200, 202) else "withdraw_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+
+
+# The host reads every body before its routes run unless the route is marked as reading its
+# own (the gateway's ``streamed`` marker, an attribute): these forms' files stream on instead.
+apply_submit.__streamed__ = True  # type: ignore[attr-defined]
+supplement.__streamed__ = True  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _css() -> bytes:
+    return resources.files("gateway.portal").joinpath("static", "portal.css").read_bytes()
+
+
+async def stylesheet(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_css(),
+        content_type="text/css",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def portal_app(base_url: str) -> web.Application:
+    """The portal for the gateway at ``base_url`` (its public URL), to mount at /portal."""
+    app = web.Application(middlewares=[login_needed])
+    state = PortalState(base_url)
+    app[STATE] = state
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            state.http = http
+            state.client = PortalClient(
+                issuer=state.base_url,
+                redirect_uri=f"{state.base_url}{PREFIX}/callback",
+                post_logout_uri=f"{state.base_url}{PREFIX}/",
+                http=http,
+            )
+            yield
+            state.http = None
+
+    app.cleanup_ctx.append(client_session)
+    app.router.add_get("/", start)
+    app.router.add_get("/login", login)
+    app.router.add_get("/callback", callback)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/matters", search)
+    app.router.add_get("/matters/{code}", matter_page)
+    app.router.add_get("/matters/{code}/apply", apply_form)
+    app.router.add_post("/matters/{code}/apply", apply_submit)
+    app.router.add_get("/matters/{code}/consent", consent_page)
+    app.router.add_post("/matters/{code}/consent", consent_submit)
+    app.router.add_get("/applications", applications)
+    app.router.add_get("/applications/{id}", progress)
+    app.router.add_post("/applications/{id}/withdrawal", withdraw)
+    app.router.add_post("/applications/{id}/supplements", supplement)
+    app.router.add_post("/applications/{id}/complaints", complain)
+    app.router.add_get("/certificates/{id}", certificate)
+    app.router.add_get("/delegations", delegations)
+    app.router.add_post("/delegations", request_delegation)
+    app.router.add_post("/delegations/{id}/{action:confirm|revoke}", change_delegation)
+    app.router.add_get("/applications/{id}/receipt", receipt_page)
+    app.router.add_get("/applications/{id}/receipt.jwt", receipt_download)
+    app.router.add_get("/static/portal.css", stylesheet)
+    return app
+
+
+def install(app: web.Application, base_url: str) -> PortalState:
+    """Mount the portal at ``/portal/`` of the (sandbox) gateway whose public URL it is;
+    its state is also at ``app[STATE]`` (tests look at its sessions)."""
+    portal = portal_app(base_url)
+    app.add_subapp(PREFIX, portal)
+    app[STATE] = portal[STATE]
+    return portal[STATE]

@@ -1,0 +1,249 @@
+"""The reference portal's sessions, CSRF tokens and login callback, over HTTP without a browser.
+
+A POST without the session's CSRF token is refused before anything is read or sent on: no
+material uploaded, no application filed, no logout. A callback whose state this browser's
+session did not send (wrong state, another browser, another issuer) is refused and leaves the
+session without tokens. An expired access token is refreshed with the gateway's rotating
+refresh token; without one the resident is sent to log in again. Tokens never appear in a
+page; the session cookie is HttpOnly, SameSite=Lax and scoped to /portal/; ``next`` never
+leaves the portal.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from yarl import URL
+
+from gateway.portal.app import STATE, PortalState
+from gateway.portal.sessions import COOKIE
+from gateway.store.tables import applications, materials
+from gateway.web.keys import STORE
+from tests.conftest import RunningGateway
+
+HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+_FORM = re.compile(r'<form method="post" action="([^"]+)">')
+_HANDLE = re.compile(r'name="interaction" value="([^"]+)"')
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def _client() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def _persona_page(client: aiohttp.ClientSession, gateway: RunningGateway) -> str:
+    """Start a login at the portal and follow it to the sandbox IdP's persona page."""
+    async with client.get(f"{gateway.url}/portal/login?idp=hk") as response:
+        assert response.status == 200, await response.text()
+        return await response.text()
+
+
+async def _returned(
+    client: aiohttp.ClientSession, gateway: RunningGateway, page: str, persona: str
+) -> str:
+    """Pick the persona; the URL the OP sends the browser back to (not followed)."""
+    action = html.unescape(_FORM.search(page).group(1))  # type: ignore[union-attr]
+    handle = html.unescape(_HANDLE.search(page).group(1))  # type: ignore[union-attr]
+    url = str(URL(gateway.url).join(URL(action)))
+    async with client.post(
+        url, data={"interaction": handle, "persona": persona}, allow_redirects=False
+    ) as response:
+        location = response.headers["Location"]
+    for _ in range(5):
+        if "/portal/callback" in location:
+            return location
+        async with client.get(location, allow_redirects=False) as response:
+            location = response.headers["Location"]
+    raise AssertionError(f"never back at the portal: {location}")
+
+
+async def _log_in(client: aiohttp.ClientSession, gateway: RunningGateway) -> None:
+    back = await _returned(client, gateway, await _persona_page(client, gateway), "chan-tai-man")
+    async with client.get(back) as response:
+        assert response.status == 200
+        assert 'id="greeting"' in await response.text()
+
+
+async def _csrf(client: aiohttp.ClientSession, url: str) -> str:
+    async with client.get(url) as response:
+        return _CSRF.search(await response.text()).group(1)  # type: ignore[union-attr]
+
+
+async def _count(gateway: RunningGateway, table: sa.Table) -> int:
+    async with gateway.app[STORE].engine.connect() as conn:  # type: ignore[index]
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar())
+
+
+def _state(gateway: RunningGateway) -> PortalState:
+    return gateway.app[STATE]  # type: ignore[index]
+
+
+def _application_form(csrf: str | None) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    if csrf is not None:
+        form.add_field("csrf", csrf)
+    form.add_field("particulars/business_name", "大文茶餐廳")
+    form.add_field("particulars/business_address/text", "橫琴示例大道 88 號")
+    form.add_field("particulars/business_address/jurisdiction", "GD")
+    form.add_field("particulars/business_scope", "餐飲服務")
+    form.add_field(
+        "material:APPLICATION_FORM", PDF, filename="form.pdf", content_type="application/pdf"
+    )
+    form.add_field("commit:PREMISES_PROOF", "yes")
+    return form
+
+
+async def test_posts_without_the_csrf_token_are_refused_and_nothing_is_stored(
+    gateway: RunningGateway,
+) -> None:
+    apply = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply"
+    consent = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/consent"
+    async with _client() as client:
+        await _log_in(client, gateway)
+        csrf = await _csrf(client, apply)
+        for token in (None, "forged-" + csrf):
+            async with client.post(apply, data=_application_form(token)) as response:
+                assert response.status == 403
+        assert await _count(gateway, materials) == 0  # no file was streamed on
+        async with client.get(consent, allow_redirects=False) as response:
+            assert response.status == 303  # no draft was kept: back to the form
+
+        async with client.post(apply, data=_application_form(csrf)) as response:
+            assert response.status == 200
+            assert response.url.path.endswith("/consent")
+        assert await _count(gateway, materials) == 1
+        for form in ({"agree": "yes"}, {"agree": "yes", "csrf": csrf[:-1]}):
+            async with client.post(consent, data=form) as response:
+                assert response.status == 403
+        assert await _count(gateway, applications) == 0
+
+        async with client.post(f"{gateway.url}/portal/logout", data={}) as response:
+            assert response.status == 403
+        as_multipart = aiohttp.FormData({"csrf": csrf, "agree": "yes"}, default_to_multipart=True)
+        async with client.post(consent, data=as_multipart) as response:
+            assert response.status == 415  # only the urlencoded form is read
+        assert await _count(gateway, applications) == 0
+        async with client.get(f"{gateway.url}/portal/applications") as response:
+            assert response.status == 200  # still logged in
+            assert response.url.path == "/portal/applications"
+
+        async with client.post(consent, data={"agree": "yes", "csrf": csrf}) as response:
+            assert response.status == 200
+            assert response.url.path.endswith("/receipt")  # the genuine form goes through
+        assert await _count(gateway, applications) == 1
+
+
+async def test_a_callback_this_browser_did_not_start_is_refused_and_keeps_no_tokens(
+    gateway: RunningGateway,
+) -> None:
+    async with _client() as client:
+        back = await _returned(
+            client, gateway, await _persona_page(client, gateway), "chan-tai-man"
+        )
+        query = {k: v[0] for k, v in parse_qs(urlsplit(back).query).items()}
+        callback = URL(f"{gateway.url}/portal/callback")
+        spoiled = [
+            {**query, "state": query["state"][:-2] + "xx"},
+            {k: v for k, v in query.items() if k != "state"},
+        ]
+        for params in spoiled:
+            async with client.get(callback.with_query(params), allow_redirects=False) as response:
+                assert response.status == 400
+                assert "access_token" not in await response.text()
+        assert all(s.tokens is None for s in _state(gateway).sessions._sessions.values())
+
+        # the right answer in another browser (login CSRF): refused, nothing kept there
+        async with (
+            _client() as other,
+            other.get(callback.with_query(query), allow_redirects=False) as response,
+        ):
+            assert response.status == 400
+            assert COOKIE not in response.cookies
+
+        # in the browser that started it, once: a replay is refused
+        async with client.get(back, allow_redirects=False) as response:
+            assert response.status == 303
+            cookie = response.cookies[COOKIE]
+            assert cookie["httponly"]
+            assert cookie["samesite"] == "Lax"
+            assert cookie["path"] == "/portal/"
+            assert not cookie["secure"]  # served over http here; Secure under https
+        async with client.get(back, allow_redirects=False) as response:
+            assert response.status == 400
+
+        # another issuer's answer with this login's state (mix-up): refused, and it burns
+        # the login in progress, so the genuine answer after it is refused as well
+        back = await _returned(
+            client, gateway, await _persona_page(client, gateway), "chan-tai-man"
+        )
+        query = {k: v[0] for k, v in parse_qs(urlsplit(back).query).items()}
+        mixed = callback.with_query({**query, "iss": "https://idp.attacker.example"})
+        for url in (mixed, back):
+            async with client.get(url, allow_redirects=False) as response:
+                assert response.status == 400
+
+
+async def test_tokens_stay_on_the_server_and_a_session_survives_an_access_token_expiry(
+    gateway: RunningGateway,
+) -> None:
+    async with _client() as client:
+        await _log_in(client, gateway)
+        sessions = [s for s in _state(gateway).sessions._sessions.values() if s.tokens]
+        assert len(sessions) == 1
+        tokens = sessions[0].tokens
+        assert tokens is not None
+        for path in ("/portal/", "/portal/applications", f"/portal/matters/{HENGQIN_BUSINESS}"):
+            async with client.get(gateway.url + path) as response:
+                page = await response.text()
+                assert tokens.access_token not in page
+                assert tokens.id_token not in page
+                assert tokens.access_token not in str(response.url)
+
+        # the access token expires: the gateway's rotating refresh token keeps the session
+        first_access, first_refresh = tokens.access_token, tokens.refresh_token
+        assert first_refresh is not None
+        tokens.expires_at = 0
+        async with client.get(
+            f"{gateway.url}/portal/applications", allow_redirects=False
+        ) as response:
+            assert response.status == 200
+        renewed = sessions[0].tokens
+        assert renewed is not None
+        assert renewed.access_token != first_access
+        assert renewed.refresh_token not in (None, first_refresh)  # rotated
+
+        # without a refresh token (or once it is refused) the resident logs in again
+        renewed.expires_at = 0
+        renewed.refresh_token = None
+        async with client.get(
+            f"{gateway.url}/portal/applications", allow_redirects=False
+        ) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == "/portal/login?next=/portal/applications"
+        assert sessions[0].tokens is None
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/portal/", "/portal/\\evil", "/elsewhere"],
+)
+async def test_next_never_leaves_the_portal(gateway: RunningGateway, target: str) -> Any:
+    async with _client() as client:
+        async with client.get(
+            f"{gateway.url}/portal/login", params={"idp": "hk", "next": target}
+        ) as response:
+            assert response.status == 200
+        session = next(iter(_state(gateway).sessions._sessions.values()))
+        assert [p.return_to for p in session.pending.values()] == ["/portal/"]
+
+
+def test_the_session_cookie_is_secure_when_the_public_url_is_https() -> None:
+    assert PortalState("https://gateway.example").sessions.secure
+    assert not PortalState("http://127.0.0.1:8080").sessions.secure
