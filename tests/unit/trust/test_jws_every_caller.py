@@ -37,7 +37,7 @@ from gateway.identity.clients import (
 )
 from gateway.identity.discovery import ProviderConfig, ProviderMetadata
 from gateway.identity.errors import OAuthError
-from gateway.identity.id_tokens import id_token_policy, verify_id_token
+from gateway.identity.id_tokens import UnknownKeyError, id_token_policy, verify_id_token
 from gateway.identity.ports import Client, TokenRecord
 from gateway.identity.tokens import TokenRefusedError, TokenService
 from gateway.trust import archive
@@ -192,7 +192,10 @@ def id_token_caller() -> Caller:
 
     def entry(token: str, jwks: dict[str, Any]) -> Any:
         metadata = ProviderMetadata(IDP, IDP + "/authorize", IDP + "/token", jwks)
-        return verify_id_token(token, config=config, metadata=metadata, nonce="n-1", now=NOW)
+        try:
+            return verify_id_token(token, config=config, metadata=metadata, nonce="n-1", now=NOW)
+        except UnknownKeyError as exc:  # the relying party refetches once, then refuses so
+            raise LoginFailedError(str(exc)) from None
 
     key = SigningKey(KID, generate_private_key("ecdsa-p256-sha256"), "ecdsa-p256-sha256")
     return Caller(
