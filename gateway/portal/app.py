@@ -174,21 +174,38 @@ async def login_needed(request: web.Request, handler: Handler) -> web.StreamResp
         )
 
 
+def _back(request: web.Request) -> str:
+    return _here(request) if request.method == "GET" else PREFIX + "/"
+
+
 async def _tokens(request: web.Request, session: Session | None) -> Tokens:
     """The resident's tokens, refreshed when expired and refreshable; else log in again."""
-    back = _here(request) if request.method == "GET" else PREFIX + "/"
     if session is None or session.tokens is None:
-        raise LoginNeeded(back)
+        raise LoginNeeded(_back(request))
     if session.tokens.expired():
-        if session.tokens.refresh_token:
-            try:
-                session.tokens = await (await _state(request).oidc()).refresh(session.tokens)
-            except OidcError:
-                session.tokens = None
-                raise LoginNeeded(back) from None
-        else:
+        await _refresh(request, session)
+    assert session.tokens is not None
+    return session.tokens
+
+
+async def _refresh(request: web.Request, session: Session) -> Tokens:
+    """New tokens for the session's refresh token (rotated); without one, or refused (spent,
+    revoked at logout or consent withdrawal, the login ended): log in again."""
+    held = session.tokens
+    if held is None or not held.refresh_token:
+        session.tokens = None
+        raise LoginNeeded(_back(request))
+    lock = session.refreshing
+    async with lock:
+        if session.tokens is not held:  # another request of this session refreshed meanwhile
+            if session.tokens is None:
+                raise LoginNeeded(_back(request))
+            return session.tokens
+        try:
+            session.tokens = await (await _state(request).oidc()).refresh(held)
+        except OidcError:
             session.tokens = None
-            raise LoginNeeded(back)
+            raise LoginNeeded(_back(request)) from None
     return session.tokens
 
 
@@ -203,27 +220,38 @@ async def api(
     headers: Mapping[str, str] | None = None,
     auth: bool = True,
 ) -> tuple[int, Any, CIMultiDict[str]]:
-    """One call to the gateway's public API; with the resident's access token when ``auth``."""
+    """One call to the gateway's public API; with the resident's access token when ``auth``.
+
+    A 401 (the access token expired at the gateway before the portal's clock said so, or was
+    revoked) is answered by one refresh and the same call once more, when the body can be
+    sent again (not a streamed ``data``); a refresh refused, or a second 401, means logging
+    in again."""
     state = _state(request)
     assert state.http is not None
     sent = {"Accept-Language": language(request), **(headers or {})}
-    if auth:
-        tokens = await _tokens(request, session)
-        sent["Authorization"] = f"Bearer {tokens.access_token}"
     kwargs: dict[str, Any] = {"headers": sent}
     if json_body is not None:
         kwargs["json"] = json_body
     if data is not None:
         kwargs["data"] = data
-    async with state.http.request(method, state.base_url + path, **kwargs) as response:
-        if response.status == 401 and auth and session is not None:
-            session.tokens = None  # revoked or expired early: log in again
-            raise LoginNeeded(_here(request) if request.method == "GET" else PREFIX + "/")
-        if response.content_type.endswith("json"):
-            body: Any = await response.json(content_type=None)
-        else:
-            body = await response.read()
-        return response.status, body, CIMultiDict(response.headers)
+    tries = 2 if auth and data is None else 1
+    for attempt in range(tries):
+        if auth:
+            tokens = await _tokens(request, session)
+            sent["Authorization"] = f"Bearer {tokens.access_token}"
+        async with state.http.request(method, state.base_url + path, **kwargs) as response:
+            if response.status == 401 and auth and session is not None:
+                if attempt + 1 < tries:
+                    await _refresh(request, session)
+                    continue
+                session.tokens = None  # revoked, or refused again: log in again
+                raise LoginNeeded(_back(request))
+            if response.content_type.endswith("json"):
+                body: Any = await response.json(content_type=None)
+            else:
+                body = await response.read()
+            return response.status, body, CIMultiDict(response.headers)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 async def _post_form(request: web.Request) -> tuple[Session, dict[str, str]]:
