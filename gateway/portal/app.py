@@ -789,28 +789,102 @@ async def complain(request: web.Request) -> web.Response:
     return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
 
 
+async def _certificate_case(request: web.Request, session: Session | None, cert_id: str) -> str:
+    """The application a certificate of the resident's list belongs to ("" if not listed)."""
+    _, listed, _ = await api(request, session, "GET", "/v1/me/certificates")
+    for item in listed.get("items", []) if isinstance(listed, dict) else []:
+        if item.get("certificate_id") == cert_id:
+            return str(item.get("application_id", ""))
+    return ""
+
+
+def _certificate_contents(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a JWS certificate says (its claims, as the resident reads them); the signature is
+    the resident's to verify against the issuer's published keys (the page links them)."""
+    token = body.get("certificate")
+    if not isinstance(token, str):
+        return []
+    claims = _voucher_claims(token)
+    return [
+        (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for name, value in claims.items()
+    ]
+
+
 async def certificate(request: web.Request) -> web.Response:
-    """One e-certificate, to keep and verify offline (needs an ``e_certificate`` consent)."""
+    """One e-certificate: what it says, who signed it, how to check it, a download. Without
+    an ``e_certificate`` consent the gateway refuses it (403): the page says what is needed
+    and offers the consent."""
+    session = _session(request)
+    cert_id = request.match_info["id"]
+    status, body, _ = await api(request, session, "GET", f"/v1/me/certificates/{quote(cert_id)}")
+    if status == 200:
+        context = {"certificate": body, "contents": _certificate_contents(body)}
+    elif status == 403:
+        case = await _certificate_case(request, session, cert_id)
+        context = {"certificate": None, "contents": [], "consent_case": case}
+    else:
+        raise web.HTTPNotFound(text="not one of your e-certificates")
+    return render(
+        request,
+        "certificate.html",
+        {"certificate_id": cert_id, "consent_case": "", **context},
+        session=session,
+        status=status,
+    )
+
+
+async def certificate_download(request: web.Request) -> web.Response:
+    """The certificate to keep: the JWS itself (``.jwt``), or the signed document with its
+    detached signature (the gateway's JSON answer), to verify offline."""
     session = _session(request)
     cert_id = request.match_info["id"]
     status, body, _ = await api(request, session, "GET", f"/v1/me/certificates/{quote(cert_id)}")
     if status != 200:
-        return render(
-            request,
-            "error.html",
-            {"title_key": "certificate_refused", "detail": ""},
-            session=session,
-            status=status if 400 <= status < 500 else 502,
+        return _redirect(f"{PREFIX}/certificates/{quote(cert_id)}")
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if isinstance(body.get("certificate"), str):
+        return web.Response(
+            text=body["certificate"],
+            content_type="application/jwt",
+            headers={
+                **headers,
+                "Content-Disposition": f'attachment; filename="certificate-{cert_id}.jwt"',
+            },
         )
     return web.Response(
         text=json.dumps(body, ensure_ascii=False, indent=2),
         content_type="application/json",
         headers={
+            **headers,
             "Content-Disposition": f'attachment; filename="certificate-{cert_id}.json"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+async def certificate_consent(request: web.Request) -> web.Response:
+    """The resident's explicit, optional consent to electronic delivery of the e-certificates
+    of one application's matter (``POST /v1/me/consents``, purpose ``e_certificate``): no data
+    goes to anyone; the gateway may hand the resident what the agency issued."""
+    session, _ = await _post_form(request)
+    case_id = request.match_info["id"]
+    status, view, _ = await api(request, session, "GET", f"/v1/me/applications/{quote(case_id)}")
+    if status != 200:
+        raise web.HTTPNotFound(text="not one of your applications")
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        "/v1/me/consents",
+        json_body={
+            "purpose": "e_certificate",
+            "categories": ["application"],
+            "destinations": [],
+            "matter": view["matter"],
+        },
+    )
+    session.notice = "certificate_consent_given" if status == 201 else "certificate_consent_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
 
 
 # ---- delegation to an agent -----------------------------------------------------------------
@@ -951,6 +1025,8 @@ def portal_app(base_url: str) -> web.Application:
     app.router.add_post("/applications/{id}/supplements", supplement)
     app.router.add_post("/applications/{id}/complaints", complain)
     app.router.add_get("/certificates/{id}", certificate)
+    app.router.add_get("/certificates/{id}/download", certificate_download)
+    app.router.add_post("/applications/{id}/certificate-consent", certificate_consent)
     app.router.add_get("/delegations", delegations)
     app.router.add_post("/delegations", request_delegation)
     app.router.add_post("/delegations/{id}/{action:confirm|revoke}", change_delegation)

@@ -13,7 +13,6 @@ Tokens never appear in a page; the session cookie is HttpOnly, SameSite=Lax and 
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 import time
@@ -33,6 +32,7 @@ from gateway.portal.sessions import COOKIE
 from gateway.store.tables import applications, complaints, logins, materials, oidc_refresh_tokens
 from gateway.web.keys import STORE
 from tests.conftest import RunningGateway, sandbox_settings
+from tests.support import refused_at_the_gateway
 
 HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -268,23 +268,6 @@ async def short_token_gateway(
     await server.close()
 
 
-async def refused_at_the_gateway(gateway: RunningGateway, access_token: str) -> None:
-    """Wait (bounded, polling) until the gateway itself refuses this access token as expired:
-    its ``exp`` and the verifier's clock-skew leeway have passed."""
-    async with aiohttp.ClientSession() as client:
-        for _ in range(100):
-            async with client.get(
-                f"{gateway.url}/oauth2/userinfo",
-                headers={"Authorization": f"Bearer {access_token}"},
-            ) as response:
-                if response.status == 401:
-                    assert "invalid_token" in response.headers["WWW-Authenticate"]
-                    return
-                assert response.status == 200
-            await asyncio.sleep(0.1)
-    raise AssertionError("the gateway never refused the access token")
-
-
 async def _refresh_rows(gateway: RunningGateway) -> dict[str, Any]:
     """Every refresh token's hash and when it was spent (rotated)."""
     async with gateway.app[STORE].engine.connect() as conn:  # type: ignore[index]
@@ -319,7 +302,7 @@ async def test_a_401_for_an_expired_access_token_is_refreshed_and_the_call_made_
         assert tokens is not None
         assert tokens.refresh_token is not None
         tokens.expires_at = time.time() + 3600  # the portal does not know it has expired
-        await refused_at_the_gateway(gateway, tokens.access_token)
+        await refused_at_the_gateway(gateway.url, tokens.access_token)
         spent = refresh_hash(tokens.refresh_token)
         assert (await _refresh_rows(gateway))[spent] is None
         logins_before = await _count(gateway, logins)
@@ -341,7 +324,7 @@ async def test_a_401_for_an_expired_access_token_is_refreshed_and_the_call_made_
         # a POST with a JSON body is repeated too: the complaint is filed once
         case = await _file_application(client, gateway)
         renewed.expires_at = time.time() + 3600
-        await refused_at_the_gateway(gateway, renewed.access_token)
+        await refused_at_the_gateway(gateway.url, renewed.access_token)
         spent = refresh_hash(renewed.refresh_token or "")
         async with client.post(
             f"{gateway.url}/portal/applications/{case}/complaints",
@@ -358,7 +341,7 @@ async def test_a_401_for_an_expired_access_token_is_refreshed_and_the_call_made_
         assert session.tokens is not None
         session.tokens.expires_at = time.time() + 3600
         session.tokens.refresh_token = "not-a-refresh-token-of-this-gateway"
-        await refused_at_the_gateway(gateway, session.tokens.access_token)
+        await refused_at_the_gateway(gateway.url, session.tokens.access_token)
         async with client.get(
             f"{gateway.url}/portal/applications", allow_redirects=False
         ) as response:
