@@ -15,15 +15,23 @@ them).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
+import sqlalchemy as sa
 from axe_playwright_python.async_playwright import Axe
 
-from tests.conftest import RunningGateway
+from gateway.bootstrap import Overrides, create_app
+from gateway.identity.tokens import refresh_hash
+from gateway.portal.app import STATE
+from gateway.store.tables import applications, logins, oidc_refresh_tokens
+from gateway.web.keys import STORE
+from tests.conftest import RunningGateway, sandbox_settings
+from tests.support import refused_at_the_gateway
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -592,4 +600,58 @@ async def test_at_200_percent_zoom_no_page_scrolls_sideways(
         assert wide <= 0, f"{label} scrolls sideways by {wide}px"
         await journey.check(label)
     await context.close()
+    assert journey.violations == [], "\n".join(journey.violations)
+
+
+@pytest.fixture
+async def short_token_gateway(
+    tmp_path: Path, database: Any, aiohttp_server: Any
+) -> AsyncIterator[RunningGateway]:
+    """A sandbox gateway whose access tokens live two seconds (``access_token_seconds``)."""
+    settings = sandbox_settings(tmp_path, database, access_token_seconds=2)
+    app = create_app(settings, Overrides())
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
+    yield RunningGateway(settings, settings.base_url, app)
+    await server.close()
+
+
+async def _scalar(gateway: RunningGateway, query: Any) -> Any:
+    async with gateway.app[STORE].engine.connect() as conn:  # type: ignore[attr-defined]
+        return (await conn.execute(query)).scalar()
+
+
+async def test_a_session_survives_a_real_access_token_expiry_mid_form(
+    browser: Any, short_token_gateway: RunningGateway, artifacts: Path
+) -> None:
+    """The resident fills in the form; meanwhile the gateway's access token really expires
+    (the gateway itself refuses it). Continuing, the portal refreshes with the rotating refresh
+    token: no new login, the refresh token presented is spent at the gateway, the application
+    is filed."""
+    gateway = short_token_gateway
+    page = await browser.new_page(locale="en-GB")
+    journey = Journey(page, gateway, artifacts, "expiry-en")
+    await journey.log_in("hk", "chan-tai-man")
+    await journey.find("individual business")
+    await journey.fill_form("Chan's Tea House")
+    (session,) = [s for s in gateway.app[STATE].sessions._sessions.values() if s.tokens]  # type: ignore[attr-defined]
+    held = session.tokens
+    assert held is not None
+    assert held.refresh_token is not None
+    logins_before = await _scalar(gateway, sa.select(sa.func.count()).select_from(logins))
+    await refused_at_the_gateway(gateway.url, held.access_token)  # really expired, at the gateway
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url))
+
+    case_id = await journey.consent_and_submit()  # the form (and its file) sent after expiry
+    assert await page.locator("h1").inner_text() == "Receipt"
+    assert all("/portal/" in url for url in visited), visited  # never sent to log in again
+    assert session.tokens is not None
+    assert session.tokens.access_token != held.access_token
+    spent = sa.select(oidc_refresh_tokens.c.used_at).where(
+        oidc_refresh_tokens.c.token_hash == refresh_hash(held.refresh_token)
+    )
+    assert await _scalar(gateway, spent) is not None  # rotated at the gateway
+    assert await _scalar(gateway, sa.select(sa.func.count()).select_from(logins)) == logins_before
+    filed = sa.select(applications.c.id).where(applications.c.id == case_id)
+    assert await _scalar(gateway, filed) == case_id
     assert journey.violations == [], "\n".join(journey.violations)
