@@ -4,13 +4,16 @@ An HK persona (iAM Smart, zh-Hant) logs in through the gateway's OP and the sand
 persona page, finds the Hengqin individual-business matter by its Traditional Chinese name,
 sends an incomplete form and sees every problem beside its field, corrects it with a file
 upload and a commitment, consents to exactly the fields and agencies listed, submits, downloads
-the signed receipt (verified against the gateway's JWKS) and follows the progress. A Macau
-persona does the same in Portuguese, a Guangdong persona in Simplified Chinese; a low-assurance
-persona is refused clearly and nothing is filed. The journey also runs with JavaScript off
-(axe needs it, so that run is not checked by axe). axe-core finds no violation on any page;
-the form is reachable by keyboard alone with a visible focus, and no page scrolls sideways at
-200 % zoom. Screenshots of each step go to the ``artifacts`` folder (docs/portal.md names
-them).
+the signed receipt (verified against the gateway's JWKS) and follows the progress to the
+result: the lead's approval, with an e-certificate (the sandbox lead's fault switch) that the
+resident receives after consenting on the result page, downloads and verifies against the
+agency's published keys. A Macau persona does the same in Portuguese, a Guangdong persona in
+Simplified Chinese, each to the result; a low-assurance persona is refused clearly and nothing
+is filed; a session survives a real access-token expiry at the gateway mid-form. The journey
+also runs with JavaScript off (axe needs it, so that run is not checked by axe). axe-core
+finds no violation on any page; the form is reachable by keyboard alone with a visible focus,
+and no page scrolls sideways at 200 % zoom. Screenshots of each step go to the ``artifacts``
+folder (docs/portal.md names them).
 """
 
 from __future__ import annotations
