@@ -60,6 +60,9 @@ class Settings:
     # that provider's key set at once, but at most once per idp_jwks_refetch_seconds
     idp_metadata_refresh_seconds: float = 3600.0
     idp_jwks_refetch_seconds: float = 60.0
+    # how long an access token the gateway's OpenID Provider issues is valid (docs/identity.md);
+    # a portal refreshes it with the refresh token, so a form outlives it
+    access_token_seconds: int = 300
     # first and longest wait between deliveries to a partner that failed; unset: 1 s and
     # 300 s, or in sandbox mode 0.25 s and 5 s, so that a tester sees recovery at once
     relay_backoff_initial: float | None = None
@@ -193,6 +196,7 @@ _INTS = {
     "max_application_material_bytes",
     "smtp_port",
     "sandbox_smtp_port",
+    "access_token_seconds",
 }
 _BOOLS = {"relay_enabled", "accept_digest_only_materials", "smtp_starttls"}
 # Lists of paths: relative ones are read from the TOML file's folder (or the working one).
@@ -287,6 +291,8 @@ def _validated(settings: Settings) -> Settings:
         problems.append("idp_metadata_refresh_seconds must be 1-604800 seconds")
     if not 1 <= settings.idp_jwks_refetch_seconds <= 86400:
         problems.append("idp_jwks_refetch_seconds must be 1-86400 seconds")
+    if not 1 <= settings.access_token_seconds <= 3600:
+        problems.append("access_token_seconds must be 1-3600 seconds")
     if settings.audit_checkpoint_seconds < 1:
         problems.append("audit_checkpoint_seconds must be at least 1")
     if not 1 <= settings.workers <= 64:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -155,3 +156,20 @@ def examined_by_its_lead(mappings: Path) -> None:
     text, count = re.subn(r"(?ms)^automatic_decision:\n.*?^(?=route:)", "", text)
     assert count == 1
     matter.write_text(text + "acceptance: agency\n", "utf-8")
+
+
+async def refused_at_the_gateway(base_url: str, access_token: str) -> None:
+    """Wait (bounded, polling) until the gateway itself refuses this access token as expired:
+    its ``exp`` and the verifier's clock-skew leeway have passed."""
+    async with aiohttp.ClientSession() as client:
+        for _ in range(100):
+            async with client.get(
+                f"{base_url}/oauth2/userinfo",
+                headers={"Authorization": f"Bearer {access_token}"},
+            ) as response:
+                if response.status == 401:
+                    assert "invalid_token" in response.headers["WWW-Authenticate"]
+                    return
+                assert response.status == 200
+            await asyncio.sleep(0.1)
+    raise AssertionError("the gateway never refused the access token")

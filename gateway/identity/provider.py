@@ -310,7 +310,7 @@ class OpenIdProvider:
         return {
             "access_token": tokens.access_token,
             "token_type": "Bearer",
-            "expires_in": 300,
+            "expires_in": self.tokens.access_lifetime,
             "id_token": tokens.id_token,
             "refresh_token": tokens.refresh_token,
             "scope": tokens.scope,

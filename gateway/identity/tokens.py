@@ -4,8 +4,9 @@ Both are ES256 JWS signed with the key ring's ``oidc`` key, and their types are 
 one is never taken for the other (RFC 8725 §3.11):
 
 - access token, header ``typ: at+jwt`` (RFC 9068): ``iss``, ``aud`` = the client's partner
-  agency, ``sub`` = the pairwise subject for that agency, ``client_id``, ``iat``, ``exp`` (300 s),
-  ``jti``, ``acr``, ``auth_time``, ``sid`` (the login id), ``scope``;
+  agency, ``sub`` = the pairwise subject for that agency, ``client_id``, ``iat``, ``exp``
+  (the ``access_token_seconds`` setting, 300 s by default), ``jti``, ``acr``, ``auth_time``,
+  ``sid`` (the login id), ``scope``;
 - ID token, header ``typ: JWT``: ``iss``, ``aud`` = the client id, ``azp``, ``sub``, ``iat``,
   ``exp``, ``auth_time``, ``nonce``, ``acr``, ``sid`` and the canonical identity claims —
   identity document numbers (``gba_documents``) only under the ``identity_documents`` scope,
@@ -116,10 +117,12 @@ class TokenService:
         keys: Callable[[], tuple[SigningKey, ...]],
         *,
         issuer: str,
+        access_lifetime: int = ACCESS_TOKEN_LIFETIME,
     ) -> None:
         self._store = store
         self._keys = keys  # every oidc key of the ring, newest last (newest signs)
         self.issuer = issuer
+        self.access_lifetime = access_lifetime  # seconds (the access_token_seconds setting)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.jwk() for k in self._keys()]}
@@ -150,7 +153,7 @@ class TokenService:
             **common,
             "aud": client.agency_id,
             "client_id": client.client_id,
-            "exp": at + ACCESS_TOKEN_LIFETIME,
+            "exp": at + self.access_lifetime,
             "jti": access_jti,
             "acr": session.acr,
             "sid": code.login_id,
@@ -188,7 +191,7 @@ class TokenService:
             refresh_token=refresh_token,
             scope=code.scope,
             records=[
-                record(access_jti, "access", ACCESS_TOKEN_LIFETIME),
+                record(access_jti, "access", self.access_lifetime),
                 record(id_jti, "id", ID_TOKEN_LIFETIME),
             ],
             refresh=RefreshToken(

@@ -174,21 +174,38 @@ async def login_needed(request: web.Request, handler: Handler) -> web.StreamResp
         )
 
 
+def _back(request: web.Request) -> str:
+    return _here(request) if request.method == "GET" else PREFIX + "/"
+
+
 async def _tokens(request: web.Request, session: Session | None) -> Tokens:
     """The resident's tokens, refreshed when expired and refreshable; else log in again."""
-    back = _here(request) if request.method == "GET" else PREFIX + "/"
     if session is None or session.tokens is None:
-        raise LoginNeeded(back)
+        raise LoginNeeded(_back(request))
     if session.tokens.expired():
-        if session.tokens.refresh_token:
-            try:
-                session.tokens = await (await _state(request).oidc()).refresh(session.tokens)
-            except OidcError:
-                session.tokens = None
-                raise LoginNeeded(back) from None
-        else:
+        await _refresh(request, session)
+    assert session.tokens is not None
+    return session.tokens
+
+
+async def _refresh(request: web.Request, session: Session) -> Tokens:
+    """New tokens for the session's refresh token (rotated); without one, or refused (spent,
+    revoked at logout or consent withdrawal, the login ended): log in again."""
+    held = session.tokens
+    if held is None or not held.refresh_token:
+        session.tokens = None
+        raise LoginNeeded(_back(request))
+    lock = session.refreshing
+    async with lock:
+        if session.tokens is not held:  # another request of this session refreshed meanwhile
+            if session.tokens is None:
+                raise LoginNeeded(_back(request))
+            return session.tokens
+        try:
+            session.tokens = await (await _state(request).oidc()).refresh(held)
+        except OidcError:
             session.tokens = None
-            raise LoginNeeded(back)
+            raise LoginNeeded(_back(request)) from None
     return session.tokens
 
 
@@ -203,27 +220,38 @@ async def api(
     headers: Mapping[str, str] | None = None,
     auth: bool = True,
 ) -> tuple[int, Any, CIMultiDict[str]]:
-    """One call to the gateway's public API; with the resident's access token when ``auth``."""
+    """One call to the gateway's public API; with the resident's access token when ``auth``.
+
+    A 401 (the access token expired at the gateway before the portal's clock said so, or was
+    revoked) is answered by one refresh and the same call once more, when the body can be
+    sent again (not a streamed ``data``); a refresh refused, or a second 401, means logging
+    in again."""
     state = _state(request)
     assert state.http is not None
     sent = {"Accept-Language": language(request), **(headers or {})}
-    if auth:
-        tokens = await _tokens(request, session)
-        sent["Authorization"] = f"Bearer {tokens.access_token}"
     kwargs: dict[str, Any] = {"headers": sent}
     if json_body is not None:
         kwargs["json"] = json_body
     if data is not None:
         kwargs["data"] = data
-    async with state.http.request(method, state.base_url + path, **kwargs) as response:
-        if response.status == 401 and auth and session is not None:
-            session.tokens = None  # revoked or expired early: log in again
-            raise LoginNeeded(_here(request) if request.method == "GET" else PREFIX + "/")
-        if response.content_type.endswith("json"):
-            body: Any = await response.json(content_type=None)
-        else:
-            body = await response.read()
-        return response.status, body, CIMultiDict(response.headers)
+    tries = 2 if auth and data is None else 1
+    for attempt in range(tries):
+        if auth:
+            tokens = await _tokens(request, session)
+            sent["Authorization"] = f"Bearer {tokens.access_token}"
+        async with state.http.request(method, state.base_url + path, **kwargs) as response:
+            if response.status == 401 and auth and session is not None:
+                if attempt + 1 < tries:
+                    await _refresh(request, session)
+                    continue
+                session.tokens = None  # revoked, or refused again: log in again
+                raise LoginNeeded(_back(request))
+            if response.content_type.endswith("json"):
+                body: Any = await response.json(content_type=None)
+            else:
+                body = await response.read()
+            return response.status, body, CIMultiDict(response.headers)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 async def _post_form(request: web.Request) -> tuple[Session, dict[str, str]]:
@@ -761,28 +789,102 @@ async def complain(request: web.Request) -> web.Response:
     return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
 
 
+async def _certificate_case(request: web.Request, session: Session | None, cert_id: str) -> str:
+    """The application a certificate of the resident's list belongs to ("" if not listed)."""
+    _, listed, _ = await api(request, session, "GET", "/v1/me/certificates")
+    for item in listed.get("items", []) if isinstance(listed, dict) else []:
+        if item.get("certificate_id") == cert_id:
+            return str(item.get("application_id", ""))
+    return ""
+
+
+def _certificate_contents(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a JWS certificate says (its claims, as the resident reads them); the signature is
+    the resident's to verify against the issuer's published keys (the page links them)."""
+    token = body.get("certificate")
+    if not isinstance(token, str):
+        return []
+    claims = _voucher_claims(token)
+    return [
+        (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for name, value in claims.items()
+    ]
+
+
 async def certificate(request: web.Request) -> web.Response:
-    """One e-certificate, to keep and verify offline (needs an ``e_certificate`` consent)."""
+    """One e-certificate: what it says, who signed it, how to check it, a download. Without
+    an ``e_certificate`` consent the gateway refuses it (403): the page says what is needed
+    and offers the consent."""
+    session = _session(request)
+    cert_id = request.match_info["id"]
+    status, body, _ = await api(request, session, "GET", f"/v1/me/certificates/{quote(cert_id)}")
+    if status == 200:
+        context = {"certificate": body, "contents": _certificate_contents(body)}
+    elif status == 403:
+        case = await _certificate_case(request, session, cert_id)
+        context = {"certificate": None, "contents": [], "consent_case": case}
+    else:
+        raise web.HTTPNotFound(text="not one of your e-certificates")
+    return render(
+        request,
+        "certificate.html",
+        {"certificate_id": cert_id, "consent_case": "", **context},
+        session=session,
+        status=status,
+    )
+
+
+async def certificate_download(request: web.Request) -> web.Response:
+    """The certificate to keep: the JWS itself (``.jwt``), or the signed document with its
+    detached signature (the gateway's JSON answer), to verify offline."""
     session = _session(request)
     cert_id = request.match_info["id"]
     status, body, _ = await api(request, session, "GET", f"/v1/me/certificates/{quote(cert_id)}")
     if status != 200:
-        return render(
-            request,
-            "error.html",
-            {"title_key": "certificate_refused", "detail": ""},
-            session=session,
-            status=status if 400 <= status < 500 else 502,
+        return _redirect(f"{PREFIX}/certificates/{quote(cert_id)}")
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if isinstance(body.get("certificate"), str):
+        return web.Response(
+            text=body["certificate"],
+            content_type="application/jwt",
+            headers={
+                **headers,
+                "Content-Disposition": f'attachment; filename="certificate-{cert_id}.jwt"',
+            },
         )
     return web.Response(
         text=json.dumps(body, ensure_ascii=False, indent=2),
         content_type="application/json",
         headers={
+            **headers,
             "Content-Disposition": f'attachment; filename="certificate-{cert_id}.json"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+async def certificate_consent(request: web.Request) -> web.Response:
+    """The resident's explicit, optional consent to electronic delivery of the e-certificates
+    of one application's matter (``POST /v1/me/consents``, purpose ``e_certificate``): no data
+    goes to anyone; the gateway may hand the resident what the agency issued."""
+    session, _ = await _post_form(request)
+    case_id = request.match_info["id"]
+    status, view, _ = await api(request, session, "GET", f"/v1/me/applications/{quote(case_id)}")
+    if status != 200:
+        raise web.HTTPNotFound(text="not one of your applications")
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        "/v1/me/consents",
+        json_body={
+            "purpose": "e_certificate",
+            "categories": ["application"],
+            "destinations": [],
+            "matter": view["matter"],
+        },
+    )
+    session.notice = "certificate_consent_given" if status == 201 else "certificate_consent_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
 
 
 # ---- delegation to an agent -----------------------------------------------------------------
@@ -923,6 +1025,8 @@ def portal_app(base_url: str) -> web.Application:
     app.router.add_post("/applications/{id}/supplements", supplement)
     app.router.add_post("/applications/{id}/complaints", complain)
     app.router.add_get("/certificates/{id}", certificate)
+    app.router.add_get("/certificates/{id}/download", certificate_download)
+    app.router.add_post("/applications/{id}/certificate-consent", certificate_consent)
     app.router.add_get("/delegations", delegations)
     app.router.add_post("/delegations", request_delegation)
     app.router.add_post("/delegations/{id}/{action:confirm|revoke}", change_delegation)

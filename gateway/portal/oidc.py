@@ -63,9 +63,12 @@ class Tokens:
     id_token: str
     refresh_token: str | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+    # refreshed this long before ``expires_at``: LEEWAY, or a tenth of a short lifetime (a
+    # token living a few seconds is used, not refreshed at every call)
+    margin: float = LEEWAY
 
     def expired(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) >= self.expires_at - LEEWAY
+        return (time.time() if now is None else now) >= self.expires_at - self.margin
 
 
 @dataclass
@@ -195,12 +198,14 @@ class PortalClient:
 
     @staticmethod
     def _tokens(body: dict[str, Any], claims: dict[str, Any]) -> Tokens:
+        lifetime = int(body.get("expires_in", 300))
         return Tokens(
             access_token=body["access_token"],
-            expires_at=time.time() + int(body.get("expires_in", 300)),
+            expires_at=time.time() + lifetime,
             id_token=body.get("id_token", ""),
             refresh_token=body.get("refresh_token"),
             claims=claims,
+            margin=min(LEEWAY, lifetime / 10),
         )
 
     async def check_id_token(

@@ -9,6 +9,7 @@ carries the session's CSRF token, compared in constant time before anything is r
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class Session:
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
     notice: str | None = None
     used: float = field(default_factory=time.monotonic)
+    # one refresh at a time: the refresh token rotates, so two at once would spend it twice
+    # (the gateway then revokes the family as a replay)
+    refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def remember(self, pending: Pending) -> None:
         now = time.monotonic()

@@ -375,7 +375,12 @@ def install(
         ),
         provider=OpenIdProvider(
             store,
-            TokenService(store, oidc_keys, issuer=settings.base_url),
+            TokenService(
+                store,
+                oidc_keys,
+                issuer=settings.base_url,
+                access_lifetime=settings.access_token_seconds,
+            ),
             issuer=settings.base_url,
             providers=lambda: [name for name in profiles if name in upstreams.configs],
             now=deps.clock.now,

@@ -4,26 +4,37 @@ An HK persona (iAM Smart, zh-Hant) logs in through the gateway's OP and the sand
 persona page, finds the Hengqin individual-business matter by its Traditional Chinese name,
 sends an incomplete form and sees every problem beside its field, corrects it with a file
 upload and a commitment, consents to exactly the fields and agencies listed, submits, downloads
-the signed receipt (verified against the gateway's JWKS) and follows the progress. A Macau
-persona does the same in Portuguese, a Guangdong persona in Simplified Chinese; a low-assurance
-persona is refused clearly and nothing is filed. The journey also runs with JavaScript off
-(axe needs it, so that run is not checked by axe). axe-core finds no violation on any page;
-the form is reachable by keyboard alone with a visible focus, and no page scrolls sideways at
-200 % zoom. Screenshots of each step go to the ``artifacts`` folder (docs/portal.md names
-them).
+the signed receipt (verified against the gateway's JWKS) and follows the progress to the
+result: the lead's approval, with an e-certificate (the sandbox lead's fault switch) that the
+resident receives after consenting on the result page, downloads and verifies against the
+agency's published keys. A Macau persona does the same in Portuguese, a Guangdong persona in
+Simplified Chinese, each to the result; a low-assurance persona is refused clearly and nothing
+is filed; a session survives a real access-token expiry at the gateway mid-form. The journey
+also runs with JavaScript off (axe needs it, so that run is not checked by axe). axe-core
+finds no violation on any page; the form is reachable by keyboard alone with a visible focus,
+and no page scrolls sideways at 200 % zoom. Screenshots of each step go to the ``artifacts``
+folder (docs/portal.md names them).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
+import sqlalchemy as sa
 from axe_playwright_python.async_playwright import Axe
 
-from tests.conftest import RunningGateway
+from gateway.bootstrap import Overrides, create_app
+from gateway.identity.tokens import refresh_hash
+from gateway.portal.app import STATE
+from gateway.store.tables import applications, logins, oidc_refresh_tokens
+from gateway.web.keys import STORE
+from tests.conftest import RunningGateway, sandbox_settings
+from tests.support import refused_at_the_gateway
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -120,6 +131,24 @@ class Journey:
         assert await page.locator(f'tr[data-application="{case_id}"]').count() == 1
         await self.check("applications")
 
+    async def result(self, case_id: str, decision: str = "approved") -> None:
+        """Back on the progress page until the lead agency's decision shows (the sandbox lead
+        decides on its own within a second or two): reloaded, at most 60 times."""
+        page = self.page
+        await page.goto(f"{self.gateway.url}/portal/applications/{case_id}")
+        for _ in range(60):
+            if await page.locator("#result").count():
+                break
+            await page.wait_for_timeout(250)
+            await page.reload()
+        result = page.locator("#result")
+        assert await result.get_attribute("data-status") == decision
+        assert await page.locator(f'#summary dd[data-status="{decision}"]').count() == 1
+        decided = f'#timeline li[data-event="application.{decision}"]'
+        assert await page.locator(decided).count() == 1
+        assert await page.locator('#agencies tr[data-agency="gd-hq-csb"]').count() == 1
+        await self.check("result")
+
 
 async def _label(page: Any, key: str) -> str:
     from gateway.portal.i18n import Translator
@@ -140,9 +169,36 @@ async def _verified_receipt(gateway: RunningGateway, voucher: str, case_id: str)
     return dict(claims)
 
 
+async def _agency_keys(gateway: RunningGateway, agency_id: str) -> jwt.PyJWKSet:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.url}/v1/agencies/{agency_id}/jwks.json") as response,
+    ):
+        assert response.status == 200
+        return jwt.PyJWKSet.from_dict(await response.json())
+
+
+async def _switch(gateway: RunningGateway, agency_id: str, faults: dict[str, Any]) -> None:
+    """A sandbox agency's fault switches, through the sandbox API (as a tester would)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.patch(
+            f"{gateway.url}/sandbox/v1/agencies/{agency_id}/faults", json=faults
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        assert all(body[k] == v for k, v in faults.items())
+
+
 async def test_a_hong_kong_resident_applies_in_traditional_chinese(
     browser: Any, gateway: RunningGateway, artifacts: Path
 ) -> None:
+    """From login to the result, with the e-certificate the lead agency attaches to its
+    approval: refused without the resident's consent, which the result page explains and
+    offers; given, the certificate is shown, downloaded and verified against the issuing
+    agency's published keys."""
+    await _switch(gateway, "gd-hq-csb", {"e_certificate": "jws"})
     context = await browser.new_context(locale="zh-HK", accept_downloads=True)
     page = await context.new_page()
     journey = Journey(page, gateway, artifacts, "hk-zh-Hant")
@@ -182,6 +238,49 @@ async def test_a_hong_kong_resident_applies_in_traditional_chinese(
     claims = await _verified_receipt(gateway, voucher, case_id)
     assert claims["matter"] == HENGQIN_BUSINESS
     await journey.progress(case_id)
+    await journey.result(case_id)
+    assert await page.locator("#result p").inner_text() == "您的申請已獲批准。"
+
+    # the approval carries an e-certificate: delivered only with the resident's consent
+    listed = page.locator("#certificates li[data-certificate]")
+    assert await listed.count() == 1
+    assert await listed.get_attribute("data-consent") == "no"
+    assert "須先同意以電子證照送達" in await listed.inner_text()
+    cert_id = await listed.get_attribute("data-certificate")
+    await listed.locator("a").click()
+    await page.wait_for_url(f"**/portal/certificates/{cert_id}")
+    assert "只在您同意以電子方式送達後提供" in await page.get_by_role("alert").inner_text()
+    assert await page.locator("#download-certificate").count() == 0  # nothing delivered
+    assert (
+        "不會把任何資料送往其他機關" in await page.locator("#certificate-consent-help").inner_text()
+    )
+    await journey.check("certificate-needs-consent")
+    await page.locator("#certificate-consent").click()  # the explicit, optional choice
+    await page.wait_for_url(f"**/portal/applications/{case_id}")
+    assert "已記錄您的同意" in await page.get_by_role("status").inner_text()
+    assert await listed.get_attribute("data-consent") == "yes"
+    assert await page.locator("#certificate-consent").count() == 0
+    await journey.check("result-consented")
+    await listed.locator("a").click()
+    await page.wait_for_url(f"**/portal/certificates/{cert_id}")
+    assert await page.locator('#certificate dd[data-issuer="gd-hq-csb"]').count() == 1
+    assert await page.locator('#certificate dd[data-status="valid"]').count() == 1
+    await journey.check("certificate")
+    async with page.expect_download() as waiting:
+        await page.locator("#download-certificate").click()
+    download = await waiting.value
+    assert download.suggested_filename == f"certificate-{cert_id}.jwt"
+    certificate = (await download.path()).read_bytes().decode().strip()
+    header = jwt.get_unverified_header(certificate)
+    assert header["typ"] == "gba-certificate+jwt"
+    key = next(
+        k for k in (await _agency_keys(gateway, "gd-hq-csb")).keys if k.key_id == header["kid"]
+    )
+    signed = jwt.decode(
+        certificate, key.key, algorithms=["ES256", "EdDSA"], options={"verify_aud": False}
+    )
+    assert signed["iss"] == "gd-hq-csb"
+    assert signed["jti"]
     await context.close()
     assert journey.violations == [], "\n".join(journey.violations)
 
@@ -236,6 +335,8 @@ async def test_a_macau_resident_applies_in_portuguese(
     assert await page.locator("h1").inner_text() == "Recibo"
     await journey.progress(case_id)
     assert await page.locator("h1").inner_text() == "Os meus pedidos"
+    await journey.result(case_id)
+    assert await page.locator("#result p").inner_text() == "O seu pedido foi aprovado."
     await context.close()
     assert journey.violations == [], "\n".join(journey.violations)
 
@@ -252,6 +353,8 @@ async def test_a_guangdong_resident_applies_in_simplified_chinese(
     await journey.fill_form("张记小吃店")
     case_id = await journey.consent_and_submit()
     await journey.progress(case_id)
+    await journey.result(case_id)
+    assert await page.locator("#result p").inner_text() == "您的申请已获批准。"
     await context.close()
     assert journey.violations == [], "\n".join(journey.violations)
 
@@ -500,4 +603,58 @@ async def test_at_200_percent_zoom_no_page_scrolls_sideways(
         assert wide <= 0, f"{label} scrolls sideways by {wide}px"
         await journey.check(label)
     await context.close()
+    assert journey.violations == [], "\n".join(journey.violations)
+
+
+@pytest.fixture
+async def short_token_gateway(
+    tmp_path: Path, database: Any, aiohttp_server: Any
+) -> AsyncIterator[RunningGateway]:
+    """A sandbox gateway whose access tokens live two seconds (``access_token_seconds``)."""
+    settings = sandbox_settings(tmp_path, database, access_token_seconds=2)
+    app = create_app(settings, Overrides())
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
+    yield RunningGateway(settings, settings.base_url, app)
+    await server.close()
+
+
+async def _scalar(gateway: RunningGateway, query: Any) -> Any:
+    async with gateway.app[STORE].engine.connect() as conn:  # type: ignore[attr-defined]
+        return (await conn.execute(query)).scalar()
+
+
+async def test_a_session_survives_a_real_access_token_expiry_mid_form(
+    browser: Any, short_token_gateway: RunningGateway, artifacts: Path
+) -> None:
+    """The resident fills in the form; meanwhile the gateway's access token really expires
+    (the gateway itself refuses it). Continuing, the portal refreshes with the rotating refresh
+    token: no new login, the refresh token presented is spent at the gateway, the application
+    is filed."""
+    gateway = short_token_gateway
+    page = await browser.new_page(locale="en-GB")
+    journey = Journey(page, gateway, artifacts, "expiry-en")
+    await journey.log_in("hk", "chan-tai-man")
+    await journey.find("individual business")
+    await journey.fill_form("Chan's Tea House")
+    (session,) = [s for s in gateway.app[STATE].sessions._sessions.values() if s.tokens]  # type: ignore[attr-defined]
+    held = session.tokens
+    assert held is not None
+    assert held.refresh_token is not None
+    logins_before = await _scalar(gateway, sa.select(sa.func.count()).select_from(logins))
+    await refused_at_the_gateway(gateway.url, held.access_token)  # really expired, at the gateway
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url))
+
+    case_id = await journey.consent_and_submit()  # the form (and its file) sent after expiry
+    assert await page.locator("h1").inner_text() == "Receipt"
+    assert all("/portal/" in url for url in visited), visited  # never sent to log in again
+    assert session.tokens is not None
+    assert session.tokens.access_token != held.access_token
+    spent = sa.select(oidc_refresh_tokens.c.used_at).where(
+        oidc_refresh_tokens.c.token_hash == refresh_hash(held.refresh_token)
+    )
+    assert await _scalar(gateway, spent) is not None  # rotated at the gateway
+    assert await _scalar(gateway, sa.select(sa.func.count()).select_from(logins)) == logins_before
+    filed = sa.select(applications.c.id).where(applications.c.id == case_id)
+    assert await _scalar(gateway, filed) == case_id
     assert journey.violations == [], "\n".join(journey.violations)

@@ -4,15 +4,19 @@ A POST without the session's CSRF token is refused before anything is read or se
 material uploaded, no application filed, no logout. A callback whose state this browser's
 session did not send (wrong state, another browser, another issuer) is refused and leaves the
 session without tokens. An expired access token is refreshed with the gateway's rotating
-refresh token; without one the resident is sent to log in again. Tokens never appear in a
-page; the session cookie is HttpOnly, SameSite=Lax and scoped to /portal/; ``next`` never
-leaves the portal.
+refresh token; without one the resident is sent to log in again. A gateway whose access
+tokens live one second refuses the portal's token (401) while the portal's clock still says it
+is good: the portal refreshes once and repeats the call (a GET, and a POST's JSON body).
+Tokens never appear in a page; the session cookie is HttpOnly, SameSite=Lax and scoped to
+/portal/; ``next`` never leaves the portal.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,11 +25,14 @@ import pytest
 import sqlalchemy as sa
 from yarl import URL
 
+from gateway.bootstrap import Overrides, create_app
+from gateway.identity.tokens import refresh_hash
 from gateway.portal.app import STATE, PortalState
 from gateway.portal.sessions import COOKIE
-from gateway.store.tables import applications, materials
+from gateway.store.tables import applications, complaints, logins, materials, oidc_refresh_tokens
 from gateway.web.keys import STORE
-from tests.conftest import RunningGateway
+from tests.conftest import RunningGateway, sandbox_settings
+from tests.support import refused_at_the_gateway
 
 HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -247,3 +254,97 @@ async def test_next_never_leaves_the_portal(gateway: RunningGateway, target: str
 def test_the_session_cookie_is_secure_when_the_public_url_is_https() -> None:
     assert PortalState("https://gateway.example").sessions.secure
     assert not PortalState("http://127.0.0.1:8080").sessions.secure
+
+
+@pytest.fixture
+async def short_token_gateway(
+    tmp_path: Any, database: Any, aiohttp_server: Any
+) -> AsyncIterator[RunningGateway]:
+    """A sandbox gateway whose access tokens live one second (``access_token_seconds``)."""
+    settings = sandbox_settings(tmp_path, database, access_token_seconds=1)
+    app = create_app(settings, Overrides())
+    server = await aiohttp_server(app, host="127.0.0.1", port=settings.port)
+    yield RunningGateway(settings, settings.base_url, app)
+    await server.close()
+
+
+async def _refresh_rows(gateway: RunningGateway) -> dict[str, Any]:
+    """Every refresh token's hash and when it was spent (rotated)."""
+    async with gateway.app[STORE].engine.connect() as conn:  # type: ignore[index]
+        rows = await conn.execute(
+            sa.select(oidc_refresh_tokens.c.token_hash, oidc_refresh_tokens.c.used_at)
+        )
+        return {row.token_hash: row.used_at for row in rows}
+
+
+async def _file_application(client: aiohttp.ClientSession, gateway: RunningGateway) -> str:
+    apply = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply"
+    consent = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/consent"
+    csrf = await _csrf(client, apply)
+    async with client.post(apply, data=_application_form(csrf)) as response:
+        assert response.url.path.endswith("/consent")
+    async with client.post(consent, data={"agree": "yes", "csrf": csrf}) as response:
+        assert response.url.path.endswith("/receipt")
+        return response.url.path.rsplit("/", 2)[-2]
+
+
+async def test_a_401_for_an_expired_access_token_is_refreshed_and_the_call_made_once_more(
+    short_token_gateway: RunningGateway,
+) -> None:
+    """The portal's clock says the token is good (its ``expires_at`` far ahead), the gateway's
+    says it has expired: the gateway answers 401, the portal refreshes once and repeats the
+    call, and the resident sees the page without logging in again."""
+    gateway = short_token_gateway
+    async with _client() as client:
+        await _log_in(client, gateway)
+        (session,) = [s for s in _state(gateway).sessions._sessions.values() if s.tokens]
+        tokens = session.tokens
+        assert tokens is not None
+        assert tokens.refresh_token is not None
+        tokens.expires_at = time.time() + 3600  # the portal does not know it has expired
+        await refused_at_the_gateway(gateway.url, tokens.access_token)
+        spent = refresh_hash(tokens.refresh_token)
+        assert (await _refresh_rows(gateway))[spent] is None
+        logins_before = await _count(gateway, logins)
+
+        async with client.get(
+            f"{gateway.url}/portal/applications", allow_redirects=False
+        ) as response:
+            assert response.status == 200  # no redirect to log in
+            assert response.url.path == "/portal/applications"
+        renewed = session.tokens
+        assert renewed is not None
+        assert renewed.access_token != tokens.access_token
+        assert renewed.refresh_token not in (None, tokens.refresh_token)
+        rows = await _refresh_rows(gateway)
+        assert rows[spent] is not None  # rotated at the gateway
+        assert rows[refresh_hash(renewed.refresh_token)] is None
+        assert await _count(gateway, logins) == logins_before  # no new login
+
+        # a POST with a JSON body is repeated too: the complaint is filed once
+        case = await _file_application(client, gateway)
+        renewed.expires_at = time.time() + 3600
+        await refused_at_the_gateway(gateway.url, renewed.access_token)
+        spent = refresh_hash(renewed.refresh_token or "")
+        async with client.post(
+            f"{gateway.url}/portal/applications/{case}/complaints",
+            data={"csrf": session.csrf, "text": "Nobody answered the phone."},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == f"/portal/applications/{case}"
+        assert session.notice == "complaint_filed"
+        assert await _count(gateway, complaints) == 1
+        assert (await _refresh_rows(gateway))[spent] is not None
+
+        # a second 401 after the refresh (the token revoked, the refresh refused): log in again
+        assert session.tokens is not None
+        session.tokens.expires_at = time.time() + 3600
+        session.tokens.refresh_token = "not-a-refresh-token-of-this-gateway"
+        await refused_at_the_gateway(gateway.url, session.tokens.access_token)
+        async with client.get(
+            f"{gateway.url}/portal/applications", allow_redirects=False
+        ) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == "/portal/login?next=/portal/applications"
+        assert session.tokens is None

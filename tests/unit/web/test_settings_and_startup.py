@@ -56,6 +56,15 @@ def test_identity_provider_refresh_settings_are_read_and_bounded() -> None:
     assert "idp_jwks_refetch_seconds" in info.value.detail
 
 
+def test_the_access_token_lifetime_is_a_bounded_setting_of_five_minutes_by_default() -> None:
+    assert load_settings(environ={}).access_token_seconds == 300
+    assert load_settings(environ={"GBA_ACCESS_TOKEN_SECONDS": "3"}).access_token_seconds == 3
+    for bad in ("0", "3601"):
+        with pytest.raises(ConfigurationError) as info:
+            load_settings(environ={"GBA_ACCESS_TOKEN_SECONDS": bad})
+        assert "access_token_seconds must be 1-3600 seconds" in info.value.detail
+
+
 # Every agency a matter in mappings/matters routes cases to (lead or reviewer).
 ROUTED = (
     "gd-hq-csb",
