@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from gateway.services import lifecycle
 from gateway.store.tables import materials, outbox
 from gateway.web.keys import DEPENDENCIES, STORE
 from tests.conftest import Database, RunningGateway, sandbox_settings
+from tests.fakes import FixedClock
 from tests.support import send
 
 FUND = "12440100MB2C00121L3442030008000"  # IDENTITY_PROOF: gd-residence-permit from gz-psb
@@ -210,9 +213,14 @@ async def test_an_issuer_that_never_answers_leaves_the_material_to_the_applicant
 
     view = await _until(gateway, app_id, _has("evidence.requested"), "requested")
     assert view["status"] == "received"  # waiting for the issuer: no notice, no acceptance
-    assert (await lifecycle.sweep(deps)).get("evidence_unanswered") is None  # not yet due
-    await asyncio.sleep(2.2)  # evidence_answer_seconds
-    assert (await lifecycle.sweep(deps))["evidence_unanswered"] == 1
+    asked = next(e for e in view["timeline"] if e["type"] == "evidence.requested")
+    at = datetime.fromisoformat(asked["at"])  # swept on clocks of its own: however slow the run
+
+    def sweep_at(seconds: float) -> Any:
+        return lifecycle.sweep(replace(deps, clock=FixedClock(at + timedelta(seconds=seconds))))
+
+    assert (await sweep_at(1.0)).get("evidence_unanswered") is None  # not yet due
+    assert (await sweep_at(2.5))["evidence_unanswered"] == 1  # evidence_answer_seconds: 2
 
     view = await _asked(gateway, app_id)
     assert [e["state"] for e in view["evidence"]] == ["unanswered"]
