@@ -83,7 +83,7 @@ class SandboxPortal:
     client_id: str
     key: SigningKey
     redirect_uri: str
-    timeout: float = 10.0
+    timeout: float = 30.0  # a whole login: several hops, an upstream key refetch, a busy host
     scope: str = "openid"  # what authorization requests ask for
 
     @classmethod
