@@ -90,6 +90,9 @@ def test_every_matter_speaks_four_languages(matters: list[Matter]) -> None:
         assert matter.names.pt, matter.code
         for material in matter.materials:
             assert material.names.en, (matter.code, material.code)
+            assert material.names.pt, (matter.code, material.code)
+        for counterpart in matter.counterparts:
+            assert counterpart.names is None or counterpart.names.pt, matter.code
 
 
 def test_every_routed_agency_is_a_sandbox_agency_so_the_sandbox_starts(
