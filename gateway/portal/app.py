@@ -164,6 +164,14 @@ async def login_needed(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except LoginNeeded as needed:
         return _redirect(f"{PREFIX}/login?next={quote(needed.return_to, safe='/')}")
+    except web.HTTPNotFound:  # an unknown page or matter: a page in the resident's language
+        return render(
+            request,
+            "error.html",
+            {"title_key": "error_not_found", "detail": ""},
+            session=_session(request),
+            status=404,
+        )
     except (OidcError, aiohttp.ClientError) as exc:
         return render(
             request,
