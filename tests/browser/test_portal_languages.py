@@ -16,6 +16,7 @@ step go to the ``artifacts`` folder as ``portal-all-<lang>-<step>-<page>.png``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,9 @@ async def test_every_portal_page_in_every_language_has_no_axe_violation_and_no_e
     started = time.monotonic()
     violations: list[str] = []
     untranslated: list[str] = []
-    for lang in LANGUAGES:
-        walk = await _walk(browser, gateway, artifacts, lang)
+    # the four languages side by side, each in its own browser context: one quarter the wait
+    walks = await asyncio.gather(*(_walk(browser, gateway, artifacts, lang) for lang in LANGUAGES))
+    for lang, walk in zip(LANGUAGES, walks, strict=True):
         assert walk.step == 21, lang  # every page, each checked and photographed
         violations += walk.violations
         untranslated += walk.untranslated
