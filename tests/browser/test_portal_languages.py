@@ -26,6 +26,7 @@ import pytest
 from gateway.domain.documents import MESSAGES
 from gateway.domain.values import local_date
 from gateway.portal.i18n import _catalog as portal_messages
+from gateway.sandbox.agencies import SANDBOX_AGENCIES
 from gateway.web.i18n import catalog as gateway_messages
 from gateway.web.keys import DEPENDENCIES
 from tests.browser.test_portal_browser import HENGQIN_BUSINESS, PDF, Journey
@@ -47,7 +48,8 @@ LANGUAGES = {
 def _english_texts(gateway: RunningGateway, lang: str) -> set[str]:
     """English texts that must not appear on a page in ``lang``: every label of the portal
     and of the gateway's pages, the Hengqin matter's names, materials and particulars, and
-    every field-problem message, wherever ``lang`` has its own, different, text."""
+    every field-problem message and every sandbox agency's name, wherever ``lang`` has its
+    own, different, text."""
     pairs: list[tuple[str, str | None]] = []
     for entry in portal_messages().values():
         pairs.append((entry.get("en", ""), entry.get(lang)))
@@ -59,6 +61,8 @@ def _english_texts(gateway: RunningGateway, lang: str) -> set[str]:
     names += [p.labels for p in matter.particulars]
     for item in names:
         pairs.append((item.en, item.as_dict().get(lang)))
+    for agency in SANDBOX_AGENCIES:
+        pairs.append((agency.names["en"], agency.names.get(lang)))
     for message in MESSAGES.values():
         pairs.append((message.en, message.as_dict().get(lang)))
     # short words ("Capital", "PDF") may be the same in both; only sentences and names count
@@ -114,7 +118,8 @@ async def _walk(browser: Any, gateway: RunningGateway, artifacts: Path, lang: st
         page, gateway, artifacts, f"all-{lang}", lang=lang, english=_english_texts(gateway, lang)
     )
     if lang != "en":  # what the check looks for: a material's name and a problem in English
-        assert {"Proof of use of the business premises", "This field is required"} <= walk.english
+        known = {"Proof of use of the business premises", "This field is required"}
+        assert known | {"Hengqin Commercial Services Bureau"} <= walk.english
     await walk.log_in_at_the_gateway_s_chooser(provider, persona_id)
     await walk.find(search)
 

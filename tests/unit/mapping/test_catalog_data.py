@@ -126,7 +126,7 @@ def test_sandbox_agencies_are_unique_and_keep_the_originals() -> None:
     assert (by_id["hk-cr"].jurisdiction, by_id["hk-cr"].auto_decision) == ("HK", None)
     assert (by_id["mo-ipim"].jurisdiction, by_id["mo-ipim"].auto_decision) == ("MO", None)
     for agency in SANDBOX_AGENCIES:
-        assert {"zh-Hans", "zh-Hant", "en"} <= agency.names.keys(), agency.id
+        assert set(agency.names) == {"zh-Hans", "zh-Hant", "en", "pt"}, agency.id
         if agency.jurisdiction == "GD":
             assert agency.alg == "ecdsa-p256-sha256", agency.id
 
