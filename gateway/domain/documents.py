@@ -50,14 +50,17 @@ MESSAGES: dict[str, Localized] = {
     "legal_basis_required": Localized(
         "機構提交的申請須聲明傳送申請人個人資料的法律依據（GBA-Legal-Basis：法律及條文）",
         "机构提交的申请须声明传送申请人个人信息的法律依据（GBA-Legal-Basis：法律及条文）",
-        "An agency's submission declares the legal basis on which it sends the applicant's personal information (GBA-Legal-Basis: the law and the article)",
-        "A submissão de um serviço público declara o fundamento legal com que envia os dados pessoais do requerente (GBA-Legal-Basis: a lei e o artigo)",
+        "An agency's submission declares the legal basis on which it sends the applicant's "
+        "personal information (GBA-Legal-Basis: the law and the article)",
+        "A submissão de um serviço público declara o fundamento legal com que envia os dados "
+        "pessoais do requerente (GBA-Legal-Basis: a lei e o artigo)",
     ),
     "legal_basis_twice": Localized(
         "法律依據只可聲明一次：標頭與文件所載不同",
         "法律依据只可声明一次：标头与文件所载不同",
         "The legal basis is declared once: the header and the document say different things",
-        "O fundamento legal declara-se uma só vez: o cabeçalho e o documento dizem coisas diferentes",
+        "O fundamento legal declara-se uma só vez: o cabeçalho e o documento dizem coisas "
+        "diferentes",
     ),
     "inspected_document_not_in_application": Localized(
         "臨櫃查驗的身份證件不在申請人的證件之列",
@@ -171,8 +174,10 @@ MESSAGES: dict[str, Localized] = {
     "endpoint_refused": Localized(
         "端點不符合對外連線政策（正式環境須為 https，且不得為內部、鏈路本地或雲端中繼資料位址）",
         "端点不符合对外连接政策（正式环境须为 https，且不得为内部、链路本地或云端元数据地址）",
-        "The endpoint is refused by the egress policy (https in production; no internal, link-local or cloud metadata address)",
-        "O endereço é recusado pela política de saída (https em produção; nenhum endereço interno, de ligação local ou de metadados da nuvem)",
+        "The endpoint is refused by the egress policy (https in production; no internal, "
+        "link-local or cloud metadata address)",
+        "O endereço é recusado pela política de saída (https em produção; nenhum endereço "
+        "interno, de ligação local ou de metadados da nuvem)",
     ),
     "not_in_format": Localized(
         "此格式無法承載該欄位",
@@ -202,7 +207,8 @@ MESSAGES: dict[str, Localized] = {
         "電子證照的簽名無法以簽發機構登記的公鑰驗證",
         "电子证照的签名无法以签发机构登记的公钥验证",
         "The e-certificate's signature does not verify with a registered key of its issuer",
-        "A assinatura do certificado electrónico não é verificada por uma chave registada do seu emissor",
+        "A assinatura do certificado electrónico não é verificada por uma chave registada do seu "
+        "emissor",
     ),
     "certificate_not_on_approval": Localized(
         "只有批准的決定可附電子證照",

@@ -162,7 +162,9 @@ SANDBOX_AGENCIES: tuple[SandboxAgency, ...] = (
             "zh-Hans": "国家税务总局广东省税务局",
             "zh-Hant": "國家稅務總局廣東省稅務局",
             "en": "Guangdong Provincial Tax Service, State Taxation Administration",
-            "pt": "Serviços Provinciais de Impostos de Guangdong da Administração Estatal de Impostos",
+            "pt": (
+                "Serviços Provinciais de Impostos de Guangdong da Administração Estatal de Impostos"
+            ),
         },
         alg="ecdsa-p256-sha256",
         auto_decision="approved",

@@ -69,6 +69,15 @@ def _english_texts(gateway: RunningGateway, lang: str) -> set[str]:
     return {en for en, other in pairs if len(en) >= 12 and other and other != en and "{" not in en}
 
 
+def _names(gateway: RunningGateway, lang: str) -> tuple[str, str]:
+    """The proof of premises and the Hengqin bureau, as the progress page names them."""
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    matter = deps.catalog.get(HENGQIN_BUSINESS, local_date(deps.clock.now()))
+    premises = next(m for m in matter.materials if m.code == "PREMISES_PROOF")
+    lead = next(a for a in SANDBOX_AGENCIES if a.id == "gd-hq-csb")
+    return premises.names.as_dict()[lang], lead.names[lang]
+
+
 class Walk(Journey):
     """A :class:`Journey` that also checks ``<html lang>`` and, unless told otherwise, that no
     known English text stands in for a translation."""
@@ -142,6 +151,9 @@ async def _walk(browser: Any, gateway: RunningGateway, artifacts: Path, lang: st
     await page.locator("#see-progress").click()
     await page.wait_for_url(f"**/portal/applications/{case_id}")
     assert await page.locator("#s-PREMISES_PROOF").count() == 1
+    premises, lead = _names(gateway, lang)
+    assert await page.locator('label[for="s-PREMISES_PROOF"]').inner_text() == premises
+    assert await page.locator('#agencies tr[data-agency="gd-hq-csb"] th').inner_text() == lead
     await walk.check("progress-owed")
     await page.goto(f"{gateway.url}/portal/applications")
     assert await page.locator(f'tr[data-application="{case_id}"]').count() == 1
@@ -156,6 +168,7 @@ async def _walk(browser: Any, gateway: RunningGateway, artifacts: Path, lang: st
     await page.locator("#withdraw").click()
     await page.wait_for_url(f"**/portal/applications/{case_id}")
     assert await page.locator('#summary dd[data-status="withdrawn"]').count() == 1
+    assert await page.locator("#s-PREMISES_PROOF").count() == 0  # nothing to supply any more
     await walk.check("withdrawn")
 
     # a second case, its proof of premises supplied afterwards (complete, it is decided)

@@ -1,7 +1,7 @@
 """The persona picker: the sandbox's stand-in for the real login (app scan, password, face).
 
-One accessible HTML form in Traditional Chinese, Simplified Chinese, English and Portuguese: a language on
-the document and on every passage, a fieldset with a legend, a label on every choice.
+One accessible HTML form in Traditional Chinese, Simplified Chinese, English and Portuguese: a
+language on the document and on every passage, a fieldset with a legend, a label on every choice.
 """
 
 from __future__ import annotations
