@@ -65,8 +65,9 @@ def _english_texts(gateway: RunningGateway, lang: str) -> set[str]:
         pairs.append((agency.names["en"], agency.names.get(lang)))
     for message in MESSAGES.values():
         pairs.append((message.en, message.as_dict().get(lang)))
-    # short words ("Capital", "PDF") may be the same in both; only sentences and names count
-    return {en for en, other in pairs if len(en) >= 12 and other and other != en and "{" not in en}
+    # a text missing in ``lang`` counts (the page falls back to English); one the same in both
+    # does not, nor do short words ("Capital", "PDF"): only sentences and names count
+    return {en for en, other in pairs if len(en) >= 12 and other != en and "{" not in en}
 
 
 def _names(gateway: RunningGateway, lang: str) -> tuple[str, str]:
