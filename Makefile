@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: sandbox test lint contracts browser unit integration e2e bench drill clean
+.PHONY: sandbox test lint contracts browser screenshots unit integration e2e bench drill clean
 
 # The browser tests drive Debian's Chromium (never a downloaded one) and need CJK fonts, or
 # their screenshots show Chinese as boxes; both are installed from Debian when missing.
@@ -43,6 +43,15 @@ browser:
 	@test -x $(CHROMIUM) || $(call apt_install,chromium)
 	@{ command -v fc-list >/dev/null && fc-list :lang=zh family | grep -q .; } \
 		|| dpkg -s $(CJK_FONTS) >/dev/null 2>&1 || $(call apt_install,$(CJK_FONTS))
+
+## Regenerate the portal's screenshots in docs/portal/ (docs/portal.md) from the browser test.
+SHOTS ?= .sandbox/screenshots
+screenshots: $(STAMP) browser
+	@command -v pngquant >/dev/null || $(call apt_install,pngquant)
+	rm -rf $(SHOTS)
+	GBA_BROWSER_ARTIFACTS=$(CURDIR)/$(SHOTS) $(BIN)/python -m pytest -n 0 -q \
+		tests/browser/test_portal_languages.py
+	$(BIN)/python -m tests.browser.screenshots $(SHOTS) docs/portal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -89,7 +89,10 @@ def refused_channel(channel: Channel, allowed: Sequence[Channel]) -> FieldProble
     return FieldProblem(
         code="channel_not_offered",
         message=Localized(
-            f"{base.zh_hant}：{names}", f"{base.zh_hans}：{names}", f"{base.en}: {names}"
+            f"{base.zh_hant}：{names}",
+            f"{base.zh_hans}：{names}",
+            f"{base.en}: {names}",
+            f"{base.pt}: {names}",
         ),
         pointer=_POINTER if channel is not Channel.ONLINE else "/channel",
     )

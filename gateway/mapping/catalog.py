@@ -7,7 +7,8 @@ at once, each prefixed with the file name (Art. 10, 12, 20, 24):
 - the code is a valid Guangdong implementation code (:class:`MatterCode`); its basic code is in
   the Guangdong catalogue (``44``) and its type slot equals ``type``, a type of the national
   dictionary (01-10, 20; ``shared/reference/domain.md`` §1.2-1.3);
-- names in zh-Hans, zh-Hant and en for the matter, its materials and its counterparts;
+- names in zh-Hans, zh-Hant, en and pt for the matter, its materials and its counterparts, and
+  no other key (an unquoted comma in a YAML flow mapping would otherwise cut a name short);
 - known material rules, channels, assurance levels, time units, calendars and particular kinds;
 - labels of every particular in zh-Hans, zh-Hant, en and pt, and its code list if any;
 - promised limit <= statutory limit (see :func:`_exceeds` for limits in different units);
@@ -61,6 +62,7 @@ RELATIONS = frozenset({"equivalent", "partial", "reverse-direction", "none"})
 PARTICULAR_KINDS = frozenset({"text", "address", "money", "date", "integer"})
 COUNTERPART_JURISDICTIONS = (Jurisdiction.HK, Jurisdiction.MO)
 SCRIPTS = ("zh-Hans", "zh-Hant", "en")
+LANGUAGES = (*SCRIPTS, "pt")
 
 # A counterpart code: the department's acronym, then the service (IRD-BR, DSF-M1, CR-NNC1)
 COUNTERPART_CODE = re.compile(r"[A-Z]{2,6}(?:-[A-Z0-9]{1,10}){1,3}")
@@ -98,6 +100,9 @@ def _text(value: object) -> str:
 
 def _names(spec: object) -> Names:
     names = _mapping(spec, "names")
+    unknown = sorted(str(key) for key in names if key not in LANGUAGES)
+    if unknown:
+        raise ValueError(f"unknown language(s) {', '.join(unknown)} (a comma in an unquoted name?)")
     missing = [s for s in SCRIPTS if not isinstance(names.get(s), str) or not names[s].strip()]
     if missing:
         raise ValueError(f"no name in {', '.join(missing)}")
@@ -105,6 +110,15 @@ def _names(spec: object) -> Names:
     if pt is not None and not isinstance(pt, str):
         raise ValueError("the pt name must be a text")
     return Names(names["zh-Hans"], names["zh-Hant"], names["en"], pt)
+
+
+def _resident_names(spec: object) -> Names:
+    """A name a resident reads (the matter, a material, a counterpart): in zh-Hans, zh-Hant,
+    en and pt, Macao's other official language (Art. 15)."""
+    names = _names(spec)
+    if not (names.pt or "").strip():
+        raise ValueError("no name in pt")
+    return names
 
 
 def _limit(spec: object) -> TimeLimit:
@@ -192,7 +206,7 @@ def _check(
         effective_to = r.parse(spec["effective_to"], _date, "effective_to")
     if effective_from and effective_to and effective_to <= effective_from:
         r.problem("effective_to is not after effective_from")
-    names = r.read(spec, "names", _names)
+    names = r.read(spec, "names", _resident_names)
     legal_basis = r.read(spec, "legal_basis", _text)
     fee = r.parse(spec.get("fee", "free"), _text, "fee")
 
@@ -300,7 +314,7 @@ def _materials(spec: Mapping[str, Any], r: _Reader) -> tuple[Material, ...]:
             continue
         code = r.parse(item.get("code"), _material_code, f"{where}.code")
         where = f"material {code or i}"
-        names = r.parse(item.get("names"), _names, f"{where} names")
+        names = r.parse(item.get("names"), _resident_names, f"{where} names")
         rule = r.parse(
             item.get("rule"), lambda v: _enum(MaterialRule, v, "material rule"), f"{where} rule"
         )
@@ -555,7 +569,7 @@ def _counterparts(spec: Mapping[str, Any], r: _Reader) -> tuple[Counterpart, ...
             r.problem(f"{where}: service must be a text")
         names = None
         if item.get("names") is not None:
-            names = r.parse(item["names"], _names, f"{where} names")
+            names = r.parse(item["names"], _resident_names, f"{where} names")
         code = item.get("code")
         if code is None and relation not in (None, "none"):
             r.problem(f"{where}: code is missing (a short id of the service, e.g. IRD-BR)")

@@ -164,6 +164,14 @@ async def login_needed(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     except LoginNeeded as needed:
         return _redirect(f"{PREFIX}/login?next={quote(needed.return_to, safe='/')}")
+    except web.HTTPNotFound:  # an unknown page or matter: a page in the resident's language
+        return render(
+            request,
+            "error.html",
+            {"title_key": "error_not_found", "detail": ""},
+            session=_session(request),
+            status=404,
+        )
     except (OidcError, aiohttp.ClientError) as exc:
         return render(
             request,
@@ -731,6 +739,17 @@ async def progress(request: web.Request) -> web.Response:
     assert session is not None
     notice, session.notice = session.notice, None
     owed = [*view.get("missing", []), *(o.get("material") for o in view.get("owed", []))]
+    # materials and agencies by their names in the resident's language, from the public matter
+    tr = i18n.Translator(language(request))
+    _, matter, _ = await api(
+        request, session, "GET", f"/v1/matters/{quote(str(view.get('matter')))}", auth=False
+    )
+    matter = matter if isinstance(matter, dict) else {}
+    names = {m["code"]: tr.pick(m.get("names"), m["code"]) for m in matter.get("materials", [])}
+    agencies = {
+        agency_id: tr.pick(about.get("names"), agency_id)
+        for agency_id, about in matter.get("route", {}).get("agencies", {}).items()
+    }
     return render(
         request,
         "progress.html",
@@ -739,6 +758,8 @@ async def progress(request: web.Request) -> web.Response:
             "certificates": mine,
             "complaints": complaints.get("items", []) if isinstance(complaints, dict) else [],
             "owed_codes": [c for c in owed if isinstance(c, str)],
+            "material_names": names,
+            "agency_names": agencies,
             "has_receipt": case_id in session.receipts,
             "notice": notice,
             "material_types": ",".join(MATERIAL_TYPES),

@@ -236,6 +236,7 @@ async def collect_result(request: web.Request) -> web.Response:
                 f"{base.zh_hant}（尚餘 {left} 次）",
                 f"{base.zh_hans}（尚余 {left} 次）",
                 f"{base.en} ({left} attempt(s) left)",
+                f"{base.pt} (resta(m) {left} tentativa(s))",
             ),
             pointer="/code",
         )

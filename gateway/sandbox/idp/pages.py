@@ -1,7 +1,7 @@
 """The persona picker: the sandbox's stand-in for the real login (app scan, password, face).
 
-One accessible HTML form in Traditional Chinese, Simplified Chinese and English: a language on
-the document and on every passage, a fieldset with a legend, a label on every choice.
+One accessible HTML form in Traditional Chinese, Simplified Chinese, English and Portuguese: a
+language on the document and on every passage, a fieldset with a legend, a label on every choice.
 """
 
 from __future__ import annotations
@@ -11,16 +11,23 @@ from html import escape
 from gateway.sandbox.personas import Persona
 
 _TEXT = {
-    "title": ("選擇測試身分", "选择测试身份", "Choose a sandbox persona"),
+    "title": (
+        "選擇測試身分",
+        "选择测试身份",
+        "Choose a sandbox persona",
+        "Escolha uma identidade de teste",
+    ),
     "intro": (
         "這是沙盒身分提供者，不會進行真正的登入。請選擇以哪位虛構居民登入。",
         "这是沙盒身份提供者，不会进行真正的登录。请选择以哪位虚构居民登录。",
         "This is a sandbox identity provider: no real login happens. "
         "Choose the fictitious resident to log in as.",
+        "Este é um fornecedor de identidade de testes: não há um início de sessão verdadeiro. "
+        "Escolha o residente fictício com que quer iniciar sessão.",
     ),
-    "submit": ("登入", "登录", "Log in"),
+    "submit": ("登入", "登录", "Log in", "Iniciar sessão"),
 }
-_LANGS = ("zh-Hant", "zh-Hans", "en")
+_LANGS = ("zh-Hant", "zh-Hans", "en", "pt")
 
 
 def _texts(key: str, tag: str = "span") -> str:

@@ -196,3 +196,27 @@ def test_a_commitment_has_its_text_in_four_languages_and_owed_materials_a_time_l
     (tmp_path / f"{CODE}.yaml").write_text(no_pt, "utf-8")
     with pytest.raises(MappingError, match="no text in pt"):
         Catalog.load(tmp_path)
+
+
+def test_names_a_resident_reads_are_in_portuguese_too_and_never_cut_at_a_comma(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    matter = catalog.get(CODE, IN_FORCE)
+    premises = next(m for m in matter.materials if m.code == "PREMISES_PROOF")
+    assert premises.names.pt == "Comprovativo de utilização do local de exploração"
+    assert all(c.names is not None and c.names.pt for c in matter.counterparts)
+
+    text = (MATTERS / f"{CODE}.yaml").read_text("utf-8")
+    pt = ", pt: Comprovativo de utilização do local de exploração}"
+    assert text.count(pt) == 1
+    (tmp_path / f"{CODE}.yaml").write_text(text.replace(pt, "}"), "utf-8")
+    with pytest.raises(MappingError, match="material PREMISES_PROOF names: no name in pt"):
+        Catalog.load(tmp_path)
+
+    # an unquoted comma in a flow mapping makes a second key and cuts the name short
+    cut = text.replace(
+        "en: Proof of use of the business premises,", "en: Proof of use, of the business premises,"
+    )
+    (tmp_path / f"{CODE}.yaml").write_text(cut, "utf-8")
+    with pytest.raises(MappingError, match=r"unknown language\(s\) of the business premises"):
+        Catalog.load(tmp_path)

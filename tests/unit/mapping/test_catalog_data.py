@@ -90,6 +90,9 @@ def test_every_matter_speaks_four_languages(matters: list[Matter]) -> None:
         assert matter.names.pt, matter.code
         for material in matter.materials:
             assert material.names.en, (matter.code, material.code)
+            assert material.names.pt, (matter.code, material.code)
+        for counterpart in matter.counterparts:
+            assert counterpart.names is None or counterpart.names.pt, matter.code
 
 
 def test_every_routed_agency_is_a_sandbox_agency_so_the_sandbox_starts(
@@ -123,7 +126,7 @@ def test_sandbox_agencies_are_unique_and_keep_the_originals() -> None:
     assert (by_id["hk-cr"].jurisdiction, by_id["hk-cr"].auto_decision) == ("HK", None)
     assert (by_id["mo-ipim"].jurisdiction, by_id["mo-ipim"].auto_decision) == ("MO", None)
     for agency in SANDBOX_AGENCIES:
-        assert {"zh-Hans", "zh-Hant", "en"} <= agency.names.keys(), agency.id
+        assert set(agency.names) == {"zh-Hans", "zh-Hant", "en", "pt"}, agency.id
         if agency.jurisdiction == "GD":
             assert agency.alg == "ecdsa-p256-sha256", agency.id
 

@@ -168,12 +168,11 @@ def test_every_structural_problem_is_reported_at_once(
     assert all(p.xpath is None for p in problems)
 
 
-def test_problem_messages_speak_three_scripts() -> None:
+def test_problem_messages_speak_three_scripts_and_portuguese() -> None:
     for code, message in MESSAGES.items():
-        assert message.zh_hant, code
-        assert message.zh_hans, code
-        assert message.en, code
+        assert set(message.as_dict()) == {"zh-Hant", "zh-Hans", "en", "pt"}, code
         assert message.zh_hant != message.en
+        assert message.pt != message.en, code
 
 
 @pytest.mark.parametrize(
