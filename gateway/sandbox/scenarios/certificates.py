@@ -57,8 +57,10 @@ async def _issue_deliver_revoke(ctx: Context) -> None:
         path = f"/v1/me/applications/{application_id}"
         view = await ctx.until(
             lambda: resident.ok("GET", path),
-            lambda view: view["status"] == "approved"  # every handler, not the lead alone
-            and any(e["type"] == "certificate.issued" for e in view["timeline"]),
+            lambda view: (
+                view["status"] == "approved"  # every handler, not the lead alone
+                and any(e["type"] == "certificate.issued" for e in view["timeline"])
+            ),
             expected="approved, certificate.issued on the timeline",
             seen=case_summary,
             hopeless=lambda view: view["status"] in ("rejected", "not_accepted", "withdrawn"),
