@@ -65,7 +65,7 @@ async def test_an_invalid_document_lists_every_problem_at_once(gateway: RunningG
     assert ("invalid_date", "h:Applicant/h:DateOfBirth") in codes
     assert ("invalid_phone", "h:Applicant/h:Phone") in codes
     for error in problem["errors"]:
-        assert set(error["message"]) == {"zh-Hant", "zh-Hans", "en"}
+        assert set(error["message"]) == {"zh-Hant", "zh-Hans", "en", "pt"}
     await _nothing_stored(gateway)
 
 
