@@ -18,11 +18,9 @@ apt_install = { echo "make: installing Debian's $(1) for the browser tests"; \
 	else sudo -n apt-get install -y -q $(1) >/dev/null; fi \
 	|| echo "make: could not install $(1): the browser tests will say so"; }
 
-# The suite runs in parallel (pytest-xdist; ADR 0005): idle workers steal queued tests from
-# busy ones. It waits on real time (leases, timeouts, browsers, sandbox agencies) more than it
-# computes: with one worker per core the CPUs stood idle 60 % of the run, so two per core.
-# `make test PYTEST_WORKERS=0` runs it in one process.
-PYTEST_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
+# The suite runs on every core (pytest-xdist; ADR 0005): one worker per CPU, idle workers
+# steal queued tests from busy ones. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 $(BIN)/python:
