@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+import structlog
+
 from gateway.domain import events as ev
 from gateway.domain.application import (
     PICKUP_ALPHABET,
@@ -30,6 +32,7 @@ from gateway.domain.application import (
 from gateway.domain.commands import ActOnApplication
 from gateway.domain.documents import problem
 from gateway.domain.errors import (
+    ConflictError,
     FieldProblem,
     ForbiddenError,
     IllegalTransitionError,
@@ -51,6 +54,8 @@ from gateway.services.milestones import Dependencies, acceptance_due, deadlines,
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
 from gateway.services.validation import assess
+
+log = structlog.get_logger("gateway.lifecycle")
 
 Act = Callable[[Application, UnitOfWork, datetime], Awaitable[None]]
 
@@ -392,16 +397,28 @@ async def _one(
     application_id: str,
     now: datetime,
     change: Callable[[Application, Dependencies, datetime], bool],
+    *,
+    attempts: int = 3,
 ) -> int:
-    async with deps.uow() as uow:
-        app = await uow.applications.get(application_id)
-        if app is None or not change(app, deps, now):
-            return 0
-        queued = await settle(app, uow, deps, now)
-        await uow.commit()
-    if queued:
-        deps.outbox_written()
-    return 1
+    """Apply ``change`` to the case as it now stands and save it. A case another writer moved
+    between our read and our save (the relay recording a delivery, a resident acting) is read
+    again and the change decided afresh; after ``attempts`` lost races it is left to the next
+    sweep rather than failing the sweep for every other case."""
+    for _ in range(attempts):
+        try:
+            async with deps.uow() as uow:
+                app = await uow.applications.get(application_id)
+                if app is None or not change(app, deps, now):
+                    return 0
+                queued = await settle(app, uow, deps, now)
+                await uow.commit()
+        except ConflictError:
+            continue
+        if queued:
+            deps.outbox_written()
+        return 1
+    log.warning("sweep.case_contended", application=application_id, attempts=attempts)
+    return 0
 
 
 def _evidence_unanswered(app: Application, deps: Dependencies, now: datetime) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from gateway.bootstrap import Overrides, create_app, sweep_deadlines
 from gateway.operations import mappings_sample
+from gateway.services import lifecycle
 from gateway.trust.receipts import verify_receipt
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import Database, RunningGateway, sandbox_settings
@@ -226,3 +228,53 @@ async def test_an_open_case_past_its_promised_deadline_is_flagged_once(
     assert case["deadlines"]["overdue"] is True
     overdue = next(e for e in case["timeline"] if e["type"] == "deadline.overdue")
     assert overdue["waiting_for"] == ["gd-hq-csb"]
+
+
+async def test_a_sweep_that_loses_a_race_for_a_case_reads_it_again_and_flags_it_once(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    """Another writer (the relay recording a delivery, say) saves the case between the sweep's
+    read and its save: the sweep's save is refused as a lost update, and the sweep reads the
+    case again instead of failing for every case after it."""
+    gateway, clock = quiet
+    app_id = (await submit(gateway, HENGQIN))["application_id"]
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    async with deps.uow() as uow:
+        stale = await uow.applications.get(app_id)  # what the sweep is about to read ...
+    async with deps.uow() as uow:
+        await uow.applications.save(await uow.applications.get(app_id))  # ... moved meanwhile
+        await uow.commit()
+    reads: list[str] = []
+
+    class FirstReadStale:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        async def get(self, application_id: str) -> Any:
+            reads.append(application_id)
+            fresh = await self._inner.get(application_id)
+            return stale if len(reads) == 1 else fresh
+
+    class Racing:
+        def __init__(self) -> None:
+            self._uow = deps.uow()
+
+        async def __aenter__(self) -> Any:
+            uow = await self._uow.__aenter__()
+            uow.applications = FirstReadStale(uow.applications)
+            return uow
+
+        async def __aexit__(self, *exc: Any) -> None:
+            await self._uow.__aexit__(*exc)
+
+    clock.current = FRIDAY + timedelta(days=4)
+    done = await lifecycle.sweep(replace(deps, uow=Racing))
+
+    assert reads == [app_id, app_id]  # refused once, read again
+    assert done["overdue"] == 1
+    case = await view(gateway, app_id)
+    assert case["deadlines"]["overdue"] is True
+    assert [e["type"] for e in case["timeline"]].count("deadline.overdue") == 1
