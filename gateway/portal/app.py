@@ -13,6 +13,7 @@ import functools
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -908,6 +909,53 @@ async def certificate_consent(request: web.Request) -> web.Response:
     return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
 
 
+# ---- consents: what the resident agreed to, and withdrawing it ---------------------------------
+
+
+def _consent_status(consent: Mapping[str, Any], now: datetime) -> str:
+    if consent.get("withdrawn_at"):
+        return "withdrawn"
+    expires = consent.get("expires_at")
+    return "expired" if expires and datetime.fromisoformat(expires) <= now else "in_force"
+
+
+async def consents(request: web.Request) -> web.Response:
+    """Every consent the resident gave, newest first; one still in force can be withdrawn
+    here as easily as it was given (PIPL Art. 15): forwards not yet delivered that rely on it
+    are then withheld."""
+    session = _session(request)
+    _, body, _ = await api(request, session, "GET", "/v1/me/consents")
+    assert session is not None
+    notice, session.notice = session.notice, None
+    now = datetime.now(UTC)
+    items = body.get("items", []) if isinstance(body, dict) else []
+    return render(
+        request,
+        "consents.html",
+        {
+            "consents": sorted(
+                ({**c, "status": _consent_status(c, now)} for c in items),
+                key=lambda c: str(c.get("granted_at", "")),
+                reverse=True,
+            ),
+            "notice": notice,
+        },
+        session=session,
+    )
+
+
+async def withdraw_consent(request: web.Request) -> web.Response:
+    session, _ = await _post_form(request)
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        f"/v1/me/consents/{quote(request.match_info['id'])}/withdraw",
+    )
+    session.notice = "consent_withdrawn" if status == 200 else "consent_withdraw_refused"
+    return _redirect(f"{PREFIX}/consents")
+
+
 # ---- delegation to an agent -----------------------------------------------------------------
 
 
@@ -1048,6 +1096,8 @@ def portal_app(base_url: str) -> web.Application:
     app.router.add_get("/certificates/{id}", certificate)
     app.router.add_get("/certificates/{id}/download", certificate_download)
     app.router.add_post("/applications/{id}/certificate-consent", certificate_consent)
+    app.router.add_get("/consents", consents)
+    app.router.add_post("/consents/{id}/withdraw", withdraw_consent)
     app.router.add_get("/delegations", delegations)
     app.router.add_post("/delegations", request_delegation)
     app.router.add_post("/delegations/{id}/{action:confirm|revoke}", change_delegation)

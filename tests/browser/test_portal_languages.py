@@ -5,7 +5,7 @@ every page the portal has: the start page, the gateway's own provider chooser, t
 identity provider's persona page, search results, the matter, the form, the form refused with
 its problems, the consent, the receipt, the progress with a material owed, my applications,
 the progress after complaining and after withdrawing, a second case's progress after supplying
-what it owed, the delegations
+what it owed, the consents page after withdrawing one, the delegations
 page, a certificate the resident cannot have, an unknown matter, a matter refused for its
 assurance level, the gateway's progress page opened with the OP session cookie, and the start
 page after logging out. On each: ``<html lang>`` is the language chosen, axe-core finds no
@@ -196,6 +196,16 @@ async def _walk(browser: Any, gateway: RunningGateway, artifacts: Path, lang: st
     assert response.status == 200
     await walk.check("gateway-progress")
 
+    # the consents given with the two cases: one withdrawn, the other still in force
+    await page.goto(f"{gateway.url}/portal/consents")
+    in_force = page.locator('#consents tr[data-status="in_force"]')
+    assert await in_force.count() == 2
+    await in_force.first.locator("button").click()
+    await page.wait_for_url("**/portal/consents")
+    assert await page.locator('#consents tr[data-status="withdrawn"]').count() == 1
+    assert await page.locator('#consents tr[data-status="withdrawn"] button').count() == 0
+    await walk.check("consents")
+
     await page.goto(f"{gateway.url}/portal/delegations")
     assert await page.locator("#ask").count() == 1
     await walk.check("delegations")
@@ -235,7 +245,7 @@ async def test_every_portal_page_in_every_language_has_no_axe_violation_and_no_e
     # the four languages side by side, each in its own browser context: one quarter the wait
     walks = await asyncio.gather(*(_walk(browser, gateway, artifacts, lang) for lang in LANGUAGES))
     for lang, walk in zip(LANGUAGES, walks, strict=True):
-        assert walk.step == 21, lang  # every page, each checked and photographed
+        assert walk.step == 22, lang  # every page, each checked and photographed
         violations += walk.violations
         untranslated += walk.untranslated
     assert untranslated == [], "\n".join(untranslated)

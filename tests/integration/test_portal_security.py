@@ -13,8 +13,6 @@ Tokens never appear in a page; the session cookie is HttpOnly, SameSite=Lax and 
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,55 +30,11 @@ from gateway.portal.sessions import COOKIE
 from gateway.store.tables import applications, complaints, logins, materials, oidc_refresh_tokens
 from gateway.web.keys import STORE
 from tests.conftest import RunningGateway, sandbox_settings
+from tests.portal_support import browser, csrf_of, log_in, persona_page, returned
 from tests.support import refused_at_the_gateway
 
 HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-_FORM = re.compile(r'<form method="post" action="([^"]+)">')
-_HANDLE = re.compile(r'name="interaction" value="([^"]+)"')
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def _client() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-async def _persona_page(client: aiohttp.ClientSession, gateway: RunningGateway) -> str:
-    """Start a login at the portal and follow it to the sandbox IdP's persona page."""
-    async with client.get(f"{gateway.url}/portal/login?idp=hk") as response:
-        assert response.status == 200, await response.text()
-        return await response.text()
-
-
-async def _returned(
-    client: aiohttp.ClientSession, gateway: RunningGateway, page: str, persona: str
-) -> str:
-    """Pick the persona; the URL the OP sends the browser back to (not followed)."""
-    action = html.unescape(_FORM.search(page).group(1))  # type: ignore[union-attr]
-    handle = html.unescape(_HANDLE.search(page).group(1))  # type: ignore[union-attr]
-    url = str(URL(gateway.url).join(URL(action)))
-    async with client.post(
-        url, data={"interaction": handle, "persona": persona}, allow_redirects=False
-    ) as response:
-        location = response.headers["Location"]
-    for _ in range(5):
-        if "/portal/callback" in location:
-            return location
-        async with client.get(location, allow_redirects=False) as response:
-            location = response.headers["Location"]
-    raise AssertionError(f"never back at the portal: {location}")
-
-
-async def _log_in(client: aiohttp.ClientSession, gateway: RunningGateway) -> None:
-    back = await _returned(client, gateway, await _persona_page(client, gateway), "chan-tai-man")
-    async with client.get(back) as response:
-        assert response.status == 200
-        assert 'id="greeting"' in await response.text()
-
-
-async def _csrf(client: aiohttp.ClientSession, url: str) -> str:
-    async with client.get(url) as response:
-        return _CSRF.search(await response.text()).group(1)  # type: ignore[union-attr]
 
 
 async def _count(gateway: RunningGateway, table: sa.Table) -> int:
@@ -112,9 +66,9 @@ async def test_posts_without_the_csrf_token_are_refused_and_nothing_is_stored(
 ) -> None:
     apply = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply"
     consent = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/consent"
-    async with _client() as client:
-        await _log_in(client, gateway)
-        csrf = await _csrf(client, apply)
+    async with browser() as client:
+        await log_in(client, gateway)
+        csrf = await csrf_of(client, apply)
         for token in (None, "forged-" + csrf):
             async with client.post(apply, data=_application_form(token)) as response:
                 assert response.status == 403
@@ -150,10 +104,8 @@ async def test_posts_without_the_csrf_token_are_refused_and_nothing_is_stored(
 async def test_a_callback_this_browser_did_not_start_is_refused_and_keeps_no_tokens(
     gateway: RunningGateway,
 ) -> None:
-    async with _client() as client:
-        back = await _returned(
-            client, gateway, await _persona_page(client, gateway), "chan-tai-man"
-        )
+    async with browser() as client:
+        back = await returned(client, gateway, await persona_page(client, gateway), "chan-tai-man")
         query = {k: v[0] for k, v in parse_qs(urlsplit(back).query).items()}
         callback = URL(f"{gateway.url}/portal/callback")
         spoiled = [
@@ -168,7 +120,7 @@ async def test_a_callback_this_browser_did_not_start_is_refused_and_keeps_no_tok
 
         # the right answer in another browser (login CSRF): refused, nothing kept there
         async with (
-            _client() as other,
+            browser() as other,
             other.get(callback.with_query(query), allow_redirects=False) as response,
         ):
             assert response.status == 400
@@ -187,9 +139,7 @@ async def test_a_callback_this_browser_did_not_start_is_refused_and_keeps_no_tok
 
         # another issuer's answer with this login's state (mix-up): refused, and it burns
         # the login in progress, so the genuine answer after it is refused as well
-        back = await _returned(
-            client, gateway, await _persona_page(client, gateway), "chan-tai-man"
-        )
+        back = await returned(client, gateway, await persona_page(client, gateway), "chan-tai-man")
         query = {k: v[0] for k, v in parse_qs(urlsplit(back).query).items()}
         mixed = callback.with_query({**query, "iss": "https://idp.attacker.example"})
         for url in (mixed, back):
@@ -200,8 +150,8 @@ async def test_a_callback_this_browser_did_not_start_is_refused_and_keeps_no_tok
 async def test_tokens_stay_on_the_server_and_a_session_survives_an_access_token_expiry(
     gateway: RunningGateway,
 ) -> None:
-    async with _client() as client:
-        await _log_in(client, gateway)
+    async with browser() as client:
+        await log_in(client, gateway)
         sessions = [s for s in _state(gateway).sessions._sessions.values() if s.tokens]
         assert len(sessions) == 1
         tokens = sessions[0].tokens
@@ -242,7 +192,7 @@ async def test_tokens_stay_on_the_server_and_a_session_survives_an_access_token_
     ["https://evil.example/", "//evil.example/portal/", "/portal/\\evil", "/elsewhere"],
 )
 async def test_next_never_leaves_the_portal(gateway: RunningGateway, target: str) -> Any:
-    async with _client() as client:
+    async with browser() as client:
         async with client.get(
             f"{gateway.url}/portal/login", params={"idp": "hk", "next": target}
         ) as response:
@@ -280,7 +230,7 @@ async def _refresh_rows(gateway: RunningGateway) -> dict[str, Any]:
 async def _file_application(client: aiohttp.ClientSession, gateway: RunningGateway) -> str:
     apply = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply"
     consent = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/consent"
-    csrf = await _csrf(client, apply)
+    csrf = await csrf_of(client, apply)
     async with client.post(apply, data=_application_form(csrf)) as response:
         assert response.url.path.endswith("/consent")
     async with client.post(consent, data={"agree": "yes", "csrf": csrf}) as response:
@@ -295,8 +245,8 @@ async def test_a_401_for_an_expired_access_token_is_refreshed_and_the_call_made_
     says it has expired: the gateway answers 401, the portal refreshes once and repeats the
     call, and the resident sees the page without logging in again."""
     gateway = short_token_gateway
-    async with _client() as client:
-        await _log_in(client, gateway)
+    async with browser() as client:
+        await log_in(client, gateway)
         (session,) = [s for s in _state(gateway).sessions._sessions.values() if s.tokens]
         tokens = session.tokens
         assert tokens is not None
