@@ -929,12 +929,21 @@ async def consents(request: web.Request) -> web.Response:
     notice, session.notice = session.notice, None
     now = datetime.now(UTC)
     items = body.get("items", []) if isinstance(body, dict) else []
+    names: dict[str, Any] = {}
+    for code in sorted({str(c["matter"]) for c in items if c.get("matter")}):
+        status, matter, _ = await api(
+            request, session, "GET", f"/v1/matters/{quote(code)}", auth=False
+        )
+        names[code] = matter.get("names", {}) if status == 200 else {}
     return render(
         request,
         "consents.html",
         {
             "consents": sorted(
-                ({**c, "status": _consent_status(c, now)} for c in items),
+                (
+                    {**c, "status": _consent_status(c, now), "names": names.get(c["matter"], {})}
+                    for c in items
+                ),
                 key=lambda c: str(c.get("granted_at", "")),
                 reverse=True,
             ),

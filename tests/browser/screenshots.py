@@ -34,7 +34,8 @@ SHOTS = [
     ("pt", "16-gateway-progress"),
     ("zh-Hans", "08-form-refused"),
     ("zh-Hans", "14-withdrawn"),
-    ("zh-Hans", "17-delegations"),
+    ("zh-Hans", "17-consents"),
+    ("zh-Hans", "18-delegations"),
 ]
 LIMIT = 2_000_000  # bytes, the whole set
 
