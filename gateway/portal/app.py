@@ -439,7 +439,8 @@ def _who(me: Any) -> dict[str, Any]:
         "latin": names.get("latin", ""),
         "birthdate": identity.get("birthdate", ""),
         "documents": [
-            f"{d.get('type', '')} {d.get('number', '')}" for d in identity.get("gba_documents", [])
+            {"type": str(d.get("type", "")), "number": str(d.get("number", ""))}
+            for d in identity.get("gba_documents", [])
         ],
         "assurance": identity.get("assurance", "low"),
     }
