@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -382,6 +383,40 @@ class Application:
         if message_id is not None:
             data["message_id"] = message_id
         self._record(ev.MessageWithheld, at, "gateway", **data)
+
+    def rely_on_consent(
+        self, consent_id: str, withheld: Collection[str], at: datetime, actor: str
+    ) -> None:
+        """The applicant's new consent replaces the one the open case relied on (withdrawn or
+        lapsed). Each handler whose last forward was withheld (``withheld``: the ids of the
+        case's withheld messages) is due it again: the one it never received, or, holding an
+        earlier document, the supplemented one. A forward withheld before it was queued was
+        never taken off the due list; the next move queues all of them under the new
+        consent."""
+        if self.status in CLOSED:
+            raise IllegalTransitionError(f"the application is {self.status.value}")
+        if self.applicant_id is None or self.consent_id is None:
+            raise IllegalTransitionError("the application relies on no consent of the applicant")
+        if consent_id == self.consent_id:
+            raise IllegalTransitionError("the application already relies on this consent")
+        again = []
+        for handler in self.handlers:
+            if handler.message_id is not None and handler.message_id in withheld:
+                if handler.state is HandlerState.PENDING:
+                    handler.message_id = None  # its first forward never left
+                else:  # it holds an earlier document: the supplemented one is due again
+                    handler.supplement_round = max(0, self.supplement_round - 1)
+                again.append(handler.agency_id)
+            handler.blocked = None  # withheld again, if so, is said again
+        previous, self.consent_id = self.consent_id, consent_id
+        self._record(
+            ev.ConsentRenewed,
+            at,
+            actor,
+            consent_id=consent_id,
+            previous=previous,
+            forwards_due=again,
+        )
 
     def message_queued(self, agency_id: str, message_id: str, at: datetime) -> None:
         handler = self.handler(agency_id)

@@ -79,7 +79,8 @@ class RecordDecision:
 @dataclass(frozen=True, slots=True)
 class ActOnApplication:
     """A party acts on a case: ``examine`` (the lead), ``supplement`` (the applicant or the
-    agency that submitted), ``withdraw`` (the same), ``deliver_result`` (the lead)."""
+    agency that submitted), ``withdraw`` (the same), ``deliver_result`` (the lead),
+    ``consent`` (the resident applicant consents again after a withdrawal)."""
 
     caller: Caller
     application_id: str

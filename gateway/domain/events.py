@@ -88,6 +88,12 @@ class MessageWithheld(Event):
     queued forward cancelled by it. Nothing of the case left for that agency."""
 
 
+class ConsentRenewed(Event):
+    """The applicant gave a new consent for an open case whose consent was withdrawn or had
+    lapsed; ``consent_id`` replaces ``previous``, and ``forwards_due`` names the agencies
+    whose withheld forwards are due again (queued under the new consent)."""
+
+
 class DeliveryFailed(Event):
     pass
 
@@ -195,6 +201,7 @@ _TYPE_NAMES: dict[type[Event], str] = {
     MessageDelivered: "message.delivered",
     ForwardBlocked: "message.forward_blocked",
     MessageWithheld: "message.withheld",
+    ConsentRenewed: "consent.renewed",
     DeliveryFailed: "message.dead_lettered",
     DeliveryRetryScheduled: "message.retry_scheduled",
     ReviewStarted: "review.started",

@@ -39,9 +39,11 @@ from gateway.domain.errors import (
     NotFoundError,
     ValidationFailedError,
 )
+from gateway.domain.identity import require_consent
 from gateway.domain.values import local_date
 from gateway.services import case_materials, commitments, evidence
 from gateway.services.acceptance import MessageAcceptance
+from gateway.services.consents import consent_from_request
 from gateway.services.handlers import (
     CANONICAL,
     _once,
@@ -50,7 +52,13 @@ from gateway.services.handlers import (
     in_one_unit,
     scope_of,
 )
-from gateway.services.milestones import Dependencies, acceptance_due, deadlines, settle
+from gateway.services.milestones import (
+    Dependencies,
+    acceptance_due,
+    data_categories,
+    deadlines,
+    settle,
+)
 from gateway.services.ports import StoredResponse, UnitOfWork
 from gateway.services.residents import require_case_assurance
 from gateway.services.validation import assess
@@ -70,6 +78,7 @@ async def act_on_application(
         "recheck": _recheck,
         "withdraw": _withdraw,
         "deliver_result": _deliver_result,
+        "consent": _renew_consent,
     }
     if cmd.action not in handlers:
         raise NotFoundError(f"no action {cmd.action!r} on applications")
@@ -278,6 +287,56 @@ def _withdraw(cmd: ActOnApplication, deps: Dependencies) -> Act:
     async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
         _applicant_side(app, cmd)
         app.withdraw("resident" if cmd.caller.person_id else cmd.caller.agency_id, now)
+
+    return act
+
+
+def _renew_consent(cmd: ActOnApplication, deps: Dependencies) -> Act:
+    """The applicant consents again for an open case whose consent was withdrawn or lapsed:
+    the new consent, for this matter and its agencies, must cover at least the destinations
+    of the one it replaces and the case's data; the forwards withheld are queued again."""
+
+    async def act(app: Application, uow: UnitOfWork, now: datetime) -> None:
+        person = cmd.caller.person_id
+        if person is None or person != app.applicant_id:
+            raise ForbiddenError("only the applicant consents for their case")
+        before = await uow.identities.consent(app.consent_id) if app.consent_id else None
+        consent = require_consent(
+            consent_from_request(
+                cmd.data,
+                person_id=person,
+                at=now,
+                matter=app.matter,
+                recipients=sorted(h.agency_id for h in app.handlers),
+            ),
+            person_id=person,
+            matter=app.matter,
+            destinations=before.destinations if before is not None else (),
+            categories=data_categories(app.document),
+            at=now,
+        )
+        held = [e for e in await uow.applications.timeline(app.id) if e.type == "message.withheld"]
+        if before is not None and before.active(now) and not held:
+            raise IllegalTransitionError(
+                "the consent this application relies on is in force and nothing was withheld"
+            )
+        withheld = {str(e.data["message_id"]) for e in held if e.data.get("message_id")}
+        app.rely_on_consent(consent.id, withheld, now, "resident")
+        await uow.identities.add_consent(consent)
+        uow.audit.record(
+            "consent.granted",
+            f"person:{person}",
+            consent.id,
+            {
+                "purpose": consent.purpose,
+                "categories": list(consent.categories),
+                "destinations": list(consent.destinations),
+                "matter": consent.matter,
+                "application": app.id,
+                "replaces": before.id if before is not None else None,
+            },
+            now,
+        )
 
     return act
 

@@ -77,6 +77,17 @@ _SUPPLEMENT = {
         "particulars": {"type": "object"},
     },
 }
+_CONSENT = {
+    "type": "object",
+    "required": ["categories", "destinations"],
+    "description": "The new consent, for this case's matter and agencies: the data categories "
+    "of the case and at least the destinations of the consent it replaces",
+    "properties": {
+        "categories": {"type": "array", "items": {"type": "string"}},
+        "destinations": {"type": "array", "items": {"enum": ["GD", "HK", "MO"]}},
+        "expires_at": {"type": "string", "format": "date-time"},
+    },
+}
 _DELIVERY = {
     "type": "object",
     "required": ["channel"],
@@ -308,3 +319,17 @@ async def my_supplement(request: web.Request) -> web.Response:
 )
 async def my_withdrawal(request: web.Request) -> web.Response:
     return await _as_resident(request, "withdraw")
+
+
+@routes.post("/v1/me/applications/{application_id}/consent")
+@operation(
+    summary="Consent again for one's own open case whose consent was withdrawn or lapsed: "
+    "the new consent must cover the case's data and destinations; the forwards withheld are "
+    "queued again under it (consent.renewed on the timeline)",
+    tag="applicant",
+    request={"application/json": _CONSENT},
+    parameters=[IDEMPOTENCY_KEY],
+    responses={**_RESIDENT, 403: "Not the applicant, or the consent does not cover the case"},
+)
+async def my_consent(request: web.Request) -> web.Response:
+    return await _as_resident(request, "consent")

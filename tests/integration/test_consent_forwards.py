@@ -20,21 +20,34 @@ import sqlalchemy as sa
 
 from gateway.bootstrap import Overrides, create_app
 from gateway.domain.agencies import Agency
-from gateway.domain.commands import Applicant, Caller, SubmitApplication
-from gateway.domain.errors import ConflictError, TransientDeliveryError, ValidationFailedError
+from gateway.domain.commands import ActOnApplication, Applicant, Caller, SubmitApplication
+from gateway.domain.errors import (
+    ConflictError,
+    ConsentRequiredError,
+    IllegalTransitionError,
+    NotFoundError,
+    TransientDeliveryError,
+    ValidationFailedError,
+)
 from gateway.operations import mappings_sample
 from gateway.outbox_ops import outbox_retry
-from gateway.services import handlers
+from gateway.services import handlers, lifecycle
 from gateway.services.identity import SignIn, grant_consent, sign_in, withdraw_consent
 from gateway.services.ports import Acknowledgement, OutboxMessage
 from gateway.services.relay import Relay
-from gateway.store.tables import outbox
+from gateway.store.tables import consents, outbox
 from gateway.trust.receipts import verify_receipt
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import Database, RunningGateway, sandbox_settings
 from tests.fakes import FixedClock
 from tests.integration.test_lifecycle import act, jwks, view
-from tests.integration.test_residents import _DEPS, application, chan_at_hk, resident
+from tests.integration.test_residents import (
+    _DEPS,
+    application,
+    chan_at_hk,
+    hk_person,
+    resident,
+)
 from tests.integration.test_supplement_rounds import _rows
 from tests.support import CASE_TABLES, row_counts, send
 
@@ -312,3 +325,151 @@ async def test_a_resident_cannot_declare_a_legal_basis_and_nothing_is_kept(
 
     assert [p.pointer for p in refused.value.errors] == ["/legal_basis"]
     assert await row_counts(gateway.settings, CASE_TABLES) == before
+
+
+# ---- consenting again: the case goes on -------------------------------------------------
+
+
+async def _consent_again(
+    gateway: RunningGateway, signed: SignIn, app_id: str, consent: dict[str, Any] = CONSENT
+) -> Any:
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    return await lifecycle.act_on_application(
+        ActOnApplication(
+            caller=Caller.resident(signed.person_id, signed.login_id),
+            application_id=app_id,
+            action="consent",
+            data=consent,
+        ),
+        deps,
+    )
+
+
+async def _case(gateway: RunningGateway, app_id: str) -> tuple[Any, list[Any]]:
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    async with deps.uow() as uow:
+        return await uow.applications.get(app_id), await uow.applications.timeline(app_id)
+
+
+async def test_consenting_again_sends_the_forward_the_withdrawal_held_back(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    """A forward waiting for a retry was withheld by the withdrawal; a new consent for the
+    case queues it again, relying on the new consent, and the relay sends it."""
+    gateway, clock = quiet
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan = await sign_in(chan_at_hk(), deps)
+    app_id = (await submit(gateway, chan, HENGQIN, "key-00000111", consent=CONSENT))[
+        "application_id"
+    ]
+    partners = Partners()
+    partners.failing = True
+    assert await _relay(gateway, partners).run_once() == 1
+    first, _ = await _case(gateway, app_id)
+    clock.current = AT + timedelta(minutes=1)
+    await withdraw_consent(resident(chan), first.consent_id, deps)
+    [held] = await _withheld(gateway, app_id)
+
+    clock.current = AT + timedelta(minutes=5)
+    answer = await _consent_again(gateway, chan, app_id)
+
+    assert answer.status == 200
+    case, timeline = await _case(gateway, app_id)
+    assert case.consent_id not in (None, first.consent_id)
+    [renewed] = [e.data for e in timeline if e.type == "consent.renewed"]
+    assert renewed == {
+        "consent_id": case.consent_id,
+        "previous": first.consent_id,
+        "forwards_due": ["gd-hq-csb"],
+    }
+    queued = [e.data["message_id"] for e in timeline if e.type == "message.queued"]
+    assert len(queued) == 2
+    assert queued[0] == held["message_id"]
+    async with deps.uow() as uow:
+        consent = await uow.identities.consent(case.consent_id)
+    assert (consent.matter, consent.recipients) == (HENGQIN, ("gd-hq-csb",))
+    assert await _forwards(gateway, app_id) == [
+        ("gd-hq-csb", "withheld", "consent_withdrawn"),
+        ("gd-hq-csb", "pending", None),
+    ]
+    partners.failing = False
+    assert await _relay(gateway, partners).run_once() == 1
+    assert partners.sent[-1] == queued[1]
+    assert [s for _, s, _ in await _forwards(gateway, app_id)] == ["withheld", "delivered"]
+
+
+async def test_consenting_again_mid_review_sends_the_reviewer_the_case(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    """The reviewer's forward fell due after the withdrawal and was never queued; once the
+    applicant consents again it goes with the case's next move: at once."""
+    gateway, clock = quiet
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan = await sign_in(chan_at_hk(acr="iamsmart+"), deps)
+    app_id = (await submit(gateway, chan, MEDICAL, "key-00000112", consent=CONSENT))[
+        "application_id"
+    ]
+    partners = Partners()
+    assert await _relay(gateway, partners).run_once() == 1
+    first, _ = await _case(gateway, app_id)
+    await withdraw_consent(resident(chan), first.consent_id, deps)
+    clock.current = AT + timedelta(hours=4)
+    assert (await act(gateway, app_id, "acceptance", {"outcome": "accepted"})).status == 200
+    assert [w["agency"] for w in await _withheld(gateway, app_id)] == ["hk-mchk"]
+
+    answer = await _consent_again(gateway, chan, app_id, {**CONSENT, "destinations": ["GD"]})
+
+    assert answer.status == 200
+    _, timeline = await _case(gateway, app_id)
+    [renewed] = [e.data for e in timeline if e.type == "consent.renewed"]
+    assert renewed["forwards_due"] == []  # nothing had been queued to it
+    assert await _forwards(gateway, app_id) == [
+        ("sz-hc", "delivered", None),
+        ("hk-mchk", "pending", None),
+    ]
+    assert await _relay(gateway, partners).run_once() == 1
+    assert len(partners.sent) == 2
+
+
+async def test_consenting_again_is_refused_and_changes_nothing_unless_it_can_help(
+    quiet: tuple[RunningGateway, FixedClock],
+) -> None:
+    """Refused, with nothing stored (no consent, no case change, no forward): a consent that
+    does not cover the destinations the case's agencies need; someone else's case; a case
+    whose consent is in force with nothing withheld; a closed case."""
+    gateway, _ = quiet
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan = await sign_in(chan_at_hk(), deps)
+    other = await sign_in(
+        hk_person("HK-WONG", "B654321", "4", "WONG, Siu Ming", "19900101", "iamsmart"), deps
+    )
+    app_id = (await submit(gateway, chan, HENGQIN, "key-00000113", consent=CONSENT))[
+        "application_id"
+    ]
+    first, _ = await _case(gateway, app_id)
+
+    with pytest.raises(IllegalTransitionError):  # in force, nothing withheld: nothing to do
+        await _consent_again(gateway, chan, app_id)
+    await withdraw_consent(resident(chan), first.consent_id, deps)
+    before = await row_counts(gateway.settings, (consents, *CASE_TABLES))
+    with pytest.raises(ConsentRequiredError):  # not to Guangdong, where the agency is (elsewhere)
+        await _consent_again(gateway, chan, app_id, {**CONSENT, "destinations": ["MO"]})
+    with pytest.raises(ConsentRequiredError):  # not the materials the case carries
+        await _consent_again(gateway, chan, app_id, {**CONSENT, "categories": ["identity"]})
+    with pytest.raises(NotFoundError):
+        await _consent_again(gateway, other, app_id)
+    assert await row_counts(gateway.settings, (consents, *CASE_TABLES)) == before
+    case, _ = await _case(gateway, app_id)
+    assert case.consent_id == first.consent_id
+
+    await lifecycle.act_on_application(
+        ActOnApplication(
+            caller=Caller.resident(chan.person_id, chan.login_id),
+            application_id=app_id,
+            action="withdraw",
+        ),
+        deps,
+    )
+    with pytest.raises(IllegalTransitionError):  # withdrawn: nothing goes on
+        await _consent_again(gateway, chan, app_id)
+    assert (await row_counts(gateway.settings, (consents,)))["consents"] == before["consents"]
