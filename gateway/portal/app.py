@@ -624,6 +624,21 @@ async def consent_page(request: web.Request) -> web.Response:
     )
 
 
+def _consent_for(matter: Mapping[str, Any]) -> dict[str, Any]:
+    """The consent the consent page shows for a matter: every data category the form and the
+    evidence shared carry, to every jurisdiction its agencies and issuers sit in."""
+    evidence = _evidence(matter)
+    destinations = sorted(
+        {a.get("jurisdiction") for a in matter["route"].get("agencies", {}).values()}
+        | {e["jurisdiction"] for e in evidence} - {None}
+    )
+    return {
+        "purpose": "cross_border_application",
+        "categories": [*CATEGORIES, *sorted({e["category"] for e in evidence} - set(CATEGORIES))],
+        "destinations": destinations,
+    }
+
+
 async def consent_submit(request: web.Request) -> web.Response:
     """The consent, given with the submission (recorded only if the case is), then the case."""
     session, form = await _post_form(request)
@@ -635,25 +650,12 @@ async def consent_submit(request: web.Request) -> web.Response:
         session.notice = "consent_needed"
         return _redirect(f"{PREFIX}/matters/{quote(code)}/consent")
     matter = await _matter(request, session)
-    evidence = _evidence(matter)
-    destinations = sorted(
-        {a.get("jurisdiction") for a in matter["route"].get("agencies", {}).values()}
-        | {e["jurisdiction"] for e in evidence} - {None}
-    )
-    categories = [*CATEGORIES, *sorted({e["category"] for e in evidence} - set(CATEGORIES))]
     status, body, _ = await api(
         request,
         session,
         "POST",
         "/v1/me/applications",
-        json_body={
-            "application": draft["document"],
-            "consent": {
-                "purpose": "cross_border_application",
-                "categories": categories,
-                "destinations": destinations,
-            },
-        },
+        json_body={"application": draft["document"], "consent": _consent_for(matter)},
         headers={"Idempotency-Key": "portal-" + draft["key"]},
     )
     if status == 202:
@@ -756,6 +758,8 @@ async def progress(request: web.Request) -> web.Response:
         request,
         "progress.html",
         {
+            "held_back": _held_back(view),
+            "consent_scope": _consent_for(matter) if matter.get("route") else None,
             "view": view,
             "certificates": mine,
             "complaints": complaints.get("items", []) if isinstance(complaints, dict) else [],
@@ -768,6 +772,48 @@ async def progress(request: web.Request) -> web.Response:
         },
         session=session,
     )
+
+
+CLOSED = ("withdrawn", "rejected", "not_accepted", "approved", "result_delivered")
+
+
+def _held_back(view: Mapping[str, Any]) -> bool:
+    """An open case with a forward withheld since the applicant last consented."""
+    if view.get("status") in CLOSED:
+        return False
+    held = False
+    for event in view.get("timeline", []):
+        if event.get("type") == "message.withheld":
+            held = True
+        elif event.get("type") == "consent.renewed":
+            held = False
+    return held
+
+
+async def consent_again(request: web.Request) -> web.Response:
+    """The applicant consents again for a case held back by a withdrawn or lapsed consent:
+    the same consent the consent page asks for, on this case; its forwards then go on."""
+    session, form = await _post_form(request)
+    case_id = request.match_info["id"]
+    if form.get("agree") != "yes":
+        session.notice = "consent_needed"
+        return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
+    status, view, _ = await api(request, session, "GET", f"/v1/me/applications/{quote(case_id)}")
+    if status != 200:
+        raise web.HTTPNotFound(text="not one of your applications")
+    _, matter, _ = await api(
+        request, session, "GET", f"/v1/matters/{quote(str(view.get('matter')))}", auth=False
+    )
+    status, _, _ = await api(
+        request,
+        session,
+        "POST",
+        f"/v1/me/applications/{quote(case_id)}/consent",
+        json_body=_consent_for(matter),
+        headers={"Idempotency-Key": "portal-" + secrets.token_urlsafe(18)},
+    )
+    session.notice = "consent_given_again" if status == 200 else "consent_again_refused"
+    return _redirect(f"{PREFIX}/applications/{quote(case_id)}")
 
 
 async def supplement(request: web.Request) -> web.Response:
@@ -1101,6 +1147,7 @@ def portal_app(base_url: str) -> web.Application:
     app.router.add_get("/applications", applications)
     app.router.add_get("/applications/{id}", progress)
     app.router.add_post("/applications/{id}/withdrawal", withdraw)
+    app.router.add_post("/applications/{id}/consent", consent_again)
     app.router.add_post("/applications/{id}/supplements", supplement)
     app.router.add_post("/applications/{id}/complaints", complain)
     app.router.add_get("/certificates/{id}", certificate)

@@ -31,6 +31,7 @@ from axe_playwright_python.async_playwright import Axe
 from gateway.bootstrap import Overrides, create_app
 from gateway.identity.tokens import refresh_hash
 from gateway.portal.app import STATE
+from gateway.sandbox.routes import PARTNERS
 from gateway.store.tables import applications, logins, oidc_refresh_tokens
 from gateway.web.keys import STORE
 from tests.conftest import RunningGateway, sandbox_settings
@@ -336,6 +337,51 @@ async def test_a_macau_resident_applies_in_portuguese(
     await journey.progress(case_id)
     assert await page.locator("h1").inner_text() == "Os meus pedidos"
     await journey.result(case_id)
+    assert await page.locator("#result p").inner_text() == "O seu pedido foi aprovado."
+    await context.close()
+    assert journey.violations == [], "\n".join(journey.violations)
+
+
+async def test_a_case_held_back_by_a_withdrawn_consent_goes_on_once_consented_again(
+    browser: Any, gateway: RunningGateway, artifacts: Path
+) -> None:
+    """In Portuguese: the lead agency is down, so the case's forward waits; the resident
+    withdraws the consent on the consents page, the forward is withheld, and the progress
+    page says the case waits for a consent; given again, the case goes on and is decided."""
+    partners = gateway.app[PARTNERS]  # type: ignore[index]
+    partners.faults.update("gd-hq-csb", {"down": True})
+    context = await browser.new_context(
+        locale="pt-PT", extra_http_headers={"Accept-Language": "pt-PT,pt;q=0.9"}
+    )
+    page = await context.new_page()
+    journey = Journey(page, gateway, artifacts, "held-back-pt")
+    await journey.log_in("macau", "lei-sio-meng")
+    await journey.find("empresário comercial")
+    await journey.fill_form("Casa de Chá Lei")
+    case_id = await journey.consent_and_submit()
+
+    await page.get_by_role("link", name="Consentimentos").click()
+    await page.wait_for_url("**/portal/consents")
+    await page.locator('#consents tr[data-status="in_force"] button').click()
+    await page.wait_for_url("**/portal/consents")
+    assert await page.locator('#consents tr[data-status="withdrawn"]').count() == 1
+    await journey.check("consent-withdrawn")
+    await page.goto(f"{gateway.url}/portal/applications/{case_id}")
+    assert await page.locator("#consent-again h2").inner_text() == (
+        "Este pedido aguarda o seu consentimento"
+    )
+    await journey.check("progress-held-back")
+
+    partners.faults.update("gd-hq-csb", {"down": False})
+    await page.locator("#agree-again").check()
+    await page.locator("#consent-again-button").click()
+    await page.wait_for_url(f"**/portal/applications/{case_id}")
+    assert "o pedido prossegue" in await page.get_by_role("status").inner_text()
+    assert await page.locator("#consent-again").count() == 0
+    renewed = '#timeline li[data-event="consent.renewed"]'
+    assert await page.locator(renewed).count() == 1
+    await journey.check("progress-consented-again")
+    await journey.result(case_id)  # delivered to the lead now, and decided
     assert await page.locator("#result p").inner_text() == "O seu pedido foi aprovado."
     await context.close()
     assert journey.violations == [], "\n".join(journey.violations)
