@@ -111,7 +111,7 @@ async def test_the_materials_scenario_uploads_submits_and_fetches_as_the_handler
     assert "mo-dsat, not a handler, gets 404 as for an unknown id" in described
 
 
-async def test_the_consent_withdrawn_scenario_withholds_the_waiting_forward(
+async def test_the_consent_withdrawn_scenario_withholds_the_waiting_forward_until_consented(
     gateway: RunningGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = await scenario(gateway, "consent-withdrawn")
@@ -121,6 +121,8 @@ async def test_the_consent_withdrawn_scenario_withholds_the_waiting_forward(
     described = "\n".join(text for _, text in steps(out))
     assert "the waiting forward is withheld: message.withheld on the case" in described
     assert "past the retry's time, mo-ipim was never sent the case" in described
+    assert "chan-tai-man consents again for the case" in described
+    assert "mo-ipim is sent the case under the new consent" in described
     assert (await _faults(gateway, "mo-ipim"))["down"] is False  # the switch is reset
 
 

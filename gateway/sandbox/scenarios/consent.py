@@ -6,8 +6,10 @@ reviewer is down (``PUT /sandbox/v1/agencies/{id}/faults {"down": true}``), so i
 waits in the queue for a retry while the lead has the case. The resident withdraws the
 consent (``POST /v1/me/consents/{id}/withdraw``): the waiting forward is withheld and the
 timeline says so (``message.withheld``, ``consent_withdrawn``); the reviewer comes back and is
-never sent the case, past the retry's time. The lead was sent only what the matter declares
-it needs; the faults are reset even when a step fails.
+never sent the case, past the retry's time. The resident then consents again for the case
+(``POST /v1/me/applications/{id}/consent``): ``consent.renewed`` names the reviewer, and the
+reviewer is sent the case under the new consent. The lead was sent only what the matter
+declares it needs; the faults are reset even when a step fails.
 """
 
 from __future__ import annotations
@@ -121,6 +123,30 @@ async def consent_withdrawn(ctx: Context) -> None:
             delivered = [e["actor"] for e in events(view, "message.delivered")]
             expect(reviewer not in delivered, f"no delivery to {reviewer}", delivered)
             step.detail = case_summary(view)
+
+        async with ctx.step(f"{WHO} consents again for the case") as step:
+            again = {"categories": CATEGORIES, "destinations": wanted}
+            path = f"/v1/me/applications/{application_id}/consent"
+            await resident.ok("POST", path, again)
+            view = await ctx.case(lead, application_id)
+            renewed = events(view, "consent.renewed")
+            expect(
+                [e.get("forwards_due") for e in renewed] == [[reviewer]],
+                f"one consent.renewed naming {reviewer}",
+                renewed,
+            )
+            step.detail = f"{renewed[0].get('previous')} -> {renewed[0].get('consent_id')}"
+
+        async with ctx.step(f"{reviewer} is sent the case under the new consent") as step:
+            view = await ctx.until(
+                lambda: ctx.case(lead, application_id),
+                lambda v: any(e["actor"] == reviewer for e in events(v, "message.delivered")),
+                expected=f"a delivery to {reviewer}",
+                seen=case_summary,
+            )
+            count = await ctx.received_by(reviewer, application_id)
+            expect(count == 1, f"one message in {reviewer}'s inbox", f"{count} messages")
+            step.detail = case_summary(view)
     finally:
         if broken:
             await ctx.http("DELETE", faults)
@@ -128,6 +154,7 @@ async def consent_withdrawn(ctx: Context) -> None:
 
 CONSENT_WITHDRAWN = Scenario(
     "consent-withdrawn",
-    "consent withdrawn mid-review: a forward waiting for a retry is withheld, never sent",
+    "consent withdrawn mid-review: a forward waiting for a retry is withheld, never sent; "
+    "consented again, it goes",
     consent_withdrawn,
 )
