@@ -131,6 +131,8 @@ async def admit(
     home = home_jurisdiction(part.applicant)
     destinations = sorted({a.jurisdiction for a in handlers.values()} - {home})
     consent = await _consent(applicant, part, matter, handlers, uow, now)
+    if consent is None and part.agent_id is not None and destinations:
+        consent = await _principal_s(uow, part.applicant_id, matter, destinations, document, now)
     if not destinations and consent is None:
         return None
     consent = require_consent(
@@ -156,6 +158,32 @@ async def admit(
             now,
         )
     return consent
+
+
+async def _principal_s(
+    uow: UnitOfWork,
+    principal_id: str,
+    matter: Matter,
+    destinations: list[str],
+    document: Mapping[str, Any],
+    now: datetime,
+) -> Consent | None:
+    """An agent names no consent (it cannot give one, Art. 24): the principal's own consent
+    in force that covers this matter, its data and destinations, if they gave one; one for
+    this matter before a general one, the newest first."""
+    categories = data_categories(document)
+    covering = [
+        c
+        for c in await uow.identities.consents_of(principal_id)
+        if c.covers(
+            purpose="cross_border_application",
+            categories=categories,
+            destinations=destinations,
+            matter=str(matter.code),
+            at=now,
+        )
+    ]
+    return max(covering, key=lambda c: (c.matter is not None, c.granted_at), default=None)
 
 
 async def _consent(

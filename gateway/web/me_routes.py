@@ -41,7 +41,12 @@ _SUBMISSION = {
             "type": "object",
             "description": "Consent given with this submission: categories, destinations",
         },
-        "consent_id": {"type": "string", "description": "A consent recorded before"},
+        "consent_id": {
+            "type": "string",
+            "description": "A consent recorded before. An agent (`on_behalf_of`) naming none "
+            "relies on the principal's own consent in force that covers the matter, its data "
+            "and destinations (one for the matter first, the newest)",
+        },
         "on_behalf_of": {"type": "string", "description": "A confirmed delegation id (agents)"},
         "delivery_channel": {
             "enum": ["electronic", "post", "pickup", "kiosk"],

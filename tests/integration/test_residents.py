@@ -361,3 +361,49 @@ async def test_an_agent_applies_for_the_principal_under_a_confirmed_delegation(
             on_behalf_of=asked["delegation_id"],
             consent=CONSENT,
         )
+
+
+async def test_an_agent_naming_no_consent_relies_on_the_principal_s_own(
+    gateway: RunningGateway,
+) -> None:
+    """The agent cannot consent and does not know the principal's consents: naming none, the
+    submission relies on the principal's consent in force for the matter (before a general
+    one); without one that covers the case it is refused and nothing is stored."""
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan = await sign_in(chan_at_hk(), deps)
+    agent = await sign_in(
+        hk_person("TA-LEUNG", "K246810", "7", "LEUNG, Mei Ling", "19900808", "iamsmart"), deps
+    )
+    until = (deps.clock.now() + timedelta(days=30)).isoformat()
+    asked = await request_delegation(
+        resident(agent),
+        {
+            "principal": {"type": "HKID", "number": "A123456(3)"},
+            "matters": [HENGQIN_BUSINESS],
+            "until": until,
+        },
+        deps,
+    )
+    await change_delegation(resident(chan), asked["delegation_id"], "confirm", deps)
+    await grant_consent(resident(agent), CONSENT, deps)  # the agent's own: never the principal's
+    narrow = await grant_consent(resident(chan), {**CONSENT, "categories": ["identity"]}, deps)
+    before = await row_counts(gateway.settings)
+
+    with pytest.raises(ConsentRequiredError):  # the principal's consent does not cover it
+        await submit(
+            gateway, agent, HENGQIN_BUSINESS, "key-00000011", on_behalf_of=asked["delegation_id"]
+        )
+    assert await row_counts(gateway.settings) == before
+
+    general = await grant_consent(resident(chan), CONSENT, deps)
+    for_matter = await grant_consent(resident(chan), {**CONSENT, "matter": HENGQIN_BUSINESS}, deps)
+    answer = await submit(
+        gateway, agent, HENGQIN_BUSINESS, "key-00000012", on_behalf_of=asked["delegation_id"]
+    )
+
+    async with deps.uow() as uow:
+        app = await uow.applications.get(answer["application_id"])
+    assert app is not None
+    assert app.applicant_id == chan.person_id
+    assert app.consent_id == for_matter["consent_id"]
+    assert app.consent_id not in (narrow["consent_id"], general["consent_id"])
