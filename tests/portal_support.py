@@ -14,15 +14,18 @@ from tests.conftest import RunningGateway
 FORM = re.compile(r'<form method="post" action="([^"]+)">')
 HANDLE = re.compile(r'name="interaction" value="([^"]+)"')
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def browser() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
-async def persona_page(client: aiohttp.ClientSession, gateway: RunningGateway) -> str:
+async def persona_page(
+    client: aiohttp.ClientSession, gateway: RunningGateway, idp: str = "hk"
+) -> str:
     """Start a login at the portal and follow it to the sandbox IdP's persona page."""
-    async with client.get(f"{gateway.url}/portal/login?idp=hk") as response:
+    async with client.get(f"{gateway.url}/portal/login?idp={idp}") as response:
         assert response.status == 200, await response.text()
         return await response.text()
 
@@ -47,9 +50,13 @@ async def returned(
 
 
 async def log_in(
-    client: aiohttp.ClientSession, gateway: RunningGateway, persona: str = "chan-tai-man"
+    client: aiohttp.ClientSession,
+    gateway: RunningGateway,
+    persona: str = "chan-tai-man",
+    idp: str = "hk",
 ) -> None:
-    back = await returned(client, gateway, await persona_page(client, gateway), persona)
+    page = await persona_page(client, gateway, idp)
+    back = await returned(client, gateway, page, persona)
     async with client.get(back) as response:
         assert response.status == 200
         assert 'id="greeting"' in await response.text()
@@ -58,3 +65,22 @@ async def log_in(
 async def csrf_of(client: aiohttp.ClientSession, url: str) -> str:
     async with client.get(url) as response:
         return CSRF.search(await response.text()).group(1)  # type: ignore[union-attr]
+
+
+def application_form(csrf: str | None, *extra: tuple[str, str]) -> aiohttp.FormData:
+    """The Hengqin business form, its application form attached and the proof of premises
+    replaced by a commitment; ``extra`` fields go right after the CSRF token."""
+    form = aiohttp.FormData()
+    if csrf is not None:
+        form.add_field("csrf", csrf)
+    for name, value in extra:
+        form.add_field(name, value)
+    form.add_field("particulars/business_name", "大文茶餐廳")
+    form.add_field("particulars/business_address/text", "橫琴示例大道 88 號")
+    form.add_field("particulars/business_address/jurisdiction", "GD")
+    form.add_field("particulars/business_scope", "餐飲服務")
+    form.add_field(
+        "material:APPLICATION_FORM", PDF, filename="form.pdf", content_type="application/pdf"
+    )
+    form.add_field("commit:PREMISES_PROOF", "yes")
+    return form

@@ -405,8 +405,12 @@ async def apply_form(request: web.Request) -> web.Response:
     schema = await _schema(request, code)
     _, me, _ = await api(request, session, "GET", "/v1/me")
     draft = session.drafts.get(code, {})
+    agent_of = _acting_for(me, code)
+    chosen = request.query.get("for", draft.get("on_behalf_of", ""))
+    principal = next((d for d in agent_of if d["delegation_id"] == chosen), None)
     fields = forms.fields_of(schema)
-    forms.fill(fields, draft.get("values") or _prefill(fields, me))
+    # the login's own particulars are not the principal's: nothing pre-filled for them
+    forms.fill(fields, draft.get("values") or ({} if principal else _prefill(fields, me)))
     tr = i18n.Translator(language(request))
     summary = forms.place_errors(fields, draft.get("errors", []), tr)
     material_errors = [
@@ -419,6 +423,8 @@ async def apply_form(request: web.Request) -> web.Response:
             "matter": matter,
             "fields": fields,
             "who": _who(me),
+            "agent_of": agent_of,
+            "principal": principal,
             "summary": summary,
             "material_errors": material_errors,
             "uploaded": {m["code"]: m for m in draft.get("materials", [])},
@@ -428,6 +434,22 @@ async def apply_form(request: web.Request) -> web.Response:
         session=session,
         status=422 if summary else 200,
     )
+
+
+def _acting_for(me: Any, code: str) -> list[dict[str, Any]]:
+    """The confirmed delegations in force under which this login may apply for someone else
+    for the matter (Art. 24): the principals the form offers to apply for."""
+    now = datetime.now(UTC)
+    held = me.get("delegations", []) if isinstance(me, Mapping) else []
+    return [
+        d
+        for d in held
+        if d.get("role") == "agent"
+        and d.get("confirmed_at")
+        and not d.get("revoked_at")
+        and datetime.fromisoformat(d["until"]) > now
+        and ({code, "*"} & set(d.get("matters", [])))
+    ]
 
 
 def _who(me: Any) -> dict[str, Any]:
@@ -514,6 +536,7 @@ async def apply_submit(request: web.Request) -> web.Response:
         {"material": c, "language": language(request)} for c in sorted(commitments)
     ]
     session.drafts[code] = {
+        "on_behalf_of": texts.get("on_behalf_of", ""),
         "values": values,
         "materials": list(materials.values()),
         "commitments": document["commitments"],
@@ -646,16 +669,22 @@ async def consent_submit(request: web.Request) -> web.Response:
     draft = session.drafts.get(code)
     if not draft:
         return _redirect(f"{PREFIX}/matters/{quote(code)}/apply")
-    if form.get("agree") != "yes":
+    agent = bool(draft.get("on_behalf_of"))
+    if form.get("agree") != "yes" and not agent:  # an agent's case: the principal's consent
         session.notice = "consent_needed"
         return _redirect(f"{PREFIX}/matters/{quote(code)}/consent")
     matter = await _matter(request, session)
+    submission: dict[str, Any] = {"application": draft["document"]}
+    if agent:
+        submission["on_behalf_of"] = draft["on_behalf_of"]
+    else:
+        submission["consent"] = _consent_for(matter)
     status, body, _ = await api(
         request,
         session,
         "POST",
         "/v1/me/applications",
-        json_body={"application": draft["document"], "consent": _consent_for(matter)},
+        json_body=submission,
         headers={"Idempotency-Key": "portal-" + draft["key"]},
     )
     if status == 202:
@@ -1067,17 +1096,54 @@ async def request_delegation(request: web.Request) -> web.Response:
 
 
 async def change_delegation(request: web.Request) -> web.Response:
-    session, _ = await _post_form(request)
-    action = request.match_info["action"]
-    status, _, _ = await api(
-        request,
-        session,
-        "POST",
-        f"/v1/me/delegations/{quote(request.match_info['id'])}/{action}",
-    )
-    done = {"confirm": "delegation_confirmed", "revoke": "delegation_revoked"}[action]
-    session.notice = done if status == 200 else "delegation_refused"
+    """Confirm or revoke a delegation. The principal may consent, for each service it
+    names, to what the consent page would ask for that service — on confirming, or later
+    (``consent``): the agent cannot consent for them, and the cases the agent files rely on
+    it (Art. 24)."""
+    session, form = await _post_form(request)
+    action, delegation_id = request.match_info["action"], request.match_info["id"]
+    matters: list[str] = []
+    if action == "consent":
+        _, me, _ = await api(request, session, "GET", "/v1/me")
+        held = me.get("delegations", []) if isinstance(me, dict) else []
+        mine = [
+            d for d in held if d["delegation_id"] == delegation_id and d.get("role") == "principal"
+        ]
+        matters = [m for d in mine for m in d.get("matters", [])]
+        session.notice = "delegation_refused"
+    else:
+        status, body, _ = await api(
+            request, session, "POST", f"/v1/me/delegations/{quote(delegation_id)}/{action}"
+        )
+        done = {"confirm": "delegation_confirmed", "revoke": "delegation_revoked"}[action]
+        session.notice = done if status == 200 else "delegation_refused"
+        if status == 200 and action == "confirm" and form.get("consent") == "yes":
+            matters = body.get("matters", []) if isinstance(body, dict) else []
+    if matters and await _consent_to_matters(request, session, matters):
+        session.notice = (
+            "delegation_consented" if action == "consent" else ("delegation_confirmed_consented")
+        )
     return _redirect(f"{PREFIX}/delegations")
+
+
+async def _consent_to_matters(request: web.Request, session: Session, codes: list[str]) -> bool:
+    """The resident's consent for each matter (``*`` names none): True when all were given."""
+    given = []
+    for code in (c for c in codes if c != "*"):
+        found, matter, _ = await api(
+            request, session, "GET", f"/v1/matters/{quote(code)}", auth=False
+        )
+        if found != 200:
+            return False
+        status, _, _ = await api(
+            request,
+            session,
+            "POST",
+            "/v1/me/consents",
+            json_body={**_consent_for(matter), "matter": code},
+        )
+        given.append(status == 201)
+    return bool(given) and all(given)
 
 
 async def withdraw(request: web.Request) -> web.Response:
@@ -1157,7 +1223,7 @@ def portal_app(base_url: str) -> web.Application:
     app.router.add_post("/consents/{id}/withdraw", withdraw_consent)
     app.router.add_get("/delegations", delegations)
     app.router.add_post("/delegations", request_delegation)
-    app.router.add_post("/delegations/{id}/{action:confirm|revoke}", change_delegation)
+    app.router.add_post("/delegations/{id}/{action:confirm|revoke|consent}", change_delegation)
     app.router.add_get("/applications/{id}/receipt", receipt_page)
     app.router.add_get("/applications/{id}/receipt.jwt", receipt_download)
     app.router.add_get("/static/portal.css", stylesheet)

@@ -30,11 +30,10 @@ from gateway.portal.sessions import COOKIE
 from gateway.store.tables import applications, complaints, logins, materials, oidc_refresh_tokens
 from gateway.web.keys import STORE
 from tests.conftest import RunningGateway, sandbox_settings
-from tests.portal_support import browser, csrf_of, log_in, persona_page, returned
+from tests.portal_support import application_form, browser, csrf_of, log_in, persona_page, returned
 from tests.support import refused_at_the_gateway
 
 HENGQIN_BUSINESS = "11440400MB2C00081P4440120002000"
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 async def _count(gateway: RunningGateway, table: sa.Table) -> int:
@@ -46,21 +45,6 @@ def _state(gateway: RunningGateway) -> PortalState:
     return gateway.app[STATE]  # type: ignore[index]
 
 
-def _application_form(csrf: str | None) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    if csrf is not None:
-        form.add_field("csrf", csrf)
-    form.add_field("particulars/business_name", "大文茶餐廳")
-    form.add_field("particulars/business_address/text", "橫琴示例大道 88 號")
-    form.add_field("particulars/business_address/jurisdiction", "GD")
-    form.add_field("particulars/business_scope", "餐飲服務")
-    form.add_field(
-        "material:APPLICATION_FORM", PDF, filename="form.pdf", content_type="application/pdf"
-    )
-    form.add_field("commit:PREMISES_PROOF", "yes")
-    return form
-
-
 async def test_posts_without_the_csrf_token_are_refused_and_nothing_is_stored(
     gateway: RunningGateway,
 ) -> None:
@@ -70,13 +54,13 @@ async def test_posts_without_the_csrf_token_are_refused_and_nothing_is_stored(
         await log_in(client, gateway)
         csrf = await csrf_of(client, apply)
         for token in (None, "forged-" + csrf):
-            async with client.post(apply, data=_application_form(token)) as response:
+            async with client.post(apply, data=application_form(token)) as response:
                 assert response.status == 403
         assert await _count(gateway, materials) == 0  # no file was streamed on
         async with client.get(consent, allow_redirects=False) as response:
             assert response.status == 303  # no draft was kept: back to the form
 
-        async with client.post(apply, data=_application_form(csrf)) as response:
+        async with client.post(apply, data=application_form(csrf)) as response:
             assert response.status == 200
             assert response.url.path.endswith("/consent")
         assert await _count(gateway, materials) == 1
@@ -231,7 +215,7 @@ async def _file_application(client: aiohttp.ClientSession, gateway: RunningGatew
     apply = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply"
     consent = f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/consent"
     csrf = await csrf_of(client, apply)
-    async with client.post(apply, data=_application_form(csrf)) as response:
+    async with client.post(apply, data=application_form(csrf)) as response:
         assert response.url.path.endswith("/consent")
     async with client.post(consent, data={"agree": "yes", "csrf": csrf}) as response:
         assert response.url.path.endswith("/receipt")
