@@ -689,7 +689,7 @@ async def consent_submit(request: web.Request) -> web.Response:
     )
     if status == 202:
         session.drafts.pop(code, None)
-        session.receipts[body["application_id"]] = dict(body)
+        session.receipts[body["application_id"]] = {**body, "for": draft.get("on_behalf_of")}
         return _redirect(f"{PREFIX}/applications/{quote(body['application_id'])}/receipt")
     if status == 422 and isinstance(body, dict) and body.get("errors"):
         draft["errors"] = body["errors"]

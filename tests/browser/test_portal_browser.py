@@ -114,7 +114,8 @@ class Journey:
         row = page.locator('#recipients tr[data-agency="gd-hq-csb"]')
         assert await row.locator("td[data-jurisdiction]").get_attribute("data-jurisdiction") == "GD"
         await self.check("consent")
-        await page.locator("#agree").check()
+        if await page.locator("#principal-consent").count() == 0:  # an agent is not asked
+            await page.locator("#agree").check()
         await page.locator("#submit").click()
         await page.wait_for_url("**/portal/applications/*/receipt")
         await self.check("receipt")
@@ -553,12 +554,31 @@ async def test_after_submitting_a_resident_supplies_complains_withdraws_and_dele
     other = Journey(principal, gateway, artifacts, "principal-en")
     await other.log_in("macau", "lei-sio-meng")
     await principal.goto(f"{gateway.url}/portal/delegations")
+    await principal.locator("tr[data-delegation] input[id^=consent-]").check()
     await principal.locator("tr[data-delegation] button[id^=confirm-]").click()
     await principal.wait_for_url("**/portal/delegations")
-    assert "Delegation confirmed." in await principal.get_by_role("status").inner_text()
+    assert await principal.get_by_role("status").inner_text() == (
+        "Delegation confirmed, and your consent recorded."
+    )
     await other.check("delegation-confirmed")
     await page.reload()
     assert "Confirmed" in await page.locator("tr[data-delegation]").inner_text()
+
+    # 陳大文 applies for 李小明: his document instead of her identity, his consent relied on
+    await page.goto(f"{gateway.url}/portal/matters/{HENGQIN_BUSINESS}/apply")
+    await page.locator("#for").select_option(index=1)
+    await page.locator("#choose-for").click()
+    await page.wait_for_url(f"**/portal/matters/{HENGQIN_BUSINESS}/apply?for=*")
+    assert "1234567(8)" in await page.locator("#principal").inner_text()
+    assert await page.locator("#identity").count() == 0
+    await journey.check("form-for-principal")
+    await journey.fill_form("Lei's Tea House")
+    case_id = await journey.consent_and_submit()
+    assert await page.locator("#principal-follows").count() == 1  # his case: he follows it
+    await page.goto(f"{gateway.url}/portal/applications")
+    assert await page.locator(f'tr[data-application="{case_id}"]').count() == 0  # his, not hers
+    await principal.goto(f"{gateway.url}/portal/applications")
+    assert await principal.locator(f'tr[data-application="{case_id}"]').count() == 1
     violations = journey.violations + other.violations
     assert violations == [], "\n".join(violations)
 

@@ -88,6 +88,9 @@ async def test_an_agent_applies_for_the_principal_under_the_principal_s_own_cons
         async with agent.post(consent, data={"csrf": csrf}) as response:
             assert response.status == 200
             assert response.url.path.endswith("/receipt")
+            page = await response.text()
+        assert 'id="principal-follows"' in page
+        assert 'id="see-progress"' not in page  # the case is his: the agent cannot follow it
     [case] = await _rows(
         gateway,
         sa.select(applications.c.id, applications.c.applicant_id, applications.c.consent_id),

@@ -154,7 +154,6 @@ async def consent_withdrawn(ctx: Context) -> None:
 
 CONSENT_WITHDRAWN = Scenario(
     "consent-withdrawn",
-    "consent withdrawn mid-review: a forward waiting for a retry is withheld, never sent; "
-    "consented again, it goes",
+    "consent withdrawn mid-review: a waiting forward is withheld; consented again, it goes",
     consent_withdrawn,
 )
