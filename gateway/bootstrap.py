@@ -442,6 +442,7 @@ def create_app(
         observer=app[METRICS].relay_observer(),
         check_ack_keys=True,
         blobs=blobs,
+        notify=True,
     )
     app[RELAY] = relay
     app[STORE] = uow

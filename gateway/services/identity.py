@@ -25,6 +25,7 @@ from gateway.domain.identity import (
     resolve_links,
 )
 from gateway.domain.values import IdentityDocument
+from gateway.services import notifications
 from gateway.services.consents import consent_from_request
 from gateway.services.handlers import Dependencies
 from gateway.services.ports import OutboxMessage, UnitOfWork
@@ -188,7 +189,9 @@ async def withdraw_consent(
         withdrawn = consent.withdraw(now)
         if withdrawn is not consent:
             await uow.identities.save_consent(withdrawn)
-            held = await withhold_forwards(uow, consent.id, "consent_withdrawn", now)
+            held = await withhold_forwards(
+                uow, consent.id, "consent_withdrawn", now, notify=deps.notify
+            )
             # portals holding the resident's refresh tokens must come back through a login
             ended = await uow.identities.end_grants(resident.person_id, now)
             details: dict[str, Any] = {"forwards_withheld": held} if held else {}
@@ -201,11 +204,14 @@ async def withdraw_consent(
     return withdrawn.as_dict()
 
 
-async def withhold_forwards(uow: UnitOfWork, consent_id: str, reason: str, now: datetime) -> int:
+async def withhold_forwards(
+    uow: UnitOfWork, consent_id: str, reason: str, now: datetime, *, notify: bool = False
+) -> int:
     """Cancel the forwards not yet delivered that rely on the consent: each outbox row is
     ``withheld`` (the relay never sends it) and its case's timeline says so
-    (``message.withheld`` with the reason). Later forwards are checked as they fall due
-    (milestones.forwards). The number of forwards withheld."""
+    (``message.withheld`` with the reason), and, with ``notify``, the applicant is told the
+    case is on hold. Later forwards are checked as they fall due (milestones.forwards). The
+    number of forwards withheld."""
     queued = await uow.outbox.relying_on(consent_id)
     held = await uow.outbox.withhold([m.id for m in queued], reason)
     by_case: dict[str, list[OutboxMessage]] = {}
@@ -218,6 +224,8 @@ async def withhold_forwards(uow: UnitOfWork, consent_id: str, reason: str, now: 
             continue
         for message in messages:
             app.forward_withheld(message.destination, reason, now, message.id)
+        if notify:  # the applicant is told the case is on hold (Art. 22)
+            await notifications.record(app, uow, now)
         await uow.applications.save(app)
     return len(held)
 

@@ -12,6 +12,9 @@ that dies after the commit loses none, and a refused action writes none. One row
   Art. 12), also every handling agency;
 - for a complaint filed, also the lead agency (who answers it); for an automatic decision drawn
   for re-check, the lead agency only;
+- for a forward withheld (``message.withheld``: the case is on hold, no consent in force or
+  declared basis covers it), the resident who applied, or the agency that submitted — once
+  per move, however many forwards it held;
 - for a supplement provided, the lead agency and every handler already holding the case only
   (they examine or review the supplemented document, Art. 19(3), 20);
 - a corrective decision after an overturned re-check (Art. 25) carries its routes of redress,
@@ -129,6 +132,14 @@ MESSAGES: dict[str, Localized] = {
         "Um documento dispensado na aceitação do seu pedido ultrapassou o prazo; queira "
         "apresentá-lo agora.",
     ),
+    "message.withheld": Localized(
+        "您的申請已暫停：沒有有效的同意涵蓋向辦理機關傳送您的資料。您可重新給予同意讓申請繼續，或撤回申請。",
+        "您的申请已暂停：没有有效的同意涵盖向办理机关传送您的数据。您可重新给予同意让申请继续，或撤回申请。",
+        "Your application is on hold: no consent in force covers sending your data to an "
+        "agency. Consent again for it to go on, or withdraw it.",
+        "O seu pedido está suspenso: nenhum consentimento em vigor abrange o envio dos seus "
+        "dados a uma entidade. Volte a consentir para que prossiga, ou desista dele.",
+    ),
     "complaint.filed": Localized(
         "您的投訴已收到。",
         "您的投诉已收到。",
@@ -165,6 +176,7 @@ MILESTONES = frozenset(
         "application.supplement_provided",
         "application.decision_corrected",
         "material.overdue",
+        "message.withheld",  # the case is on hold: nothing covers a forward it needs
     }
 )
 _TO_HANDLERS = frozenset({"application.withdrawn", "deadline.overdue", "material.overdue"})
@@ -179,6 +191,7 @@ _DETAILS = (
     "owed",  # an acceptance's materials owed later, each with its due day (Art. 12)
     "material",  # material.overdue: which owed material, and its due day
     "due",
+    "reason",  # message.withheld: why (consent_withdrawn, consent_expired, no_legal_basis ...)
 )
 # codes, dates and the routes of redress only
 
@@ -190,6 +203,8 @@ def recipients(app: Application, event: Event) -> list[str]:
     if event.type == "application.supplement_provided":
         holding = [h.agency_id for h in app.handlers if h.message_id is not None]
         return list(dict.fromkeys([app.lead.agency_id, *holding]))
+    if event.type == "message.withheld":  # who can give the consent, or declare the basis
+        return [RESIDENT + app.applicant_id] if app.applicant_id else [app.submitted_by]
     out = [] if app.submitted_by.startswith(RESIDENT) else [app.submitted_by]
     out.append(RESIDENT + app.applicant_id if app.applicant_id else APPLICANT)
     if event.type in _TO_HANDLERS:
@@ -213,9 +228,14 @@ async def record(app: Application, uow: UnitOfWork, now: datetime) -> int:
     """One notification per recipient of each milestone among the pending events, written in
     the caller's transaction. Returns how many."""
     written = 0
+    on_hold = False
     for event in app.pending_events:
         if event.type not in MILESTONES:
             continue
+        if event.type == "message.withheld":  # once per move, however many forwards it held
+            if on_hold:
+                continue
+            on_hold = True
         for recipient in recipients(app, event):
             notification_id = ids.new_notification_id()
             body: dict[str, Any] = {

@@ -40,7 +40,7 @@ from gateway.domain import legal_basis
 from gateway.domain.agencies import Agency
 from gateway.domain.application import Application
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
-from gateway.services import evidence
+from gateway.services import evidence, notifications
 from gateway.services.ports import (
     BlobStore,
     Clock,
@@ -84,6 +84,7 @@ class Relay:
         *,
         check_ack_keys: bool = False,
         blobs: BlobStore | None = None,
+        notify: bool = False,
     ) -> None:
         """``check_ack_keys``: the transport verifies acknowledgements against the process's
         registry snapshot, which may lag; the key is then checked again in the transaction
@@ -92,6 +93,7 @@ class Relay:
         self._transport = transport
         self._clock = clock
         self._blobs = blobs  # where an issuer's evidence document is kept (services/evidence)
+        self._notify = notify  # tell the applicant when a send is withheld (Art. 22)
         self.policy = policy or RelayPolicy()
         self._observer: RelayObserver = observer or _Unobserved()
         self._wake = asyncio.Event()
@@ -180,7 +182,7 @@ class Relay:
                 per_destination=self.policy.per_partner,
                 in_flight=in_flight,
             )
-            claimed = await _basis_in_force(uow, claimed, self._clock.now())
+            claimed = await _basis_in_force(uow, claimed, self._clock.now(), self._notify)
             return claimed, {d: await uow.agencies.get(d) for d in {m.destination for m in claimed}}
 
         # inside the group committer's next batch: its turn on the database is one batch's
@@ -237,7 +239,7 @@ class Relay:
 
 
 async def _basis_in_force(
-    uow: UnitOfWork, claimed: list[OutboxMessage], now: datetime
+    uow: UnitOfWork, claimed: list[OutboxMessage], now: datetime, notify: bool = False
 ) -> list[OutboxMessage]:
     """The claimed messages that still rest on something: the consent they rely on still in
     force, or the legal basis the submitting agency declared. The others are withheld instead
@@ -281,6 +283,8 @@ async def _basis_in_force(
         for message, reason in messages:
             if any(h.agency_id == message.destination for h in app.handlers):
                 app.forward_withheld(message.destination, reason, now, message.id)
+        if notify:  # the case is on hold: its applicant is told (Art. 22)
+            await notifications.record(app, uow, now)
         await uow.applications.save(app)
     return [m for m in claimed if m.id not in lapsed]
 

@@ -35,7 +35,7 @@ from gateway.services import handlers, lifecycle
 from gateway.services.identity import SignIn, grant_consent, sign_in, withdraw_consent
 from gateway.services.ports import Acknowledgement, OutboxMessage
 from gateway.services.relay import Relay
-from gateway.store.tables import consents, outbox
+from gateway.store.tables import consents, notifications, outbox
 from gateway.trust.receipts import verify_receipt
 from gateway.web.keys import DEPENDENCIES
 from tests.conftest import Database, RunningGateway, sandbox_settings
@@ -118,9 +118,9 @@ async def submit(
     return dict(stored.body)
 
 
-def _relay(gateway: RunningGateway, partners: Partners) -> Relay:
+def _relay(gateway: RunningGateway, partners: Partners, *, notify: bool = False) -> Relay:
     deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
-    return Relay(deps.uow, partners, deps.clock)
+    return Relay(deps.uow, partners, deps.clock, notify=notify)
 
 
 async def _forwards(gateway: RunningGateway, app_id: str) -> list[tuple[str, str, str | None]]:
@@ -131,6 +131,18 @@ async def _forwards(gateway: RunningGateway, app_id: str) -> list[tuple[str, str
         .order_by(outbox.c.created_at, outbox.c.destination),
     )
     return [(r.destination, r.status, r.last_error) for r in rows]
+
+
+async def _on_hold(gateway: RunningGateway, app_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The notifications telling that the case is on hold: (recipient, body)."""
+    rows = await _rows(
+        gateway.settings,
+        sa.select(notifications.c.recipient, notifications.c.body).where(
+            notifications.c.application_id == app_id,
+            notifications.c.event == "message.withheld",
+        ),
+    )
+    return [(r.recipient, r.body) for r in rows]
 
 
 async def _withheld(gateway: RunningGateway, app_id: str) -> list[dict[str, Any]]:
@@ -170,6 +182,7 @@ async def test_withdrawn_mid_review_the_reviewers_forward_is_not_sent(
     assert await _withheld(gateway, app_id) == [
         {"agency": "hk-mchk", "reason": "consent_withdrawn"}
     ]
+    assert [r for r, _ in await _on_hold(gateway, app_id)] == [f"resident:{chan.person_id}"]
 
 
 async def test_with_the_consent_in_force_the_reviewer_is_sent_the_case_after_acceptance(
@@ -192,6 +205,7 @@ async def test_with_the_consent_in_force_the_reviewer_is_sent_the_case_after_acc
         ("hk-mchk", "pending", None),
     ]
     assert await _withheld(gateway, app_id) == []
+    assert await _on_hold(gateway, app_id) == []
 
 
 async def test_a_queued_retry_is_not_sent_after_withdrawal(
@@ -215,6 +229,8 @@ async def test_a_queued_retry_is_not_sent_after_withdrawal(
     await withdraw_consent(resident(chan), consent_id, deps)
 
     assert await _forwards(gateway, app_id) == [("gd-hq-csb", "withheld", "consent_withdrawn")]
+    [(recipient, body)] = await _on_hold(gateway, app_id)  # told once that the case waits
+    assert (recipient, body["reason"]) == (f"resident:{chan.person_id}", "consent_withdrawn")
     partners.failing = False
     clock.current = AT + timedelta(hours=1)  # long past the retry's time
     assert await _relay(gateway, partners).run_once() == 0
@@ -244,12 +260,17 @@ async def test_the_relay_withholds_a_retry_whose_consent_expired_in_the_queue(
 
     partners.failing = False
     clock.current = AT + timedelta(hours=1)  # the consent ran out while the retry waited
-    assert await _relay(gateway, partners).run_once() == 0
+    assert await _relay(gateway, partners, notify=True).run_once() == 0
 
     assert len(partners.sent) == 1
     assert await _forwards(gateway, app_id) == [("gd-hq-csb", "withheld", "consent_expired")]
     [held] = await _withheld(gateway, app_id)
     assert (held["agency"], held["reason"]) == ("gd-hq-csb", "consent_expired")
+    # the resident did nothing: they are told the case is on hold, and why
+    [(recipient, body)] = await _on_hold(gateway, app_id)
+    assert recipient == f"resident:{chan.person_id}"
+    assert body["reason"] == "consent_expired"
+    assert body["message"]["en"].startswith("Your application is on hold")
 
 
 LEGAL_BASIS = {

@@ -163,6 +163,26 @@ async def test_events_that_are_not_milestones_write_nothing() -> None:
     assert rows.rows == {}
 
 
+async def test_forwards_withheld_put_the_case_on_hold_told_once_to_who_can_act() -> None:
+    """Two forwards withheld in one move: the resident is told once that the case waits for
+    a consent; an agency's case withheld for want of a basis tells the submitting agency."""
+    app = _app(resident=True)
+    app.forward_withheld("gd-hq-csb", "consent_withdrawn", AT, "msg_1")
+    app.forward_withheld("gd-hq-tax", "consent_withdrawn", AT, "msg_2")
+    rows = Rows()
+
+    assert await record(app, Uow(rows), AT) == 1  # type: ignore[arg-type]
+
+    [told] = [r["n"] for r in rows.rows.values()]
+    assert told.recipient == "resident:per_1"
+    assert (told.body["event"], told.body["reason"]) == ("message.withheld", "consent_withdrawn")
+    assert set(told.body["message"]) == {"zh-Hant", "zh-Hans", "en", "pt"}
+    agency_case = _app(resident=False)
+    agency_case.forward_withheld("gd-hq-csb", "no_legal_basis", AT)
+    (held,) = agency_case.pending_events
+    assert recipients(agency_case, held) == ["hk-ird"]
+
+
 # ---- the dispatcher --------------------------------------------------------------------
 
 
