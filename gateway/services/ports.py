@@ -164,7 +164,8 @@ class ApplicationRepository(Protocol):
     async def applied_by(
         self, person_id: str, *, limit: int, after: str | None
     ) -> list[Application]:
-        """The resident's own applications, oldest first."""
+        """The resident's own applications, and those they filed for someone else as an
+        agent (Art. 24), oldest first."""
         ...
 
     async def naming(

@@ -113,7 +113,8 @@ async def own_applications(
     login_id: str | None = None,
 ) -> dict[str, Any]:
     """A resident's applications (Art. 22: progress on every channel), cursor-paged: those
-    they filed and, seen through ``login_id``, the agencies' naming their linked documents."""
+    they filed, for themselves or as an agent for someone else, and, seen through
+    ``login_id``, the agencies' naming their linked documents."""
     async with deps.uow() as uow:
         apps = await uow.applications.applied_by(person_id, limit=limit + 1, after=after)
         if login_id is not None:

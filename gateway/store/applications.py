@@ -184,7 +184,12 @@ class SqlApplications:
     ) -> list[Application]:
         query = (
             sa.select(applications.c.id)
-            .where(applications.c.applicant_id == person_id)
+            .where(
+                sa.or_(
+                    applications.c.applicant_id == person_id,
+                    applications.c.submitted_by == f"resident:{person_id}",  # as an agent
+                )
+            )
             .order_by(applications.c.id)
             .limit(limit)
         )

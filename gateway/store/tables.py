@@ -74,6 +74,7 @@ applications = sa.Table(
     sa.Column("pickup_hash", sa.String(64)),
     sa.Column("pickup_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_applications_applicant", "applicant_id", "id"),
+    sa.Index("ix_applications_submitter", "submitted_by", "id"),  # an agent's filings too
     sa.Index("ix_applications_identified", "identified_doc_type", "identified_number", "id"),
     sa.Index("ix_applications_recheck", "recheck_lead", "id"),  # the re-check work list
     sa.Index("ix_applications_evidence_due", "evidence_due"),

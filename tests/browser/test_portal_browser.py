@@ -574,9 +574,9 @@ async def test_after_submitting_a_resident_supplies_complains_withdraws_and_dele
     await journey.check("form-for-principal")
     await journey.fill_form("Lei's Tea House")
     case_id = await journey.consent_and_submit()
-    assert await page.locator("#principal-follows").count() == 1  # his case: he follows it
+    assert await page.locator("#principal-follows").count() == 1  # his case: he is told
     await page.goto(f"{gateway.url}/portal/applications")
-    assert await page.locator(f'tr[data-application="{case_id}"]').count() == 0  # his, not hers
+    assert await page.locator(f'tr[data-application="{case_id}"]').count() == 1  # she filed it
     await principal.goto(f"{gateway.url}/portal/applications")
     assert await principal.locator(f'tr[data-application="{case_id}"]').count() == 1
     violations = journey.violations + other.violations

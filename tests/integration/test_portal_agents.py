@@ -90,7 +90,13 @@ async def test_an_agent_applies_for_the_principal_under_the_principal_s_own_cons
             assert response.url.path.endswith("/receipt")
             page = await response.text()
         assert 'id="principal-follows"' in page
-        assert 'id="see-progress"' not in page  # the case is his: the agent cannot follow it
+        case_id = response.url.path.split("/")[-2]
+        async with agent.get(f"{portal}/applications/{case_id}") as response:
+            assert response.status == 200  # the agent who filed it follows it too
+        async with agent.get(f"{portal}/applications") as response:
+            assert f'data-application="{case_id}"' in await response.text()
+        async with principal.get(f"{portal}/applications") as response:
+            assert f'data-application="{case_id}"' in await response.text()
     [case] = await _rows(
         gateway,
         sa.select(applications.c.id, applications.c.applicant_id, applications.c.consent_id),
