@@ -69,8 +69,11 @@ async def test_an_agent_applies_for_the_principal_under_the_principal_s_own_cons
             page = await response.text()
         assert 'id="principal-consent"' in page
         assert 'id="agree"' not in page  # the agent is not asked to consent for him
-        async with agent.post(consent, data={"csrf": csrf}) as response:
+        async with agent.post(consent, data={"csrf": csrf}, headers=EN) as response:
             assert response.status == 403  # refused: he has not consented
+            page = await response.text()
+        assert 'data-problem="consent_required"' in page
+        assert "ask the principal to consent on their delegations page" in page
         assert await _rows(gateway, sa.select(applications.c.id)) == []
         assert await _rows(gateway, sa.select(consents.c.id)) == []
 
