@@ -59,7 +59,7 @@ from gateway.services.milestones import (
     deadlines,
     settle,
 )
-from gateway.services.ports import StoredResponse, UnitOfWork
+from gateway.services.ports import StoredResponse, TimelineEntry, UnitOfWork
 from gateway.services.residents import require_case_assurance
 from gateway.services.validation import assess
 
@@ -315,7 +315,12 @@ def _renew_consent(cmd: ActOnApplication, deps: Dependencies) -> Act:
             categories=data_categories(app.document),
             at=now,
         )
-        held = [e for e in await uow.applications.timeline(app.id) if e.type == "message.withheld"]
+        held: list[TimelineEntry] = []  # withheld since the applicant last consented
+        for entry in await uow.applications.timeline(app.id):
+            if entry.type == "consent.renewed":
+                held = []
+            elif entry.type == "message.withheld":
+                held.append(entry)
         if before is not None and before.active(now) and not held:
             raise IllegalTransitionError(
                 "the consent this application relies on is in force and nothing was withheld"

@@ -417,6 +417,8 @@ async def test_consenting_again_sends_the_forward_the_withdrawal_held_back(
     assert await _relay(gateway, partners).run_once() == 1
     assert partners.sent[-1] == queued[1]
     assert [s for _, s, _ in await _forwards(gateway, app_id)] == ["withheld", "delivered"]
+    with pytest.raises(IllegalTransitionError):  # in force, nothing withheld since: no more
+        await _consent_again(gateway, chan, app_id)
 
 
 async def test_consenting_again_mid_review_sends_the_reviewer_the_case(
