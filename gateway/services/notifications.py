@@ -43,11 +43,17 @@ from gateway.domain import ids
 from gateway.domain.application import Application
 from gateway.domain.errors import Localized, PermanentDeliveryError, TransientDeliveryError
 from gateway.domain.events import Event
-from gateway.services.ports import Clock, Notification, Notifier, UnitOfWork, UnitOfWorkFactory
+from gateway.services.ports import (  # APPLICANT: an agency's case, the resident(s) it names
+    APPLICANT,
+    Clock,
+    Notification,
+    Notifier,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 log = structlog.get_logger("gateway.notifications")
 RESIDENT = "resident:"
-APPLICANT = "applicant"  # an agency's case: the resident(s) behind the document it names
 
 
 def is_agency(recipient: str) -> bool:

@@ -359,6 +359,9 @@ class IdentityRepository(Protocol):
         ...
 
 
+APPLICANT = "applicant"  # a notification's recipient: the resident(s) behind an agency's case
+
+
 @dataclass(slots=True)
 class Notification:
     """One milestone told to one recipient (Art. 22), written with the state change it tells.
@@ -396,9 +399,16 @@ class NotificationRepository(Protocol):
     async def dead(self, notification_id: str, error: str) -> None: ...
 
     async def of_recipient(
-        self, recipient: str, *, limit: int, after: str | None
+        self,
+        recipient: str,
+        *,
+        limit: int,
+        after: str | None,
+        applicant_of: Sequence[str] = (),
     ) -> list[Notification]:
-        """A recipient's notifications, oldest first, after the cursor (a notification id)."""
+        """A recipient's notifications, oldest first, after the cursor (a notification id);
+        with those written for ``applicant`` on the cases ``applicant_of`` names (an agency's
+        cases the resident sees)."""
         ...
 
 

@@ -8,7 +8,7 @@ from gateway.domain.application import Application
 from gateway.domain.commands import Caller
 from gateway.domain.errors import NotFoundError
 from gateway.services.handlers import Dependencies
-from gateway.services.ports import UnitOfWork
+from gateway.services.ports import Notification, UnitOfWork
 from gateway.services.visibility import viewer, visible_named
 
 
@@ -124,6 +124,30 @@ async def own_applications(
             )
     merged = sorted({a.id: a for a in apps}.values(), key=lambda a: a.id)
     return _page(merged[: limit + 1], limit)
+
+
+NAMED_CASES = 1000  # an agency's cases naming a resident: more than anyone has
+
+
+async def own_notifications(
+    deps: Dependencies, person_id: str, login_id: str, *, limit: int, after: str | None
+) -> tuple[list[Notification], bool]:
+    """A resident's notifications, oldest first, cursor-paged: those of their own cases and,
+    seen through ``login_id``, those written for ``applicant`` on the agencies' cases naming
+    their linked documents (the milestones they are sent). The page, and whether more
+    follow."""
+    async with deps.uow() as uow:
+        seen = await viewer(uow, person_id, login_id)
+        named = await visible_named(
+            uow, seen, deps.catalog, deps.clock, limit=NAMED_CASES, after=None
+        )
+        found = await uow.notifications.of_recipient(
+            f"resident:{person_id}",
+            limit=limit + 1,
+            after=after,
+            applicant_of=[a.id for a in named],
+        )
+    return found[:limit], len(found) > limit
 
 
 async def work_list(

@@ -9,13 +9,14 @@ status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.services.ports import Notification
+from gateway.services.ports import APPLICANT, Notification
 from gateway.store.leases import failed_attempt
 from gateway.store.tables import notifications
 
@@ -101,9 +102,23 @@ class SqlNotifications:
         )
 
     async def of_recipient(
-        self, recipient: str, *, limit: int, after: str | None
+        self,
+        recipient: str,
+        *,
+        limit: int,
+        after: str | None,
+        applicant_of: Sequence[str] = (),
     ) -> list[Notification]:
-        query = notifications.select().where(notifications.c.recipient == recipient)
+        mine = notifications.c.recipient == recipient
+        if applicant_of:
+            mine = sa.or_(
+                mine,
+                sa.and_(
+                    notifications.c.recipient == APPLICANT,
+                    notifications.c.application_id.in_(list(applicant_of)),
+                ),
+            )
+        query = notifications.select().where(mine)
         if after:
             query = query.where(notifications.c.id > after)
         rows = await self._conn.execute(query.order_by(notifications.c.id).limit(limit))

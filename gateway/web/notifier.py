@@ -31,6 +31,7 @@ from gateway.domain.agencies import Agency
 from gateway.domain.errors import PermanentDeliveryError, TransientDeliveryError
 from gateway.egress.client import client_session
 from gateway.egress.policy import EgressPolicy
+from gateway.services import queries
 from gateway.services.notifications import Dispatcher, DispatchPolicy
 from gateway.services.ports import (
     Clock,
@@ -189,7 +190,8 @@ _LIST = {"type": "object", "properties": {"items": {"type": "array"}, "next": {}
 
 @routes.get("/v1/me/notifications")
 @operation(
-    summary="The resident's notifications: each milestone of their cases, in three scripts",
+    summary="The resident's notifications: each milestone of their cases, and of the agencies' "
+    "cases naming their linked documents, in four languages",
     tag="applicant",
     parameters=[query("after", "cursor from the previous page")],
     responses={
@@ -199,7 +201,10 @@ _LIST = {"type": "object", "properties": {"items": {"type": "array"}, "next": {}
 )
 async def my_notifications(request: web.Request) -> web.Response:
     grant = await authenticate_resident(request)
-    return json_response(await _page(request, f"resident:{grant.person_id}"))
+    page, more = await queries.own_notifications(
+        request.app[DEPENDENCIES], grant.person_id, grant.login_id, limit=50, after=_after(request)
+    )
+    return json_response({"items": [_item(n) for n in page], "next": page[-1].id if more else None})
 
 
 @routes.get("/v1/notifications")

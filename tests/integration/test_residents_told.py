@@ -284,3 +284,15 @@ async def test_the_resident_behind_an_agency_case_is_told_of_its_milestones(
     assert await _until(lambda: told(strict_case), "the strict case's applicant notifications")
     # chan's HKID was linked at substantial; the matter needs high: no one is told
     assert await _emails_of(gateway, strict_case) == []
+
+    # and each reads them at /v1/me/notifications: zhang the milestones of the case naming
+    # him, chan nothing of the case he may not see
+    status, listed = await _call(gateway, "GET", "/v1/me/notifications", zhang)
+    assert status == 200
+    about = [n for n in listed["items"] if n["application_id"] == zhang_case]
+    assert "application.approved" in [n["event"] for n in about]
+    assert {n["recipient"] for n in about} == {"applicant"}
+    assert all(set(n["message"]) == {"zh-Hant", "zh-Hans", "en", "pt"} for n in about)
+    status, listed = await _call(gateway, "GET", "/v1/me/notifications", chan)
+    assert status == 200
+    assert [n for n in listed["items"] if n["application_id"] == strict_case] == []
