@@ -293,10 +293,9 @@ async def test_the_identity_part_is_never_asked_again(gateway: RunningGateway) -
     assert [p.code for p in caught.value.errors] == ["identity_from_login"]
 
 
-async def test_an_agent_applies_for_the_principal_under_a_confirmed_delegation(
-    gateway: RunningGateway,
-) -> None:
-    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+async def _agent_asks(deps: Any, matters: list[str]) -> tuple[SignIn, SignIn, dict[str, Any]]:
+    """陳大文 and an agent sign in; the agent asks to act for him on ``matters`` for 30 days.
+    (the principal, the agent, the delegation asked)."""
     chan = await sign_in(chan_at_hk(), deps)
     agent = await sign_in(
         hk_person("TA-LEUNG", "K246810", "7", "LEUNG, Mei Ling", "19900808", "iamsmart"), deps
@@ -304,13 +303,17 @@ async def test_an_agent_applies_for_the_principal_under_a_confirmed_delegation(
     until = (deps.clock.now() + timedelta(days=30)).isoformat()
     asked = await request_delegation(
         resident(agent),
-        {
-            "principal": {"type": "HKID", "number": "A123456(3)"},
-            "matters": [HENGQIN_BUSINESS, IN_PERSON],
-            "until": until,
-        },
+        {"principal": {"type": "HKID", "number": "A123456(3)"}, "matters": matters, "until": until},
         deps,
     )
+    return chan, agent, asked
+
+
+async def test_an_agent_applies_for_the_principal_under_a_confirmed_delegation(
+    gateway: RunningGateway,
+) -> None:
+    deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
+    chan, agent, asked = await _agent_asks(deps, [HENGQIN_BUSINESS, IN_PERSON])
     consent = await grant_consent(resident(chan), CONSENT, deps)
 
     with pytest.raises(DelegationError):  # not confirmed yet
@@ -370,20 +373,7 @@ async def test_an_agent_naming_no_consent_relies_on_the_principal_s_own(
     submission relies on the principal's consent in force for the matter (before a general
     one); without one that covers the case it is refused and nothing is stored."""
     deps = gateway.app[DEPENDENCIES]  # type: ignore[index]
-    chan = await sign_in(chan_at_hk(), deps)
-    agent = await sign_in(
-        hk_person("TA-LEUNG", "K246810", "7", "LEUNG, Mei Ling", "19900808", "iamsmart"), deps
-    )
-    until = (deps.clock.now() + timedelta(days=30)).isoformat()
-    asked = await request_delegation(
-        resident(agent),
-        {
-            "principal": {"type": "HKID", "number": "A123456(3)"},
-            "matters": [HENGQIN_BUSINESS],
-            "until": until,
-        },
-        deps,
-    )
+    chan, agent, asked = await _agent_asks(deps, [HENGQIN_BUSINESS])
     await change_delegation(resident(chan), asked["delegation_id"], "confirm", deps)
     await grant_consent(resident(agent), CONSENT, deps)  # the agent's own: never the principal's
     narrow = await grant_consent(resident(chan), {**CONSENT, "categories": ["identity"]}, deps)
